@@ -1,0 +1,1 @@
+"""Development-only stand-ins for the outside world (Exchange, JRNI). Never deployed."""

@@ -1,0 +1,270 @@
+"""The EWS emulator's HTTP application: SOAP dispatch, authentication, throttling, faults, schema checks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from lxml import etree
+
+from emulators.ews import control, soap
+from emulators.ews.auth import Authenticator
+from emulators.ews.context import Principal, RequestContext
+from emulators.ews.errors import EwsError, SoapFault, server_busy
+from emulators.ews.faults import REQUEST_KINDS, Budget, Faults
+from emulators.ews.model import Store, decode_id
+from emulators.ews.operations import HANDLERS, STREAMING_HANDLERS, load_all
+from emulators.ews.schema import load_schema, violations
+from emulators.ews.settings import EmulatorSettings
+from emulators.ews.xml import (
+    MAX_REQUEST_BYTES,
+    SOAP_NS,
+    T_NS,
+    XmlInputError,
+    local,
+    parse_request,
+    q,
+    to_bytes,
+)
+
+log = logging.getLogger("emulators.ews")
+
+from emulators.ews.keys import EMULATOR  # noqa: E402
+
+
+@dataclass
+class Stats:
+    operations: Counter[str] = field(default_factory=Counter)
+    mailboxes: Counter[str] = field(default_factory=Counter)
+    http_statuses: Counter[int] = field(default_factory=Counter)
+
+    def reset(self) -> None:
+        self.operations.clear()
+        self.mailboxes.clear()
+        self.http_statuses.clear()
+
+
+class Emulator:
+    """Everything one running emulator holds; ``reset()`` empties it."""
+
+    def __init__(self, settings: EmulatorSettings) -> None:
+        self.settings = settings
+        self.schema = load_schema()
+        self.store = Store()
+        self.faults = Faults()
+        self.budget = Budget()
+        self.stats = Stats()
+        self.auth = Authenticator(self.store, settings)
+        self.notifications: Any = None
+        self._install_notifications()
+
+    def _install_notifications(self) -> None:
+        try:
+            from emulators.ews.notifications import NotificationHub
+        except ImportError:  # pragma: no cover - during bring-up only
+            return
+        self.notifications = NotificationHub(self)
+
+    def reset(self) -> None:
+        if self.notifications is not None:
+            self.notifications.close_all()
+        self.store = Store()
+        self.faults = Faults()
+        self.budget = Budget()
+        self.stats.reset()
+        self.auth = Authenticator(self.store, self.settings)
+        self.settings.captured.clear()
+        self._install_notifications()
+
+    def capture(self, direction: str, operation: str, payload: bytes) -> None:
+        if self.settings.capture:
+            self.settings.captured.append((direction, operation, payload))
+
+
+def _xml_response(payload: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=payload, status=status, content_type="text/xml", charset="utf-8")
+
+
+def _target_mailbox(emulator: Emulator, ctx: RequestContext, operation: etree._Element) -> str | None:
+    """The mailbox a request is about, for statistics and fault matching."""
+    if ctx.impersonated:
+        return ctx.impersonated
+    for address in operation.iter(q(T_NS, "EmailAddress")):
+        if address.text:
+            return address.text.strip().lower()
+    for item_id in operation.iter(q(T_NS, "ItemId")):
+        decoded = decode_id(item_id.get("Id", ""))
+        mailbox = emulator.store.mailboxes.get(decoded.mailbox_num) if decoded else None
+        if mailbox is not None:
+            return mailbox.address
+    if ctx.anchor_mailbox:
+        return ctx.anchor_mailbox.lower()
+    return ctx.acting_user
+
+
+def _schema_fault(message: str, line: int | None = None, column: int | None = None) -> SoapFault:
+    detail = {"Violation": message}
+    if line is not None:
+        detail = {"LineNumber": str(line), "LinePosition": str(column or 0), "Violation": message}
+    return SoapFault("ErrorSchemaValidation", f"The request failed schema validation: {message}", extra_detail=detail)
+
+
+async def ews_endpoint(request: web.Request) -> web.StreamResponse:
+    """POST /EWS/Exchange.asmx: one SOAP request, answered as Exchange would."""
+    emulator = request.app[EMULATOR]
+    settings = emulator.settings
+    if settings.latency_ms:
+        await asyncio.sleep(settings.latency_ms / 1000)
+    principal = emulator.auth.authenticate(request)
+    if not isinstance(principal, Principal):
+        emulator.stats.http_statuses[principal.status] += 1
+        return principal
+    if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
+        return web.Response(status=413, text="The request is larger than the 10 MB limit.")
+    raw = await request.content.read(MAX_REQUEST_BYTES + 1)
+    account = principal.name
+    if not emulator.budget.enter(account, settings.max_concurrency):
+        emulator.stats.operations["(throttled)"] += 1
+        return _xml_response(soap.fault(settings, server_busy(settings_back_off(settings))), 500)
+    try:
+        return await _dispatch(emulator, request, principal, raw)
+    finally:
+        emulator.budget.leave(account)
+
+
+def settings_back_off(settings: EmulatorSettings) -> int:
+    # Exchange's budget back-off is usually a few hundred milliseconds to a few seconds under light load.
+    return 500
+
+
+async def _dispatch(emulator: Emulator, request: web.Request, principal: Principal, raw: bytes) -> web.StreamResponse:
+    settings = emulator.settings
+    operation_name = "(invalid)"
+    try:
+        try:
+            root = parse_request(raw)
+        except XmlInputError as exc:
+            emulator.capture("request", operation_name, raw)
+            raise _schema_fault(str(exc)) from exc
+        body = root.find(q(SOAP_NS, "Body")) if local(root) == "Envelope" else None
+        if body is None or not len(body):
+            raise _schema_fault("The request is not a SOAP 1.1 envelope with a Body.")
+        operation = next((el for el in body if isinstance(el.tag, str)), None)
+        if operation is None:
+            raise _schema_fault("The SOAP Body is empty.")
+        operation_name = local(operation)
+        emulator.capture("request", operation_name, etree.tostring(operation))
+        problems = violations(operation, emulator.schema)
+        if problems:
+            raise _schema_fault(problems[0])
+        ctx = RequestContext(emulator.store, settings, principal, emulator=emulator)
+        ctx.read_soap_header(root.find(q(SOAP_NS, "Header")))
+        ctx.anchor_mailbox = request.headers.get("X-AnchorMailbox")
+        ctx.headers = dict(request.headers)
+        ctx.check_impersonation()
+        mailbox = _target_mailbox(emulator, ctx, operation)
+        emulator.stats.operations[operation_name] += 1
+        if mailbox:
+            emulator.stats.mailboxes[mailbox] += 1
+        injected = await _apply_request_faults(emulator, request, operation_name, mailbox)
+        if injected is not None:
+            return injected
+        if operation_name in STREAMING_HANDLERS:
+            return await STREAMING_HANDLERS[operation_name](ctx, operation, request)
+        handler = HANDLERS.get(operation_name)
+        if handler is None:
+            raise SoapFault("ErrorInvalidRequest", f"The request is invalid: {operation_name} is not supported by this server.")
+        envelope, response_body = soap.envelope(settings)
+        try:
+            handler(ctx, operation, response_body)
+        except EwsError as err:
+            # An error that is not about one input fails the request's single response message.
+            for node in list(response_body):
+                response_body.remove(node)
+            name = "GetUserAvailability" if operation_name == "GetUserAvailabilityRequest" else operation_name
+            _, messages = soap.response(response_body, name)
+            soap.error(messages, name, err)
+        return _respond(emulator, operation_name, envelope)
+    except SoapFault as fault:
+        payload = soap.fault(settings, fault)
+        emulator.capture("fault", operation_name, payload)
+        emulator.stats.http_statuses[fault.status] += 1
+        return _xml_response(payload, fault.status)
+
+
+def _respond(emulator: Emulator, operation_name: str, envelope: etree._Element) -> web.Response:
+    body = envelope.find(q(SOAP_NS, "Body"))
+    message = body[0] if body is not None and len(body) else None
+    if message is not None:
+        emulator.capture("response", operation_name, etree.tostring(message))
+        if emulator.settings.validate_responses:
+            problems = violations(message, emulator.schema)
+            if problems:
+                # Fail loudly: a response Exchange would never send is a bug in the emulator, not the client.
+                text = f"EWS emulator bug: the {operation_name} response does not validate: {problems}"
+                print(text, file=sys.stderr, flush=True)
+                return web.Response(status=500, text=text)
+    emulator.stats.http_statuses[200] += 1
+    return _xml_response(to_bytes(envelope))
+
+
+async def _apply_request_faults(
+    emulator: Emulator, request: web.Request, operation: str, mailbox: str | None
+) -> web.StreamResponse | None:
+    rule = emulator.faults.take(REQUEST_KINDS, operation, mailbox)
+    if rule is None:
+        return None
+    if rule.kind == "delay":
+        await asyncio.sleep(rule.delay_ms / 1000)
+        return None
+    if rule.kind == "server_busy":
+        return _xml_response(soap.fault(emulator.settings, server_busy(rule.back_off_ms)), 500)
+    if rule.kind == "http_503":
+        retry_after = max(1, round(rule.back_off_ms / 1000))
+        return web.Response(status=503, text="Service Unavailable", headers={"Retry-After": str(retry_after)})
+    # connection_reset: drop the TCP connection without an answer.
+    if request.transport is not None:
+        request.transport.abort()
+    raise ConnectionResetError("injected connection_reset")
+
+
+async def not_allowed(request: web.Request) -> web.Response:
+    return web.Response(status=405, headers={"Allow": "POST"}, text="EWS accepts POST only.")
+
+
+def build_app(settings: EmulatorSettings | None = None) -> web.Application:
+    """The aiohttp application: EWS, autodiscover, the OAuth token endpoint and the control plane."""
+    load_all()
+    settings = settings or EmulatorSettings()
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES + 1024 * 1024)
+    app[EMULATOR] = Emulator(settings)
+    for path in ("/EWS/Exchange.asmx", "/ews/exchange.asmx"):
+        app.router.add_post(path, ews_endpoint)
+        app.router.add_get(path, not_allowed)
+    extras = _optional_routes()
+    for register in extras:
+        register(app)
+    control.register(app)
+    return app
+
+
+def _optional_routes() -> list[Any]:
+    routes = []
+    try:
+        from emulators.ews import autodiscover
+
+        routes.append(autodiscover.register)
+    except ImportError:
+        pass
+    try:
+        from emulators.ews import oauth
+
+        routes.append(oauth.register)
+    except ImportError:
+        pass
+    return routes

@@ -1,0 +1,87 @@
+"""GetFolder: the root and calendar folders of a mailbox.
+
+https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/getfolder-operation
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from emulators.ews.context import RequestContext, folder_ids
+from emulators.ews.errors import EwsError
+from emulators.ews.model import Mailbox, encode_folder_id
+from emulators.ews.operations import operation
+from emulators.ews.operations._common import each_message
+from emulators.ews.soap import response
+from emulators.ews.xml import M_NS, T_NS, child, m, sub, t, text_of
+
+# The well-known folders a mailbox answers for; only the calendar holds items here.
+FOLDERS = {
+    "root": ("Folder", "", "Root", None),
+    "msgfolderroot": ("Folder", "IPF.Note", "Top of Information Store", "root"),
+    "calendar": ("CalendarFolder", "IPF.Appointment", "Calendar", "msgfolderroot"),
+}
+
+
+def write_folder(parent: etree._Element, mailbox: Mailbox, name: str, all_properties: bool) -> None:
+    """Append the folder element (``t:CalendarFolder`` or ``t:Folder``) in schema order."""
+    kind, folder_class, display_name, parent_name = FOLDERS[name]
+    el = sub(parent, t(kind))
+    sub(el, t("FolderId"), Id=encode_folder_id(mailbox.num, name), ChangeKey=mailbox.folder_change_key)
+    if parent_name:
+        sub(el, t("ParentFolderId"), Id=encode_folder_id(mailbox.num, parent_name), ChangeKey=mailbox.folder_change_key)
+    if folder_class:
+        sub(el, t("FolderClass"), folder_class)
+    sub(el, t("DisplayName"), display_name)
+    sub(el, t("TotalCount"), len(mailbox.items) if name == "calendar" else 0)
+    sub(el, t("ChildFolderCount"), {"root": 1, "msgfolderroot": 1}.get(name, 0))
+    if all_properties:
+        rights = sub(el, t("EffectiveRights"))
+        for right in ("CreateAssociated", "CreateContents", "CreateHierarchy", "Delete", "Modify", "Read"):
+            sub(rights, t(right), True)
+    if kind == "Folder":
+        sub(el, t("UnreadCount"), 0)
+
+
+def resolve_known_folder(ctx: RequestContext, folder_el: etree._Element) -> tuple[Mailbox, str]:
+    mailbox, name = ctx.resolve_folder(folder_el)
+    ctx.check_access(mailbox, "read")
+    if name not in FOLDERS:
+        raise EwsError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
+    return mailbox, name
+
+
+@operation("GetFolder")
+def get_folder(ctx: RequestContext, request: etree._Element, body: etree._Element) -> None:
+    shape = text_of(child(request, M_NS, "FolderShape"), T_NS, "BaseShape", "Default")
+    _, messages = response(body, "GetFolder")
+
+    def handle(folder_el: etree._Element, message: etree._Element) -> None:
+        mailbox, name = resolve_known_folder(ctx, folder_el)
+        folders = sub(message, m("Folders"))
+        write_folder(folders, mailbox, name, shape == "AllProperties")
+
+    each_message(messages, "GetFolder", folder_ids(child(request, M_NS, "FolderIds")), handle)
+
+
+@operation("FindFolder")
+def find_folder(ctx: RequestContext, request: etree._Element, body: etree._Element) -> None:
+    deep = request.get("Traversal", "Shallow") == "Deep"
+    _, messages = response(body, "FindFolder")
+
+    def handle(folder_el: etree._Element, message: etree._Element) -> None:
+        mailbox, name = resolve_known_folder(ctx, folder_el)
+        below = [n for n, spec in FOLDERS.items() if spec[3] == name]
+        if deep:
+            frontier = list(below)
+            while frontier:
+                nxt = [n for n, spec in FOLDERS.items() if spec[3] in frontier]
+                below.extend(nxt)
+                frontier = nxt
+        root = sub(message, m("RootFolder"), IndexedPagingOffset=len(below), TotalItemsInView=len(below),
+                   IncludesLastItemInRange=True)  # fmt: skip
+        folders = sub(root, t("Folders"))
+        for found in below:
+            write_folder(folders, mailbox, found, False)
+
+    each_message(messages, "FindFolder", folder_ids(child(request, M_NS, "ParentFolderIds")), handle)
