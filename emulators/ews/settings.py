@@ -23,7 +23,8 @@ class EmulatorSettings:
     token_lifetime_seconds: int = 3600
     # Every exchanged body is kept for schema checks when set (tests set it; off for benchmarks).
     capture: bool = False
-    captured: list[tuple[str, str, bytes]] = field(default_factory=list)
+    # (direction, operation, body, client User-Agent): direction is request / response / fault
+    captured: list[tuple[str, str, bytes, str]] = field(default_factory=list)
 
     @property
     def server_version_name(self) -> str:
