@@ -81,9 +81,10 @@ class Emulator:
         self.settings.captured.clear()
         self._install_notifications()
 
-    def capture(self, direction: str, operation: str, payload: bytes) -> None:
+    def capture(self, direction: str, operation: str, payload: bytes, client: str = "") -> None:
+        """Keep an exchanged body for later schema checks (``client``: the sender's User-Agent, for requests)."""
         if self.settings.capture:
-            self.settings.captured.append((direction, operation, payload))
+            self.settings.captured.append((direction, operation, payload, client))
 
 
 def _xml_response(payload: bytes, status: int = 200) -> web.Response:
@@ -149,7 +150,7 @@ async def _dispatch(emulator: Emulator, request: web.Request, principal: Princip
         try:
             root = parse_request(raw)
         except XmlInputError as exc:
-            emulator.capture("request", operation_name, raw)
+            emulator.capture("request", operation_name, raw, request.headers.get("User-Agent", ""))
             raise _schema_fault(str(exc)) from exc
         body = root.find(q(SOAP_NS, "Body")) if local(root) == "Envelope" else None
         if body is None or not len(body):
@@ -158,7 +159,7 @@ async def _dispatch(emulator: Emulator, request: web.Request, principal: Princip
         if operation is None:
             raise _schema_fault("The SOAP Body is empty.")
         operation_name = local(operation)
-        emulator.capture("request", operation_name, etree.tostring(operation))
+        emulator.capture("request", operation_name, etree.tostring(operation), request.headers.get("User-Agent", ""))
         problems = violations(operation, emulator.schema)
         if problems:
             raise _schema_fault(problems[0])
