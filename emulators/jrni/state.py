@@ -1,0 +1,1017 @@
+"""The JRNI emulator's in-memory model: companies, staff, bookings, blocks, tokens. No HTTP, no I/O.
+
+Every rule JRNI applies to a change (clashes, 403 on cancelled or external bookings, token scope) lives here and
+raises a ``JrniError``; ``app.py`` maps those errors to HTTP responses in one place.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+STATUS_BLOCKED = 3  # BBNG models/booking.js: status_blocked
+STATUS_BOOKED = 4  # BBNG models/booking.js: status_booked
+CHANNELS = ("Administrator", "Call Centre", "Client")  # dev.jrni.com /docs/booking-drop
+
+FIRST_BOOKING_ID = 100001
+FIRST_SLOT_ID = 900001  # a different range from bookings, so a client mixing the two ids gets a 404
+
+
+class JrniError(Exception):
+    """A refusal JRNI would answer with a 4xx status."""
+
+    status = 400
+    reason = "Bad Request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequestError(JrniError):
+    status, reason = 400, "Bad Request"
+
+
+class UnauthorizedError(JrniError):
+    status, reason = 401, "Unauthorized"
+
+
+class ForbiddenError(JrniError):
+    status, reason = 403, "Forbidden"
+
+
+class NotFoundError(JrniError):
+    status, reason = 404, "Not Found"
+
+
+class ConflictError(JrniError):
+    status, reason = 409, "Conflict"
+
+
+class Clock:
+    """Wall-clock time (UTC) that tests can move forward without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        """The current emulated time, timezone-aware UTC."""
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        """Move emulated time forward."""
+        self.offset += timedelta(seconds=seconds)
+
+
+@dataclass
+class App:
+    app_id: str
+    app_key: str
+
+
+@dataclass
+class Company:
+    id: int
+    name: str
+    timezone: str
+    parent_id: int | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass
+class Admin:
+    email: str
+    password: str
+    company_id: int
+    name: str = ""
+
+
+@dataclass
+class Person:
+    id: int
+    company_id: int
+    name: str
+    email: str | None = None
+    ews_email: str | None = None
+    schedule_id: int | None = None
+    disabled: bool = False
+    deleted: bool = False
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class Resource:
+    id: int
+    company_id: int
+    name: str
+    email: str | None = None
+    ews_email: str | None = None
+    schedule_id: int | None = None
+    disabled: bool = False
+    deleted: bool = False
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class Service:
+    id: int
+    company_id: int
+    name: str
+    duration: int
+    pre_time: int = 0
+    post_time: int = 0
+
+
+@dataclass
+class Schedule:
+    id: int
+    company_id: int
+    name: str
+    rules: dict[str, str]
+
+
+@dataclass
+class Client:
+    id: int
+    company_id: int
+    first_name: str = ""
+    last_name: str = ""
+    email: str | None = None
+    mobile: str | None = None
+    phone: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+@dataclass
+class Token:
+    token: str
+    email: str
+    company_id: int  # the company the admin logged in at; valid there and for its descendants
+    last_used: datetime
+    expired: bool = False
+
+
+@dataclass
+class Booking:
+    """An appointment (status 4) or a block (status 3, with a slot)."""
+
+    id: int
+    company_id: int
+    start: datetime  # UTC
+    end: datetime  # UTC
+    status: int = STATUS_BOOKED
+    service_id: int | None = None
+    person_id: int | None = None
+    resource_id: int | None = None
+    client_id: int | None = None
+    pre_time: int = 0
+    post_time: int = 0
+    channel: str = "Administrator"
+    reservation: bool = False  # awaiting confirmation
+    external: bool = False  # "made externally": JRNI refuses to reschedule it (403)
+    external_cal_id: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    private_note: str | None = None
+    current_multi_status: str | None = None
+    is_cancelled: bool = False
+    cancelled_by: str | None = None
+    cancel_reason: str | None = None
+    cancellation_date: datetime | None = None
+    booked_by: str | None = None
+    slot_id: int | None = None
+    purchase_id: int = 0
+    price: int = 0
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def duration(self) -> int:
+        return int((self.end - self.start).total_seconds() // 60)
+
+    @property
+    def is_block(self) -> bool:
+        return self.status == STATUS_BLOCKED
+
+    def busy_interval(self) -> tuple[datetime, datetime]:
+        """The time this occupies: a booking's buffers (pre/post time) count, as in BBNG's "full time"."""
+        if self.is_block:
+            return self.start, self.end
+        return self.start - timedelta(minutes=self.pre_time), self.end + timedelta(minutes=self.post_time)
+
+
+# ---------------------------------------------------------------------------------------------------- parsing
+
+
+def parse_datetime(value: Any, name: str) -> datetime:
+    """An ISO-8601 timestamp as aware UTC; without an offset it is read as UTC, as JRNI does (BBDOC people.md)."""
+    if not isinstance(value, str):
+        raise BadRequestError(f"{name} must be an ISO-8601 date-time string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequestError(f"{name} is not an ISO-8601 date-time: {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_date(value: Any, name: str) -> date:
+    """A ``YYYY-MM-DD`` date."""
+    if not isinstance(value, str):
+        raise BadRequestError(f"{name} must be a YYYY-MM-DD string")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequestError(f"{name} is not a YYYY-MM-DD date: {value!r}") from None
+
+
+def parse_int(value: Any, name: str, minimum: int | None = None) -> int:
+    """An integer from JSON or a query string (JRNI accepts ids as numbers or digit strings)."""
+    if isinstance(value, bool):
+        raise BadRequestError(f"{name} must be an integer")
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, int):
+        raise BadRequestError(f"{name} must be an integer")
+    if minimum is not None and value < minimum:
+        raise BadRequestError(f"{name} must be at least {minimum}")
+    return value
+
+
+def parse_bool(value: Any, name: str) -> bool:
+    """A boolean from JSON, or ``true``/``false``/``1``/``0`` from a query string."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
+        return value.lower() in ("true", "1")
+    raise BadRequestError(f"{name} must be true or false")
+
+
+def _opt_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadRequestError(f"{key} must be a string")
+    return value
+
+
+def parse_rules(value: Any, name: str) -> dict[str, str]:
+    """Legacy schedule rules: keys ``YYYY-MM-DD`` or a weekday digit (0 = Sunday), values ``HHMM-HHMM,...``."""
+    if not isinstance(value, dict):
+        raise BadRequestError(f"{name} must be an object")
+    rules: dict[str, str] = {}
+    for key, ranges in value.items():
+        if not (len(key) == 1 and key in "0123456"):
+            parse_date(key, f"{name} key")
+        if isinstance(ranges, list):
+            ranges = ",".join(str(r) for r in ranges)
+        if not isinstance(ranges, str):
+            raise BadRequestError(f"{name}[{key}] must be a string of HHMM-HHMM ranges")
+        if ranges != "None":
+            for part in ranges.split(","):
+                _parse_range(part, f"{name}[{key}]")
+        rules[key] = ranges
+    return rules
+
+
+def _parse_range(part: str, name: str) -> tuple[str, str]:
+    bits = part.strip().split("-")
+    if len(bits) != 2 or not all(len(b) == 4 and b.isdigit() for b in bits):
+        raise BadRequestError(f"{name} has a range that is not HHMM-HHMM: {part!r}")
+    return bits[0], bits[1]
+
+
+# ---------------------------------------------------------------------------------------------------- seed
+
+
+_SEED_SCHEMA: dict[str, tuple[set[str], set[str]]] = {
+    # section: (required keys, optional keys)
+    "apps": ({"app_id", "app_key"}, set()),
+    "companies": ({"id", "name", "timezone"}, {"parent_id"}),
+    "admins": ({"email", "password", "company_id"}, {"name"}),
+    "people": ({"id", "company_id", "name", "email"}, {"ews_email", "schedule_id", "disabled", "deleted"}),
+    "resources": ({"id", "company_id", "name"}, {"email", "ews_email", "schedule_id", "disabled", "deleted"}),
+    "services": ({"id", "company_id", "name", "duration"}, {"pre_time", "post_time"}),
+    "schedules": ({"id", "company_id", "name", "rules"}, set()),
+}
+
+T = TypeVar("T")
+
+
+class State:
+    """Everything the emulator knows. Methods validate, apply and return; they never do I/O."""
+
+    def __init__(self, clock: Clock | None = None, token_idle_seconds: float = 24 * 3600) -> None:
+        self.clock = clock or Clock()
+        self.token_idle_seconds = token_idle_seconds
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything."""
+        self.apps: dict[str, App] = {}
+        self.companies: dict[int, Company] = {}
+        self.admins: dict[str, Admin] = {}
+        self.people: dict[int, Person] = {}
+        self.resources: dict[int, Resource] = {}
+        self.services: dict[int, Service] = {}
+        self.schedules: dict[int, Schedule] = {}
+        self.clients: dict[int, Client] = {}
+        self.bookings: dict[int, Booking] = {}
+        self.slots: dict[int, int] = {}  # slot id -> id of its status-3 booking
+        self.tokens: dict[str, Token] = {}
+        self._next_booking_id = FIRST_BOOKING_ID
+        self._next_slot_id = FIRST_SLOT_ID
+        self._next_client_id = 1
+        self._next_purchase_id = 500001
+
+    # ------------------------------------------------------------------------------------------ seeding
+
+    def seed(self, data: Any) -> None:
+        """Add the seed's objects; the whole seed is checked before anything is added, so a bad seed changes nothing."""
+        if not isinstance(data, dict):
+            raise BadRequestError("seed must be a JSON object")
+        unknown = set(data) - set(_SEED_SCHEMA)
+        if unknown:
+            raise BadRequestError(f"unknown seed section(s): {', '.join(sorted(unknown))}")
+        for section, (required, optional) in _SEED_SCHEMA.items():
+            rows = data.get(section, [])
+            if not isinstance(rows, list):
+                raise BadRequestError(f"seed.{section} must be a list")
+            for index, row in enumerate(rows):
+                where = f"seed.{section}[{index}]"
+                if not isinstance(row, dict):
+                    raise BadRequestError(f"{where} must be an object")
+                missing = required - set(row)
+                if missing:
+                    raise BadRequestError(f"{where} is missing {', '.join(sorted(missing))}")
+                extra = set(row) - required - optional
+                if extra:
+                    raise BadRequestError(f"{where} has unknown key(s): {', '.join(sorted(extra))}")
+
+        now = self.clock.now()
+        apps = [App(str(r["app_id"]), str(r["app_key"])) for r in data.get("apps", [])]
+        companies = []
+        for i, r in enumerate(data.get("companies", [])):
+            where = f"seed.companies[{i}]"
+            try:
+                ZoneInfo(str(r["timezone"]))
+            except (ZoneInfoNotFoundError, ValueError):
+                raise BadRequestError(
+                    f"{where}.timezone is not an IANA time zone: {r['timezone']!r}"
+                ) from None
+            parent = r.get("parent_id")
+            companies.append(
+                Company(
+                    parse_int(r["id"], f"{where}.id", 1),
+                    str(r["name"]),
+                    str(r["timezone"]),
+                    None if parent is None else parse_int(parent, f"{where}.parent_id"),
+                )
+            )
+        company_ids = set(self.companies) | {c.id for c in companies}
+        self._check_unique("companies", [c.id for c in companies], self.companies)
+        for c in companies:
+            if c.parent_id is not None and c.parent_id not in company_ids:
+                raise BadRequestError(f"company {c.id} has unknown parent_id {c.parent_id}")
+
+        def company_of(row: dict[str, Any], where: str) -> int:
+            cid = parse_int(row["company_id"], f"{where}.company_id")
+            if cid not in company_ids:
+                raise BadRequestError(f"{where}.company_id {cid} is not a known company")
+            return cid
+
+        admins = [
+            Admin(
+                str(r["email"]),
+                str(r["password"]),
+                company_of(r, f"seed.admins[{i}]"),
+                str(r.get("name", "")),
+            )
+            for i, r in enumerate(data.get("admins", []))
+        ]
+        schedules = [
+            Schedule(
+                parse_int(r["id"], f"seed.schedules[{i}].id", 1),
+                company_of(r, f"seed.schedules[{i}]"),
+                str(r["name"]),
+                parse_rules(r["rules"], f"seed.schedules[{i}].rules"),
+            )
+            for i, r in enumerate(data.get("schedules", []))
+        ]
+        self._check_unique("schedules", [s.id for s in schedules], self.schedules)
+        schedule_ids = set(self.schedules) | {s.id for s in schedules}
+
+        def staff_fields(row: dict[str, Any], where: str) -> dict[str, Any]:
+            schedule_id = row.get("schedule_id")
+            if schedule_id is not None:
+                schedule_id = parse_int(schedule_id, f"{where}.schedule_id")
+                if schedule_id not in schedule_ids:
+                    raise BadRequestError(f"{where}.schedule_id {schedule_id} is not a known schedule")
+            return {
+                "id": parse_int(row["id"], f"{where}.id", 1),
+                "company_id": company_of(row, where),
+                "name": str(row["name"]),
+                "email": _opt_str(row, "email"),
+                "ews_email": _opt_str(row, "ews_email"),
+                "schedule_id": schedule_id,
+                "disabled": parse_bool(row.get("disabled", False), f"{where}.disabled"),
+                "deleted": parse_bool(row.get("deleted", False), f"{where}.deleted"),
+                "created_at": now,
+            }
+
+        people = [
+            Person(**staff_fields(r, f"seed.people[{i}]")) for i, r in enumerate(data.get("people", []))
+        ]
+        resources = [
+            Resource(**staff_fields(r, f"seed.resources[{i}]"))
+            for i, r in enumerate(data.get("resources", []))
+        ]
+        services = []
+        for i, r in enumerate(data.get("services", [])):
+            where = f"seed.services[{i}]"
+            services.append(
+                Service(
+                    parse_int(r["id"], f"{where}.id", 1),
+                    company_of(r, where),
+                    str(r["name"]),
+                    parse_int(r["duration"], f"{where}.duration", 1),
+                    parse_int(r.get("pre_time", 0), f"{where}.pre_time", 0),
+                    parse_int(r.get("post_time", 0), f"{where}.post_time", 0),
+                )
+            )
+        self._check_unique("people", [p.id for p in people], self.people)
+        self._check_unique("resources", [p.id for p in resources], self.resources)
+        self._check_unique("services", [s.id for s in services], self.services)
+        self._check_unique("admins", [a.email for a in admins], self.admins)
+        self._check_unique("apps", [a.app_id for a in apps], self.apps)
+
+        # Everything is valid: apply.
+        self.apps.update({a.app_id: a for a in apps})
+        self.companies.update({c.id: c for c in companies})
+        self.admins.update({a.email: a for a in admins})
+        self.schedules.update({s.id: s for s in schedules})
+        self.people.update({p.id: p for p in people})
+        self.resources.update({r.id: r for r in resources})
+        self.services.update({s.id: s for s in services})
+
+    @staticmethod
+    def _check_unique(section: str, ids: list[Any], existing: dict[Any, Any]) -> None:
+        seen: set[Any] = set()
+        for ident in ids:
+            if ident in seen or ident in existing:
+                raise BadRequestError(f"seed.{section}: duplicate id {ident!r}")
+            seen.add(ident)
+
+    # ------------------------------------------------------------------------------------------ auth
+
+    def check_app(self, app_id: str | None, app_key: str | None) -> None:
+        """Every API call names a known application; an App-Key, when sent, must match it."""
+        app = self.apps.get(app_id or "")
+        if app is None or (app_key is not None and app_key != app.app_key):
+            raise UnauthorizedError("unknown App-Id or wrong App-Key")
+
+    def login(self, email: Any, password: Any, company_id: int | None) -> tuple[Token, Admin]:
+        """Mint an Auth-Token for an administrator, at their company or (parent/child) a descendant of it."""
+        if not isinstance(email, str) or not isinstance(password, str):
+            raise BadRequestError("email and password are required")
+        admin = self.admins.get(email)
+        if admin is None or not secrets.compare_digest(admin.password, password):
+            raise UnauthorizedError("wrong email or password")
+        login_company = admin.company_id if company_id is None else company_id
+        if login_company not in self.companies:
+            raise NotFoundError(f"company {login_company} not found")
+        if not self.is_within(login_company, admin.company_id):
+            raise ForbiddenError(f"administrator {email} has no access to company {login_company}")
+        token = Token(secrets.token_urlsafe(18), email, admin.company_id, self.clock.now())
+        self.tokens[token.token] = token
+        return token, admin
+
+    def check_token(self, token_value: str | None) -> Token:
+        """The live token for this value; using it keeps it alive (JRNI: "24 h from last use")."""
+        token = self.tokens.get(token_value or "")
+        now = self.clock.now()
+        if token is None or token.expired:
+            raise UnauthorizedError("missing or unknown Auth-Token")
+        if (now - token.last_used).total_seconds() > self.token_idle_seconds:
+            token.expired = True
+            raise UnauthorizedError("Auth-Token expired")
+        token.last_used = now
+        return token
+
+    def check_company_access(self, token: Token, company_id: int) -> Company:
+        """The company, if the token reaches it: 404 for an unknown company, 403 for another company's token."""
+        company = self.company(company_id)
+        if not self.is_within(company_id, token.company_id):
+            raise ForbiddenError(f"this Auth-Token is not valid for company {company_id}")
+        return company
+
+    def logout(self, token_value: str | None) -> None:
+        """Forget a token; later calls with it get 401."""
+        token = self.check_token(token_value)
+        del self.tokens[token.token]
+
+    def expire_all_tokens(self) -> int:
+        """Expire every issued token now (the token_expiry fault); returns how many."""
+        for token in self.tokens.values():
+            token.expired = True
+        return len(self.tokens)
+
+    # ------------------------------------------------------------------------------------------ lookups
+
+    def company(self, company_id: int) -> Company:
+        """A company by id, or 404."""
+        company = self.companies.get(company_id)
+        if company is None:
+            raise NotFoundError(f"company {company_id} not found")
+        return company
+
+    def is_within(self, company_id: int, ancestor_id: int) -> bool:
+        """True when company_id is ancestor_id or one of its descendants."""
+        seen: set[int] = set()
+        current: int | None = company_id
+        while current is not None and current not in seen:
+            if current == ancestor_id:
+                return True
+            seen.add(current)
+            parent = self.companies.get(current)
+            current = parent.parent_id if parent else None
+        return False
+
+    def children(self, company_id: int) -> list[Company]:
+        """The direct child companies."""
+        return sorted((c for c in self.companies.values() if c.parent_id == company_id), key=lambda c: c.id)
+
+    @staticmethod
+    def _owned(table: dict[int, T], ident: int, company_id: int, kind: str) -> T:
+        obj = table.get(ident)
+        if obj is None:
+            raise NotFoundError(f"{kind} {ident} not found")
+        if obj.company_id != company_id:  # type: ignore[attr-defined]
+            raise ForbiddenError(f"{kind} {ident} belongs to another company")
+        return obj
+
+    def person(self, company_id: int, person_id: int) -> Person:
+        """A person of this company (404 unknown, 403 another company's)."""
+        return self._owned(self.people, person_id, company_id, "person")
+
+    def resource(self, company_id: int, resource_id: int) -> Resource:
+        """A resource of this company (404 unknown, 403 another company's)."""
+        return self._owned(self.resources, resource_id, company_id, "resource")
+
+    def service(self, company_id: int, service_id: int) -> Service:
+        """A service of this company (404 unknown, 403 another company's)."""
+        return self._owned(self.services, service_id, company_id, "service")
+
+    def schedule(self, company_id: int, schedule_id: int) -> Schedule:
+        """A schedule of this company (404 unknown, 403 another company's)."""
+        return self._owned(self.schedules, schedule_id, company_id, "schedule")
+
+    def booking(self, company_id: int, booking_id: int) -> Booking:
+        """A booking (or block booking) of this company (404 unknown, 403 another company's)."""
+        return self._owned(self.bookings, booking_id, company_id, "booking")
+
+    def slot(self, company_id: int, slot_id: int) -> Booking:
+        """The block booking behind a slot (404 unknown or deleted, 403 another company's)."""
+        booking_id = self.slots.get(slot_id)
+        if booking_id is None:
+            raise NotFoundError(f"slot {slot_id} not found")
+        return self._owned(self.bookings, booking_id, company_id, "slot")
+
+    def of_company(self, table: dict[int, T], company_id: int) -> list[T]:
+        """The rows of one company, by id."""
+        return [row for _, row in sorted(table.items()) if row.company_id == company_id]  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------------------------------ schedules
+
+    def shifts(self, schedule: Schedule, start: date, end: date) -> list[dict[str, Any]]:
+        """Working periods from the schedule's rules, one per range per day; a date key beats a weekday key."""
+        if end < start:
+            raise BadRequestError("end_date is before start_date")
+        if (end - start).days > 366:
+            raise BadRequestError("at most 366 days of shifts per request")
+        out = []
+        day = start
+        while day <= end:
+            for begin, finish in self.working_ranges(schedule, day):
+                out.append(
+                    {
+                        "shift_pattern_id": None,
+                        "company_id": schedule.company_id,
+                        "schedule_id": schedule.id,
+                        "date": day.isoformat(),
+                        "start": f"{day.isoformat()}T{begin[:2]}:{begin[2:]}",
+                        "end": f"{day.isoformat()}T{finish[:2]}:{finish[2:]}",
+                    }
+                )
+            day += timedelta(days=1)
+        return out
+
+    def working_dates(self, schedule: Schedule, start: date, end: date) -> dict[str, list[str] | str]:
+        """Per date, the worked ``HHMM-HHMM`` ranges or ``"None"`` (the shape BBNG reads from ``?start_date&end_date``)."""
+        self.shifts(schedule, start, end)  # the same range checks
+        out: dict[str, list[str] | str] = {}
+        day = start
+        while day <= end:
+            ranges = self.working_ranges(schedule, day)
+            out[day.isoformat()] = [f"{a}-{b}" for a, b in ranges] if ranges else "None"
+            day += timedelta(days=1)
+        return out
+
+    @staticmethod
+    def working_ranges(schedule: Schedule, day: date) -> list[tuple[str, str]]:
+        """The HHMM ranges worked on one day ([] when not working)."""
+        weekday = str((day.weekday() + 1) % 7)  # moment's 'd': 0 = Sunday
+        value = schedule.rules.get(day.isoformat(), schedule.rules.get(weekday))
+        if not value or value == "None":
+            return []
+        return [_parse_range(part, "rules") for part in value.split(",")]
+
+    # ------------------------------------------------------------------------------------------ bookings
+
+    def list_bookings(
+        self,
+        company_id: int,
+        *,
+        start_date: date | None = None,
+        end_date: date | None = None,
+        include_cancelled: bool = False,
+        modified_since: datetime | None = None,
+        person_id: int | None = None,
+        resource_id: int | None = None,
+        service_id: int | None = None,
+        slot_id: int | None = None,
+    ) -> list[Booking]:
+        """The company's bookings matching every given filter, by start time then id."""
+        tz = self.company(company_id).tz
+        found = []
+        for b in self.bookings.values():
+            local_day = b.start.astimezone(tz).date()
+            if (
+                b.company_id != company_id
+                or (b.is_cancelled and not include_cancelled)
+                or (start_date is not None and local_day < start_date)
+                or (end_date is not None and local_day > end_date)
+                or (modified_since is not None and b.updated_at < modified_since)
+                or (person_id is not None and b.person_id != person_id)
+                or (resource_id is not None and b.resource_id != resource_id)
+                or (service_id is not None and b.service_id != service_id)
+                or (slot_id is not None and b.slot_id != slot_id)
+            ):
+                continue
+            found.append(b)
+        return sorted(found, key=lambda b: (b.start, b.id))
+
+    def list_slots(
+        self,
+        company_id: int,
+        *,
+        start_date: date | None = None,
+        end_date: date | None = None,
+        person_id: int | None = None,
+        resource_id: int | None = None,
+    ) -> list[Booking]:
+        """The company's live blocks, as their status-3 bookings."""
+        ids = set(self.slots.values())
+        return [
+            b
+            for b in self.list_bookings(
+                company_id,
+                start_date=start_date,
+                end_date=end_date,
+                person_id=person_id,
+                resource_id=resource_id,
+            )
+            if b.id in ids
+        ]
+
+    def _find_clash(self, candidate: Booking) -> Booking | None:
+        """An active booking that shares a person or resource with the candidate at an overlapping time.
+
+        Bookings clash with bookings and with blocks; blocks may overlap other blocks (README.md).
+        """
+        start, end = candidate.busy_interval()
+        for other in self.bookings.values():
+            if other.id == candidate.id or other.is_cancelled:
+                continue
+            if candidate.is_block and other.is_block:
+                continue
+            shares = (candidate.person_id is not None and candidate.person_id == other.person_id) or (
+                candidate.resource_id is not None and candidate.resource_id == other.resource_id
+            )
+            if not shares:
+                continue
+            other_start, other_end = other.busy_interval()
+            if start < other_end and other_start < end:
+                return other
+        return None
+
+    def _check_clash(self, candidate: Booking) -> None:
+        clash = self._find_clash(candidate)
+        if clash is not None:
+            what = "block" if clash.is_block else "booking"
+            raise ConflictError(f"the time clashes with {what} {clash.id}")
+
+    def _new_booking_id(self) -> int:
+        ident = self._next_booking_id
+        self._next_booking_id += 1
+        return ident
+
+    def _new_purchase_id(self) -> int:
+        ident = self._next_purchase_id
+        self._next_purchase_id += 1
+        return ident
+
+    def create_booking(self, company_id: int, body: dict[str, Any], *, booked_by: str) -> Booking:
+        """Create a booking from the admin create body; 409 when its person or resource is busy then."""
+        self.company(company_id)
+        if "datetime" not in body:
+            raise BadRequestError("datetime is required")
+        if "service_id" not in body:
+            raise BadRequestError("service_id is required")
+        start = parse_datetime(body["datetime"], "datetime")
+        service = self.service(company_id, parse_int(body["service_id"], "service_id"))
+        duration = parse_int(body.get("duration", service.duration), "duration", 1)
+        person_id = self._staff_ref(company_id, body, "person_id")
+        resource_id = self._staff_ref(company_id, body, "resource_id")
+        channel = body.get("channel", "Administrator")
+        if channel not in CHANNELS:
+            raise BadRequestError(f"channel must be one of {', '.join(CHANNELS)}")
+        settings = body.get("settings", {})
+        if not isinstance(settings, dict):
+            raise BadRequestError("settings must be an object")
+        client_id = self._client_for(company_id, body)
+        now = self.clock.now()
+        booking = Booking(
+            id=self._new_booking_id(),
+            company_id=company_id,
+            start=start,
+            end=start + timedelta(minutes=duration),
+            service_id=service.id,
+            person_id=person_id,
+            resource_id=resource_id,
+            client_id=client_id,
+            pre_time=parse_int(body.get("pre_time", service.pre_time), "pre_time", 0),
+            post_time=parse_int(body.get("post_time", service.post_time), "post_time", 0),
+            channel=channel,
+            reservation=parse_bool(body.get("reservation", False), "reservation"),
+            external=parse_bool(body.get("external", False), "external"),
+            external_cal_id=_opt_str(body, "external_cal_id"),
+            settings=dict(settings),
+            private_note=_opt_str(body, "private_note"),
+            booked_by=booked_by,
+            purchase_id=self._new_purchase_id(),
+            price=parse_int(body.get("price", 0), "price", 0),
+            created_at=now,
+            updated_at=now,
+        )
+        self._check_clash(booking)
+        self.bookings[booking.id] = booking
+        return booking
+
+    def _staff_ref(self, company_id: int, body: dict[str, Any], key: str) -> int | None:
+        value = body.get(key)
+        if value is None:
+            return None
+        ident = parse_int(value, key)
+        if key == "person_id":
+            self.person(company_id, ident)
+        else:
+            self.resource(company_id, ident)
+        return ident
+
+    def _client_for(self, company_id: int, body: dict[str, Any]) -> int | None:
+        ref = body.get("client_id", body.get("member_id"))
+        if ref is not None:
+            return self._owned(self.clients, parse_int(ref, "client_id"), company_id, "client").id
+        data = body.get("client")
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise BadRequestError("client must be an object")
+        client = Client(
+            id=self._next_client_id,
+            company_id=company_id,
+            first_name=_opt_str(data, "first_name") or "",
+            last_name=_opt_str(data, "last_name") or "",
+            email=_opt_str(data, "email"),
+            mobile=_opt_str(data, "mobile"),
+            phone=_opt_str(data, "phone"),
+        )
+        self._next_client_id += 1
+        self.clients[client.id] = client
+        return client.id
+
+    def update_booking(
+        self, company_id: int, booking_id: int, body: dict[str, Any], *, who: str
+    ) -> list[str]:
+        """Apply an admin update; returns the webhook triggers it causes ([] when nothing changed).
+
+        ``confirm: true`` confirms a reservation (the emulator's choice of call, README.md).
+        """
+        booking = self.booking(company_id, booking_id)
+        if booking.is_cancelled:
+            raise ForbiddenError(f"booking {booking_id} is cancelled and cannot be changed")
+        start, end = booking.start, booking.end
+        if "datetime" in body:
+            start = parse_datetime(body["datetime"], "datetime")
+        elif "date" in body or "time" in body:
+            # BBNG's shape: date plus minutes after midnight, in the company's time zone.
+            if "date" not in body or "time" not in body:
+                raise BadRequestError("date and time must be sent together")
+            day = parse_date(body["date"], "date")
+            minutes = parse_int(body["time"], "time", 0)
+            local = datetime(day.year, day.month, day.day, tzinfo=self.company(company_id).tz)
+            start = (local + timedelta(minutes=minutes)).astimezone(UTC)
+        duration = booking.duration
+        if "duration" in body:
+            duration = parse_int(body["duration"], "duration", 1)
+        end = start + timedelta(minutes=duration)
+        person_id = (
+            self._staff_ref(company_id, body, "person_id") if "person_id" in body else booking.person_id
+        )
+        resource_id = (
+            self._staff_ref(company_id, body, "resource_id") if "resource_id" in body else booking.resource_id
+        )
+        pre_time = parse_int(body.get("pre_time", booking.pre_time), "pre_time", 0)
+        post_time = parse_int(body.get("post_time", booking.post_time), "post_time", 0)
+        confirm = parse_bool(body.get("confirm", False), "confirm")
+        settings = body.get("settings")
+        if settings is not None and not isinstance(settings, dict):
+            raise BadRequestError("settings must be an object")
+        external_cal_id = (
+            _opt_str(body, "external_cal_id") if "external_cal_id" in body else booking.external_cal_id
+        )
+        multi_status = _opt_str(body, "current_multi_status") if "current_multi_status" in body else None
+        private_note = _opt_str(body, "private_note") if "private_note" in body else booking.private_note
+
+        reschedules = (start, end, person_id, resource_id) != (
+            booking.start,
+            booking.end,
+            booking.person_id,
+            booking.resource_id,
+        )
+        if reschedules and booking.external:
+            raise ForbiddenError(f"booking {booking_id} was made externally and cannot be rescheduled")
+
+        candidate = Booking(
+            id=booking.id,
+            company_id=company_id,
+            start=start,
+            end=end,
+            status=booking.status,
+            person_id=person_id,
+            resource_id=resource_id,
+            pre_time=pre_time,
+            post_time=post_time,
+        )
+        if reschedules or (pre_time, post_time) != (booking.pre_time, booking.post_time):
+            self._check_clash(candidate)
+
+        merged_settings = {**booking.settings, **(settings or {})}
+        modified = (
+            reschedules
+            or (pre_time, post_time) != (booking.pre_time, booking.post_time)
+            or external_cal_id != booking.external_cal_id
+            or merged_settings != booking.settings
+            or private_note != booking.private_note
+            or (multi_status is not None and multi_status != booking.current_multi_status)
+        )
+        confirms = confirm and booking.reservation
+        triggers: list[str] = []
+        if modified:
+            booking.start, booking.end = start, end
+            booking.person_id, booking.resource_id = person_id, resource_id
+            booking.pre_time, booking.post_time = pre_time, post_time
+            booking.external_cal_id = external_cal_id
+            booking.settings = merged_settings
+            booking.private_note = private_note
+            if multi_status is not None:
+                booking.current_multi_status = multi_status
+            triggers.append("modify")
+        if confirms:
+            booking.reservation = False
+            triggers.append("confirmed")
+        if triggers:
+            booking.updated_at = self.clock.now()
+            booking.settings["who_updated"] = who
+        return triggers
+
+    def cancel_booking(self, company_id: int, booking_id: int, *, reason: str | None, who: str) -> bool:
+        """Cancel a booking (or a block booking, freeing its slot); False when it already was cancelled."""
+        booking = self.booking(company_id, booking_id)
+        if booking.is_cancelled:
+            return False
+        now = self.clock.now()
+        booking.is_cancelled = True
+        booking.cancelled_by = who
+        booking.cancel_reason = reason
+        booking.cancellation_date = now
+        booking.updated_at = now
+        booking.reservation = False
+        if booking.slot_id is not None:
+            self.slots.pop(booking.slot_id, None)
+        return True
+
+    # ------------------------------------------------------------------------------------------ blocks
+
+    def block(
+        self,
+        company_id: int,
+        *,
+        person_id: int | None,
+        resource_id: int | None,
+        start_time: Any,
+        end_time: Any,
+        who: str,
+        private_note: str | None = None,
+    ) -> Booking:
+        """Block time for a person or resource: a slot plus its status-3 booking; 409 over a booking."""
+        company = self.company(company_id)
+        if person_id is not None:
+            name = "Person - " + self.person(company_id, person_id).name
+        elif resource_id is not None:
+            name = "Resource - " + self.resource(company_id, resource_id).name
+        else:
+            raise BadRequestError("person_id or resource_id is required")
+        start, end = self._block_times(start_time, end_time)
+        now = self.clock.now()
+        booking = Booking(
+            id=self._new_booking_id(),
+            company_id=company.id,
+            start=start,
+            end=end,
+            status=STATUS_BLOCKED,
+            person_id=person_id,
+            resource_id=resource_id,
+            booked_by=who,
+            private_note=private_note,
+            settings={"block_describe": name},
+            purchase_id=self._new_purchase_id(),
+            created_at=now,
+            updated_at=now,
+        )
+        self._check_clash(booking)
+        booking.slot_id = self._next_slot_id
+        self._next_slot_id += 1
+        self.bookings[booking.id] = booking
+        self.slots[booking.slot_id] = booking.id
+        return booking
+
+    @staticmethod
+    def _block_times(start_time: Any, end_time: Any) -> tuple[datetime, datetime]:
+        if start_time is None or end_time is None:
+            raise BadRequestError("start_time and end_time are required")
+        start = parse_datetime(start_time, "start_time")
+        end = parse_datetime(end_time, "end_time")
+        if end <= start:
+            raise BadRequestError("end_time must be after start_time")
+        return start, end
+
+    def move_slot(self, company_id: int, slot_id: int, start_time: Any, end_time: Any, *, who: str) -> bool:
+        """Move a block; False when the times did not change."""
+        booking = self.slot(company_id, slot_id)
+        start, end = self._block_times(start_time, end_time)
+        if (start, end) == (booking.start, booking.end):
+            return False
+        candidate = Booking(
+            id=booking.id,
+            company_id=company_id,
+            start=start,
+            end=end,
+            status=STATUS_BLOCKED,
+            person_id=booking.person_id,
+            resource_id=booking.resource_id,
+        )
+        self._check_clash(candidate)
+        booking.start, booking.end = start, end
+        booking.updated_at = self.clock.now()
+        booking.settings["who_updated"] = who
+        return True
+
+    def delete_slot(self, company_id: int, slot_id: int, *, who: str) -> Booking:
+        """Remove a block (its booking is kept, cancelled, so pollers with include_cancelled see it go)."""
+        booking = self.slot(company_id, slot_id)
+        self.cancel_booking(company_id, booking.id, reason=None, who=who)
+        return booking
+
+
+def utc_iso(value: datetime | None) -> str | None:
+    """``2016-05-16T09:14:57Z``: JRNI's UTC timestamp format (BBDOC index.md)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def local_iso(value: datetime | None, tz: ZoneInfo) -> str | None:
+    """An ISO timestamp with the company's offset, as booking datetimes are returned."""
+    if value is None:
+        return None
+    return value.astimezone(tz).isoformat(timespec="seconds")

@@ -1,0 +1,252 @@
+"""Fixtures for the JRNI emulator tests: one emulator over real HTTP per session (reset and seeded per test), a
+JRNI client that follows HAL links, and a webhook receiver on loopback."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+
+from emulators.common.server import BackgroundServer
+from emulators.jrni.app import create_app
+from emulators.jrni.settings import JrniSettings
+
+APP_ID = "app-id-for-tests"
+APP_KEY = "app-key-for-tests"
+PARENT_ADMIN = ("parent-admin@example.test", "password-for-tests")
+BRANCH_ADMIN = ("branch-admin@example.test", "password-for-tests")
+OTHER_ADMIN = ("other-admin@example.test", "password-for-tests")
+
+PARENT, NORTH, SOUTH, OTHER = 10, 11, 12, 20
+ALICE, BOB, CAROL, DAVE = 101, 102, 103, 201
+ROOM_1, ROOM_2, OTHER_ROOM = 151, 152, 251
+CONSULTATION, LONG_MEETING, OTHER_SERVICE = 401, 402, 501
+WEEKDAYS = 301
+
+SEED: dict[str, Any] = {
+    "apps": [{"app_id": APP_ID, "app_key": APP_KEY}],
+    "companies": [
+        {"id": PARENT, "name": "Head Office", "timezone": "Europe/London", "parent_id": None},
+        {"id": NORTH, "name": "Branch North", "timezone": "Europe/London", "parent_id": PARENT},
+        {"id": SOUTH, "name": "Branch South", "timezone": "Europe/Paris", "parent_id": PARENT},
+        {"id": OTHER, "name": "Other Company", "timezone": "America/New_York"},
+    ],
+    "admins": [
+        {"email": PARENT_ADMIN[0], "password": PARENT_ADMIN[1], "company_id": PARENT},
+        {"email": BRANCH_ADMIN[0], "password": BRANCH_ADMIN[1], "company_id": NORTH},
+        {"email": OTHER_ADMIN[0], "password": OTHER_ADMIN[1], "company_id": OTHER},
+    ],
+    "schedules": [
+        {
+            "id": WEEKDAYS,
+            "company_id": NORTH,
+            "name": "Weekdays",
+            "rules": {"1": "0900-1700", "2": "0900-1200,1300-1700", "0": "None", "2026-06-02": "1000-1400"},
+        }
+    ],
+    "people": [
+        {
+            "id": ALICE,
+            "company_id": NORTH,
+            "name": "Alice Adviser",
+            "email": "alice@example.test",
+            "ews_email": "alice@exchange.example.test",
+            "schedule_id": WEEKDAYS,
+        },
+        {"id": BOB, "company_id": NORTH, "name": "Bob Banker", "email": "bob@example.test"},
+        {
+            "id": CAROL,
+            "company_id": NORTH,
+            "name": "Carol Gone",
+            "email": "carol@example.test",
+            "disabled": True,
+        },
+        {"id": DAVE, "company_id": OTHER, "name": "Dave Elsewhere", "email": "dave@example.test"},
+    ],
+    "resources": [
+        {"id": ROOM_1, "company_id": NORTH, "name": "Room 1", "ews_email": "room1@exchange.example.test"},
+        {"id": ROOM_2, "company_id": NORTH, "name": "Room 2"},
+        {"id": OTHER_ROOM, "company_id": OTHER, "name": "Other Room"},
+    ],
+    "services": [
+        {
+            "id": CONSULTATION,
+            "company_id": NORTH,
+            "name": "Consultation",
+            "duration": 30,
+            "pre_time": 5,
+            "post_time": 10,
+        },
+        {"id": LONG_MEETING, "company_id": NORTH, "name": "Long Meeting", "duration": 60},
+        {"id": OTHER_SERVICE, "company_id": OTHER, "name": "Other Service", "duration": 45},
+    ],
+}
+
+FAST = JrniSettings(
+    webhook_timeout_seconds=0.5,
+    webhook_max_attempts=5,
+    webhook_backoff_seconds=0.05,
+    webhook_backoff_max_seconds=0.2,
+    reorder_hold_seconds=0.5,
+)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[BackgroundServer]:
+    """One emulator for the session; tests reset and seed it through the control plane."""
+    with BackgroundServer(lambda: create_app(FAST), "127.0.0.1", 0) as running:
+        yield running
+
+
+@pytest.fixture
+def base_url(server: BackgroundServer) -> str:
+    """The emulator, reset and seeded with SEED."""
+    requests.post(f"{server.base_url}/_emulator/reset", timeout=5).raise_for_status()
+    requests.post(f"{server.base_url}/_emulator/seed", json=copy.deepcopy(SEED), timeout=5).raise_for_status()
+    return server.base_url
+
+
+class JrniClient:
+    """A JRNI API client as calsync would use it: App-Id on every call, Auth-Token after login, HAL links."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = requests.Session()
+        self.http.headers.update({"App-Id": APP_ID, "App-Key": APP_KEY, "Accept": "application/json"})
+        self.login_body: dict[str, Any] = {}
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("http") else f"{self.base_url}{path}"
+
+    def login(self, email: str, password: str, company_id: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"email": email, "password": password}
+        if company_id is not None:
+            body["id"] = company_id
+        response = self.http.post(self.url("/api/v1/login"), json=body, timeout=5)
+        assert response.status_code == 201, response.text
+        self.login_body = response.json()
+        self.http.headers["Auth-Token"] = self.login_body["auth_token"]
+        return self.login_body
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 5)
+        return self.http.request(method, self.url(path), **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def ok(self, method: str, path: str, status: int = 200, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+
+def expand(template: dict[str, Any], **values: Any) -> str:
+    """Fill a HAL link: RFC 6570 ``{?a,b}`` becomes a query of the given values; ``{id}`` is substituted."""
+    href: str = template["href"]
+    if "{?" in href:
+        href, _, names = href.partition("{?")
+        wanted = [n for n in names.rstrip("}").split(",") if values.get(n) is not None]
+        query = "&".join(f"{n}={values[n]}" for n in wanted)
+        return f"{href}?{query}" if query else href
+    for name, value in values.items():
+        href = href.replace("{" + name + "}", str(value))
+    return href
+
+
+@pytest.fixture
+def parent_client(base_url: str) -> JrniClient:
+    """Logged in as the parent company's administrator."""
+    client = JrniClient(base_url)
+    client.login(*PARENT_ADMIN)
+    return client
+
+
+@pytest.fixture
+def client(base_url: str) -> JrniClient:
+    """Logged in as the North branch's administrator."""
+    client = JrniClient(base_url)
+    client.login(*BRANCH_ADMIN)
+    return client
+
+
+def control(base_url: str, method: str, path: str, status: int = 200, **kwargs: Any) -> Any:
+    """Call the control plane and check the status."""
+    response = requests.request(method, f"{base_url}/_emulator/{path}", timeout=5, **kwargs)
+    assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text}"
+    return response.json()
+
+
+# -------------------------------------------------------------------------------------------- webhook receiver
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Receiver:
+    """A loopback HTTP server that records what it is sent; ``answers`` are the statuses for the next requests."""
+
+    url: str = ""
+    received: list[Received] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+    delay_seconds: list[float] = field(default_factory=list)
+    attempts: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
+        """Block until ``count`` deliveries were accepted (2xx), then give them all."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            time.sleep(0.01)
+        raise AssertionError(f"expected {count} webhook deliveries, got {len(self.received)}")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1, a free port."""
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            raw = self.rfile.read(length)
+            with state.lock:
+                state.attempts += 1
+                status = state.answers.pop(0) if state.answers else 200
+                delay = state.delay_seconds.pop(0) if state.delay_seconds else 0.0
+            if delay:
+                time.sleep(delay)
+            if 200 <= status < 300:
+                with state.lock:
+                    state.received.append(Received(self.path, dict(self.headers), json.loads(raw)))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()

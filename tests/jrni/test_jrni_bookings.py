@@ -1,0 +1,224 @@
+"""Bookings through the admin API: create, move, reassign, cancel, clashes, listing filters, paging, reservations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .conftest import (
+    ALICE,
+    BOB,
+    CONSULTATION,
+    LONG_MEETING,
+    NORTH,
+    ROOM_1,
+    ROOM_2,
+    JrniClient,
+    control,
+    expand,
+)
+
+BOOKINGS = f"/api/v1/admin/{NORTH}/bookings"
+
+
+def book(jrni: JrniClient, status: int = 201, /, **fields: Any) -> Any:
+    body = {"service_id": LONG_MEETING, **fields}
+    return jrni.ok("POST", BOOKINGS, status=status, json=body)
+
+
+def ids(page: dict) -> list[int]:
+    return [b["id"] for b in page["_embedded"]["bookings"]]
+
+
+def test_create_shows_times_in_the_company_offset(client: JrniClient) -> None:
+    summer = book(client, datetime="2026-06-01T08:00:00Z", person_id=ALICE, client={"first_name": "Cleo"})
+    assert summer["datetime"] == "2026-06-01T09:00:00+01:00"
+    assert summer["end_datetime"] == "2026-06-01T10:00:00+01:00"
+    assert summer["duration"] == 60
+    assert (summer["status"], summer["is_cancelled"], summer["channel"]) == (4, False, "Administrator")
+    assert summer["person_name"] == "Alice Adviser"
+    assert summer["service_name"] == "Long Meeting"
+    assert summer["client_name"] == "Cleo"
+    assert summer["updated_at"].endswith("Z")
+    # no offset is read as UTC, as JRNI does; winter shows +00:00
+    winter = book(client, datetime="2026-01-05T09:00:00", person_id=ALICE)
+    assert winter["datetime"] == "2026-01-05T09:00:00+00:00"
+
+
+def test_create_takes_duration_and_buffers_from_the_service(client: JrniClient) -> None:
+    booking = book(client, datetime="2026-06-01T09:00:00+01:00", service_id=CONSULTATION, person_id=ALICE)
+    assert (booking["duration"], booking["pre_time"], booking["post_time"]) == (30, 5, 10)
+    custom = book(
+        client, datetime="2026-06-03T09:00:00+01:00", service_id=CONSULTATION, duration=45, person_id=BOB
+    )
+    assert custom["end_datetime"] == "2026-06-03T09:45:00+01:00"
+
+
+def test_move_reassign_change_duration_and_cancel(client: JrniClient) -> None:
+    booking = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE, resource_id=ROOM_1)
+    url = booking["_links"]["self"]["href"]
+    moved = client.ok("PUT", url, json={"datetime": "2026-06-01T14:00:00+01:00"})
+    assert moved["datetime"] == "2026-06-01T14:00:00+01:00"
+    assert moved["updated_at"] >= booking["updated_at"]
+    reassigned = client.ok("PUT", url, json={"person_id": BOB, "resource_id": ROOM_2, "duration": 90})
+    assert (reassigned["person_id"], reassigned["resource_id"], reassigned["person_name"]) == (
+        BOB,
+        ROOM_2,
+        "Bob Banker",
+    )
+    assert reassigned["end_datetime"] == "2026-06-01T15:30:00+01:00"
+    # BBNG's form: date plus minutes after midnight, in the company's zone
+    by_minutes = client.ok("PUT", url, json={"date": "2026-06-02", "time": 600})
+    assert by_minutes["datetime"] == "2026-06-02T10:00:00+01:00"
+
+    cancel_href = expand(reassigned["_links"]["cancel"])
+    cancelled = client.ok("POST", cancel_href, json={"notify": False, "cancel_reason": "Customer asked"})
+    assert cancelled["is_cancelled"] is True
+    assert cancelled["cancel_reason"] == "Customer asked"
+    assert cancelled["cancelled_by"] == "branch-admin@example.test"
+    # still readable, not listed by default, listed with include_cancelled
+    assert client.ok("GET", url)["is_cancelled"] is True
+    assert booking["id"] not in ids(client.ok("GET", BOOKINGS))
+    assert booking["id"] in ids(client.ok("GET", BOOKINGS, params={"include_cancelled": "true"}))
+
+
+def test_cancel_with_delete_and_notify(client: JrniClient) -> None:
+    booking = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE)
+    gone = client.ok("DELETE", f"{BOOKINGS}/{booking['id']}", params={"notify": "false"})
+    assert gone["is_cancelled"] is True
+    # the slot is free again
+    book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE)
+
+
+def test_clash_is_409_for_person_and_resource(client: JrniClient) -> None:
+    first = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE, resource_id=ROOM_1)
+    same_person = book(client, 409, datetime="2026-06-01T09:30:00+01:00", person_id=ALICE)
+    assert same_person["error"] == "409 Conflict"
+    assert str(first["id"]) in same_person["message"]
+    book(client, 409, datetime="2026-06-01T09:59:00+01:00", person_id=BOB, resource_id=ROOM_1)
+    # back to back is fine; another person and room at the same time is fine
+    book(client, datetime="2026-06-01T10:00:00+01:00", person_id=ALICE)
+    second = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=BOB, resource_id=ROOM_2)
+    # moving or reassigning into a clash is 409 and changes nothing
+    assert client.ok("PUT", f"{BOOKINGS}/{second['id']}", status=409, json={"person_id": ALICE})
+    assert client.ok("GET", f"{BOOKINGS}/{second['id']}")["person_id"] == BOB
+
+
+def test_buffers_count_towards_clashes(client: JrniClient) -> None:
+    # Consultation 09:00-09:30 with 10 min post time occupies until 09:40
+    book(client, datetime="2026-06-01T09:00:00+01:00", service_id=CONSULTATION, person_id=ALICE)
+    book(client, 409, datetime="2026-06-01T09:35:00+01:00", person_id=ALICE)
+    book(client, datetime="2026-06-01T09:40:00+01:00", person_id=ALICE)
+
+
+def test_cancelled_booking_cannot_be_moved(client: JrniClient) -> None:
+    booking = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE)
+    client.ok("POST", f"{BOOKINGS}/{booking['id']}/cancel", json={"notify": False})
+    refused = client.ok(
+        "PUT", f"{BOOKINGS}/{booking['id']}", status=403, json={"datetime": "2026-06-01T11:00:00Z"}
+    )
+    assert refused["error"] == "403 Forbidden"
+    assert "cancelled" in refused["message"]
+
+
+def test_external_booking_cannot_be_rescheduled_but_can_be_annotated(client: JrniClient) -> None:
+    booking = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE, external=True)
+    url = f"{BOOKINGS}/{booking['id']}"
+    refused = client.ok("PUT", url, status=403, json={"datetime": "2026-06-01T11:00:00+01:00"})
+    assert "externally" in refused["message"]
+    client.ok("PUT", url, status=403, json={"person_id": BOB})
+    annotated = client.ok("PUT", url, json={"external_cal_id": "AAMkAD-fake-item-id"})
+    assert annotated["external_cal_id"] == "AAMkAD-fake-item-id"
+    assert annotated["datetime"] == "2026-06-01T09:00:00+01:00"
+
+
+def test_listing_filters(client: JrniClient, base_url: str) -> None:
+    a = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE, resource_id=ROOM_1)
+    b = book(client, datetime="2026-06-01T11:00:00+01:00", person_id=BOB, resource_id=ROOM_2)
+    # 23:30 UTC on 1 June is 2 June in London: dates are the company's
+    c = book(client, datetime="2026-06-01T23:30:00Z", person_id=ALICE)
+    d = book(client, datetime="2026-06-05T09:00:00+01:00", person_id=BOB, resource_id=ROOM_1)
+    client.ok("POST", f"{BOOKINGS}/{d['id']}/cancel", json={})
+
+    def listed(**params: Any) -> list[int]:
+        return ids(client.ok("GET", BOOKINGS, params=params))
+
+    assert listed() == [a["id"], b["id"], c["id"]]
+    assert listed(start_date="2026-06-01", end_date="2026-06-01") == [a["id"], b["id"]]
+    assert listed(start_date="2026-06-02", end_date="2026-06-30") == [c["id"]]
+    assert listed(start_date="2026-06-02", end_date="2026-06-30", include_cancelled="true") == [
+        c["id"],
+        d["id"],
+    ]
+    assert listed(person_id=ALICE) == [a["id"], c["id"]]
+    assert listed(resource_id=ROOM_1, include_cancelled="true") == [a["id"], d["id"]]
+    assert listed(service_id=CONSULTATION) == []
+
+    # modified_since: only what changed after the given moment
+    now = control(base_url, "POST", "clock", json={"advance_seconds": 60})["now"]
+    since = now[:19]  # YYYY-MM-DDTHH:mm:ss, read as UTC
+    control(base_url, "POST", "clock", json={"advance_seconds": 60})
+    client.ok("PUT", f"{BOOKINGS}/{b['id']}", json={"duration": 30})
+    assert listed(modified_since=since) == [b["id"]]
+    assert listed(modified_since=since, include_cancelled="true") == [b["id"]]
+
+
+def test_250_bookings_in_three_pages_following_next(client: JrniClient) -> None:
+    created = set()
+    for n in range(250):
+        day, slot = divmod(n, 10)
+        booking = book(client, datetime=f"2026-07-{day + 1:02d}T{8 + slot:02d}:00:00+01:00", person_id=ALICE)
+        created.add(booking["id"])
+    company = client.ok("GET", client.login_body["_links"]["company"]["href"])
+    href: str | None = expand(
+        company["_links"]["bookings"], start_date="2026-07-01", end_date="2026-07-31", per_page=100
+    )
+    pages = []
+    while href:
+        page = client.ok("GET", href)
+        assert page["total_entries"] == 250
+        pages.append(ids(page))
+        href = page["_links"].get("next", {}).get("href")
+    assert [len(p) for p in pages] == [100, 100, 50]
+    seen = [i for p in pages for i in p]
+    assert len(seen) == len(set(seen)) == 250
+    assert set(seen) == created
+    # the filters survive into the next link, and previous goes back
+    last = client.ok("GET", BOOKINGS, params={"start_date": "2026-07-01", "per_page": 100, "page": 3})
+    assert "start_date=2026-07-01" in last["_links"]["previous"]["href"]
+    assert "next" not in last["_links"]
+    assert client.ok("GET", BOOKINGS, params={"per_page": 100, "page": 4})["_embedded"]["bookings"] == []
+
+
+def test_default_page_size_is_100(client: JrniClient) -> None:
+    for n in range(101):
+        book(
+            client,
+            datetime=f"2026-08-{1 + n // 40:02d}T{n % 40 // 4:02d}:{(n % 4) * 15:02d}:00Z",
+            duration=15,
+        )
+    first = client.ok("GET", BOOKINGS)
+    assert len(first["_embedded"]["bookings"]) == 100
+    assert first["total_entries"] == 101
+    assert len(client.ok("GET", first["_links"]["next"]["href"])["_embedded"]["bookings"]) == 1
+
+
+def test_reservation_holds_the_slot_until_confirmed(client: JrniClient) -> None:
+    reservation = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE, reservation=True)
+    assert reservation["booking_type"] == "Reservation"
+    assert reservation["is_reservation"] is True
+    # it blocks the slot
+    book(client, 409, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE)
+    url = reservation["_links"]["self"]["href"]
+    confirmed = client.ok("PUT", url, json={"confirm": True})
+    assert confirmed["booking_type"] == "Booking"
+    assert confirmed["is_reservation"] is False
+    assert client.ok("GET", url)["booking_type"] == "Booking"
+    # confirming again is harmless
+    assert client.ok("PUT", url, json={"confirm": True})["booking_type"] == "Booking"
+
+
+def test_v5_prefix_serves_the_same_bookings(client: JrniClient) -> None:
+    booking = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE)
+    v5 = client.ok("GET", f"/api/v5/admin/{NORTH}/bookings/{booking['id']}")
+    assert v5["datetime"] == booking["datetime"]
+    assert v5["_links"]["self"]["href"] == booking["_links"]["self"]["href"]
