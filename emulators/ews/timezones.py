@@ -74,16 +74,22 @@ def _rule_for(instant_utc: datetime, before_offset: timedelta) -> _Rule:
 def rules(windows_id: str, year: int = 2025) -> ZoneRules:
     """Standard and daylight offsets and the yearly rules between them, read off zoneinfo for ``year``."""
     tz = zone(windows_id)
-    start = datetime(year, 1, 1, tzinfo=UTC)
+
+    def offset_at(moment: datetime) -> timedelta:
+        return moment.astimezone(tz).utcoffset() or timedelta(0)
+
     changes: list[tuple[datetime, timedelta, timedelta]] = []
-    previous = start.astimezone(tz).utcoffset() or timedelta(0)
-    step = timedelta(hours=1)
-    moment = start
+    moment = datetime(year, 1, 1, tzinfo=UTC)
+    previous = offset_at(moment)
+    # Day steps find the days with a change; quarter-hour steps then find the instant (some zones change at :30).
     while moment.year == year:
-        following = moment + step
-        offset = following.astimezone(tz).utcoffset() or timedelta(0)
+        following = moment + timedelta(days=1)
+        offset = offset_at(following)
         if offset != previous:
-            changes.append((following, previous, offset))
+            instant = moment
+            while offset_at(instant) == previous:
+                instant += timedelta(minutes=15)
+            changes.append((instant, previous, offset))
             previous = offset
         moment = following
     if len(changes) < 2:
@@ -106,7 +112,12 @@ def _duration(value: timedelta) -> str:
 
 
 def write_definition(parent: etree._Element, tag: str, windows_id: str) -> etree._Element:
-    """Append a full ``TimeZoneDefinitionType`` element (periods and transitions), as Exchange returns it."""
+    """Append a full ``TimeZoneDefinitionType`` element (periods and transitions), as Exchange returns it.
+
+    ``MeetingTimeZone`` (Exchange 2007 SP1) is the older ``TimeZoneType`` instead, so it is written that way.
+    """
+    if tag == t("MeetingTimeZone"):
+        return write_legacy(parent, tag, windows_id)
     zone_rules = rules(windows_id)
     el = sub(parent, tag, Id=windows_id, Name=windows_id)
     base = f"trule:Microsoft/Registry/{windows_id}/2025"
@@ -132,3 +143,141 @@ def write_definition(parent: etree._Element, tag: str, windows_id: str) -> etree
     top = sub(transitions, t("Transition"))
     sub(top, t("To"), "0", Kind="Group")
     return el
+
+
+_INDEX_NAMES = {1: "First", 2: "Second", 3: "Third", 4: "Fourth", -1: "Last", 5: "Last"}
+_MONTH_NAMES = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def _clock(value: timedelta) -> str:
+    seconds = int(value.total_seconds()) % 86400
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def write_legacy(parent: etree._Element, tag: str, windows_id: str) -> etree._Element:
+    """Append a ``TimeZoneType`` (Exchange 2007's MeetingTimeZone): BaseOffset, then Standard and Daylight changes."""
+    zone_rules = rules(windows_id)
+    el = sub(parent, tag, TimeZoneName=windows_id)
+    # BaseOffset is, like a Bias, what to add to local time to get UTC; each change's Offset is relative to it.
+    sub(el, t("BaseOffset"), _duration(-zone_rules.standard_offset))
+    if zone_rules.daylight_offset is None or zone_rules.to_daylight is None or zone_rules.to_standard is None:
+        return el
+    changes = (
+        ("Standard", zone_rules.to_standard, timedelta(0)),
+        ("Daylight", zone_rules.to_daylight, zone_rules.standard_offset - zone_rules.daylight_offset),
+    )
+    for name, rule, offset in changes:
+        change = sub(el, t(name), TimeZoneName=name)
+        sub(change, t("Offset"), _duration(offset))
+        pattern = sub(change, t("RelativeYearlyRecurrence"))
+        sub(pattern, t("DaysOfWeek"), _DAY_NAMES[rule.weekday])
+        sub(pattern, t("DayOfWeekIndex"), _INDEX_NAMES[rule.occurrence])
+        sub(pattern, t("Month"), _MONTH_NAMES[rule.month - 1])
+        sub(change, t("Time"), _clock(rule.local_time))
+    return el
+
+
+def write_serializable(parent: etree._Element, tag: str, windows_id: str) -> etree._Element:
+    """Append a ``SerializableTimeZone`` (availability's TimeZone: Bias, StandardTime, DaylightTime) for a zone."""
+    zone_rules = rules(windows_id)
+    el = sub(parent, tag)
+    sub(el, t("Bias"), int(-zone_rules.standard_offset.total_seconds() // 60))
+    if zone_rules.daylight_offset is None or zone_rules.to_daylight is None or zone_rules.to_standard is None:
+        # No daylight saving: both changes present (the schema requires them) but without any effect.
+        changes = (("StandardTime", _Rule(1, 6, 1, timedelta(0)), 0), ("DaylightTime", _Rule(12, 6, -1, timedelta(0)), 0))
+    else:
+        daylight_bias = int((zone_rules.standard_offset - zone_rules.daylight_offset).total_seconds() // 60)
+        changes = (("StandardTime", zone_rules.to_standard, 0), ("DaylightTime", zone_rules.to_daylight, daylight_bias))
+    for name, rule, bias in changes:
+        change = sub(el, t(name))
+        sub(change, t("Bias"), bias)
+        sub(change, t("Time"), _clock(rule.local_time))
+        sub(change, t("DayOrder"), 5 if rule.occurrence == -1 else rule.occurrence)
+        sub(change, t("Month"), rule.month)
+        sub(change, t("DayOfWeek"), _DAY_NAMES[rule.weekday])
+    return el
+
+
+@dataclass(frozen=True)
+class _Change:
+    bias: int  # minutes, added to the zone's Bias
+    month: int  # 0: no change
+    day_order: int  # 1..4, 5 = last
+    weekday: int  # 0 = Monday
+    clock: timedelta
+
+
+def _nth_weekday(year: int, month: int, weekday: int, order: int) -> datetime:
+    first = datetime(year, month, 1)
+    day = first + timedelta(days=(weekday - first.weekday()) % 7)
+    if order >= 5 or order < 0:
+        while (day + timedelta(days=7)).month == month:
+            day += timedelta(days=7)
+        return day
+    return day + timedelta(days=7 * (order - 1))
+
+
+class SerializableZone:
+    """A zone described the way GetUserAvailability's ``t:TimeZone`` does: a bias and two yearly changes."""
+
+    def __init__(self, bias: int, standard: _Change | None, daylight: _Change | None) -> None:
+        self.bias = bias
+        self.standard = standard
+        self.daylight = daylight
+
+    @classmethod
+    def utc(cls) -> SerializableZone:
+        return cls(0, None, None)
+
+    @classmethod
+    def parse(cls, el: etree._Element | None) -> SerializableZone:
+        """Read a ``t:TimeZone`` (SerializableTimeZone) element; UTC when absent."""
+        if el is None:
+            return cls.utc()
+
+        def change(name: str) -> _Change | None:
+            node = el.find(t(name))
+            if node is None:
+                return None
+            clock_text = (node.findtext(t("Time")) or "00:00:00").strip()
+            hours, minutes, *rest = (int(p) for p in clock_text.split(":"))
+            day = (node.findtext(t("DayOfWeek")) or "Sunday").strip()
+            return _Change(
+                bias=int(node.findtext(t("Bias")) or 0),
+                month=int(node.findtext(t("Month")) or 0),
+                day_order=int(node.findtext(t("DayOrder")) or 1),
+                weekday=_DAY_NAMES.index(day) if day in _DAY_NAMES else 6,
+                clock=timedelta(hours=hours, minutes=minutes, seconds=rest[0] if rest else 0),
+            )
+
+        return cls(int(el.findtext(t("Bias")) or 0), change("StandardTime"), change("DaylightTime"))
+
+    def _has_dst(self) -> bool:
+        return bool(
+            self.standard and self.daylight and self.standard.month and self.daylight.month
+            and self.standard.bias != self.daylight.bias
+        )  # fmt: skip
+
+    def offset_at(self, instant: datetime) -> timedelta:
+        """The UTC offset in force at an aware instant."""
+        std_bias = self.bias + (self.standard.bias if self.standard else 0)
+        if not self._has_dst():
+            return timedelta(minutes=-std_bias)
+        assert self.standard is not None and self.daylight is not None
+        dst_bias = self.bias + self.daylight.bias
+        year = (instant.astimezone(UTC) - timedelta(minutes=std_bias)).year
+        # Each change happens at a local wall-clock time, read in the period being left.
+        starts = _nth_weekday(year, self.daylight.month, self.daylight.weekday, self.daylight.day_order)
+        ends = _nth_weekday(year, self.standard.month, self.standard.weekday, self.standard.day_order)
+        dst_start = (starts + self.daylight.clock + timedelta(minutes=std_bias)).replace(tzinfo=UTC)
+        dst_end = (ends + self.standard.clock + timedelta(minutes=dst_bias)).replace(tzinfo=UTC)
+        moment = instant.astimezone(UTC)
+        in_dst = dst_start <= moment < dst_end if dst_start < dst_end else (moment >= dst_start or moment < dst_end)
+        return timedelta(minutes=-(dst_bias if in_dst else std_bias))
+
+    def to_local(self, instant: datetime) -> datetime:
+        """An aware instant as naive local time in this zone (how availability answers carry times)."""
+        return (instant.astimezone(UTC) + self.offset_at(instant)).replace(tzinfo=None)
