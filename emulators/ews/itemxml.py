@@ -296,7 +296,8 @@ class Shape:
         elif base == "AllProperties":
             shape.names = set(_ALL_PROPERTIES)
         shape.body_type = text_of(shape_el, T_NS, "BodyType", "Best") or "Best"
-        for uri in child(shape_el, T_NS, "AdditionalProperties") if child(shape_el, T_NS, "AdditionalProperties") is not None else []:
+        additional = child(shape_el, T_NS, "AdditionalProperties")
+        for uri in list(additional) if additional is not None else []:
             kind = local(uri)
             if kind == "FieldURI":
                 # Unknown and unsupported FieldURIs are ignored: a property we do not store is simply absent.

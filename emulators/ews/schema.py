@@ -49,4 +49,4 @@ def violations(element: etree._Element, schema: etree.XMLSchema | None = None) -
     document = etree.fromstring(etree.tostring(element))
     if schema.validate(document):
         return []
-    return [f"line {e.line}: {e.message}" for e in schema.error_log]  # type: ignore[attr-defined]
+    return [f"line {e.line}: {e.message}" for e in schema.error_log]

@@ -38,10 +38,10 @@ def resolve_item(ctx: RequestContext, id_el: etree._Element, need: str = "read")
         item = _occurrence_by_index(ctx, master, int(id_el.get("InstanceIndex", "0")))
     else:  # RecurringMasterItemId: the series an occurrence belongs to
         found = ctx.store.find_item(id_el.get("OccurrenceId", ""))
-        master = found.master  # an occurrence's or an exception's series; None for a single item
-        if master is None:
+        series = found.master  # an occurrence's or an exception's series; None for a single item
+        if series is None:
             raise EwsError("ErrorItemNotFound", ITEM_NOT_FOUND)
-        item = master
+        item = series
     mailbox = item.master.mailbox if isinstance(item, Occurrence) else item.mailbox
     ctx.check_access(mailbox, need)
     return item

@@ -112,7 +112,10 @@ def update_item(ctx: RequestContext, request: etree._Element, body: etree._Eleme
                 "The send or update operation could not be performed because the change key passed in the request "
                 "does not match the current change key for the item.",
             )
-        fields = collect_updates(item, child(change, T_NS, "Updates"))  # type: ignore[arg-type]
+        updates = child(change, T_NS, "Updates")
+        if updates is None:
+            raise EwsError("ErrorIncorrectUpdatePropertyCount", "ItemChange carries no Updates.")
+        fields = collect_updates(item, updates)
         start = fields.get("start", item.start)
         end = fields.get("end", item.end)
         check_times(start, end)
