@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 from exchangelib import UTC, Account, CalendarItem, EWSDate, EWSDateTime
-from exchangelib.errors import ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange
+from exchangelib.errors import (
+    ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange,
+    ErrorCalendarOccurrenceIsDeletedFromRecurrence,
+)
 from exchangelib.recurrence import (
     AbsoluteMonthlyPattern,
     EndDatePattern,
@@ -94,6 +97,15 @@ def test_view_expands_a_series_with_an_exception_and_a_deleted_occurrence(ews: E
     }  # fmt: skip
     assert stored["deleted_occurrences"] == ["2025-10-13T08:00:00Z"]
     assert [e["start"] for e in stored["modified_occurrences"]] == ["2025-10-20T13:00:00Z"]
+
+
+def test_a_deleted_occurrence_asked_for_by_index_is_reported_as_deleted(ews: EwsEmulator, alice: Account) -> None:
+    master = weekly_series(alice)
+    master.occurrence(index=2).delete(send_meeting_cancellations="SendToNone")
+
+    with pytest.raises(ErrorCalendarOccurrenceIsDeletedFromRecurrence):
+        master.occurrence(index=2).refresh()
+    master.occurrence(index=3).refresh()  # its neighbours are still there
 
 
 def test_occurrence_index_beyond_the_series_is_refused(ews: EwsEmulator, alice: Account) -> None:

@@ -53,6 +53,8 @@ def _occurrence_by_index(ctx: RequestContext, master: CalendarItem, index: int) 
     start = recurrence.start_of_index(master, index)
     if start is None:
         raise EwsError("ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange", "Occurrence index is out of recurrence range.")
+    if start in master.deleted_occurrences:
+        raise EwsError("ErrorCalendarOccurrenceIsDeletedFromRecurrence", "Occurrence has been deleted from the recurrence.")
     return ctx.store.occurrence(master, start)
 
 
