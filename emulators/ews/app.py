@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from emulators.ews.operations import HANDLERS, STREAMING_HANDLERS, load_all
 from emulators.ews.schema import load_schema, violations
 from emulators.ews.settings import EmulatorSettings
 from emulators.ews.xml import (
+    E_NS,
     MAX_REQUEST_BYTES,
     SOAP_NS,
     T_NS,
@@ -77,6 +80,7 @@ class Emulator:
         self.faults = Faults()
         self.budget = Budget()
         self.stats.reset()
+        self.auth.ntlm.close()
         self.auth = Authenticator(self.store, self.settings)
         self.settings.captured.clear()
         self._install_notifications()
@@ -108,37 +112,109 @@ def _target_mailbox(emulator: Emulator, ctx: RequestContext, operation: etree._E
     return ctx.acting_user
 
 
-def _schema_fault(message: str, line: int | None = None, column: int | None = None) -> SoapFault:
-    detail = {"Violation": message}
-    if line is not None:
-        detail = {"LineNumber": str(line), "LinePosition": str(column or 0), "Violation": message}
-    return SoapFault("ErrorSchemaValidation", f"The request failed schema validation: {message}", extra_detail=detail)
+class SchemaValidationFault(SoapFault):
+    """ErrorSchemaValidation: Exchange puts LineNumber, LinePosition and Violation straight into MessageXml."""
+
+    def __init__(self, violation: str, line: int = 0, position: int = 0) -> None:
+        super().__init__("ErrorSchemaValidation", f"The request failed schema validation: {violation}")
+        self.violation = violation
+        self.line = line
+        self.position = position
+
+    def payload(self, settings: EmulatorSettings) -> bytes:
+        """The fault envelope, with exchangelib's (and the EWS Managed API's) view of where the request went wrong."""
+        root = etree.fromstring(soap.fault(settings, self))
+        detail = root.find(f"{{{SOAP_NS}}}Body/{{{SOAP_NS}}}Fault/detail")
+        assert detail is not None
+        detail.find(f"{{{E_NS}}}Message").text = "The request failed schema validation."
+        xml = etree.SubElement(detail, q(T_NS, "MessageXml"), nsmap={"t": T_NS})
+        etree.SubElement(xml, q(T_NS, "LineNumber")).text = str(self.line)
+        etree.SubElement(xml, q(T_NS, "LinePosition")).text = str(self.position)
+        etree.SubElement(xml, q(T_NS, "Violation")).text = self.violation
+        return to_bytes(root)
+
+
+def _fault_payload(settings: EmulatorSettings, fault: SoapFault) -> bytes:
+    if isinstance(fault, SchemaValidationFault):
+        return fault.payload(settings)
+    return soap.fault(settings, fault)
+
+
+def _malformed(exc: XmlInputError) -> SchemaValidationFault:
+    """A body lxml cannot parse (or refuses: DTD, entities) fails validation, as it does on Exchange."""
+    line, position = getattr(exc.__cause__, "position", (0, 0))
+    return SchemaValidationFault(str(exc), line, position)
+
+
+def _request_violation(operation: etree._Element, raw: bytes, schema: etree.XMLSchema) -> SchemaValidationFault | None:
+    """Validate the operation element; the first violation with its line and position in the request as sent."""
+    # A deep copy keeps each element's source line; validated as its own document, like the response check.
+    document = etree.ElementTree(copy.deepcopy(operation))
+    if schema.validate(document):
+        return None
+    error = schema.error_log[0]
+    line = int(error.line or 0)
+    position = 0
+    # libxml2 keeps no columns for elements: find the offending start tag on its line (1-based, like .NET).
+    name = (error.path or "").rsplit("/", 1)[-1].split("[", 1)[0].rsplit(":", 1)[-1]
+    lines = raw.splitlines()
+    if name and 0 < line <= len(lines):
+        found = re.search(rb"<(?:[\w.-]+:)?" + re.escape(name.encode()) + rb"[\s/>]", lines[line - 1])
+        position = found.start() + 1 if found else 0
+    return SchemaValidationFault(error.message, line, position)
 
 
 async def ews_endpoint(request: web.Request) -> web.StreamResponse:
     """POST /EWS/Exchange.asmx: one SOAP request, answered as Exchange would."""
     emulator = request.app[EMULATOR]
     settings = emulator.settings
-    if settings.latency_ms:
-        await asyncio.sleep(settings.latency_ms / 1000)
     principal = emulator.auth.authenticate(request)
     if not isinstance(principal, Principal):
         emulator.stats.http_statuses[principal.status] += 1
         return principal
     if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
-        return web.Response(status=413, text="The request is larger than the 10 MB limit.")
-    raw = await request.content.read(MAX_REQUEST_BYTES + 1)
+        # Refused before reading: IIS's maxAllowedContentLength answers 413 from the headers alone.
+        return _too_large(emulator)
+    raw = await read_body(request)
+    if raw is None:
+        return _too_large(emulator)
     account = principal.name
     if not emulator.budget.enter(account, settings.max_concurrency):
         emulator.stats.operations["(throttled)"] += 1
+        emulator.stats.http_statuses[500] += 1
         return _xml_response(soap.fault(settings, server_busy(settings_back_off(settings))), 500)
     try:
+        # The latency is spent inside the budget, as a slow server holds its concurrency slots.
+        if settings.latency_ms:
+            await asyncio.sleep(settings.latency_ms / 1000)
         return await _dispatch(emulator, request, principal, raw)
     finally:
         emulator.budget.leave(account)
 
 
+async def read_body(request: web.Request, limit: int = MAX_REQUEST_BYTES) -> bytes | None:
+    """The whole request body, or None as soon as it grows past ``limit`` (the rest is never held in memory)."""
+    # StreamReader.read(n) returns whatever has arrived (at most n), so a large body comes in several reads;
+    # a chunked body has no length up front, so the limit is checked as it arrives.
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        part = await request.content.read(limit + 1 - size)
+        if not part:
+            return b"".join(parts)
+        parts.append(part)
+        size += len(part)
+        if size > limit:
+            return None
+
+
+def _too_large(emulator: Emulator) -> web.Response:
+    emulator.stats.http_statuses[413] += 1
+    return web.Response(status=413, text="The request is larger than the 10 MB limit.")
+
+
 def settings_back_off(settings: EmulatorSettings) -> int:
+    """The back-off a budget-exceeded request is told to wait."""
     # Exchange's budget back-off is usually a few hundred milliseconds to a few seconds under light load.
     return 500
 
@@ -151,18 +227,18 @@ async def _dispatch(emulator: Emulator, request: web.Request, principal: Princip
             root = parse_request(raw)
         except XmlInputError as exc:
             emulator.capture("request", operation_name, raw, request.headers.get("User-Agent", ""))
-            raise _schema_fault(str(exc)) from exc
+            raise _malformed(exc) from exc
         body = root.find(q(SOAP_NS, "Body")) if local(root) == "Envelope" else None
         if body is None or not len(body):
-            raise _schema_fault("The request is not a SOAP 1.1 envelope with a Body.")
+            raise SchemaValidationFault("The request is not a SOAP 1.1 envelope with a Body.", root.sourceline or 0, 1)
         operation = next((el for el in body if isinstance(el.tag, str)), None)
         if operation is None:
-            raise _schema_fault("The SOAP Body is empty.")
+            raise SchemaValidationFault("The SOAP Body is empty.", body.sourceline or 0, 1)
         operation_name = local(operation)
         emulator.capture("request", operation_name, etree.tostring(operation), request.headers.get("User-Agent", ""))
-        problems = violations(operation, emulator.schema)
-        if problems:
-            raise _schema_fault(problems[0])
+        problem = _request_violation(operation, raw, emulator.schema)
+        if problem is not None:
+            raise problem
         ctx = RequestContext(emulator.store, settings, principal, emulator=emulator)
         ctx.read_soap_header(root.find(q(SOAP_NS, "Header")))
         ctx.anchor_mailbox = request.headers.get("X-AnchorMailbox")
@@ -192,7 +268,7 @@ async def _dispatch(emulator: Emulator, request: web.Request, principal: Princip
             soap.error(messages, name, err)
         return _respond(emulator, operation_name, envelope)
     except SoapFault as fault:
-        payload = soap.fault(settings, fault)
+        payload = _fault_payload(settings, fault)
         emulator.capture("fault", operation_name, payload)
         emulator.stats.http_statuses[fault.status] += 1
         return _xml_response(payload, fault.status)
@@ -224,8 +300,11 @@ async def _apply_request_faults(
         await asyncio.sleep(rule.delay_ms / 1000)
         return None
     if rule.kind == "server_busy":
+        emulator.stats.http_statuses[500] += 1
         return _xml_response(soap.fault(emulator.settings, server_busy(rule.back_off_ms)), 500)
     if rule.kind == "http_503":
+        # IIS answers 503 when EWS requests queue up; Retry-After is in whole seconds.
+        emulator.stats.http_statuses[503] += 1
         retry_after = max(1, round(rule.back_off_ms / 1000))
         return web.Response(status=503, text="Service Unavailable", headers={"Retry-After": str(retry_after)})
     # connection_reset: drop the TCP connection without an answer.

@@ -21,7 +21,7 @@ from exchangelib import (
     EWSTimeZone,
     Version,
 )
-from exchangelib.protocol import BaseProtocol
+from exchangelib.protocol import BaseProtocol, Protocol
 
 from emulators.ews.settings import EmulatorSettings
 from emulators.ews.testing import EwsEmulator
@@ -57,10 +57,23 @@ def ews(ews_server: EwsEmulator) -> Iterator[EwsEmulator]:
         "subscription_idle_seconds": defaults.subscription_idle_seconds,
         "heartbeat_seconds": defaults.heartbeat_seconds,
     })  # fmt: skip
-    BaseProtocol.HTTP_ADAPTER_CLS = _DEFAULT_ADAPTER
 
 
 _DEFAULT_ADAPTER = BaseProtocol.HTTP_ADAPTER_CLS
+
+
+@pytest.fixture(autouse=True)
+def _fresh_exchangelib() -> Iterator[None]:
+    """Each test starts with no cached exchangelib connections and the default HTTP adapter.
+
+    exchangelib keeps one Protocol (with its pooled, possibly NTLM-authenticated connections) per endpoint and
+    user, whatever the auth type, so without this a Basic connection could quietly serve the next test's NTLM one.
+    """
+    Protocol.clear_cache()
+    BaseProtocol.HTTP_ADAPTER_CLS = _DEFAULT_ADAPTER
+    yield
+    Protocol.clear_cache()
+    BaseProtocol.HTTP_ADAPTER_CLS = _DEFAULT_ADAPTER
 
 
 def make_config(ews: EwsEmulator, user: str, auth_type: str = BASIC, password: str = PASSWORD, **kwargs: Any) -> Configuration:
