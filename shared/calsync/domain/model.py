@@ -1,0 +1,185 @@
+"""Frozen values: bookings as JRNI has them, calendar content as Exchange should show it, and what links the two."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+
+def _aware(value: datetime, name: str) -> None:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+
+
+@dataclass(frozen=True, order=True)
+class TimeWindow:
+    """A half-open span of time [start, end), in aware datetimes."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        _aware(self.start, "start")
+        _aware(self.end, "end")
+        if self.end < self.start:
+            raise ValueError("a time window cannot end before it starts")
+
+    def widened(self, before: timedelta, after: timedelta) -> TimeWindow:
+        return TimeWindow(self.start - before, self.end + after)
+
+    def overlaps(self, other: TimeWindow) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def utc(self) -> TimeWindow:
+        return TimeWindow(self.start.astimezone(UTC), self.end.astimezone(UTC))
+
+
+class ResourceKind(enum.StrEnum):
+    """What a JRNI calendar belongs to: a staff member (person) or a resource (typically a meeting room)."""
+
+    PERSON = "person"
+    RESOURCE = "resource"
+
+
+class BookingKind(enum.StrEnum):
+    APPOINTMENT = "appointment"  # a customer booking (JRNI status 4)
+    BLOCK = "block"  # blocked time (JRNI status 3)
+
+
+class BookingStatus(enum.StrEnum):
+    CONFIRMED = "confirmed"
+    RESERVATION = "reservation"  # awaiting confirmation: holds the slot, shown as Tentative
+    CANCELLED = "cancelled"
+
+
+class FreeBusy(enum.StrEnum):
+    """How a calendar item shows in free/busy (EWS LegacyFreeBusyStatus, Graph showAs)."""
+
+    FREE = "Free"
+    TENTATIVE = "Tentative"
+    BUSY = "Busy"
+    OOF = "OOF"
+    WORKING_ELSEWHERE = "WorkingElsewhere"
+
+
+@dataclass(frozen=True)
+class JrniKey:
+    """Names one JRNI object across calsync: the company it lives in and its booking id."""
+
+    company_id: str
+    booking_id: str
+
+    def __str__(self) -> str:
+        return f"{self.company_id}/{self.booking_id}"
+
+    @classmethod
+    def parse(cls, value: str) -> JrniKey:
+        company_id, sep, booking_id = value.partition("/")
+        if not sep or not company_id or not booking_id:
+            raise ValueError(f"not a JRNI key: {value!r}")
+        return cls(company_id, booking_id)
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A JRNI booking or block, read fresh from JRNI: what outbound sync decides from."""
+
+    key: JrniKey
+    kind: BookingKind
+    status: BookingStatus
+    window: TimeWindow  # the appointment itself, without buffers
+    person_id: str | None = None
+    resource_id: str | None = None
+    pre_time: timedelta = timedelta(0)
+    post_time: timedelta = timedelta(0)
+    updated_at: datetime | None = None
+    # Everything the subject and body templates may show (service, client, company...): JSON-like values.
+    details: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is not BookingStatus.CANCELLED
+
+    def calendar_ids(self) -> list[tuple[ResourceKind, str]]:
+        """The JRNI calendars the booking occupies: its staff member and its resource, when it has them."""
+        found = []
+        if self.person_id:
+            found.append((ResourceKind.PERSON, self.person_id))
+        if self.resource_id:
+            found.append((ResourceKind.RESOURCE, self.resource_id))
+        return found
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """One JRNI staff member or resource mapped to one mailbox of an integration (strictly 1:1)."""
+
+    integration_id: str
+    kind: ResourceKind
+    jrni_id: str
+    mailbox: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mailbox", self.mailbox.strip().lower())
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What we write onto every calendar item of ours, so a lost link can be found again instead of duplicated."""
+
+    integration_id: str
+    jrni_key: JrniKey
+
+
+@dataclass(frozen=True)
+class EventContent:
+    """A calendar item as it should look in one mailbox; ``fingerprint`` identifies the content."""
+
+    stamp: Stamp
+    subject: str
+    body: str
+    window: TimeWindow
+    free_busy: FreeBusy
+    is_html: bool = True
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable over equal content: lets the engine tell a real change from an echo or a replay."""
+        canonical = json.dumps(
+            [self.subject, self.body, self.window.utc().start.isoformat(), self.window.utc().end.isoformat(),
+             self.free_busy.value, self.is_html],
+            separators=(",", ":"),
+        )  # fmt: skip
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+class LinkState(enum.StrEnum):
+    PENDING = "pending"  # recorded before the remote create: a crash leaves this, and recovery looks for our stamp
+    SYNCED = "synced"
+
+
+@dataclass(frozen=True)
+class Link:
+    """Where one JRNI object stands in one mailbox: the remote item, its version token, and the content we wrote."""
+
+    integration_id: str
+    jrni_key: JrniKey
+    mailbox: str
+    state: LinkState
+    fingerprint: str
+    remote_id: str | None = None
+    version: str | None = None  # EWS ChangeKey today, Graph @odata.etag later
+    provider: str = "ews"
+    version_number: int = 0  # optimistic locking of the stored record
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """The integration's choices that change what calendars should show."""
+
+    include_buffers: bool = True
+    sync_jrni_blocks: bool = True
+    block_subject: str = "Unavailable"

@@ -1,0 +1,135 @@
+"""Outbound planning (JRNI → Exchange) for one booking across every mailbox it belongs in.
+
+The table, per mailbox (``desired`` = the booking should show there; ``link`` = we recorded an item there):
+
+| desired | link                | action                                                             |
+|---------|---------------------|--------------------------------------------------------------------|
+| yes     | none                | CreateEvent                                                        |
+| yes     | pending             | RecoverEvent: a create or update may have happened before a crash |
+| yes     | synced, same print  | nothing: replay, duplicate webhook or our own echo                 |
+| yes     | synced, other print | UpdateEvent                                                        |
+| no      | any                 | DeleteEvent (cancelled, reassigned away, or no longer mapped)      |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from calsync.domain import (
+    Booking,
+    BookingKind,
+    BookingStatus,
+    EventContent,
+    FreeBusy,
+    Link,
+    LinkState,
+    Mapping,
+    ResourceKind,
+    Stamp,
+    SyncOptions,
+)
+
+
+@dataclass(frozen=True)
+class CreateEvent:
+    """Write a new stamped item (record the link as pending first, so a crash cannot duplicate it)."""
+
+    mailbox: str
+    content: EventContent
+
+
+@dataclass(frozen=True)
+class RecoverEvent:
+    """A pending link: find our stamped item and bring it to ``content``, creating it only if it is not there."""
+
+    mailbox: str
+    content: EventContent
+    link: Link
+
+
+@dataclass(frozen=True)
+class UpdateEvent:
+    mailbox: str
+    content: EventContent
+    link: Link
+
+
+@dataclass(frozen=True)
+class DeleteEvent:
+    """Remove our item (already gone counts as done) and then the link."""
+
+    mailbox: str
+    link: Link
+
+
+@dataclass(frozen=True)
+class SkipUnmapped:
+    """The booking's staff member or resource has no mailbox: nothing to write, but the operator should see it."""
+
+    kind: ResourceKind
+    jrni_id: str
+
+
+Action = CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent | SkipUnmapped
+
+
+def desired_content(
+    booking: Booking, integration_id: str, subject: str, body: str, options: SyncOptions
+) -> EventContent:
+    """How ``booking`` should look in Outlook: buffers when the integration includes them, Tentative for reservations."""
+    window = booking.window
+    if options.include_buffers:
+        window = window.widened(booking.pre_time, booking.post_time)
+    if booking.kind is BookingKind.BLOCK:
+        return EventContent(Stamp(integration_id, booking.key), options.block_subject, "", window, FreeBusy.BUSY, False)
+    free_busy = FreeBusy.TENTATIVE if booking.status is BookingStatus.RESERVATION else FreeBusy.BUSY
+    return EventContent(Stamp(integration_id, booking.key), subject, body, window, free_busy)
+
+
+def plan_outbound(
+    content: EventContent | None,
+    booking: Booking | None,
+    mappings: Iterable[Mapping],
+    links: Iterable[Link],
+    options: SyncOptions,
+    *,
+    mirrored_from_exchange: bool = False,
+) -> list[Action]:
+    """The actions that make every mailbox show ``booking`` as ``content`` (or not at all), in a stable order.
+
+    ``booking`` None means JRNI no longer has it (deleted): every linked item goes. ``mirrored_from_exchange`` marks
+    a JRNI block that calsync itself made for an Outlook item: pushing it back would echo.
+    """
+    by_calendar = {(m.kind, m.jrni_id): m for m in mappings}
+    actions: list[Action] = []
+    desired: dict[str, EventContent] = {}
+    wanted = (
+        booking is not None
+        and content is not None
+        and booking.is_active
+        and not (booking.kind is BookingKind.BLOCK and (mirrored_from_exchange or not options.sync_jrni_blocks))
+    )
+    if wanted:
+        assert booking is not None and content is not None
+        for kind, jrni_id in booking.calendar_ids():
+            mapping = by_calendar.get((kind, jrni_id))
+            if mapping is None:
+                actions.append(SkipUnmapped(kind, jrni_id))
+            else:
+                desired[mapping.mailbox] = content
+
+    linked = {link.mailbox: link for link in links}
+    for mailbox in sorted(desired):
+        link = linked.get(mailbox)
+        target = desired[mailbox]
+        if link is None:
+            actions.append(CreateEvent(mailbox, target))
+        elif link.state is LinkState.PENDING or link.remote_id is None:
+            actions.append(RecoverEvent(mailbox, target, link))
+        elif link.fingerprint != target.fingerprint:
+            actions.append(UpdateEvent(mailbox, target, link))
+        # else: the item already shows exactly this; a replayed or duplicate message changes nothing.
+    for mailbox in sorted(set(linked) - set(desired)):
+        actions.append(DeleteEvent(mailbox, linked[mailbox]))
+    return actions

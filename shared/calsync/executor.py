@@ -1,0 +1,112 @@
+"""Applies the engine's actions through the ports, recording links so that a crash at any point is recoverable.
+
+Order matters: a link is saved as *pending* before an item is created, so a retry after a crash between the
+remote write and the final link write finds our stamped item instead of creating a second one. The normal path
+still costs exactly one remote request per created item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from calsync.domain import EventContent, Link, LinkState, Stamp
+from calsync.engine import Action, CreateEvent, DeleteEvent, RecoverEvent, SkipUnmapped, UpdateEvent
+from calsync.ports import CalendarProvider, LinkStore, RemoteRef
+
+
+@dataclass
+class ExecutionReport:
+    """What was done, for the status of the mapping and for the logs."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted or self.recovered)
+
+
+class Executor:
+    """Carries out outbound actions for one integration."""
+
+    def __init__(self, integration_id: str, calendar: CalendarProvider, links: LinkStore) -> None:
+        self.integration_id = integration_id
+        self.calendar = calendar
+        self.links = links
+
+    def apply(self, actions: list[Action]) -> ExecutionReport:
+        """Apply ``actions`` in order; an exception stops at that action, leaving everything before it recorded."""
+        report = ExecutionReport()
+        for action in actions:
+            if isinstance(action, CreateEvent):
+                self._create(action.mailbox, action.content, None)
+                report.created.append(action.mailbox)
+            elif isinstance(action, RecoverEvent):
+                self._recover(action)
+                report.recovered.append(action.mailbox)
+            elif isinstance(action, UpdateEvent):
+                self._update(action)
+                report.updated.append(action.mailbox)
+            elif isinstance(action, DeleteEvent):
+                self._delete(action)
+                report.deleted.append(action.mailbox)
+            elif isinstance(action, SkipUnmapped):
+                report.skipped.append(f"{action.kind.value}:{action.jrni_id}")
+        return report
+
+    def _pending(self, mailbox: str, content: EventContent, previous: Link | None) -> Link:
+        link = Link(
+            integration_id=self.integration_id,
+            jrni_key=content.stamp.jrni_key,
+            mailbox=mailbox,
+            state=LinkState.PENDING,
+            fingerprint=content.fingerprint,
+            provider=self.calendar.name,
+            version_number=previous.version_number if previous else 0,
+        )
+        return self.links.save(link)
+
+    def _synced(self, pending: Link, ref: RemoteRef) -> Link:
+        return self.links.save(replace(pending, state=LinkState.SYNCED, remote_id=ref.remote_id, version=ref.version))
+
+    def _create(self, mailbox: str, content: EventContent, previous: Link | None) -> Link:
+        pending = self._pending(mailbox, content, previous)
+        return self._synced(pending, self.calendar.create_event(mailbox, content))
+
+    def _recover(self, action: RecoverEvent) -> None:
+        found = self.calendar.find_stamped(action.mailbox, action.content.stamp)
+        if not found:
+            self._create(action.mailbox, action.content, action.link)
+            return
+        keep, *extra = found
+        for duplicate in extra:  # heal, should a duplicate ever exist
+            self.calendar.delete_event(action.mailbox, duplicate.remote_id)
+        pending = self._pending(action.mailbox, action.content, action.link)
+        ref = self.calendar.update_event(action.mailbox, keep.remote_id, action.content)
+        if ref is None:
+            self._create(action.mailbox, action.content, pending)
+        else:
+            self._synced(pending, ref)
+
+    def _update(self, action: UpdateEvent) -> None:
+        assert action.link.remote_id is not None
+        ref = self.calendar.update_event(action.mailbox, action.link.remote_id, action.content)
+        if ref is None:
+            # Deleted in Outlook: JRNI still has the booking, so it is written again.
+            self._create(action.mailbox, action.content, action.link)
+            return
+        self.links.save(replace(action.link, fingerprint=action.content.fingerprint, remote_id=ref.remote_id,
+                                version=ref.version, state=LinkState.SYNCED))  # fmt: skip
+
+    def _delete(self, action: DeleteEvent) -> None:
+        link = action.link
+        if link.remote_id is not None:
+            self.calendar.delete_event(action.mailbox, link.remote_id)
+        # A pending link may have an item we never heard back about: remove whatever carries our stamp.
+        if link.state is LinkState.PENDING or link.remote_id is None:
+            for ref in self.calendar.find_stamped(action.mailbox, Stamp(link.integration_id, link.jrni_key)):
+                self.calendar.delete_event(action.mailbox, ref.remote_id)
+        self.links.delete(link)
