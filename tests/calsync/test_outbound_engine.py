@@ -10,6 +10,9 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from calsync.domain import (
     Booking,
     BookingKind,
@@ -30,9 +33,6 @@ from calsync.engine import (
     plan_outbound,
 )
 from calsync.executor import Executor
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from tests.calsync.builders import ALICE, BOB, DEFAULT_OPTIONS, INTEGRATION, MAPPINGS, ROOM, at, booking
 from tests.calsync.fakes import FakeCalendar, FakeLinkStore
 
