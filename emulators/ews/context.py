@@ -142,10 +142,10 @@ class RequestContext:
             decoded = decode_id(folder_el.get("Id", ""))
             if decoded is None or decoded.kind != "folder":
                 raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
-            mailbox = self.store.mailboxes.get(decoded.mailbox_num)
-            if mailbox is None:
+            owner = self.store.mailboxes.get(decoded.mailbox_num)
+            if owner is None:
                 raise EwsError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
-            return mailbox, decoded.folder
+            return owner, decoded.folder
         raise EwsError("ErrorInvalidRequest", f"Unsupported folder id element {name}.")
 
     def calendar_of(self, folder_el: etree._Element, need: str = "read") -> Mailbox:

@@ -54,6 +54,7 @@ def ews(ews_server: EwsEmulator) -> Iterator[EwsEmulator]:
     ews_server.control("POST", "config", {
         "latency_ms": 0, "max_concurrency": defaults.max_concurrency,
         "max_streaming_connections": defaults.max_streaming_connections,
+        "max_subscriptions_per_connection": defaults.max_subscriptions_per_connection,
         "subscription_idle_seconds": defaults.subscription_idle_seconds,
         "heartbeat_seconds": defaults.heartbeat_seconds,
     })  # fmt: skip
