@@ -27,6 +27,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy emulators
+	$(BIN)/mypy --strict shared/calsync
 
 # Starts the EWS emulator in the foreground on its default port (Ctrl-C stops it).
 emulators: setup

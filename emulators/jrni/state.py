@@ -93,7 +93,9 @@ class Admin:
 
 
 @dataclass
-class Person:
+class Bookable:
+    """What staff members and resources have alike: a calendar that bookings and blocks occupy."""
+
     id: int
     company_id: int
     name: str
@@ -106,16 +108,13 @@ class Person:
 
 
 @dataclass
-class Resource:
-    id: int
-    company_id: int
-    name: str
-    email: str | None = None
-    ews_email: str | None = None
-    schedule_id: int | None = None
-    disabled: bool = False
-    deleted: bool = False
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+class Person(Bookable):
+    """A staff member."""
+
+
+@dataclass
+class Resource(Bookable):
+    """A resource, typically a meeting room."""
 
 
 @dataclass
