@@ -233,12 +233,14 @@ def test_oauth_expired_token_is_refused_and_exchangelib_cannot_refresh_it(
     ews: EwsEmulator, owner: str, oauth_account: Callable[..., Account]
 ) -> None:
     add_app(ews, "sync-app", ["*"])
-    ews.control("POST", "config", {"token_lifetime_seconds": 1})
+    # Two seconds so the first call surely fits; oauthlib rounds its expiry time to the second, so the wait below
+    # must pass it by more than half a second for the client to notice the expiry itself.
+    ews.control("POST", "config", {"token_lifetime_seconds": 2})
     try:
         account = oauth_account("sync-app")
         account.calendar.refresh()
         [token] = ews.call(lambda: list(ews.emulator.store.tokens))
-        time.sleep(1.2)
+        time.sleep(2.7)
 
         # The server refuses the expired token with 401 and says why, as Exchange Online does.
         raw = requests.post(ews.ews_url, data=GET_CALENDAR, headers={**XML, "Authorization": f"Bearer {token}"},
