@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from calsync.domain import Booking, EventContent, JrniKey, Link, Stamp
+from calsync.domain import (
+    Booking,
+    EventContent,
+    Integration,
+    JrniKey,
+    Link,
+    Mapping,
+    MappingStatus,
+    ResourceKind,
+    Stamp,
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +64,85 @@ class LinkStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class JrniCalendar:
+    """A JRNI staff member or resource: what the operator maps to a mailbox."""
+
+    kind: ResourceKind
+    jrni_id: str
+    company_id: str
+    name: str
+    email: str | None = None
+    ews_email: str | None = None  # the mailbox JRNI itself records for the staff member or resource
+    disabled: bool = False
+
+
 class BookingSource(Protocol):
     """JRNI, read fresh: a webhook only says *which* booking to look at."""
 
     def get_booking(self, company_id: str, booking_id: str) -> Booking | None:
         """The booking as JRNI has it now; None when JRNI no longer knows it."""
+        ...
+
+    def calendars(self) -> list[JrniCalendar]:
+        """Every staff member and resource of the parent company and its child companies."""
+        ...
+
+
+class IntegrationStore(Protocol):
+    def get(self, integration_id: str) -> Integration | None:
+        """One integration, or None."""
+        ...
+
+    def all(self) -> list[Integration]:
+        """Every integration."""
+        ...
+
+    def create(self, integration: Integration) -> None:
+        """Store a new integration; ConflictError when its id exists."""
+        ...
+
+
+class MappingStore(Protocol):
+    """Staff members and resources mapped to mailboxes: strictly one to one within an integration."""
+
+    def mappings(self, integration_id: str) -> list[Mapping]:
+        """Every mapping of one integration."""
+        ...
+
+    def put(self, mapping: Mapping) -> None:
+        """Map (or re-map) a staff member or resource; ConflictError when the mailbox is mapped to another one."""
+        ...
+
+    def remove(self, integration_id: str, kind: ResourceKind, jrni_id: str) -> bool:
+        """Unmap; False when it was not mapped."""
+        ...
+
+    def statuses(self, integration_id: str) -> list[MappingStatus]:
+        """The last sync outcome recorded for each staff member and resource."""
+        ...
+
+    def record_status(self, status: MappingStatus) -> None:
+        """Record the outcome of a sync for one staff member or resource."""
+        ...
+
+
+class SecretStore(Protocol):
+    def get(self, name: str) -> dict[str, str]:
+        """A secret's JSON fields (cached); PermanentError when it does not exist."""
+        ...
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One booking to sync outbound. Carries no booking state: the handler reads the booking fresh from JRNI."""
+
+    integration_id: str
+    jrni_key: JrniKey
+    trigger: str  # what JRNI said happened (create, modify, cancelled, confirmed...), for the logs only
+
+
+class OutboundQueue(Protocol):
+    def send(self, messages: list[OutboundMessage]) -> None:
+        """Enqueue in order, one message group per booking so that one booking's changes stay in order."""
         ...

@@ -7,6 +7,15 @@ from calsync.domain.errors import (
     RetryableError,
     StaleStateError,
 )
+from calsync.domain.integration import (
+    AccessType,
+    ExchangeAuth,
+    ExchangeConnection,
+    Integration,
+    JrniConnection,
+    MappingStatus,
+    SyncState,
+)
 from calsync.domain.model import (
     Booking,
     BookingKind,
@@ -24,22 +33,29 @@ from calsync.domain.model import (
 )
 
 __all__ = [
+    "AccessType",
     "Booking",
     "BookingKind",
     "BookingStatus",
     "CalsyncError",
     "ConflictError",
     "EventContent",
+    "ExchangeAuth",
+    "ExchangeConnection",
     "FreeBusy",
+    "Integration",
+    "JrniConnection",
     "JrniKey",
     "Link",
     "LinkState",
     "Mapping",
+    "MappingStatus",
     "PermanentError",
     "ResourceKind",
     "RetryableError",
-    "StaleStateError",
     "Stamp",
+    "StaleStateError",
     "SyncOptions",
+    "SyncState",
     "TimeWindow",
 ]

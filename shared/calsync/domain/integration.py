@@ -1,0 +1,86 @@
+"""An integration: one JRNI parent company connected to one Exchange organisation, with its options.
+
+Only *references* to secrets live here (Secrets Manager names); the secrets themselves are read at run time through
+the SecretStore port and never stored in DynamoDB or environment variables.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from calsync.domain.model import FreeBusy, ResourceKind, SyncOptions
+
+
+class ExchangeAuth(enum.StrEnum):
+    BASIC = "basic"
+    NTLM = "ntlm"
+    OAUTH2 = "oauth2"
+
+
+class AccessType(enum.StrEnum):
+    IMPERSONATION = "impersonation"  # one service account with ApplicationImpersonation over the mailboxes
+    DELEGATE = "delegate"  # each mailbox owner granted the service account delegate access to the calendar
+
+
+@dataclass(frozen=True)
+class ExchangeConnection:
+    """How to reach Exchange. ``secret_name`` holds ``{"username", "password"}`` or ``{"tenant_id", "client_id",
+    "client_secret"}`` (OAuth2)."""
+
+    endpoint: str
+    secret_name: str
+    auth: ExchangeAuth = ExchangeAuth.BASIC
+    access_type: AccessType = AccessType.IMPERSONATION
+    server_version: str = "Exchange2016"
+    verify_tls: bool = True
+    # Token endpoint for OAuth2; None means Microsoft Entra ID's for the tenant.
+    token_url: str | None = None
+
+
+@dataclass(frozen=True)
+class JrniConnection:
+    """How to reach JRNI's admin API. ``secret_name`` holds ``{"app_id", "app_key", "email", "password"}``."""
+
+    base_url: str
+    company_id: str  # the parent company: its token works for every child company
+    secret_name: str
+
+
+@dataclass(frozen=True)
+class Integration:
+    """Everything an integration is configured with."""
+
+    id: str
+    name: str
+    jrni: JrniConnection
+    exchange: ExchangeConnection
+    # Secrets Manager name of how JRNI authenticates to our webhook: {"username", "password"} or {"token"}.
+    webhook_secret_name: str
+    options: SyncOptions = field(default_factory=SyncOptions)
+    subject_template: str | None = None  # None: the product's default template
+    body_template: str | None = None
+    appointment_lock: bool = True  # inbound: revert Outlook edits of JRNI bookings (next issue)
+    auto_confirm: bool = False  # inbound: a reservation moved in Outlook is confirmed (next issue)
+    inbound_free_busy: tuple[FreeBusy, ...] = (FreeBusy.BUSY, FreeBusy.OOF, FreeBusy.TENTATIVE,
+                                               FreeBusy.WORKING_ELSEWHERE)  # fmt: skip
+    created_at: datetime | None = None
+
+
+class SyncState(enum.StrEnum):
+    OK = "ok"
+    SKIPPED = "skipped"  # e.g. a booking for an unmapped adviser
+    ERROR = "error"  # a permanent failure: its message is in the dead-letter queue
+
+
+@dataclass(frozen=True)
+class MappingStatus:
+    """What the operator sees for one mapped (or unmapped) staff member or resource."""
+
+    integration_id: str
+    kind: ResourceKind
+    jrni_id: str
+    state: SyncState
+    detail: str = ""
+    at: datetime | None = None
