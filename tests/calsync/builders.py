@@ -8,6 +8,9 @@ from calsync.domain import (
     Booking,
     BookingKind,
     BookingStatus,
+    ExchangeConnection,
+    Integration,
+    JrniConnection,
     JrniKey,
     Mapping,
     ResourceKind,
@@ -57,3 +60,15 @@ def booking(
 
 
 DEFAULT_OPTIONS = SyncOptions()
+
+
+def integration(**overrides: object) -> Integration:
+    values: dict[str, object] = {
+        "id": INTEGRATION,
+        "name": "Example Bank",
+        "jrni": JrniConnection("http://127.0.0.1:8088", "100", "jrni-secret"),
+        "exchange": ExchangeConnection("http://127.0.0.1:8089/EWS/Exchange.asmx", "ews-secret"),
+        "webhook_secret_name": "webhook-secret",
+    }
+    values.update(overrides)
+    return Integration(**values)  # type: ignore[arg-type]

@@ -5,8 +5,21 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, replace
 
-from calsync.domain import EventContent, JrniKey, Link, StaleStateError, Stamp
-from calsync.ports import RemoteRef
+from calsync.domain import (
+    Booking,
+    ConflictError,
+    EventContent,
+    Integration,
+    JrniKey,
+    Link,
+    Mapping,
+    MappingStatus,
+    PermanentError,
+    ResourceKind,
+    StaleStateError,
+    Stamp,
+)
+from calsync.ports import JrniCalendar, OutboundMessage, RemoteRef
 
 
 @dataclass
@@ -90,3 +103,82 @@ class FakeLinkStore:
         if current is not None and current.version_number != link.version_number:
             raise StaleStateError("link changed since it was read")
         self.links.pop(key, None)
+
+
+class FakeIntegrations:
+    def __init__(self, *integrations: Integration) -> None:
+        self.items = {i.id: i for i in integrations}
+
+    def get(self, integration_id: str) -> Integration | None:
+        return self.items.get(integration_id)
+
+    def all(self) -> list[Integration]:
+        return list(self.items.values())
+
+    def create(self, integration: Integration) -> None:
+        if integration.id in self.items:
+            raise ConflictError(f"integration {integration.id} exists")
+        self.items[integration.id] = integration
+
+
+class FakeMappings:
+    """Mappings with the same 1:1 rule as the DynamoDB store, and recorded statuses."""
+
+    def __init__(self, *mappings: Mapping) -> None:
+        self.items: dict[tuple[str, ResourceKind, str], Mapping] = {}
+        self.status: dict[tuple[str, ResourceKind, str], MappingStatus] = {}
+        for mapping in mappings:
+            self.put(mapping)
+
+    def mappings(self, integration_id: str) -> list[Mapping]:
+        return [m for (i, _, _), m in self.items.items() if i == integration_id]
+
+    def put(self, mapping: Mapping) -> None:
+        for key, other in self.items.items():
+            if other.mailbox == mapping.mailbox and other.integration_id == mapping.integration_id and \
+                    key[1:] != (mapping.kind, mapping.jrni_id):  # fmt: skip
+                raise ConflictError(f"{mapping.mailbox} is mapped to {other.kind.value} {other.jrni_id}")
+        self.items[(mapping.integration_id, mapping.kind, mapping.jrni_id)] = mapping
+
+    def remove(self, integration_id: str, kind: ResourceKind, jrni_id: str) -> bool:
+        return self.items.pop((integration_id, kind, jrni_id), None) is not None
+
+    def statuses(self, integration_id: str) -> list[MappingStatus]:
+        return [s for (i, _, _), s in self.status.items() if i == integration_id]
+
+    def record_status(self, status: MappingStatus) -> None:
+        self.status[(status.integration_id, status.kind, status.jrni_id)] = status
+
+
+class FakeSecrets:
+    def __init__(self, **secrets: dict[str, str]) -> None:
+        self.secrets = secrets
+
+    def get(self, name: str) -> dict[str, str]:
+        if name not in self.secrets:
+            raise PermanentError(f"secret {name!r} does not exist")
+        return self.secrets[name]
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.sent: list[OutboundMessage] = []
+
+    def send(self, messages: list[OutboundMessage], delivery_id: str = "") -> None:
+        self.sent.extend(messages)
+
+
+class FakeBookingSource:
+    """JRNI as a dict of bookings; ``calendars`` for the admin API."""
+
+    def __init__(self, *bookings: Booking, calendars: list[JrniCalendar] | None = None) -> None:
+        self.bookings = {b.key: b for b in bookings}
+        self.listed = calendars or []
+        self.reads = 0
+
+    def get_booking(self, company_id: str, booking_id: str) -> Booking | None:
+        self.reads += 1
+        return self.bookings.get(JrniKey(company_id, booking_id))
+
+    def calendars(self) -> list[JrniCalendar]:
+        return list(self.listed)

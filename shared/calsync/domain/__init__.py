@@ -1,11 +1,16 @@
 """The sync's vocabulary: frozen values that every layer speaks; standard library only."""
 
 from calsync.domain.errors import (
+    AuthenticationError,
     CalsyncError,
     ConflictError,
+    InvalidInputError,
+    NotFoundError,
     PermanentError,
+    RequestError,
     RetryableError,
     StaleStateError,
+    TooLargeError,
 )
 from calsync.domain.integration import (
     AccessType,
@@ -34,6 +39,7 @@ from calsync.domain.model import (
 
 __all__ = [
     "AccessType",
+    "AuthenticationError",
     "Booking",
     "BookingKind",
     "BookingStatus",
@@ -44,18 +50,22 @@ __all__ = [
     "ExchangeConnection",
     "FreeBusy",
     "Integration",
+    "InvalidInputError",
     "JrniConnection",
     "JrniKey",
     "Link",
     "LinkState",
     "Mapping",
     "MappingStatus",
+    "NotFoundError",
     "PermanentError",
+    "RequestError",
     "ResourceKind",
     "RetryableError",
-    "Stamp",
     "StaleStateError",
+    "Stamp",
     "SyncOptions",
     "SyncState",
     "TimeWindow",
+    "TooLargeError",
 ]

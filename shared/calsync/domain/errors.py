@@ -25,3 +25,29 @@ class ConflictError(CalsyncError):
 
 class StaleStateError(RetryableError):
     """Our recorded state changed underneath us (a conditional write lost): re-read and plan again."""
+
+
+class RequestError(CalsyncError):
+    """Bad input from a caller: answered with a 4xx, and nothing is applied."""
+
+    status = 400
+
+
+class InvalidInputError(RequestError):
+    """Malformed, or not in a format we accept."""
+
+    status = 400
+
+
+class AuthenticationError(RequestError):
+    """The caller did not prove who it is."""
+
+    status = 401
+
+
+class NotFoundError(RequestError):
+    status = 404
+
+
+class TooLargeError(RequestError):
+    status = 413

@@ -1,0 +1,148 @@
+"""The use cases, each one call from a thin handler: load state through ports, plan with the engine, apply, record.
+
+``Services`` bundles the ports; ``wiring`` builds the real ones, tests build fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from calsync.domain import (
+    Booking,
+    CalsyncError,
+    Integration,
+    JrniKey,
+    Mapping,
+    MappingStatus,
+    NotFoundError,
+    PermanentError,
+    ResourceKind,
+    SyncState,
+)
+from calsync.engine import (
+    Action,
+    CreateEvent,
+    DeleteEvent,
+    RecoverEvent,
+    SkipUnmapped,
+    UpdateEvent,
+    desired_content,
+    plan_outbound,
+)
+from calsync.executor import ExecutionReport, Executor
+from calsync.ports import (
+    BookingSource,
+    CalendarProvider,
+    IntegrationStore,
+    LinkStore,
+    MappingStore,
+    OutboundMessage,
+    OutboundQueue,
+    SecretStore,
+)
+from calsync.rendering import DEFAULT_BODY, DEFAULT_SUBJECT, Templates, booking_context
+
+
+@dataclass(frozen=True)
+class Services:
+    """The ports a use case may need. Factories take the integration: each has its own JRNI and Exchange."""
+
+    integrations: IntegrationStore
+    mappings: MappingStore
+    links: LinkStore
+    secrets: SecretStore
+    outbound_queue: OutboundQueue
+    calendar_for: Callable[[Integration], CalendarProvider]
+    bookings_for: Callable[[Integration], BookingSource]
+    clock: Callable[[], datetime]
+
+
+def integration_or_404(services: Services, integration_id: str) -> Integration:
+    integration = services.integrations.get(integration_id)
+    if integration is None:
+        raise NotFoundError(f"no integration {integration_id!r}")
+    return integration
+
+
+def templates_of(integration: Integration) -> Templates:
+    return Templates(integration.subject_template or DEFAULT_SUBJECT, integration.body_template or DEFAULT_BODY)
+
+
+@dataclass(frozen=True)
+class OutboundResult:
+    booking: Booking | None
+    actions: list[Action]
+    report: ExecutionReport
+
+
+def sync_outbound(services: Services, message: OutboundMessage) -> OutboundResult:
+    """Bring every mapped calendar in line with the booking as JRNI has it *now* (a webhook may be stale or late)."""
+    integration = services.integrations.get(message.integration_id)
+    if integration is None:
+        raise PermanentError(f"no integration {message.integration_id!r}: the message cannot be processed")
+    mappings = services.mappings.mappings(integration.id)
+    booking = services.bookings_for(integration).get_booking(message.jrni_key.company_id, message.jrni_key.booking_id)
+    content = None
+    if booking is not None:
+        company = str(booking.details.get("company_name", ""))
+        subject, body = templates_of(integration).render(booking_context(booking, company))
+        content = desired_content(booking, integration.id, subject, body, integration.options)
+    links = services.links.links_for(integration.id, message.jrni_key)
+    actions = plan_outbound(content, booking, mappings, links, integration.options)
+    executor = Executor(integration.id, services.calendar_for(integration), services.links)
+    try:
+        report = executor.apply(actions)
+    except PermanentError as exc:
+        _record(services, integration.id, message.jrni_key, mappings, actions, SyncState.ERROR, str(exc))
+        raise
+    _record(services, integration.id, message.jrni_key, mappings, actions, SyncState.OK, "")
+    return OutboundResult(booking, actions, report)
+
+
+_VERBS = {CreateEvent: "created", UpdateEvent: "updated", RecoverEvent: "recovered", DeleteEvent: "removed"}
+
+
+def _record(
+    services: Services,
+    integration_id: str,
+    key: JrniKey,
+    mappings: list[Mapping],
+    actions: list[Action],
+    state: SyncState,
+    error: str,
+) -> None:
+    """What each staff member or resource concerned shows in the integration's status."""
+    by_mailbox = {m.mailbox: m for m in mappings}
+    now = services.clock()
+    for action in actions:
+        if isinstance(action, SkipUnmapped):
+            detail = f"booking {key} not synced: no mailbox is mapped to this {action.kind.value}"
+            status = MappingStatus(integration_id, action.kind, action.jrni_id, SyncState.SKIPPED, detail, now)
+            services.mappings.record_status(status)
+            continue
+        mapping = by_mailbox.get(action.mailbox)
+        if mapping is None:
+            continue  # a mailbox no longer mapped: nobody to report it against
+        verb = _VERBS[type(action)]
+        detail = error or f"booking {key} {verb} in {action.mailbox}"
+        services.mappings.record_status(MappingStatus(integration_id, mapping.kind, mapping.jrni_id, state, detail, now))
+
+
+def record_failure(services: Services, message: OutboundMessage, reason: str) -> None:
+    """A message given up on (dead-lettered): show it on every mapping of the booking's calendars we know of."""
+    links = services.links.links_for(message.integration_id, message.jrni_key)
+    mappings = {m.mailbox: m for m in services.mappings.mappings(message.integration_id)}
+    now = services.clock()
+    reported: set[tuple[ResourceKind, str]] = set()
+    for link in links:
+        mapping = mappings.get(link.mailbox)
+        if mapping is not None and (mapping.kind, mapping.jrni_id) not in reported:
+            reported.add((mapping.kind, mapping.jrni_id))
+            services.mappings.record_status(MappingStatus(
+                message.integration_id, mapping.kind, mapping.jrni_id, SyncState.ERROR,
+                f"booking {message.jrni_key} failed: {reason}", now))  # fmt: skip
+
+
+__all__ = ["CalsyncError", "OutboundResult", "Services", "integration_or_404", "record_failure", "sync_outbound"]

@@ -1,0 +1,101 @@
+"""The outbound use case with in-memory fakes: read fresh, plan, apply, record what the operator will see."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from calsync.domain import BookingStatus, JrniKey, PermanentError, ResourceKind, SyncState
+from calsync.ports import OutboundMessage
+from calsync.service import Services, sync_outbound
+from tests.calsync.builders import ALICE, INTEGRATION, MAPPINGS, ROOM, booking, integration
+from tests.calsync.fakes import (
+    FakeBookingSource,
+    FakeCalendar,
+    FakeIntegrations,
+    FakeLinkStore,
+    FakeMappings,
+    FakeQueue,
+    FakeSecrets,
+)
+
+NOW = datetime(2025, 7, 1, 12, tzinfo=UTC)
+
+
+def services(source: FakeBookingSource, calendar: FakeCalendar | None = None) -> Services:
+    return Services(
+        integrations=FakeIntegrations(integration()),
+        mappings=FakeMappings(*MAPPINGS),
+        links=FakeLinkStore(),
+        secrets=FakeSecrets(),
+        outbound_queue=FakeQueue(),
+        calendar_for=lambda _: calendar or FakeCalendar(),
+        bookings_for=lambda _: source,
+        clock=lambda: NOW,
+    )
+
+
+def message(booking_id: str = "501", trigger: str = "create") -> OutboundMessage:
+    return OutboundMessage(INTEGRATION, JrniKey("100", booking_id), trigger)
+
+
+def test_a_booking_is_read_fresh_rendered_and_written_to_each_mapped_calendar() -> None:
+    details = {"service_name": "Mortgage advice", "client_name": "Sam Sample", "company_name": "High Street"}
+    fresh = replace(booking(resource="21"), details=details)
+    calendar = FakeCalendar()
+    svc = services(FakeBookingSource(fresh), calendar)
+
+    sync_outbound(svc, message(trigger="modify"))  # the trigger does not matter: JRNI's current state does
+
+    contents = calendar.contents()
+    assert sorted(contents) == [ALICE, ROOM]
+    [item] = contents[ALICE]
+    assert item.subject == "Mortgage advice: Sam Sample"
+    assert "High Street" in item.body and item.free_busy.value == "Busy"
+    statuses = {(s.kind, s.jrni_id): s for s in svc.mappings.statuses(INTEGRATION)}
+    assert statuses[(ResourceKind.PERSON, "11")].state is SyncState.OK
+    assert statuses[(ResourceKind.RESOURCE, "21")].detail == f"booking 100/501 created in {ROOM}"
+
+
+def test_a_booking_for_an_unmapped_adviser_is_skipped_and_shows_in_the_status() -> None:
+    calendar = FakeCalendar()
+    svc = services(FakeBookingSource(booking(person="99")), calendar)
+
+    sync_outbound(svc, message())
+
+    assert calendar.contents() == {}
+    [status] = svc.mappings.statuses(INTEGRATION)
+    assert (status.kind, status.jrni_id, status.state) == (ResourceKind.PERSON, "99", SyncState.SKIPPED)
+    assert "no mailbox is mapped" in status.detail and status.at == NOW
+
+
+def test_a_booking_gone_from_jrni_is_removed_from_outlook() -> None:
+    source, calendar = FakeBookingSource(booking()), FakeCalendar()
+    svc = services(source, calendar)
+    sync_outbound(svc, message())
+    source.bookings.clear()
+
+    sync_outbound(svc, message(trigger="cancelled"))
+
+    assert calendar.contents() == {}
+    assert svc.links.links_for(INTEGRATION, JrniKey("100", "501")) == []
+
+
+def test_a_permanent_failure_is_recorded_against_the_mapping_and_raised() -> None:
+    class Refusing(FakeCalendar):
+        def create_event(self, mailbox, content):  # type: ignore[no-untyped-def]
+            raise PermanentError(f"the service account may not impersonate {mailbox}")
+
+    svc = services(FakeBookingSource(booking(status=BookingStatus.RESERVATION)), Refusing())
+    with pytest.raises(PermanentError):
+        sync_outbound(svc, message())
+    [status] = svc.mappings.statuses(INTEGRATION)
+    assert status.state is SyncState.ERROR and "may not impersonate alice@example.com" in status.detail
+
+
+def test_an_unknown_integration_can_never_succeed() -> None:
+    svc = services(FakeBookingSource(booking()))
+    with pytest.raises(PermanentError, match="no integration"):
+        sync_outbound(svc, OutboundMessage("gone", JrniKey("100", "501"), "create"))
