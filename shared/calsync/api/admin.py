@@ -1,0 +1,218 @@
+"""The admin REST API: integrations and the mapping of JRNI staff and resources to mailboxes.
+
+Built on Powertools' ``APIGatewayRestResolver`` with validation on, so the OpenAPI document is generated from these
+routes (``resolver.get_openapi_json_schema()``). Domain errors become HTTP statuses here, in one place.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from calsync.domain import (
+    AccessType,
+    ConflictError,
+    ExchangeAuth,
+    ExchangeConnection,
+    Integration,
+    InvalidInputError,
+    JrniConnection,
+    Mapping,
+    NotFoundError,
+    PermanentError,
+    RequestError,
+    ResourceKind,
+    RetryableError,
+    SyncOptions,
+)
+from calsync.rendering import TemplateError, Templates
+from calsync.service import Services, integration_or_404
+
+_MAILBOX = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JrniIn(_Strict):
+    base_url: str = Field(pattern=r"^https?://", description="JRNI API root, e.g. https://example.jrni.com")
+    company_id: str = Field(min_length=1, description="the parent company")
+    secret_name: str = Field(min_length=1, description='Secrets Manager name of {"app_id","app_key","email","password"}')
+
+
+class ExchangeIn(_Strict):
+    endpoint: str = Field(pattern=r"^https?://", description="the EWS URL, e.g. https://mail.example.com/EWS/Exchange.asmx")
+    secret_name: str = Field(min_length=1, description='Secrets Manager name of the Exchange credentials')
+    auth: ExchangeAuth = ExchangeAuth.BASIC
+    access_type: AccessType = AccessType.IMPERSONATION
+    server_version: str = "Exchange2016"
+    verify_tls: bool = True
+    token_url: str | None = None
+
+
+class OptionsIn(_Strict):
+    include_buffers: bool = True
+    sync_jrni_blocks: bool = True
+    block_subject: str = Field(default="Unavailable", min_length=1, max_length=255)
+
+
+class IntegrationIn(_Strict):
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    name: str = Field(min_length=1, max_length=200)
+    jrni: JrniIn
+    exchange: ExchangeIn
+    webhook_secret_name: str = Field(min_length=1, description='Secrets Manager name of {"username","password"} or {"token"}')
+    options: OptionsIn = OptionsIn()
+    subject_template: str | None = None
+    body_template: str | None = None
+    appointment_lock: bool = True
+    auto_confirm: bool = False
+
+
+class MailboxIn(_Strict):
+    mailbox: str = Field(min_length=3, max_length=320)
+
+
+def integration_json(integration: Integration) -> dict[str, Any]:
+    """An integration as the API shows it: names of secrets only, never their values."""
+    return {
+        "id": integration.id,
+        "name": integration.name,
+        "jrni": {"base_url": integration.jrni.base_url, "company_id": integration.jrni.company_id,
+                 "secret_name": integration.jrni.secret_name},
+        "exchange": {"endpoint": integration.exchange.endpoint, "secret_name": integration.exchange.secret_name,
+                     "auth": integration.exchange.auth.value, "access_type": integration.exchange.access_type.value,
+                     "server_version": integration.exchange.server_version,
+                     "verify_tls": integration.exchange.verify_tls, "token_url": integration.exchange.token_url},
+        "webhook_secret_name": integration.webhook_secret_name,
+        "webhook_path": f"/webhooks/jrni/{integration.id}",
+        "options": {"include_buffers": integration.options.include_buffers,
+                    "sync_jrni_blocks": integration.options.sync_jrni_blocks,
+                    "block_subject": integration.options.block_subject},
+        "subject_template": integration.subject_template,
+        "body_template": integration.body_template,
+        "appointment_lock": integration.appointment_lock,
+        "auto_confirm": integration.auto_confirm,
+    }  # fmt: skip
+
+
+def _error(status: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"message": message, **extra})
+
+
+def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
+    """The admin API's routes; ``services`` is called per request (built once per cold start by the caller)."""
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(RequestError)
+    def request_error(exc: RequestError) -> Response[dict[str, Any]]:
+        return _error(exc.status, str(exc))
+
+    @app.exception_handler(ConflictError)
+    def conflict(exc: ConflictError) -> Response[dict[str, Any]]:
+        return _error(409, str(exc))
+
+    @app.exception_handler(TemplateError)
+    def bad_template(exc: TemplateError) -> Response[dict[str, Any]]:
+        return _error(422, f"the {exc.which} template cannot be used", template=exc.which, detail=exc.detail)
+
+    @app.exception_handler(RetryableError)
+    def unavailable(exc: RetryableError) -> Response[dict[str, Any]]:
+        return _error(503, f"try again shortly: {exc}")
+
+    @app.exception_handler(PermanentError)
+    def upstream(exc: PermanentError) -> Response[dict[str, Any]]:
+        return _error(502, str(exc))
+
+    @app.get("/admin/integrations", summary="List integrations")
+    def list_integrations() -> dict[str, Any]:
+        return {"integrations": [integration_json(i) for i in services().integrations.all()]}
+
+    @app.post("/admin/integrations", summary="Create an integration")
+    def create_integration(body: IntegrationIn) -> Response[dict[str, Any]]:
+        _check_templates(body)
+        integration = Integration(
+            id=body.id or uuid.uuid4().hex[:12],
+            name=body.name,
+            jrni=JrniConnection(body.jrni.base_url.rstrip("/"), body.jrni.company_id, body.jrni.secret_name),
+            exchange=ExchangeConnection(**body.exchange.model_dump()),
+            webhook_secret_name=body.webhook_secret_name,
+            options=SyncOptions(**body.options.model_dump()),
+            subject_template=body.subject_template,
+            body_template=body.body_template,
+            appointment_lock=body.appointment_lock,
+            auto_confirm=body.auto_confirm,
+        )
+        services().integrations.create(integration)
+        return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=integration_json(integration))
+
+    @app.get("/admin/integrations/<integration_id>/mappings", summary="JRNI staff and resources with their mailboxes")
+    def list_mappings(integration_id: Annotated[str, Path()]) -> dict[str, Any]:
+        svc = services()
+        integration = integration_or_404(svc, integration_id)
+        mapped = {(m.kind, m.jrni_id): m.mailbox for m in svc.mappings.mappings(integration.id)}
+        statuses = {(s.kind, s.jrni_id): s for s in svc.mappings.statuses(integration.id)}
+        rows = []
+        for calendar in svc.bookings_for(integration).calendars():
+            key = (calendar.kind, calendar.jrni_id)
+            status = statuses.get(key)
+            rows.append({
+                "kind": calendar.kind.value, "jrni_id": calendar.jrni_id, "company_id": calendar.company_id,
+                "name": calendar.name, "jrni_ews_email": calendar.ews_email, "disabled": calendar.disabled,
+                "mailbox": mapped.get(key),
+                "status": None if status is None else {"state": status.state.value, "detail": status.detail,
+                                                       "at": status.at.isoformat() if status.at else None},
+            })  # fmt: skip
+        return {"mappings": rows}
+
+    @app.put("/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>", summary="Map to a mailbox")
+    def put_mapping(integration_id: Annotated[str, Path()], kind: Annotated[ResourceKind, Path()],
+                    jrni_id: Annotated[str, Path()], body: MailboxIn) -> dict[str, Any]:  # fmt: skip
+        svc = services()
+        integration = integration_or_404(svc, integration_id)
+        mailbox = body.mailbox.strip().lower()
+        if not _MAILBOX.match(mailbox):
+            raise InvalidInputError(f"{body.mailbox!r} is not an e-mail address")
+        svc.mappings.put(Mapping(integration.id, kind, jrni_id, mailbox))
+        return {"kind": kind.value, "jrni_id": jrni_id, "mailbox": mailbox}
+
+    @app.delete("/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>", summary="Unmap")
+    def delete_mapping(integration_id: Annotated[str, Path()], kind: Annotated[ResourceKind, Path()],
+                       jrni_id: Annotated[str, Path()]) -> Response[None]:  # fmt: skip
+        svc = services()
+        integration = integration_or_404(svc, integration_id)
+        if not svc.mappings.remove(integration.id, kind, jrni_id):
+            raise NotFoundError(f"{kind.value} {jrni_id} is not mapped")
+        return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body=None)
+
+    @app.get("/admin/integrations/<integration_id>/status", summary="Sync status of an integration")
+    def status(integration_id: Annotated[str, Path()]) -> dict[str, Any]:
+        svc = services()
+        integration = integration_or_404(svc, integration_id)
+        statuses = svc.mappings.statuses(integration.id)
+        counts: dict[str, int] = {}
+        for entry in statuses:
+            counts[entry.state.value] = counts.get(entry.state.value, 0) + 1
+        problems = [
+            {"kind": s.kind.value, "jrni_id": s.jrni_id, "state": s.state.value, "detail": s.detail,
+             "at": s.at.isoformat() if s.at else None}
+            for s in sorted(statuses, key=lambda s: (s.at is None, s.at), reverse=True) if s.state.value != "ok"
+        ]  # fmt: skip
+        return {"integration_id": integration.id, "mapped": len(svc.mappings.mappings(integration.id)),
+                "states": counts, "problems": problems}  # fmt: skip
+
+    return app
+
+
+def _check_templates(body: IntegrationIn) -> None:
+    """A template that would fail at sync time is refused now, with line and column (TemplateError → 422)."""
+    from calsync.rendering import DEFAULT_BODY, DEFAULT_SUBJECT
+
+    Templates(body.subject_template or DEFAULT_SUBJECT, body.body_template or DEFAULT_BODY)

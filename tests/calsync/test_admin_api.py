@@ -1,0 +1,153 @@
+"""The admin REST API on in-memory fakes: validation, 1:1 mappings, status, and the generated OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from calsync.api.admin import build_admin_api
+from calsync.domain import MappingStatus, ResourceKind, SyncState
+from calsync.ports import JrniCalendar
+from calsync.service import Services
+from tests.apigw import LambdaContext, load_event, rest_event
+from tests.calsync.builders import ALICE, INTEGRATION, integration
+from tests.calsync.fakes import (
+    FakeBookingSource,
+    FakeCalendar,
+    FakeIntegrations,
+    FakeLinkStore,
+    FakeMappings,
+    FakeQueue,
+    FakeSecrets,
+)
+
+CALENDARS = [
+    JrniCalendar(ResourceKind.PERSON, "11", "100", "Alice Adviser", ews_email=ALICE),
+    JrniCalendar(ResourceKind.PERSON, "12", "101", "Bob Banker"),
+    JrniCalendar(ResourceKind.RESOURCE, "21", "100", "Room 1"),
+]
+
+
+@pytest.fixture
+def services() -> Services:
+    return Services(
+        integrations=FakeIntegrations(integration()), mappings=FakeMappings(), links=FakeLinkStore(),
+        secrets=FakeSecrets(), outbound_queue=FakeQueue(), calendar_for=lambda _: FakeCalendar(),
+        bookings_for=lambda _: FakeBookingSource(calendars=CALENDARS), clock=lambda: datetime(2025, 7, 1, tzinfo=UTC),
+    )  # fmt: skip
+
+
+def call(services: Services, event: dict[str, Any]) -> tuple[int, Any]:
+    answer = build_admin_api(lambda: services).resolve(event, LambdaContext())
+    body = answer.get("body")
+    return answer["statusCode"], json.loads(body) if body else None
+
+
+def mapping_path(kind: str, jrni_id: str, integration_id: str = INTEGRATION) -> tuple[str, str, dict[str, str]]:
+    return (f"/admin/integrations/{integration_id}/mappings/{kind}/{jrni_id}",
+            "/admin/integrations/{integration_id}/mappings/{kind}/{jrni_id}",
+            {"integration_id": integration_id, "kind": kind, "jrni_id": jrni_id})  # fmt: skip
+
+
+def put_mapping(services: Services, kind: str, jrni_id: str, mailbox: Any) -> tuple[int, Any]:
+    path, resource, params = mapping_path(kind, jrni_id)
+    return call(services, rest_event("PUT", path, {"mailbox": mailbox}, resource=resource, path_parameters=params))
+
+
+def test_create_integration_from_the_sample_event_and_list_it(services: Services) -> None:
+    status, created = call(services, load_event("admin_create_integration.json"))
+    assert status == 201
+    assert created["id"] == "example-bank" and created["webhook_path"] == "/webhooks/jrni/example-bank"
+    assert created["exchange"]["verify_tls"] is True  # TLS verification is on unless turned off
+
+    status, listed = call(services, rest_event("GET", "/admin/integrations"))
+    assert status == 200 and {i["id"] for i in listed["integrations"]} == {INTEGRATION, "example-bank"}
+    # Names of secrets only; no secret value can be sent or shown.
+    assert "password" not in json.dumps(listed)
+
+
+@pytest.mark.parametrize(("change", "status"), [
+    ({"name": ""}, 422),
+    ({"jrni": {"base_url": "ftp://x", "company_id": "1", "secret_name": "s"}}, 422),
+    ({"exchange": {"endpoint": "https://mail.example.com/EWS/Exchange.asmx", "secret_name": "s", "auth": "kerberos"}}, 422),
+    ({"password": "hunter2"}, 422),  # unknown fields are refused, so a secret cannot be smuggled into DynamoDB
+    ({"id": "example-bank"}, 409),
+    ({"body_template": "<p>{{ booking.nope }}</p>"}, 422),
+])  # fmt: skip
+def test_create_integration_refuses_bad_input(services: Services, change: dict[str, Any], status: int) -> None:
+    call(services, load_event("admin_create_integration.json"))
+    body = {**json.loads(load_event("admin_create_integration.json")["body"]), **change}
+    answer_status, answer = call(services, rest_event("POST", "/admin/integrations", body))
+    assert answer_status == status, answer
+    assert len(services.integrations.all()) == 2  # nothing half-created
+
+
+def test_a_bad_template_is_reported_with_line_and_column(services: Services) -> None:
+    body = {**json.loads(load_event("admin_create_integration.json")["body"]), "id": "other",
+            "body_template": "<p>ok</p>\n<p>{{ booking.nope }}</p>"}  # fmt: skip
+    status, answer = call(services, rest_event("POST", "/admin/integrations", body))
+    assert status == 422 and answer["template"] == "body" and "2:6" in answer["detail"]
+
+
+def test_mappings_list_every_jrni_staff_member_and_resource_with_its_mailbox(services: Services) -> None:
+    assert put_mapping(services, "person", "11", "Alice@Example.com") == (200, {"kind": "person", "jrni_id": "11", "mailbox": ALICE})
+    services.mappings.record_status(MappingStatus(INTEGRATION, ResourceKind.PERSON, "12", SyncState.SKIPPED, "no mailbox",
+                                                  datetime(2025, 7, 1, tzinfo=UTC)))  # fmt: skip
+    status, answer = call(services, rest_event("GET", f"/admin/integrations/{INTEGRATION}/mappings",
+                                               resource="/admin/integrations/{integration_id}/mappings",
+                                               path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
+    assert status == 200
+    rows = {(r["kind"], r["jrni_id"]): r for r in answer["mappings"]}
+    assert rows[("person", "11")]["mailbox"] == ALICE
+    assert rows[("person", "12")]["mailbox"] is None and rows[("person", "12")]["status"]["state"] == "skipped"
+    assert rows[("resource", "21")]["mailbox"] is None
+
+
+def test_a_mailbox_can_be_mapped_once_per_integration(services: Services) -> None:
+    assert put_mapping(services, "person", "11", ALICE)[0] == 200
+    status, answer = put_mapping(services, "resource", "21", ALICE)
+    assert status == 409 and "alice@example.com" in answer["message"]
+    assert put_mapping(services, "person", "11", ALICE)[0] == 200  # the same mapping again is fine
+
+
+@pytest.mark.parametrize(("kind", "mailbox", "status"), [
+    ("person", "not-an-address", 400), ("robot", "x@example.com", 422), ("person", 42, 422),
+])  # fmt: skip
+def test_mapping_validation(services: Services, kind: str, mailbox: Any, status: int) -> None:
+    assert put_mapping(services, kind, "11", mailbox)[0] == status
+    assert services.mappings.mappings(INTEGRATION) == []
+
+
+def test_unmapping(services: Services) -> None:
+    put_mapping(services, "person", "11", ALICE)
+    path, resource, params = mapping_path("person", "11")
+    assert call(services, rest_event("DELETE", path, resource=resource, path_parameters=params))[0] == 204
+    assert call(services, rest_event("DELETE", path, resource=resource, path_parameters=params))[0] == 404
+
+
+def test_unknown_integration_is_404(services: Services) -> None:
+    path, resource, params = mapping_path("person", "11", "nope")
+    status, answer = call(services, rest_event("PUT", path, {"mailbox": ALICE}, resource=resource, path_parameters=params))
+    assert status == 404 and "nope" in answer["message"]
+
+
+def test_status_shows_problems_first(services: Services) -> None:
+    put_mapping(services, "person", "11", ALICE)
+    services.mappings.record_status(MappingStatus(INTEGRATION, ResourceKind.PERSON, "11", SyncState.ERROR,
+                                                  "booking 100/501 failed: not granted", datetime(2025, 7, 1, tzinfo=UTC)))  # fmt: skip
+    status, answer = call(services, rest_event("GET", f"/admin/integrations/{INTEGRATION}/status",
+                                               resource="/admin/integrations/{integration_id}/status",
+                                               path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
+    assert status == 200 and answer["mapped"] == 1 and answer["states"] == {"error": 1}
+    assert answer["problems"][0]["detail"] == "booking 100/501 failed: not granted"
+
+
+def test_openapi_document_is_generated_from_the_routes(services: Services) -> None:
+    document = json.loads(build_admin_api(lambda: services).get_openapi_json_schema())
+    assert {"/admin/integrations", "/admin/integrations/{integration_id}/mappings",
+            "/admin/integrations/{integration_id}/mappings/{kind}/{jrni_id}",
+            "/admin/integrations/{integration_id}/status"} <= set(document["paths"])  # fmt: skip
+    assert "IntegrationIn" in document["components"]["schemas"]
