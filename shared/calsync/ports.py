@@ -143,6 +143,8 @@ class OutboundMessage:
 
 
 class OutboundQueue(Protocol):
-    def send(self, messages: list[OutboundMessage]) -> None:
-        """Enqueue in order, one message group per booking so that one booking's changes stay in order."""
+    def send(self, messages: list[OutboundMessage], delivery_id: str = "") -> None:
+        """Enqueue in order, one message group per booking so that one booking's changes stay in order.
+
+        ``delivery_id`` names the webhook delivery: an exact redelivery may be deduplicated, a new change never."""
         ...

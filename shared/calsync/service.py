@@ -5,14 +5,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from collections.abc import Mapping as ReadOnlyMap
 from dataclasses import dataclass
 from datetime import datetime
 
 from calsync.domain import (
+    AuthenticationError,
     Booking,
     CalsyncError,
     Integration,
+    InvalidInputError,
     JrniKey,
     Mapping,
     MappingStatus,
@@ -20,6 +24,7 @@ from calsync.domain import (
     PermanentError,
     ResourceKind,
     SyncState,
+    TooLargeError,
 )
 from calsync.engine import (
     Action,
@@ -68,6 +73,32 @@ def integration_or_404(services: Services, integration_id: str) -> Integration:
 
 def templates_of(integration: Integration) -> Templates:
     return Templates(integration.subject_template or DEFAULT_SUBJECT, integration.body_template or DEFAULT_BODY)
+
+
+# API Gateway accepts up to 10 MB; no JRNI webhook comes near this, and anything larger is refused unread.
+MAX_WEBHOOK_BYTES = 256 * 1024
+
+
+def accept_jrni_webhook(
+    services: Services, integration_id: str, headers: ReadOnlyMap[str, str], body: bytes
+) -> list[OutboundMessage]:
+    """Authenticate and parse a JRNI webhook, then queue one message per booking it names (nothing on any error)."""
+    from calsync.adapters.jrni.webhooks import WebhookFormatError, check_webhook_auth, parse_webhook
+
+    if len(body) > MAX_WEBHOOK_BYTES:
+        raise TooLargeError(f"the body is {len(body)} bytes; webhooks are limited to {MAX_WEBHOOK_BYTES}")
+    integration = integration_or_404(services, integration_id)
+    if not check_webhook_auth(headers, services.secrets.get(integration.webhook_secret_name)):
+        raise AuthenticationError("the webhook's credentials do not match this integration's")
+    try:
+        affected = parse_webhook(body)
+    except WebhookFormatError as exc:
+        raise InvalidInputError(str(exc)) from exc
+    messages = list(dict.fromkeys(OutboundMessage(integration.id, a.key, a.trigger) for a in affected))
+    if messages:
+        # The delivery's own bytes identify it: JRNI's retries of one delivery collapse, new changes never do.
+        services.outbound_queue.send(messages, delivery_id=hashlib.sha256(body).hexdigest())
+    return messages
 
 
 @dataclass(frozen=True)
@@ -145,4 +176,13 @@ def record_failure(services: Services, message: OutboundMessage, reason: str) ->
                 f"booking {message.jrni_key} failed: {reason}", now))  # fmt: skip
 
 
-__all__ = ["CalsyncError", "OutboundResult", "Services", "integration_or_404", "record_failure", "sync_outbound"]
+__all__ = [
+    "MAX_WEBHOOK_BYTES",
+    "CalsyncError",
+    "OutboundResult",
+    "Services",
+    "accept_jrni_webhook",
+    "integration_or_404",
+    "record_failure",
+    "sync_outbound",
+]

@@ -23,7 +23,6 @@ Json = dict[str, Any]
 
 _SECRET_FIELDS = ("app_id", "email", "password")  # app_key is optional: newer JRNI tenants need App-Id only
 _VERSION_SUFFIX = re.compile(r"/api/v\d+$")
-_SECRET_HINT = "the integration's JRNI secret"
 _MAX_PAGES = 10_000  # a server whose "next" never ends must not keep a Lambda busy forever
 
 
@@ -212,7 +211,7 @@ def _raise_for_status(response: Any, method: str, url: str) -> None:
             "tree, and not cancelled or made externally?)"
         )
     if status == 401:
-        raise PermanentError(f"{detail} (check app_id and app_key in secret {_SECRET_HINT})")
+        raise PermanentError(f"{detail} (check app_id and app_key in the integration's JRNI secret)")
     raise PermanentError(detail)
 
 
@@ -229,7 +228,9 @@ def _json(response: Any, method: str, url: str) -> Json:
         body = response.json()
     except ValueError as exc:
         # A proxy's error page or a cut-off answer: worth another try.
-        raise RetryableError(f"JRNI answered {method} {urlsplit(url).path} with a body that is not JSON") from exc
+        raise RetryableError(
+            f"JRNI answered {method} {urlsplit(url).path} with a body that is not JSON"
+        ) from exc
     if not isinstance(body, dict):
         raise PermanentError(f"JRNI answered {method} {urlsplit(url).path} with JSON that is not an object")
     return cast(Json, body)

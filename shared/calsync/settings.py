@@ -1,0 +1,44 @@
+"""Configuration read once, at cold start, into a frozen value; a missing variable is a clear error at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigurationError(RuntimeError):
+    """The function was deployed without something it needs."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    integrations_table: str
+    mappings_table: str
+    links_table: str
+    cursors_table: str
+    outbound_queue_url: str
+    outbound_dlq_url: str | None
+    secrets_prefix: str
+    region: str
+    # Only outside AWS (the local stack): where moto answers for every AWS service.
+    aws_endpoint_url: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        required = ("INTEGRATIONS_TABLE", "MAPPINGS_TABLE", "LINKS_TABLE", "OUTBOUND_QUEUE_URL")
+        missing = [name for name in required if not env.get(name)]
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        return cls(
+            integrations_table=env["INTEGRATIONS_TABLE"],
+            mappings_table=env["MAPPINGS_TABLE"],
+            links_table=env["LINKS_TABLE"],
+            cursors_table=env.get("CURSORS_TABLE", ""),
+            outbound_queue_url=env["OUTBOUND_QUEUE_URL"],
+            outbound_dlq_url=env.get("OUTBOUND_DLQ_URL") or None,
+            secrets_prefix=env.get("SECRETS_PREFIX", ""),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "eu-west-2",
+            aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        )

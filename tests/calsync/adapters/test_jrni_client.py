@@ -1,0 +1,501 @@
+"""The JRNI adapter against the JRNI emulator over real HTTP: login and token renewal, paging, bookings as the
+domain sees them (reservations, cancellations, blocks, time zones across DST), error translation, staff and rooms."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+
+from calsync.adapters.jrni import JrniBookingSource, JrniClient, booking_from_json
+from calsync.domain import (
+    BookingKind,
+    BookingStatus,
+    ConflictError,
+    JrniConnection,
+    JrniKey,
+    PermanentError,
+    ResourceKind,
+    RetryableError,
+)
+from emulators.common.server import BackgroundServer
+from emulators.jrni.app import create_app
+from emulators.jrni.settings import JrniSettings
+
+APP_ID, APP_KEY = "app-id-for-tests", "app-key-for-tests"
+ADMIN = ("parent-admin@example.test", "pass-for-tests")
+SECRET = {"app_id": APP_ID, "app_key": APP_KEY, "email": ADMIN[0], "password": ADMIN[1]}
+SECRET_NAME = "calsync/jrni/tests"
+
+HEAD_OFFICE, PARIS, ANNEX, OTHER = 10, 11, 12, 20  # the annex is a child of the Paris branch: a grandchild
+ALICE, BOB, CAROL, DORA, ERIN, FRED, DAVE = 101, 102, 103, 104, 105, 106, 201
+ROOM, ANNEX_ROOM, OLD_ROOM, OTHER_ROOM = 151, 152, 153, 251
+CONSULTATION, LONDON_CHAT = 401, 402
+
+SEED: dict[str, Any] = {
+    "apps": [{"app_id": APP_ID, "app_key": APP_KEY}],
+    "companies": [
+        {"id": HEAD_OFFICE, "name": "Head Office", "timezone": "Europe/London", "parent_id": None},
+        {"id": PARIS, "name": "Branch Paris", "timezone": "Europe/Paris", "parent_id": HEAD_OFFICE},
+        {"id": ANNEX, "name": "Paris Annex", "timezone": "Europe/Paris", "parent_id": PARIS},
+        {"id": OTHER, "name": "Other Company", "timezone": "America/New_York"},
+    ],
+    "admins": [
+        {"email": ADMIN[0], "password": ADMIN[1], "company_id": HEAD_OFFICE},
+        {"email": "other-admin@example.test", "password": "pass-for-tests", "company_id": OTHER},
+    ],
+    "people": [
+        {"id": ALICE, "company_id": HEAD_OFFICE, "name": "Alice Adviser", "email": "alice@example.test"},
+        {
+            "id": BOB,
+            "company_id": PARIS,
+            "name": "Bob Banker",
+            "email": "bob@example.test",
+            "ews_email": "bob@exchange.example.test",
+        },
+        {"id": CAROL, "company_id": PARIS, "name": "Carol Away", "email": "carol@example.test", "disabled": True},
+        {"id": DORA, "company_id": PARIS, "name": "Dora Deleted", "email": "dora@example.test", "deleted": True},
+        {"id": FRED, "company_id": PARIS, "name": "Fred Finance", "email": "fred@example.test"},
+        {"id": ERIN, "company_id": ANNEX, "name": "Erin Annex", "email": "erin@example.test"},
+        {"id": DAVE, "company_id": OTHER, "name": "Dave Elsewhere", "email": "dave@example.test"},
+    ],
+    "resources": [
+        {"id": ROOM, "company_id": PARIS, "name": "Room 1", "ews_email": "room1@exchange.example.test"},
+        {"id": ANNEX_ROOM, "company_id": ANNEX, "name": "Annex Room"},
+        {"id": OLD_ROOM, "company_id": PARIS, "name": "Old Room", "deleted": True},
+        {"id": OTHER_ROOM, "company_id": OTHER, "name": "Other Room"},
+    ],
+    "services": [
+        {"id": CONSULTATION, "company_id": PARIS, "name": "Consultation", "duration": 60, "pre_time": 5,
+         "post_time": 10},
+        {"id": LONDON_CHAT, "company_id": HEAD_OFFICE, "name": "London Chat", "duration": 30},
+    ],
+}  # fmt: skip
+
+FAST = JrniSettings(
+    webhook_timeout_seconds=0.5, webhook_backoff_seconds=0.05, webhook_backoff_max_seconds=0.2
+)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[BackgroundServer]:
+    """One JRNI emulator for the module; each test resets and seeds it."""
+    with BackgroundServer(lambda: create_app(FAST), "127.0.0.1", 0) as running:
+        yield running
+
+
+@pytest.fixture
+def jrni_url(emulator: BackgroundServer) -> str:
+    """The emulator's base URL, freshly reset and seeded with SEED."""
+    control(emulator.base_url, "POST", "reset")
+    control(emulator.base_url, "POST", "seed", json=copy.deepcopy(SEED))
+    return emulator.base_url
+
+
+@pytest.fixture
+def client(jrni_url: str) -> Iterator[JrniClient]:
+    """The adapter's client, configured as an integration would be (not yet logged in)."""
+    made = make_client(jrni_url)
+    yield made
+    made.close()
+
+
+def make_client(base_url: str, timeout: float = 5.0, **secret: str) -> JrniClient:
+    return JrniClient(
+        JrniConnection(base_url=base_url, company_id=str(HEAD_OFFICE), secret_name=SECRET_NAME),
+        {**SECRET, **secret},
+        timeout=timeout,
+    )
+
+
+def control(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
+    """Call the emulator's control plane; any error fails the test."""
+    response = requests.request(method, f"{base_url}/_emulator/{path}", timeout=5, **kwargs)
+    assert response.ok, f"{method} {path}: {response.status_code} {response.text}"
+    return response.json()
+
+
+def book(base_url: str, **fields: Any) -> Any:
+    """A booking made in JRNI's screens (Bob, Consultation, Paris), as the emulator's control plane makes it."""
+    body = {
+        "company_id": PARIS,
+        "datetime": "2026-07-06T08:00:00Z",
+        "service_id": CONSULTATION,
+        "person_id": BOB,
+        **fields,
+    }
+    return control(base_url, "POST", "bookings", json=body)
+
+
+def logins(base_url: str) -> int:
+    """How many administrator logins the emulator has served."""
+    counts = control(base_url, "GET", "stats")["requests"]
+    return sum(
+        n for endpoint, n in counts.items() if endpoint.startswith("POST ") and "/login/admin/" in endpoint
+    )
+
+
+def requests_to(base_url: str, method: str, fragment: str) -> int:
+    counts = control(base_url, "GET", "stats")["requests"]
+    return sum(
+        n
+        for endpoint, n in counts.items()
+        if endpoint.startswith(f"{method} ") and endpoint.endswith(fragment)
+    )
+
+
+# ---------------------------------------------------------------------------------------------- bookings
+
+
+def test_a_confirmed_booking_reads_with_its_buffers_people_and_template_details(
+    client: JrniClient, jrni_url: str
+) -> None:
+    made = book(
+        jrni_url,
+        resource_id=ROOM,
+        client={"first_name": "Cleo", "last_name": "Client", "email": "cleo@example.test", "phone": "0123"},
+        channel="Call Centre",
+    )
+    booking = JrniBookingSource(client).get_booking(str(PARIS), str(made["id"]))
+
+    assert booking is not None
+    assert booking.key == JrniKey(str(PARIS), str(made["id"]))
+    assert (booking.kind, booking.status) == (BookingKind.APPOINTMENT, BookingStatus.CONFIRMED)
+    assert booking.window.utc().start == datetime(2026, 7, 6, 8, 0, tzinfo=UTC)
+    assert booking.window.end - booking.window.start == timedelta(minutes=60)
+    assert (booking.pre_time, booking.post_time) == (timedelta(minutes=5), timedelta(minutes=10))
+    assert (booking.person_id, booking.resource_id) == (str(BOB), str(ROOM))
+    assert booking.updated_at is not None and booking.updated_at.tzinfo is not None
+    assert booking.details == booking.details | {
+        "service_name": "Consultation",
+        "client_name": "Cleo Client",
+        "client_email": "cleo@example.test",
+        "client_phone": "0123",
+        "person_name": "Bob Banker",
+        "resource_name": "Room 1",
+        "notes": "",
+        "company_name": "Branch Paris",
+        "channel": "Call Centre",
+        "start_local": "Mon 06 Jul 2026 10:00",  # Paris summer time, UTC+2
+        "end_local": "11:00",
+    }
+
+
+def test_a_reservation_reads_as_a_reservation_until_confirmed(client: JrniClient, jrni_url: str) -> None:
+    made = book(jrni_url, reservation=True)
+    source = JrniBookingSource(client)
+
+    before = source.get_booking(str(PARIS), str(made["id"]))
+    control(jrni_url, "POST", f"bookings/{made['id']}/confirm")
+    after = source.get_booking(str(PARIS), str(made["id"]))
+
+    assert before is not None and before.status is BookingStatus.RESERVATION
+    assert after is not None and after.status is BookingStatus.CONFIRMED
+
+
+def test_a_cancelled_booking_reads_as_cancelled(client: JrniClient, jrni_url: str) -> None:
+    made = book(jrni_url)
+    control(jrni_url, "POST", f"bookings/{made['id']}/cancel", json={"cancel_reason": "Client ill"})
+
+    booking = JrniBookingSource(client).get_booking(str(PARIS), str(made["id"]))
+
+    assert booking is not None and booking.status is BookingStatus.CANCELLED and not booking.is_active
+
+
+def test_a_block_reads_as_a_block_and_as_cancelled_once_its_slot_is_deleted(
+    client: JrniClient, jrni_url: str
+) -> None:
+    slot = control(
+        jrni_url,
+        "POST",
+        "blocks",
+        json={"company_id": PARIS, "resource_id": ROOM, "start_time": "2026-07-07T12:00:00Z",
+              "end_time": "2026-07-07T13:30:00Z"},
+    )  # fmt: skip
+    source = JrniBookingSource(client)
+
+    block = source.get_booking(str(PARIS), str(slot["booking_id"]))
+    client.request("DELETE", f"/api/v1/admin/{PARIS}/slots/{slot['id']}")
+    freed = source.get_booking(str(PARIS), str(slot["booking_id"]))
+
+    assert block is not None
+    assert (block.kind, block.status) == (BookingKind.BLOCK, BookingStatus.CONFIRMED)
+    assert (block.person_id, block.resource_id) == (None, str(ROOM))
+    assert block.window.utc().start == datetime(2026, 7, 7, 12, 0, tzinfo=UTC)
+    assert block.details["start_local"] == "Tue 07 Jul 2026 14:00"
+    assert freed is not None and (freed.kind, freed.status) == (BookingKind.BLOCK, BookingStatus.CANCELLED)
+
+
+def test_a_booking_jrni_does_not_know_is_none(client: JrniClient) -> None:
+    assert JrniBookingSource(client).get_booking(str(PARIS), "999999") is None
+
+
+def test_a_booking_outside_the_parent_companys_tree_is_a_permanent_error(client: JrniClient) -> None:
+    with pytest.raises(PermanentError, match="403"):
+        JrniBookingSource(client).get_booking(str(OTHER), "100001")
+
+
+@dataclass(frozen=True)
+class ZoneCase:
+    name: str
+    company_id: int
+    fields: dict[str, Any]
+    utc_start: datetime
+    offsets: tuple[timedelta, timedelta]  # of the start and the end, as JRNI gives them
+    local: tuple[str, str]
+
+
+H = timedelta(hours=1)
+ZONE_CASES = [
+    ZoneCase("Paris winter", PARIS, {"datetime": "2026-01-12T09:00:00Z"}, datetime(2026, 1, 12, 9, tzinfo=UTC),
+             (H, H), ("Mon 12 Jan 2026 10:00", "11:00")),
+    ZoneCase("Paris summer", PARIS, {"datetime": "2026-07-13T09:00:00Z"}, datetime(2026, 7, 13, 9, tzinfo=UTC),
+             (2 * H, 2 * H), ("Mon 13 Jul 2026 11:00", "12:00")),
+    # Clocks go forward at 02:00 on 29 March: 01:30 CET + 60 minutes is 03:30 CEST.
+    ZoneCase("Paris across the spring change", PARIS, {"datetime": "2026-03-29T00:30:00Z"},
+             datetime(2026, 3, 29, 0, 30, tzinfo=UTC), (H, 2 * H), ("Sun 29 Mar 2026 01:30", "03:30")),
+    # London's clocks go back at 02:00 BST on 25 October: 01:45 BST + 30 minutes is 01:15 GMT.
+    ZoneCase("London across the autumn change", HEAD_OFFICE,
+             {"datetime": "2026-10-25T00:45:00Z", "service_id": LONDON_CHAT, "person_id": ALICE},
+             datetime(2026, 10, 25, 0, 45, tzinfo=UTC), (H, timedelta(0)), ("Sun 25 Oct 2026 01:45", "01:15")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ZONE_CASES, ids=lambda c: c.name)
+def test_times_are_exact_in_the_companys_zone_across_dst(
+    client: JrniClient, jrni_url: str, case: ZoneCase
+) -> None:
+    made = book(jrni_url, company_id=case.company_id, **case.fields)
+
+    booking = JrniBookingSource(client).get_booking(str(case.company_id), str(made["id"]))
+
+    assert booking is not None
+    assert booking.window.start == case.utc_start
+    assert (booking.window.start.utcoffset(), booking.window.end.utcoffset()) == case.offsets
+    assert (booking.details["start_local"], booking.details["end_local"]) == case.local
+    # Buffers are absolute minutes even when the clocks change inside them.
+    widened = booking.window.widened(booking.pre_time, booking.post_time)
+    assert widened.start == case.utc_start - booking.pre_time
+
+
+def test_public_notes_are_joined_and_private_ones_left_out() -> None:
+    row = {
+        "id": 7,
+        "company_id": 11,
+        "datetime": "2026-07-06T10:00:00+02:00",
+        "end_datetime": "2026-07-07T09:00:00+02:00",
+        "status": 4,
+        "notes": {"public": [{"id": 1, "note": "Bring ID"}, {"id": 2, "note": "Step-free access"}],
+                  "private": [{"id": 3, "note": "Known to be late"}]},
+    }  # fmt: skip
+    booking = booking_from_json(row, "11", None)
+    assert booking.details["notes"] == "Bring ID\nStep-free access"
+    assert "Known to be late" not in str(booking.details)
+    # Ends on another day: the end shows its date too.
+    assert booking.details["end_local"] == "Tue 07 Jul 2026 09:00"
+
+
+# ---------------------------------------------------------------------------------------------- calendars
+
+
+def test_calendars_cover_the_parent_its_children_and_grandchildren_but_not_deleted_ones(
+    jrni_url: str,
+) -> None:
+    client = make_client(jrni_url)
+    calendars = JrniBookingSource(client, page_size=1).calendars()  # one row a page: paging is exercised too
+
+    seen = {(c.kind, c.jrni_id): (c.company_id, c.name, c.ews_email, c.disabled) for c in calendars}
+    assert seen == {
+        (ResourceKind.PERSON, str(ALICE)): (str(HEAD_OFFICE), "Alice Adviser", None, False),
+        (ResourceKind.PERSON, str(BOB)): (str(PARIS), "Bob Banker", "bob@exchange.example.test", False),
+        (ResourceKind.PERSON, str(CAROL)): (str(PARIS), "Carol Away", None, True),
+        (ResourceKind.PERSON, str(FRED)): (str(PARIS), "Fred Finance", None, False),
+        (ResourceKind.PERSON, str(ERIN)): (str(ANNEX), "Erin Annex", None, False),
+        (ResourceKind.RESOURCE, str(ROOM)): (str(PARIS), "Room 1", "room1@exchange.example.test", False),
+        (ResourceKind.RESOURCE, str(ANNEX_ROOM)): (str(ANNEX), "Annex Room", None, False),
+    }
+    assert len(calendars) == len(seen)
+    assert requests_to(jrni_url, "GET", "/people") >= 4  # Paris has four people (one deleted): four pages
+
+
+# ---------------------------------------------------------------------------------------------- login, paging
+
+
+@pytest.mark.parametrize(
+    "expire",
+    [
+        pytest.param(
+            lambda url: control(url, "POST", "faults", json={"kind": "token_expiry"}), id="token_expiry"
+        ),
+        pytest.param(
+            lambda url: control(url, "POST", "clock", json={"advance_seconds": 25 * 3600}), id="idle 25 h"
+        ),
+    ],
+)
+def test_an_expired_token_is_renewed_without_the_caller_noticing(
+    client: JrniClient, jrni_url: str, expire: Any
+) -> None:
+    made = book(jrni_url)
+    source = JrniBookingSource(client)
+    assert source.get_booking(str(PARIS), str(made["id"])) is not None
+    assert logins(jrni_url) == 1
+
+    expire(jrni_url)
+    again = source.get_booking(str(PARIS), str(made["id"]))
+
+    assert again is not None and again.key.booking_id == str(made["id"])
+    assert logins(jrni_url) == 2
+
+
+def test_paging_follows_next_links_to_the_last_page(client: JrniClient, jrni_url: str) -> None:
+    made = [book(jrni_url, datetime=f"2026-07-0{day}T08:00:00Z")["id"] for day in range(1, 6)]
+
+    rows = list(client.get_all(f"/api/v1/admin/{PARIS}/bookings", "bookings", {"per_page": 2}))
+
+    assert [row["id"] for row in rows] == made
+    assert requests_to(jrni_url, "GET", "/bookings") == 3
+
+
+def test_the_api_root_may_be_given_instead_of_the_host(jrni_url: str) -> None:
+    client = make_client(jrni_url + "/api/v1/")
+    assert [c.jrni_id for c in JrniBookingSource(client).calendars()][:1] == [str(ALICE)]
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+def test_a_jrni_500_is_retryable_and_passes(client: JrniClient, jrni_url: str) -> None:
+    made = book(jrni_url)
+    control(jrni_url, "POST", "faults", json={"kind": "http_500", "count": 1, "path": "/api/v1/admin/"})
+    source = JrniBookingSource(client)
+
+    with pytest.raises(RetryableError, match="500"):
+        source.get_booking(str(PARIS), str(made["id"]))
+    assert source.get_booking(str(PARIS), str(made["id"])) is not None
+
+
+def test_a_slow_jrni_is_retryable(jrni_url: str) -> None:
+    client = make_client(jrni_url, timeout=0.2)
+    control(jrni_url, "POST", "faults", json={"kind": "latency", "delay_ms": 1000, "count": 1})
+    with pytest.raises(RetryableError, match="did not answer"):
+        JrniBookingSource(client).get_booking(str(PARIS), "100001")
+
+
+def test_an_unreachable_jrni_is_retryable() -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = make_client(f"http://127.0.0.1:{port}", timeout=1.0)
+    with pytest.raises(RetryableError, match="could not be reached"):
+        JrniBookingSource(client).get_booking(str(PARIS), "100001")
+
+
+@dataclass(frozen=True)
+class LoginCase:
+    name: str
+    secret: dict[str, str]
+    company_id: int
+    says: str
+
+
+LOGIN_CASES = [
+    LoginCase("wrong password", {"password": "not-the-pass-for-tests"}, HEAD_OFFICE, "check app_id, app_key, email"),
+    LoginCase("unknown app", {"app_id": "unknown-app"}, HEAD_OFFICE, "check app_id, app_key, email"),
+    LoginCase("company outside the admin's tree", {}, OTHER, "does not administer JRNI company 20"),
+    LoginCase("unknown company", {}, 999, "knows no company 999"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", LOGIN_CASES, ids=lambda c: c.name)
+def test_a_refused_login_is_permanent_and_says_what_to_fix(jrni_url: str, case: LoginCase) -> None:
+    client = JrniClient(
+        JrniConnection(base_url=jrni_url, company_id=str(case.company_id), secret_name=SECRET_NAME),
+        {**SECRET, **case.secret},
+    )
+    with pytest.raises(PermanentError, match=case.says) as raised:
+        JrniBookingSource(client).calendars()
+    assert SECRET["password"] not in str(raised.value) and "not-the-pass" not in str(raised.value)
+
+
+def test_a_token_refused_again_after_a_fresh_login_is_permanent_after_one_retry() -> None:
+    # No emulator fault does this; a JRNI that mints tokens and then refuses every one of them stands in.
+    logins_seen: list[str] = []
+
+    class RefusingJrni(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            logins_seen.append(self.path)
+            self._answer(201, {"auth_token": f"token-{len(logins_seen)}"})
+
+        def do_GET(self) -> None:
+            self._answer(401, {"error": "401 Unauthorized"})
+
+        def _answer(self, status: int, body: dict[str, str]) -> None:
+            raw = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RefusingJrni)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        client = make_client(f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(PermanentError, match="refused a fresh token"):
+            JrniBookingSource(client).get_booking(str(PARIS), "100001")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert logins_seen == [f"/api/v1/login/admin/{HEAD_OFFICE}"] * 2
+
+
+def test_a_secret_without_credentials_is_refused_before_any_call(jrni_url: str) -> None:
+    with pytest.raises(PermanentError, match="lacks email, password"):
+        JrniClient(JrniConnection(jrni_url, str(HEAD_OFFICE), SECRET_NAME), {"app_id": APP_ID})
+    assert logins(jrni_url) == 0
+
+
+def test_a_clash_is_a_conflict(client: JrniClient, jrni_url: str) -> None:
+    book(jrni_url)  # Bob 10:00-11:00 Paris
+    with pytest.raises(ConflictError, match="409"):
+        client.request(
+            "POST",
+            f"/api/v1/admin/{PARIS}/bookings",
+            json={"datetime": "2026-07-06T08:30:00Z", "service_id": CONSULTATION, "person_id": BOB},
+        )
+
+
+def test_a_link_to_another_host_is_not_followed_with_our_token(client: JrniClient) -> None:
+    with pytest.raises(PermanentError, match="another host"):
+        client.get("http://203.0.113.9/api/v1/admin/10/company")
+
+
+def test_tokens_and_passwords_never_reach_the_logs(
+    client: JrniClient, jrni_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    made = book(jrni_url)
+    source = JrniBookingSource(client)
+    source.get_booking(str(PARIS), str(made["id"]))
+    first_token = client._token  # read only to check it is not logged
+    control(jrni_url, "POST", "faults", json={"kind": "token_expiry"})
+    source.get_booking(str(PARIS), str(made["id"]))
+
+    assert first_token and client._token and first_token != client._token
+    assert "logging in again" in caplog.text  # the renewal itself is visible to the operator
+    for secret in (SECRET["password"], first_token, client._token):
+        assert secret not in caplog.text
