@@ -1,0 +1,162 @@
+"""``CalendarProvider`` for Exchange Web Services, through exchangelib.
+
+Every operation is exactly one EWS request (plus, with OAuth2, a token request when the process has no valid token):
+the calendar is addressed as ``DistinguishedFolderId("calendar")`` with the mailbox, never looked up, and no version,
+auth-type or autodiscover probe is sent. Items are plain appointments: nobody is ever invited or notified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from exchangelib import UTC as EWS_UTC
+from exchangelib import CalendarItem, EWSDateTime
+from exchangelib.errors import ErrorItemNotFound
+from exchangelib.folders import Calendar, FolderCollection, Root
+from exchangelib.items import ALL_OCCURRENCES, ALWAYS_OVERWRITE, HARD_DELETE, SAVE_ONLY, SEND_TO_NONE
+from exchangelib.properties import Body, DistinguishedFolderId, HTMLBody, Mailbox
+from oauthlib.oauth2 import InvalidClientIdError, TokenExpiredError
+
+from calsync.adapters.ews.connection import (
+    DEFAULT_TIMEOUT_SECONDS,
+    AccountCache,
+    SelectiveVerifyHTTPAdapter,
+    build_credentials,
+    install_tls_adapter,
+    supports_working_elsewhere,
+    version_for,
+)
+from calsync.adapters.ews.errors import Where, translated
+from calsync.adapters.ews.stamps import register_stamp_fields, stamp_values
+from calsync.domain import ExchangeConnection, FreeBusy
+from calsync.domain.model import EventContent, Stamp
+from calsync.ports import RemoteRef
+
+T = TypeVar("T")
+
+# Shared by every EwsCalendar in the process: a Lambda builds a provider per invocation, the connections outlive it.
+ACCOUNTS = AccountCache()
+
+# The fields update_event overwrites: what JRNI decides. Location, categories and the like stay as Outlook has them.
+_UPDATED_FIELDS = ["subject", "body", "start", "end", "legacy_free_busy_status"]
+
+
+class EwsCalendar:
+    """Exchange calendars reached through one ``ExchangeConnection`` with the credentials from its secret."""
+
+    name = "ews"
+
+    def __init__(self, connection: ExchangeConnection, secret: dict[str, str], *,
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS, accounts: AccountCache | None = None) -> None:  # fmt: skip
+        self.connection = connection
+        self._secret = dict(secret)
+        self._timeout = timeout
+        self._accounts = accounts or ACCOUNTS
+        # Fail at construction on what no request can fix: an unknown version, a secret without its fields.
+        self._version = version_for(connection.server_version)
+        _, self._who = build_credentials(connection, self._secret)
+        register_stamp_fields()
+        install_tls_adapter()
+        if not connection.verify_tls:
+            SelectiveVerifyHTTPAdapter.skip_verification_for(connection.endpoint)
+
+    # ---- CalendarProvider ------------------------------------------------------------------------------------------
+
+    def create_event(self, mailbox: str, content: EventContent) -> RemoteRef:
+        """Write a new appointment carrying ``content.stamp``: one CreateItem."""
+
+        def create(account: Any) -> RemoteRef:
+            calendar = _calendar(account, mailbox)
+            item = CalendarItem(account=account, folder=calendar, reminder_is_set=False,
+                                **self._fields(content), **stamp_values(content.stamp))  # fmt: skip
+            [result] = account.bulk_create(folder=calendar, items=[item], message_disposition=SAVE_ONLY,
+                                           send_meeting_invitations=SEND_TO_NONE)  # fmt: skip
+            if isinstance(result, Exception):
+                raise result
+            return RemoteRef(result.id, result.changekey)
+
+        return self._call(mailbox, create)
+
+    def update_event(self, mailbox: str, remote_id: str, content: EventContent) -> RemoteRef | None:
+        """Overwrite subject, body, times and free/busy (JRNI is the source of truth): one UpdateItem."""
+
+        def update(account: Any) -> RemoteRef | None:
+            item = CalendarItem(account=account, id=remote_id, **self._fields(content))
+            # AlwaysOverwrite: an Outlook edit in between loses; no change key needed, no conflict possible.
+            [result] = account.bulk_update(
+                items=[(item, _UPDATED_FIELDS)], conflict_resolution=ALWAYS_OVERWRITE,
+                message_disposition=SAVE_ONLY, send_meeting_invitations_or_cancellations=SEND_TO_NONE,
+                suppress_read_receipts=True,
+            )  # fmt: skip
+            if isinstance(result, ErrorItemNotFound):
+                return None
+            if isinstance(result, Exception):
+                raise result
+            item_id, changekey = result
+            return RemoteRef(item_id, changekey)
+
+        return self._call(mailbox, update)
+
+    def delete_event(self, mailbox: str, remote_id: str) -> None:
+        """Hard-delete the item (no cancellation sent); an item already gone counts as deleted: one DeleteItem."""
+
+        def delete(account: Any) -> None:
+            [result] = account.bulk_delete(
+                ids=[(remote_id, None)], delete_type=HARD_DELETE, send_meeting_cancellations=SEND_TO_NONE,
+                affected_task_occurrences=ALL_OCCURRENCES, suppress_read_receipts=True,
+            )  # fmt: skip
+            if isinstance(result, Exception) and not isinstance(result, ErrorItemNotFound):
+                raise result
+
+        self._call(mailbox, delete)
+
+    def find_stamped(self, mailbox: str, stamp: Stamp) -> list[RemoteRef]:
+        """Items in the calendar carrying both parts of ``stamp``: one FindItem with an IsEqualTo restriction on each."""
+
+        def find(account: Any) -> list[RemoteRef]:
+            found = FolderCollection(account=account, folders=[_calendar(account, mailbox)])
+            items = found.filter(**stamp_values(stamp)).only("id", "changekey")
+            return [RemoteRef(item.id, item.changekey) for item in items]
+
+        return self._call(mailbox, find)
+
+    # ---- helpers ---------------------------------------------------------------------------------------------------
+
+    def _fields(self, content: EventContent) -> dict[str, Any]:
+        free_busy = content.free_busy
+        if free_busy is FreeBusy.WORKING_ELSEWHERE and not supports_working_elsewhere(self._version):
+            free_busy = FreeBusy.BUSY  # Exchange 2010 and older have no WorkingElsewhere: the nearest is Busy
+        window = content.window.utc()
+        return {
+            "subject": content.subject,
+            "body": HTMLBody(content.body) if content.is_html else Body(content.body),
+            "start": _ews_utc(window.start),
+            "end": _ews_utc(window.end),
+            "legacy_free_busy_status": free_busy.value,
+        }
+
+    def _call(self, mailbox: str, operation: Callable[[Any], T]) -> T:
+        """Run ``operation`` on the mailbox's Account, with Exchange's errors translated into the domain's."""
+        where = Where(mailbox=mailbox, account=self._who, endpoint=self.connection.endpoint,
+                      secret_name=self.connection.secret_name, access_type=self.connection.access_type)  # fmt: skip
+        with translated(where):
+            account = self._accounts.account(self.connection, self._secret, mailbox, self._timeout)
+            try:
+                return operation(account)
+            except (InvalidClientIdError, TokenExpiredError):
+                # The OAuth token expired in a warm process. requests-oauthlib noticed before sending anything and
+                # exchangelib has already fetched a new token for the session, so one immediate retry is safe.
+                return operation(account)
+
+
+def _calendar(account: Any, mailbox: str) -> Any:
+    """The mailbox's calendar by its well-known name, built without asking Exchange (``account.calendar`` would send
+    two GetFolder requests first)."""
+    folder_id = DistinguishedFolderId(id="calendar", mailbox=Mailbox(email_address=mailbox))
+    return Calendar(root=Root(account=account), _distinguished_id=folder_id)
+
+
+def _ews_utc(value: datetime) -> Any:
+    return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWS_UTC)
