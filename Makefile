@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 JS_DIR := tests/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed
 
-.PHONY: setup test lint emulators clean
+.PHONY: setup test lint emulators clean sam-check
 
 setup: $(STAMP) $(JS_STAMP)
 
@@ -21,8 +21,36 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(JS_STAMP)
 
-test: setup
+test: setup sam-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# aws-sam-cli pins an older boto3 than ours, so it and cfn-lint live in their own virtualenv.
+SAM_VENV := .venv-sam
+SAM_BIN := $(SAM_VENV)/bin
+SAM_STAMP := $(SAM_VENV)/.installed
+# No AWS account here or in CI: a region keeps the tools from asking for one, and nothing talks to AWS.
+SAM_ENV := AWS_DEFAULT_REGION=eu-west-1 AWS_REGION=eu-west-1 SAM_CLI_TELEMETRY=0
+# `sam build` without Docker builds with a python3.12 found on PATH (the Lambda runtime's version). pyenv's shims
+# answer to python3.12 even when 3.12 is not selected, so each candidate is run, not just found.
+PYTHON312 ?= $(shell for c in "$$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12 \
+	"$$HOME"/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12 \
+	"$$(command -v python3.12)"; do \
+	  if [ -x "$$c" ] && "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then \
+	    echo "$$c"; break; fi; done)
+
+$(SAM_STAMP): tools/sam-requirements.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_BIN)/python -m pip install --quiet -r tools/sam-requirements.txt
+	touch $(SAM_STAMP)
+
+# template.yaml: cfn-lint, SAM's own validation with lint, and a real build of the layer and functions (arm64).
+sam-check: $(SAM_STAMP)
+	@test -n "$(PYTHON312)" || { echo "sam-check: sam build needs a Python 3.12 interpreter (the Lambda runtime)." \
+	  "Install one (e.g. 'pyenv install 3.12') or run 'make PYTHON312=/path/to/python3.12'." >&2; exit 1; }
+	$(SAM_ENV) $(SAM_BIN)/cfn-lint template.yaml
+	$(SAM_ENV) $(SAM_BIN)/sam validate --lint --template-file template.yaml
+	PATH="$(dir $(PYTHON312)):$(CURDIR)/$(SAM_BIN):$$PATH" $(SAM_ENV) \
+	  $(SAM_BIN)/sam build --template-file template.yaml --build-dir .aws-sam/build --cached --parallel
 
 lint: setup
 	$(BIN)/ruff check .
@@ -34,4 +62,4 @@ emulators: setup
 	$(BIN)/python -m emulators.ews
 
 clean:
-	rm -rf $(VENV) $(JS_DIR)/node_modules .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam $(JS_DIR)/node_modules .pytest_cache

@@ -1,0 +1,165 @@
+"""PynamoDB models of calsync's tables, bound to a table name (and endpoint) at run time, never at import.
+
+PynamoDB keeps the table name in a class-level ``Meta``; the ``*_models`` factories make one subclass per
+(table, region, endpoint) and cache it, so names come from settings and tests can point at any table.
+The key schemas must match ``template.yaml`` (the tests build their tables from it).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.models import Model
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """Where a table lives: its name, and optionally the region and endpoint (moto server in the local stack)."""
+
+    table_name: str
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+# ---------------------------------------------------------------- integrations (hash key: integration_id)
+
+
+class _Map(MapAttribute[str, Any]):
+    """A typed constructor for PynamoDB's (untyped) MapAttribute."""
+
+    def __init__(self, **attributes: Any) -> None:
+        super().__init__(**attributes)  # type: ignore[no-untyped-call]
+
+
+class JrniConnectionMap(_Map):
+    base_url = UnicodeAttribute()
+    company_id = UnicodeAttribute()
+    secret_name = UnicodeAttribute()
+
+
+class ExchangeConnectionMap(_Map):
+    endpoint = UnicodeAttribute()
+    secret_name = UnicodeAttribute()
+    auth = UnicodeAttribute()
+    access_type = UnicodeAttribute()
+    server_version = UnicodeAttribute()
+    verify_tls = BooleanAttribute()
+    token_url = UnicodeAttribute(null=True)
+
+
+class SyncOptionsMap(_Map):
+    include_buffers = BooleanAttribute()
+    sync_jrni_blocks = BooleanAttribute()
+    block_subject = UnicodeAttribute()
+
+
+class IntegrationRecord(Model):
+    """One integration; secrets appear only as Secrets Manager names."""
+
+    integration_id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute()
+    jrni = JrniConnectionMap()
+    exchange = ExchangeConnectionMap()
+    webhook_secret_name = UnicodeAttribute()
+    options = SyncOptionsMap()
+    subject_template = UnicodeAttribute(null=True)
+    body_template = UnicodeAttribute(null=True)
+    appointment_lock = BooleanAttribute()
+    auto_confirm = BooleanAttribute()
+    inbound_free_busy = ListAttribute(of=UnicodeAttribute)
+    created_at = UTCDateTimeAttribute(null=True)
+
+
+# ---------------------------------------------------------------- mappings table (pk: integration id, sk: item)
+# Three kinds of item share one partition per integration, told apart by the sort key's prefix:
+#   mapping#<kind>#<jrni id>   the mapping of one staff member or resource to a mailbox
+#   mailbox#<mailbox>          the claim that keeps a mailbox mapped to at most one of them (written in the
+#                              same transaction as the mapping)
+#   status#<kind>#<jrni id>    the last sync outcome, kept whether or not the calendar is mapped
+
+
+class MappingRecord(Model):
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    jrni_id = UnicodeAttribute()
+    mailbox = UnicodeAttribute()
+
+
+class MailboxClaimRecord(Model):
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    owner = UnicodeAttribute()  # "<kind>#<jrni id>" of the mapping holding the mailbox
+
+
+class StatusRecord(Model):
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    jrni_id = UnicodeAttribute()
+    state = UnicodeAttribute()
+    detail = UnicodeAttribute()
+    at = UTCDateTimeAttribute(null=True)
+
+
+# ---------------------------------------------------------------- links (pk: "<integration>#<jrni key>", sk: mailbox)
+
+
+class LinkRecord(Model):
+    """One JRNI object in one mailbox; ``version_number`` makes every write conditional (optimistic locking)."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    integration_id = UnicodeAttribute()
+    jrni_key = UnicodeAttribute()
+    state = UnicodeAttribute()
+    fingerprint = UnicodeAttribute()
+    remote_id = UnicodeAttribute(null=True)
+    remote_version = UnicodeAttribute(null=True)
+    provider = UnicodeAttribute()
+    version_number = VersionAttribute()
+
+
+# ---------------------------------------------------------------- binding to a table
+
+_M = TypeVar("_M", bound=Model)
+
+
+def _bind(base: type[_M], table: TableSettings) -> type[_M]:
+    meta = type("Meta", (), {"table_name": table.table_name, "region": table.region, "host": table.endpoint_url})
+    return cast(type[_M], type(base.__name__, (base,), {"Meta": meta, "__module__": __name__}))
+
+
+@functools.cache
+def integration_model(table: TableSettings) -> type[IntegrationRecord]:
+    """The integrations model bound to ``table``."""
+    return _bind(IntegrationRecord, table)
+
+
+@dataclass(frozen=True)
+class MappingModels:
+    mapping: type[MappingRecord]
+    claim: type[MailboxClaimRecord]
+    status: type[StatusRecord]
+
+
+@functools.cache
+def mapping_models(table: TableSettings) -> MappingModels:
+    """The mappings table's three item models bound to ``table``."""
+    return MappingModels(_bind(MappingRecord, table), _bind(MailboxClaimRecord, table), _bind(StatusRecord, table))
+
+
+@functools.cache
+def link_model(table: TableSettings) -> type[LinkRecord]:
+    """The links model bound to ``table``."""
+    return _bind(LinkRecord, table)

@@ -1,0 +1,342 @@
+"""The state ports on DynamoDB (PynamoDB): integrations, mappings (strictly 1:1) and links (optimistic locking).
+
+PynamoDB's errors are translated here into the domain's: a lost conditional write becomes ``StaleStateError``, a
+mailbox already taken ``ConflictError``, anything else ``RetryableError`` or ``PermanentError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from calsync.adapters.dynamo.models import (
+    ExchangeConnectionMap,
+    IntegrationRecord,
+    JrniConnectionMap,
+    LinkRecord,
+    SyncOptionsMap,
+    TableSettings,
+    integration_model,
+    link_model,
+    mapping_models,
+)
+from calsync.domain import (
+    AccessType,
+    CalsyncError,
+    ConflictError,
+    ExchangeAuth,
+    ExchangeConnection,
+    FreeBusy,
+    Integration,
+    JrniConnection,
+    JrniKey,
+    Link,
+    LinkState,
+    Mapping,
+    MappingStatus,
+    PermanentError,
+    ResourceKind,
+    RetryableError,
+    StaleStateError,
+    SyncOptions,
+    SyncState,
+)
+
+# Codes that will fail the same way on every retry: a missing table, a bad request, missing permissions.
+_PERMANENT_CODES = frozenset({"ResourceNotFoundException", "ValidationException", "AccessDeniedException",
+                              "UnrecognizedClientException", "SerializationException"})  # fmt: skip
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+# How often put/remove re-read and try again when a concurrent change to the same mapping won the race.
+_ATTEMPTS = 3
+
+
+def _translate(exc: PynamoDBException, doing: str) -> CalsyncError:
+    code = exc.cause_response_code
+    message = f"DynamoDB: {doing}: {code or type(exc).__name__}: {exc.cause_response_message or exc}"
+    if code in _PERMANENT_CODES:
+        return PermanentError(message)
+    return RetryableError(message, delay_seconds=1.0)
+
+
+# ---------------------------------------------------------------- integrations
+
+
+def _integration_record(model: type[IntegrationRecord], integration: Integration) -> IntegrationRecord:
+    jrni, exchange, options = integration.jrni, integration.exchange, integration.options
+    return model(
+        integration.id,
+        name=integration.name,
+        jrni=JrniConnectionMap(base_url=jrni.base_url, company_id=jrni.company_id, secret_name=jrni.secret_name),
+        exchange=ExchangeConnectionMap(
+            endpoint=exchange.endpoint, secret_name=exchange.secret_name, auth=exchange.auth.value,
+            access_type=exchange.access_type.value, server_version=exchange.server_version,
+            verify_tls=exchange.verify_tls, token_url=exchange.token_url,
+        ),
+        webhook_secret_name=integration.webhook_secret_name,
+        options=SyncOptionsMap(include_buffers=options.include_buffers, sync_jrni_blocks=options.sync_jrni_blocks,
+                               block_subject=options.block_subject),
+        subject_template=integration.subject_template,
+        body_template=integration.body_template,
+        appointment_lock=integration.appointment_lock,
+        auto_confirm=integration.auto_confirm,
+        inbound_free_busy=[value.value for value in integration.inbound_free_busy],
+        created_at=integration.created_at,
+    )
+
+
+def _integration(record: IntegrationRecord) -> Integration:
+    jrni, exchange, options = record.jrni, record.exchange, record.options
+    return Integration(
+        id=record.integration_id,
+        name=record.name,
+        jrni=JrniConnection(base_url=jrni.base_url, company_id=jrni.company_id, secret_name=jrni.secret_name),
+        exchange=ExchangeConnection(
+            endpoint=exchange.endpoint, secret_name=exchange.secret_name, auth=ExchangeAuth(exchange.auth),
+            access_type=AccessType(exchange.access_type), server_version=exchange.server_version,
+            verify_tls=exchange.verify_tls, token_url=exchange.token_url,
+        ),
+        webhook_secret_name=record.webhook_secret_name,
+        options=SyncOptions(include_buffers=options.include_buffers, sync_jrni_blocks=options.sync_jrni_blocks,
+                            block_subject=options.block_subject),
+        subject_template=record.subject_template,
+        body_template=record.body_template,
+        appointment_lock=record.appointment_lock,
+        auto_confirm=record.auto_confirm,
+        inbound_free_busy=tuple(FreeBusy(str(value)) for value in record.inbound_free_busy or []),
+        created_at=record.created_at,
+    )
+
+
+class DynamoIntegrationStore:
+    """``IntegrationStore`` on the integrations table."""
+
+    def __init__(self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None) -> None:
+        self._model = integration_model(TableSettings(table_name, region, endpoint_url))
+
+    def get(self, integration_id: str) -> Integration | None:
+        """One integration, or None."""
+        try:
+            return _integration(self._model.get(integration_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise _translate(exc, f"reading integration {integration_id}") from exc
+
+    def all(self) -> list[Integration]:
+        """Every integration (a scan: there are few)."""
+        try:
+            return sorted((_integration(record) for record in self._model.scan()), key=lambda i: i.id)
+        except PynamoDBException as exc:
+            raise _translate(exc, "listing integrations") from exc
+
+    def create(self, integration: Integration) -> None:
+        """Store a new integration; ConflictError when its id exists."""
+        record = _integration_record(self._model, integration)
+        try:
+            record.save(condition=self._model.integration_id.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == _CONDITION_FAILED:
+                raise ConflictError(f"integration {integration.id} already exists") from exc
+            raise _translate(exc, f"creating integration {integration.id}") from exc
+
+
+# ---------------------------------------------------------------- mappings
+
+
+def _mapping_key(kind: ResourceKind, jrni_id: str) -> str:
+    return f"mapping#{kind.value}#{jrni_id}"
+
+
+def _claim_key(mailbox: str) -> str:
+    return f"mailbox#{mailbox}"
+
+
+def _status_key(kind: ResourceKind, jrni_id: str) -> str:
+    return f"status#{kind.value}#{jrni_id}"
+
+
+def _owner(kind: ResourceKind, jrni_id: str) -> str:
+    return f"{kind.value}#{jrni_id}"
+
+
+class DynamoMappingStore:
+    """``MappingStore`` on the mappings table: each mapping and its mailbox claim are written in one transaction,
+    so a mailbox is mapped to at most one staff member or resource per integration even under concurrent edits."""
+
+    def __init__(self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None) -> None:
+        self._models = mapping_models(TableSettings(table_name, region, endpoint_url))
+        self._connection = Connection(region=region, host=endpoint_url)
+
+    def mappings(self, integration_id: str) -> list[Mapping]:
+        """Every mapping of one integration."""
+        model = self._models.mapping
+        try:
+            return [Mapping(integration_id, ResourceKind(record.kind), record.jrni_id, record.mailbox)
+                    for record in model.query(integration_id, model.sk.startswith("mapping#"),
+                                              consistent_read=True)]  # fmt: skip
+        except PynamoDBException as exc:
+            raise _translate(exc, f"listing mappings of {integration_id}") from exc
+
+    def _mailbox_of(self, integration_id: str, kind: ResourceKind, jrni_id: str) -> str | None:
+        try:
+            return self._models.mapping.get(integration_id, _mapping_key(kind, jrni_id), consistent_read=True).mailbox
+        except DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise _translate(exc, f"reading the mapping of {kind.value} {jrni_id}") from exc
+
+    def _holder_of(self, integration_id: str, mailbox: str) -> str:
+        try:
+            return self._models.claim.get(integration_id, _claim_key(mailbox), consistent_read=True).owner
+        except (DoesNotExist, PynamoDBException):
+            return "another staff member or resource"  # only for the message: the conflict itself is certain
+
+    def put(self, mapping: Mapping) -> None:
+        """Map (or re-map) a staff member or resource; ConflictError when the mailbox is mapped to another one.
+
+        Re-mapping frees the old mailbox in the same transaction."""
+        claim_model, mapping_model = self._models.claim, self._models.mapping
+        integration_id, owner = mapping.integration_id, _owner(mapping.kind, mapping.jrni_id)
+        for _ in range(_ATTEMPTS):
+            current = self._mailbox_of(integration_id, mapping.kind, mapping.jrni_id)
+            if current == mapping.mailbox:
+                return
+            claim = claim_model(integration_id, _claim_key(mapping.mailbox), owner=owner)
+            record = mapping_model(integration_id, _mapping_key(mapping.kind, mapping.jrni_id), kind=mapping.kind.value,
+                                   jrni_id=mapping.jrni_id, mailbox=mapping.mailbox)  # fmt: skip
+            try:
+                with TransactWrite(connection=self._connection) as transaction:
+                    # Its failure alone means the mailbox belongs to someone else.
+                    transaction.save(claim, condition=claim_model.sk.does_not_exist() | (claim_model.owner == owner))
+                    # The mapping must still be what we read, or a concurrent re-map would leak a claim.
+                    unchanged = (mapping_model.sk.does_not_exist() if current is None
+                                 else mapping_model.mailbox == current)  # fmt: skip
+                    transaction.save(record, condition=unchanged)
+                    if current is not None:
+                        transaction.delete(claim_model(integration_id, _claim_key(current)),
+                                           condition=claim_model.owner == owner)  # fmt: skip
+            except TransactWriteError as exc:
+                reasons = exc.cancellation_reasons if exc.cause_response_code == "TransactionCanceledException" else []
+                if not reasons:
+                    raise _translate(exc, f"mapping {owner} to {mapping.mailbox}") from exc
+                # PynamoDB sends deletes before puts, so the claim is item 1 when an old claim is deleted.
+                claim_reason = reasons[1 if current is not None else 0]
+                if claim_reason is not None and claim_reason.code == "ConditionalCheckFailed":
+                    holder = self._holder_of(integration_id, mapping.mailbox)
+                    raise ConflictError(f"mailbox {mapping.mailbox} is already mapped to {holder}") from exc
+                continue  # a concurrent change to this mapping won: read it again
+            return
+        raise StaleStateError(f"the mapping of {owner} kept changing while it was being saved")
+
+    def remove(self, integration_id: str, kind: ResourceKind, jrni_id: str) -> bool:
+        """Unmap, freeing the mailbox; False when it was not mapped. The sync status is kept."""
+        claim_model, mapping_model = self._models.claim, self._models.mapping
+        owner = _owner(kind, jrni_id)
+        for _ in range(_ATTEMPTS):
+            current = self._mailbox_of(integration_id, kind, jrni_id)
+            if current is None:
+                return False
+            try:
+                with TransactWrite(connection=self._connection) as transaction:
+                    transaction.delete(mapping_model(integration_id, _mapping_key(kind, jrni_id)),
+                                       condition=mapping_model.mailbox == current)  # fmt: skip
+                    transaction.delete(claim_model(integration_id, _claim_key(current)),
+                                       condition=claim_model.owner == owner)  # fmt: skip
+            except TransactWriteError as exc:
+                if exc.cause_response_code != "TransactionCanceledException":
+                    raise _translate(exc, f"unmapping {owner}") from exc
+                continue
+            return True
+        raise StaleStateError(f"the mapping of {owner} kept changing while it was being removed")
+
+    def statuses(self, integration_id: str) -> list[MappingStatus]:
+        """The last sync outcome recorded for each staff member and resource, mapped or not."""
+        model = self._models.status
+        try:
+            return [MappingStatus(integration_id, ResourceKind(record.kind), record.jrni_id, SyncState(record.state),
+                                  record.detail, record.at)
+                    for record in model.query(integration_id, model.sk.startswith("status#"))]  # fmt: skip
+        except PynamoDBException as exc:
+            raise _translate(exc, f"listing statuses of {integration_id}") from exc
+
+    def record_status(self, status: MappingStatus) -> None:
+        """Record the outcome of a sync for one staff member or resource (the latest write wins)."""
+        record = self._models.status(status.integration_id, _status_key(status.kind, status.jrni_id),
+                                     kind=status.kind.value, jrni_id=status.jrni_id, state=status.state.value,
+                                     detail=status.detail, at=status.at)  # fmt: skip
+        try:
+            record.save()
+        except PynamoDBException as exc:
+            raise _translate(exc, f"recording the status of {status.kind.value} {status.jrni_id}") from exc
+
+
+# ---------------------------------------------------------------- links
+
+
+def _link_pk(integration_id: str, jrni_key: JrniKey) -> str:
+    return f"{integration_id}#{jrni_key}"
+
+
+def _link(record: LinkRecord) -> Link:
+    return Link(
+        integration_id=record.integration_id,
+        jrni_key=JrniKey.parse(record.jrni_key),
+        mailbox=record.sk,
+        state=LinkState(record.state),
+        fingerprint=record.fingerprint,
+        remote_id=record.remote_id,
+        version=record.remote_version,
+        provider=record.provider,
+        version_number=record.version_number or 0,
+    )
+
+
+class DynamoLinkStore:
+    """``LinkStore`` on the links table: every write is conditional on the ``version_number`` that was read."""
+
+    def __init__(self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None) -> None:
+        self._model = link_model(TableSettings(table_name, region, endpoint_url))
+
+    def links_for(self, integration_id: str, jrni_key: JrniKey) -> list[Link]:
+        """Every mailbox's link for one JRNI object (one Query)."""
+        try:
+            return [_link(record) for record in self._model.query(_link_pk(integration_id, jrni_key),
+                                                                  consistent_read=True)]  # fmt: skip
+        except PynamoDBException as exc:
+            raise _translate(exc, f"reading links of {jrni_key}") from exc
+
+    def save(self, link: Link) -> Link:
+        """Store ``link`` if nobody changed it since it was read (``version_number``); StaleStateError otherwise."""
+        record = self._model(
+            _link_pk(link.integration_id, link.jrni_key), link.mailbox,
+            integration_id=link.integration_id, jrni_key=str(link.jrni_key), state=link.state.value,
+            fingerprint=link.fingerprint, remote_id=link.remote_id, remote_version=link.version,
+            provider=link.provider,
+        )  # fmt: skip
+        if link.version_number:
+            record.version_number = link.version_number  # else: PynamoDB expects the item not to exist yet
+        try:
+            record.save()  # conditional on the version read; bumps it
+        except PutError as exc:
+            if exc.cause_response_code == _CONDITION_FAILED:
+                raise StaleStateError(f"link of {link.jrni_key} in {link.mailbox} changed since it was read") from exc
+            raise _translate(exc, f"saving the link of {link.jrni_key} in {link.mailbox}") from exc
+        return replace(link, version_number=record.version_number or 0)
+
+    def delete(self, link: Link) -> None:
+        """Remove ``link`` if nobody changed it since it was read; a link already gone counts as removed."""
+        model = self._model
+        record = model(_link_pk(link.integration_id, link.jrni_key), link.mailbox)
+        if link.version_number:
+            unchanged = (model.version_number == link.version_number) | model.pk.does_not_exist()
+        else:
+            unchanged = model.pk.does_not_exist()  # never saved: only "still absent" is unchanged
+        try:
+            record.delete(condition=unchanged, add_version_condition=False)
+        except PynamoDBException as exc:
+            if exc.cause_response_code == _CONDITION_FAILED:
+                raise StaleStateError(f"link of {link.jrni_key} in {link.mailbox} changed since it was read") from exc
+            raise _translate(exc, f"deleting the link of {link.jrni_key} in {link.mailbox}") from exc

@@ -1,0 +1,341 @@
+"""The DynamoDB stores on moto, with tables built from template.yaml."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from calsync.adapters.dynamo import DynamoIntegrationStore, DynamoLinkStore, DynamoMappingStore
+from calsync.domain import (
+    AccessType,
+    ConflictError,
+    ExchangeAuth,
+    ExchangeConnection,
+    FreeBusy,
+    Integration,
+    JrniConnection,
+    JrniKey,
+    Link,
+    LinkState,
+    Mapping,
+    MappingStatus,
+    PermanentError,
+    ResourceKind,
+    StaleStateError,
+    SyncOptions,
+    SyncState,
+)
+from tests.aws import REGION, create_tables
+from tests.calsync.builders import ALICE, BOB, INTEGRATION, ROOM
+
+PERSON, RESOURCE = ResourceKind.PERSON, ResourceKind.RESOURCE
+CAROL = "carol@example.com"
+BOOKING = JrniKey("100", "501")
+
+
+@pytest.fixture
+def tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "pass-for-tests"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield create_tables(boto3.client("dynamodb", region_name=REGION))
+
+
+@pytest.fixture
+def integrations(tables: dict[str, str]) -> DynamoIntegrationStore:
+    return DynamoIntegrationStore(tables["IntegrationsTable"], region=REGION)
+
+
+@pytest.fixture
+def mappings(tables: dict[str, str]) -> DynamoMappingStore:
+    return DynamoMappingStore(tables["MappingsTable"], region=REGION)
+
+
+@pytest.fixture
+def links(tables: dict[str, str]) -> DynamoLinkStore:
+    return DynamoLinkStore(tables["LinksTable"], region=REGION)
+
+
+def raw_items(table: str) -> list[dict[str, object]]:
+    """Everything in a table, as DynamoDB holds it: to prove nothing was half-written."""
+    items: list[dict[str, object]] = boto3.client("dynamodb", region_name=REGION).scan(TableName=table)["Items"]
+    return items
+
+
+# ---------------------------------------------------------------- integrations
+
+# Every field differs from its default, so a field the store forgets cannot pass the round trip unnoticed.
+FULL_INTEGRATION = Integration(
+    id="int-7",
+    name="Bank of Tests",
+    jrni=JrniConnection(base_url="http://127.0.0.1:8088", company_id="37000", secret_name="calsync/int-7/jrni"),
+    exchange=ExchangeConnection(
+        endpoint="http://127.0.0.1:8089/EWS/Exchange.asmx", secret_name="calsync/int-7/exchange",
+        auth=ExchangeAuth.OAUTH2, access_type=AccessType.DELEGATE, server_version="Exchange2019",
+        verify_tls=False, token_url="http://127.0.0.1:8089/token",
+    ),
+    webhook_secret_name="calsync/int-7/webhook",
+    options=SyncOptions(include_buffers=False, sync_jrni_blocks=False, block_subject="Busy elsewhere"),
+    subject_template="{{ service.name }}",
+    body_template="<p>{{ client.name }}</p>",
+    appointment_lock=False,
+    auto_confirm=True,
+    inbound_free_busy=(FreeBusy.OOF,),
+    created_at=datetime(2025, 7, 1, 9, 30, tzinfo=timezone(timedelta(hours=2))),
+)
+
+
+@pytest.mark.parametrize("value", [FULL_INTEGRATION, FULL_INTEGRATION.exchange, FULL_INTEGRATION.options],
+                         ids=type)  # fmt: skip
+def test_the_sample_integration_sets_every_field_away_from_its_default(value: object) -> None:
+    # Given a sample meant to exercise every stored field
+    for field in dataclasses.fields(value):  # type: ignore[arg-type]
+        default: object
+        if field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            continue  # required: no default to differ from
+        # Then no field is left at its default (a new field must be added here and to the store)
+        assert getattr(value, field.name) != default, field.name
+
+
+def test_an_integration_reads_back_exactly_as_it_was_created(integrations: DynamoIntegrationStore) -> None:
+    # When an integration with every option set is created
+    integrations.create(FULL_INTEGRATION)
+    # Then it reads back equal, field for field, and is listed
+    assert integrations.get("int-7") == FULL_INTEGRATION
+    assert integrations.all() == [FULL_INTEGRATION]
+
+
+def test_defaults_and_empty_values_read_back_too(integrations: DynamoIntegrationStore) -> None:
+    plain = dataclasses.replace(FULL_INTEGRATION, id="int-8", options=SyncOptions(block_subject=""),
+                                subject_template=None, body_template=None, inbound_free_busy=(),
+                                created_at=None, exchange=ExchangeConnection("https://mail.example.com/EWS", "s"))  # fmt: skip
+    integrations.create(plain)
+    assert integrations.get("int-8") == plain
+
+
+def test_an_integration_stores_secret_names_never_secrets(integrations: DynamoIntegrationStore,
+                                                          tables: dict[str, str]) -> None:  # fmt: skip
+    integrations.create(FULL_INTEGRATION)
+    stored = str(raw_items(tables["IntegrationsTable"]))
+    assert "calsync/int-7/exchange" in stored
+    assert "password" not in stored.lower() and "client_secret" not in stored.lower()
+
+
+def test_creating_an_existing_integration_is_a_conflict_and_keeps_the_first(integrations: DynamoIntegrationStore) -> None:
+    integrations.create(FULL_INTEGRATION)
+    with pytest.raises(ConflictError):
+        integrations.create(dataclasses.replace(FULL_INTEGRATION, name="Impostor"))
+    assert integrations.get("int-7") == FULL_INTEGRATION
+
+
+def test_an_unknown_integration_is_none(integrations: DynamoIntegrationStore) -> None:
+    assert integrations.get("nope") is None
+    assert integrations.all() == []
+
+
+# ---------------------------------------------------------------- mappings
+
+
+def test_mappings_read_back_with_mailboxes_normalised(mappings: DynamoMappingStore) -> None:
+    # When people and a room are mapped (one mailbox written in capitals)
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", " Alice@Example.com "))
+    mappings.put(Mapping(INTEGRATION, PERSON, "12", BOB))
+    mappings.put(Mapping(INTEGRATION, RESOURCE, "21", ROOM))
+    # Then all three are listed, the mailbox in its normal form; another integration sees none of them
+    assert sorted(mappings.mappings(INTEGRATION), key=lambda m: m.jrni_id) == [
+        Mapping(INTEGRATION, PERSON, "11", ALICE), Mapping(INTEGRATION, PERSON, "12", BOB),
+        Mapping(INTEGRATION, RESOURCE, "21", ROOM),
+    ]  # fmt: skip
+    assert mappings.mappings("int-other") == []
+
+
+def test_a_mailbox_mapped_to_someone_else_is_a_conflict_and_nothing_is_written(
+    mappings: DynamoMappingStore, tables: dict[str, str]
+) -> None:
+    # Given Alice's mailbox mapped to staff member 11
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
+    before = raw_items(tables["MappingsTable"])
+    # When staff member 12, or a resource, is mapped to the same mailbox (in any letter case)
+    for kind, jrni_id in [(PERSON, "12"), (RESOURCE, "11")]:
+        with pytest.raises(ConflictError, match=re.escape(ALICE)):
+            mappings.put(Mapping(INTEGRATION, kind, jrni_id, ALICE.upper()))
+    # Then nothing changed: no mapping for them, the mailbox still claimed by 11
+    assert mappings.mappings(INTEGRATION) == [Mapping(INTEGRATION, PERSON, "11", ALICE)]
+    assert raw_items(tables["MappingsTable"]) == before
+
+
+def test_a_conflicting_remap_keeps_the_old_mapping_and_its_mailbox(mappings: DynamoMappingStore) -> None:
+    # Given 11 on Alice's mailbox and 12 on Bob's
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
+    mappings.put(Mapping(INTEGRATION, PERSON, "12", BOB))
+    # When 11 is moved to Bob's mailbox
+    with pytest.raises(ConflictError):
+        mappings.put(Mapping(INTEGRATION, PERSON, "11", BOB))
+    # Then 11 still has Alice's mailbox, and still holds it against others
+    assert Mapping(INTEGRATION, PERSON, "11", ALICE) in mappings.mappings(INTEGRATION)
+    with pytest.raises(ConflictError):
+        mappings.put(Mapping(INTEGRATION, PERSON, "13", ALICE))
+
+
+def test_remapping_frees_the_old_mailbox(mappings: DynamoMappingStore) -> None:
+    # Given 11 on Alice's mailbox
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
+    # When 11 is re-mapped to Carol's mailbox
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", CAROL))
+    # Then Alice's mailbox can be given to 12, and 11 holds Carol's
+    mappings.put(Mapping(INTEGRATION, PERSON, "12", ALICE))
+    assert sorted(mappings.mappings(INTEGRATION), key=lambda m: m.jrni_id) == [
+        Mapping(INTEGRATION, PERSON, "11", CAROL), Mapping(INTEGRATION, PERSON, "12", ALICE)]
+    with pytest.raises(ConflictError):
+        mappings.put(Mapping(INTEGRATION, RESOURCE, "21", CAROL))
+
+
+def test_putting_the_same_mapping_again_changes_nothing(mappings: DynamoMappingStore, tables: dict[str, str]) -> None:
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
+    before = raw_items(tables["MappingsTable"])
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
+    assert raw_items(tables["MappingsTable"]) == before
+
+
+def test_the_same_mailbox_may_serve_two_integrations(mappings: DynamoMappingStore) -> None:
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
+    mappings.put(Mapping("int-2", PERSON, "99", ALICE))
+    assert mappings.mappings("int-2") == [Mapping("int-2", PERSON, "99", ALICE)]
+
+
+def test_unmapping_frees_the_mailbox_and_says_whether_there_was_a_mapping(mappings: DynamoMappingStore) -> None:
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
+    assert mappings.remove(INTEGRATION, PERSON, "11") is True
+    assert mappings.remove(INTEGRATION, PERSON, "11") is False
+    assert mappings.mappings(INTEGRATION) == []
+    mappings.put(Mapping(INTEGRATION, PERSON, "12", ALICE))  # the mailbox is free again
+
+
+def test_a_remap_racing_a_concurrent_change_rereads_instead_of_leaking_the_mailbox(
+    mappings: DynamoMappingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 11 on Alice's mailbox, and another writer re-mapping 11 to Carol's between our read and our write
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
+    other_writer = DynamoMappingStore(mappings._models.mapping.Meta.table_name, region=REGION)
+    read = mappings._mailbox_of
+    calls: list[str | None] = []
+
+    def read_then_race(integration_id: str, kind: ResourceKind, jrni_id: str) -> str | None:
+        found = read(integration_id, kind, jrni_id)
+        if not calls:
+            other_writer.put(Mapping(INTEGRATION, PERSON, "11", CAROL))
+        calls.append(found)
+        return found
+
+    monkeypatch.setattr(mappings, "_mailbox_of", read_then_race)
+    # When we re-map 11 to Bob's mailbox
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", BOB))
+    # Then our first attempt lost, was retried on fresh state, and both old mailboxes are free
+    assert calls == [ALICE, CAROL]
+    assert mappings.mappings(INTEGRATION) == [Mapping(INTEGRATION, PERSON, "11", BOB)]
+    mappings.put(Mapping(INTEGRATION, PERSON, "12", ALICE))
+    mappings.put(Mapping(INTEGRATION, PERSON, "13", CAROL))
+
+
+# ---------------------------------------------------------------- statuses
+
+
+def test_statuses_are_kept_for_mapped_and_unmapped_calendars_latest_first(mappings: DynamoMappingStore) -> None:
+    # Given 11 mapped, 12 not
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
+    t1, t2 = datetime(2025, 7, 7, 9, tzinfo=UTC), datetime(2025, 7, 7, 10, tzinfo=UTC)
+    # When outcomes are recorded, 11 twice
+    mappings.record_status(MappingStatus(INTEGRATION, PERSON, "11", SyncState.ERROR, "mailbox not found", t1))
+    mappings.record_status(MappingStatus(INTEGRATION, PERSON, "11", SyncState.OK, "", t2))
+    mappings.record_status(MappingStatus(INTEGRATION, PERSON, "12", SyncState.SKIPPED, "not mapped", t1))
+    # Then each calendar shows its latest outcome, the unmapped one included, and none leak into mappings
+    assert sorted(mappings.statuses(INTEGRATION), key=lambda s: s.jrni_id) == [
+        MappingStatus(INTEGRATION, PERSON, "11", SyncState.OK, "", t2),
+        MappingStatus(INTEGRATION, PERSON, "12", SyncState.SKIPPED, "not mapped", t1),
+    ]
+    assert mappings.mappings(INTEGRATION) == [Mapping(INTEGRATION, PERSON, "11", ALICE)]
+
+
+def test_a_status_survives_unmapping(mappings: DynamoMappingStore) -> None:
+    mappings.put(Mapping(INTEGRATION, RESOURCE, "21", ROOM))
+    mappings.record_status(MappingStatus(INTEGRATION, RESOURCE, "21", SyncState.OK))
+    mappings.remove(INTEGRATION, RESOURCE, "21")
+    assert mappings.statuses(INTEGRATION) == [MappingStatus(INTEGRATION, RESOURCE, "21", SyncState.OK)]
+
+
+# ---------------------------------------------------------------- links
+
+
+def link(mailbox: str = ALICE, *, version_number: int = 0, **changes: object) -> Link:
+    base = Link(INTEGRATION, BOOKING, mailbox, LinkState.PENDING, "fp-1", version_number=version_number)
+    return dataclasses.replace(base, **changes)
+
+
+def test_a_link_reads_back_exactly_with_its_version_counted(links: DynamoLinkStore) -> None:
+    # When a pending link is saved, then completed
+    pending = links.save(link())
+    synced = links.save(dataclasses.replace(pending, state=LinkState.SYNCED, remote_id="AAMk=", version="CK1",
+                                            provider="graph"))  # fmt: skip
+    # Then each save bumps the version, and the last one reads back field for field
+    assert (pending.version_number, synced.version_number) == (1, 2)
+    assert links.links_for(INTEGRATION, BOOKING) == [synced]
+
+
+def test_links_for_lists_every_mailbox_of_one_booking_only(links: DynamoLinkStore) -> None:
+    links.save(link(ALICE))
+    links.save(link(ROOM))
+    links.save(dataclasses.replace(link(BOB), jrni_key=JrniKey("100", "502")))
+    links.save(dataclasses.replace(link(BOB), integration_id="int-2"))
+    assert {found.mailbox for found in links.links_for(INTEGRATION, BOOKING)} == {ALICE, ROOM}
+
+
+def test_concurrent_updates_of_a_link_let_exactly_one_win(links: DynamoLinkStore) -> None:
+    # Given a link that two workers read at the same version
+    stored = links.save(link())
+    first, second = dataclasses.replace(stored, fingerprint="fp-first"), dataclasses.replace(stored, fingerprint="fp-2nd")
+    # When both write
+    links.save(first)
+    # Then the second loses, and the first one's content stays
+    with pytest.raises(StaleStateError):
+        links.save(second)
+    assert [found.fingerprint for found in links.links_for(INTEGRATION, BOOKING)] == ["fp-first"]
+
+
+def test_two_workers_creating_the_same_link_let_exactly_one_win(links: DynamoLinkStore) -> None:
+    links.save(link(fingerprint="fp-a"))
+    with pytest.raises(StaleStateError):
+        links.save(link(fingerprint="fp-b"))
+    assert [found.fingerprint for found in links.links_for(INTEGRATION, BOOKING)] == ["fp-a"]
+
+
+def test_deleting_a_link_changed_since_it_was_read_is_refused(links: DynamoLinkStore) -> None:
+    stale = links.save(link())
+    links.save(stale)  # someone else updated it
+    with pytest.raises(StaleStateError):
+        links.delete(stale)
+    assert len(links.links_for(INTEGRATION, BOOKING)) == 1
+
+
+def test_deleting_a_link_removes_it_and_deleting_again_is_harmless(links: DynamoLinkStore) -> None:
+    stored = links.save(link())
+    links.delete(stored)
+    assert links.links_for(INTEGRATION, BOOKING) == []
+    links.delete(stored)  # already gone: counts as removed (a retried delete)
+
+
+def test_a_missing_table_is_a_permanent_error(tables: dict[str, str]) -> None:
+    # A misconfigured table name fails the same way on every retry: it must not be retried forever.
+    with pytest.raises(PermanentError):
+        DynamoLinkStore("no-such-table", region=REGION).links_for(INTEGRATION, BOOKING)
