@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 JS_DIR := tests/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed
 
-.PHONY: setup test lint emulators clean sam-check
+.PHONY: setup test lint emulators clean sam-check demo
 
 setup: $(STAMP) $(JS_STAMP)
 
@@ -56,6 +56,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy emulators
 	$(BIN)/mypy --strict shared/calsync
+
+# The product working, on loopback: the local stack (moto, both emulators, the real handlers) and a scripted
+# JRNI scenario whose timeline shows each change arriving in Outlook.
+demo: setup
+	PYTHONPATH=.:shared $(BIN)/python -m local.demo
 
 # Starts the EWS emulator in the foreground on its default port (Ctrl-C stops it).
 emulators: setup

@@ -16,10 +16,14 @@ from calsync.wiring import outbound_queue, outbound_services
 logger = Logger()
 # One stuck booking (message group) must not hold up the others; its later messages wait for it.
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+# A whole batch failing (e.g. Exchange throttling every mailbox) is reported record by record like a partial one, not
+# raised: the messages come back just the same, without counting as a function error (and alarming).
+processor.raise_on_entire_batch_failure = False
 
 
 def record_handler(record: SQSRecord) -> None:
     """Sync one booking; SQS errors are decided here and only here (see the README's failure table)."""
+    message = None
     try:
         message = decode(record.body)
         result = sync_outbound(outbound_services(), message)
@@ -28,7 +32,7 @@ def record_handler(record: SQSRecord) -> None:
         logger.error("outbound message dead-lettered", extra={"reason": str(exc), "message_id": record.message_id})
         outbound_queue().dead_letter(record.body, record.attributes.message_group_id or "unknown", str(exc),
                                      record.message_id)  # fmt: skip
-        if "message" in locals():
+        if message is not None:
             record_failure(outbound_services(), message, str(exc))
         return
     except RetryableError as exc:

@@ -1,0 +1,103 @@
+"""Lambda's SQS event source mapping, locally: long-poll a queue on moto, invoke a handler with real SQS events.
+
+As Lambda does with ``ReportBatchItemFailures``: the records the handler did not report in ``batchItemFailures`` are
+deleted; the reported ones stay and come back after their visibility timeout (or after the delay the handler set
+with ``ChangeMessageVisibility``); a handler that raises fails the whole batch, and nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from local.events import LambdaContext, sqs_record
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+ContextFactory = Callable[[], LambdaContext]
+
+log = logging.getLogger("local.poller")
+
+# Short enough that stop() returns quickly; long enough that an idle queue costs ~1 request a second.
+WAIT_SECONDS = 1
+
+
+class SqsPoller:
+    """``workers`` threads, each receiving batches of up to ``batch_size`` and invoking ``handler`` with them."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        queue_arn: str,
+        handler: Handler,
+        context_factory: ContextFactory,
+        *,
+        batch_size: int = 10,
+        workers: int = 2,
+    ) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.handler = handler
+        self.context_factory = context_factory
+        self.batch_size = batch_size
+        self.region = str(sqs.meta.region_name)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, name=f"sqs-poller-{i}", daemon=True) for i in range(workers)]
+        self.invocations = 0
+        self.deleted = 0
+        self._counter_lock = threading.Lock()
+
+    def start(self) -> SqsPoller:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=WAIT_SECONDS + 30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                if self._stop.is_set():
+                    return  # moto is going away with the rest of the stack
+                log.error("polling %s failed:\n%s", self.queue_url, traceback.format_exc())
+                self._stop.wait(1)
+
+    def poll_once(self) -> int:
+        """Receive one batch (waiting up to a second) and hand it to the handler; the number of records."""
+        answer = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=WAIT_SECONDS,
+            MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"],
+        )  # fmt: skip
+        messages = answer.get("Messages", [])
+        if not messages:
+            return 0
+        records = [sqs_record(message, self.queue_arn, self.region) for message in messages]
+        with self._counter_lock:
+            self.invocations += 1
+        try:
+            response = self.handler({"Records": records}, self.context_factory())
+        except Exception:
+            # The whole batch failed: every message comes back after its visibility timeout.
+            log.error("the outbound function raised; batch of %d not deleted:\n%s", len(records),
+                      traceback.format_exc())  # fmt: skip
+            return len(records)
+        failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        done = [r for r in records if r["messageId"] not in failed]
+        for start in range(0, len(done), 10):
+            chunk = done[start : start + 10]
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)],
+            )
+        with self._counter_lock:
+            self.deleted += len(done)
+        return len(records)

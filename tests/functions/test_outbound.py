@@ -1,0 +1,218 @@
+"""The outbound function as SQS invokes it, on moto, with the JRNI and EWS emulators over real HTTP.
+
+Bookings are made in the JRNI emulator as a JRNI user would; the EWS emulator's calendars are the judge.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from calsync.adapters.dynamo import DynamoIntegrationStore, DynamoLinkStore, DynamoMappingStore
+from calsync.domain import (
+    AccessType,
+    ExchangeConnection,
+    JrniConnection,
+    JrniKey,
+    Mapping,
+    ResourceKind,
+    SyncState,
+)
+from emulators.common.server import BackgroundServer
+from emulators.ews.testing import EwsEmulator
+from emulators.jrni.app import create_app
+from emulators.jrni.settings import JrniSettings
+from tests.apigw import LambdaContext, load_event
+from tests.aws import REGION
+from tests.calsync.builders import integration
+from tests.functions.conftest import Aws, load_function
+
+SEED = json.loads((Path(__file__).resolve().parents[2] / "emulators/jrni/example-seed.json").read_text())
+NORTH, ALICE_ID, BOB_ID, ROOM_ID = 11, 101, 102, 151
+ALICE, BOB, ROOM = "alice@example.com", "bob@example.com", "room-1@example.com"
+SERVICE_ACCOUNT = "svc@example.com"
+PASSWORD = "pass-for-tests"
+
+
+@pytest.fixture(scope="module")
+def jrni_server() -> Iterator[BackgroundServer]:
+    with BackgroundServer(lambda: create_app(JrniSettings(), None)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ews_server() -> Iterator[EwsEmulator]:
+    with EwsEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def jrni(jrni_server: BackgroundServer) -> str:
+    base = jrni_server.base_url
+    requests.post(f"{base}/_emulator/reset", timeout=10).raise_for_status()
+    requests.post(f"{base}/_emulator/seed", json=SEED, timeout=10).raise_for_status()
+    return base
+
+
+@pytest.fixture
+def ews(ews_server: EwsEmulator) -> EwsEmulator:
+    ews_server.reset()
+    for address in (ALICE, BOB, ROOM, SERVICE_ACCOUNT):
+        ews_server.add_account(address, PASSWORD)
+    ews_server.control("POST", "impersonation", {"service_account": SERVICE_ACCOUNT, "mailboxes": [ALICE, BOB, ROOM]})
+    return ews_server
+
+
+@pytest.fixture
+def handler(aws: Aws, jrni: str, ews: EwsEmulator) -> Any:
+    admin = next(a for a in SEED["admins"] if a["company_id"] == 10)
+    aws.put_secret("jrni", {"app_id": SEED["apps"][0]["app_id"], "app_key": SEED["apps"][0]["app_key"],
+                            "email": admin["email"], "password": admin["password"]})  # fmt: skip
+    aws.put_secret("exchange", {"username": SERVICE_ACCOUNT, "password": PASSWORD})
+    DynamoIntegrationStore(aws.tables["IntegrationsTable"], region=REGION).create(integration(
+        id="example-bank",
+        jrni=JrniConnection(jrni, "10", "jrni"),
+        exchange=ExchangeConnection(ews.ews_url, "exchange", access_type=AccessType.IMPERSONATION),
+    ))  # fmt: skip
+    mappings = DynamoMappingStore(aws.tables["MappingsTable"], region=REGION)
+    for kind, jrni_id, mailbox in ((ResourceKind.PERSON, ALICE_ID, ALICE), (ResourceKind.PERSON, BOB_ID, BOB),
+                                   (ResourceKind.RESOURCE, ROOM_ID, ROOM)):  # fmt: skip
+        mappings.put(Mapping("example-bank", kind, str(jrni_id), mailbox))
+    return load_function("outbound").lambda_handler
+
+
+def book(jrni: str, **body: Any) -> dict[str, Any]:
+    """A booking made in JRNI's own screens."""
+    data = {"company_id": NORTH, "service_id": 401, "person_id": ALICE_ID, "datetime": "2026-07-06T10:00:00+01:00",
+            "client": {"first_name": "Sam", "last_name": "Sample", "email": "sam@example.com"}, **body}  # fmt: skip
+    answer = requests.post(f"{jrni}/_emulator/bookings", json=data, timeout=10)
+    assert answer.status_code in (200, 201), answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def enqueue_and_receive(aws: Aws, booking_ids: list[int]) -> dict[str, Any]:
+    """Queue messages as the webhook function does, then receive them as Lambda's poller would: a real SQS event."""
+    for booking_id in booking_ids:
+        body = json.dumps({"integration_id": "example-bank", "company_id": str(NORTH), "booking_id": str(booking_id),
+                           "trigger": "create"}, sort_keys=True)  # fmt: skip
+        aws.sqs.send_message(QueueUrl=aws.outbound_url, MessageBody=body, MessageGroupId=f"example-bank/{NORTH}/{booking_id}",
+                             MessageDeduplicationId=uuid.uuid4().hex)  # fmt: skip
+    messages = aws.sqs.receive_message(QueueUrl=aws.outbound_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    template = load_event("outbound_sqs.json")["Records"][0]
+    records = []
+    for message in messages:
+        record = copy.deepcopy(template)
+        record.update({"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+                       "body": message["Body"], "attributes": message["Attributes"]})  # fmt: skip
+        records.append(record)
+    return {"Records": records}
+
+
+def deliver(aws: Aws, handler: Any, event: dict[str, Any]) -> dict[str, Any]:
+    """Invoke the handler as Lambda does, then delete what it did not report as failed."""
+    answer: dict[str, Any] = handler(event, LambdaContext())
+    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+    for record in event["Records"]:
+        if record["messageId"] not in failed:
+            aws.sqs.delete_message(QueueUrl=aws.outbound_url, ReceiptHandle=record["receiptHandle"])
+    return answer
+
+
+def test_a_booking_appears_in_the_advisers_calendar_with_buffers(aws: Aws, handler: Any, jrni: str, ews: EwsEmulator) -> None:
+    booking = book(jrni)
+    answer = handler(enqueue_and_receive(aws, [booking["id"]]), LambdaContext())
+
+    assert answer == {"batchItemFailures": []}
+    [item] = ews.items(ALICE)
+    # Consultation: 30 minutes, 5 before and 10 after; 10:00 in London in July is 09:00 UTC.
+    assert (item["start"], item["end"]) == ("2026-07-06T08:55:00Z", "2026-07-06T09:40:00Z")
+    assert item["subject"] == "Consultation: Sam Sample" and item["legacy_free_busy_status"] == "Busy"
+    assert ews.items(BOB) == []
+
+
+def test_a_replayed_message_changes_nothing(aws: Aws, handler: Any, jrni: str, ews: EwsEmulator) -> None:
+    booking = book(jrni)
+    deliver(aws, handler, enqueue_and_receive(aws, [booking["id"]]))
+    first = ews.items(ALICE)
+    before = ews.control("GET", "stats")["operations"]
+
+    deliver(aws, handler, enqueue_and_receive(aws, [booking["id"]]))
+
+    assert ews.items(ALICE) == first
+    assert ews.control("GET", "stats")["operations"] == before  # not one EWS request
+
+
+def test_a_permanently_failing_mailbox_goes_to_the_dead_letter_queue_and_others_are_unaffected(
+    aws: Aws, handler: Any, jrni: str, ews: EwsEmulator
+) -> None:
+    ews.control("POST", "impersonation", {"service_account": SERVICE_ACCOUNT, "mailboxes": [ALICE, ROOM]})  # Bob not granted
+    for_bob, for_alice = book(jrni, person_id=BOB_ID), book(jrni, datetime="2026-07-06T12:00:00+01:00")
+
+    answer = handler(enqueue_and_receive(aws, [for_bob["id"], for_alice["id"]]), LambdaContext())
+
+    assert answer == {"batchItemFailures": []}  # neither goes back to the queue
+    assert len(ews.items(ALICE)) == 1 and ews.items(BOB) == []
+    [dead] = aws.drain(aws.dead_letter_url)
+    assert json.loads(dead["Body"])["booking_id"] == str(for_bob["id"])
+    assert "impersonat" in dead["MessageAttributes"]["reason"]["StringValue"]
+    statuses = DynamoMappingStore(aws.tables["MappingsTable"], region=REGION).statuses("example-bank")
+    [bob_status] = [s for s in statuses if s.jrni_id == str(BOB_ID)]
+    assert bob_status.state is SyncState.ERROR and BOB in bob_status.detail
+
+
+def test_throttling_puts_the_message_back_delayed_by_the_servers_back_off(
+    aws: Aws, handler: Any, jrni: str, ews: EwsEmulator
+) -> None:
+    booking = book(jrni)
+    ews.control("POST", "faults", {"operation": "CreateItem", "kind": "server_busy", "back_off_ms": 30_000, "count": 1})
+    event = enqueue_and_receive(aws, [booking["id"]])
+    [record] = event["Records"]
+    # As if the message's visibility timeout were running out: only the handler's postponement hides it now.
+    aws.sqs.change_message_visibility(QueueUrl=aws.outbound_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0)
+
+    answer = handler(event, LambdaContext())
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert aws.sqs.receive_message(QueueUrl=aws.outbound_url, MaxNumberOfMessages=10).get("Messages", []) == []
+    assert ews.items(ALICE) == []
+
+
+def test_a_crash_between_the_ews_create_and_the_link_write_leaves_one_item_after_the_retry(
+    aws: Aws, handler: Any, jrni: str, ews: EwsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    booking = book(jrni)
+    original = DynamoLinkStore.save
+    calls = {"n": 0}
+
+    def save_then_crash(self: DynamoLinkStore, link: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the write after the EWS create: the process dies here
+            raise SystemError("the function was killed")
+        return original(self, link)
+
+    monkeypatch.setattr(DynamoLinkStore, "save", save_then_crash)
+    event = enqueue_and_receive(aws, [booking["id"]])
+    assert handler(event, LambdaContext())["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
+    assert len(ews.items(ALICE)) == 1
+
+    handler(event, LambdaContext())  # the retry
+
+    assert len(ews.items(ALICE)) == 1
+    [link] = DynamoLinkStore(aws.tables["LinksTable"], region=REGION).links_for(
+        "example-bank", JrniKey(str(NORTH), str(booking["id"])))
+    assert link.state.value == "synced" and link.remote_id == ews.items(ALICE)[0]["id"]
+
+
+def test_an_unreadable_message_is_dead_lettered_not_retried_forever(aws: Aws, handler: Any) -> None:
+    event = load_event("outbound_sqs.json")
+    event["Records"][0]["body"] = "not json"
+    assert handler(event, LambdaContext()) == {"batchItemFailures": []}
+    [dead] = aws.drain(aws.dead_letter_url)
+    assert "not an outbound message" in dead["MessageAttributes"]["reason"]["StringValue"]

@@ -1,0 +1,225 @@
+"""The local stack (``calsync local``): the ready line, a booking travelling JRNI → webhook → SQS → Outlook, and the
+two pieces that stand in for AWS (the API Gateway front and the SQS event source) behaving as AWS does."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto import mock_aws
+
+from emulators.common.server import BackgroundServer
+from local.aws import Resources, create_resources, event_source_queue, function_environment, load_template
+from local.events import LambdaContext
+from local.front import build_front
+from local.poller import SqsPoller
+from local.stack import LocalStack, StackOptions
+
+ROOT = Path(__file__).resolve().parents[2]
+READY = re.compile(r"^calsync local ready (\{.*\})$")
+
+
+def _wait(predicate: Any, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+# ------------------------------------------------------------------------------------------ the whole stack
+
+
+def test_calsync_local_prints_one_ready_line_then_stops_cleanly_on_sigterm() -> None:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local", "local", "--api-port", "0", "--ews-port", "0", "--jrni-port", "0",
+         "--seed", "none"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline().rstrip("\n")
+        match = READY.match(first)
+        assert match, f"not a ready line: {first!r}; stderr: {process.stderr.read() if process.stderr else ''}"
+        urls = json.loads(match.group(1))
+        assert set(urls) == {"api", "ews", "jrni"}
+        # Every URL answers: the front routes to the admin function, the emulators serve their control planes.
+        assert requests.get(f"{urls['jrni']}/_emulator/state", timeout=5).status_code == 200
+        assert requests.get(f"{urls['ews']}/_emulator/stats", timeout=5).status_code == 200
+        assert requests.get(f"{urls['api']}/nowhere", timeout=5).status_code == 403  # as API Gateway answers
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert out == "", "the ready line is the only line on stdout"
+
+
+@pytest.fixture
+def stack() -> Iterator[LocalStack]:
+    with open(os.devnull, "w") as logs, LocalStack(StackOptions(api_port=0, ews_port=0, jrni_port=0,
+                                                                log_stream=logs)) as running:  # fmt: skip
+        yield running
+
+
+def _items(stack: LocalStack, mailbox: str) -> list[dict[str, Any]]:
+    assert stack.urls is not None
+    response = requests.get(f"{stack.urls.ews}/_emulator/mailboxes/{mailbox}/items", timeout=5)
+    response.raise_for_status()
+    return list(response.json())
+
+
+def test_a_booking_made_in_jrni_appears_in_the_advisers_and_the_rooms_calendars_with_its_buffers(
+    stack: LocalStack,
+) -> None:
+    assert stack.urls is not None and stack.seeded is not None
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=3)
+    made = requests.post(f"{stack.urls.jrni}/_emulator/bookings", json={
+        "company_id": 37001, "service_id": 21, "person_id": 1, "resource_id": 11, "datetime": start.isoformat(),
+        "client": {"first_name": "Pat", "last_name": "Jones", "email": "pat@customer.example.test"},
+    }, timeout=5)  # fmt: skip
+    assert made.status_code == 201, made.text
+    for mailbox in ("alice@bank.example.test", "room1@bank.example.test"):
+        (item,) = _wait(lambda m=mailbox: _items(stack, m))
+        # The Mortgage appointment service: 45 minutes, 15 before and 10 after.
+        assert item["start"] == (start - timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert item["end"] == (start + timedelta(minutes=55)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert item["legacy_free_busy_status"] == "Busy"
+        assert "Pat Jones" in item["subject"]
+    assert _items(stack, "ben@bank.example.test") == []
+    # The integration was made through the admin API, as an operator would: it is listed there.
+    listed = requests.get(f"{stack.urls.api}/admin/integrations", timeout=5).json()
+    assert [i["id"] for i in listed["integrations"]] == [stack.seeded.integration_id]
+
+
+# ----------------------------------------------------------------------------------- the API Gateway front
+
+
+def _echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"statusCode": 202, "headers": {"Content-Type": "application/json", "X-Function": context.function_name},
+            "body": json.dumps(event)}  # fmt: skip
+
+
+def _boom(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    raise RuntimeError("handler bug")
+
+
+@pytest.fixture
+def front() -> Iterator[str]:
+    app = build_front((_echo, lambda: LambdaContext("webhook-fn")), (_boom, lambda: LambdaContext("admin-fn")))
+    with BackgroundServer(lambda: app, "127.0.0.1", 0) as server:
+        yield server.base_url
+
+
+def test_the_front_hands_the_webhook_function_a_rest_proxy_event_and_answers_with_what_it_returns(front: str) -> None:
+    response = requests.post(f"{front}/v1/webhooks/jrni/bank-1?x=1&x=2", data=b'{"a": 1}',
+                             headers={"Authorization": "Basic abc", "Content-Type": "application/json"}, timeout=5)  # fmt: skip
+    assert response.status_code == 202
+    assert response.headers["X-Function"] == "webhook-fn"
+    event = response.json()
+    assert event["resource"] == "/webhooks/jrni/{integration_id}"
+    assert event["path"] == "/webhooks/jrni/bank-1"
+    assert event["httpMethod"] == "POST"
+    assert event["pathParameters"] == {"integration_id": "bank-1"}
+    assert event["headers"]["Authorization"] == "Basic abc"
+    assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"]}
+    assert event["body"] == '{"a": 1}' and event["isBase64Encoded"] is False
+    assert event["requestContext"]["stage"] == "v1"
+
+
+def test_the_front_answers_like_api_gateway_for_unknown_routes_and_failing_functions(front: str) -> None:
+    assert requests.get(f"{front}/webhooks/jrni/bank-1", timeout=5).status_code == 403  # only POST is routed
+    assert requests.get(f"{front}/elsewhere", timeout=5).status_code == 403
+    failed = requests.get(f"{front}/admin/integrations", timeout=5)
+    assert failed.status_code == 502
+    assert failed.json() == {"message": "Internal server error"}
+
+
+# ------------------------------------------------------------------------------------ the SQS event source
+
+
+@pytest.fixture
+def aws() -> Iterator[tuple[Any, Resources]]:
+    with mock_aws():
+        session = boto3.Session(region_name="eu-west-2", aws_access_key_id="testing", aws_secret_access_key="testing")
+        yield session, create_resources(session, load_template())
+
+
+@pytest.fixture
+def outbound_queue(aws: tuple[Any, Resources]) -> tuple[Any, str, str]:
+    session, created = aws
+    logical_id, _ = event_source_queue(load_template(), "OutboundFunction")
+    return session.client("sqs"), created.queue_urls[logical_id], created.queue_arns[logical_id]
+
+
+def test_the_functions_get_the_template_s_environment_pointing_at_what_was_created(
+    aws: tuple[Any, Resources],
+) -> None:
+    session, created = aws
+    env = function_environment(load_template(), created)
+    sqs, dynamodb = session.client("sqs"), session.client("dynamodb")
+    attributes = sqs.get_queue_attributes(QueueUrl=env["OUTBOUND_QUEUE_URL"], AttributeNames=["All"])["Attributes"]
+    assert attributes["FifoQueue"] == "true"
+    dead_letters = sqs.get_queue_attributes(QueueUrl=env["OUTBOUND_DLQ_URL"], AttributeNames=["QueueArn"])
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == dead_letters["Attributes"]["QueueArn"]
+    for variable in ("INTEGRATIONS_TABLE", "MAPPINGS_TABLE", "LINKS_TABLE", "CURSORS_TABLE"):
+        assert dynamodb.describe_table(TableName=env[variable])["Table"]["TableStatus"] == "ACTIVE"
+    assert env["SECRETS_PREFIX"] == "calsync/"
+
+
+def test_the_poller_sends_real_sqs_records_and_deletes_only_what_the_handler_did_not_report(
+    outbound_queue: tuple[Any, str, str],
+) -> None:
+    sqs, url, arn = outbound_queue
+    for n in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": n}), MessageGroupId=f"booking-{n}",
+                         MessageDeduplicationId=f"d{n}")  # fmt: skip
+    batches: list[list[dict[str, Any]]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        batches.append(event["Records"])
+        failed = [r["messageId"] for r in event["Records"] if json.loads(r["body"])["n"] == 1]
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}
+
+    poller = SqsPoller(sqs, url, arn, handler, lambda: LambdaContext("outbound-fn"), workers=1)
+    assert poller.poll_once() == 3
+    (records,) = batches
+    record = records[0]
+    assert record["eventSource"] == "aws:sqs" and record["eventSourceARN"] == arn
+    for attribute in ("MessageGroupId", "MessageDeduplicationId", "SequenceNumber", "ApproximateReceiveCount",
+                      "SentTimestamp"):  # fmt: skip
+        assert attribute in record["attributes"], attribute
+    assert record["receiptHandle"] and record["messageId"]
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    # Two deleted; the reported one is still in flight and comes back after its visibility timeout.
+    assert counts["ApproximateNumberOfMessages"] == "0"
+    assert counts["ApproximateNumberOfMessagesNotVisible"] == "1"
+
+
+def test_the_demo_fails_with_a_clear_message_when_a_step_does_not_arrive_in_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from local.demo import main
+
+    # No time at all for a step: the first booking cannot be in Outlook before the demo first looks.
+    assert main(["--step-timeout", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "demo FAILED: step 'booking created': not in Outlook after 0 s" in out
+    assert "alice@bank.example.test should show booking" in out
