@@ -17,7 +17,7 @@ import pytest
 from moto import mock_aws
 
 from calsync import wiring
-from tests.aws import REGION, create_queues, create_tables
+from tests.aws import REGION, create_in_moto, function_environment, load_template
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 PREFIX = "test"
@@ -77,18 +77,15 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
+        resources = create_in_moto(PREFIX)
+        # Exactly the variables the template gives the functions, resolved against what was created.
+        for name, value in function_environment(load_template(), resources).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "calsync-test")
+        monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
-        tables = create_tables(dynamodb, PREFIX)
-        queues = create_queues(sqs, PREFIX)
-        env = {
-            "INTEGRATIONS_TABLE": tables["IntegrationsTable"], "MAPPINGS_TABLE": tables["MappingsTable"],
-            "LINKS_TABLE": tables["LinksTable"], "CURSORS_TABLE": tables["CursorsTable"],
-            "OUTBOUND_QUEUE_URL": queues["OutboundQueue"], "OUTBOUND_DLQ_URL": queues["OutboundDeadLetterQueue"],
-            "SECRETS_PREFIX": f"{PREFIX}/", "POWERTOOLS_SERVICE_NAME": "calsync-test",
-        }  # fmt: skip
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
+        tables, queues = resources.tables, resources.queue_urls
         wiring.reset()
         yield Aws(sqs, boto3.client("secretsmanager", region_name=REGION), dynamodb, tables, queues)
         wiring.reset()

@@ -46,7 +46,7 @@ def tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
-        yield create_tables(boto3.client("dynamodb", region_name=REGION))
+        yield create_tables()
 
 
 @pytest.fixture
