@@ -183,13 +183,22 @@ async def ews_endpoint(request: web.Request) -> web.StreamResponse:
         emulator.stats.operations["(throttled)"] += 1
         emulator.stats.http_statuses[500] += 1
         return _xml_response(soap.fault(settings, server_busy(settings_back_off(settings))), 500)
+    held = [True]
+
+    def release() -> None:
+        # EWSMaxConcurrency does not apply to streaming (HangingConnectionLimit does): an open GetStreamingEvents
+        # gives its slot back before it starts to wait.
+        if held[0]:
+            held[0] = False
+            emulator.budget.leave(account)
+
     try:
         # The latency is spent inside the budget, as a slow server holds its concurrency slots.
         if settings.latency_ms:
             await asyncio.sleep(settings.latency_ms / 1000)
-        return await _dispatch(emulator, request, principal, raw)
+        return await _dispatch(emulator, request, principal, raw, release)
     finally:
-        emulator.budget.leave(account)
+        release()
 
 
 async def read_body(request: web.Request, limit: int = MAX_REQUEST_BYTES) -> bytes | None:
@@ -219,7 +228,9 @@ def settings_back_off(settings: EmulatorSettings) -> int:
     return 500
 
 
-async def _dispatch(emulator: Emulator, request: web.Request, principal: Principal, raw: bytes) -> web.StreamResponse:
+async def _dispatch(
+    emulator: Emulator, request: web.Request, principal: Principal, raw: bytes, release: Any = None
+) -> web.StreamResponse:
     settings = emulator.settings
     operation_name = "(invalid)"
     try:
@@ -252,13 +263,19 @@ async def _dispatch(emulator: Emulator, request: web.Request, principal: Princip
         if injected is not None:
             return injected
         if operation_name in STREAMING_HANDLERS:
+            if operation_name == "GetStreamingEvents" and release is not None:
+                release()
             return await STREAMING_HANDLERS[operation_name](ctx, operation, request)
         handler = HANDLERS.get(operation_name)
         if handler is None:
             raise SoapFault("ErrorInvalidRequest", f"The request is invalid: {operation_name} is not supported by this server.")
         envelope, response_body = soap.envelope(settings)
         try:
-            handler(ctx, operation, response_body)
+            try:
+                handler(ctx, operation, response_body)
+            except (ValueError, OverflowError) as exc:
+                # A schema-valid value no calendar can hold, outside any per-item message.
+                raise EwsError("ErrorInvalidValueForProperty", f"A value in the request is not valid: {exc}") from exc
         except EwsError as err:
             # An error that is not about one input fails the request's single response message.
             for node in list(response_body):

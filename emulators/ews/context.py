@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from lxml import etree
@@ -10,7 +11,7 @@ from lxml import etree
 from emulators.ews.errors import EwsError, SoapFault
 from emulators.ews.model import Mailbox, Store, normalize_address
 from emulators.ews.settings import EmulatorSettings
-from emulators.ews.xml import T_NS, child, children, local, text_of
+from emulators.ews.xml import T_NS, child, children, local, parse_naive_or_aware, text_of
 
 # Delegate permission levels (Outlook's calendar roles), weakest first.
 _LEVELS = {"None": 0, "Reviewer": 1, "Author": 2, "Editor": 3}
@@ -77,11 +78,32 @@ class RequestContext:
         tz_context = child(header, T_NS, "TimeZoneContext")
         definition = child(tz_context, T_NS, "TimeZoneDefinition")
         if definition is not None:
-            self.time_zone = definition.get("Id")
+            from emulators.ews import timezones
+
+            zone_id = definition.get("Id")
+            if zone_id and not timezones.is_known(zone_id):
+                raise SoapFault("ErrorTimeZone", f"The time zone '{zone_id}' in TimeZoneContext is not valid.")
+            self.time_zone = zone_id
+
+    def datetime_value(self, value: str) -> datetime:
+        """An xs:dateTime of the request as aware UTC: without an offset it is wall-clock time in the TimeZoneContext
+        zone, else UTC; ValueError when it is not a date-time."""
+        from emulators.ews import timezones
+
+        parsed = parse_naive_or_aware(value)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezones.zone(self.time_zone))
+        return parsed.astimezone(UTC)
 
     def check_impersonation(self) -> None:
-        """Refuse the whole request when impersonating someone the caller may not impersonate."""
+        """Refuse the whole request when impersonating someone the caller may not impersonate, or when an app-only
+        OAuth token comes without ExchangeImpersonation (it has no user of its own to act as, Exchange Online)."""
         if not self.impersonated:
+            if self.principal.kind == "app":
+                raise SoapFault(
+                    "ErrorInvalidExchangeImpersonationHeaderData",
+                    "An app-only token must name the mailbox to act on in the ExchangeImpersonation header.",
+                )
             return
         if self.store.mailbox(self.impersonated) is None:
             raise SoapFault(
@@ -98,8 +120,11 @@ class RequestContext:
             )
 
     def default_mailbox(self) -> Mailbox:
-        """The mailbox a request means when it names none: impersonated, else X-AnchorMailbox, else the caller."""
-        for candidate in (self.impersonated, self.anchor_mailbox, self.acting_user):
+        """The mailbox a request means when it names none: the impersonated user, else the caller.
+
+        X-AnchorMailbox is only a routing hint (which server gets the request), never the mailbox acted on.
+        """
+        for candidate in (self.impersonated, self.acting_user):
             if candidate:
                 mailbox = self.store.mailbox(candidate)
                 if mailbox is not None:
@@ -126,6 +151,23 @@ class RequestContext:
         required = {"read": 1, "create": 2, "write": 3}[need]
         if level < required:
             raise EwsError("ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+
+    def effective_rights(self, mailbox: Mailbox) -> set[str]:
+        """The EffectiveRights the acting user has on ``mailbox``'s calendar: all for the owner (or someone acting as
+        the owner), Outlook's role otherwise (Reviewer reads; Author also creates; Editor also modifies and deletes)."""
+        everything = {"CreateAssociated", "CreateContents", "CreateHierarchy", "Delete", "Modify", "Read"}
+        acting = self.acting_user
+        if acting == mailbox.address or (acting is None and _app_allows(self.store, self.principal.name, mailbox.address)):
+            return everything
+        level = _LEVELS.get(self.store.delegate_permission(mailbox.address, acting), 0) if acting else 0
+        rights = set()
+        if level >= 1:
+            rights.add("Read")
+        if level >= 2:
+            rights.add("CreateContents")
+        if level >= 3:
+            rights |= {"Delete", "Modify"}
+        return rights
 
     def resolve_folder(self, folder_el: etree._Element) -> tuple[Mailbox, str]:
         """The mailbox and folder name a ``DistinguishedFolderId`` or ``FolderId`` element points to."""

@@ -9,9 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.ews import recurrence
+from emulators.ews import recurrence, timezones
 from emulators.ews.errors import EwsError
 from emulators.ews.faults import STREAM_KINDS, FaultRule
+from emulators.ews.itemxml import DISTINGUISHED_SETS
 from emulators.ews.keys import EMULATOR
 from emulators.ews.model import (
     FREE_BUSY_VALUES,
@@ -99,7 +100,9 @@ def _ext_from_json(entries: Any) -> dict[ExtKey, str | list[str]]:
     for entry in entries:
         if not isinstance(entry, dict) or "value" not in entry:
             raise ControlError(400, "each extended property needs a value")
-        if entry.get("property_set_id"):
+        if str(entry.get("property_set_id") or "").lower() in DISTINGUISHED_SETS:
+            prop_set = "ds:" + DISTINGUISHED_SETS[str(entry["property_set_id"]).lower()]
+        elif entry.get("property_set_id"):
             prop_set = "guid:" + str(entry["property_set_id"]).lower()
         elif entry.get("distinguished_property_set_id"):
             prop_set = "ds:" + str(entry["distinguished_property_set_id"])
@@ -196,6 +199,9 @@ def fields_from_json(data: dict[str, Any], mailbox: Mailbox, creating: bool) -> 
     if "extended_properties" in data:
         fields["extended_properties"] = _ext_from_json(data["extended_properties"])
     zone = data.get("time_zone") or data.get("start_timezone")
+    for given in (zone, data.get("end_timezone")):
+        if given and not timezones.is_known(str(given)):
+            raise ControlError(400, f"unknown time zone {given!r}: use a Windows zone id such as 'GMT Standard Time'")
     if zone:
         fields["start_timezone"] = str(zone)
         fields["end_timezone"] = str(data.get("end_timezone") or zone)

@@ -6,7 +6,7 @@ import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lxml import etree
@@ -21,7 +21,20 @@ from emulators.ews.model import (
     ExtKey,
     Occurrence,
 )
-from emulators.ews.xml import T_NS, child, children, local, parse_bool, parse_datetime, sub, t, text_of
+from emulators.ews.xml import (
+    MAX_YEAR,
+    MIN_YEAR,
+    T_NS,
+    child,
+    children,
+    in_supported_range,
+    local,
+    parse_bool,
+    parse_naive_or_aware,
+    sub,
+    t,
+    text_of,
+)
 
 ItemView = CalendarItem | Occurrence
 
@@ -124,10 +137,32 @@ _CLEARED: dict[str, Any] = {
 # ---- extended properties -------------------------------------------------------------------------------------------
 
 
+# The distinguished property sets (DistinguishedPropertySetType) and their GUIDs: a set named either way is the same set.
+# https://learn.microsoft.com/en-us/office/client-developer/outlook/mapi/commonly-used-property-sets
+DISTINGUISHED_SETS = {
+    "00062004-0000-0000-c000-000000000046": "Address",
+    "00062002-0000-0000-c000-000000000046": "Appointment",
+    "11000e07-b51b-40d6-af21-caa85edab1d0": "CalendarAssistant",
+    "00062008-0000-0000-c000-000000000046": "Common",
+    "00020386-0000-0000-c000-000000000046": "InternetHeaders",
+    "6ed8da90-450b-101b-98da-00aa003f1305": "Meeting",
+    "00020329-0000-0000-c000-000000000046": "PublicStrings",
+    "00062040-0000-0000-c000-000000000046": "Sharing",
+    "00062003-0000-0000-c000-000000000046": "Task",
+    "4442858e-a9e3-4e80-b900-317a210cc15b": "UnifiedMessaging",
+}
+
+
 def ext_key(uri: etree._Element) -> ExtKey:
-    """The storage key of an ExtendedFieldURI: property set, name / id / tag, and MAPI type."""
-    if uri.get("PropertySetId"):
-        prop_set = "guid:" + uri.get("PropertySetId", "").lower()
+    """The storage key of an ExtendedFieldURI: property set, name / id / tag, and MAPI type.
+
+    A distinguished set's GUID is the same set as its name (PublicStrings is {00020329-…}): both give ``ds:<name>``.
+    """
+    guid = uri.get("PropertySetId", "").lower()
+    if guid in DISTINGUISHED_SETS:
+        prop_set = "ds:" + DISTINGUISHED_SETS[guid]
+    elif guid:
+        prop_set = "guid:" + guid
     elif uri.get("DistinguishedPropertySetId"):
         prop_set = "ds:" + uri.get("DistinguishedPropertySetId", "")
     else:
@@ -210,14 +245,18 @@ def parse_calendar_item(el: etree._Element) -> dict[str, Any]:
         elif name == "ReminderIsSet":
             fields["reminder_is_set"] = parse_bool(value)
         elif name == "ReminderMinutesBeforeStart":
-            fields["reminder_minutes_before_start"] = int(value)
+            try:
+                fields["reminder_minutes_before_start"] = int(value)
+            except ValueError as exc:
+                raise EwsError("ErrorInvalidValueForProperty", f"'{value}' is not a valid value for {name}.") from exc
         elif name == "ExtendedProperty":
             key, prop_value = parse_ext_property(node)
             ext[key] = prop_value
         elif name == "UID":
             fields["uid"] = value
         elif name in ("Start", "End"):
-            fields[name.lower()] = parse_datetime(value)
+            # Naive until resolve_times() knows the zone to read it in (a value with an offset is already aware).
+            fields[name.lower()] = _datetime_value(value, name)
         elif name == "IsAllDayEvent":
             fields["is_all_day"] = parse_bool(value)
         elif name == "LegacyFreeBusyStatus":
@@ -230,6 +269,8 @@ def parse_calendar_item(el: etree._Element) -> dict[str, Any]:
             recurrence_el = node
         elif name in ("MeetingTimeZone", "StartTimeZone", "EndTimeZone"):
             zone_id = node.get("Id") or node.get("TimeZoneName") or node.get("Name")
+            if zone_id and not timezones.is_known(zone_id):
+                raise EwsError("ErrorTimeZone", f"The time zone '{zone_id}' is not valid.")
             if zone_id:
                 if name == "EndTimeZone":
                     fields["end_timezone"] = zone_id
@@ -242,6 +283,37 @@ def parse_calendar_item(el: etree._Element) -> dict[str, Any]:
     if recurrence_el is not None:
         fields["_recurrence_el"] = recurrence_el
     return fields
+
+
+def _datetime_value(value: str, element: str) -> datetime:
+    try:
+        return parse_naive_or_aware(value)
+    except (ValueError, OverflowError) as exc:
+        raise EwsError("ErrorInvalidValueForProperty", f"'{value}' is not a valid value for {element}.") from exc
+
+
+def resolve_times(fields: dict[str, Any], context_zone: str | None, start_zone: str | None = None,
+                  end_zone: str | None = None) -> None:  # fmt: skip
+    """Make Start / End aware UTC: a value without an offset is wall-clock time in StartTimeZone (EndTimeZone for the
+    end, else StartTimeZone), else the request's TimeZoneContext, else UTC — "Time zones and EWS in Exchange".
+    ``start_zone`` / ``end_zone`` are zones the item already has (UpdateItem), used after those set in ``fields``."""
+    zones = {
+        "start": fields.get("start_timezone") or start_zone or context_zone,
+        "end": fields.get("end_timezone") or fields.get("start_timezone") or end_zone or start_zone or context_zone,
+    }
+    for name in ("start", "end"):
+        value = fields.get(name)
+        if not isinstance(value, datetime):
+            continue
+        try:
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=timezones.zone(zones[name]))
+            value = value.astimezone(UTC)
+        except (ValueError, OverflowError) as exc:
+            raise EwsError("ErrorInvalidValueForProperty", f"'{value}' is not a valid {name}.") from exc
+        if not in_supported_range(value):
+            raise EwsError("ErrorInvalidValueForProperty", f"Dates must be between the years {MIN_YEAR} and {MAX_YEAR}.")
+        fields[name] = value
 
 
 def finish_recurrence(fields: dict[str, Any], start: datetime) -> None:
@@ -277,6 +349,17 @@ _ALL_PROPERTIES = {
 }  # fmt: skip
 
 
+# What FindItem never returns (body formats, recipient lists, attachments, MIME); Exchange 2013 and later refuse them in
+# a FindItem shape with ErrorInvalidPropertyRequest, and leave them out of its AllProperties.
+# https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/finditem-operation
+NOT_IN_FIND_ITEM = {
+    "item:Body", "item:UniqueBody", "item:NormalizedBody", "item:TextBody", "item:MimeContent", "item:Attachments",
+    "calendar:RequiredAttendees", "calendar:OptionalAttendees", "calendar:Resources", "message:ToRecipients",
+    "message:CcRecipients", "message:BccRecipients", "message:ReplyTo",
+}  # fmt: skip
+_NOT_IN_FIND_ITEM_ELEMENTS = {"Body", "TextBody", "RequiredAttendees", "OptionalAttendees"}
+
+
 @dataclass
 class Shape:
     """Which properties a response carries: a base shape plus additional FieldURIs and extended properties."""
@@ -286,7 +369,8 @@ class Shape:
     body_type: str = "Best"
 
     @classmethod
-    def parse(cls, shape_el: etree._Element | None) -> Shape:
+    def parse(cls, shape_el: etree._Element | None, find_item: bool = False) -> Shape:
+        """The shape a request asks for; ``find_item``: FindItem's rules (no bodies or recipient lists)."""
         shape = cls()
         if shape_el is None:
             return shape
@@ -294,12 +378,17 @@ class Shape:
         if base == "Default":
             shape.names = set(_DEFAULT_SHAPE)
         elif base == "AllProperties":
-            shape.names = set(_ALL_PROPERTIES)
+            shape.names = set(_ALL_PROPERTIES) - (_NOT_IN_FIND_ITEM_ELEMENTS if find_item else set())
         shape.body_type = text_of(shape_el, T_NS, "BodyType", "Best") or "Best"
         additional = child(shape_el, T_NS, "AdditionalProperties")
         for uri in list(additional) if additional is not None else []:
             kind = local(uri)
             if kind == "FieldURI":
+                if find_item and uri.get("FieldURI", "") in NOT_IN_FIND_ITEM:
+                    raise EwsError(
+                        "ErrorInvalidPropertyRequest",
+                        f"The property {uri.get('FieldURI')} cannot be requested in FindItem; use GetItem.",
+                    )
                 # Unknown and unsupported FieldURIs are ignored: a property we do not store is simply absent.
                 element = FIELD_URIS.get(uri.get("FieldURI", ""))
                 if element:

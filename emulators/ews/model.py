@@ -113,7 +113,10 @@ class Occurrence:
 
     @property
     def end(self) -> datetime:
-        return self.original_start + (self.master.end - self.master.start)
+        from emulators.ews import recurrence
+
+        # Wall-clock duration in the series' zones: an all-day occurrence ends at local midnight across DST too.
+        return recurrence.occurrence_end(self.master, self.original_start)
 
 
 @dataclass
@@ -323,29 +326,41 @@ class Store:
         return Occurrence(master, original_start, index)
 
     def create_item(self, mailbox: Mailbox, fields: dict[str, Any]) -> CalendarItem:
-        """Store a new item and raise CreatedEvent."""
-        item = CalendarItem(
-            num=next(self._item_nums),
-            mailbox=mailbox,
-            change_key=new_change_key(),
-            start=fields.pop("start"),
-            end=fields.pop("end"),
-        )
+        """Store a new item and raise CreatedEvent; EwsError (nothing stored) when Exchange would refuse it."""
+        item = CalendarItem(num=0, mailbox=mailbox, change_key=new_change_key(), start=fields.pop("start"),
+                            end=fields.pop("end"))  # fmt: skip
         apply_fields(item, fields)
+        settle(item)
+        item.num = next(self._item_nums)
         mailbox.items[item.num] = item
         event = self._record(mailbox, "CreatedEvent", item)
         item.created_seq = event.seq
         return item
 
     def update_item(self, item: CalendarItem, fields: dict[str, Any]) -> CalendarItem:
-        """Change fields of a stored item (or exception) and raise ModifiedEvent."""
-        apply_fields(item, fields)
+        """Change fields of a stored item (or exception) and raise one ModifiedEvent; EwsError (nothing changed) when
+        Exchange would refuse the result.
+
+        Changing a series' start, end or pattern drops its exceptions and deleted occurrences, as Exchange does (they
+        are keyed by original starts the new pattern no longer has).
+        """
+        trial = replace(item)
+        apply_fields(trial, fields)
+        settle(trial)
+        series_changed = item.recurrence is not None and (
+            (trial.start, trial.end, trial.recurrence) != (item.start, item.end, item.recurrence)
+            or trial.start_timezone != item.start_timezone
+        )
+        for name in fields.keys() | {"start", "end"}:
+            setattr(item, name, getattr(trial, name))
+        if series_changed:
+            item.exceptions = {}
+            item.deleted_occurrences = set()
         item.change_key = new_change_key()
         item.last_modified = utcnow()
-        target = item.master or item
         if item.master is not None:
             # An exception's change is a change of its series.
-            target.change_key = new_change_key()
+            item.master.change_key = new_change_key()
         self._record(item.mailbox, "ModifiedEvent", item)
         return item
 
@@ -368,6 +383,9 @@ class Store:
             master=master,
             original_start=occurrence.original_start,
         )
+        trial = replace(exception)
+        apply_fields(trial, fields)
+        settle(trial)  # refused before the exception exists
         master.exceptions[occurrence.original_start] = exception
         return self.update_item(exception, fields)
 
@@ -392,13 +410,35 @@ class Store:
         item.modified_seq = mailbox.seq
         if item.master is not None:
             item.master.modified_seq = mailbox.seq
-        event = ChangeEvent(mailbox, mailbox.seq, kind, item.item_id, item.change_key, utcnow())
+        # Exceptions live inside their master: Exchange reports a change of one as a change of the master.
+        reported = item.master or item
+        event = ChangeEvent(mailbox, mailbox.seq, kind, reported.item_id, reported.change_key, utcnow())
         for listener in list(self.listeners):
             listener(event)
         return event
 
     def iter_items(self, mailbox: Mailbox) -> Iterator[CalendarItem]:
         return iter(list(mailbox.items.values()))
+
+
+def settle(item: CalendarItem) -> None:
+    """What Exchange does to an item before it stores it: all-day items snap to midnight, and what it refuses (dates
+    it cannot store, an end before the start, invalid series, an occurrence moved past its neighbours) raises."""
+    from emulators.ews import recurrence, timezones
+    from emulators.ews.xml import MAX_YEAR, MIN_YEAR, in_supported_range
+
+    for value in (item.start, item.end):
+        if not in_supported_range(value):
+            raise EwsError("ErrorInvalidValueForProperty",
+                           f"Dates must be between the years {MIN_YEAR} and {MAX_YEAR}.")  # fmt: skip
+    if item.is_all_day:
+        item.start, item.end = timezones.all_day_bounds(item.start, item.end, recurrence.zone_id(item))
+    if item.end < item.start:
+        raise EwsError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate")
+    if item.master is None and item.recurrence is not None:
+        recurrence.check_series(item)
+    if item.master is not None:
+        recurrence.check_exception_bounds(item)
 
 
 def apply_fields(item: CalendarItem, fields: dict[str, Any]) -> None:

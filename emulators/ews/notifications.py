@@ -27,7 +27,9 @@ from emulators.ews.model import ChangeEvent, Mailbox
 # The events a calendar can raise; Exchange accepts the other NotificationEventType values and never fires them here.
 LOG_LIMIT = 10_000  # change-log entries kept per mailbox for pull watermarks
 PENDING_LIMIT = 10_000  # undelivered events kept per streaming subscription
-_WATERMARK_PREFIX = b"\x01\x00\x00\x00"  # real watermarks decode to a small header too ("AQAAA…")
+_WATERMARK_PREFIX = b"\x01\x00\x00\x00"
+MISSED_CODE = "ErrorMissedNotificationEvents"
+MISSED_MESSAGE = "Events were lost; the subscription must be recreated."  # real watermarks decode to a small header too ("AQAAA…")
 
 
 def backend_of(mailbox: Mailbox) -> str:
@@ -73,7 +75,10 @@ class Subscription:
     start_seq: int = 0  # pull: the first watermark's position
     last_activity: float = field(default_factory=time.monotonic)
     expired: bool = False
-    pending: deque[ChangeEvent] = field(default_factory=lambda: deque(maxlen=PENDING_LIMIT))
+    # Undelivered events; taken off only once a write carrying them succeeded.
+    pending: deque[ChangeEvent] = field(default_factory=deque)
+    # Set when more than PENDING_LIMIT events waited: events were lost, every later call says so.
+    overflowed: bool = False
     connection: StreamConnection | None = None
     # Pull: (watermark last asked with, sequence reached) after an answer with MoreEvents=true.
     pull_cursor: tuple[str, int] | None = None
@@ -131,7 +136,15 @@ class NotificationHub:
         if len(log) > LOG_LIMIT:
             self.log_floor[event.mailbox.num] = log.popleft().seq
         for sub in self.subscriptions.values():
-            if sub.kind != "streaming" or sub.expired or not sub.wants(event):
+            if sub.kind != "streaming" or sub.expired or sub.overflowed or not sub.wants(event):
+                continue
+            if len(sub.pending) >= PENDING_LIMIT:
+                # Never drop silently: the subscription has lost events, and its client must be told.
+                sub.overflowed = True
+                sub.pending.clear()
+                if sub.connection is not None:
+                    sub.connection.errors.append((MISSED_CODE, MISSED_MESSAGE, [sub.id], False))
+                    sub.connection.wake.set()
                 continue
             sub.pending.append(event)
             if sub.connection is not None:

@@ -45,7 +45,7 @@ from lxml import etree
 
 from emulators.ews import timezones
 from emulators.ews.errors import EwsError
-from emulators.ews.xml import T_NS, local, sub, t, text_of
+from emulators.ews.xml import MAX_YEAR, MIN_YEAR, T_NS, local, sub, t, text_of
 
 PATTERNS = {
     "DailyRecurrence": "daily",
@@ -72,8 +72,9 @@ _RRULE_DAYS = (rrule.MO, rrule.TU, rrule.WE, rrule.TH, rrule.FR, rrule.SA, rrule
 # Exchange's own limits (Outlook's recurrence dialog): at most 999 numbered occurrences, intervals below 1000.
 MAX_OCCURRENCES = 999
 MAX_INTERVAL = {"daily": 999, "weekly": 99, "absolute_monthly": 99, "relative_monthly": 99}
-# A guard for index lookups on no-end series (InstanceIndex beyond this is refused as out of range).
-MAX_INDEX = 100_000
+# A guard for index lookups on no-end series (InstanceIndex beyond this is refused as out of range): more than a daily
+# series has between the years 1601 and 4500.
+MAX_INDEX = 1_100_000
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,10 @@ def _check(rec: Recurrence) -> Recurrence:
             raise _invalid("An end-date range needs its EndDate.")
         if rec.end_date < rec.start_date:
             raise EwsError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate")
+        if rec.end_date.year > MAX_YEAR:
+            raise EwsError("ErrorRecurrenceEndDateTooBig", f"The recurrence end date is after the year {MAX_YEAR}.")
+    if not MIN_YEAR <= rec.start_date.year <= MAX_YEAR:
+        raise _invalid(f"The recurrence start date must be between the years {MIN_YEAR} and {MAX_YEAR}.")
     if rec.range_type == "numbered" and not (
         rec.number_of_occurrences and 1 <= rec.number_of_occurrences <= MAX_OCCURRENCES
     ):
@@ -235,32 +240,114 @@ def zone_id(master: Any) -> str:
     return str(master.start_timezone or master.mailbox.time_zone or "UTC")
 
 
-def _local_starts(master: Any) -> Iterator[datetime]:
-    """Naive local start of every occurrence in pattern order (lazy: a no-end series is infinite)."""
+def end_zone_id(master: Any) -> str:
+    """The zone the series' end is kept in: its end zone, else its start zone."""
+    return str(master.end_timezone or zone_id(master))
+
+
+def _dtstart(master: Any) -> datetime:
     rec: Recurrence = master.recurrence
-    tz = timezones.zone(zone_id(master))
-    wall = master.start.astimezone(tz)
-    dtstart = datetime.combine(rec.start_date, time(wall.hour, wall.minute, wall.second))
-    return iter(_rule(rec, dtstart))
+    wall = master.start.astimezone(timezones.zone(zone_id(master)))
+    return datetime.combine(rec.start_date, time(wall.hour, wall.minute, wall.second))
 
 
-def _to_utc(local_start: datetime, master: Any) -> datetime:
+def _add_months(day: date, months: int) -> date:
+    total = day.year * 12 + day.month - 1 + months
+    return date(total // 12, total % 12 + 1, 1)
+
+
+def _count_before(rec: Recurrence, dtstart: datetime, limit: datetime) -> int:
+    """How many occurrences the pattern has from ``dtstart`` up to (not including) ``limit`` (one period: small)."""
+    return sum(1 for _ in itertools.takewhile(lambda moment: moment < limit, _rule(rec, dtstart)))
+
+
+def _start_near(rec: Recurrence, dtstart: datetime, floor: datetime) -> tuple[datetime, int]:
+    """A rule start at the beginning of a period at least one period before ``floor``, in the pattern's phase, and
+    how many occurrences come before it: expansions begin near the window instead of at the series start.
+
+    Every whole period of a pattern holds the same number of occurrences (one day of a daily pattern; the chosen
+    weekdays of a weekly one; one day of a monthly or yearly one), so the count is closed-form after the first,
+    possibly partial, period.
+    """
+    if rec.range_type == "numbered" or floor <= dtstart:
+        return dtstart, 0  # at most 999 occurrences: iterate
+    if rec.pattern == "daily":
+        k = (floor - dtstart).days // rec.interval - 1
+        if k <= 0:
+            return dtstart, 0
+        return dtstart + timedelta(days=k * rec.interval), k
+    if rec.pattern == "weekly":
+        first_day = DAY_NAMES.index(rec.first_day_of_week)
+
+        def week_start(day: date) -> date:
+            return day - timedelta(days=(day.weekday() - first_day) % 7)
+
+        week0 = week_start(dtstart.date())
+        k = ((week_start(floor.date()) - week0).days // 7) // rec.interval - 1
+        if k <= 0:
+            return dtstart, 0
+        first = _count_before(rec, dtstart, datetime.combine(week0 + timedelta(days=7), time()))
+        per_period = len(_weekdays(rec.days_of_week))
+        shifted = datetime.combine(week0 + timedelta(weeks=k * rec.interval), dtstart.time())
+        return shifted, first + (k - 1) * per_period
+    if rec.pattern.endswith("monthly"):
+        month0 = dtstart.date().replace(day=1)
+        k = ((floor.year - dtstart.year) * 12 + floor.month - dtstart.month) // rec.interval - 1
+        if k <= 0:
+            return dtstart, 0
+        first = _count_before(rec, dtstart, datetime.combine(_add_months(month0, 1), time()))
+        return datetime.combine(_add_months(month0, k * rec.interval), dtstart.time()), first + (k - 1)
+    # yearly: one occurrence a year
+    k = floor.year - dtstart.year - 1
+    if k <= 0:
+        return dtstart, 0
+    first = _count_before(rec, dtstart, datetime(dtstart.year + 1, 1, 1))
+    return datetime.combine(date(dtstart.year + k, 1, 1), dtstart.time()), first + (k - 1)
+
+
+def _period(rec: Recurrence) -> timedelta:
+    """A span at least as long as one period of the pattern (to place a floor safely before a moment)."""
+    days = {"daily": 1, "weekly": 7}.get(rec.pattern, 31 if rec.pattern.endswith("monthly") else 366)
+    return timedelta(days=days * (1 if rec.pattern.endswith("yearly") else rec.interval) + 1)
+
+
+def _to_utc(local_start: datetime, zone: str) -> datetime:
     # zoneinfo resolves the wall-clock time with that day's offset, so the series keeps its local time across DST.
-    return local_start.replace(tzinfo=timezones.zone(zone_id(master))).astimezone(UTC)
+    return local_start.replace(tzinfo=timezones.zone(zone)).astimezone(UTC)
 
 
-def occurrences(master: Any) -> Iterator[tuple[datetime, int]]:
-    """Every (original start in UTC, 1-based index) of a series, lazily, in order."""
-    for index, local_start in enumerate(_local_starts(master), start=1):
-        yield _to_utc(local_start, master), index
+def occurrences(master: Any, near: datetime | None = None) -> Iterator[tuple[datetime, int]]:
+    """Every (original start in UTC, 1-based index) of a series, lazily, in order; from about ``near`` when given
+    (the first ones yielded may come a period or two before it)."""
+    rec: Recurrence = master.recurrence
+    zone = zone_id(master)
+    dtstart = _dtstart(master)
+    start, skipped = dtstart, 0
+    if near is not None:
+        floor = near.astimezone(timezones.zone(zone)).replace(tzinfo=None)
+        start, skipped = _start_near(rec, dtstart, floor)
+    for index, local_start in enumerate(_rule(rec, start), start=skipped + 1):
+        yield _to_utc(local_start, zone), index
+
+
+def occurrence_end(master: Any, original_start: datetime) -> datetime:
+    """The end of the occurrence starting at ``original_start``: the master's wall-clock duration from its local start,
+    read in the end zone (an all-day or overnight occurrence keeps its local times across a DST change)."""
+    start_zone, end_zone = timezones.zone(zone_id(master)), timezones.zone(end_zone_id(master))
+    local_duration = master.end.astimezone(end_zone).replace(tzinfo=None) - master.start.astimezone(
+        start_zone
+    ).replace(tzinfo=None)
+    local_start = original_start.astimezone(start_zone).replace(tzinfo=None)
+    return (local_start + local_duration).replace(tzinfo=end_zone).astimezone(UTC)
 
 
 def expand(master: Any, window_start: datetime, window_end: datetime) -> list[tuple[datetime, int]]:
-    """(original start UTC, index) of the occurrences starting in [window_start, window_end); stops at the window end."""
+    """(original start UTC, index) of the occurrences starting in [window_start, window_end); the work is bounded by
+    the window (expansion starts a period or two before it), not by the age of the series."""
     if master.recurrence is None:
         return []
     found = []
-    for original_start, index in occurrences(master):
+    for original_start, index in occurrences(master, near=window_start):
         if original_start >= window_end:
             break
         if original_start >= window_start:
@@ -272,30 +359,99 @@ def index_of(master: Any, original_start: datetime) -> int | None:
     """The 1-based index of the occurrence the pattern puts at ``original_start``; None when there is none."""
     if master.recurrence is None:
         return None
-    for start, index in occurrences(master):
+    for start, index in occurrences(master, near=original_start):
         if start == original_start:
             return index
-        if start > original_start or index >= MAX_INDEX:
+        if start > original_start:
             return None
     return None
 
 
 def start_of_index(master: Any, index: int) -> datetime | None:
     """The original start (UTC) of occurrence number ``index`` (1-based); None when out of the series' range."""
-    if master.recurrence is None or not 1 <= index <= MAX_INDEX:
+    rec: Recurrence | None = master.recurrence
+    if rec is None or not 1 <= index <= MAX_INDEX:
         return None
-    found = next(itertools.islice(occurrences(master), index - 1, None), None)
-    return found[0] if found else None
+    near = None
+    if index > 50 and rec.range_type != "numbered":
+        # Estimate where occurrence ``index`` falls (one period per occurrence at most), start a little before it.
+        per_period = len(_weekdays(rec.days_of_week)) if rec.pattern == "weekly" else 1
+        periods = (index - 1) // per_period
+        span = {"daily": timedelta(days=rec.interval), "weekly": timedelta(weeks=rec.interval)}.get(
+            rec.pattern, timedelta(days=28 * rec.interval if rec.pattern.endswith("monthly") else 365)
+        )
+        near = master.start + span * max(periods - 2, 0) - _period(rec)
+    try:
+        for start, found in occurrences(master, near=near):
+            if found == index:
+                return start if start.year <= MAX_YEAR else None
+            if found > index:
+                # The estimate overshot (cannot for these patterns, but never answer wrong): count from the start.
+                slow = next(itertools.islice(occurrences(master), index - 1, None), None)
+                return slow[0] if slow else None
+    except (ValueError, OverflowError):  # past the year 9999: out of any range
+        return None
+    return None
 
 
 def last_occurrence(master: Any) -> tuple[datetime, int] | None:
-    """The last (original start, index) of an ended series; None for a no-end series."""
-    if master.recurrence is None or master.recurrence.range_type == "no_end":
+    """The last (original start, index) of an ended series; None for a no-end series. Cheap: an end-date series is
+    expanded from a period or two before its end date only."""
+    rec: Recurrence | None = master.recurrence
+    if rec is None or rec.range_type == "no_end":
         return None
+    near = None
+    if rec.range_type == "end_date":
+        assert rec.end_date is not None
+        until = _to_utc(datetime.combine(rec.end_date, time(23, 59, 59)), zone_id(master))
+        near = until - 2 * _period(rec)
     last = None
-    for last in occurrences(master):  # noqa: B007 - the loop finds the last element
+    for last in occurrences(master, near=near):  # noqa: B007 - the loop finds the last element
         pass
     return last
+
+
+def check_series(master: Any) -> None:
+    """Refuse a series Exchange refuses: no occurrence at all, or occurrences longer than the pattern's shortest gap
+    (they would overlap each other)."""
+    starts = [local for local in itertools.islice(_rule(master.recurrence, _dtstart(master)), 60)]
+    if not starts:
+        raise EwsError("ErrorRecurrenceHasNoOccurrence", "The recurrence pattern has no occurrence in its range.")
+    if len(starts) < 2:
+        return
+    shortest = min(b - a for a, b in itertools.pairwise(starts))
+    local_duration = master.end.astimezone(timezones.zone(end_zone_id(master))).replace(
+        tzinfo=None
+    ) - master.start.astimezone(timezones.zone(zone_id(master))).replace(tzinfo=None)
+    if local_duration > shortest:
+        raise EwsError(
+            "ErrorOccurrenceTimeSpanTooBig",
+            "The duration of an occurrence is longer than the time between two occurrences of the pattern.",
+        )
+
+
+def check_exception_bounds(exception: Any) -> None:
+    """An occurrence may move, but not onto or past its neighbours (ErrorOccurrenceCrossingBoundary)."""
+    master = exception.master
+    original = exception.original_start
+    previous: datetime | None = None
+    following: datetime | None = None
+    for start, _ in occurrences(master, near=original - 2 * _period(master.recurrence)):
+        if start in master.deleted_occurrences or start == original:
+            continue
+        shown = master.exceptions[start].start if start in master.exceptions else start
+        if start < original:
+            previous = shown
+        else:
+            following = shown
+            break
+    if (previous is not None and exception.start <= previous) or (
+        following is not None and exception.start >= following
+    ):
+        raise EwsError(
+            "ErrorOccurrenceCrossingBoundary",
+            "An occurrence cannot be moved onto or past the previous or the next occurrence of its series.",
+        )
 
 
 # ---- writing ---------------------------------------------------------------------------------------------------------
@@ -350,7 +506,7 @@ def _write_occurrence_info(parent: etree._Element, tag: str, master: Any, origin
         from emulators.ews.model import occurrence_id
 
         sub(el, t("ItemId"), Id=occurrence_id(master, original_start), ChangeKey=master.change_key)
-        start, end = original_start, original_start + (master.end - master.start)
+        start, end = original_start, occurrence_end(master, original_start)
     sub(el, t("Start"), start)
     sub(el, t("End"), end)
     sub(el, t("OriginalStart"), original_start)
@@ -461,4 +617,7 @@ def from_json(data: Any, start: datetime, time_zone: str | None) -> Recurrence:
         raise ValueError(exc.message) from exc
 
 
-__all__ = ["Recurrence", "expand", "from_json", "index_of", "parse", "start_of_index", "to_json", "write"]
+__all__ = [
+    "Recurrence", "check_exception_bounds", "check_series", "expand", "from_json", "index_of", "occurrence_end", "parse",
+    "start_of_index", "to_json", "write",
+]  # fmt: skip

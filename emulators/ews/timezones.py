@@ -33,6 +33,21 @@ def is_known(windows_id: str) -> bool:
     return windows_id in MS_TIMEZONE_TO_IANA_MAP or windows_id == "UTC"
 
 
+def all_day_bounds(start: datetime, end: datetime, windows_id: str | None) -> tuple[datetime, datetime]:
+    """An all-day item's start and end snapped to local midnights in its zone, as Exchange stores them: the start to
+    the midnight that begins its day, the end to the next midnight unless it is one already (at least one day)."""
+    tz = zone(windows_id)
+    local_start = start.astimezone(tz).replace(tzinfo=None)
+    local_end = end.astimezone(tz).replace(tzinfo=None)
+    first = datetime.combine(local_start.date(), datetime.min.time())
+    last = datetime.combine(local_end.date(), datetime.min.time())
+    if last < local_end:
+        last += timedelta(days=1)
+    if last <= first:
+        last = first + timedelta(days=1)
+    return first.replace(tzinfo=tz).astimezone(UTC), last.replace(tzinfo=tz).astimezone(UTC)
+
+
 def windows_id_for(iana_or_windows: str) -> str:
     """A Windows id for a zone given either way (accounts may be created with an IANA name)."""
     if iana_or_windows in MS_TIMEZONE_TO_IANA_MAP:

@@ -113,20 +113,39 @@ def parse_bool(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in ("true", "1")
 
 
-def parse_datetime(value: str) -> datetime:
-    """An xs:dateTime as an aware UTC datetime; values without an offset are taken as UTC."""
+# The years Exchange stores (MAPI PT_SYSTIME starts in 1601; Exchange refuses dates past 4500).
+MIN_YEAR = 1601
+MAX_YEAR = 4500
+
+
+def parse_naive_or_aware(value: str) -> datetime:
+    """An xs:dateTime as written: aware when it carries an offset (or ``Z``), naive otherwise; ValueError if invalid."""
     value = value.strip()
     if value.endswith("Z"):
         value = value[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(value)
+    return datetime.fromisoformat(value)
+
+
+def parse_datetime(value: str) -> datetime:
+    """An xs:dateTime as an aware UTC datetime; values without an offset are taken as UTC."""
+    parsed = parse_naive_or_aware(value)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
 
 
+def in_supported_range(value: datetime) -> bool:
+    """Whether Exchange can store ``value`` (years 1601 to 4500)."""
+    return MIN_YEAR <= value.year <= MAX_YEAR
+
+
 def format_datetime(value: datetime) -> str:
-    """EWS's own form: ``YYYY-MM-DDTHH:MM:SSZ``, UTC, no fractions (exchangelib drops anything else to None)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """EWS's own form: ``YYYY-MM-DDTHH:MM:SSZ``, UTC, no fractions (exchangelib drops anything else to None).
+
+    The year always has four digits (``strftime("%Y")`` writes year 1 as ``1``, which is not an xs:dateTime).
+    """
+    value = value.astimezone(UTC)
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}Z"
 
 
 def format_date(value: date) -> str:

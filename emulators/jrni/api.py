@@ -25,6 +25,11 @@ from .state import (
 
 VERSIONS = ("v1", "v3", "v5")
 T = TypeVar("T")
+TOKEN = web.RequestKey("jrni_token", Token)  # the request's Auth-Token, refreshed only if the call succeeds
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 class UnsupportedMediaTypeError(BadRequestError):
@@ -41,9 +46,12 @@ async def read_json(request: web.Request) -> dict[str, Any]:
             f"send JSON with Content-Type: application/json, not {request.content_type}"
         )
     try:
-        body = json.loads(raw)
+        # NaN / Infinity are not JSON: accepted, they would be echoed back as invalid JSON.
+        body = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequestError(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequestError("the body is not valid JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequestError("the body must be a JSON object")
     return body
@@ -60,6 +68,7 @@ def admin_token(request: web.Request) -> tuple[Emulator, Token, int]:
     token = emu.state.check_token(request.headers.get("Auth-Token"))
     company_id = int(request.match_info["company_id"])
     emu.state.check_company_access(token, company_id)
+    request[TOKEN] = token
     return emu, token, company_id
 
 
@@ -215,7 +224,7 @@ async def get_shifts(request: web.Request) -> web.Response:
         {
             "total_entries": len(shifts),
             "_embedded": {"shifts": shifts},
-            "_links": {"self": hal.link(str(request.url.with_scheme(request.scheme)))},
+            "_links": {"self": hal.link(api_base(request) + "/" + request.path_qs.split("/", 3)[3])},
         }
     )
 
@@ -256,8 +265,10 @@ async def create_booking(request: web.Request) -> web.Response:
     """POST /admin/{c}/bookings; 409 when the person or resource is busy."""
     emu, token, company_id = admin_token(request)
     body = await read_json(request)
-    booking = emu.state.create_booking(company_id, body, booked_by=token.email)
-    emu.changed(request, booking, ["create"])
+    booking = emu.state.create_booking(
+        company_id, body, booked_by=emu.state.admin_name(token), booked_by_email=token.email
+    )
+    emu.created(request, booking)
     return web.json_response(hal.booking_json(emu.state, api_base(request), booking), status=201)
 
 
@@ -266,24 +277,30 @@ async def update_booking(request: web.Request) -> web.Response:
     emu, token, company_id = admin_token(request)
     body = await read_json(request)
     booking_id = path_id(request)
-    triggers = emu.state.update_booking(company_id, booking_id, body, who=token.email)
+    changes = emu.state.update_booking(company_id, booking_id, body, who=token.email)
     booking = emu.state.booking(company_id, booking_id)
-    emu.changed(request, booking, triggers)
+    emu.changed(request, changes)
     return web.json_response(hal.booking_json(emu.state, api_base(request), booking))
 
 
 async def cancel_booking(request: web.Request) -> web.Response:
-    """POST /admin/{c}/bookings/{id}/cancel {notify, cancel_reason} and DELETE /admin/{c}/bookings/{id}?notify=."""
+    """POST /admin/{c}/bookings/{id}/cancel {notify, cancel_reason} and DELETE /admin/{c}/bookings/{id}?notify=.
+
+    The cancel link is templated ``{?notify,cancel_reason}``, so POST takes them from the query as well; the JSON
+    body wins where both say something. An empty ``notify`` is as if it were not given.
+    """
     emu, token, company_id = admin_token(request)
-    body = await read_json(request) if request.method == "POST" else dict(request.query)
-    if "notify" in body:
+    body: dict[str, Any] = dict(request.query)
+    if request.method == "POST":
+        body.update(await read_json(request))
+    if body.get("notify") not in (None, ""):
         parse_bool(body["notify"], "notify")  # accepted and checked; the emulator sends no e-mails
     reason = body.get("cancel_reason")
     if reason is not None and not isinstance(reason, str):
         raise BadRequestError("cancel_reason must be a string")
     booking_id = path_id(request)
     if emu.state.cancel_booking(company_id, booking_id, reason=reason, who=token.email):
-        emu.changed(request, emu.state.booking(company_id, booking_id), ["cancelled"])
+        emu.cancelled(request, emu.state.booking(company_id, booking_id))
     booking = emu.state.booking(company_id, booking_id)
     return web.json_response(hal.booking_json(emu.state, api_base(request), booking))
 
@@ -296,21 +313,24 @@ async def block(request: web.Request) -> web.Response:
     emu, token, company_id = admin_token(request)
     body = await read_json(request)
     kind = "person_id" if "/people/" in request.path else "resource_id"
+    # Every body field is checked before anything changes: a 400 leaves no block behind and sends no webhook.
     note = body.get("private_note")
     if note is not None and not isinstance(note, str):
         raise BadRequestError("private_note must be a string")
+    as_booking = parse_bool(body.get("booking", False), "booking")
     booking = emu.state.block(
         company_id,
         person_id=path_id(request) if kind == "person_id" else None,
         resource_id=path_id(request) if kind == "resource_id" else None,
         start_time=body.get("start_time"),
         end_time=body.get("end_time"),
-        who=token.email,
+        booked_by=emu.state.admin_name(token),
+        booked_by_email=token.email,
         private_note=note,
     )
-    emu.changed(request, booking, ["create"])
+    emu.created(request, booking)
     api = api_base(request)
-    if parse_bool(body.get("booking", False), "booking"):
+    if as_booking:
         return web.json_response(hal.booking_json(emu.state, api, booking), status=201)
     return web.json_response(hal.slot_json(emu.state, api, booking), status=201)
 
@@ -347,7 +367,7 @@ async def move_slot(request: web.Request) -> web.Response:
         company_id, slot_id, body.get("start_time"), body.get("end_time"), who=token.email
     )
     booking = emu.state.slot(company_id, slot_id)
-    emu.changed(request, booking, ["modify"] if moved else [])
+    emu.changed(request, [("modify", booking.snapshot())] if moved else [])
     return web.json_response(hal.slot_json(emu.state, api_base(request), booking))
 
 
@@ -357,7 +377,7 @@ async def delete_slot(request: web.Request) -> web.Response:
     slot_id = path_id(request)
     shown = hal.slot_json(emu.state, api_base(request), emu.state.slot(company_id, slot_id))
     booking = emu.state.delete_slot(company_id, slot_id, who=token.email)
-    emu.changed(request, booking, ["cancelled"])
+    emu.cancelled(request, booking)
     return web.json_response(shown)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from . import api, control
-from .context import EMULATOR, Emulator
+from .context import AUTHORITY, EMULATOR, Emulator, server_authority
 from .faults import Faults
 from .settings import JrniSettings
 from .state import JrniError, State
@@ -35,6 +35,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except JrniError as exc:
         return error_response(exc.status, exc.reason, exc.message)
+    except OverflowError:
+        # Last guard: input is bounded so that every time can be computed and shown; should one still overflow,
+        # it is the client's value that is out of range, not a server fault.
+        return error_response(400, "Bad Request", "a date, time or length is out of range")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -45,6 +49,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def traffic_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count requests per endpoint; on the API apply latency and injected 500s, and require a known App-Id."""
     emu = request.app[EMULATOR]
+    request[AUTHORITY] = server_authority(request)
     resource = request.match_info.route.resource
     endpoint = resource.canonical if resource is not None else "<unmatched>"
     emu.requests[f"{request.method} {endpoint}"] += 1
@@ -64,14 +69,23 @@ async def traffic_middleware(request: web.Request, handler: Handler) -> web.Stre
         # Before the handler runs: the injected failure never half-applies a change.
         return error_response(500, "Internal Server Error", "injected fault http_500")
     emu.state.check_app(request.headers.get("App-Id"), request.headers.get("App-Key"))
-    return await handler(request)
+    response = await handler(request)
+    token = request.get(api.TOKEN)
+    if token is not None and response.status < 400:
+        emu.state.touch_token(token)  # "24 h from last use": only a call that succeeded counts as a use
+    return response
 
 
 def _is_loopback(remote: str | None) -> bool:
+    """127.0.0.0/8, ::1, and an IPv4 loopback address seen through a dual-stack socket (::ffff:127.0.0.1)."""
     try:
-        return remote is not None and ipaddress.ip_address(remote).is_loopback
+        address = ipaddress.ip_address(remote) if remote is not None else None
     except ValueError:
         return False
+    if address is None:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def create_app(settings: JrniSettings | None = None, seed: dict[str, Any] | None = None) -> web.Application:

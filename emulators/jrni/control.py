@@ -3,6 +3,7 @@ changes made "as a JRNI user would" in JRNI's own screens, which fire webhooks l
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -12,10 +13,11 @@ from . import hal
 from .api import emulator, read_json
 from .context import api_base
 from .faults import parse_fault
-from .state import BadRequestError, Booking, NotFoundError, State, parse_bool, parse_int
+from .state import MAX_YEAR, BadRequestError, Booking, NotFoundError, State, parse_bool, parse_int
 from .webhooks import parse_endpoint
 
 STUDIO_USER = "JRNI user"  # who a control-plane change is recorded as (booked_by, cancelled_by, who_updated)
+MAX_ADVANCE_SECONDS = 10 * 366 * 24 * 3600  # one clock step: at most ten years
 
 
 async def reset(request: web.Request) -> web.Response:
@@ -82,8 +84,15 @@ async def advance_clock(request: web.Request) -> web.Response:
     emu = emulator(request)
     body = await read_json(request)
     seconds = body.get("advance_seconds")
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise BadRequestError("advance_seconds must be a non-negative number")
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or not 0 <= seconds <= MAX_ADVANCE_SECONDS
+    ):
+        raise BadRequestError(f"advance_seconds must be a number from 0 to {MAX_ADVANCE_SECONDS}")
+    if (emu.state.clock.now() + timedelta(seconds=seconds)).year > MAX_YEAR:
+        raise BadRequestError(f"advance_seconds would take the clock past the year {MAX_YEAR}")
     emu.state.clock.advance(seconds)
     return web.json_response({"now": emu.state.clock.now().isoformat()})
 
@@ -93,7 +102,9 @@ def state_json(state: State, api: str) -> dict[str, Any]:
     live_slots = set(state.slots)
     return {
         "companies": [hal.company_json(state, api, c) for _, c in sorted(state.companies.items())],
-        "admins": [{"email": a.email, "company_id": a.company_id} for a in state.admins.values()],
+        "admins": [
+            {"email": a.email, "name": a.name, "company_id": a.company_id} for a in state.admins.values()
+        ],
         "people": [hal.person_json(state, api, p) for _, p in sorted(state.people.items())],
         "resources": [hal.resource_json(state, api, r) for _, r in sorted(state.resources.items())],
         "services": [hal.service_json(api, s) for _, s in sorted(state.services.items())],
@@ -140,8 +151,8 @@ async def user_create_booking(request: web.Request) -> web.Response:
     if "company_id" not in body:
         raise BadRequestError("company_id is required")
     company_id = parse_int(body.pop("company_id"), "company_id")
-    booking = emu.state.create_booking(company_id, body, booked_by=STUDIO_USER)
-    emu.changed(request, booking, ["create"])
+    booking = emu.state.create_booking(company_id, body, booked_by=STUDIO_USER, booked_by_email=None)
+    emu.created(request, booking)
     return web.json_response(hal.booking_json(emu.state, api_base(request), booking), status=201)
 
 
@@ -150,8 +161,8 @@ async def user_update_booking(request: web.Request) -> web.Response:
     emu = emulator(request)
     body = await read_json(request)
     booking = _booking_anywhere(emu.state, int(request.match_info["id"]))
-    triggers = emu.state.update_booking(booking.company_id, booking.id, body, who=STUDIO_USER)
-    emu.changed(request, booking, triggers)
+    changes = emu.state.update_booking(booking.company_id, booking.id, body, who=STUDIO_USER)
+    emu.changed(request, changes)
     return web.json_response(hal.booking_json(emu.state, api_base(request), booking))
 
 
@@ -159,8 +170,8 @@ async def user_confirm_booking(request: web.Request) -> web.Response:
     """POST /_emulator/bookings/{id}/confirm: accept a reservation (no-op when already confirmed)."""
     emu = emulator(request)
     booking = _booking_anywhere(emu.state, int(request.match_info["id"]))
-    triggers = emu.state.update_booking(booking.company_id, booking.id, {"confirm": True}, who=STUDIO_USER)
-    emu.changed(request, booking, triggers)
+    changes = emu.state.update_booking(booking.company_id, booking.id, {"confirm": True}, who=STUDIO_USER)
+    emu.changed(request, changes)
     return web.json_response(hal.booking_json(emu.state, api_base(request), booking))
 
 
@@ -173,7 +184,7 @@ async def user_cancel_booking(request: web.Request) -> web.Response:
     if reason is not None and not isinstance(reason, str):
         raise BadRequestError("cancel_reason must be a string")
     if emu.state.cancel_booking(booking.company_id, booking.id, reason=reason, who=STUDIO_USER):
-        emu.changed(request, booking, ["cancelled"])
+        emu.cancelled(request, booking)
     return web.json_response(hal.booking_json(emu.state, api_base(request), booking))
 
 
@@ -186,17 +197,23 @@ async def user_block(request: web.Request) -> web.Response:
             raise BadRequestError(f"{key} is required")
     if ("person_id" in body) == ("resource_id" in body):
         raise BadRequestError("exactly one of person_id and resource_id is required")
+    # Every body field is checked before anything changes: a 400 leaves no block behind and sends no webhook.
+    company_id = parse_int(body["company_id"], "company_id")
+    person_id = parse_int(body["person_id"], "person_id") if "person_id" in body else None
+    resource_id = parse_int(body["resource_id"], "resource_id") if "resource_id" in body else None
+    as_booking = parse_bool(body.get("booking", False), "booking")
     booking = emu.state.block(
-        parse_int(body["company_id"], "company_id"),
-        person_id=parse_int(body["person_id"], "person_id") if "person_id" in body else None,
-        resource_id=parse_int(body["resource_id"], "resource_id") if "resource_id" in body else None,
+        company_id,
+        person_id=person_id,
+        resource_id=resource_id,
         start_time=body["start_time"],
         end_time=body["end_time"],
-        who=STUDIO_USER,
+        booked_by=STUDIO_USER,
+        booked_by_email=None,
     )
-    emu.changed(request, booking, ["create"])
+    emu.created(request, booking)
     api = api_base(request)
-    if parse_bool(body.get("booking", False), "booking"):
+    if as_booking:
         return web.json_response(hal.booking_json(emu.state, api, booking), status=201)
     return web.json_response(hal.slot_json(emu.state, api, booking), status=201)
 

@@ -199,8 +199,8 @@ def service_json(api: str, service: Service) -> Json:
         "durations": [service.duration],
         "pre_time": service.pre_time,
         "post_time": service.post_time,
-        "booking_type_public": "booking",
-        "booking_type_member": "booking",
+        "booking_type_public": service.booking_type_public,
+        "booking_type_member": service.booking_type_member,
         "disabled": False,
         "deleted": False,
         "_links": {"self": link(f"{api}/admin/{service.company_id}/services/{service.id}")},
@@ -246,23 +246,31 @@ def client_json(api: str, client: Client | None, company: Company) -> Json | Non
         "phone": client.phone,
         "reference": None,
         "time_zone": company.timezone,
-        "postcode": None,
-        "country": None,
+        "address1": client.address1,
+        "address2": client.address2,
+        "address3": client.address3,
+        "address4": client.address4,
+        "address5": client.address5,
+        "postcode": client.postcode,
+        "country": client.country,
         "client_type": "Contact",
         "_links": {"self": link(f"{api}/admin/{client.company_id}/client/{client.id}")},
     }
-    for n in range(1, 6):
-        out[f"address{n}"] = None
     return out
 
 
 def booking_describe(state: State, booking: Booking) -> str:
-    """``full_describe``: "Service with Person - Resource" for bookings, "Person - Name" for blocks."""
-    if booking.is_block:
-        return str(booking.settings.get("block_describe", "Blocked"))
+    """``full_describe``: "Service with Person - Resource" for bookings, "Person - Name" for blocks.
+
+    Built when shown, from the current person, resource and service, so it never goes stale.
+    """
     service = state.services.get(booking.service_id or 0)
     person = state.people.get(booking.person_id or 0)
     resource = state.resources.get(booking.resource_id or 0)
+    if booking.is_block:
+        if person:
+            return f"Person - {person.name}"
+        return f"Resource - {resource.name}" if resource else "Blocked"
     text = service.name if service else "Booking"
     if person:
         text += f" with {person.name}"
@@ -309,8 +317,7 @@ def booking_json(state: State, api: str, booking: Booking) -> Json:
     if booking.slot_id is not None and booking.slot_id in state.slots:
         links["slot"] = link(f"{admin}/slots/{booking.slot_id}")
     settings = {"obfuscated_id": obfuscated_id("booking", booking.id), **booking.settings}
-    settings.pop("block_describe", None)
-    settings.setdefault("who_updated", booking.booked_by)
+    settings.setdefault("who_updated", booking.booked_by_email or booking.booked_by)
     private_notes = [{"id": 1, "note": booking.private_note}] if booking.private_note else []
     return {
         "id": booking.id,
@@ -376,7 +383,7 @@ def booking_json(state: State, api: str, booking: Booking) -> Json:
         "questions": {},
         "min_cancellation_time": None,
         "booked_by": booking.booked_by,
-        "booked_by_email": booking.booked_by,
+        "booked_by_email": booking.booked_by_email,
         "user_id": None,
         "ticket_name": None,
         "_embedded": {"client": client_json(api, client, company), "answers": []},

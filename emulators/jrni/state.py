@@ -6,6 +6,9 @@ raises a ``JrniError``; ``app.py`` maps those errors to HTTP responses in one pl
 
 from __future__ import annotations
 
+import copy
+import math
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +18,30 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 STATUS_BLOCKED = 3  # BBNG models/booking.js: status_blocked
 STATUS_BOOKED = 4  # BBNG models/booking.js: status_booked
 CHANNELS = ("Administrator", "Call Centre", "Client")  # dev.jrni.com /docs/booking-drop
+
+BOOKING_TYPES = ("booking", "reservation")  # a service's booking_type_public / booking_type_member
+
+# Bounds that keep every stored time renderable in any company offset (a year-9999 booking would overflow when
+# shown at +01:00) and every length sane. JRNI works in whole minutes.
+MIN_YEAR, MAX_YEAR = 1900, 2200
+MAX_DURATION_MINUTES = 366 * 24 * 60  # a booking or block lasts at most a (leap) year
+MAX_BUFFER_MINUTES = 24 * 60  # pre_time / post_time: at most a day
+MINUTES_PER_DAY = 24 * 60  # BBNG's `time`: minutes after midnight, 0..1439
+
+_INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: "²".isdigit() is True but int("²") fails
+
+CLIENT_DETAILS = (
+    "email",
+    "mobile",
+    "phone",
+    "address1",
+    "address2",
+    "address3",
+    "address4",
+    "address5",
+    "postcode",
+    "country",
+)  # optional client {…} keys kept beside first_name / last_name
 
 FIRST_BOOKING_ID = 100001
 FIRST_SLOT_ID = 900001  # a different range from bookings, so a client mixing the two ids gets a 404
@@ -125,6 +152,13 @@ class Service:
     duration: int
     pre_time: int = 0
     post_time: int = 0
+    booking_type_public: str = "booking"  # "reservation": bookings start awaiting confirmation (jrni-gaps §1)
+    booking_type_member: str = "booking"
+
+    def starts_as_reservation(self, channel: str) -> bool:
+        """Whether a booking made on this service through ``channel`` starts as a reservation (README.md)."""
+        kind = self.booking_type_public if channel == "Client" else self.booking_type_member
+        return kind == "reservation"
 
 
 @dataclass
@@ -144,6 +178,13 @@ class Client:
     email: str | None = None
     mobile: str | None = None
     phone: str | None = None
+    address1: str | None = None
+    address2: str | None = None
+    address3: str | None = None
+    address4: str | None = None
+    address5: str | None = None
+    postcode: str | None = None
+    country: str | None = None
 
     @property
     def name(self) -> str:
@@ -185,7 +226,8 @@ class Booking:
     cancelled_by: str | None = None
     cancel_reason: str | None = None
     cancellation_date: datetime | None = None
-    booked_by: str | None = None
+    booked_by: str | None = None  # a name, as JRNI shows it ("Admin User")
+    booked_by_email: str | None = None
     slot_id: int | None = None
     purchase_id: int = 0
     price: int = 0
@@ -200,6 +242,10 @@ class Booking:
     def is_block(self) -> bool:
         return self.status == STATUS_BLOCKED
 
+    def snapshot(self) -> Booking:
+        """A copy that later changes do not reach (webhook payloads are built from what it was then)."""
+        return copy.deepcopy(self)
+
     def busy_interval(self) -> tuple[datetime, datetime]:
         """The time this occupies: a booking's buffers (pre/post time) count, as in BBNG's "full time"."""
         if self.is_block:
@@ -211,7 +257,11 @@ class Booking:
 
 
 def parse_datetime(value: Any, name: str) -> datetime:
-    """An ISO-8601 timestamp as aware UTC; without an offset it is read as UTC, as JRNI does (BBDOC people.md)."""
+    """An ISO-8601 timestamp as aware UTC; without an offset it is read as UTC, as JRNI does (BBDOC people.md).
+
+    Fractions of a second are dropped (JRNI shows whole seconds, so a stored fraction would make clashes and
+    changes the client cannot see), and years outside 1900-2200 are refused so every time can be rendered.
+    """
     if not isinstance(value, str):
         raise BadRequestError(f"{name} must be an ISO-8601 date-time string")
     try:
@@ -220,7 +270,16 @@ def parse_datetime(value: Any, name: str) -> datetime:
         raise BadRequestError(f"{name} is not an ISO-8601 date-time: {value!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise BadRequestError(f"{name} must be between the years {MIN_YEAR} and {MAX_YEAR}: {value!r}")
+    return check_year(parsed.astimezone(UTC).replace(microsecond=0), name)
+
+
+def check_year(value: datetime, name: str) -> datetime:
+    """``value`` if its year is within the bounds every stored time keeps (see ``MIN_YEAR``), else 400."""
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise BadRequestError(f"{name} must be between the years {MIN_YEAR} and {MAX_YEAR}")
+    return value
 
 
 def parse_date(value: Any, name: str) -> date:
@@ -233,16 +292,18 @@ def parse_date(value: Any, name: str) -> date:
         raise BadRequestError(f"{name} is not a YYYY-MM-DD date: {value!r}") from None
 
 
-def parse_int(value: Any, name: str, minimum: int | None = None) -> int:
+def parse_int(value: Any, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
     """An integer from JSON or a query string (JRNI accepts ids as numbers or digit strings)."""
     if isinstance(value, bool):
         raise BadRequestError(f"{name} must be an integer")
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()) and len(value.strip()) <= 30:
+        value = int(value.strip())
     if not isinstance(value, int):
         raise BadRequestError(f"{name} must be an integer")
     if minimum is not None and value < minimum:
         raise BadRequestError(f"{name} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise BadRequestError(f"{name} must be at most {maximum}")
     return value
 
 
@@ -253,6 +314,11 @@ def parse_bool(value: Any, name: str) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
         return value.lower() in ("true", "1")
     raise BadRequestError(f"{name} must be true or false")
+
+
+def parse_minutes(value: Any, name: str, minimum: int, maximum: int) -> int:
+    """A length in whole minutes (duration, pre_time, post_time), bounded so the end can always be computed."""
+    return parse_int(value, name, minimum, maximum)
 
 
 def _opt_str(body: dict[str, Any], key: str) -> str | None:
@@ -298,11 +364,15 @@ _SEED_SCHEMA: dict[str, tuple[set[str], set[str]]] = {
     "admins": ({"email", "password", "company_id"}, {"name"}),
     "people": ({"id", "company_id", "name", "email"}, {"ews_email", "schedule_id", "disabled", "deleted"}),
     "resources": ({"id", "company_id", "name"}, {"email", "ews_email", "schedule_id", "disabled", "deleted"}),
-    "services": ({"id", "company_id", "name", "duration"}, {"pre_time", "post_time"}),
+    "services": (
+        {"id", "company_id", "name", "duration"},
+        {"pre_time", "post_time", "booking_type_public", "booking_type_member"},
+    ),
     "schedules": ({"id", "company_id", "name", "rules"}, set()),
 }
 
 T = TypeVar("T")
+Change = tuple[str, Booking]  # a webhook trigger and the booking as it was right after that change
 
 
 class State:
@@ -436,14 +506,20 @@ class State:
         services = []
         for i, r in enumerate(data.get("services", [])):
             where = f"seed.services[{i}]"
+            types = {}
+            for key in ("booking_type_public", "booking_type_member"):
+                types[key] = r.get(key, "booking")
+                if types[key] not in BOOKING_TYPES:
+                    raise BadRequestError(f"{where}.{key} must be 'booking' or 'reservation'")
             services.append(
                 Service(
                     parse_int(r["id"], f"{where}.id", 1),
                     company_of(r, where),
                     str(r["name"]),
-                    parse_int(r["duration"], f"{where}.duration", 1),
-                    parse_int(r.get("pre_time", 0), f"{where}.pre_time", 0),
-                    parse_int(r.get("post_time", 0), f"{where}.post_time", 0),
+                    parse_minutes(r["duration"], f"{where}.duration", 1, MAX_DURATION_MINUTES),
+                    parse_minutes(r.get("pre_time", 0), f"{where}.pre_time", 0, MAX_BUFFER_MINUTES),
+                    parse_minutes(r.get("post_time", 0), f"{where}.post_time", 0, MAX_BUFFER_MINUTES),
+                    **types,
                 )
             )
         self._check_unique("people", [p.id for p in people], self.people)
@@ -489,12 +565,14 @@ class State:
             raise NotFoundError(f"company {login_company} not found")
         if not self.is_within(login_company, admin.company_id):
             raise ForbiddenError(f"administrator {email} has no access to company {login_company}")
-        token = Token(secrets.token_urlsafe(18), email, admin.company_id, self.clock.now())
+        # The token reaches the company it was minted at and that company's descendants, not the admin's whole tree.
+        token = Token(secrets.token_urlsafe(18), email, login_company, self.clock.now())
         self.tokens[token.token] = token
         return token, admin
 
     def check_token(self, token_value: str | None) -> Token:
-        """The live token for this value; using it keeps it alive (JRNI: "24 h from last use")."""
+        """The live token for this value. It is not refreshed here: ``touch_token`` does that once the call
+        succeeded (JRNI: "24 h from last use"; a call that ends in 403/404/409 does not keep a token alive)."""
         token = self.tokens.get(token_value or "")
         now = self.clock.now()
         if token is None or token.expired:
@@ -502,8 +580,16 @@ class State:
         if (now - token.last_used).total_seconds() > self.token_idle_seconds:
             token.expired = True
             raise UnauthorizedError("Auth-Token expired")
-        token.last_used = now
         return token
+
+    def touch_token(self, token: Token) -> None:
+        """Restart a token's idle time after a successful call."""
+        token.last_used = self.clock.now()
+
+    def admin_name(self, token: Token) -> str:
+        """How JRNI shows the administrator behind a token in ``booked_by`` / ``bookedBy``: the name, else e-mail."""
+        admin = self.admins.get(token.email)
+        return (admin.name if admin else "") or token.email
 
     def check_company_access(self, token: Token, company_id: int) -> Company:
         """The company, if the token reaches it: 404 for an unknown company, 403 for another company's token."""
@@ -658,7 +744,8 @@ class State:
                 or (b.is_cancelled and not include_cancelled)
                 or (start_date is not None and local_day < start_date)
                 or (end_date is not None and local_day > end_date)
-                or (modified_since is not None and b.updated_at < modified_since)
+                # updated_at as shown (whole seconds) >= modified_since: the boundary is included
+                or (modified_since is not None and b.updated_at.replace(microsecond=0) < modified_since)
                 or (person_id is not None and b.person_id != person_id)
                 or (resource_id is not None and b.resource_id != resource_id)
                 or (service_id is not None and b.service_id != service_id)
@@ -728,8 +815,20 @@ class State:
         self._next_purchase_id += 1
         return ident
 
-    def create_booking(self, company_id: int, body: dict[str, Any], *, booked_by: str) -> Booking:
-        """Create a booking from the admin create body; 409 when its person or resource is busy then."""
+    def _end_of(self, start: datetime, minutes: int, pre_time: int = 0, post_time: int = 0) -> datetime:
+        """``start + minutes``, refused (400) when it or the buffers would leave the years every time is kept in."""
+        end = start + timedelta(minutes=minutes)
+        check_year(start - timedelta(minutes=pre_time), "the start (with pre_time)")
+        check_year(end + timedelta(minutes=post_time), "the end (with duration and post_time)")
+        return end
+
+    def create_booking(
+        self, company_id: int, body: dict[str, Any], *, booked_by: str, booked_by_email: str | None
+    ) -> Booking:
+        """Create a booking from the admin create body; 409 when its person or resource is busy then.
+
+        Every field and the clash are checked before anything is stored (no stray client, no used-up ids).
+        """
         self.company(company_id)
         if "datetime" not in body:
             raise BadRequestError("datetime is required")
@@ -737,41 +836,75 @@ class State:
             raise BadRequestError("service_id is required")
         start = parse_datetime(body["datetime"], "datetime")
         service = self.service(company_id, parse_int(body["service_id"], "service_id"))
-        duration = parse_int(body.get("duration", service.duration), "duration", 1)
+        duration = parse_minutes(body.get("duration", service.duration), "duration", 1, MAX_DURATION_MINUTES)
+        pre_time = parse_minutes(body.get("pre_time", service.pre_time), "pre_time", 0, MAX_BUFFER_MINUTES)
+        post_time = parse_minutes(
+            body.get("post_time", service.post_time), "post_time", 0, MAX_BUFFER_MINUTES
+        )
         person_id = self._staff_ref(company_id, body, "person_id")
         resource_id = self._staff_ref(company_id, body, "resource_id")
-        channel = body.get("channel", "Administrator")
-        if channel not in CHANNELS:
+        channel = body.get("channel")
+        if channel is None:  # absent or null: the default
+            channel = "Administrator"
+        elif channel not in CHANNELS:
             raise BadRequestError(f"channel must be one of {', '.join(CHANNELS)}")
-        settings = body.get("settings", {})
+        settings = body.get("settings")
+        if settings is None:
+            settings = {}
         if not isinstance(settings, dict):
             raise BadRequestError("settings must be an object")
-        client_id = self._client_for(company_id, body)
+        if body.get("reservation") is None:
+            reservation = service.starts_as_reservation(channel)
+        else:
+            reservation = parse_bool(body["reservation"], "reservation")
+        external = parse_bool(body.get("external", False), "external")
+        external_cal_id = _opt_str(body, "external_cal_id")
+        private_note = _opt_str(body, "private_note")
+        price = parse_int(body.get("price", 0), "price", 0)
+        client = self._client_for(company_id, body)
+        end = self._end_of(start, duration, pre_time, post_time)
+        candidate = Booking(
+            id=0,
+            company_id=company_id,
+            start=start,
+            end=end,
+            person_id=person_id,
+            resource_id=resource_id,
+            pre_time=pre_time,
+            post_time=post_time,
+        )
+        self._check_clash(candidate)
+
+        # Everything is valid: store.
+        if isinstance(client, Client):
+            client.id = self._next_client_id
+            self._next_client_id += 1
+            self.clients[client.id] = client
         now = self.clock.now()
         booking = Booking(
             id=self._new_booking_id(),
             company_id=company_id,
             start=start,
-            end=start + timedelta(minutes=duration),
+            end=end,
             service_id=service.id,
             person_id=person_id,
             resource_id=resource_id,
-            client_id=client_id,
-            pre_time=parse_int(body.get("pre_time", service.pre_time), "pre_time", 0),
-            post_time=parse_int(body.get("post_time", service.post_time), "post_time", 0),
+            client_id=client.id if isinstance(client, Client) else client,
+            pre_time=pre_time,
+            post_time=post_time,
             channel=channel,
-            reservation=parse_bool(body.get("reservation", False), "reservation"),
-            external=parse_bool(body.get("external", False), "external"),
-            external_cal_id=_opt_str(body, "external_cal_id"),
+            reservation=reservation,
+            external=external,
+            external_cal_id=external_cal_id,
             settings=dict(settings),
-            private_note=_opt_str(body, "private_note"),
+            private_note=private_note,
             booked_by=booked_by,
+            booked_by_email=booked_by_email,
             purchase_id=self._new_purchase_id(),
-            price=parse_int(body.get("price", 0), "price", 0),
+            price=price,
             created_at=now,
             updated_at=now,
         )
-        self._check_clash(booking)
         self.bookings[booking.id] = booking
         return booking
 
@@ -786,7 +919,8 @@ class State:
             self.resource(company_id, ident)
         return ident
 
-    def _client_for(self, company_id: int, body: dict[str, Any]) -> int | None:
+    def _client_for(self, company_id: int, body: dict[str, Any]) -> int | Client | None:
+        """The id of an existing client, a new (not yet stored, id 0) client from ``client {…}``, or None."""
         ref = body.get("client_id", body.get("member_id"))
         if ref is not None:
             return self._owned(self.clients, parse_int(ref, "client_id"), company_id, "client").id
@@ -795,30 +929,27 @@ class State:
             return None
         if not isinstance(data, dict):
             raise BadRequestError("client must be an object")
-        client = Client(
-            id=self._next_client_id,
+        return Client(
+            id=0,
             company_id=company_id,
             first_name=_opt_str(data, "first_name") or "",
             last_name=_opt_str(data, "last_name") or "",
-            email=_opt_str(data, "email"),
-            mobile=_opt_str(data, "mobile"),
-            phone=_opt_str(data, "phone"),
+            **{key: _opt_str(data, key) for key in CLIENT_DETAILS},
         )
-        self._next_client_id += 1
-        self.clients[client.id] = client
-        return client.id
 
     def update_booking(
         self, company_id: int, booking_id: int, body: dict[str, Any], *, who: str
-    ) -> list[str]:
-        """Apply an admin update; returns the webhook triggers it causes ([] when nothing changed).
+    ) -> list[Change]:
+        """Apply an admin update; returns the webhook triggers it causes, each with the booking as it was right
+        after that step ([] when nothing changed), so a move-and-confirm sends the move before the confirmation.
 
-        ``confirm: true`` confirms a reservation (the emulator's choice of call, README.md).
+        ``confirm: true`` confirms a reservation (the emulator's choice of call, README.md). On a block (status 3)
+        only the time can change: a new person or resource, or ``confirm``, is 403.
         """
         booking = self.booking(company_id, booking_id)
         if booking.is_cancelled:
             raise ForbiddenError(f"booking {booking_id} is cancelled and cannot be changed")
-        start, end = booking.start, booking.end
+        start = booking.start
         if "datetime" in body:
             start = parse_datetime(body["datetime"], "datetime")
         elif "date" in body or "time" in body:
@@ -826,21 +957,24 @@ class State:
             if "date" not in body or "time" not in body:
                 raise BadRequestError("date and time must be sent together")
             day = parse_date(body["date"], "date")
-            minutes = parse_int(body["time"], "time", 0)
+            if not MIN_YEAR <= day.year <= MAX_YEAR:
+                raise BadRequestError(f"date must be between the years {MIN_YEAR} and {MAX_YEAR}")
+            minutes = parse_int(body["time"], "time", 0, MINUTES_PER_DAY - 1)
             local = datetime(day.year, day.month, day.day, tzinfo=self.company(company_id).tz)
             start = (local + timedelta(minutes=minutes)).astimezone(UTC)
         duration = booking.duration
         if "duration" in body:
-            duration = parse_int(body["duration"], "duration", 1)
-        end = start + timedelta(minutes=duration)
+            duration = parse_minutes(body["duration"], "duration", 1, MAX_DURATION_MINUTES)
         person_id = (
             self._staff_ref(company_id, body, "person_id") if "person_id" in body else booking.person_id
         )
         resource_id = (
             self._staff_ref(company_id, body, "resource_id") if "resource_id" in body else booking.resource_id
         )
-        pre_time = parse_int(body.get("pre_time", booking.pre_time), "pre_time", 0)
-        post_time = parse_int(body.get("post_time", booking.post_time), "post_time", 0)
+        pre_time = parse_minutes(body.get("pre_time", booking.pre_time), "pre_time", 0, MAX_BUFFER_MINUTES)
+        post_time = parse_minutes(
+            body.get("post_time", booking.post_time), "post_time", 0, MAX_BUFFER_MINUTES
+        )
         confirm = parse_bool(body.get("confirm", False), "confirm")
         settings = body.get("settings")
         if settings is not None and not isinstance(settings, dict):
@@ -850,6 +984,16 @@ class State:
         )
         multi_status = _opt_str(body, "current_multi_status") if "current_multi_status" in body else None
         private_note = _opt_str(body, "private_note") if "private_note" in body else booking.private_note
+        end = self._end_of(start, duration, pre_time, post_time)
+
+        if booking.is_block:
+            if (person_id, resource_id) != (booking.person_id, booking.resource_id):
+                raise ForbiddenError(
+                    f"booking {booking_id} is a block: its person or resource cannot be changed "
+                    "(delete its slot and block the other one)"
+                )
+            if confirm:
+                raise ForbiddenError(f"booking {booking_id} is a block and cannot be confirmed")
 
         reschedules = (start, end, person_id, resource_id) != (
             booking.start,
@@ -883,8 +1027,8 @@ class State:
             or private_note != booking.private_note
             or (multi_status is not None and multi_status != booking.current_multi_status)
         )
-        confirms = confirm and booking.reservation
-        triggers: list[str] = []
+        changes: list[Change] = []
+        now = self.clock.now()
         if modified:
             booking.start, booking.end = start, end
             booking.person_id, booking.resource_id = person_id, resource_id
@@ -894,17 +1038,22 @@ class State:
             booking.private_note = private_note
             if multi_status is not None:
                 booking.current_multi_status = multi_status
-            triggers.append("modify")
-        if confirms:
-            booking.reservation = False
-            triggers.append("confirmed")
-        if triggers:
-            booking.updated_at = self.clock.now()
+            booking.updated_at = now
             booking.settings["who_updated"] = who
-        return triggers
+            changes.append(("modify", booking.snapshot()))
+        if confirm and booking.reservation:
+            booking.reservation = False
+            booking.updated_at = now
+            booking.settings["who_updated"] = who
+            changes.append(("confirmed", booking.snapshot()))
+        return changes
 
     def cancel_booking(self, company_id: int, booking_id: int, *, reason: str | None, who: str) -> bool:
-        """Cancel a booking (or a block booking, freeing its slot); False when it already was cancelled."""
+        """Cancel a booking (or a block booking, freeing its slot); False when it already was cancelled.
+
+        A cancelled reservation stays a reservation (``is_reservation`` true, ``booking_type`` "Reservation"), so a
+        rejected reservation does not read like a cancelled booking; ``is_cancelled`` says it is cancelled.
+        """
         booking = self.booking(company_id, booking_id)
         if booking.is_cancelled:
             return False
@@ -914,7 +1063,6 @@ class State:
         booking.cancel_reason = reason
         booking.cancellation_date = now
         booking.updated_at = now
-        booking.reservation = False
         if booking.slot_id is not None:
             self.slots.pop(booking.slot_id, None)
         return True
@@ -929,18 +1077,29 @@ class State:
         resource_id: int | None,
         start_time: Any,
         end_time: Any,
-        who: str,
+        booked_by: str,
+        booked_by_email: str | None,
         private_note: str | None = None,
     ) -> Booking:
         """Block time for a person or resource: a slot plus its status-3 booking; 409 over a booking."""
         company = self.company(company_id)
         if person_id is not None:
-            name = "Person - " + self.person(company_id, person_id).name
+            self.person(company_id, person_id)
         elif resource_id is not None:
-            name = "Resource - " + self.resource(company_id, resource_id).name
+            self.resource(company_id, resource_id)
         else:
             raise BadRequestError("person_id or resource_id is required")
         start, end = self._block_times(start_time, end_time)
+        candidate = Booking(
+            id=0,
+            company_id=company.id,
+            start=start,
+            end=end,
+            status=STATUS_BLOCKED,
+            person_id=person_id,
+            resource_id=resource_id,
+        )
+        self._check_clash(candidate)
         now = self.clock.now()
         booking = Booking(
             id=self._new_booking_id(),
@@ -950,29 +1109,31 @@ class State:
             status=STATUS_BLOCKED,
             person_id=person_id,
             resource_id=resource_id,
-            booked_by=who,
+            booked_by=booked_by,
+            booked_by_email=booked_by_email,
             private_note=private_note,
-            settings={"block_describe": name},
             purchase_id=self._new_purchase_id(),
+            slot_id=self._next_slot_id,
             created_at=now,
             updated_at=now,
         )
-        self._check_clash(booking)
-        booking.slot_id = self._next_slot_id
         self._next_slot_id += 1
         self.bookings[booking.id] = booking
-        self.slots[booking.slot_id] = booking.id
+        self.slots[self._next_slot_id - 1] = booking.id
         return booking
 
-    @staticmethod
-    def _block_times(start_time: Any, end_time: Any) -> tuple[datetime, datetime]:
+    def _block_times(self, start_time: Any, end_time: Any) -> tuple[datetime, datetime]:
+        """A block's start and end; its length is rounded up to whole minutes, as JRNI works in minutes."""
         if start_time is None or end_time is None:
             raise BadRequestError("start_time and end_time are required")
         start = parse_datetime(start_time, "start_time")
         end = parse_datetime(end_time, "end_time")
         if end <= start:
             raise BadRequestError("end_time must be after start_time")
-        return start, end
+        minutes = math.ceil((end - start).total_seconds() / 60)
+        if minutes > MAX_DURATION_MINUTES:
+            raise BadRequestError(f"a block lasts at most {MAX_DURATION_MINUTES} minutes")
+        return start, self._end_of(start, minutes)
 
     def move_slot(self, company_id: int, slot_id: int, start_time: Any, end_time: Any, *, who: str) -> bool:
         """Move a block; False when the times did not change."""

@@ -1,7 +1,8 @@
 """Webhooks JRNI sends on booking changes: the legacy purchase callback and the data webhook.
 
-Delivery is asynchronous (a queue drained by a background task), at least once: a non-2xx answer or a timeout is
-retried with exponential back-off. JRNI documents no retry policy (jrni-gaps.md §5); the emulator's is in README.md.
+Delivery is asynchronous (one queue and background task per receiver, so a slow receiver holds up only itself), at
+least once: a non-2xx answer (a redirect too), a connection error or a timeout is retried with exponential
+back-off. JRNI documents no retry policy (jrni-gaps.md §5); the emulator's is in README.md.
 """
 
 from __future__ import annotations
@@ -11,21 +12,24 @@ import base64
 import contextlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from . import hal
 from .faults import Faults
 from .settings import JrniSettings
-from .state import BadRequestError, Booking, State, local_iso, utc_iso
+from .state import BadRequestError, Booking, Change, State, local_iso, utc_iso
 
 log = logging.getLogger(__name__)
 
 TRIGGERS = ("create", "modify", "cancelled", "confirmed")
 FORMATS = ("legacy", "data")
 _ENDPOINT_KEYS = {"url", "format", "auth", "cancellation_url"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # would make an invalid (or a smuggled) header
 
 
 @dataclass
@@ -64,9 +68,7 @@ def parse_endpoint(body: Any) -> Endpoint:
     extra = set(body) - _ENDPOINT_KEYS
     if extra:
         raise BadRequestError(f"unknown webhook key(s): {', '.join(sorted(extra))}")
-    url = body.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise BadRequestError("url must be an http(s) URL")
+    url = _parse_url(body.get("url"), "url")
     fmt = body.get("format")
     if fmt not in FORMATS:
         raise BadRequestError("format must be 'legacy' or 'data'")
@@ -77,16 +79,39 @@ def parse_endpoint(body: Any) -> Endpoint:
             basic = auth["basic"]
             ok = isinstance(basic, dict) and set(basic) == {"username", "password"}
             ok = ok and all(isinstance(v, str) for v in basic.values())
+            secrets = list(basic.values()) if ok else []
+            if ok and ":" in basic["username"]:
+                raise BadRequestError("auth.basic.username must not contain ':' (RFC 7617)")
         elif ok and "token" in auth:
             ok = isinstance(auth["token"], str) and bool(auth["token"])
+            secrets = [auth["token"]] if ok else []
         else:
             ok = False
         if not ok:
             raise BadRequestError('auth must be {"basic": {"username", "password"}} or {"token": "..."}')
+        if any(_CONTROL.search(value) for value in secrets):
+            raise BadRequestError("auth values must not contain control characters (CR, LF, …)")
     cancellation_url = body.get("cancellation_url")
-    if cancellation_url is not None and (fmt != "legacy" or not isinstance(cancellation_url, str)):
-        raise BadRequestError("cancellation_url is a string, for the legacy format only")
+    if cancellation_url is not None:
+        if fmt != "legacy" or not isinstance(cancellation_url, str):
+            raise BadRequestError("cancellation_url is a string, for the legacy format only")
+        cancellation_url = _parse_url(cancellation_url, "cancellation_url")
     return Endpoint(url, fmt, auth, cancellation_url)
+
+
+def _parse_url(value: Any, name: str) -> str:
+    """An absolute http(s) URL with a host, and nothing a request line or header could choke on."""
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise BadRequestError(f"{name} must be an http(s) URL")
+    if _CONTROL.search(value) or " " in value:
+        raise BadRequestError(f"{name} must not contain spaces or control characters")
+    try:
+        host = URL(value).host
+    except (ValueError, TypeError):
+        host = None
+    if not host:
+        raise BadRequestError(f"{name} is not a valid http(s) URL: {value!r}")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------------- payloads
@@ -123,6 +148,7 @@ def data_payload(state: State, api: str, booking: Booking, trigger: str, trigger
             "customBookingFields": [],
             "extCalendarId": booking.external_cal_id,
         },
+        "queuing": None,  # the queuing section (jrni-gaps §5); null for an appointment
         "company": {
             "name": company.name,
             "address": None,
@@ -149,6 +175,7 @@ def data_payload(state: State, api: str, booking: Booking, trigger: str, trigger
             "jrniId": person.id,
             "externalId": None,
             "phoneNumber": None,
+            "customStaffFields": [],
         },
         "resource": None
         if resource is None
@@ -173,10 +200,10 @@ def legacy_payload(state: State, api: str, booking: Booking) -> dict[str, Any]:
     """The legacy callback body: the booking's purchase with ``_embedded.bookings`` (BBDOC webhook.md)."""
     company = state.companies[booking.company_id]
     client = state.clients.get(booking.client_id or 0)
+    # The entry keeps the booking JSON's booking_type (Booking / Reservation / Blocked).
     entry = hal.booking_json(state, api, booking)
     entry.update(
         {
-            "booking_type": "Booking",
             "first_name": client.first_name if client else None,
             "last_name": client.last_name if client else None,
             "email": client.email if client else None,
@@ -215,6 +242,8 @@ class Delivery:
     body: bytes
     trigger: str
     booking_id: int
+    endpoint: Endpoint  # whose queue it goes (back) to
+    generation: int  # the hub's generation when it was queued; a reset makes it stale
     attempt: int = 0
 
 
@@ -239,27 +268,40 @@ class WebhookStats:
         }
 
 
+@dataclass
+class _Lane:
+    """One receiver's queue and the task draining it, in order."""
+
+    endpoint: Endpoint  # kept alive with its lane, so its id() is not reused while the lane exists
+    queue: asyncio.Queue[Delivery]
+    task: asyncio.Task[None] | None = None
+
+
 class WebhookHub:
-    """Turns booking changes into deliveries and sends them from a background task."""
+    """Turns booking changes into deliveries and sends them: one queue and background task per receiver.
+
+    ``generation`` goes up on every reset; a delivery queued before it (in flight, waiting for a retry, or held by
+    the reorder fault) is dropped instead of being sent to the old receiver or counted in the fresh stats.
+    """
 
     def __init__(self, settings: JrniSettings, faults: Faults) -> None:
         self.settings = settings
         self.faults = faults
         self.endpoints: list[Endpoint] = []
         self.stats = WebhookStats()
-        self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
+        self.generation = 0
+        self._lanes: dict[int, _Lane] = {}  # by id() of the Endpoint
         self._timers: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        """Start the delivery task (on the app's loop)."""
+        """Open the HTTP session (on the app's loop); receivers' tasks start with their first delivery."""
         self._session = aiohttp.ClientSession()
-        self._worker = asyncio.create_task(self._run(), name="jrni-webhooks")
 
     async def stop(self) -> None:
         """Stop delivering; queued deliveries are dropped."""
-        tasks = [t for t in [self._worker, *self._timers] if t is not None]
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None] + list(self._timers)
+        self._lanes.clear()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -269,17 +311,21 @@ class WebhookHub:
             await self._session.close()
 
     def reset(self) -> None:
-        """Forget endpoints, queued deliveries and counters."""
+        """Forget endpoints, queued and in-flight deliveries, retries and counters."""
+        self.generation += 1
         self.endpoints.clear()
         self.stats = WebhookStats()
-        while not self._queue.empty():
-            self._queue.get_nowait()
+        for lane in self._lanes.values():
+            if lane.task is not None:
+                lane.task.cancel()
+        self._lanes.clear()
         for task in self._timers:
             task.cancel()
 
-    def emit(self, state: State, api: str, booking: Booking, triggers: list[str]) -> None:
-        """Queue one delivery per endpoint and trigger, built now so later changes do not leak into it."""
-        for trigger in triggers:
+    def emit(self, state: State, api: str, changes: list[Change]) -> None:
+        """Queue one delivery per endpoint and change; each payload is built from the booking as it was right
+        after that change, so later changes (the confirmation after a move) do not leak into it."""
+        for trigger, booking in changes:
             trigger_time = utc_iso(state.clock.now()) or ""
             for endpoint in self.endpoints:
                 if endpoint.format == "data":
@@ -298,37 +344,64 @@ class WebhookHub:
                     headers["Authorization"] = authorization
                 body = json.dumps(payload).encode()
                 copies = 2 if self.faults.take("duplicate_webhooks") else 1
+                lane = self._lane(endpoint)
                 for _ in range(copies):
                     self.stats.enqueued += 1
-                    self._queue.put_nowait(Delivery(url, headers, body, trigger, booking.id))
+                    lane.queue.put_nowait(
+                        Delivery(url, headers, body, trigger, booking.id, endpoint, self.generation)
+                    )
 
-    async def _run(self) -> None:
+    def _lane(self, endpoint: Endpoint) -> _Lane:
+        lane = self._lanes.get(id(endpoint))
+        if lane is None:
+            lane = self._lanes[id(endpoint)] = _Lane(endpoint, asyncio.Queue())
+            lane.task = asyncio.create_task(self._run(lane), name=f"jrni-webhooks {endpoint.url}")
+        return lane
+
+    async def _run(self, lane: _Lane) -> None:
+        """Drain one receiver's queue in order, forever; no delivery can end this task (only a reset or stop)."""
         while True:
-            delivery = await self._queue.get()
+            delivery = await lane.queue.get()
             if self.faults.take("reorder_webhooks"):
                 # Hold this one until the next arrives, then send the later one first.
                 try:
-                    later = await asyncio.wait_for(self._queue.get(), self.settings.reorder_hold_seconds)
+                    later = await asyncio.wait_for(lane.queue.get(), self.settings.reorder_hold_seconds)
                 except TimeoutError:
                     later = None
                 if later is not None:
-                    await self._attempt(later)
+                    await self._attempt_safely(later)
+            await self._attempt_safely(delivery)
+
+    async def _attempt_safely(self, delivery: Delivery) -> None:
+        try:
             await self._attempt(delivery)
+        except Exception:  # a bug here must not stop every later delivery
+            log.exception("webhook delivery to %s failed unexpectedly", delivery.url)
 
     async def _attempt(self, delivery: Delivery) -> None:
-        assert self._session is not None
+        if delivery.generation != self.generation or self._session is None:
+            return  # queued before a reset
         delivery.attempt += 1
         self.stats.attempts += 1
         status: int | str
         try:
             timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_seconds)
             async with self._session.post(
-                delivery.url, data=delivery.body, headers=delivery.headers, timeout=timeout
+                delivery.url,
+                data=delivery.body,
+                headers=delivery.headers,
+                timeout=timeout,
+                allow_redirects=False,  # a 3xx is a failed attempt, as any other non-2xx
             ) as response:
                 await response.read()
                 status = response.status
         except (TimeoutError, aiohttp.ClientError) as exc:
             status = type(exc).__name__
+        except Exception as exc:  # e.g. a header aiohttp refuses: a failed attempt, not a dead sender
+            log.warning("webhook to %s could not be sent: %r", delivery.url, exc)
+            status = type(exc).__name__
+        if delivery.generation != self.generation:
+            return  # reset while it was in flight: forget it, count nothing in the new stats
         ok = isinstance(status, int) and 200 <= status < 300
         self.stats.recent.append(
             {
@@ -358,4 +431,6 @@ class WebhookHub:
 
     async def _requeue_later(self, delivery: Delivery, delay: float) -> None:
         await asyncio.sleep(delay)
-        self._queue.put_nowait(delivery)
+        lane = self._lanes.get(id(delivery.endpoint))
+        if delivery.generation == self.generation and lane is not None:
+            lane.queue.put_nowait(delivery)

@@ -12,10 +12,14 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import requests
 from exchangelib import Account, CalendarItem, EWSDateTime
+from exchangelib.folders import FolderCollection
+from exchangelib.properties import AlternateId
 from lxml import etree
 
-from tests.ews.conftest import CAPTURED, TZ
+from emulators.ews.testing import EwsEmulator
+from tests.ews.conftest import CAPTURED, PASSWORD, TZ
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ews-schema"
 REAL_CLIENTS = ("exchangelib", "axios")
@@ -34,25 +38,65 @@ def compile_schema() -> etree.XMLSchema:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def exercise(account: Account) -> None:
-    """A small workload, so that the check has something to read even when it runs on its own."""
+# The operations every run must have exchanged (and checked): the whole protocol surface calsync relies on.
+CORE_OPERATIONS = {
+    "GetFolder", "FindFolder", "FindItem", "GetItem", "CreateItem", "UpdateItem", "DeleteItem", "SyncFolderItems",
+    "Subscribe", "GetStreamingEvents", "GetEvents", "Unsubscribe", "GetServerTimeZones", "GetUserAvailabilityRequest",
+    "ResolveNames", "ConvertId",
+}  # fmt: skip
+# The whole EWS suite checks about 500 requests and 500 responses; a run of this test alone a few dozen. A floor well
+# above the latter catches a capture that silently stopped (e.g. a fixture that no longer records).
+SUITE_MINIMUM = 400
+
+
+def exercise(ews: EwsEmulator, account: Account) -> None:
+    """A workload touching every core operation, so that the check reads all of them even when it runs on its own."""
     start = EWSDateTime(2025, 3, 3, 9, 0, tzinfo=TZ)
     item = CalendarItem(account=account, folder=account.calendar, subject="Schema check", start=start,
-                        end=start + timedelta(hours=1))  # fmt: skip
+                        end=start + timedelta(hours=1), body="Notes")  # fmt: skip
     item.save(send_meeting_invitations="SendToNone")
     item.subject = "Schema check, moved"
     item.save(update_fields=["subject"], send_meeting_invitations="SendToNone")
     list(account.calendar.view(start=start - timedelta(days=1), end=start + timedelta(days=1)))
+    list(account.calendar.sync_items())
+    sub_id, watermark = account.calendar.subscribe_to_pull()
+    list(account.calendar.get_events(sub_id, watermark))
+    account.calendar.unsubscribe(sub_id)
+    list(account.protocol.get_free_busy_info(accounts=[(account, "Organizer", False)], start=start - timedelta(hours=1),
+                                             end=start + timedelta(hours=8)))  # fmt: skip
+    list(account.protocol.get_timezones(timezones=[TZ], return_full_timezone_data=True))
+    account.protocol.resolve_names(names=["alice"])
+    list(FolderCollection(account=account, folders=[account.root]).find_folders())
+    list(account.protocol.convert_ids([AlternateId(id=item.id, format="EwsId", mailbox=account.primary_smtp_address)],
+                                      destination_format="EntryId"))  # fmt: skip
+    ews.control("POST", "config", {"heartbeat_seconds": 0.1})
+    stream_id = account.calendar.subscribe_to_streaming()
+    with requests.post(ews.ews_url, data=_streaming_request(stream_id), auth=(account.primary_smtp_address, PASSWORD),
+                       headers={"Content-Type": "text/xml; charset=utf-8"}, stream=True, timeout=10) as response:  # fmt: skip
+        response.raw.read(200)  # the first envelope (a heartbeat) has been written, checked and captured
     item.delete(send_meeting_cancellations="SendToNone")
 
 
-def test_every_exchanged_body_conforms_to_the_ews_schema(ews, alice: Account) -> None:  # type: ignore[no-untyped-def]
-    exercise(alice)
+def _streaming_request(sub_id: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" '
+        'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Header>'
+        '<t:RequestServerVersion Version="Exchange2016"/></s:Header><s:Body><m:GetStreamingEvents><m:SubscriptionIds>'
+        f"<t:SubscriptionId>{sub_id}</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>1</m:ConnectionTimeout>"
+        "</m:GetStreamingEvents></s:Body></s:Envelope>"
+    ).encode()
+
+
+def test_every_exchanged_body_conforms_to_the_ews_schema(ews: EwsEmulator, alice: Account) -> None:
+    exercise(ews, alice)
     exchanged = [*CAPTURED, *ews.settings.captured]
+    whole_suite = bool(CAPTURED)
     schema = compile_schema()
 
     violations: list[str] = []
     checked: Counter[str] = Counter()
+    responses: Counter[str] = Counter()
     for direction, operation, payload, client in exchanged:
         if direction == "fault":
             continue  # SOAP faults are defined by SOAP, not by messages.xsd
@@ -67,6 +111,14 @@ def test_every_exchanged_body_conforms_to_the_ews_schema(ews, alice: Account) ->
             detail = str(schema.error_log.last_error) if element is not None else "not well-formed"
             violations.append(f"{direction} {operation} from {client or 'emulator'}: {detail}")
         checked[direction] += 1
+        if direction == "response":
+            responses[operation] += 1
 
     assert not violations, "\n".join(violations[:20])
-    assert checked["request"] >= 5 and checked["response"] >= 5
+    missing = CORE_OPERATIONS - set(responses)
+    assert not missing, f"no response checked for {sorted(missing)}"
+    # Streaming envelopes (chunks of one response) are checked one by one, like any other response.
+    assert responses["GetStreamingEvents"] >= 1
+    assert checked["request"] >= len(CORE_OPERATIONS) and checked["response"] >= len(CORE_OPERATIONS)
+    if whole_suite:
+        assert checked["response"] >= SUITE_MINIMUM and checked["request"] >= SUITE_MINIMUM, checked

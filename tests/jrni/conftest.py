@@ -3,6 +3,7 @@ JRNI client that follows HAL links, and a webhook receiver on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import threading
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 import requests
@@ -41,7 +43,7 @@ SEED: dict[str, Any] = {
     ],
     "admins": [
         {"email": PARENT_ADMIN[0], "password": PARENT_ADMIN[1], "company_id": PARENT},
-        {"email": BRANCH_ADMIN[0], "password": BRANCH_ADMIN[1], "company_id": NORTH},
+        {"email": BRANCH_ADMIN[0], "password": BRANCH_ADMIN[1], "company_id": NORTH, "name": "Branch Admin"},
         {"email": OTHER_ADMIN[0], "password": OTHER_ADMIN[1], "company_id": OTHER},
     ],
     "schedules": [
@@ -150,15 +152,18 @@ class JrniClient:
 
 
 def expand(template: dict[str, Any], **values: Any) -> str:
-    """Fill a HAL link: RFC 6570 ``{?a,b}`` becomes a query of the given values; ``{id}`` is substituted."""
+    """Fill a HAL link: RFC 6570 ``{?a,b}`` becomes a query of the given values; ``{id}`` is substituted.
+
+    Values are percent-encoded, so a ``+01:00`` offset stays a plus sign and is not read as a space.
+    """
     href: str = template["href"]
     if "{?" in href:
         href, _, names = href.partition("{?")
         wanted = [n for n in names.rstrip("}").split(",") if values.get(n) is not None]
-        query = "&".join(f"{n}={values[n]}" for n in wanted)
+        query = urlencode([(n, str(values[n])) for n in wanted], quote_via=quote)
         return f"{href}?{query}" if query else href
     for name, value in values.items():
-        href = href.replace("{" + name + "}", str(value))
+        href = href.replace("{" + name + "}", quote(str(value), safe=""))
     return href
 
 
@@ -216,10 +221,19 @@ class Receiver:
             time.sleep(0.01)
         raise AssertionError(f"expected {count} webhook deliveries, got {len(self.received)}")
 
+    def exactly(self, count: int, timeout: float = 5.0, settle: float = 0.15) -> list[Received]:
+        """Wait for ``count`` deliveries, then a little longer, and check that no more arrived."""
+        self.wait_for(count, timeout)
+        time.sleep(settle)
+        with self.lock:
+            got = list(self.received)
+        assert len(got) == count, [r.body.get("triggerName", r.path) for r in got]
+        return got
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A webhook receiver on 127.0.0.1, a free port."""
+
+@contextlib.contextmanager
+def running_receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1, a free port. A 3xx answer carries ``Location: <path>/redirected``."""
     state = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -236,6 +250,8 @@ def receiver() -> Iterator[Receiver]:
                 with state.lock:
                     state.received.append(Received(self.path, dict(self.headers), json.loads(raw)))
             self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", self.path + "/redirected")
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -247,6 +263,22 @@ def receiver() -> Iterator[Receiver]:
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1, a free port."""
+    with running_receiver() as state:
+        yield state
+
+
+@pytest.fixture
+def second_receiver() -> Iterator[Receiver]:
+    """Another, independent webhook receiver."""
+    with running_receiver() as state:
+        yield state

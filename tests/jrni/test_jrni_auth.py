@@ -147,3 +147,23 @@ def test_admin_calls_need_a_token(base_url: str) -> None:
     response = requests.get(f"{base_url}/api/v1/admin/{NORTH}/people", headers={"App-Id": APP_ID}, timeout=5)
     assert response.status_code == 401
     assert response.json() == UNAUTHORIZED
+
+
+def test_a_token_minted_at_a_child_reaches_that_child_only(base_url: str) -> None:
+    client = JrniClient(base_url)
+    client.login(*PARENT_ADMIN, company_id=SOUTH)
+    assert client.get(f"/api/v1/admin/{SOUTH}/company").status_code == 200
+    for company in (PARENT, NORTH, OTHER):  # not the parent it was minted from, nor a sibling
+        assert client.get(f"/api/v1/admin/{company}/company").status_code == 403, company
+
+
+def test_failed_calls_do_not_keep_a_token_alive(client: JrniClient, base_url: str) -> None:
+    people = f"/api/v1/admin/{NORTH}/people"
+    assert client.get(people).status_code == 200
+    control(base_url, "POST", "clock", json={"advance_seconds": 23 * 3600})
+    # a 404 and a 403 are not "uses" of the token
+    assert client.get(f"/api/v1/admin/{NORTH}/bookings/999999").status_code == 404
+    assert client.get(f"/api/v1/admin/{PARENT}/people").status_code == 403
+    control(base_url, "POST", "clock", json={"advance_seconds": 3600 + 1})
+    response = client.get(people)
+    assert (response.status_code, response.json()) == (401, UNAUTHORIZED)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .conftest import ALICE, BOB, LONG_MEETING, NORTH, ROOM_1, JrniClient, control
+import time
+
+from .conftest import ALICE, BOB, LONG_MEETING, NORTH, ROOM_1, JrniClient, Receiver, control
 
 ADMIN = f"/api/v1/admin/{NORTH}"
 HOUR = {"start_time": "2026-06-01T11:00:00", "end_time": "2026-06-01T12:00:00"}  # UTC: 12:00-13:00 in London
@@ -105,3 +107,55 @@ def test_block_from_jrni_screens_appears_in_the_api(client: JrniClient, base_url
     assert slot["resource_id"] == ROOM_1
     listed = client.ok("GET", f"{ADMIN}/bookings", params={"resource_id": ROOM_1})["_embedded"]["bookings"]
     assert [(b["status"], b["booked_by"]) for b in listed] == [(3, "JRNI user")]
+
+
+def test_a_bad_booking_flag_creates_no_block_and_sends_nothing(
+    client: JrniClient, base_url: str, receiver: Receiver
+) -> None:
+    control(base_url, "POST", "webhooks", status=201, json={"url": receiver.url, "format": "data"})
+    refused = client.ok("PUT", f"{ADMIN}/people/{ALICE}/block", status=400, json={**HOUR, "booking": "yes"})
+    assert "booking" in refused["message"]
+    body = {"company_id": NORTH, "person_id": ALICE, **HOUR, "booking": "yes"}
+    control(base_url, "POST", "blocks", status=400, json=body)
+    assert client.ok("GET", f"{ADMIN}/slots")["_embedded"]["slots"] == []
+    assert client.ok("GET", f"{ADMIN}/bookings")["total_entries"] == 0
+    time.sleep(0.2)
+    assert receiver.attempts == 0
+    assert control(base_url, "GET", "stats")["webhooks"]["enqueued"] == 0
+
+
+def test_a_blocks_booking_can_move_but_not_change_hands(client: JrniClient) -> None:
+    slot = client.ok("PUT", f"{ADMIN}/people/{ALICE}/block", status=201, json=HOUR)
+    url = slot["_links"]["booking_details"]["href"]
+    for change in ({"person_id": BOB}, {"person_id": None}, {"resource_id": ROOM_1}, {"confirm": True}):
+        refused = client.ok("PUT", url, status=403, json=change)
+        assert "block" in refused["message"], change
+    # the time may change (BBNG: a blocked booking's start and duration are editable); the slot follows
+    moved = client.ok(
+        "PUT", url, json={"datetime": "2026-06-01T15:00:00Z", "duration": 30, "person_id": ALICE}
+    )
+    assert (moved["person_id"], moved["full_describe"], moved["duration"]) == (
+        ALICE,
+        "Person - Alice Adviser",
+        30,
+    )
+    shown = client.ok("GET", slot["_links"]["self"]["href"])
+    assert (shown["datetime"], shown["full_describe"]) == (
+        "2026-06-01T16:00:00+01:00",
+        "Person - Alice Adviser",
+    )
+
+
+def test_deleted_slot_leaves_its_booking_cancelled_and_listed_with_include_cancelled(
+    client: JrniClient,
+) -> None:
+    slot = client.ok("PUT", f"{ADMIN}/resources/{ROOM_1}/block", status=201, json=HOUR)
+    client.ok("DELETE", slot["_links"]["self"]["href"])
+    assert client.ok("GET", f"{ADMIN}/bookings")["total_entries"] == 0
+    listed = client.ok("GET", f"{ADMIN}/bookings", params={"include_cancelled": "true"})["_embedded"][
+        "bookings"
+    ]
+    assert [(b["id"], b["status"], b["is_cancelled"], b["slot_id"]) for b in listed] == [
+        (slot["booking_id"], 3, True, slot["id"])
+    ]
+    assert "slot" not in listed[0]["_links"]  # the slot itself is gone

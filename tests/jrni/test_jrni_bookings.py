@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .conftest import (
@@ -53,12 +54,14 @@ def test_create_takes_duration_and_buffers_from_the_service(client: JrniClient) 
     assert custom["end_datetime"] == "2026-06-03T09:45:00+01:00"
 
 
-def test_move_reassign_change_duration_and_cancel(client: JrniClient) -> None:
+def test_move_reassign_change_duration_and_cancel(client: JrniClient, base_url: str) -> None:
     booking = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE, resource_id=ROOM_1)
     url = booking["_links"]["self"]["href"]
+    control(base_url, "POST", "clock", json={"advance_seconds": 5})
     moved = client.ok("PUT", url, json={"datetime": "2026-06-01T14:00:00+01:00"})
     assert moved["datetime"] == "2026-06-01T14:00:00+01:00"
-    assert moved["updated_at"] >= booking["updated_at"]
+    assert moved["updated_at"] > booking["updated_at"]
+    assert moved["booking_updated"] is True
     reassigned = client.ok("PUT", url, json={"person_id": BOB, "resource_id": ROOM_2, "duration": 90})
     assert (reassigned["person_id"], reassigned["resource_id"], reassigned["person_name"]) == (
         BOB,
@@ -222,3 +225,176 @@ def test_v5_prefix_serves_the_same_bookings(client: JrniClient) -> None:
     v5 = client.ok("GET", f"/api/v5/admin/{NORTH}/bookings/{booking['id']}")
     assert v5["datetime"] == booking["datetime"]
     assert v5["_links"]["self"]["href"] == booking["_links"]["self"]["href"]
+
+
+def test_modified_since_sees_a_cancellation_and_includes_its_boundary(
+    client: JrniClient, base_url: str
+) -> None:
+    # The polling case: remember when we last looked, then find what was cancelled since.
+    booking = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE)
+    other = book(client, datetime="2026-06-01T11:00:00+01:00", person_id=ALICE)
+    since = control(base_url, "POST", "clock", json={"advance_seconds": 60})["now"][:19]
+    cancelled = client.ok("POST", f"{BOOKINGS}/{booking['id']}/cancel", json={})
+    polled = client.ok("GET", BOOKINGS, params={"modified_since": since, "include_cancelled": "true"})
+    assert ids(polled) == [booking["id"]]
+    assert polled["_embedded"]["bookings"][0]["is_cancelled"] is True
+    assert other["id"] not in ids(polled)
+    # the boundary is included: updated_at == modified_since is listed (updated_at >= value)
+    at = cancelled["updated_at"]
+    assert ids(client.ok("GET", BOOKINGS, params={"modified_since": at, "include_cancelled": "true"})) == [
+        booking["id"]
+    ]
+    # one second later it is not; an offset in the value is honoured
+    shown = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    after = (shown + timedelta(seconds=1)).isoformat()
+    assert (
+        ids(client.ok("GET", BOOKINGS, params={"modified_since": after, "include_cancelled": "true"})) == []
+    )
+    in_london = shown.astimezone(timezone(timedelta(hours=1))).isoformat()  # the same instant, +01:00
+    assert ids(
+        client.ok("GET", BOOKINGS, params={"modified_since": in_london, "include_cancelled": "true"})
+    ) == [booking["id"]]
+
+
+def test_dates_outside_the_supported_years_and_huge_lengths_are_400(
+    client: JrniClient, base_url: str
+) -> None:
+    for fields in (
+        {"datetime": "9999-12-31T23:00:00Z"},
+        {"datetime": "0001-01-01T00:10:00+01:00"},
+        {"datetime": "1899-12-31T23:00:00Z"},
+        {"datetime": "2200-12-31T23:30:00Z"},  # its end is in 2201
+        {"datetime": "2026-06-01T09:00:00Z", "duration": 10**12},
+        {"datetime": "2026-06-01T09:00:00Z", "duration": 10**8},
+        {"datetime": "2026-06-01T09:00:00Z", "pre_time": 10**9},
+        {"datetime": "2026-06-01T09:00:00Z", "post_time": 10**9},
+    ):
+        refused = book(client, 400, **fields)
+        assert refused["error"] == "400 Bad Request", fields
+    booking = book(client, datetime="2026-06-01T09:00:00Z", person_id=ALICE)
+    url = f"{BOOKINGS}/{booking['id']}"
+    for change in (
+        {"datetime": "9999-12-31T23:00:00Z"},
+        {"duration": 10**12},
+        {"date": "9999-12-31", "time": 600},
+        {"date": "2026-06-01", "time": 1440},
+        {"date": "2026-06-01", "time": 10**12},
+    ):
+        client.ok("PUT", url, status=400, json=change)
+    block = f"/api/v1/admin/{NORTH}/people/{BOB}/block"
+    client.ok(
+        "PUT",
+        block,
+        status=400,
+        json={"start_time": "2026-06-01T09:00:00Z", "end_time": "9999-12-31T23:59:00Z"},
+    )
+    # nothing stored: the company's bookings and the control plane's state still answer
+    assert ids(client.ok("GET", BOOKINGS)) == [booking["id"]]
+    assert [b["id"] for b in control(base_url, "GET", "state")["bookings"]] == [booking["id"]]
+
+
+def test_fractions_of_a_second_are_dropped(client: JrniClient) -> None:
+    first = book(client, datetime="2026-06-01T09:00:00.600Z", person_id=ALICE)
+    assert (first["datetime"], first["end_datetime"], first["duration"]) == (
+        "2026-06-01T10:00:00+01:00",
+        "2026-06-01T11:00:00+01:00",
+        60,
+    )
+    # back to back with the end the client was shown: no clash
+    book(client, datetime="2026-06-01T10:00:00Z", person_id=ALICE)
+    # sending back the datetime as shown is no change
+    same = client.ok("PUT", f"{BOOKINGS}/{first['id']}", json={"datetime": first["datetime"]})
+    assert (same["updated_at"], same["booking_updated"]) == (first["updated_at"], False)
+    # a 30-second block lasts a whole minute, as JRNI works in minutes
+    slot = client.ok(
+        "PUT",
+        f"/api/v1/admin/{NORTH}/people/{BOB}/block",
+        status=201,
+        json={"start_time": "2026-06-01T09:00:00.250Z", "end_time": "2026-06-01T09:00:30Z"},
+    )
+    assert (slot["datetime"], slot["end_datetime"]) == (
+        "2026-06-01T10:00:00+01:00",
+        "2026-06-01T10:01:00+01:00",
+    )
+    assert (slot["duration"], slot["duration_span"]) == (1, 60)
+
+
+def test_booked_by_is_the_administrators_name(client: JrniClient, parent_client: JrniClient) -> None:
+    booking = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE)
+    assert (booking["booked_by"], booking["booked_by_email"]) == ("Branch Admin", "branch-admin@example.test")
+    assert booking["settings"]["who_updated"] == "branch-admin@example.test"
+    # an administrator without a name is shown by e-mail
+    unnamed = book(parent_client, datetime="2026-06-01T11:00:00+01:00", person_id=ALICE)
+    assert unnamed["booked_by"] == unnamed["booked_by_email"] == "parent-admin@example.test"
+
+
+def test_cancel_takes_the_templated_query_and_an_empty_notify(client: JrniClient) -> None:
+    booking = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE)
+    href = expand(booking["_links"]["cancel"], notify="false", cancel_reason="Client rang + left")
+    cancelled = client.ok("POST", href)
+    assert (cancelled["is_cancelled"], cancelled["cancel_reason"]) == (True, "Client rang + left")
+    # the JSON body wins over the query
+    other = book(client, datetime="2026-06-01T11:00:00+01:00", person_id=ALICE)
+    href = expand(other["_links"]["cancel"], cancel_reason="from the query")
+    assert (
+        client.ok("POST", href, json={"cancel_reason": "from the body"})["cancel_reason"] == "from the body"
+    )
+    # DELETE …?notify= (empty) is as if notify were not given
+    third = book(client, datetime="2026-06-01T13:00:00+01:00", person_id=ALICE)
+    assert client.ok("DELETE", f"{BOOKINGS}/{third['id']}?notify=")["is_cancelled"] is True
+
+
+def test_service_in_reservation_mode_starts_bookings_as_reservations(
+    client: JrniClient, base_url: str
+) -> None:
+    control(
+        base_url,
+        "POST",
+        "seed",
+        status=201,
+        json={
+            "services": [
+                {
+                    "id": 4401,
+                    "company_id": NORTH,
+                    "name": "Mortgage Advice",
+                    "duration": 60,
+                    "booking_type_public": "booking",
+                    "booking_type_member": "reservation",
+                }
+            ]
+        },
+    )
+    service = client.ok("GET", f"/api/v1/admin/{NORTH}/services/4401")
+    assert (service["booking_type_public"], service["booking_type_member"]) == ("booking", "reservation")
+    assert (
+        client.ok("GET", f"/api/v1/admin/{NORTH}/services/{LONG_MEETING}")["booking_type_member"] == "booking"
+    )
+    # the admin channel follows booking_type_member ...
+    held = book(client, service_id=4401, datetime="2026-06-01T09:00:00+01:00")
+    assert (held["booking_type"], held["is_reservation"]) == ("Reservation", True)
+    # ... unless the body says otherwise
+    direct = book(client, service_id=4401, datetime="2026-06-01T11:00:00+01:00", reservation=False)
+    assert (direct["booking_type"], direct["is_reservation"]) == ("Booking", False)
+    # the Client channel follows booking_type_public
+    public = book(client, service_id=4401, datetime="2026-06-01T13:00:00+01:00", channel="Client")
+    assert public["is_reservation"] is False
+    # a bad mode in the seed is refused
+    bad = {
+        "services": [
+            {"id": 4402, "company_id": NORTH, "name": "X", "duration": 5, "booking_type_public": "maybe"}
+        ]
+    }
+    control(base_url, "POST", "seed", status=400, json=bad)
+
+
+def test_client_address_is_kept_and_a_null_channel_is_the_default(client: JrniClient) -> None:
+    address = {"address1": "1 High Street", "address2": "Flat 2", "address5": "Shire", "postcode": "AB1 2CD",
+               "country": "United Kingdom"}  # fmt: skip
+    booking = book(
+        client, datetime="2026-06-01T09:00:00+01:00", channel=None, client={"first_name": "Cleo", **address}
+    )
+    embedded = booking["_embedded"]["client"]
+    assert {key: embedded[key] for key in address} == address
+    assert (embedded["address3"], embedded["address4"]) == (None, None)
+    assert booking["channel"] == "Administrator"

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import json
 from typing import Any
 
 import pytest
 import requests
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
-from emulators.jrni.app import _is_loopback
+from emulators.common.server import BackgroundServer
+from emulators.jrni.app import _is_loopback, create_app, error_middleware
+from emulators.jrni.settings import JrniSettings
 
 from .conftest import (
     ALICE,
@@ -17,6 +24,7 @@ from .conftest import (
     OTHER,
     OTHER_SERVICE,
     ROOM_1,
+    SEED,
     WEEKDAYS,
     JrniClient,
     control,
@@ -191,6 +199,10 @@ CONTROL_400: list[tuple[str, Any, int, str]] = [
     ("bookings", GOOD, 400, "company_id"),
     ("bookings/999999/confirm", None, 404, "999999"),
     ("clock", {"advance_seconds": -5}, 400, "advance_seconds"),
+    ("clock", {"advance_seconds": 10**20}, 400, "advance_seconds"),
+    ("webhooks", {"url": HOOK, "format": "data", "auth": {"token": "t\r\nX-Injected: 1"}}, 400, "control"),
+    ("blocks", {"company_id": NORTH, "person_id": ALICE, "start_time": "2026-06-01T09:00:00Z",
+                "end_time": "2026-06-01T10:00:00Z", "booking": "yes"}, 400, "booking"),
 ]  # fmt: skip
 
 
@@ -204,3 +216,103 @@ def test_control_plane_is_loopback_only() -> None:
     assert _is_loopback("127.0.0.1") and _is_loopback("::1")
     assert not _is_loopback("192.0.2.10")
     assert not _is_loopback(None)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"per_page": "²"}, {"page": "--2"}, {"person_id": "---1"}, {"page": "\u0661"}, {"per_page": "1" * 400}],
+)
+def test_odd_digits_in_the_query_are_400(client: JrniClient, params: dict[str, str]) -> None:
+    assert_error(client.get(f"{ADMIN}/bookings", params=params), 400, "must be an integer")
+
+
+def test_odd_digits_in_the_body_are_400(client: JrniClient) -> None:
+    assert_error(
+        client.request("POST", f"{ADMIN}/bookings", json={**GOOD, "service_id": "²"}), 400, "service_id"
+    )
+    assert_error(
+        client.request("POST", f"{ADMIN}/bookings", json={**GOOD, "person_id": "--101"}), 400, "person_id"
+    )
+    # plain digit strings (with spaces around) are still ids, as JRNI accepts them
+    booking = client.ok(
+        "POST", f"{ADMIN}/bookings", status=201, json={**GOOD, "service_id": f" {LONG_MEETING} "}
+    )
+    assert booking["service_id"] == LONG_MEETING
+
+
+def test_deeply_nested_json_and_nan_are_400(client: JrniClient, base_url: str) -> None:
+    headers = {"Content-Type": "application/json"}
+    deep = "[" * 100000 + "]" * 100000
+    assert_error(client.request("POST", f"{ADMIN}/bookings", data=deep, headers=headers), 400, "JSON")
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        body = f'{{"datetime": "2026-06-01T09:00:00Z", "service_id": {LONG_MEETING}, "settings": {{"x": {constant}}}}}'
+        assert_error(client.request("POST", f"{ADMIN}/bookings", data=body, headers=headers), 400, "JSON")
+    assert client.ok("GET", f"{ADMIN}/bookings")["total_entries"] == 0
+    for raw in ('{"advance_seconds": NaN}', '{"advance_seconds": Infinity}', '{"advance_seconds": 1e300}'):
+        response = requests.post(f"{base_url}/_emulator/clock", data=raw, headers=headers, timeout=5)
+        assert_error(response, 400)
+    # the clock still works
+    assert control(base_url, "POST", "clock", json={"advance_seconds": 1})["now"]
+
+
+def test_links_do_not_follow_a_forged_host_header(client: JrniClient, base_url: str) -> None:
+    port = base_url.rsplit(":", 1)[1]
+    company = f"{ADMIN}/company"
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1:1", "user@127.0.0.1", ""):
+        links = client.ok("GET", company, headers={"Host": host})["_links"]
+        assert links["self"]["href"] == f"{base_url}{company}", host
+    # a Host that names this server (loopback, same port) is kept, so "localhost" clients get "localhost" links
+    links = client.ok("GET", company, headers={"Host": f"localhost:{port}"})["_links"]
+    assert links["self"]["href"] == f"http://localhost:{port}{company}"
+    shifts = client.ok(
+        "GET",
+        f"{ADMIN}/schedules/{WEEKDAYS}/shifts",
+        params={"start_date": "2026-06-01", "end_date": "2026-06-01"},
+        headers={"Host": "evil.example"},
+    )
+    assert shifts["_links"]["self"]["href"].startswith(
+        f"{base_url}/api/v1/admin/{NORTH}/schedules/{WEEKDAYS}/shifts?"
+    )
+
+
+def test_the_control_plane_refuses_a_non_loopback_client_over_http() -> None:
+    # The emulator's own middlewares, over real HTTP; only the peer address is forged (we cannot connect from a
+    # non-loopback address in a test), by a first middleware that clones the request with another remote.
+    @web.middleware
+    async def forge_remote(request: web.Request, handler: Any) -> web.StreamResponse:
+        remote = request.headers.get("X-Test-Remote")
+        return await handler(request.clone(remote=remote) if remote else request)
+
+    def app() -> web.Application:
+        application = create_app(JrniSettings(), copy.deepcopy(SEED))
+        application.middlewares.insert(0, forge_remote)
+        return application
+
+    with BackgroundServer(app) as running:
+
+        def state(remote: str) -> requests.Response:
+            return requests.get(
+                f"{running.base_url}/_emulator/state", headers={"X-Test-Remote": remote}, timeout=5
+            )
+
+        refused = state("192.0.2.10")
+        assert_error(refused, 403, "loopback")
+        assert_error(state("2001:db8::1"), 403)
+        for loopback in ("127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"):
+            assert state(loopback).status_code == 200, loopback
+
+
+def test_ipv4_mapped_loopback_is_loopback() -> None:
+    assert _is_loopback("::ffff:127.0.0.1")
+    assert not _is_loopback("::ffff:192.0.2.10")
+
+
+def test_an_overflow_that_slips_through_is_a_400_not_a_500() -> None:
+    # The last guard behind the year and length bounds: OverflowError is the client's value out of range.
+    async def overflowing(request: web.Request) -> web.StreamResponse:
+        raise OverflowError("date value out of range")
+
+    response = asyncio.run(error_middleware(make_mocked_request("GET", "/api/v1/anything"), overflowing))
+    assert response.status == 400
+    assert isinstance(response, web.Response) and response.text is not None
+    assert json.loads(response.text)["error"] == "400 Bad Request"

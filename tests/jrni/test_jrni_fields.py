@@ -6,7 +6,7 @@ resources, plus ews_email from the Liquid drops), so a field dropped from the em
 
 from __future__ import annotations
 
-from .conftest import ALICE, CONSULTATION, NORTH, ROOM_1, JrniClient
+from .conftest import ALICE, CONSULTATION, NORTH, ROOM_1, JrniClient, Receiver, control
 
 BOOKING_FIELDS = set(
     [
@@ -237,3 +237,130 @@ def test_person_and_resource_have_every_documented_field(client: JrniClient) -> 
     resource = client.ok("GET", f"/api/v1/admin/{NORTH}/resources/{ROOM_1}")
     assert _missing(RESOURCE_FIELDS, resource) == set()
     assert _missing(RESOURCE_LINKS, resource["_links"]) == set()
+
+
+def test_booking_field_types(client: JrniClient) -> None:
+    booking = client.ok(
+        "POST",
+        f"/api/v1/admin/{NORTH}/bookings",
+        status=201,
+        json={
+            "datetime": "2026-06-01T09:00:00+01:00",
+            "service_id": CONSULTATION,
+            "person_id": ALICE,
+            "private_note": "Bring the deeds",
+        },
+    )
+    assert booking["multi_status"] == {}
+    checked_in = client.ok(
+        "PUT", booking["_links"]["self"]["href"], json={"current_multi_status": "checked_in"}
+    )
+    assert isinstance(checked_in["multi_status"], dict)
+    assert list(checked_in["multi_status"]) == ["checked_in"]
+    assert checked_in["multi_status"]["checked_in"].endswith("Z")
+    assert checked_in["current_multi_status"] == "checked_in"
+    notes = checked_in["notes"]
+    assert notes["public"] == []
+    assert notes["private"] == [{"id": 1, "note": "Bring the deeds"}]
+    assert (checked_in["duration"], checked_in["duration_span"]) == (30, 1800)  # minutes, seconds
+    assert isinstance(checked_in["people_ids"], list) and checked_in["people_ids"] == [ALICE]
+    assert isinstance(checked_in["settings"]["obfuscated_id"], str)
+    for key in ("id", "purchase_id", "status", "company_id", "pre_time", "post_time", "price", "quantity"):
+        assert type(checked_in[key]) is int, key
+    for key in ("is_cancelled", "booking_updated", "attended", "on_waitlist", "is_reservation"):
+        assert type(checked_in[key]) is bool, key
+
+
+# The data webhook (dev.jrni.com /reference/data-webook-payload; jrni-gaps §3, §5) and the legacy purchase callback
+# (BBDOC webhook.md); the notification webhook's extCalendarId is added to the appointment.
+DATA_TOP = {
+    "appointment",
+    "queuing",
+    "company",
+    "service",
+    "staff",
+    "resource",
+    "customer",
+    "additionalAttendeeCustomers",
+    "additionalAttendeeStaff",
+    "triggerName",
+    "triggerTime",
+}
+DATA_APPOINTMENT = {
+    "origin",
+    "bookingId",
+    "longId",
+    "customerStartTime",
+    "customerEndTime",
+    "companyStartTime",
+    "companyEndTime",
+    "duration",
+    "bookedBy",
+    "channel",
+    "status",
+    "checkInStatus",
+    "checkInStatusList",
+    "joinVideoURL",
+    "customerModifyURL",
+    "adminModifyURL",
+    "customBookingFields",
+    "extCalendarId",
+}
+DATA_COMPANY = {"name", "address", "timezone", "jrniId", "externalId"}
+DATA_SERVICE = {"name", "category", "categoryId", "method", "methodId", "jrniId", "externalId"}
+DATA_STAFF = {"name", "email", "jrniId", "externalId", "phoneNumber", "customStaffFields"}
+DATA_RESOURCE = {"name", "address", "jrniId", "externalId"}
+DATA_CUSTOMER = {"firstName", "lastName", "email", "mobile", "homePhone"}
+LEGACY_PURCHASE = {
+    "id",
+    "long_id",
+    "client_name",
+    "company_id",
+    "created_at",
+    "total_price",
+    "price",
+    "paid",
+    "deposit",
+    "_embedded",
+    "_links",
+}
+LEGACY_ENTRY_EXTRA = {"booking_type", "first_name", "last_name", "email", "address"}
+
+
+def test_webhook_payloads_have_every_documented_field(
+    client: JrniClient, base_url: str, receiver: Receiver
+) -> None:
+    for fmt in ("data", "legacy"):
+        control(
+            base_url, "POST", "webhooks", status=201, json={"url": f"{receiver.url}/{fmt}", "format": fmt}
+        )
+    client.ok(
+        "POST",
+        f"/api/v1/admin/{NORTH}/bookings",
+        status=201,
+        json={
+            "datetime": "2026-06-01T09:00:00+01:00",
+            "service_id": CONSULTATION,
+            "person_id": ALICE,
+            "resource_id": ROOM_1,
+            "client": {"first_name": "Cleo", "last_name": "Client", "email": "cleo@example.test"},
+        },
+    )
+    got = {r.path: r.body for r in receiver.exactly(2)}
+    data = got["/data"]
+    assert set(data) == DATA_TOP
+    assert data["queuing"] is None
+    assert set(data["appointment"]) == DATA_APPOINTMENT
+    assert set(data["company"]) == DATA_COMPANY
+    assert set(data["service"]) == DATA_SERVICE
+    assert set(data["staff"]) == DATA_STAFF
+    assert data["staff"]["customStaffFields"] == []
+    assert set(data["resource"]) == DATA_RESOURCE
+    assert set(data["customer"]) == DATA_CUSTOMER
+    purchase = got["/legacy"]
+    assert set(purchase) == LEGACY_PURCHASE
+    assert {"client", "member", "bookings"} <= set(purchase["_embedded"])
+    assert {"self", "ical", "gcal", "company"} <= set(purchase["_links"])
+    (entry,) = purchase["_embedded"]["bookings"]
+    assert _missing(BOOKING_FIELDS | LEGACY_ENTRY_EXTRA, entry) == set()
+    assert _missing(BOOKING_CLIENT, purchase["_embedded"]["client"]) == set()

@@ -32,7 +32,7 @@ def test_data_webhook_for_every_change_with_basic_auth(
     client.ok("PUT", url, json={"datetime": "2026-06-01T10:00:00+01:00"})
     client.ok("PUT", url, json={"confirm": True})
     client.ok("POST", f"{url}/cancel", json={"notify": False})
-    got = receiver.wait_for(4)
+    got = receiver.exactly(4)
     assert [r.body["triggerName"] for r in got] == ["create", "modify", "confirmed", "cancelled"]
     expected_auth = "Basic " + base64.b64encode(b"hook-user:hook-password-for-tests").decode()
     assert all(r.headers["Authorization"] == expected_auth for r in got)
@@ -46,10 +46,12 @@ def test_data_webhook_for_every_change_with_basic_auth(
         "jrniId": ALICE,
         "externalId": None,
         "phoneNumber": None,
+        "customStaffFields": [],
     }
     assert first["company"]["jrniId"] == NORTH
     assert first["customer"]["firstName"] == "Cleo"
     assert first["triggerTime"].endswith("Z")
+    assert first["appointment"]["bookedBy"] == "Branch Admin"  # a name, as JRNI shows it (jrni-gaps §6)
     assert got[1].body["appointment"]["companyStartTime"] == "2026-06-01T10:00:00+01:00"
     assert got[2].body["appointment"]["status"] == "Booking"
     assert got[3].body["appointment"]["status"] == "Cancelled"
@@ -58,12 +60,28 @@ def test_data_webhook_for_every_change_with_basic_auth(
 def test_move_and_confirm_in_one_call_sends_two_notifications(
     client: JrniClient, base_url: str, receiver: Receiver
 ) -> None:
-    subscribe(base_url, receiver, "data")
+    subscribe(base_url, receiver, "data", path="/data")
+    subscribe(base_url, receiver, "legacy", path="/legacy")
     booking = create(client, reservation=True)
     client.ok(
         "PUT", f"{BOOKINGS}/{booking['id']}", json={"datetime": "2026-06-01T11:00:00+01:00", "confirm": True}
     )
-    assert [r.body["triggerName"] for r in receiver.wait_for(3)] == ["create", "modify", "confirmed"]
+    got = receiver.exactly(6)
+    data = [r.body for r in got if r.path == "/data"]
+    # the move is sent as it was before the confirmation: still a reservation, at the new time
+    assert [
+        (d["triggerName"], d["appointment"]["status"], d["appointment"]["companyStartTime"]) for d in data
+    ] == [
+        ("create", "Reservation", "2026-06-01T09:00:00+01:00"),
+        ("modify", "Reservation", "2026-06-01T11:00:00+01:00"),
+        ("confirmed", "Booking", "2026-06-01T11:00:00+01:00"),
+    ]
+    legacy = [r.body["_embedded"]["bookings"][0] for r in got if r.path == "/legacy"]
+    assert [(e["booking_type"], e["is_reservation"], e["datetime"]) for e in legacy] == [
+        ("Reservation", True, "2026-06-01T09:00:00+01:00"),
+        ("Reservation", True, "2026-06-01T11:00:00+01:00"),
+        ("Booking", False, "2026-06-01T11:00:00+01:00"),
+    ]
 
 
 def test_legacy_purchase_callback_with_token_auth_and_cancellation_url(
@@ -82,7 +100,7 @@ def test_legacy_purchase_callback_with_token_auth_and_cancellation_url(
     )
     client.ok("PUT", f"{BOOKINGS}/{booking['id']}", json={"person_id": BOB})
     client.ok("DELETE", f"{BOOKINGS}/{booking['id']}")
-    got = receiver.wait_for(3)
+    got = receiver.exactly(3)
     assert [r.path for r in got] == ["/booking", "/booking", "/cancellation"]
     assert all(r.headers["Authorization"] == "Basic webhook-token-for-tests" for r in got)
     purchase = got[0].body
@@ -133,7 +151,7 @@ def test_changes_made_in_jrni_screens_fire_webhooks(
             "end_time": "2026-06-01T14:00:00Z",
         },
     )
-    got = receiver.wait_for(5)
+    got = receiver.exactly(5)
     assert [r.body["triggerName"] for r in got] == ["create", "modify", "confirmed", "cancelled", "create"]
     assert got[0].body["appointment"]["channel"] == "Client"
     assert got[1].body["resource"]["jrniId"] == ROOM_1
@@ -153,7 +171,7 @@ def test_receiver_answering_500_twice_gets_it_on_the_third_try(
     subscribe(base_url, receiver, "data")
     receiver.answers = [500, 500]
     booking = create(client)
-    (delivery,) = receiver.wait_for(1)
+    (delivery,) = receiver.exactly(1)
     assert delivery.body["appointment"]["bookingId"] == booking["id"]
     assert receiver.attempts == 3
     stats = control(base_url, "GET", "stats")["webhooks"]
@@ -192,7 +210,7 @@ def test_duplicate_fault_delivers_twice(client: JrniClient, base_url: str, recei
     control(base_url, "POST", "faults", status=201, json={"kind": "duplicate_webhooks", "count": 1})
     booking = create(client)
     client.ok("PUT", f"{BOOKINGS}/{booking['id']}", json={"duration": 30})
-    got = receiver.wait_for(3)
+    got = receiver.exactly(3)
     assert [r.body["triggerName"] for r in got] == ["create", "create", "modify"]
     assert got[0].body == got[1].body
     assert control(base_url, "GET", "faults")["faults"] == []  # count used up
@@ -205,7 +223,7 @@ def test_reorder_fault_delivers_later_change_first(
     control(base_url, "POST", "faults", status=201, json={"kind": "reorder_webhooks", "count": 1})
     booking = create(client)
     client.ok("PUT", f"{BOOKINGS}/{booking['id']}", json={"duration": 30})
-    got = receiver.wait_for(2)
+    got = receiver.exactly(2)
     assert [r.body["triggerName"] for r in got] == ["modify", "create"]
 
 
@@ -218,7 +236,7 @@ def test_several_receivers_listed_and_cleared(client: JrniClient, base_url: str,
         ("legacy", "legacy"),
     ]
     booking = create(client)
-    assert sorted(r.path for r in receiver.wait_for(2)) == ["/data", "/legacy"]
+    assert sorted(r.path for r in receiver.exactly(2)) == ["/data", "/legacy"]
     control(base_url, "DELETE", "webhooks")
     assert control(base_url, "GET", "webhooks")["webhooks"] == []
     client.ok("POST", f"{BOOKINGS}/{booking['id']}/cancel", json={})
@@ -242,7 +260,65 @@ def test_a_call_that_changes_nothing_sends_nothing(
         status=201,
         json={"start_time": "2026-06-02T09:00:00Z", "end_time": "2026-06-02T10:00:00Z"},
     )
-    got = receiver.wait_for(3)
-    time.sleep(0.1)
-    assert [r.body["triggerName"] for r in receiver.received] == ["create", "cancelled", "create"]
+    got = receiver.exactly(3)
+    assert [r.body["triggerName"] for r in got] == ["create", "cancelled", "create"]
     assert got[2].body["appointment"]["status"] == "Blocked"
+
+
+def test_legacy_entry_keeps_the_booking_type_of_reservations_and_blocks(
+    client: JrniClient, base_url: str, receiver: Receiver
+) -> None:
+    subscribe(base_url, receiver, "legacy")
+    reservation = create(client, reservation=True)
+    slot = client.ok(
+        "PUT",
+        f"/api/v1/admin/{NORTH}/people/{BOB}/block",
+        status=201,
+        json={"start_time": "2026-06-02T09:00:00Z", "end_time": "2026-06-02T10:00:00Z"},
+    )
+    rejected = client.ok("POST", f"{BOOKINGS}/{reservation['id']}/cancel", json={})
+    # a rejected reservation stays a reservation; is_cancelled says it is cancelled
+    assert (rejected["booking_type"], rejected["is_reservation"], rejected["is_cancelled"]) == (
+        "Reservation",
+        True,
+        True,
+    )
+    entries = [r.body["_embedded"]["bookings"][0] for r in receiver.exactly(3)]
+    shown = [
+        (e["id"], e["booking_type"], e["is_reservation"], e["status"], e["is_cancelled"]) for e in entries
+    ]
+    assert shown == [
+        (reservation["id"], "Reservation", True, 4, False),
+        (slot["booking_id"], "Blocked", False, 3, False),
+        (reservation["id"], "Reservation", True, 4, True),
+    ]
+
+
+def test_block_moved_and_deleted_through_slots_sends_modify_and_cancelled(
+    client: JrniClient, base_url: str, receiver: Receiver
+) -> None:
+    subscribe(base_url, receiver, "data")
+    slot = client.ok(
+        "PUT",
+        f"/api/v1/admin/{NORTH}/people/{BOB}/block",
+        status=201,
+        json={"start_time": "2026-06-02T09:00:00Z", "end_time": "2026-06-02T10:00:00Z"},
+    )
+    url = slot["_links"]["self"]["href"]
+    client.ok("PUT", url, json={"start_time": "2026-06-02T11:00:00Z", "end_time": "2026-06-02T11:30:00Z"})
+    client.ok("DELETE", url)
+    got = [r.body for r in receiver.exactly(3)]
+    assert [
+        (
+            g["triggerName"],
+            g["appointment"]["bookingId"],
+            g["appointment"]["status"],
+            g["appointment"]["companyStartTime"],
+            g["appointment"]["duration"],
+        )
+        for g in got
+    ] == [
+        ("create", slot["booking_id"], "Blocked", "2026-06-02T10:00:00+01:00", 60),
+        ("modify", slot["booking_id"], "Blocked", "2026-06-02T12:00:00+01:00", 30),
+        ("cancelled", slot["booking_id"], "Cancelled", "2026-06-02T12:00:00+01:00", 30),
+    ]

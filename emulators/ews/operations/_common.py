@@ -73,6 +73,10 @@ def each_message(
         except EwsError as err:
             soap.error(messages, operation, err)
             continue
+        except (ValueError, OverflowError) as exc:
+            # A value the schema lets through but no calendar can hold (hour 24, a date out of range, ...).
+            soap.error(messages, operation, EwsError("ErrorInvalidValueForProperty", f"A value is not valid: {exc}"))
+            continue
         message = soap.success(messages, operation)
         for node in scratch:
             message.append(node)

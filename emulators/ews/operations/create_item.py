@@ -11,7 +11,7 @@ from lxml import etree
 
 from emulators.ews.context import RequestContext, folder_ids
 from emulators.ews.errors import EwsError
-from emulators.ews.itemxml import check_times, finish_recurrence, parse_calendar_item
+from emulators.ews.itemxml import check_times, finish_recurrence, parse_calendar_item, resolve_times
 from emulators.ews.model import utcnow
 from emulators.ews.operations import operation
 from emulators.ews.operations._common import each_message
@@ -39,6 +39,10 @@ def create_item(ctx: RequestContext, request: etree._Element, body: etree._Eleme
         if not saved:
             ctx.check_access(mailbox, "create")
         fields = parse_calendar_item(item_el)
+        if ctx.time_zone and "start_timezone" not in fields and not ctx.uses_meeting_time_zone:
+            # No StartTimeZone: the item takes the request's TimeZoneContext zone.
+            fields["start_timezone"] = ctx.time_zone
+        resolve_times(fields, ctx.time_zone)
         start = fields.setdefault("start", utcnow())
         end = fields.setdefault("end", start + timedelta(minutes=30))
         check_times(start, end)

@@ -5,6 +5,7 @@ https://learn.microsoft.com/en-us/exchange/client-developer/web-service-referenc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +34,8 @@ def calendar_view(mailbox: Mailbox, start: datetime, end: datetime) -> list[Item
             if item.end > start and item.start < end:
                 found.append(item)
             continue
-        for original_start, index in recurrence.expand(item, start - (item.end - item.start), end):
+        # A day of slack: an occurrence's wall-clock duration may be an hour longer than the master's across DST.
+        for original_start, index in recurrence.expand(item, start - (item.end - item.start) - timedelta(days=1), end):
             if original_start in item.deleted_occurrences:
                 continue
             view: ItemView = item.exceptions.get(original_start) or Occurrence(item, original_start, index)
@@ -64,10 +66,37 @@ _FIELD_GETTERS: dict[str, Callable[[CalendarItem], Any]] = {
 _MISSING = object()
 
 
+_INTEGER_TYPES = {"Integer", "Long", "Short"}
+_FLOAT_TYPES = {"Double", "Float", "Currency", "ApplicationTime"}
+
+
+def _typed(value: str, prop_type: str) -> Any:
+    """An extended property's stored text as the value its PropertyType says (restrictions compare typed values)."""
+    base = prop_type.removesuffix("Array")
+    try:
+        if base in _INTEGER_TYPES:
+            return int(value)
+        if base in _FLOAT_TYPES:
+            return float(value)
+        if base == "Boolean":
+            return value.strip().lower() in ("true", "1")
+        if base == "SystemTime":
+            return parse_datetime(value)
+    except ValueError:
+        return value
+    return value
+
+
 def _value_of(item: CalendarItem, path: etree._Element) -> Any:
     kind = local(path)
     if kind == "ExtendedFieldURI":
-        return item.extended_properties.get(ext_key(path), _MISSING)
+        key = ext_key(path)
+        if key not in item.extended_properties:
+            return _MISSING
+        stored = item.extended_properties[key]
+        if isinstance(stored, list):
+            return [_typed(v, key[2]) for v in stored]
+        return _typed(stored, key[2])
     if kind == "FieldURI":
         getter = _FIELD_GETTERS.get(path.get("FieldURI", ""))
         if getter is None:
@@ -83,11 +112,43 @@ def _constant(expr: etree._Element, sample: Any) -> Any:
     if constant is None:
         raise EwsError("ErrorUnsupportedQueryFilter", "Only comparisons with constants are supported.")
     raw = constant.get("Value", "")
-    if isinstance(sample, datetime):
-        return parse_datetime(raw)
-    if isinstance(sample, bool):
-        return raw.lower() in ("true", "1")
+    try:
+        if isinstance(sample, datetime):
+            return parse_datetime(raw)
+        if isinstance(sample, bool):
+            return raw.strip().lower() in ("true", "1")
+        if isinstance(sample, int):
+            return int(raw)
+        if isinstance(sample, float):
+            return float(raw)
+    except ValueError as exc:
+        raise EwsError("ErrorInvalidValueForProperty", f"'{raw}' is not a valid value for that property.") from exc
     return raw
+
+
+def _contains(value: Any, expr: etree._Element) -> bool:
+    """Contains with its ContainmentMode (FullString, Prefixed, Substring, PrefixOnWords, ExactPhrase) and
+    ContainmentComparison (Exact, IgnoreCase, IgnoreNonSpacingCharacters, Loose, and their combinations)."""
+    constant = child(expr, T_NS, "Constant")
+    needle = constant.get("Value", "") if constant is not None else ""
+    mode = expr.get("ContainmentMode", "Substring")
+    comparison = expr.get("ContainmentComparison", "IgnoreCase")
+    haystacks = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    if "IgnoreCase" in comparison or comparison.startswith("Loose"):
+        needle = needle.lower()
+        haystacks = [h.lower() for h in haystacks]
+    for text in haystacks:
+        if mode == "FullString" and text == needle:
+            return True
+        if mode == "Prefixed" and text.startswith(needle):
+            return True
+        if mode == "Substring" and needle in text:
+            return True
+        if mode == "PrefixOnWords" and any(word.startswith(needle) for word in re.split(r"\W+", text)):
+            return True
+        if mode == "ExactPhrase" and re.search(r"(?<!\w)" + re.escape(needle) + r"(?!\w)", text):
+            return True
+    return False
 
 
 def _path(expr: etree._Element) -> etree._Element:
@@ -120,9 +181,7 @@ def matches(item: CalendarItem, expr: etree._Element) -> bool:
         return _value_of(item, _path(expr)) is not _MISSING
     if kind == "Contains":
         value = _value_of(item, _path(expr))
-        constant = child(expr, T_NS, "Constant")
-        needle = (constant.get("Value", "") if constant is not None else "").lower()
-        return value is not _MISSING and needle in str(value).lower()
+        return value is not _MISSING and _contains(value, expr)
     if kind in _COMPARISONS:
         value = _value_of(item, _path(expr))
         if value is _MISSING:
@@ -138,7 +197,7 @@ def matches(item: CalendarItem, expr: etree._Element) -> bool:
 
 @operation("FindItem")
 def find_item(ctx: RequestContext, request: etree._Element, body: etree._Element) -> None:
-    shape = Shape.parse(child(request, M_NS, "ItemShape"))
+    shape_el = child(request, M_NS, "ItemShape")
     calendar = child(request, M_NS, "CalendarView")
     paged = child(request, M_NS, "IndexedPageItemView")
     restriction = child(request, M_NS, "Restriction")
@@ -146,23 +205,26 @@ def find_item(ctx: RequestContext, request: etree._Element, body: etree._Element
     _, messages = response(body, "FindItem")
 
     def handle(folder_el: etree._Element, message: etree._Element) -> None:
+        shape = Shape.parse(shape_el, find_item=True)
         mailbox = ctx.calendar_of(folder_el, "read")
         offset = 0
         if calendar is not None:
             if expression is not None:
                 raise EwsError("ErrorRestrictionTooComplex", "Restrictions cannot be used with a CalendarView.")
-            start = parse_datetime(calendar.get("StartDate", ""))
-            end = parse_datetime(calendar.get("EndDate", ""))
+            start = ctx.datetime_value(calendar.get("StartDate", ""))
+            end = ctx.datetime_value(calendar.get("EndDate", ""))
             if end < start:
                 raise EwsError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate")
             if end - start > MAX_VIEW_SPAN:
                 raise EwsError("ErrorCalendarViewRangeTooBig", "The time span between StartDate and EndDate is too big.")
             views = calendar_view(mailbox, start, end)
             total = len(views)
-            limit = int(calendar.get("MaxEntriesReturned", "0") or 0) or ctx.settings.find_count_limit
+            asked = int(calendar.get("MaxEntriesReturned", "0") or 0)
+            limit = min(asked, ctx.settings.find_count_limit) if asked else ctx.settings.find_count_limit
             page: list[ItemView] = views[:limit]
-            # Always "last item in range" for calendar views: exchangelib re-requests otherwise (see README).
-            includes_last = True
+            # Truncated at MaxEntriesReturned or the find-count limit: not the last item, as Exchange answers
+            # (a calendar view has no offset to continue from: the client must narrow the range; see README).
+            includes_last = len(page) >= total
         else:
             items: list[ItemView] = [i for i in mailbox.items.values() if expression is None or matches(i, expression)]
             items.sort(key=lambda i: i.num if isinstance(i, CalendarItem) else 0)

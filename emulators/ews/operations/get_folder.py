@@ -23,7 +23,9 @@ FOLDERS = {
 }
 
 
-def write_folder(parent: etree._Element, mailbox: Mailbox, name: str, all_properties: bool) -> None:
+def write_folder(
+    parent: etree._Element, mailbox: Mailbox, name: str, all_properties: bool, rights: set[str] | None = None
+) -> None:
     """Append the folder element (``t:CalendarFolder`` or ``t:Folder``) in schema order."""
     kind, folder_class, display_name, parent_name = FOLDERS[name]
     el = sub(parent, t(kind))
@@ -36,9 +38,10 @@ def write_folder(parent: etree._Element, mailbox: Mailbox, name: str, all_proper
     sub(el, t("TotalCount"), len(mailbox.items) if name == "calendar" else 0)
     sub(el, t("ChildFolderCount"), {"root": 1, "msgfolderroot": 1}.get(name, 0))
     if all_properties:
-        rights = sub(el, t("EffectiveRights"))
+        # The acting user's own rights (all of them when the caller passes none).
+        container = sub(el, t("EffectiveRights"))
         for right in ("CreateAssociated", "CreateContents", "CreateHierarchy", "Delete", "Modify", "Read"):
-            sub(rights, t(right), True)
+            sub(container, t(right), rights is None or right in rights)
     if kind == "Folder":
         sub(el, t("UnreadCount"), 0)
 
@@ -59,7 +62,7 @@ def get_folder(ctx: RequestContext, request: etree._Element, body: etree._Elemen
     def handle(folder_el: etree._Element, message: etree._Element) -> None:
         mailbox, name = resolve_known_folder(ctx, folder_el)
         folders = sub(message, m("Folders"))
-        write_folder(folders, mailbox, name, shape == "AllProperties")
+        write_folder(folders, mailbox, name, shape == "AllProperties", ctx.effective_rights(mailbox))
 
     each_message(messages, "GetFolder", folder_ids(child(request, M_NS, "FolderIds")), handle)
 

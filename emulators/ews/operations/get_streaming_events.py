@@ -23,6 +23,8 @@ from emulators.ews.context import RequestContext, _app_allows
 from emulators.ews.errors import EwsError
 from emulators.ews.model import ChangeEvent, encode_folder_id
 from emulators.ews.notifications import (
+    MISSED_CODE,
+    MISSED_MESSAGE,
     NotificationHub,
     StreamConnection,
     Subscription,
@@ -191,6 +193,10 @@ def _check_request(ctx: RequestContext, hub: NotificationHub, ids: list[str], ow
         subs.append(found)
     if bad:
         raise _IdsError("ErrorSubscriptionNotFound", _NOT_FOUND, bad)
+    overflowed = [s.id for s in subs if s.overflowed]
+    if overflowed:
+        # More events waited than the server keeps: they are gone, and the subscriptions must be recreated.
+        raise _IdsError(MISSED_CODE, MISSED_MESSAGE, overflowed)
     if hub.take_missed("GetStreamingEvents", {s.mailbox.address for s in subs}):
         raise _IdsError("ErrorMissedNotificationEvents", "Events were lost; the subscription must be recreated.",
                         [s.id for s in subs])  # fmt: skip
@@ -291,9 +297,14 @@ async def _serve(ctx: RequestContext, stream: _Stream, connection: StreamConnect
             last_write = loop.time()
         batch = {s: list(s.pending) for s in connection.subscriptions if s.pending}
         if batch:
-            for s in batch:
-                s.pending.clear()
+            # Written first, taken off the queue after: a failed write leaves them for the next connection.
             await stream.status("OK", batch)
+            if stream.failed:
+                return
+            for s, events in batch.items():
+                for event in events:
+                    if s.pending and s.pending[0] is event:
+                        s.pending.popleft()
             last_write = loop.time()
         if not connection.subscriptions:
             # Every subscription was unsubscribed or moved: nothing left to wait for.

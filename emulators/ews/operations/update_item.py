@@ -20,6 +20,7 @@ from emulators.ews.itemxml import (
     ext_key,
     finish_recurrence,
     parse_calendar_item,
+    resolve_times,
 )
 from emulators.ews.model import CalendarItem, Occurrence
 from emulators.ews.operations import operation
@@ -96,6 +97,7 @@ def collect_updates(item: CalendarItem | Occurrence, updates: etree._Element) ->
 @operation("UpdateItem")
 def update_item(ctx: RequestContext, request: etree._Element, body: etree._Element) -> None:
     resolution = request.get("ConflictResolution", "AutoResolve")
+    invitations = request.get("SendMeetingInvitationsOrCancellations")
     _, messages = response(body, "UpdateItem")
     changes = children(child(request, M_NS, "ItemChanges"), T_NS, "ItemChange")
 
@@ -104,6 +106,12 @@ def update_item(ctx: RequestContext, request: etree._Element, body: etree._Eleme
         if not ids:
             raise EwsError("ErrorInvalidIdEmpty", "ItemChange names no item.")
         item = resolve_item(ctx, ids[0], "write")
+        if invitations is None:
+            # Exchange insists on being told whether to send updates for calendar items (all items are, here).
+            raise EwsError(
+                "ErrorSendMeetingInvitationsOrCancellationsRequired",
+                "SendMeetingInvitationsOrCancellations attribute is required for Calendar items.",
+            )
         sent_key = ids[0].get("ChangeKey")
         if resolution == "NeverOverwrite" and sent_key and sent_key != change_key_of(item):
             # The item changed since the caller read it: refuse rather than lose the other change.
@@ -116,6 +124,7 @@ def update_item(ctx: RequestContext, request: etree._Element, body: etree._Eleme
         if updates is None:
             raise EwsError("ErrorIncorrectUpdatePropertyCount", "ItemChange carries no Updates.")
         fields = collect_updates(item, updates)
+        resolve_times(fields, ctx.time_zone)
         start = fields.get("start", item.start)
         end = fields.get("end", item.end)
         check_times(start, end)
