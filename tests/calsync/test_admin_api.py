@@ -151,3 +151,12 @@ def test_openapi_document_is_generated_from_the_routes(services: Services) -> No
             "/admin/integrations/{integration_id}/mappings/{kind}/{jrni_id}",
             "/admin/integrations/{integration_id}/status"} <= set(document["paths"])  # fmt: skip
     assert "IntegrationIn" in document["components"]["schemas"]
+
+
+def test_the_openapi_document_is_served_to_operators(services: Services) -> None:
+    event = rest_event("GET", "/admin/openapi")
+    event["queryStringParameters"] = {"format": "json"}
+    event["multiValueQueryStringParameters"] = {"format": ["json"]}
+    status, document = call(services, event)
+    assert status == 200 and document["info"]["title"] == "calsync admin API"
+    assert "/admin/integrations/{integration_id}/status" in document["paths"]

@@ -110,6 +110,9 @@ def _error(status: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
 def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
     """The admin API's routes; ``services`` is called per request (built once per cold start by the caller)."""
     app = APIGatewayRestResolver(enable_validation=True)
+    # The OpenAPI document, generated from the routes below: GET /admin/openapi (UI) or ?format=json.
+    app.enable_swagger(path="/admin/openapi", title="calsync admin API", version="1",
+                       description="Integrations between JRNI and Exchange, and staff and resources mapped to mailboxes.")  # fmt: skip
 
     @app.exception_handler(RequestError)
     def request_error(exc: RequestError) -> Response[dict[str, Any]]:
