@@ -1,0 +1,190 @@
+"""Inbound planning (Exchange → JRNI) for one mailbox's changes.
+
+For an Outlook item that is *not* ours (the adviser's own meeting):
+
+| shows as Busy/OOF/… inside the window | block linked | action                                    |
+|----------------------------------------|--------------|-------------------------------------------|
+| yes                                    | no           | CreateBlock                               |
+| yes                                    | yes, same    | nothing (also: our own block write echoing) |
+| yes                                    | yes, other   | MoveBlock (time or title changed)         |
+| no (Free, cancelled, outside, deleted) | yes          | RemoveBlock                               |
+
+For an item *we* wrote for a JRNI booking, edited or deleted in Outlook: our own write coming back (same change
+key) is nothing; otherwise with the appointment lock on, RevertItem (JRNI's version is written again); off, the
+booking follows (MoveBooking, or CancelBooking when deleted). A reservation moved or given an attendee is confirmed
+when auto-confirm is on, and two notifications are emitted: the update and the confirmation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from calsync.domain import FreeBusy, JrniKey, Mapping, TimeWindow
+from calsync.domain.inbound import BlockLink, CalendarEvent, MailboxChanges, OurItem
+
+DEFAULT_BLOCKING = frozenset({FreeBusy.BUSY, FreeBusy.OOF, FreeBusy.TENTATIVE, FreeBusy.WORKING_ELSEWHERE})
+
+
+@dataclass(frozen=True)
+class InboundOptions:
+    now: datetime
+    window_days: int = 90
+    blocking: frozenset[FreeBusy] = DEFAULT_BLOCKING
+    appointment_lock: bool = True
+    auto_confirm: bool = False
+    private_title: str = "Private appointment"
+    untitled: str = "Busy (Outlook)"
+
+    @property
+    def window(self) -> TimeWindow:
+        return TimeWindow(self.now, self.now + timedelta(days=self.window_days))
+
+
+@dataclass(frozen=True)
+class CreateBlock:
+    mapping: Mapping
+    event: CalendarEvent
+    window: TimeWindow
+    title: str
+
+
+@dataclass(frozen=True)
+class MoveBlock:
+    link: BlockLink
+    event: CalendarEvent
+    window: TimeWindow
+    title: str
+
+
+@dataclass(frozen=True)
+class RemoveBlock:
+    link: BlockLink
+
+
+@dataclass(frozen=True)
+class RevertItem:
+    """Appointment lock: write the booking back as JRNI has it (outbound, forced)."""
+
+    jrni_key: JrniKey
+    mailbox: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class MoveBooking:
+    jrni_key: JrniKey
+    window: TimeWindow  # the appointment itself: the buffers we added are taken off again
+
+
+@dataclass(frozen=True)
+class CancelBooking:
+    jrni_key: JrniKey
+
+
+@dataclass(frozen=True)
+class ConfirmReservation:
+    jrni_key: JrniKey
+
+
+@dataclass(frozen=True)
+class Notify:
+    """An event for the customer's own EventBridge rules (their notifications)."""
+
+    kind: str  # "booking.updated" | "booking.confirmed"
+    jrni_key: JrniKey
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+InboundAction = (
+    CreateBlock | MoveBlock | RemoveBlock | RevertItem | MoveBooking | CancelBooking | ConfirmReservation | Notify
+)
+
+
+def block_title(event: CalendarEvent, options: InboundOptions) -> str:
+    """What the JRNI block is called: never the subject of a private item."""
+    if event.is_private:
+        return options.private_title
+    return (event.subject or "").strip()[:200] or options.untitled
+
+
+def _blocks(event: CalendarEvent, options: InboundOptions) -> bool:
+    window = options.window
+    return (
+        not event.is_cancelled
+        and event.free_busy in options.blocking
+        and event.window.end > window.start
+        and event.window.start < window.end
+    )
+
+
+def plan_inbound(
+    changes: MailboxChanges,
+    mapping: Mapping,
+    blocks: list[BlockLink],
+    ours: dict[str, OurItem],
+    options: InboundOptions,
+) -> list[InboundAction]:
+    """The JRNI changes that make JRNI agree with one mailbox's Outlook changes, in a stable order.
+
+    ``blocks``: the mailbox's block links; ``ours``: items calsync wrote, by Outlook id, with JRNI's view of each.
+    """
+    actions: list[InboundAction] = []
+    by_remote = {link.remote_id: link for link in blocks}
+    seen: set[str] = set()
+    for event in changes.upserts:
+        seen.add(event.remote_id)
+        our = ours.get(event.remote_id)
+        if event.stamp is not None and event.stamp.integration_id == mapping.integration_id and our is None:
+            continue  # ours, but JRNI no longer has the booking: outbound removes the item; never block it
+        if our is not None:
+            actions.extend(_our_item_changed(event, our, mapping.mailbox, options))
+            continue
+        link = by_remote.get(event.remote_id)
+        if _blocks(event, options):
+            title = block_title(event, options)
+            if link is None:
+                actions.append(CreateBlock(mapping, event, event.window, title))
+            elif link.window != event.window or link.title != title:
+                actions.append(MoveBlock(link, event, event.window, title))
+            # else: the block already says exactly this (a change that does not matter to JRNI)
+        elif link is not None:
+            actions.append(RemoveBlock(link))
+    removed = set(changes.removed)
+    for item_id in sorted(removed):
+        our = ours.get(item_id)
+        if our is not None and not our.is_cancelled:
+            if options.appointment_lock:
+                actions.append(RevertItem(our.jrni_key, mapping.mailbox, "deleted in Outlook"))
+            else:
+                actions.append(CancelBooking(our.jrni_key))
+    for link in sorted(blocks, key=lambda b: b.remote_id):
+        gone = link.remote_id in removed or (link.series_id is not None and link.series_id in removed)
+        stale = link.series_id in changes.complete_series and link.remote_id not in seen
+        if (gone or stale) and link.remote_id not in seen:
+            actions.append(RemoveBlock(link))
+    return actions
+
+
+def _our_item_changed(event: CalendarEvent, our: OurItem, mailbox: str, options: InboundOptions) -> list[InboundAction]:
+    if our.is_cancelled:
+        return []  # JRNI cancelled it; outbound is removing the item
+    if our.version is not None and event.version == our.version:
+        return []  # our own write coming back: no echo
+    moved = event.window != our.expected_window
+    invited = event.has_attendees
+    actions: list[InboundAction] = []
+    confirming = our.is_reservation and options.auto_confirm and (moved or invited)
+    if confirming:
+        actions.append(ConfirmReservation(our.jrni_key))
+    if moved and not options.appointment_lock:
+        start = event.window.start + timedelta(seconds=our.pre_time_seconds)
+        end = event.window.end - timedelta(seconds=our.post_time_seconds)
+        actions.append(MoveBooking(our.jrni_key, TimeWindow(start, max(start, end))))
+    elif options.appointment_lock and (moved or event.free_busy != our.expected_free_busy):
+        # The lock: a booking can only be changed where it was made; Outlook gets JRNI's version back.
+        actions.append(RevertItem(our.jrni_key, mailbox, "changed in Outlook while the appointment lock is on"))
+    if confirming:
+        actions.append(Notify("booking.updated", our.jrni_key, {"mailbox": mailbox}))
+        actions.append(Notify("booking.confirmed", our.jrni_key, {"mailbox": mailbox}))
+    return actions
