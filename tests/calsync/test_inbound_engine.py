@@ -126,33 +126,33 @@ CASES = [
     # A series: one block per occurrence; a deleted occurrence's block goes when the series is complete.
     Case("series", [meeting("o1", series_id="s"), meeting("o2", series_id="s", window=window(9, 9))],
          complete_series=["s"], blocks=[block("o3", series_id="s")],
-         expected=["create o1 'Team meeting'", "create o2 'Team meeting'", "remove o3"]),  # fmt: skip
+         expected=["create o1 'Team meeting'", "create o2 'Team meeting'", "remove o3"]),
     Case("series deleted", removed=["s"], blocks=[block("o1", series_id="s"), block("o2", series_id="s")],
-         expected=["remove o1", "remove o2"]),  # fmt: skip
+         expected=["remove o1", "remove o2"]),
     # Our own item: our write coming back is nothing (no echo).
     Case("our write echoing", [our_event()], ours={"our-1": ours()}, expected=[]),
     # Edited in Outlook with the lock on: put back as JRNI has it.
     Case("ours moved, lock on", [our_event(version="x", window=window(3, 14))], ours={"our-1": ours()},
-         expected=["revert 501"]),  # fmt: skip
+         expected=["revert 501"]),
     Case("ours deleted, lock on", removed=["our-1"], ours={"our-1": ours()}, expected=["revert 501"]),
     Case("ours turned free, lock on", [our_event(version="x", free_busy=FreeBusy.FREE)], ours={"our-1": ours()},
-         expected=["revert 501"]),  # fmt: skip
+         expected=["revert 501"]),
     # Lock off: the booking follows Outlook, buffers taken off again; deleted → cancelled.
     Case("ours moved, lock off", [our_event(version="x", window=TimeWindow(datetime(2025, 7, 3, 13, 55, tzinfo=UTC),
                                                                             datetime(2025, 7, 3, 15, 10, tzinfo=UTC)))],
-         ours={"our-1": ours()}, lock=False, expected=["move booking 501 14:00-15:00"]),  # fmt: skip
+         ours={"our-1": ours()}, lock=False, expected=["move booking 501 14:00-15:00"]),
     Case("ours deleted, lock off", removed=["our-1"], ours={"our-1": ours()}, lock=False, expected=["cancel booking 501"]),
     Case("ours renamed only, lock off", [our_event(version="x", subject="Renamed")], ours={"our-1": ours()}, lock=False,
-         expected=[]),  # fmt: skip
+         expected=[]),
     # A reservation moved, or given an attendee, is confirmed when auto-confirm is on, with two notifications.
     Case("reservation moved, auto-confirm", [our_event(version="x", window=window(3, 14, 75))],
          ours={"our-1": ours(is_reservation=True)}, lock=False, auto_confirm=True,
-         expected=["confirm 501", "move booking 501 14:05-15:05", "notify booking.updated", "notify booking.confirmed"]),  # fmt: skip
+         expected=["confirm 501", "move booking 501 14:05-15:05", "notify booking.updated", "notify booking.confirmed"]),
     Case("reservation given an attendee", [our_event(version="x", has_attendees=True)],
          ours={"our-1": ours(is_reservation=True)}, auto_confirm=True,
-         expected=["confirm 501", "notify booking.updated", "notify booking.confirmed"]),  # fmt: skip
+         expected=["confirm 501", "notify booking.updated", "notify booking.confirmed"]),
     Case("reservation moved, no auto-confirm, lock on", [our_event(version="x", window=window(3, 14))],
-         ours={"our-1": ours(is_reservation=True)}, expected=["revert 501"]),  # fmt: skip
+         ours={"our-1": ours(is_reservation=True)}, expected=["revert 501"]),
     # JRNI already cancelled the booking: outbound is removing the item; inbound does nothing.
     Case("ours cancelled in JRNI", removed=["our-1"], ours={"our-1": ours(is_cancelled=True)}, expected=[]),
     # Stamped by us, but the booking is unknown now: never turned into a block (that would echo).
