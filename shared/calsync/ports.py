@@ -15,7 +15,9 @@ from calsync.domain import (
     MappingStatus,
     ResourceKind,
     Stamp,
+    TimeWindow,
 )
+from calsync.domain.inbound import BlockLink, MailboxChanges
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class LinkStore(Protocol):
 
     def links_for(self, integration_id: str, jrni_key: JrniKey) -> list[Link]:
         """Every mailbox's link for one JRNI object."""
+        ...
+
+    def links_in(self, integration_id: str, mailbox: str) -> list[Link]:
+        """Every link of one mailbox (inbound: which items there are ours)."""
         ...
 
     def save(self, link: Link) -> Link:
@@ -147,4 +153,89 @@ class OutboundQueue(Protocol):
         """Enqueue in order, one message group per booking so that one booking's changes stay in order.
 
         ``delivery_id`` names the webhook delivery: an exact redelivery may be deduplicated, a new change never."""
+        ...
+
+
+# ---- inbound (Exchange → JRNI) -------------------------------------------------------------------------------------
+
+
+class CalendarFeed(Protocol):
+    """A mailbox's change feed (EWS SyncFolderItems today, Graph calendarView delta later)."""
+
+    def changes(self, mailbox: str, cursor: str | None, window: TimeWindow) -> MailboxChanges:
+        """Everything that changed since ``cursor`` (None: everything there is), series expanded inside ``window``."""
+        ...
+
+
+@dataclass(frozen=True)
+class CreatedBlock:
+    jrni_key: JrniKey  # the block's status-3 booking
+    slot_id: str
+
+
+class BookingWriter(Protocol):
+    """JRNI, written to by inbound sync. Every block calsync makes carries ``marker`` in its private note."""
+
+    def create_block(self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow, title: str,
+                     marker: str) -> CreatedBlock:  # fmt: skip
+        """Block the staff member's or resource's time."""
+        ...
+
+    def find_block(self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow,
+                   marker: str) -> CreatedBlock | None:  # fmt: skip
+        """A block carrying ``marker`` around ``window`` (finds a block whose creation was not recorded)."""
+        ...
+
+    def move_block(self, company_id: str, slot_id: str, window: TimeWindow, title: str) -> None:
+        """Move (or rename) a block."""
+        ...
+
+    def remove_block(self, company_id: str, slot_id: str) -> None:
+        """Free the time; a block already gone counts as removed."""
+        ...
+
+    def move_booking(self, key: JrniKey, window: TimeWindow) -> None:
+        """Move a booking (lock off); PermanentError when JRNI refuses (cancelled or made externally)."""
+        ...
+
+    def cancel_booking(self, key: JrniKey, reason: str) -> None:
+        """Cancel a booking without notifying the customer."""
+        ...
+
+    def confirm_reservation(self, key: JrniKey) -> None:
+        """Confirm a reservation (a no-op for a booking already confirmed)."""
+        ...
+
+
+class BlockLinkStore(Protocol):
+    def blocks(self, integration_id: str, mailbox: str) -> list[BlockLink]:
+        """Every block calsync made for one mailbox."""
+        ...
+
+    def by_jrni_key(self, integration_id: str, jrni_key: JrniKey) -> BlockLink | None:
+        """The block link of a JRNI block, if calsync made it (lets outbound recognise its own blocks: no echo)."""
+        ...
+
+    def save(self, link: BlockLink) -> BlockLink:
+        """Store conditionally on ``version_number``; StaleStateError when it lost a race."""
+        ...
+
+    def delete(self, link: BlockLink) -> None:
+        ...
+
+
+class CursorStore(Protocol):
+    """Where each mailbox's change feed stands (EWS SyncState), stored only after its changes were applied."""
+
+    def get(self, integration_id: str, mailbox: str) -> str | None:
+        ...
+
+    def put(self, integration_id: str, mailbox: str, cursor: str) -> None:
+        ...
+
+
+class EventPublisher(Protocol):
+    """The customer's event bus (EventBridge): what happened, for their own notifications."""
+
+    def publish(self, events: list[dict[str, object]]) -> None:
         ...

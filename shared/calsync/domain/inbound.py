@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from calsync.domain.model import FreeBusy, JrniKey, Stamp, TimeWindow
+from calsync.domain.model import FreeBusy, JrniKey, LinkState, Stamp, TimeWindow
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,14 @@ class BlockLink:
     integration_id: str
     mailbox: str
     remote_id: str
-    jrni_key: JrniKey  # the block's status-3 booking, as JRNI's webhooks name it
-    slot_id: str  # how JRNI's admin API moves and removes the block
+    jrni_key: JrniKey | None  # the block's status-3 booking, as JRNI's webhooks name it (None while pending)
+    slot_id: str  # how JRNI's admin API moves and removes the block ("" while pending)
     window: TimeWindow
     title: str
     version: str  # the Outlook item's change key when the block was last written
     series_id: str | None = None
+    # Recorded as pending before the JRNI create: a crash before the final write is recovered by the block's marker.
+    state: LinkState = LinkState.SYNCED
     version_number: int = 0
 
 
