@@ -14,6 +14,7 @@ from datetime import datetime
 from calsync.domain import (
     AuthenticationError,
     Booking,
+    BookingKind,
     CalsyncError,
     Integration,
     InvalidInputError,
@@ -38,8 +39,13 @@ from calsync.engine import (
 )
 from calsync.executor import ExecutionReport, Executor
 from calsync.ports import (
+    BlockLinkStore,
     BookingSource,
+    BookingWriter,
+    CalendarFeed,
     CalendarProvider,
+    CursorStore,
+    EventPublisher,
     IntegrationStore,
     LinkStore,
     MappingStore,
@@ -62,6 +68,12 @@ class Services:
     calendar_for: Callable[[Integration], CalendarProvider]
     bookings_for: Callable[[Integration], BookingSource]
     clock: Callable[[], datetime]
+    # Inbound (Exchange → JRNI); not every function needs them.
+    feed_for: Callable[[Integration], CalendarFeed] | None = None
+    writer_for: Callable[[Integration], BookingWriter] | None = None
+    block_links: BlockLinkStore | None = None
+    cursors: CursorStore | None = None
+    events: EventPublisher | None = None
 
 
 def integration_or_404(services: Services, integration_id: str) -> Integration:
@@ -121,7 +133,8 @@ def sync_outbound(services: Services, message: OutboundMessage) -> OutboundResul
         subject, body = templates_of(integration).render(booking_context(booking, company))
         content = desired_content(booking, integration.id, subject, body, integration.options)
     links = services.links.links_for(integration.id, message.jrni_key)
-    actions = plan_outbound(content, booking, mappings, links, integration.options)
+    mirrored = booking is not None and is_our_block(services, integration, booking)
+    actions = plan_outbound(content, booking, mappings, links, integration.options, mirrored_from_exchange=mirrored)
     executor = Executor(integration.id, services.calendar_for(integration), services.links)
     try:
         report = executor.apply(actions)
@@ -130,6 +143,20 @@ def sync_outbound(services: Services, message: OutboundMessage) -> OutboundResul
         raise
     _record(services, integration.id, message.jrni_key, mappings, actions, SyncState.OK, "")
     return OutboundResult(booking, actions, report)
+
+
+def block_marker(integration_id: str, remote_id: str) -> str:
+    """What calsync writes into the private note of each JRNI block it makes for an Outlook item."""
+    return f"calsync:{integration_id}:{hashlib.sha256(remote_id.encode()).hexdigest()[:20]}"
+
+
+def is_our_block(services: Services, integration: Integration, booking: Booking) -> bool:
+    """A JRNI block calsync made for an Outlook item: pushing it back to Outlook would echo."""
+    if booking.kind is not BookingKind.BLOCK:
+        return False
+    if f"calsync:{integration.id}:" in str(booking.details.get("private_note", "")):
+        return True  # the marker is written with the block, so even a block made a moment ago is recognised
+    return services.block_links is not None and services.block_links.by_jrni_key(integration.id, booking.key) is not None
 
 
 _VERBS = {CreateEvent: "created", UpdateEvent: "updated", RecoverEvent: "recovered", DeleteEvent: "removed"}

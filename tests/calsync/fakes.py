@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 from calsync.domain import (
     Booking,
+    BookingStatus,
     ConflictError,
     EventContent,
     Integration,
@@ -18,8 +19,10 @@ from calsync.domain import (
     ResourceKind,
     StaleStateError,
     Stamp,
+    TimeWindow,
 )
-from calsync.ports import JrniCalendar, OutboundMessage, RemoteRef
+from calsync.domain.inbound import BlockLink, MailboxChanges
+from calsync.ports import CreatedBlock, JrniCalendar, OutboundMessage, RemoteRef
 
 
 @dataclass
@@ -87,6 +90,9 @@ class FakeLinkStore:
 
     def links_for(self, integration_id: str, jrni_key: JrniKey) -> list[Link]:
         return [link for (i, k, _), link in self.links.items() if i == integration_id and k == jrni_key]
+
+    def links_in(self, integration_id: str, mailbox: str) -> list[Link]:
+        return [link for (i, _, m), link in self.links.items() if i == integration_id and m == mailbox]
 
     def save(self, link: Link) -> Link:
         key = (link.integration_id, link.jrni_key, link.mailbox)
@@ -182,3 +188,120 @@ class FakeBookingSource:
 
     def calendars(self) -> list[JrniCalendar]:
         return list(self.listed)
+
+
+class FakeFeed:
+    """A mailbox change feed that hands out the changes it was given, once, with a cursor per read."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, list[MailboxChanges]] = {}
+        self.reads: list[tuple[str, str | None]] = []
+
+    def push(self, changes: MailboxChanges) -> None:
+        self.pending.setdefault(changes.mailbox, []).append(changes)
+
+    def changes(self, mailbox: str, cursor: str | None, window: TimeWindow) -> MailboxChanges:
+        self.reads.append((mailbox, cursor))
+        queued = self.pending.get(mailbox, [])
+        if not queued:
+            return MailboxChanges(mailbox, cursor=cursor)
+        changes = queued[0]
+        return replace(changes, cursor=f"{mailbox}#{len(self.reads)}")
+
+    def acknowledge(self, mailbox: str) -> None:
+        """The service stored the cursor: the next read starts after these changes."""
+        self.pending[mailbox].pop(0)
+
+
+class FakeWriter:
+    """JRNI's write side on top of a FakeBookingSource (bookings) plus its own blocks."""
+
+    def __init__(self, source: FakeBookingSource) -> None:
+        self.source = source
+        self.blocks: dict[str, dict[str, object]] = {}  # slot id → block
+        self.writes: list[str] = []
+        self.refuse_moves = False
+        self.crash_after_create = False
+        self._ids = itertools.count(900001)
+
+    def create_block(self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow, title: str,
+                     marker: str) -> CreatedBlock:  # fmt: skip
+        slot = str(next(self._ids))
+        self.blocks[slot] = {"company": company_id, "kind": kind, "jrni_id": jrni_id, "window": window, "title": title,
+                             "marker": marker}  # fmt: skip
+        self.writes.append(f"create {title}")
+        if self.crash_after_create:
+            self.crash_after_create = False
+            raise ConnectionError("crash after the JRNI create")
+        return CreatedBlock(JrniKey(company_id, "b" + slot), slot)
+
+    def find_block(self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow,
+                   marker: str) -> CreatedBlock | None:  # fmt: skip
+        for slot, block in self.blocks.items():
+            if block["marker"] == marker:
+                return CreatedBlock(JrniKey(company_id, "b" + slot), slot)
+        return None
+
+    def move_block(self, company_id: str, slot_id: str, window: TimeWindow, title: str) -> None:
+        self.blocks[slot_id].update(window=window, title=title)
+        self.writes.append(f"move {title}")
+
+    def remove_block(self, company_id: str, slot_id: str) -> None:
+        self.blocks.pop(slot_id, None)
+        self.writes.append("remove")
+
+    def move_booking(self, key: JrniKey, window: TimeWindow) -> None:
+        if self.refuse_moves:
+            raise PermanentError("JRNI refused: the booking was made externally")
+        self.source.bookings[key] = replace(self.source.bookings[key], window=window)
+        self.writes.append(f"move booking {key}")
+
+    def cancel_booking(self, key: JrniKey, reason: str) -> None:
+        self.source.bookings[key] = replace(self.source.bookings[key], status=BookingStatus.CANCELLED)
+        self.writes.append(f"cancel booking {key}")
+
+    def confirm_reservation(self, key: JrniKey) -> None:
+        self.source.bookings[key] = replace(self.source.bookings[key], status=BookingStatus.CONFIRMED)
+        self.writes.append(f"confirm {key}")
+
+
+class FakeBlockLinks:
+    def __init__(self) -> None:
+        self.links: dict[tuple[str, str, str], BlockLink] = {}
+
+    def blocks(self, integration_id: str, mailbox: str) -> list[BlockLink]:
+        return [b for (i, m, _), b in self.links.items() if i == integration_id and m == mailbox]
+
+    def by_jrni_key(self, integration_id: str, jrni_key: JrniKey) -> BlockLink | None:
+        return next((b for b in self.links.values() if b.integration_id == integration_id and b.jrni_key == jrni_key), None)
+
+    def save(self, link: BlockLink) -> BlockLink:
+        key = (link.integration_id, link.mailbox, link.remote_id)
+        current = self.links.get(key)
+        if (current.version_number if current else 0) != link.version_number:
+            raise StaleStateError("block link changed since it was read")
+        stored = replace(link, version_number=link.version_number + 1)
+        self.links[key] = stored
+        return stored
+
+    def delete(self, link: BlockLink) -> None:
+        self.links.pop((link.integration_id, link.mailbox, link.remote_id), None)
+
+
+class FakeCursors:
+    def __init__(self) -> None:
+        self.cursors: dict[tuple[str, str], str] = {}
+
+    def get(self, integration_id: str, mailbox: str) -> str | None:
+        return self.cursors.get((integration_id, mailbox))
+
+    def put(self, integration_id: str, mailbox: str, cursor: str) -> None:
+        self.cursors[(integration_id, mailbox)] = cursor
+
+
+class FakeEvents:
+    def __init__(self) -> None:
+        self.published: list[dict[str, object]] = []
+
+    def publish(self, events: list[dict[str, object]]) -> None:
+        self.published.extend(events)

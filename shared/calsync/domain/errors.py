@@ -27,6 +27,10 @@ class StaleStateError(RetryableError):
     """Our recorded state changed underneath us (a conditional write lost): re-read and plan again."""
 
 
+class ResyncRequiredError(CalsyncError):
+    """A change feed's stored cursor is no longer valid (expired, or from another mailbox): read from the start."""
+
+
 class RequestError(CalsyncError):
     """Bad input from a caller: answered with a 4xx, and nothing is applied."""
 

@@ -1,0 +1,166 @@
+"""The inbound use case: one mailbox's Outlook changes, applied to JRNI.
+
+Streaming notifications (or a timer, or a resync) only say *which mailbox* to look at; this reads the mailbox's change
+feed from its stored cursor, plans with the pure inbound engine, applies, and stores the cursor only afterwards.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from calsync.domain import (
+    Integration,
+    JrniKey,
+    Mapping,
+    MappingStatus,
+    PermanentError,
+    ResourceKind,
+    ResyncRequiredError,
+    SyncState,
+)
+from calsync.domain.inbound import MailboxChanges, OurItem
+from calsync.engine import desired_content
+from calsync.engine.inbound import (
+    CreateBlock,
+    InboundAction,
+    InboundOptions,
+    MoveBlock,
+    RemoveBlock,
+    plan_inbound,
+)
+from calsync.inbound_executor import InboundExecutor, InboundReport
+from calsync.ports import OutboundMessage
+from calsync.service import Services, block_marker, sync_outbound
+
+SYNC_WINDOW_DAYS = 90
+# How long a process remembers which JRNI company each staff member or resource belongs to.
+_COMPANY_CACHE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """Look at this mailbox now. ``reason``: a notification, a resync after missed events, a timer..."""
+
+    integration_id: str
+    mailbox: str
+    reason: str
+
+
+_companies: dict[str, tuple[float, dict[tuple[ResourceKind, str], str]]] = {}
+_companies_lock = threading.Lock()
+
+
+def company_of(services: Services, integration: Integration, mapping: Mapping) -> str:
+    """The JRNI company of a mapped staff member or resource (blocks are made in that company)."""
+    with _companies_lock:
+        cached = _companies.get(integration.id)
+    if cached is None or cached[0] < time.monotonic() or (mapping.kind, mapping.jrni_id) not in cached[1]:
+        table = {(c.kind, c.jrni_id): c.company_id for c in services.bookings_for(integration).calendars()}
+        with _companies_lock:
+            _companies[integration.id] = (time.monotonic() + _COMPANY_CACHE_SECONDS, table)
+        cached = _companies[integration.id]
+    company = cached[1].get((mapping.kind, mapping.jrni_id))
+    if company is None:
+        raise PermanentError(f"JRNI no longer has {mapping.kind.value} {mapping.jrni_id} (mapped to {mapping.mailbox})")
+    return company
+
+
+def _our_items(services: Services, integration: Integration, changes: MailboxChanges) -> dict[str, OurItem]:
+    """Items calsync wrote that this change touches, each with what JRNI says it should be now (read fresh)."""
+    ours: dict[str, OurItem] = {}
+    links = {link.remote_id: link for link in services.links.links_in(integration.id, changes.mailbox) if link.remote_id}
+    touched = {e.remote_id: e for e in changes.upserts}
+    candidates = [(rid, link.jrni_key, link.version) for rid, link in links.items() if rid in touched or rid in changes.removed]
+    for event in changes.upserts:
+        if event.remote_id not in links and event.stamp is not None and event.stamp.integration_id == integration.id:
+            candidates.append((event.remote_id, event.stamp.jrni_key, None))  # ours, link lost: still ours
+    source = services.bookings_for(integration)
+    for remote_id, key, version in candidates:
+        booking = source.get_booking(key.company_id, key.booking_id)
+        if booking is None:
+            continue
+        content = desired_content(booking, integration.id, "", "", integration.options)
+        ours[remote_id] = OurItem(
+            jrni_key=key, expected_window=content.window, expected_free_busy=content.free_busy, version=version,
+            pre_time_seconds=int(booking.pre_time.total_seconds()) if integration.options.include_buffers else 0,
+            post_time_seconds=int(booking.post_time.total_seconds()) if integration.options.include_buffers else 0,
+            is_reservation=booking.status.value == "reservation", is_cancelled=not booking.is_active,
+        )  # fmt: skip
+    return ours
+
+
+def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
+    """Apply one mailbox's Outlook changes to JRNI."""
+    assert services.feed_for and services.writer_for and services.block_links and services.cursors
+    integration = services.integrations.get(message.integration_id)
+    if integration is None:
+        raise PermanentError(f"no integration {message.integration_id!r}: the message cannot be processed")
+    mailbox = message.mailbox.strip().lower()
+    mapping = next((m for m in services.mappings.mappings(integration.id) if m.mailbox == mailbox), None)
+    if mapping is None:
+        return InboundReport()  # unmapped meanwhile: nothing to block any more
+    now = services.clock()
+    options = InboundOptions(
+        now=now, window_days=SYNC_WINDOW_DAYS, blocking=frozenset(integration.inbound_free_busy),
+        appointment_lock=integration.appointment_lock, auto_confirm=integration.auto_confirm,
+    )  # fmt: skip
+    feed = services.feed_for(integration)
+    cursor = services.cursors.get(integration.id, mailbox)
+    window = options.window
+    # Start the window a day back so that an item moved into the past releases its block.
+    read_window = replace(window, start=window.start - timedelta(days=1))
+    try:
+        changes = feed.changes(mailbox, cursor, read_window)
+    except ResyncRequiredError:
+        changes = feed.changes(mailbox, None, read_window)
+    blocks = services.block_links.blocks(integration.id, mailbox)
+    ours = _our_items(services, integration, changes)
+    actions = plan_inbound(changes, mapping, blocks, ours, options)
+    executor = InboundExecutor(
+        integration, mapping, company_of(services, integration, mapping) if _needs_company(actions) else "",
+        services.writer_for(integration), services.block_links, lambda rid: block_marker(integration.id, rid),
+    )  # fmt: skip
+    try:
+        report = executor.apply(actions)
+        for key in dict.fromkeys(report.reverted):
+            _revert(services, integration, key)
+        if report.notifications and services.events is not None:
+            services.events.publish([
+                {"kind": n.kind, "integration_id": integration.id, "company_id": n.jrni_key.company_id,
+                 "booking_id": n.jrni_key.booking_id, "at": now.isoformat(), **n.detail}
+                for n in report.notifications
+            ])  # fmt: skip
+    except PermanentError as exc:
+        _status(services, mapping, SyncState.ERROR, f"Outlook changes in {mailbox} could not be applied: {exc}")
+        raise
+    if changes.cursor:
+        # Only now: a crash before this point replays the same changes, which the links make harmless.
+        services.cursors.put(integration.id, mailbox, changes.cursor)
+    detail = (f"{report.created} blocked, {report.moved} moved, {report.removed} released, "
+              f"{len(report.bookings_changed)} bookings changed, {len(report.reverted)} reverted")  # fmt: skip
+    if report.refused:
+        detail += "; JRNI refused: " + "; ".join(report.refused)
+    _status(services, mapping, SyncState.ERROR if report.refused else SyncState.OK, detail)
+    return report
+
+
+def _needs_company(actions: Sequence[InboundAction]) -> bool:
+    return any(isinstance(a, CreateBlock | MoveBlock | RemoveBlock) for a in actions)
+
+
+def _revert(services: Services, integration: Integration, key: JrniKey) -> None:
+    """Appointment lock: write JRNI's version back over every item of the booking (and re-create a deleted one)."""
+    for link in services.links.links_for(integration.id, key):
+        # Forget what we wrote, so outbound rewrites it even though JRNI did not change.
+        services.links.save(replace(link, fingerprint="reverted"))
+    sync_outbound(services, OutboundMessage(integration.id, key, "revert"))
+
+
+def _status(services: Services, mapping: Mapping, state: SyncState, detail: str) -> None:
+    services.mappings.record_status(
+        MappingStatus(mapping.integration_id, mapping.kind, mapping.jrni_id, state, detail, services.clock())
+    )
