@@ -10,6 +10,7 @@ from collections.abc import Callable
 from collections.abc import Mapping as ReadOnlyMap
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from calsync.domain import (
     AuthenticationError,
@@ -38,6 +39,10 @@ from calsync.engine import (
     plan_outbound,
 )
 from calsync.executor import ExecutionReport, Executor
+
+if TYPE_CHECKING:
+    from calsync.rendering import Templates
+
 from calsync.ports import (
     BlockLinkStore,
     BookingSource,
@@ -53,7 +58,6 @@ from calsync.ports import (
     OutboundQueue,
     SecretStore,
 )
-from calsync.rendering import DEFAULT_BODY, DEFAULT_SUBJECT, Templates, booking_context
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,9 @@ def integration_or_404(services: Services, integration_id: str) -> Integration:
 
 
 def templates_of(integration: Integration) -> Templates:
+    # Imported here: the webhook function never renders, and python-liquid (with babel) is half its import time.
+    from calsync.rendering import DEFAULT_BODY, DEFAULT_SUBJECT, Templates
+
     return Templates(integration.subject_template or DEFAULT_SUBJECT, integration.body_template or DEFAULT_BODY)
 
 
@@ -130,6 +137,8 @@ def sync_outbound(services: Services, message: OutboundMessage) -> OutboundResul
     content = None
     if booking is not None:
         company = str(booking.details.get("company_name", ""))
+        from calsync.rendering import booking_context
+
         subject, body = templates_of(integration).render(booking_context(booking, company))
         content = desired_content(booking, integration.id, subject, body, integration.options)
     links = services.links.links_for(integration.id, message.jrni_key)
