@@ -1,4 +1,4 @@
-"""JRNI adapter: the admin REST client, the ``BookingSource`` built on it, and webhook parsing and authentication."""
+"""JRNI adapter: the admin REST client, the ``BookingSource`` and ``BookingWriter`` built on it, and webhooks."""
 
 from calsync.adapters.jrni.bookings import JrniBookingSource, booking_from_json
 from calsync.adapters.jrni.client import JrniClient
@@ -8,13 +8,27 @@ from calsync.adapters.jrni.webhooks import (
     check_webhook_auth,
     parse_webhook,
 )
+from calsync.adapters.jrni.writer import (
+    BlockGoneError,
+    BookingLockedError,
+    JrniBookingWriter,
+    block_note,
+    carries_marker,
+    marker_prefix,
+)
 
 __all__ = [
     "AffectedBooking",
+    "BlockGoneError",
+    "BookingLockedError",
     "JrniBookingSource",
+    "JrniBookingWriter",
     "JrniClient",
     "WebhookFormatError",
+    "block_note",
     "booking_from_json",
+    "carries_marker",
     "check_webhook_auth",
+    "marker_prefix",
     "parse_webhook",
 ]

@@ -121,6 +121,9 @@ def booking_from_json(row: Json, company_id: str, zone: tzinfo | None) -> Bookin
             "channel": _text(row.get("channel")),
             "time_zone": _text(row.get("time_zone")),
             "external_cal_id": _text(row.get("external_cal_id")),
+            # A block's private note carries calsync's marker on the blocks it made (outbound: no echo). Only
+            # blocks': an appointment's private notes are for JRNI staff, never for a calendar.
+            "private_note": _private_note(row) if kind is BookingKind.BLOCK else "",
             "start_local": _long_local(local_start),
             "end_local": _short_local(local_end)
             if local_end.date() == local_start.date()
@@ -213,6 +216,16 @@ def _public_notes(notes: object) -> str:
     """Public notes only, one per line: private notes are for JRNI staff, not for a calendar others may read."""
     public = notes.get("public", []) if isinstance(notes, dict) else []
     texts = [str(n.get("note", "")) if isinstance(n, dict) else str(n) for n in public if n]
+    return "\n".join(t for t in texts if t)
+
+
+def _private_note(row: Json) -> str:
+    """``private_note``, else JRNI's ``notes.private[].note`` one per line."""
+    if isinstance(row.get("private_note"), str) and row["private_note"]:
+        return str(row["private_note"])
+    notes = row.get("notes")
+    private = notes.get("private", []) if isinstance(notes, dict) else []
+    texts = [str(n.get("note", "")) if isinstance(n, dict) else str(n) for n in private if n]
     return "\n".join(t for t in texts if t)
 
 
