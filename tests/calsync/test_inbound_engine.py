@@ -127,6 +127,9 @@ CASES = [
     Case("series", [meeting("o1", series_id="s"), meeting("o2", series_id="s", window=window(9, 9))],
          complete_series=["s"], blocks=[block("o3", series_id="s")],
          expected=["create o1 'Team meeting'", "create o2 'Team meeting'", "remove o3"]),
+    Case("single item turned into a series", [meeting("o1", series_id="m1"), meeting("o2", series_id="m1", window=window(9, 9))],
+         complete_series=["m1"], blocks=[block("m1")],
+         expected=["create o1 'Team meeting'", "create o2 'Team meeting'", "remove m1"]),
     Case("series deleted", removed=["s"], blocks=[block("o1", series_id="s"), block("o2", series_id="s")],
          expected=["remove o1", "remove o2"]),
     # Our own item: our write coming back is nothing (no echo).

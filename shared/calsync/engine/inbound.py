@@ -160,7 +160,10 @@ def plan_inbound(
                 actions.append(CancelBooking(our.jrni_key))
     for link in sorted(blocks, key=lambda b: b.remote_id):
         gone = link.remote_id in removed or (link.series_id is not None and link.series_id in removed)
-        stale = link.series_id in changes.complete_series and link.remote_id not in seen
+        # A complete series replaces whatever was blocked for it, the item itself included (a single item that
+        # became a series keeps its id, which now names the series, not an event).
+        complete = set(changes.complete_series)
+        stale = (link.series_id in complete or link.remote_id in complete) and link.remote_id not in seen
         if (gone or stale) and link.remote_id not in seen:
             actions.append(RemoveBlock(link))
     return actions
