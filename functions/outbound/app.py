@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from calsync.adapters.sqs import decode, group_of
 from calsync.domain import PermanentError, RetryableError
-from calsync.service import record_failure, sync_outbound
+from calsync.service import sync_outbound
 from calsync.wiring import outbound_queue, outbound_services
 
 logger = Logger()
@@ -23,17 +23,15 @@ processor.raise_on_entire_batch_failure = False
 
 def record_handler(record: SQSRecord) -> None:
     """Sync one booking; SQS errors are decided here and only here (see the README's failure table)."""
-    message = None
     try:
         message = decode(record.body)
         result = sync_outbound(outbound_services(), message)
     except PermanentError as exc:
         # It will never succeed: to the dead-letter queue with its reason, shown in the mapping's status.
         logger.error("outbound message dead-lettered", extra={"reason": str(exc), "message_id": record.message_id})
+        # The service has already recorded it in the status of the staff or resources concerned.
         outbound_queue().dead_letter(record.body, record.attributes.message_group_id or "unknown", str(exc),
                                      record.message_id)  # fmt: skip
-        if message is not None:
-            record_failure(outbound_services(), message, str(exc))
         return
     except RetryableError as exc:
         # Back to the queue, invisible for at least the server's back-off (a Lambda must not sleep it off).

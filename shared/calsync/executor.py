@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from calsync.domain import EventContent, Link, LinkState, Stamp
+from calsync.domain import EventContent, Link, LinkState, PermanentError, Stamp
 from calsync.engine import Action, CreateEvent, DeleteEvent, RecoverEvent, SkipUnmapped, UpdateEvent
 from calsync.ports import CalendarProvider, LinkStore, RemoteRef
 
@@ -23,6 +23,7 @@ class ExecutionReport:
     deleted: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # mailbox → why it refused us for good
 
     @property
     def changed(self) -> bool:
@@ -38,24 +39,32 @@ class Executor:
         self.links = links
 
     def apply(self, actions: list[Action]) -> ExecutionReport:
-        """Apply ``actions`` in order; an exception stops at that action, leaving everything before it recorded."""
+        """Apply ``actions`` in order. A mailbox that refuses us for good (PermanentError) does not stop the others:
+        its reason is kept in ``report.failed``. Any other exception stops here, everything before it recorded."""
         report = ExecutionReport()
         for action in actions:
-            if isinstance(action, CreateEvent):
-                self._create(action.mailbox, action.content, None)
-                report.created.append(action.mailbox)
-            elif isinstance(action, RecoverEvent):
-                self._recover(action)
-                report.recovered.append(action.mailbox)
-            elif isinstance(action, UpdateEvent):
-                self._update(action)
-                report.updated.append(action.mailbox)
-            elif isinstance(action, DeleteEvent):
-                self._delete(action)
-                report.deleted.append(action.mailbox)
-            elif isinstance(action, SkipUnmapped):
+            if isinstance(action, SkipUnmapped):
                 report.skipped.append(f"{action.kind.value}:{action.jrni_id}")
+                continue
+            try:
+                self._apply_one(action, report)
+            except PermanentError as exc:
+                report.failed[action.mailbox] = str(exc)
         return report
+
+    def _apply_one(self, action: CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent, report: ExecutionReport) -> None:
+        if isinstance(action, CreateEvent):
+            self._create(action.mailbox, action.content, None)
+            report.created.append(action.mailbox)
+        elif isinstance(action, RecoverEvent):
+            self._recover(action)
+            report.recovered.append(action.mailbox)
+        elif isinstance(action, UpdateEvent):
+            self._update(action)
+            report.updated.append(action.mailbox)
+        else:
+            self._delete(action)
+            report.deleted.append(action.mailbox)
 
     def _pending(self, mailbox: str, content: EventContent, previous: Link | None) -> Link:
         link = Link(

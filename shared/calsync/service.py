@@ -133,7 +133,12 @@ def sync_outbound(services: Services, message: OutboundMessage) -> OutboundResul
     if integration is None:
         raise PermanentError(f"no integration {message.integration_id!r}: the message cannot be processed")
     mappings = services.mappings.mappings(integration.id)
-    booking = services.bookings_for(integration).get_booking(message.jrni_key.company_id, message.jrni_key.booking_id)
+    try:
+        booking = services.bookings_for(integration).get_booking(message.jrni_key.company_id,
+                                                                 message.jrni_key.booking_id)  # fmt: skip
+    except PermanentError as exc:
+        record_failure(services, message, str(exc))
+        raise
     content = None
     if booking is not None:
         company = str(booking.details.get("company_name", ""))
@@ -144,13 +149,11 @@ def sync_outbound(services: Services, message: OutboundMessage) -> OutboundResul
     links = services.links.links_for(integration.id, message.jrni_key)
     mirrored = booking is not None and is_our_block(services, integration, booking)
     actions = plan_outbound(content, booking, mappings, links, integration.options, mirrored_from_exchange=mirrored)
-    executor = Executor(integration.id, services.calendar_for(integration), services.links)
-    try:
-        report = executor.apply(actions)
-    except PermanentError as exc:
-        _record(services, integration.id, message.jrni_key, mappings, actions, SyncState.ERROR, str(exc))
-        raise
-    _record(services, integration.id, message.jrni_key, mappings, actions, SyncState.OK, "")
+    report = Executor(integration.id, services.calendar_for(integration), services.links).apply(actions)
+    _record(services, integration.id, message.jrni_key, mappings, actions, report.failed)
+    if report.failed:
+        # Every other mailbox is done; this message (for the ones that refused) goes to the dead-letter queue.
+        raise PermanentError("; ".join(f"{mailbox}: {reason}" for mailbox, reason in sorted(report.failed.items())))
     return OutboundResult(booking, actions, report)
 
 
@@ -177,8 +180,7 @@ def _record(
     key: JrniKey,
     mappings: list[Mapping],
     actions: list[Action],
-    state: SyncState,
-    error: str,
+    failed: dict[str, str],
 ) -> None:
     """What each staff member or resource concerned shows in the integration's status."""
     by_mailbox = {m.mailbox: m for m in mappings}
@@ -192,8 +194,10 @@ def _record(
         mapping = by_mailbox.get(action.mailbox)
         if mapping is None:
             continue  # a mailbox no longer mapped: nobody to report it against
-        verb = _VERBS[type(action)]
-        detail = error or f"booking {key} {verb} in {action.mailbox}"
+        if action.mailbox in failed:
+            state, detail = SyncState.ERROR, f"booking {key} failed: {failed[action.mailbox]}"
+        else:
+            state, detail = SyncState.OK, f"booking {key} {_VERBS[type(action)]} in {action.mailbox}"
         services.mappings.record_status(MappingStatus(integration_id, mapping.kind, mapping.jrni_id, state, detail, now))
 
 

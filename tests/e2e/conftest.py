@@ -1,0 +1,331 @@
+"""One local stack (moto, both emulators, the front, the SQS poller, the demo seed) for the whole e2e package.
+
+It is started once for the package and brought back to a known state after every test: faults cleared, impersonation
+and webhooks as the seed set them, the queue quiet, and every calendar empty. Each test books on a day of its own,
+so bookings left in JRNI by earlier tests never clash with, nor show up beside, the ones a test looks at.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import pytest
+import requests
+from lxml import etree
+
+from local.seed import DEMO_SEED
+from local.stack import LocalStack, StackOptions
+
+T = TypeVar("T")
+
+# The demo seed's organisation (local/demo-seed.json).
+BRANCH = 37001
+ALICE, BEN, CHLOE, ROOM = "1", "2", "3", "11"
+MORTGAGE, SAVINGS = 21, 22  # Mortgage: 45 min, 15 before, 10 after; Savings review: 30 min, no buffers
+MAILBOX = {ALICE: "alice@bank.example.test", BEN: "ben@bank.example.test", CHLOE: "chloe@bank.example.test",
+           ROOM: "room1@bank.example.test"}  # fmt: skip
+MAILBOXES = tuple(MAILBOX.values())
+SERVICE_ACCOUNT = "calsync-svc@bank.example.test"
+PROPERTY_SET_ID = "4f0c2b9e-6d1a-4c3e-9b57-2a8e61c0d7f3"  # calsync's own; constant for ever (see stamps.py)
+KEY_PROPERTY, INTEGRATION_PROPERTY = "CalsyncJrniKey", "CalsyncIntegrationId"
+
+WAIT_SECONDS = 15.0  # the longest any step may take; a booking normally arrives in well under a second
+POLL_SECONDS = 0.02
+_days = itertools.count(20)  # each test's bookings on their own day, 20 days and more ahead
+
+
+def wait_for(check: Callable[[], T], what: str, timeout: float = WAIT_SECONDS) -> T:
+    """Poll ``check`` until it answers something truthy; fail saying ``what`` was awaited (and what it was last)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what} (last seen: {value!r})")
+        time.sleep(POLL_SECONDS)
+
+
+def utc(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def stamp_of(item: dict[str, Any], name: str) -> str | None:
+    """The value of one of calsync's extended properties on an item (None when absent)."""
+    return next((str(p["value"]) for p in item.get("extended_properties", [])
+                 if p.get("property_set_id", "").lower() == PROPERTY_SET_ID and p.get("property_name") == name),
+                None)  # fmt: skip
+
+
+@dataclass
+class E2E:
+    """The running stack and what a test does with it: JRNI changes as a JRNI user makes them, Outlook as seen."""
+
+    stack: LocalStack
+    http: requests.Session = field(default_factory=requests.Session)
+
+    # ---- addresses ----------------------------------------------------------------------------------------------
+
+    @property
+    def api(self) -> str:
+        assert self.stack.urls is not None
+        return self.stack.urls.api
+
+    @property
+    def ews(self) -> str:
+        assert self.stack.urls is not None
+        return self.stack.urls.ews
+
+    @property
+    def jrni_url(self) -> str:
+        assert self.stack.urls is not None
+        return self.stack.urls.jrni
+
+    @property
+    def integration_id(self) -> str:
+        assert self.stack.seeded is not None
+        return self.stack.seeded.integration_id
+
+    @property
+    def queue_url(self) -> str:
+        assert self.stack.poller is not None
+        return self.stack.poller.queue_url
+
+    @property
+    def dead_letter_url(self) -> str:
+        assert self.stack.resources is not None
+        arn = json.loads(self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"])
+                         ["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"]  # fmt: skip
+        logical = next(name for name, value in self.stack.resources.queue_arns.items() if value == arn)
+        return self.stack.resources.queue_urls[logical]
+
+    @property
+    def sqs(self) -> Any:
+        return self.stack.client("sqs")
+
+    # ---- JRNI, as a JRNI user changes it (the emulator's control plane, which fires the webhooks) ----------------
+
+    def jrni(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self.http.request(method, f"{self.jrni_url}/_emulator/{path}", json=body, timeout=10)
+        assert response.status_code < 400, f"JRNI refused {method} {path}: {response.status_code} {response.text}"
+        return response.json() if response.content else None
+
+    def book(self, start: datetime, *, person: str | None = ALICE, resource: str | None = None,
+             service: int = MORTGAGE, reservation: bool = False, client: str = "Pat Jones") -> dict[str, Any]:  # fmt: skip
+        """A booking made in JRNI's screens at the branch; the booking JSON JRNI answers."""
+        first, last = client.split(" ", 1)
+        body: dict[str, Any] = {"company_id": BRANCH, "service_id": service, "datetime": start.isoformat(),
+                                "client": {"first_name": first, "last_name": last,
+                                           "email": f"{first.lower()}@customer.example.test"}}  # fmt: skip
+        if person is not None:
+            body["person_id"] = int(person)
+        if resource is not None:
+            body["resource_id"] = int(resource)
+        if reservation:
+            body["reservation"] = True
+        booking: dict[str, Any] = self.jrni("POST", "bookings", body)
+        return booking
+
+    def jrni_stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = self.http.get(f"{self.jrni_url}/_emulator/stats", timeout=10).json()
+        return stats
+
+    # ---- Exchange, as Outlook shows it (the EWS emulator's control plane) ---------------------------------------
+
+    def items(self, mailbox: str) -> list[dict[str, Any]]:
+        response = self.http.get(f"{self.ews}/_emulator/mailboxes/{mailbox}/items", timeout=10)
+        response.raise_for_status()
+        return list(response.json())
+
+    def ours(self, mailbox: str, key: str) -> list[dict[str, Any]]:
+        """The items in ``mailbox`` stamped with JRNI key ``key`` ("company/booking")."""
+        return [item for item in self.items(mailbox) if stamp_of(item, KEY_PROPERTY) == key]
+
+    def one_item(self, mailbox: str, key: str, check: Callable[[dict[str, Any]], bool] = lambda _: True,
+                 what: str = "") -> dict[str, Any]:  # fmt: skip
+        """Wait until ``mailbox`` shows exactly one item for ``key`` and ``check`` holds for it; that item."""
+
+        def found() -> dict[str, Any]:
+            items = self.ours(mailbox, key)
+            return items[0] if len(items) == 1 and check(items[0]) else {}
+
+        return wait_for(found, what or f"one item for booking {key} in {mailbox}")
+
+    def gone(self, mailbox: str, key: str) -> None:
+        wait_for(lambda: not self.ours(mailbox, key), f"no item for booking {key} in {mailbox}")
+
+    def ews_control(self, method: str, path: str, body: Any = None) -> Any:
+        response = self.http.request(method, f"{self.ews}/_emulator/{path}", json=body, timeout=10)
+        assert response.status_code < 400, f"EWS emulator refused {method} {path}: {response.text}"
+        return response.json() if response.content else None
+
+    def captured(self, operation: str) -> list[Any]:
+        """The EWS requests of ``operation`` the emulator received since the test began, as XML elements."""
+        captured = list(self.stack.ews.settings.captured)
+        return [etree.fromstring(payload) for direction, name, payload, _ in captured
+                if direction == "request" and name == operation]  # fmt: skip
+
+    # ---- the admin API -------------------------------------------------------------------------------------------
+
+    def admin(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+        response = self.http.request(method, f"{self.api}/admin/{path}", json=body, timeout=30)
+        assert response.status_code == expect, f"{method} /admin/{path}: {response.status_code} {response.text}"
+        return response.json() if response.content else None
+
+    def mapping_row(self, kind: str, jrni_id: str, integration_id: str | None = None) -> dict[str, Any]:
+        rows = self.admin("GET", f"integrations/{integration_id or self.integration_id}/mappings")["mappings"]
+        row: dict[str, Any] = next(r for r in rows if r["kind"] == kind and str(r["jrni_id"]) == jrni_id)
+        return row
+
+    # ---- the queue -----------------------------------------------------------------------------------------------
+
+    def queue_counts(self, url: str | None = None) -> tuple[int, int, int]:
+        """(visible, in flight, delayed) messages of the outbound queue (or of ``url``)."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                 "ApproximateNumberOfMessagesDelayed"]  # fmt: skip
+        attributes = self.sqs.get_queue_attributes(QueueUrl=url or self.queue_url, AttributeNames=names)["Attributes"]
+        visible, in_flight, delayed = (int(attributes.get(name, 0)) for name in names)
+        return visible, in_flight, delayed
+
+    def drain(self, url: str) -> list[dict[str, Any]]:
+        """Receive and delete every message visible in queue ``url``; the messages, with their attributes."""
+        drained: list[dict[str, Any]] = []
+        while True:
+            answer = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                              MessageAttributeNames=["All"], AttributeNames=["All"])  # fmt: skip
+            messages = answer.get("Messages", [])
+            if not messages:
+                return drained
+            for message in messages:
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            drained.extend(messages)
+
+    def handled(self) -> int:
+        """How many outbound messages the poller has deleted (processed to the end) so far."""
+        assert self.stack.poller is not None
+        return self.stack.poller.deleted
+
+    def quiet(self, timeout: float = WAIT_SECONDS) -> None:
+        """Wait until JRNI has delivered every webhook and the outbound queue is empty."""
+
+        seen: list[str] = []
+
+        def settled() -> bool:
+            hooks = self.jrni_stats()["webhooks"]
+            counts = self.queue_counts()
+            seen[:] = [f"webhooks {hooks['enqueued']} enqueued, {hooks['delivered']} delivered, {hooks['failed']} "
+                       f"failed; queue (visible, in flight, delayed) {counts}"]  # fmt: skip
+            return hooks["enqueued"] <= hooks["delivered"] + hooks["failed"] and counts == (0, 0, 0)
+
+        try:
+            wait_for(settled, "JRNI's webhooks delivered and the outbound queue empty", timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {seen[0]}") from None
+
+    # ---- times ---------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def day() -> datetime:
+        """Midnight UTC of a day no other test books on."""
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return today + timedelta(days=next(_days))
+
+    @staticmethod
+    def key(booking: dict[str, Any]) -> str:
+        return f"{booking['company_id']}/{booking['id']}"
+
+
+def webhook_receiver_seed() -> dict[str, Any]:
+    """The receiver the seed points JRNI's webhooks at (the demo integration's URL and credentials)."""
+    webhook = json.loads(Path(DEMO_SEED).read_text(encoding="utf-8"))["integration"]["webhook"]
+    return {"format": webhook["format"],
+            "auth": {"basic": {"username": webhook["username"], "password": webhook["password"]}}}  # fmt: skip
+
+
+class WebhookRecorder:
+    """A webhook receiver on loopback that keeps every body it is sent (to replay a delivery byte for byte)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.headers: list[dict[str, str]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                recorder.bodies.append(body)
+                recorder.headers.append(dict(self.headers))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def __enter__(self) -> WebhookRecorder:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="package")  # torn down before tests/local starts stacks of its own
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    log_path = tmp_path_factory.mktemp("e2e") / "functions.log"
+    with log_path.open("w", encoding="utf-8") as log, LocalStack(StackOptions(
+        api_port=0, ews_port=0, jrni_port=0, seed=DEMO_SEED, log_stream=log, log_level="WARNING",
+    )) as running:  # fmt: skip
+        yield running
+        # moto's server keeps its state in the process's global backends, which outlive the server: without this the
+        # next LocalStack in this process (tests/local) finds the template's tables already there.
+        requests.post(f"{os.environ['AWS_ENDPOINT_URL']}/moto-api/reset", timeout=10).raise_for_status()
+
+
+@pytest.fixture
+def e2e(stack: LocalStack) -> Iterator[E2E]:
+    """The stack, in a known state before the test and brought back to it afterwards."""
+    world = E2E(stack)
+    world.ews_control("POST", "config", {"capture": True})
+    stack.ews.settings.captured.clear()
+    yield world
+    # Back to the seed's set-up, whatever the test changed or broke.
+    world.jrni("DELETE", "faults")
+    world.ews_control("DELETE", "faults")
+    world.ews_control("POST", "impersonation", {"service_account": SERVICE_ACCOUNT, "mailboxes": ["*"]})
+    seeded = {"url": f"{world.api}/webhooks/jrni/{world.integration_id}", **webhook_receiver_seed()}
+    if [r.get("url") for r in world.jrni("GET", "webhooks")["webhooks"]] != [seeded["url"]]:
+        world.jrni("DELETE", "webhooks")
+        world.jrni("POST", "webhooks", seeded)
+    try:
+        world.quiet()
+    except AssertionError:
+        # A message a failed test left in flight would hold its booking up for the visibility timeout.
+        world.sqs.purge_queue(QueueUrl=world.queue_url)
+        raise
+    finally:
+        world.drain(world.dead_letter_url)
+        for mailbox in MAILBOXES:
+            for item in world.items(mailbox):
+                world.http.delete(f"{world.ews}/_emulator/mailboxes/{mailbox}/items/{quote(item['id'], safe='')}",
+                                  timeout=10)  # fmt: skip
+        stack.ews.settings.captured.clear()
