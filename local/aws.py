@@ -1,4 +1,4 @@
-"""The AWS resources of ``template.yaml`` (tables, queues, function environment) created on moto.
+"""The AWS resources of ``template.yaml`` (tables, queues, the event bus, function environment) created on moto.
 
 Everything here is read off the template, so the local stack's schema cannot drift from the deployed one: the table
 keys, the queues' FIFO and redrive settings, and the environment variables the functions are given.
@@ -58,6 +58,8 @@ class Resources:
     queue_urls: dict[str, str] = field(default_factory=dict)  # logical id → queue URL
     queue_arns: dict[str, str] = field(default_factory=dict)
     queue_names: dict[str, str] = field(default_factory=dict)
+    event_buses: dict[str, str] = field(default_factory=dict)  # logical id → bus name
+    event_bus_arns: dict[str, str] = field(default_factory=dict)
 
     def ref(self, logical_id: str) -> str:
         """What ``!Ref`` gives for a resource or parameter (a table's name, a queue's URL)."""
@@ -67,6 +69,8 @@ class Resources:
             return self.tables[logical_id]
         if logical_id in self.queue_urls:
             return self.queue_urls[logical_id]
+        if logical_id in self.event_buses:
+            return self.event_buses[logical_id]
         pseudo = {"AWS::Region": self.region, "AWS::AccountId": ACCOUNT_ID, "AWS::Partition": "aws",
                   "AWS::URLSuffix": "amazonaws.com"}  # fmt: skip
         if logical_id in pseudo:
@@ -78,6 +82,8 @@ class Resources:
             return self.queue_arns[logical_id]
         if attribute == "QueueName" and logical_id in self.queue_names:
             return self.queue_names[logical_id]
+        if logical_id in self.event_buses and attribute in ("Name", "Arn"):
+            return self.event_buses[logical_id] if attribute == "Name" else self.event_bus_arns[logical_id]
         if attribute == "Arn" and logical_id in self.tables:
             return f"arn:aws:dynamodb:{self.region}:{ACCOUNT_ID}:table/{self.tables[logical_id]}"
         raise KeyError(f"the local stack cannot resolve !GetAtt {logical_id}.{attribute}")
@@ -152,7 +158,8 @@ def _attribute(value: Any) -> str:
 def create_resources(
     session: Any, template: Mapping[str, Any] | None = None, parameters: Mapping[str, str] | None = None
 ) -> Resources:
-    """Create the template's DynamoDB tables and SQS queues with ``session`` (a boto3 Session pointed at moto)."""
+    """Create the template's DynamoDB tables, SQS queues and EventBridge buses with ``session`` (a boto3 Session
+    pointed at moto). The streaming task's ECS resources are not created: locally it runs as a process."""
     template = template if template is not None else load_template()
     region = session.region_name
     created = Resources(_parameters(template, parameters or {}), region)
@@ -181,6 +188,13 @@ def create_resources(
         url = sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         created.queue_urls[name], created.queue_arns[name], created.queue_names[name] = url, arn, queue_name
+    buses = _of_type(template, "AWS::Events::EventBus")
+    if buses:
+        events = session.client("events")
+        for name, resource in buses.items():
+            bus_name = created.resolve(resource["Properties"])["Name"]
+            created.event_buses[name] = bus_name
+            created.event_bus_arns[name] = events.create_event_bus(Name=bus_name)["EventBusArn"]
     return created
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
-from tests.aws import load_template, resources_of_type
+from tests.aws import REGION, create_in_moto, function_environment, load_template, resources_of_type
 
 TEMPLATE = load_template()
 FUNCTIONS = resources_of_type(TEMPLATE, "AWS::Serverless::Function")
@@ -17,7 +19,8 @@ GLOBAL_FUNCTION = TEMPLATE["Globals"]["Function"]
 
 # SAM policy templates whose expansions name their actions (none is a wildcard) and take a resource.
 ALLOWED_POLICY_TEMPLATES = {"DynamoDBReadPolicy", "DynamoDBCrudPolicy", "SQSSendMessagePolicy", "SQSPollerPolicy",
-                            "AWSSecretsManagerGetSecretValuePolicy"}  # fmt: skip
+                            "AWSSecretsManagerGetSecretValuePolicy", "EventBridgePutEventsPolicy"}  # fmt: skip
+SECRET_PREFIX_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${NamePrefix}/*"
 
 
 def function_property(function: dict[str, Any], name: str) -> Any:
@@ -69,8 +72,8 @@ def sqs_events() -> Iterator[tuple[str, dict[str, Any]]]:
                 yield name, event["Properties"]
 
 
-def test_there_is_an_sqs_triggered_function() -> None:
-    assert [name for name, _ in sqs_events()] == ["OutboundFunction"]
+def test_each_direction_has_its_sqs_triggered_function() -> None:
+    assert sorted(name for name, _ in sqs_events()) == ["InboundFunction", "OutboundFunction"]
 
 
 @pytest.mark.parametrize(("name", "event"), list(sqs_events()), ids=lambda v: v if isinstance(v, str) else "")
@@ -98,10 +101,15 @@ def test_every_work_queue_has_a_matching_dead_letter_queue(name: str) -> None:
     assert dead_letter["MessageRetentionPeriod"] > properties.get("MessageRetentionPeriod", 345600)
 
 
-def test_the_outbound_queue_is_fifo_and_deduplicates_by_our_ids() -> None:
-    properties = QUEUES["OutboundQueue"]["Properties"]
+@pytest.mark.parametrize("name", ["OutboundQueue", "InboundQueue"])
+def test_the_work_queues_are_fifo_and_deduplicate_by_our_ids(name: str) -> None:
+    properties = QUEUES[name]["Properties"]
     assert properties["FifoQueue"] is True
+    # Every inbound message about one mailbox reads the same: content-based deduplication would drop a second
+    # change made within five minutes of the first.
     assert properties["ContentBasedDeduplication"] is False
+    # Ordering and deduplication per group (one booking, one mailbox), so one busy group does not slow the rest.
+    assert (properties["DeduplicationScope"], properties["FifoThroughputLimit"]) == ("messageGroup", "perMessageGroupId")
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -151,3 +159,174 @@ def test_functions_run_python_3_12_on_arm64_with_the_layer_built_for_it() -> Non
     assert layer["Metadata"] == {"BuildMethod": "python3.12", "BuildArchitecture": "arm64"}
     assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE"} <= set(
         GLOBAL_FUNCTION["Environment"]["Variables"])
+
+
+# ---------------------------------------------------------------- inbound
+
+
+def policies_on(function: str, logical_id: str) -> list[str]:
+    """The policy templates ``function`` holds on one table, queue or bus (by its logical id)."""
+    found = []
+    for policy in FUNCTIONS[function]["Properties"].get("Policies", []):
+        for template_name, argument in policy.items():
+            if logical_id in str(argument):
+                found.append(template_name)
+    return found
+
+
+def test_the_inbound_function_reads_its_queue_and_may_dead_letter_but_never_writes_outbound() -> None:
+    assert policies_on("InboundFunction", "InboundQueue") == ["SQSPollerPolicy"]
+    assert policies_on("InboundFunction", "InboundDeadLetterQueue") == ["SQSSendMessagePolicy"]
+    assert policies_on("InboundFunction", "OutboundQueue") == []
+    (event,) = [e for n, e in sqs_events() if n == "InboundFunction"]
+    assert event["Queue"] == {"Fn::GetAtt": ["InboundQueue", "Arn"]}
+
+
+def test_only_the_inbound_function_may_publish_and_only_to_the_stacks_bus() -> None:
+    publishers = {name for name in FUNCTIONS if policies_on(name, "EventBus")}
+    assert publishers == {"InboundFunction"}
+    assert policies_on("InboundFunction", "EventBus") == ["EventBridgePutEventsPolicy"]
+    assert [a for a in actions(TEMPLATE["Resources"]) if a.startswith("events:")] == []  # no broader statement
+    bus = TEMPLATE["Resources"]["EventBus"]
+    assert bus["Type"] == "AWS::Events::EventBus"
+    assert bus["Properties"]["Name"] == {"Fn::Sub": "${NamePrefix}-events"}
+    assert {"EventBusName", "EventBusArn"} <= set(TEMPLATE["Outputs"])
+
+
+def test_the_inbound_function_is_told_where_its_queues_tables_and_bus_are() -> None:
+    variables = FUNCTIONS["InboundFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables == {"INBOUND_QUEUE_URL": {"Ref": "InboundQueue"}, "INBOUND_DLQ_URL": {"Ref": "InboundDeadLetterQueue"},
+                         "EVENT_BUS_NAME": {"Fn::GetAtt": ["EventBus", "Name"]}}  # fmt: skip
+    shared = GLOBAL_FUNCTION["Environment"]["Variables"]
+    assert (shared["BLOCK_LINKS_TABLE"], shared["CURSORS_TABLE"]) == ({"Ref": "BlockLinksTable"}, {"Ref": "CursorsTable"})
+
+
+def test_outbound_may_read_block_links_to_recognise_its_own_blocks_but_not_change_them() -> None:
+    assert policies_on("OutboundFunction", "BlockLinksTable") == ["DynamoDBReadPolicy"]
+    assert policies_on("InboundFunction", "BlockLinksTable") == ["DynamoDBCrudPolicy"]
+
+
+def test_the_functions_that_talk_to_exchange_join_the_vpc_when_one_is_given() -> None:
+    for name in ("OutboundFunction", "InboundFunction"):
+        vpc = FUNCTIONS[name]["Properties"]["VpcConfig"]["Fn::If"]
+        assert vpc[0] == "HasVpc" and vpc[2] == {"Ref": "AWS::NoValue"}, name
+
+
+# ---------------------------------------------------------------- streaming task
+
+# The ECS resources, and the roles and log group that exist only for them.
+STREAMING = {name: r for name, r in TEMPLATE["Resources"].items()
+             if r["Type"].startswith("AWS::ECS::")
+             or (name.startswith("Streaming") and r["Type"] in ("AWS::IAM::Role", "AWS::Logs::LogGroup"))}  # fmt: skip
+
+
+def statements(role: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for policy in TEMPLATE["Resources"][role]["Properties"]["Policies"]:
+        found.extend(policy["PolicyDocument"]["Statement"])
+    assert found, role
+    return found
+
+
+def listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_the_streaming_task_exists_only_with_subnets_and_an_image_so_the_template_deploys_without_them() -> None:
+    assert set(STREAMING) >= {"StreamingCluster", "StreamingTaskDefinition", "StreamingService", "StreamingTaskRole",
+                              "StreamingExecutionRole", "StreamingLogGroup"}  # fmt: skip
+    assert {name: r.get("Condition") for name, r in STREAMING.items()} == dict.fromkeys(STREAMING, "RunStreamingTask")
+    # (the template loader spells !Condition as Fn::Condition)
+    assert TEMPLATE["Conditions"]["RunStreamingTask"] == {"Fn::And": [{"Fn::Condition": "HasVpc"},
+                                                                      {"Fn::Condition": "HasStreamingImage"}]}  # fmt: skip
+    assert TEMPLATE["Parameters"]["SubnetIds"]["Default"] == "" == TEMPLATE["Parameters"]["StreamingImageUri"]["Default"]
+
+
+def test_the_streaming_service_runs_the_chosen_number_of_small_arm64_tasks_in_private_subnets() -> None:
+    service = STREAMING["StreamingService"]["Properties"]
+    assert service["DesiredCount"] == {"Ref": "StreamingTaskCount"}
+    assert TEMPLATE["Parameters"]["StreamingTaskCount"]["Default"] == 1
+    network = service["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert (network["Subnets"], network["AssignPublicIp"]) == ({"Ref": "SubnetIds"}, "DISABLED")
+    # Never two generations at once: together they would exceed the account's streaming connection limit.
+    assert service["DeploymentConfiguration"]["MaximumPercent"] == 100
+    task = STREAMING["StreamingTaskDefinition"]["Properties"]
+    assert task["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    assert int(task["Cpu"]) <= 512 and int(task["Memory"]) <= 1024
+    ((container,),) = [task["ContainerDefinitions"]]
+    assert container["Image"] == {"Ref": "StreamingImageUri"}
+
+
+def test_the_streaming_container_is_told_its_tables_queue_secrets_and_limits() -> None:
+    (container,) = STREAMING["StreamingTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    env = {variable["Name"]: variable["Value"] for variable in container["Environment"]}
+    assert env["INTEGRATIONS_TABLE"] == {"Ref": "IntegrationsTable"}
+    assert env["MAPPINGS_TABLE"] == {"Ref": "MappingsTable"}
+    assert env["STREAMING_STATE_TABLE"] == {"Ref": "StreamingStateTable"}
+    assert env["INBOUND_QUEUE_URL"] == {"Ref": "InboundQueue"}
+    assert env["SECRETS_PREFIX"] == {"Fn::Sub": "${NamePrefix}/"}
+    assert env["STREAMING_GROUP_SIZE"] == "200"  # EWS: at most 200 subscriptions per streaming connection
+    assert env["STREAMING_CONNECTION_LIMIT"] == {"Ref": "StreamingConnectionLimit"}
+    assert env["STREAMING_SHARDS"] == {"Ref": "StreamingTaskCount"}
+    assert {"AWS_REGION", "STREAMING_TIMED_SYNC_SECONDS"} <= set(env)
+
+
+# What the streaming task may do, resource by resource; anything else it could do would be a widening.
+STREAMING_TASK_MAY = {
+    "IntegrationsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan"},
+    "MappingsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan"},
+    "StreamingStateTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                            "dynamodb:DeleteItem"},
+    "InboundQueue": {"sqs:SendMessage"},
+    "secrets under the prefix": {"secretsmanager:GetSecretValue"},
+}  # fmt: skip
+
+
+def resource_name(resource: Any) -> str:
+    if resource == {"Fn::Sub": SECRET_PREFIX_ARN}:
+        return "secrets under the prefix"
+    assert isinstance(resource, dict) and "Fn::GetAtt" in resource and resource["Fn::GetAtt"][1] == "Arn", resource
+    return str(resource["Fn::GetAtt"][0])
+
+
+def test_the_streaming_task_role_is_scoped_to_its_tables_queue_and_secrets() -> None:
+    granted: dict[str, set[str]] = {}
+    for statement in statements("StreamingTaskRole"):
+        assert statement["Effect"] == "Allow" and "Condition" not in statement
+        for resource in listed(statement["Resource"]):
+            granted.setdefault(resource_name(resource), set()).update(listed(statement["Action"]))
+    assert granted == STREAMING_TASK_MAY
+    trust = TEMPLATE["Resources"]["StreamingTaskRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "ecs-tasks.amazonaws.com"}]
+
+
+def test_the_execution_role_only_pulls_images_and_writes_the_tasks_log_group() -> None:
+    wildcard_resources = []
+    for statement in statements("StreamingExecutionRole"):
+        for action in listed(statement["Action"]):
+            assert action.split(":")[0] in ("ecr", "logs"), action
+        if "*" in listed(statement["Resource"]):
+            wildcard_resources.extend(listed(statement["Action"]))
+        if any(action.startswith("logs:") for action in listed(statement["Action"])):
+            assert statement["Resource"] == {"Fn::Sub": "${StreamingLogGroup.Arn}"}
+    # ECR's login call has no resource-level permission: "*" is the only form AWS accepts, and only there.
+    assert wildcard_resources == ["ecr:GetAuthorizationToken"]
+    assert "ManagedPolicyArns" not in TEMPLATE["Resources"]["StreamingExecutionRole"]["Properties"]
+
+
+def test_the_local_stack_builds_the_bus_and_resolves_every_variable_the_functions_get(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "pass-for-tests"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        # When the local stack creates the template's resources on moto
+        created = create_in_moto("demo")
+        env = function_environment(TEMPLATE, created)
+        # Then the inbound function's bus exists under the name it is given, beside its queues and tables
+        buses = boto3.client("events", region_name=REGION).list_event_buses(NamePrefix="demo-")["EventBuses"]
+        assert [bus["Name"] for bus in buses] == [env["EVENT_BUS_NAME"]] == ["demo-events"]
+        assert env["INBOUND_QUEUE_URL"].endswith("/demo-inbound.fifo")
+        assert (env["BLOCK_LINKS_TABLE"], env["STREAMING_STATE_TABLE"]) == ("demo-block-links", "demo-streaming-state")

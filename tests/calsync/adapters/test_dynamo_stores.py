@@ -11,7 +11,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from calsync.adapters.dynamo import DynamoIntegrationStore, DynamoLinkStore, DynamoMappingStore
+from calsync.adapters.dynamo import (
+    DynamoBlockLinkStore,
+    DynamoCursorStore,
+    DynamoIntegrationStore,
+    DynamoLinkStore,
+    DynamoMappingStore,
+    DynamoStreamingStateStore,
+    MailboxStreamState,
+    TaskHeartbeat,
+)
 from calsync.domain import (
     AccessType,
     ConflictError,
@@ -30,7 +39,11 @@ from calsync.domain import (
     StaleStateError,
     SyncOptions,
     SyncState,
+    TimeWindow,
 )
+from calsync.domain.inbound import BlockLink
+from calsync.ports import BlockLinkStore, CursorStore, LinkStore
+from calsync.streaming.ports import StreamingStateStore
 from tests.aws import REGION, create_tables
 from tests.calsync.builders import ALICE, BOB, INTEGRATION, ROOM
 
@@ -61,7 +74,30 @@ def mappings(tables: dict[str, str]) -> DynamoMappingStore:
 
 @pytest.fixture
 def links(tables: dict[str, str]) -> DynamoLinkStore:
-    return DynamoLinkStore(tables["LinksTable"], region=REGION)
+    store: LinkStore = DynamoLinkStore(tables["LinksTable"], region=REGION)  # mypy: the port is implemented
+    assert isinstance(store, DynamoLinkStore)
+    return store
+
+
+@pytest.fixture
+def block_links(tables: dict[str, str]) -> DynamoBlockLinkStore:
+    store: BlockLinkStore = DynamoBlockLinkStore(tables["BlockLinksTable"], region=REGION)
+    assert isinstance(store, DynamoBlockLinkStore)
+    return store
+
+
+@pytest.fixture
+def cursors(tables: dict[str, str]) -> DynamoCursorStore:
+    store: CursorStore = DynamoCursorStore(tables["CursorsTable"], region=REGION)
+    assert isinstance(store, DynamoCursorStore)
+    return store
+
+
+@pytest.fixture
+def streaming(tables: dict[str, str]) -> DynamoStreamingStateStore:
+    store: StreamingStateStore = DynamoStreamingStateStore(tables["StreamingStateTable"], region=REGION)
+    assert isinstance(store, DynamoStreamingStateStore)
+    return store
 
 
 def raw_items(table: str) -> list[dict[str, object]]:
@@ -339,3 +375,230 @@ def test_a_missing_table_is_a_permanent_error(tables: dict[str, str]) -> None:
     # A misconfigured table name fails the same way on every retry: it must not be retried forever.
     with pytest.raises(PermanentError):
         DynamoLinkStore("no-such-table", region=REGION).links_for(INTEGRATION, BOOKING)
+
+
+def test_links_in_lists_every_booking_in_one_mailbox_only(links: DynamoLinkStore) -> None:
+    # Given links of two bookings in Alice's mailbox, one in the room, and one of another integration in Alice's
+    first = links.save(link(ALICE))
+    second = links.save(dataclasses.replace(link(ALICE), jrni_key=JrniKey("100", "502"), remote_id="AAMk2="))
+    links.save(link(ROOM))
+    links.save(dataclasses.replace(link(ALICE), integration_id="int-2"))
+    # Then Alice's mailbox shows exactly her two, field for field
+    assert sorted(links.links_in(INTEGRATION, ALICE), key=lambda found: str(found.jrni_key)) == [first, second]
+    # And a deleted link leaves it; a mailbox with none has none
+    links.delete(second)
+    assert links.links_in(INTEGRATION, ALICE) == [first]
+    assert links.links_in(INTEGRATION, BOB) == []
+
+
+def test_links_in_a_mailbox_follow_their_updates(links: DynamoLinkStore) -> None:
+    stored = links.save(link(ALICE))
+    updated = links.save(dataclasses.replace(stored, state=LinkState.SYNCED, remote_id="AAMk=", version="CK2"))
+    assert links.links_in(INTEGRATION, ALICE) == [updated]
+
+
+# ---------------------------------------------------------------- block links
+
+BLOCK_KEY = JrniKey("100", "9001")
+# A window in a non-UTC zone: it must come back as the same instants.
+LONDON_SUMMER = timezone(timedelta(hours=1))
+WINDOW = TimeWindow(datetime(2025, 7, 8, 14, tzinfo=LONDON_SUMMER), datetime(2025, 7, 8, 15, 30, tzinfo=LONDON_SUMMER))
+
+
+def pending_block(mailbox: str = ALICE, remote_id: str = "AAMkItem1=", **changes: object) -> BlockLink:
+    base = BlockLink(INTEGRATION, mailbox, remote_id, jrni_key=None, slot_id="", window=WINDOW, title="Team meeting",
+                     version="CK1", state=LinkState.PENDING)  # fmt: skip
+    return dataclasses.replace(base, **changes)
+
+
+def created(link: BlockLink, key: JrniKey = BLOCK_KEY, slot: str = "slot-77") -> BlockLink:
+    return dataclasses.replace(link, jrni_key=key, slot_id=slot, state=LinkState.SYNCED)
+
+
+def test_a_block_link_reads_back_exactly_pending_then_created(block_links: DynamoBlockLinkStore) -> None:
+    # When a pending block link is saved (before JRNI is asked), then completed with the block JRNI made
+    pending = block_links.save(pending_block(series_id="AAMkSeries="))
+    assert block_links.blocks(INTEGRATION, ALICE) == [pending]
+    synced = block_links.save(created(pending))
+    # Then each save counts a version, and the last one reads back field for field (the window as the same instants)
+    assert (pending.version_number, synced.version_number) == (1, 2)
+    assert pending.jrni_key is None and pending.slot_id == ""
+    assert block_links.blocks(INTEGRATION, ALICE) == [synced]
+
+
+def test_blocks_lists_one_mailbox_of_one_integration(block_links: DynamoBlockLinkStore) -> None:
+    mine = [block_links.save(pending_block(remote_id=rid)) for rid in ("AAMk1=", "AAMk2=")]
+    block_links.save(pending_block(ROOM))
+    block_links.save(pending_block(integration_id="int-2"))
+    assert sorted(block_links.blocks(INTEGRATION, ALICE), key=lambda b: b.remote_id) == mine
+    assert block_links.blocks(INTEGRATION, BOB) == []
+
+
+def test_a_block_is_found_by_its_jrni_key_once_it_exists(block_links: DynamoBlockLinkStore) -> None:
+    # Given a block link still pending: JRNI has no block for it yet, so no key can name it
+    pending = block_links.save(pending_block())
+    assert block_links.by_jrni_key(INTEGRATION, BLOCK_KEY) is None
+    # When the block is made
+    synced = block_links.save(created(pending))
+    # Then outbound can recognise it by its JRNI key, in this integration only
+    assert block_links.by_jrni_key(INTEGRATION, BLOCK_KEY) == synced
+    assert block_links.by_jrni_key("int-2", BLOCK_KEY) is None
+    assert block_links.by_jrni_key(INTEGRATION, JrniKey("100", "9002")) is None
+    # And once removed, it is no longer ours
+    block_links.delete(synced)
+    assert block_links.by_jrni_key(INTEGRATION, BLOCK_KEY) is None
+
+
+def test_concurrent_updates_of_a_block_link_let_exactly_one_win(block_links: DynamoBlockLinkStore) -> None:
+    stored = block_links.save(created(pending_block()))
+    block_links.save(dataclasses.replace(stored, title="Moved by the first"))
+    with pytest.raises(StaleStateError):
+        block_links.save(dataclasses.replace(stored, title="Moved by the second"))
+    assert [found.title for found in block_links.blocks(INTEGRATION, ALICE)] == ["Moved by the first"]
+
+
+def test_two_workers_creating_the_same_block_link_let_exactly_one_win(block_links: DynamoBlockLinkStore) -> None:
+    # Two deliveries of the same change racing: only one may go on to make a JRNI block
+    block_links.save(pending_block(title="first"))
+    with pytest.raises(StaleStateError):
+        block_links.save(pending_block(title="second"))
+    assert [found.title for found in block_links.blocks(INTEGRATION, ALICE)] == ["first"]
+
+
+def test_deleting_a_block_link_changed_since_it_was_read_is_refused(block_links: DynamoBlockLinkStore) -> None:
+    stale = block_links.save(pending_block())
+    block_links.save(created(stale))  # someone else completed it meanwhile
+    with pytest.raises(StaleStateError):
+        block_links.delete(stale)
+    assert len(block_links.blocks(INTEGRATION, ALICE)) == 1
+
+
+def test_deleting_a_block_link_removes_it_and_deleting_again_is_harmless(block_links: DynamoBlockLinkStore) -> None:
+    stored = block_links.save(created(pending_block()))
+    block_links.delete(stored)
+    assert block_links.blocks(INTEGRATION, ALICE) == []
+    block_links.delete(stored)  # a retried delete
+
+
+# ---------------------------------------------------------------- cursors
+
+
+def test_a_mailbox_never_synced_has_no_cursor(cursors: DynamoCursorStore) -> None:
+    assert cursors.get(INTEGRATION, ALICE) is None
+
+
+def test_cursors_are_kept_per_mailbox_and_integration_and_the_latest_wins(cursors: DynamoCursorStore) -> None:
+    cursors.put(INTEGRATION, ALICE, "H4sIAAAA-alice-1")
+    cursors.put(INTEGRATION, ALICE, "H4sIAAAA-alice-2")
+    cursors.put(INTEGRATION, BOB, "H4sIAAAA-bob")
+    cursors.put("int-2", ALICE, "H4sIAAAA-other")
+    assert [cursors.get(INTEGRATION, ALICE), cursors.get(INTEGRATION, BOB), cursors.get("int-2", ALICE)] == [
+        "H4sIAAAA-alice-2", "H4sIAAAA-bob", "H4sIAAAA-other"]
+
+
+def test_a_large_sync_state_reads_back_whole(cursors: DynamoCursorStore) -> None:
+    # EWS sync states grow with the folder; tens of kilobytes must survive intact
+    big = "H4sI" + "A1b2C3d4" * 8000
+    cursors.put(INTEGRATION, ROOM, big)
+    assert cursors.get(INTEGRATION, ROOM) == big
+
+
+def test_clearing_a_cursor_makes_the_next_sync_start_over(cursors: DynamoCursorStore) -> None:
+    cursors.put(INTEGRATION, ALICE, "H4sIAAAA-alice")
+    cursors.clear(INTEGRATION, ALICE)
+    assert cursors.get(INTEGRATION, ALICE) is None
+    cursors.clear(INTEGRATION, ALICE)  # nothing to clear: harmless
+
+
+# ---------------------------------------------------------------- streaming state
+
+T1, T2 = datetime(2025, 7, 7, 9, tzinfo=UTC), datetime(2025, 7, 7, 9, 1, tzinfo=UTC)
+
+
+def test_each_task_shows_its_latest_heartbeat(streaming: DynamoStreamingStateStore) -> None:
+    streaming.heartbeat("task-a", T1, 200)
+    streaming.heartbeat("task-b", T1, 50)
+    streaming.heartbeat("task-a", T2, 198)
+    assert sorted(streaming.heartbeats(), key=lambda h: h.task_id) == [
+        TaskHeartbeat("task-a", T2, 198), TaskHeartbeat("task-b", T1, 50)]
+
+
+def test_a_heartbeat_expires_a_day_later_so_dead_tasks_disappear(streaming: DynamoStreamingStateStore,
+                                                                 tables: dict[str, str]) -> None:  # fmt: skip
+    streaming.heartbeat("task-a", T1, 3)
+    (item,) = raw_items(tables["StreamingStateTable"])
+    expiry = item["expires_at"]
+    assert isinstance(expiry, dict)
+    # DynamoDB's TTL reads epoch seconds
+    assert int(expiry["N"]) == int((T1 + timedelta(days=1)).timestamp())
+
+
+def test_mailbox_states_show_how_each_mailbox_is_watched_latest_first(streaming: DynamoStreamingStateStore) -> None:
+    # When the task records a subscription, a mailbox over capacity, and later moves Bob onto a connection
+    streaming.record_mailbox(INTEGRATION, ALICE, "streaming", "connection 1 of 2", T1)
+    streaming.record_mailbox(INTEGRATION, BOB, "timed", "no streaming connection left: synced every 5 minutes", T1)
+    streaming.record_mailbox(INTEGRATION, ROOM, "error", "access to the mailbox not granted", T1)
+    streaming.record_mailbox(INTEGRATION, BOB, "streaming", "connection 2 of 2", T2)
+    streaming.record_mailbox("int-2", ALICE, "timed", "", T1)
+    # Then each mailbox of the integration shows its latest state, and no other integration's
+    assert sorted(streaming.mailbox_states(INTEGRATION), key=lambda m: m.mailbox) == [
+        MailboxStreamState(INTEGRATION, ALICE, "streaming", "connection 1 of 2", T1),
+        MailboxStreamState(INTEGRATION, BOB, "streaming", "connection 2 of 2", T2),
+        MailboxStreamState(INTEGRATION, ROOM, "error", "access to the mailbox not granted", T1),
+    ]
+    assert streaming.mailbox_states("int-3") == []
+
+
+def test_heartbeats_and_mailbox_states_do_not_mix(streaming: DynamoStreamingStateStore) -> None:
+    streaming.heartbeat("task-a", T1, 1)
+    streaming.record_mailbox("heartbeat", ALICE, "streaming", "", T1)  # an integration unluckily named so
+    assert streaming.heartbeats() == [TaskHeartbeat("task-a", T1, 1)]
+    assert [m.mailbox for m in streaming.mailbox_states("heartbeat")] == [ALICE]
+
+
+def test_an_unmapped_mailbox_is_forgotten(streaming: DynamoStreamingStateStore) -> None:
+    streaming.record_mailbox(INTEGRATION, ALICE, "streaming", "", T1)
+    streaming.forget_mailbox(INTEGRATION, ALICE)
+    streaming.forget_mailbox(INTEGRATION, ALICE)  # already forgotten: harmless
+    assert streaming.mailbox_states(INTEGRATION) == []
+
+
+def test_an_unknown_mode_is_refused_and_nothing_is_recorded(streaming: DynamoStreamingStateStore) -> None:
+    with pytest.raises(ValueError, match="paused"):
+        streaming.record_mailbox(INTEGRATION, ALICE, "paused", "", T1)
+    assert streaming.mailbox_states(INTEGRATION) == []
+
+
+LEASE = timedelta(minutes=2)
+
+
+def test_several_tasks_each_take_a_different_share_and_none_is_left_for_a_third(
+    streaming: DynamoStreamingStateStore,
+) -> None:
+    # Two identical tasks of one service, and one too many
+    assert streaming.claim_shard("task-a", 2, T1, LEASE) == 0
+    assert streaming.claim_shard("task-b", 2, T1, LEASE) == 1
+    assert streaming.claim_shard("task-c", 2, T1, LEASE) is None
+    # A task asking again (a restart of its loop) keeps its own share
+    assert streaming.claim_shard("task-b", 2, T2, LEASE) == 1
+
+
+def test_a_share_whose_task_died_is_taken_over_once_its_lease_runs_out(streaming: DynamoStreamingStateStore) -> None:
+    streaming.claim_shard("task-a", 1, T1, LEASE)
+    # While the lease runs, the share stays with task-a and it can renew
+    assert streaming.claim_shard("task-b", 1, T1 + LEASE / 2, LEASE) is None
+    assert streaming.renew_shard("task-a", 1, 0, T1 + LEASE / 2, LEASE) is True
+    # When task-a stops renewing, task-b takes the share, and task-a learns it has lost it
+    later = T1 + LEASE / 2 + LEASE + timedelta(seconds=1)
+    assert streaming.claim_shard("task-b", 1, later, LEASE) == 0
+    assert streaming.renew_shard("task-a", 1, 0, later, LEASE) is False
+
+
+def test_a_released_share_is_free_at_once_and_only_its_holder_can_release_it(
+    streaming: DynamoStreamingStateStore,
+) -> None:
+    streaming.claim_shard("task-a", 1, T1, LEASE)
+    streaming.release_shard("task-b", 1, 0)  # not task-b's: nothing happens
+    assert streaming.claim_shard("task-b", 1, T1, LEASE) is None
+    streaming.release_shard("task-a", 1, 0)  # a clean stop (SIGTERM)
+    assert streaming.claim_shard("task-b", 1, T1, LEASE) == 0

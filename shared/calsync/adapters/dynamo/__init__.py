@@ -1,6 +1,16 @@
 """DynamoDB (PynamoDB) adapters of the state ports; table names and endpoints come in through the constructors."""
 
+from calsync.adapters.dynamo.inbound import (
+    DynamoBlockLinkStore,
+    DynamoCursorStore,
+    DynamoStreamingStateStore,
+    MailboxStreamState,
+    StreamMode,
+    TaskHeartbeat,
+)
 from calsync.adapters.dynamo.models import TableSettings
 from calsync.adapters.dynamo.stores import DynamoIntegrationStore, DynamoLinkStore, DynamoMappingStore
 
-__all__ = ["DynamoIntegrationStore", "DynamoLinkStore", "DynamoMappingStore", "TableSettings"]
+__all__ = ["DynamoBlockLinkStore", "DynamoCursorStore", "DynamoIntegrationStore", "DynamoLinkStore",
+           "DynamoMappingStore", "DynamoStreamingStateStore", "MailboxStreamState", "StreamMode", "TableSettings",
+           "TaskHeartbeat"]  # fmt: skip

@@ -15,10 +15,13 @@ from pynamodb.attributes import (
     BooleanAttribute,
     ListAttribute,
     MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
     VersionAttribute,
 )
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 
@@ -115,11 +118,23 @@ class StatusRecord(Model):
 # ---------------------------------------------------------------- links (pk: "<integration>#<jrni key>", sk: mailbox)
 
 
+class LinksByMailboxIndex(GlobalSecondaryIndex["LinkRecord"]):  # type: ignore[no-untyped-call]  # untyped hook
+    """Every link of one mailbox: (integration id, mailbox), both attributes every link already has."""
+
+    class Meta:
+        index_name = "by_mailbox"
+        projection = AllProjection()
+
+    integration_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
 class LinkRecord(Model):
     """One JRNI object in one mailbox; ``version_number`` makes every write conditional (optimistic locking)."""
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+    by_mailbox = LinksByMailboxIndex()
     integration_id = UnicodeAttribute()
     jrni_key = UnicodeAttribute()
     state = UnicodeAttribute()
@@ -128,6 +143,85 @@ class LinkRecord(Model):
     remote_version = UnicodeAttribute(null=True)
     provider = UnicodeAttribute()
     version_number = VersionAttribute()
+
+
+# ---------------------------------------------------------------- block links (pk: "<integration>#<mailbox>", sk: item id)
+
+
+class BlocksByJrniKeyIndex(GlobalSecondaryIndex["BlockLinkRecord"]):  # type: ignore[no-untyped-call]  # untyped hook
+    """A block link by its JRNI block; sparse: a pending link (no block yet) has no ``jrni_ref``."""
+
+    class Meta:
+        index_name = "by_jrni_key"
+        projection = AllProjection()
+
+    jrni_ref = UnicodeAttribute(hash_key=True)
+
+
+class BlockLinkRecord(Model):
+    """One Outlook item (or occurrence) and the JRNI block made for it; writes are conditional like links'."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)  # the item's (or occurrence's) remote id
+    by_jrni_key = BlocksByJrniKeyIndex()
+    jrni_ref = UnicodeAttribute(null=True)  # "<integration>#<company id>/<booking id>", once the block exists
+    integration_id = UnicodeAttribute()
+    mailbox = UnicodeAttribute()
+    jrni_key = UnicodeAttribute(null=True)
+    slot_id = UnicodeAttribute(null=True)
+    start = UTCDateTimeAttribute()
+    end = UTCDateTimeAttribute()
+    title = UnicodeAttribute()
+    remote_version = UnicodeAttribute()
+    series_id = UnicodeAttribute(null=True)
+    state = UnicodeAttribute()
+    version_number = VersionAttribute()
+
+
+# ---------------------------------------------------------------- cursors (pk: integration id, sk: "feed#<mailbox>")
+
+
+class CursorRecord(Model):
+    """Where one mailbox's change feed stands: an opaque provider cursor (EWS SyncState today)."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    mailbox = UnicodeAttribute()
+    cursor = UnicodeAttribute()
+
+
+# ---------------------------------------------------------------- streaming state
+# Two kinds of item:
+#   pk "heartbeat",                  sk <task id>              each streaming task's last sign of life (TTL)
+#   pk "integration#<integration>",  sk "mailbox#<mailbox>"    how a mailbox is watched: streaming or timed sync
+#   pk "shards#<count>",             sk <index>                which task holds each share of the mailboxes
+
+
+class HeartbeatRecord(Model):
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    at = UTCDateTimeAttribute()
+    mailboxes = NumberAttribute()
+    expires_at = TTLAttribute()  # DynamoDB removes the heartbeats of tasks long gone
+
+
+class MailboxStateRecord(Model):
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    mailbox = UnicodeAttribute()
+    mode = UnicodeAttribute()
+    detail = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+
+
+class ShardLeaseRecord(Model):
+    """pk "shards#<count>", sk "<index>": which task holds one share of the mailboxes, until when."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    owner = UnicodeAttribute()
+    lease_until = UTCDateTimeAttribute()  # fixed-width UTC text: compares in time order
+    expires_at = TTLAttribute()
 
 
 # ---------------------------------------------------------------- binding to a table
@@ -163,3 +257,29 @@ def mapping_models(table: TableSettings) -> MappingModels:
 def link_model(table: TableSettings) -> type[LinkRecord]:
     """The links model bound to ``table``."""
     return _bind(LinkRecord, table)
+
+
+@functools.cache
+def block_link_model(table: TableSettings) -> type[BlockLinkRecord]:
+    """The block links model bound to ``table``."""
+    return _bind(BlockLinkRecord, table)
+
+
+@functools.cache
+def cursor_model(table: TableSettings) -> type[CursorRecord]:
+    """The cursors model bound to ``table``."""
+    return _bind(CursorRecord, table)
+
+
+@dataclass(frozen=True)
+class StreamingStateModels:
+    heartbeat: type[HeartbeatRecord]
+    mailbox: type[MailboxStateRecord]
+    shard: type[ShardLeaseRecord]
+
+
+@functools.cache
+def streaming_state_models(table: TableSettings) -> StreamingStateModels:
+    """The streaming state table's two item models bound to ``table``."""
+    return StreamingStateModels(_bind(HeartbeatRecord, table), _bind(MailboxStateRecord, table),
+                                _bind(ShardLeaseRecord, table))

@@ -308,6 +308,17 @@ class DynamoLinkStore:
         except PynamoDBException as exc:
             raise _translate(exc, f"reading links of {jrni_key}") from exc
 
+    def links_in(self, integration_id: str, mailbox: str) -> list[Link]:
+        """Every link of one mailbox (one Query on the ``by_mailbox`` index).
+
+        The index is eventually consistent: a link saved a moment ago may be missing. Inbound still knows our items
+        by the stamp they carry; the link only adds what JRNI last said (its fingerprint and change key)."""
+        model = self._model
+        try:
+            return [_link(record) for record in model.by_mailbox.query(integration_id, model.sk == mailbox)]
+        except PynamoDBException as exc:
+            raise _translate(exc, f"reading the links in {mailbox}") from exc
+
     def save(self, link: Link) -> Link:
         """Store ``link`` if nobody changed it since it was read (``version_number``); StaleStateError otherwise."""
         record = self._model(
