@@ -21,6 +21,12 @@ class Settings:
     outbound_dlq_url: str | None
     secrets_prefix: str
     region: str
+    # Inbound (Exchange → JRNI); empty where a function has no part in it.
+    block_links_table: str
+    streaming_state_table: str
+    inbound_queue_url: str
+    inbound_dlq_url: str | None
+    event_bus_name: str
     # Only outside AWS (the local stack): where moto answers for every AWS service.
     aws_endpoint_url: str | None
 
@@ -40,5 +46,10 @@ class Settings:
             outbound_dlq_url=env.get("OUTBOUND_DLQ_URL") or None,
             secrets_prefix=env.get("SECRETS_PREFIX", ""),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "eu-west-2",
+            block_links_table=env.get("BLOCK_LINKS_TABLE", ""),
+            streaming_state_table=env.get("STREAMING_STATE_TABLE", ""),
+            inbound_queue_url=env.get("INBOUND_QUEUE_URL", ""),
+            inbound_dlq_url=env.get("INBOUND_DLQ_URL") or None,
+            event_bus_name=env.get("EVENT_BUS_NAME", ""),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         )

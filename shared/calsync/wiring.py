@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from calsync.domain import Integration, PermanentError
-from calsync.ports import BookingSource, CalendarProvider, SecretStore
+from calsync.ports import (
+    BookingSource,
+    BookingWriter,
+    CalendarFeed,
+    CalendarProvider,
+    EventPublisher,
+    SecretStore,
+)
 from calsync.service import Services
 from calsync.settings import Settings
 
@@ -68,21 +75,66 @@ def _fingerprint(secret: dict[str, str]) -> str:
 
 # Per integration and secret version: a warm function reuses its JRNI login and its Exchange connections, and a
 # rotated secret (new values) gets fresh ones.
-_jrni_sources: dict[tuple[str, str], BookingSource] = {}
+_jrni_clients: dict[tuple[str, str], Any] = {}
 
 
-def bookings_for(integration: Integration) -> BookingSource:
-    from calsync.adapters.jrni.bookings import JrniBookingSource
+def _jrni_client(integration: Integration) -> Any:
     from calsync.adapters.jrni.client import JrniClient
 
     secret = secrets().get(integration.jrni.secret_name)
     key = (integration.id, _fingerprint(secret))
     with _lock:
-        source = _jrni_sources.get(key)
-        if source is None:
-            source = JrniBookingSource(JrniClient(integration.jrni, secret))
-            _jrni_sources[key] = source
-    return source
+        client = _jrni_clients.get(key)
+        if client is None:
+            client = JrniClient(integration.jrni, secret)
+            _jrni_clients[key] = client
+    return client
+
+
+def bookings_for(integration: Integration) -> BookingSource:
+    from calsync.adapters.jrni.bookings import JrniBookingSource
+
+    return JrniBookingSource(_jrni_client(integration))
+
+
+def writer_for(integration: Integration) -> BookingWriter:
+    from calsync.adapters.jrni.writer import JrniBookingWriter
+
+    return JrniBookingWriter(_jrni_client(integration))
+
+
+def feed_for(integration: Integration) -> CalendarFeed:
+    from calsync.adapters.ews.feed import EwsFeed
+
+    return EwsFeed(integration.exchange, secrets().get(integration.exchange.secret_name))
+
+
+@functools.cache
+def inbound_queue() -> Any:
+    """The inbound queue's SQS-only operations the inbound handler needs (postpone, dead-letter)."""
+    from calsync.adapters.sqs import SqsOutboundQueue
+
+    current = settings()
+    return SqsOutboundQueue(_boto3_client("sqs"), current.inbound_queue_url, current.inbound_dlq_url)
+
+
+@functools.cache
+def _inbound_stores() -> tuple[Any, Any]:
+    from calsync.adapters.dynamo import DynamoBlockLinkStore, DynamoCursorStore
+
+    current = settings()
+    options = {"region": current.region, "endpoint_url": current.aws_endpoint_url}
+    blocks = DynamoBlockLinkStore(current.block_links_table, **options) if current.block_links_table else None
+    cursors = DynamoCursorStore(current.cursors_table, **options) if current.cursors_table else None
+    return blocks, cursors
+
+
+@functools.cache
+def _events() -> EventPublisher | None:
+    from calsync.adapters.events import EventBridgePublisher
+
+    name = settings().event_bus_name
+    return EventBridgePublisher(_boto3_client("events"), name) if name else None
 
 
 def calendar_for(integration: Integration) -> CalendarProvider:
@@ -95,8 +147,9 @@ def _no_calendar(integration: Integration) -> CalendarProvider:
     raise PermanentError("this function does not talk to Exchange")
 
 
-def _services(*, calendars: bool) -> Services:
+def _services(*, calendars: bool, inbound: bool = False) -> Services:
     integrations, mappings, links = _stores()
+    blocks, cursors = _inbound_stores()
     return Services(
         integrations=integrations,
         mappings=mappings,
@@ -106,6 +159,11 @@ def _services(*, calendars: bool) -> Services:
         calendar_for=calendar_for if calendars else _no_calendar,
         bookings_for=bookings_for,
         clock=lambda: datetime.now(UTC),
+        feed_for=feed_for if inbound else None,
+        writer_for=writer_for if inbound else None,
+        block_links=blocks,  # outbound reads it too: it must recognise the blocks inbound made
+        cursors=cursors if inbound else None,
+        events=_events() if inbound else None,
     )
 
 
@@ -125,8 +183,15 @@ def admin_services() -> Services:
     return _services(calendars=False)
 
 
+@functools.cache
+def inbound_services() -> Services:
+    """For the inbound function: Exchange's change feed and calendars, JRNI writes, block links, cursors, events."""
+    return _services(calendars=True, inbound=True)
+
+
 def reset() -> None:
     """Forget everything built (tests and the local stack change the environment between runs)."""
-    for cached in (settings, secrets, outbound_queue, _stores, webhook_services, outbound_services, admin_services):
+    for cached in (settings, secrets, outbound_queue, inbound_queue, _stores, _inbound_stores, _events,
+                   webhook_services, outbound_services, admin_services, inbound_services):  # fmt: skip
         cached.cache_clear()
-    _jrni_sources.clear()
+    _jrni_clients.clear()
