@@ -8,8 +8,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from calsync.adapters.sqs import decode, group_of
-from calsync.domain import PermanentError, RetryableError
+from calsync.adapters.sqs import decode
+from calsync.api.sqs import handle_record
 from calsync.service import sync_outbound
 from calsync.wiring import outbound_queue, outbound_services
 
@@ -21,25 +21,15 @@ processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 processor.raise_on_entire_batch_failure = False
 
 
+def sync(body: str) -> dict[str, Any]:
+    """Sync one booking; a permanent failure is already recorded in the status of the staff or resources concerned."""
+    message = decode(body)
+    result = sync_outbound(outbound_services(), message)
+    return {"booking": str(message.jrni_key), "actions": [type(a).__name__ for a in result.actions]}
+
+
 def record_handler(record: SQSRecord) -> None:
-    """Sync one booking; SQS errors are decided here and only here (see the README's failure table)."""
-    try:
-        message = decode(record.body)
-        result = sync_outbound(outbound_services(), message)
-    except PermanentError as exc:
-        # It will never succeed: to the dead-letter queue with its reason, shown in the mapping's status.
-        logger.error("outbound message dead-lettered", extra={"reason": str(exc), "message_id": record.message_id})
-        # The service has already recorded it in the status of the staff or resources concerned.
-        outbound_queue().dead_letter(record.body, record.attributes.message_group_id or "unknown", str(exc),
-                                     record.message_id)  # fmt: skip
-        return
-    except RetryableError as exc:
-        # Back to the queue, invisible for at least the server's back-off (a Lambda must not sleep it off).
-        outbound_queue().postpone(record.receipt_handle, exc.delay_seconds)
-        logger.warning("outbound message postponed", extra={"reason": str(exc), "delay_seconds": exc.delay_seconds})
-        raise
-    logger.info("booking synced", extra={"booking": str(message.jrni_key), "group": group_of(message),
-                                         "actions": [type(a).__name__ for a in result.actions]})  # fmt: skip
+    handle_record(record, outbound_queue(), sync, logger)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,0 +1,37 @@
+"""How an SQS-triggered function answers for one record: the one place where calsync's errors become SQS outcomes.
+
+- a permanent failure: the record goes to the queue's dead-letter queue with its reason, and counts as handled;
+- a retryable one: the record stays in the queue, invisible for at least the delay the other side asked for
+  (a Lambda must not sleep it off), and is reported as a batch item failure;
+- anything else (a crash): reported as a failure, retried after the visibility timeout, dead-lettered by redrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from calsync.domain import PermanentError, RetryableError
+
+
+class ControlledQueue(Protocol):
+    def postpone(self, receipt_handle: str, seconds: float) -> None: ...
+
+    def dead_letter(self, body: str, group: str, reason: str, message_id: str) -> None: ...
+
+
+def handle_record(record: SQSRecord, queue: ControlledQueue, work: Callable[[str], dict[str, Any]], logger: Any) -> None:
+    """Run ``work(record.body)`` (which returns what to log on success) and map its errors to SQS outcomes."""
+    try:
+        done = work(record.body)
+    except PermanentError as exc:
+        logger.error("message dead-lettered", extra={"reason": str(exc), "message_id": record.message_id})
+        queue.dead_letter(record.body, record.attributes.message_group_id or "unknown", str(exc), record.message_id)
+        return
+    except RetryableError as exc:
+        queue.postpone(record.receipt_handle, exc.delay_seconds)
+        logger.warning("message postponed", extra={"reason": str(exc), "delay_seconds": exc.delay_seconds})
+        raise
+    logger.info("message handled", extra=done)
