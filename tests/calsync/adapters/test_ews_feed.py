@@ -16,7 +16,7 @@ from exchangelib.protocol import BaseProtocol, Protocol
 
 from calsync.adapters.ews import EwsCalendar, EwsFeed
 from calsync.adapters.ews.connection import SelectiveVerifyHTTPAdapter
-from calsync.adapters.ews.provider import ACCOUNTS
+from calsync.adapters.ews.session import ACCOUNTS
 from calsync.domain import (
     EventContent,
     ExchangeConnection,

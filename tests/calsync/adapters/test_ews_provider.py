@@ -24,7 +24,7 @@ from exchangelib.protocol import BaseProtocol, Protocol
 from calsync.adapters.ews import PROPERTY_SET_ID, EwsCalendar
 from calsync.adapters.ews.connection import SelectiveVerifyHTTPAdapter
 from calsync.adapters.ews.errors import Where, translate
-from calsync.adapters.ews.provider import ACCOUNTS
+from calsync.adapters.ews.session import ACCOUNTS
 from calsync.domain import (
     AccessType,
     ConflictError,

@@ -13,7 +13,7 @@ https://learn.microsoft.com/exchange/client-developer/exchange-web-services/cale
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, TypeVar
 
@@ -25,19 +25,14 @@ from exchangelib.properties import CalendarView
 from exchangelib.services import FindItem
 from exchangelib.util import xml_text_to_value
 from exchangelib.version import EXCHANGE_2010
-from oauthlib.oauth2 import InvalidClientIdError, TokenExpiredError
 
 from calsync.adapters.ews.connection import (
     DEFAULT_TIMEOUT_SECONDS,
     AccountCache,
-    SelectiveVerifyHTTPAdapter,
-    build_credentials,
-    install_tls_adapter,
-    version_for,
 )
-from calsync.adapters.ews.errors import Where, translated
-from calsync.adapters.ews.provider import ACCOUNTS, _calendar, _ews_utc
-from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD, register_stamp_fields
+from calsync.adapters.ews.provider import _calendar, _ews_utc
+from calsync.adapters.ews.session import MailboxSession
+from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD
 from calsync.domain import ExchangeConnection, FreeBusy, JrniKey, ResyncRequiredError, Stamp, TimeWindow
 from calsync.domain.inbound import CalendarEvent, MailboxChanges
 
@@ -76,7 +71,7 @@ _ITEM_FIELDS = (
 _ATTENDEE_FIELDS = ("required_attendees", "optional_attendees")
 
 
-class EwsFeed:
+class EwsFeed(MailboxSession):
     """Mailbox change feeds (``CalendarFeed``) reached through one ``ExchangeConnection`` with its secret."""
 
     name = "ews"
@@ -86,15 +81,10 @@ class EwsFeed:
                  max_changes_returned: int = MAX_CHANGES_RETURNED, view_page_size: int = VIEW_PAGE_SIZE) -> None:  # fmt: skip
         if not 1 <= max_changes_returned <= MAX_CHANGES_RETURNED:
             raise ValueError(f"max_changes_returned must be 1..{MAX_CHANGES_RETURNED}")
-        self.connection = connection
-        self._secret = dict(secret)
-        self._timeout = timeout
-        self._accounts = accounts or ACCOUNTS
+        super().__init__(connection, secret, timeout=timeout, accounts=accounts)
         self._max_changes = max_changes_returned
         self._view_page_size = view_page_size
-        # Fail at construction on what no request can fix: an unknown version, a secret without its fields.
-        version = version_for(connection.server_version)
-        register_stamp_fields()
+        version = self._version
         # Exchange 2007 has one MeetingTimeZone; 2010 and later a zone per end.
         zones = (
             ("_start_timezone", "_end_timezone") if version.build >= EXCHANGE_2010 else ("_meeting_timezone",)
@@ -104,10 +94,6 @@ class EwsFeed:
         self._view_paths = {
             FieldPath(field=CalendarItem.get_field_by_fieldname(name)) for name in self._view_fields
         }
-        _, self._who = build_credentials(connection, self._secret)
-        install_tls_adapter()
-        if not connection.verify_tls:
-            SelectiveVerifyHTTPAdapter.skip_verification_for(connection.endpoint)
 
     # ---- CalendarFeed ----------------------------------------------------------------------------------------------
 
@@ -208,19 +194,6 @@ class EwsFeed:
         middle = start + (end - start) / 2
         yield from self._view(account, mailbox, start, middle)
         yield from self._view(account, mailbox, middle, end)
-
-    def _call(self, mailbox: str, operation: Callable[[Any], T]) -> T:
-        """Run ``operation`` on the mailbox's Account, with Exchange's errors translated into the domain's."""
-        where = Where(mailbox=mailbox, account=self._who, endpoint=self.connection.endpoint,
-                      secret_name=self.connection.secret_name, access_type=self.connection.access_type)  # fmt: skip
-        with translated(where):
-            account = self._accounts.account(self.connection, self._secret, mailbox, self._timeout)
-            try:
-                return operation(account)
-            except (InvalidClientIdError, TokenExpiredError):
-                # As in EwsCalendar: the token expired in a warm process and exchangelib already has a new one. A
-                # sync only reads, so running it again from the same cursor is safe.
-                return operation(account)
 
 
 # ---- translation ---------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ auth-type or autodiscover probe is sent. Items are plain appointments: nobody is
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -17,50 +16,27 @@ from exchangelib.errors import ErrorItemNotFound
 from exchangelib.folders import Calendar, FolderCollection, Root
 from exchangelib.items import ALL_OCCURRENCES, ALWAYS_OVERWRITE, HARD_DELETE, SAVE_ONLY, SEND_TO_NONE
 from exchangelib.properties import Body, DistinguishedFolderId, HTMLBody, Mailbox
-from oauthlib.oauth2 import InvalidClientIdError, TokenExpiredError
 
 from calsync.adapters.ews.connection import (
-    DEFAULT_TIMEOUT_SECONDS,
-    AccountCache,
-    SelectiveVerifyHTTPAdapter,
-    build_credentials,
-    install_tls_adapter,
     supports_working_elsewhere,
-    version_for,
 )
-from calsync.adapters.ews.errors import Where, translated
-from calsync.adapters.ews.stamps import register_stamp_fields, stamp_values
-from calsync.domain import ExchangeConnection, FreeBusy
+from calsync.adapters.ews.session import MailboxSession
+from calsync.adapters.ews.stamps import stamp_values
+from calsync.domain import FreeBusy
 from calsync.domain.model import EventContent, Stamp
 from calsync.ports import RemoteRef
 
 T = TypeVar("T")
 
-# Shared by every EwsCalendar in the process: a Lambda builds a provider per invocation, the connections outlive it.
-ACCOUNTS = AccountCache()
 
 # The fields update_event overwrites: what JRNI decides. Location, categories and the like stay as Outlook has them.
 _UPDATED_FIELDS = ["subject", "body", "start", "end", "legacy_free_busy_status"]
 
 
-class EwsCalendar:
+class EwsCalendar(MailboxSession):
     """Exchange calendars reached through one ``ExchangeConnection`` with the credentials from its secret."""
 
     name = "ews"
-
-    def __init__(self, connection: ExchangeConnection, secret: dict[str, str], *,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS, accounts: AccountCache | None = None) -> None:  # fmt: skip
-        self.connection = connection
-        self._secret = dict(secret)
-        self._timeout = timeout
-        self._accounts = accounts or ACCOUNTS
-        # Fail at construction on what no request can fix: an unknown version, a secret without its fields.
-        self._version = version_for(connection.server_version)
-        _, self._who = build_credentials(connection, self._secret)
-        register_stamp_fields()
-        install_tls_adapter()
-        if not connection.verify_tls:
-            SelectiveVerifyHTTPAdapter.skip_verification_for(connection.endpoint)
 
     # ---- CalendarProvider ------------------------------------------------------------------------------------------
 
@@ -136,19 +112,6 @@ class EwsCalendar:
             "end": _ews_utc(window.end),
             "legacy_free_busy_status": free_busy.value,
         }
-
-    def _call(self, mailbox: str, operation: Callable[[Any], T]) -> T:
-        """Run ``operation`` on the mailbox's Account, with Exchange's errors translated into the domain's."""
-        where = Where(mailbox=mailbox, account=self._who, endpoint=self.connection.endpoint,
-                      secret_name=self.connection.secret_name, access_type=self.connection.access_type)  # fmt: skip
-        with translated(where):
-            account = self._accounts.account(self.connection, self._secret, mailbox, self._timeout)
-            try:
-                return operation(account)
-            except (InvalidClientIdError, TokenExpiredError):
-                # The OAuth token expired in a warm process. requests-oauthlib noticed before sending anything and
-                # exchangelib has already fetched a new token for the session, so one immediate retry is safe.
-                return operation(account)
 
 
 def _calendar(account: Any, mailbox: str) -> Any:

@@ -1,0 +1,58 @@
+"""What both Exchange adapters share: one connection's credentials, cached accounts, and calls whose errors are
+translated into the domain's (with one retry when an OAuth token expired in a warm process)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from oauthlib.oauth2 import InvalidClientIdError, TokenExpiredError
+
+from calsync.adapters.ews.connection import (
+    DEFAULT_TIMEOUT_SECONDS,
+    AccountCache,
+    SelectiveVerifyHTTPAdapter,
+    build_credentials,
+    install_tls_adapter,
+    version_for,
+)
+from calsync.adapters.ews.errors import Where, translated
+from calsync.adapters.ews.stamps import register_stamp_fields
+from calsync.domain import ExchangeConnection
+
+T = TypeVar("T")
+
+# Shared by every adapter in the process: a Lambda builds adapters per invocation, the connections outlive them.
+ACCOUNTS = AccountCache()
+
+
+class MailboxSession:
+    """Exchange mailboxes reached through one ``ExchangeConnection`` with the credentials from its secret."""
+
+    def __init__(self, connection: ExchangeConnection, secret: dict[str, str], *,
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS, accounts: AccountCache | None = None) -> None:  # fmt: skip
+        self.connection = connection
+        self._secret = dict(secret)
+        self._timeout = timeout
+        self._accounts = accounts or ACCOUNTS
+        # Fail at construction on what no request can fix: an unknown version, a secret without its fields.
+        self._version = version_for(connection.server_version)
+        _, self._who = build_credentials(connection, self._secret)
+        register_stamp_fields()
+        install_tls_adapter()
+        if not connection.verify_tls:
+            SelectiveVerifyHTTPAdapter.skip_verification_for(connection.endpoint)
+
+    def _call(self, mailbox: str, operation: Callable[[Any], T]) -> T:
+        """Run ``operation`` on the mailbox's Account, with Exchange's errors translated into the domain's."""
+        where = Where(mailbox=mailbox, account=self._who, endpoint=self.connection.endpoint,
+                      secret_name=self.connection.secret_name, access_type=self.connection.access_type)  # fmt: skip
+        with translated(where):
+            account = self._accounts.account(self.connection, self._secret, mailbox, self._timeout)
+            try:
+                return operation(account)
+            except (InvalidClientIdError, TokenExpiredError):
+                # The OAuth token expired in a warm process. requests-oauthlib noticed before sending anything and
+                # exchangelib has already fetched a new token for the session, so one immediate retry is safe (a
+                # write was not sent; a sync only reads).
+                return operation(account)
