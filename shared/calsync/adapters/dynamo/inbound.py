@@ -19,8 +19,8 @@ from calsync.adapters.dynamo.models import (
     cursor_model,
     streaming_state_models,
 )
-from calsync.adapters.dynamo.stores import _CONDITION_FAILED, _translate
-from calsync.domain import JrniKey, LinkState, StaleStateError, TimeWindow
+from calsync.adapters.dynamo.stores import _CONDITION_FAILED, _translate, delete_versioned, save_versioned
+from calsync.domain import JrniKey, LinkState, TimeWindow
 from calsync.domain.inbound import BlockLink
 
 # ---------------------------------------------------------------- block links
@@ -87,30 +87,14 @@ class DynamoBlockLinkStore:
             start=link.window.start, end=link.window.end, title=link.title, remote_version=link.version,
             series_id=link.series_id, state=link.state.value,
         )  # fmt: skip
-        if link.version_number:
-            record.version_number = link.version_number  # else: PynamoDB expects the item not to exist yet
-        try:
-            record.save()  # conditional on the version read; bumps it
-        except PutError as exc:
-            if exc.cause_response_code == _CONDITION_FAILED:
-                raise StaleStateError(f"block link of {link.remote_id} in {link.mailbox} changed since it was read") from exc
-            raise _translate(exc, f"saving the block link of {link.remote_id} in {link.mailbox}") from exc
-        return replace(link, version_number=record.version_number or 0)
+        what = f"the block link of {link.remote_id} in {link.mailbox}"
+        return replace(link, version_number=save_versioned(record, link.version_number, what))
 
     def delete(self, link: BlockLink) -> None:
         """Remove ``link`` if nobody changed it since it was read; a link already gone counts as removed."""
         model = self._model
         record = model(_mailbox_pk(link.integration_id, link.mailbox), link.remote_id)
-        if link.version_number:
-            unchanged = (model.version_number == link.version_number) | model.pk.does_not_exist()
-        else:
-            unchanged = model.pk.does_not_exist()  # never saved: only "still absent" is unchanged
-        try:
-            record.delete(condition=unchanged, add_version_condition=False)
-        except DeleteError as exc:
-            if exc.cause_response_code == _CONDITION_FAILED:
-                raise StaleStateError(f"block link of {link.remote_id} in {link.mailbox} changed since it was read") from exc
-            raise _translate(exc, f"deleting the block link of {link.remote_id} in {link.mailbox}") from exc
+        delete_versioned(model, record, link.version_number, f"the block link of {link.remote_id} in {link.mailbox}")
 
 
 # ---------------------------------------------------------------- cursors

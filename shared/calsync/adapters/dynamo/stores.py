@@ -7,6 +7,7 @@ mailbox already taken ``ConflictError``, anything else ``RetryableError`` or ``P
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError
@@ -62,6 +63,34 @@ def _translate(exc: PynamoDBException, doing: str) -> CalsyncError:
 
 
 # ---------------------------------------------------------------- integrations
+
+
+def save_versioned(record: Any, version_number: int, what: str) -> int:
+    """Save ``record`` only if its stored version is still ``version_number`` (0: it must not exist yet); the new
+    version. A lost race is a StaleStateError."""
+    if version_number:
+        record.version_number = version_number  # else: PynamoDB expects the item not to exist yet
+    try:
+        record.save()  # conditional on the version read; bumps it
+    except PynamoDBException as exc:
+        if exc.cause_response_code == _CONDITION_FAILED:
+            raise StaleStateError(f"{what} changed since it was read") from exc
+        raise _translate(exc, f"saving {what}") from exc
+    return int(record.version_number or 0)
+
+
+def delete_versioned(model: Any, record: Any, version_number: int, what: str) -> None:
+    """Delete ``record`` if nobody changed it since ``version_number`` was read; already gone counts as deleted."""
+    if version_number:
+        unchanged = (model.version_number == version_number) | model.pk.does_not_exist()
+    else:
+        unchanged = model.pk.does_not_exist()  # never saved: only "still absent" is unchanged
+    try:
+        record.delete(condition=unchanged, add_version_condition=False)
+    except PynamoDBException as exc:
+        if exc.cause_response_code == _CONDITION_FAILED:
+            raise StaleStateError(f"{what} changed since it was read") from exc
+        raise _translate(exc, f"deleting {what}") from exc
 
 
 def _integration_record(model: type[IntegrationRecord], integration: Integration) -> IntegrationRecord:
@@ -327,27 +356,11 @@ class DynamoLinkStore:
             fingerprint=link.fingerprint, remote_id=link.remote_id, remote_version=link.version,
             provider=link.provider,
         )  # fmt: skip
-        if link.version_number:
-            record.version_number = link.version_number  # else: PynamoDB expects the item not to exist yet
-        try:
-            record.save()  # conditional on the version read; bumps it
-        except PutError as exc:
-            if exc.cause_response_code == _CONDITION_FAILED:
-                raise StaleStateError(f"link of {link.jrni_key} in {link.mailbox} changed since it was read") from exc
-            raise _translate(exc, f"saving the link of {link.jrni_key} in {link.mailbox}") from exc
-        return replace(link, version_number=record.version_number or 0)
+        what = f"the link of {link.jrni_key} in {link.mailbox}"
+        return replace(link, version_number=save_versioned(record, link.version_number, what))
 
     def delete(self, link: Link) -> None:
         """Remove ``link`` if nobody changed it since it was read; a link already gone counts as removed."""
         model = self._model
         record = model(_link_pk(link.integration_id, link.jrni_key), link.mailbox)
-        if link.version_number:
-            unchanged = (model.version_number == link.version_number) | model.pk.does_not_exist()
-        else:
-            unchanged = model.pk.does_not_exist()  # never saved: only "still absent" is unchanged
-        try:
-            record.delete(condition=unchanged, add_version_condition=False)
-        except PynamoDBException as exc:
-            if exc.cause_response_code == _CONDITION_FAILED:
-                raise StaleStateError(f"link of {link.jrni_key} in {link.mailbox} changed since it was read") from exc
-            raise _translate(exc, f"deleting the link of {link.jrni_key} in {link.mailbox}") from exc
+        delete_versioned(model, record, link.version_number, f"the link of {link.jrni_key} in {link.mailbox}")
