@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 
-from calsync.streaming.wiring import StreamingSettings, build_runner
+from calsync.streaming.wiring import StreamingSettings, build_runner, release_share
 
 
 def main() -> int:
@@ -19,7 +19,10 @@ def main() -> int:
     runner = build_runner(StreamingSettings.from_env())
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stop())
-    runner.run()
+    try:
+        runner.run()
+    finally:
+        release_share(runner)
     return 0
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from calsync.domain import PermanentError
@@ -17,6 +20,8 @@ from calsync.settings import ConfigurationError
 from calsync.streaming.planner import MAX_GROUP_SIZE, MailboxRef, Shard
 from calsync.streaming.ports import StreamingExchange
 from calsync.streaming.runner import RunnerSettings, StreamingRunner
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class StreamingSettings:
     region: str
     aws_endpoint_url: str | None  # only outside AWS (the local stack)
     runner: RunnerSettings
+    claim_share: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamingSettings:
@@ -38,12 +44,12 @@ class StreamingSettings:
         if missing:
             raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
         shards = int(env.get("STREAMING_SHARDS") or 1)
-        if shards > 1 and not env.get("STREAMING_SHARD_INDEX"):
-            # Two tasks guessing the same share would leave the other shares unwatched: refuse to guess.
-            raise ConfigurationError(f"STREAMING_SHARDS is {shards}: set STREAMING_SHARD_INDEX (0 to {shards - 1})")
+        # Without an index, a task of several claims a free share at start (a lease in the state table): the tasks
+        # of one ECS service are identical, so none can be told its share in advance.
+        fixed_index = env.get("STREAMING_SHARD_INDEX")
         runner = RunnerSettings(
             task_id=env.get("STREAMING_TASK_ID") or f"{socket.gethostname()}:{os.getpid()}",
-            shard=Shard(int(env.get("STREAMING_SHARD_INDEX") or 0), shards),
+            shard=Shard(int(fixed_index or 0), shards),
             connection_limit=int(env.get("STREAMING_CONNECTION_LIMIT") or 10),
             group_size=int(env.get("STREAMING_GROUP_SIZE") or MAX_GROUP_SIZE),
             connection_minutes=int(env.get("STREAMING_CONNECTION_MINUTES") or 29),
@@ -61,6 +67,7 @@ class StreamingSettings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "eu-west-2",
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             runner=runner,
+            claim_share=shards > 1 and not fixed_index,
         )
 
 
@@ -126,10 +133,77 @@ def build_runner(settings: StreamingSettings, boto3_session: Any = None) -> Stre
                                   settings.inbound_queue_url)  # fmt: skip
     # Each open stream holds a pooled session; subscribing needs one more per group beside it.
     sessions = 2 * settings.runner.connection_limit + 2
-    return StreamingRunner(
-        settings.runner,
+    state: Any = DynamoStreamingStateStore(settings.streaming_state_table, **options)
+    runner_settings = settings.runner
+    lease: ShareLease | None = None
+    if settings.claim_share:
+        lease = ShareLease(state, runner_settings.task_id, runner_settings.shard.count,
+                           timedelta(seconds=3 * runner_settings.heartbeat_seconds))  # fmt: skip
+        runner_settings = replace(runner_settings, shard=Shard(lease.claim(), runner_settings.shard.count))
+        state = LeasedState(state, lease)
+    runner = StreamingRunner(
+        runner_settings,
         directory=StoreMailboxDirectory(integrations, mappings),
         exchange_for=EwsExchanges(integrations, secrets, sessions=sessions),
         notifier=notifier,
-        state=DynamoStreamingStateStore(settings.streaming_state_table, **options),
+        state=state,
     )
+    if lease is not None:
+        lease.on_lost = runner.stop
+        runner.share_lease = lease  # type: ignore[attr-defined]  # released by the entry point after the run
+    return runner
+
+
+def release_share(runner: StreamingRunner) -> None:
+    """Give up the share a task claimed, so the task replacing it takes it over at once (not after the lease)."""
+    lease = getattr(runner, "share_lease", None)
+    if lease is not None:
+        lease.release()
+
+
+class ShareLease:
+    """A task's hold on one share of the mailboxes: claimed at start, renewed with each heartbeat, given up at stop."""
+
+    def __init__(self, store: Any, task_id: str, shards: int, length: timedelta,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
+        self.store, self.task_id, self.shards, self.length, self.clock = store, task_id, shards, length, clock
+        self.index: int | None = None
+        self.on_lost: Callable[[], None] = lambda: None
+
+    def claim(self, wait_seconds: float = 5.0, attempts: int = 120) -> int:
+        """A free (or expired) share; waits while every share is held by a live task (e.g. during a deployment)."""
+        for _ in range(attempts):
+            index = self.store.claim_shard(self.task_id, self.shards, self.clock(), self.length)
+            if index is not None:
+                self.index = index
+                logger.info("holding share %s of %s", index, self.shards)
+                return int(index)
+            time.sleep(wait_seconds)
+        raise ConfigurationError(f"no share of {self.shards} came free: more tasks run than STREAMING_SHARDS allows")
+
+    def renew(self) -> None:
+        if self.index is not None and not self.store.renew_shard(self.task_id, self.shards, self.index, self.clock(),
+                                                                 self.length):  # fmt: skip
+            # Another task took our share (we were too slow to renew): stop, and let ECS start a fresh task.
+            logger.error("lost share %s of %s: stopping", self.index, self.shards)
+            self.index = None
+            self.on_lost()
+
+    def release(self) -> None:
+        if self.index is not None:
+            self.store.release_shard(self.task_id, self.shards, self.index)
+            self.index = None
+
+
+class LeasedState:
+    """The streaming state store, with the share lease renewed on every heartbeat and released with the last one."""
+
+    def __init__(self, store: Any, lease: ShareLease) -> None:
+        self._store, self._lease = store, lease
+
+    def heartbeat(self, task_id: str, at: datetime, mailboxes: int) -> None:
+        self._store.heartbeat(task_id, at, mailboxes)
+        self._lease.renew()
+
+    def record_mailbox(self, integration_id: str, mailbox: str, mode: str, detail: str, at: datetime) -> None:
+        self._store.record_mailbox(integration_id, mailbox, mode, detail, at)
