@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from calsync.domain import FreeBusy, JrniKey, Mapping, ResourceKind, Stamp, TimeWindow
+from calsync.domain import FreeBusy, JrniKey, LinkState, Mapping, ResourceKind, Stamp, TimeWindow
 from calsync.domain.inbound import BlockLink, CalendarEvent, MailboxChanges, OurItem
 from calsync.engine.inbound import (
     CancelBooking,
@@ -115,6 +115,9 @@ CASES = [
     Case("renamed", [meeting(subject="Board", version="v2")], blocks=[block()], expected=["move m1 'Board'"]),
     # A change that does not matter to JRNI (and our own block write echoing back) calls nothing.
     Case("unchanged", [meeting(version="v2")], blocks=[block()], expected=[]),
+    # A block whose creation failed or crashed midway is finished (found by its marker, or made), never forgotten.
+    Case("pending block", [meeting()], blocks=[block(state=LinkState.PENDING, jrni_key=None, slot_id="")],
+         expected=["move m1 'Team meeting'"]),
     # Deleted, cancelled or turned Free: the block goes.
     Case("deleted", removed=["m1"], blocks=[block()], expected=["remove m1"]),
     Case("cancelled", [meeting(is_cancelled=True)], blocks=[block()], expected=["remove m1"]),

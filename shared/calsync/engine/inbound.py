@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from calsync.domain import FreeBusy, JrniKey, Mapping, TimeWindow
+from calsync.domain import FreeBusy, JrniKey, LinkState, Mapping, TimeWindow
 from calsync.domain.inbound import BlockLink, CalendarEvent, MailboxChanges, OurItem
 
 DEFAULT_BLOCKING = frozenset({FreeBusy.BUSY, FreeBusy.OOF, FreeBusy.TENTATIVE, FreeBusy.WORKING_ELSEWHERE})
@@ -145,7 +145,8 @@ def plan_inbound(
             title = block_title(event, options)
             if link is None:
                 actions.append(CreateBlock(mapping, event, event.window, title))
-            elif link.window != event.window or link.title != title:
+            elif link.state is LinkState.PENDING or link.window != event.window or link.title != title:
+                # Pending: a create that failed or crashed midway; the move finds the block by its marker, or makes it.
                 actions.append(MoveBlock(link, event, event.window, title))
             # else: the block already says exactly this (a change that does not matter to JRNI)
         elif link is not None:
