@@ -221,3 +221,13 @@ def event_source_queue(template: Mapping[str, Any], function: str) -> tuple[str,
             logical_id = queue["Fn::GetAtt"][0] if isinstance(queue, dict) and "Fn::GetAtt" in queue else str(queue)
             return logical_id, int(event["Properties"].get("BatchSize", 10))
     raise KeyError(f"{function} has no SQS event source in the template")
+
+
+def task_environment(template: Mapping[str, Any], resources: Resources,
+                     task: str = "StreamingTaskDefinition") -> dict[str, str]:  # fmt: skip
+    """The environment of the (first) container of an ECS task definition in the template, resolved.
+
+    The task definition itself is only created in AWS (condition ``RunStreamingTask``); locally its container runs as
+    a process, with exactly these variables."""
+    containers = template["Resources"][task]["Properties"]["ContainerDefinitions"]
+    return {str(entry["Name"]): str(resources.resolve(entry["Value"])) for entry in containers[0].get("Environment", [])}

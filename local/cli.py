@@ -19,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     local = commands.add_parser(
         "local",
         help="run the whole stack on loopback (moto, the EWS and JRNI emulators, the functions)",
-        description="Runs moto, both emulators, an API Gateway-like front and the SQS poller, seeds a demo "
+        description="Runs moto, both emulators, an API Gateway-like front, the SQS pollers and the streaming task, seeds a demo "
         "organisation, prints one ready line with the URLs, and runs until Ctrl-C or SIGTERM.",
     )
     local.add_argument("--api-port", type=int, default=8087, help="the API front (0: a free port)")

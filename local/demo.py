@@ -1,8 +1,15 @@
-"""``make demo``: the local stack, and bookings made in JRNI "as a JRNI user would", watched arriving in Outlook.
+"""``make demo``: the local stack, both directions.
 
-Each step changes something through the JRNI emulator's control plane (which fires webhooks, as JRNI does), then
-polls the EWS emulator's mailboxes until the calendars show it, and prints what appeared, changed or disappeared
-where, and how long it took. Exit 0 when every step arrived; 1, with what was expected, when one did not in time.
+JRNI → Outlook: each step changes something through the JRNI emulator's control plane (which fires webhooks, as JRNI
+does), then polls the EWS emulator's mailboxes until the calendars show it.
+
+Outlook → JRNI: each step changes an adviser's calendar as its owner would in Outlook (the EWS emulator's control
+plane, which raises the same notifications as EWS), and the streaming task, the inbound queue and the inbound
+function carry it to JRNI; the demo polls JRNI's state (its blocks and bookings) until it shows the change, and reads
+the events calsync put on the EventBridge bus through a rule → SQS queue on moto.
+
+Every step prints what appeared, changed or disappeared where, and how long it took. Exit 0 when every step arrived;
+1, with what was expected, when one did not in time.
 """
 
 from __future__ import annotations
@@ -335,8 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     with log_path.open("w", encoding="utf-8") as log:
         options = StackOptions(api_port=port_if_free(8087), ews_port=port_if_free(8089), jrni_port=port_if_free(8088),
                                seed=DEMO_SEED, latency_ms=args.latency_ms, log_stream=log)  # fmt: skip
-        out.write(style.paint("calsync demo", "1") + ": JRNI bookings arriving in Outlook, through the real handlers "
-                  "on the local stack\n")  # fmt: skip
+        out.write(style.paint("calsync demo", "1") + ": JRNI bookings arriving in Outlook, and Outlook meetings "
+                  "arriving in JRNI, through the real handlers on the local stack\n")  # fmt: skip
         out.flush()
         stack = LocalStack(options)
         try:
@@ -349,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
             demo.print_header()
             scenario_began = time.monotonic()
             run_scenario(demo, day)
+            from local.demo_inbound import run_inbound  # it uses this module's helpers
+
+            run_inbound(demo, day)
             out.write("\n" + summary(demo, time.monotonic() - scenario_began) + "\n")
             out.write(style.paint("demo passed", "32;1") + f" in {time.monotonic() - began:.1f} s\n")
             return 0

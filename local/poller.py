@@ -37,6 +37,7 @@ class SqsPoller:
         *,
         batch_size: int = 10,
         workers: int = 2,
+        name: str = "function",
     ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
@@ -44,12 +45,18 @@ class SqsPoller:
         self.handler = handler
         self.context_factory = context_factory
         self.batch_size = batch_size
+        self.name = name
         self.region = str(sqs.meta.region_name)
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, name=f"sqs-poller-{i}", daemon=True) for i in range(workers)]
+        self._threads = [threading.Thread(target=self._run, name=f"sqs-poller-{name}-{i}", daemon=True)
+                         for i in range(workers)]  # fmt: skip
         self.invocations = 0
         self.deleted = 0
         self._counter_lock = threading.Lock()
+        # pause(): no new receive starts, and pause() returns once the batches being handled are done.
+        self._gate = threading.Condition()
+        self._paused = False
+        self._busy = 0
 
     def start(self) -> SqsPoller:
         for thread in self._threads:
@@ -58,11 +65,28 @@ class SqsPoller:
 
     def stop(self) -> None:
         self._stop.set()
+        self.resume()
         for thread in self._threads:
             thread.join(timeout=WAIT_SECONDS + 30)
 
+    def pause(self, timeout: float = 60.0) -> None:
+        """Stop receiving, and wait (up to ``timeout``) until the handler invocations under way have returned."""
+        with self._gate:
+            self._paused = True
+            self._gate.wait_for(lambda: self._busy == 0, timeout)
+
+    def resume(self) -> None:
+        with self._gate:
+            self._paused = False
+            self._gate.notify_all()
+
     def _run(self) -> None:
         while not self._stop.is_set():
+            with self._gate:
+                if self._paused:
+                    self._gate.wait(0.2)
+                    continue
+                self._busy += 1
             try:
                 self.poll_once()
             except Exception:
@@ -70,6 +94,10 @@ class SqsPoller:
                     return  # moto is going away with the rest of the stack
                 log.error("polling %s failed:\n%s", self.queue_url, traceback.format_exc())
                 self._stop.wait(1)
+            finally:
+                with self._gate:
+                    self._busy -= 1
+                    self._gate.notify_all()
 
     def poll_once(self) -> int:
         """Receive one batch (waiting up to a second) and hand it to the handler; the number of records."""
@@ -87,7 +115,7 @@ class SqsPoller:
             response = self.handler({"Records": records}, self.context_factory())
         except Exception:
             # The whole batch failed: every message comes back after its visibility timeout.
-            log.error("the outbound function raised; batch of %d not deleted:\n%s", len(records),
+            log.error("the %s function raised; batch of %d not deleted:\n%s", self.name, len(records),
                       traceback.format_exc())  # fmt: skip
             return len(records)
         failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}

@@ -6,7 +6,8 @@ A seed file (``demo-seed.json`` beside this file is the default) has four sectio
 - ``exchange`` — ``service_account {address, password}`` (given ApplicationImpersonation over every mailbox) and
   ``mailboxes [{address, display_name?, time_zone?}]`` (Windows zone ids);
 - ``integration`` — ``id``, ``name``, ``company_id`` (the JRNI parent), ``jrni_admin`` (an admin's e-mail from
-  ``jrni.admins``), ``webhook {format: "data" | "legacy", username, password}``, optional ``options``;
+  ``jrni.admins``), ``webhook {format: "data" | "legacy", username, password}``, optional ``options`` and the inbound
+  switches ``appointment_lock`` (default true) and ``auto_confirm`` (default false);
 - ``mappings`` — ``[{kind: "person" | "resource", jrni_id, mailbox}]``; staff left out stay unmapped.
 
 Credentials go to Secrets Manager (moto) under the template's prefix; the integration and its mappings are made
@@ -19,6 +20,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -107,6 +109,8 @@ def apply_seed(
                      "access_type": "impersonation"},
         "webhook_secret_name": names["webhook"],
         "options": integration.get("options", {}),
+        "appointment_lock": bool(integration.get("appointment_lock", True)),
+        "auto_confirm": bool(integration.get("auto_confirm", False)),
     }  # fmt: skip
     _check(http.post(f"{api_url}/admin/integrations", json=body, timeout=_TIMEOUT), "creating the integration")
     # An operator first looks at the list JRNI gives, then maps; a mapping to someone JRNI does not list is a mistake.
@@ -121,7 +125,39 @@ def apply_seed(
                         json={"mailbox": mapping["mailbox"]}, timeout=_TIMEOUT), f"mapping {kind} {jrni_id}")  # fmt: skip
 
     webhook_url = f"{api_url}/webhooks/jrni/{integration_id}"
-    receiver = {"url": webhook_url, "format": webhook.get("format", "data"),
-                "auth": {"basic": {"username": webhook["username"], "password": webhook["password"]}}}  # fmt: skip
-    _check(http.post(f"{jrni_url}/_emulator/webhooks", json=receiver, timeout=_TIMEOUT), "pointing JRNI's webhooks")
+    _check(http.post(f"{jrni_url}/_emulator/webhooks", json=_receiver(webhook, webhook_url), timeout=_TIMEOUT),
+           "pointing JRNI's webhooks")  # fmt: skip
     return Seeded(integration_id, webhook_url)
+
+
+def _receiver(webhook: dict[str, Any], url: str) -> dict[str, Any]:
+    return {"url": url, "format": webhook.get("format", "data"),
+            "auth": {"basic": {"username": webhook["username"], "password": webhook["password"]}}}  # fmt: skip
+
+
+def reseed(seed: dict[str, Any] | None, seeded: Seeded | None, *, ews_url: str, jrni_url: str) -> None:
+    """Both emulators back to what ``apply_seed`` left: faults cleared; JRNI emptied and seeded again (its bookings
+    and blocks gone) with its webhooks pointed at the integration again; impersonation granted again and every
+    mailbox emptied (as their owners would delete the items, so subscriptions stay and see it)."""
+    http = requests.Session()
+    _check(http.delete(f"{jrni_url}/_emulator/faults", timeout=_TIMEOUT), "clearing JRNI's faults")
+    _check(http.post(f"{jrni_url}/_emulator/reset", timeout=_TIMEOUT), "resetting JRNI")
+    _check(http.delete(f"{ews_url}/_emulator/faults", timeout=_TIMEOUT), "clearing the EWS emulator's faults")
+    if seed is None:
+        return
+    _check(http.post(f"{jrni_url}/_emulator/seed", json=seed["jrni"], timeout=_TIMEOUT), "seeding JRNI")
+    if seeded is not None:
+        _check(http.post(f"{jrni_url}/_emulator/webhooks",
+                         json=_receiver(seed["integration"]["webhook"], seeded.webhook_url), timeout=_TIMEOUT),
+               "pointing JRNI's webhooks")  # fmt: skip
+    exchange = seed["exchange"]
+    _check(http.post(f"{ews_url}/_emulator/impersonation",
+                     json={"service_account": exchange["service_account"]["address"], "mailboxes": ["*"]},
+                     timeout=_TIMEOUT), "granting ApplicationImpersonation")  # fmt: skip
+    for mailbox in exchange.get("mailboxes", []):
+        address = mailbox["address"]
+        items = _check(http.get(f"{ews_url}/_emulator/mailboxes/{address}/items", timeout=_TIMEOUT),
+                       f"reading {address}")  # fmt: skip
+        for item in items or []:
+            _check(http.delete(f"{ews_url}/_emulator/mailboxes/{address}/items/{quote(item['id'], safe='')}",
+                               timeout=_TIMEOUT), f"emptying {address}")  # fmt: skip

@@ -1,7 +1,12 @@
-"""The whole local stack in one process: moto, both emulators, the HTTP front, the SQS poller, and the seed.
+"""The whole local stack: moto, both emulators, the HTTP front, the two SQS pollers, the streaming task, the seed.
 
 The functions run in-process with the environment a deployed function gets (read off ``template.yaml``), plus
 ``AWS_ENDPOINT_URL`` pointing every AWS client at moto and dummy credentials. ``stop()`` puts the environment back.
+The streaming task runs as a child process (``functions/streaming/main.py``) with the environment the template
+gives its ECS container, pointed at moto and the EWS emulator, and stops with the stack (SIGTERM, as ECS stops it).
+
+Besides the template's resources, the stack puts a rule on the event bus that copies every calsync event to an SQS
+queue of its own (``events_queue_url``), so that the demo and tests can read what the customer's rules would see.
 """
 
 from __future__ import annotations
@@ -11,24 +16,41 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
+import requests
+
 from local import ROOT
-from local.aws import Resources, create_resources, event_source_queue, function_environment, load_template
+from local.aws import (
+    Resources,
+    create_resources,
+    event_source_queue,
+    function_environment,
+    load_template,
+    task_environment,
+)
 from local.events import LambdaContext
 from local.front import build_front
 from local.poller import SqsPoller
-from local.seed import DEMO_SEED, Seeded, apply_seed, load_seed
+from local.seed import DEMO_SEED, Seeded, apply_seed, load_seed, reseed
+from local.streaming import StreamingProcess
 
 REGION = "eu-west-2"
 # moto accepts any credentials; these only keep boto3 from looking for real ones.
 _DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
               "AWS_SECURITY_TOKEN": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}  # fmt: skip
-# Logical ids in template.yaml of the three functions the stack runs, and their folders under functions/.
-FUNCTIONS = {"JrniWebhookFunction": "jrni_webhook", "OutboundFunction": "outbound", "AdminFunction": "admin"}
+# Logical ids in template.yaml of the functions the stack runs, and their folders under functions/.
+FUNCTIONS = {"JrniWebhookFunction": "jrni_webhook", "OutboundFunction": "outbound", "AdminFunction": "admin",
+             "InboundFunction": "inbound"}  # fmt: skip
+# The streaming task's intervals on the local stack (seconds): mappings re-read, heartbeat, and wakes coalesced
+# much more often than in AWS, so that a meeting made in Outlook reaches JRNI in well under a second.
+STREAMING_LOCAL = {"STREAMING_REFRESH_SECONDS": "1", "STREAMING_HEARTBEAT_SECONDS": "2",
+                   "STREAMING_COALESCE_SECONDS": "0.2", "STREAMING_TASK_ID": "local-streaming"}  # fmt: skip
+EVENTS_QUEUE = "calsync-local-events"  # the stack's own queue behind a rule matching every calsync event
 
 
 @dataclass
@@ -45,6 +67,14 @@ class StackOptions:
     # Where the functions' logs (Powertools, JSON lines) go; stdout is kept for the ready line.
     log_stream: IO[str] = field(default_factory=lambda: sys.stderr)
     log_level: str = "INFO"
+    # The streaming task: run it (as a process), and its limits. None: the template's defaults
+    # (StreamingConnectionLimit, StreamingTimedSyncSeconds).
+    streaming: bool = True
+    streaming_connection_limit: int | None = None
+    timed_sync_seconds: float | None = None
+    # VisibilityTimeout of the outbound and inbound queues (template: 6 x the function's timeout); a short one makes a
+    # batch that failed as a whole come back sooner.
+    queue_visibility_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -93,8 +123,12 @@ class LocalStack:
         self.jrni: Any = None
         self.front: Any = None
         self.poller: SqsPoller | None = None
+        self.inbound_poller: SqsPoller | None = None
+        self.streaming: StreamingProcess | None = None
+        self.events_queue_url: str | None = None
         self.session: Any = None
         self._saved_env: dict[str, str | None] = {}
+        self._moto_url = ""
         self._log_handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
 
     def __enter__(self) -> LocalStack:
@@ -129,7 +163,7 @@ class LocalStack:
         self.moto = ThreadedMotoServer(ip_address=opts.host, port=0, verbose=False)
         self.moto.start()
         moto_host, moto_port = self.moto.get_host_and_port()
-        moto_url = f"http://{moto_host}:{moto_port}"
+        moto_url = self._moto_url = f"http://{moto_host}:{moto_port}"
 
         self._set_env({**_DUMMY_AWS, "AWS_ENDPOINT_URL": moto_url})
         import boto3
@@ -159,12 +193,9 @@ class LocalStack:
             opts.host,
             opts.api_port,
         ).start()
-        queue, batch_size = event_source_queue(self.template, "OutboundFunction")
-        self.poller = SqsPoller(
-            self.client("sqs"), self.resources.queue_urls[queue], self.resources.queue_arns[queue],
-            modules["OutboundFunction"].lambda_handler, self._context_factory("OutboundFunction"),
-            batch_size=batch_size, workers=opts.poller_workers,
-        ).start()  # fmt: skip
+        self.poller = self._poller(modules, "OutboundFunction", "outbound")
+        self.inbound_poller = self._poller(modules, "InboundFunction", "inbound")
+        self.events_queue_url = self._capture_events()
 
         self.urls = StackUrls(api=self.front.base_url, ews=self.ews.base_url, jrni=self.jrni.base_url)
         if opts.seed is not None:
@@ -172,7 +203,120 @@ class LocalStack:
                 load_seed(opts.seed), api_url=self.urls.api, ews_url=self.urls.ews, jrni_url=self.urls.jrni,
                 secrets_client=self.client("secretsmanager"), secrets_prefix=env.get("SECRETS_PREFIX", ""),
             )  # fmt: skip
+        if opts.streaming:
+            # After the seed: its first plan already holds the seeded mappings (it re-reads them every second).
+            self.streaming = StreamingProcess(self.streaming_environment(), opts.log_stream).start()
         return self.urls
+
+    def _poller(self, modules: dict[str, ModuleType], logical_id: str, name: str) -> SqsPoller:
+        """The SQS event source of one function, as the template declares it."""
+        assert self.resources is not None
+        queue, batch_size = event_source_queue(self.template, logical_id)
+        url = self.resources.queue_urls[queue]
+        if self.options.queue_visibility_seconds is not None:
+            self.client("sqs").set_queue_attributes(
+                QueueUrl=url, Attributes={"VisibilityTimeout": str(self.options.queue_visibility_seconds)})
+        return SqsPoller(
+            self.client("sqs"), url, self.resources.queue_arns[queue], modules[logical_id].lambda_handler,
+            self._context_factory(logical_id), batch_size=batch_size, workers=self.options.poller_workers, name=name,
+        ).start()  # fmt: skip
+
+    def _capture_events(self) -> str | None:
+        """A rule on the template's bus sending every calsync event to a queue of the stack's own."""
+        assert self.resources is not None
+        if not self.resources.event_buses:
+            return None
+        bus = next(iter(self.resources.event_buses.values()))
+        sqs, events = self.client("sqs"), self.client("events")
+        url = str(sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"])
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name=f"{EVENTS_QUEUE}-all", EventBusName=bus, EventPattern=json.dumps({"source": ["calsync"]}))
+        events.put_targets(Rule=f"{EVENTS_QUEUE}-all", EventBusName=bus, Targets=[{"Id": "local", "Arn": arn}])
+        return url
+
+    def streaming_environment(self) -> dict[str, str]:
+        """The streaming task's environment: the template's container environment, resolved, with AWS pointed at
+        moto, the local intervals and the options' limits."""
+        assert self.resources is not None
+        env = task_environment(self.template, self.resources)
+        env.update({name: os.environ[name] for name in (*_DUMMY_AWS, "AWS_ENDPOINT_URL")})
+        env.update(STREAMING_LOCAL)
+        if self.options.streaming_connection_limit is not None:
+            env["STREAMING_CONNECTION_LIMIT"] = str(self.options.streaming_connection_limit)
+        if self.options.timed_sync_seconds is not None:
+            env["STREAMING_TIMED_SYNC_SECONDS"] = str(self.options.timed_sync_seconds)
+        env["POWERTOOLS_LOG_LEVEL"] = self.options.log_level
+        return env
+
+    # ------------------------------------------------------------------------------------------ between tests
+
+    def events(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
+        """The calsync events put on the bus since the last call (EventBridge's envelope, ``detail`` parsed)."""
+        if self.events_queue_url is None:
+            return []
+        sqs = self.client("sqs")
+        found: list[dict[str, Any]] = []
+        while True:
+            answer = sqs.receive_message(QueueUrl=self.events_queue_url, MaxNumberOfMessages=10,
+                                         WaitTimeSeconds=0 if found else wait_seconds)  # fmt: skip
+            messages = answer.get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                if isinstance(envelope.get("detail"), str):
+                    envelope["detail"] = json.loads(envelope["detail"])
+                found.append(envelope)
+                sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def set_integration(self, integration_id: str, **fields: bool) -> None:
+        """Change an integration's inbound switches (``appointment_lock``, ``auto_confirm``) in its table.
+
+        The admin API has no call that changes an integration yet; this is the operator editing the item in the
+        integrations table (DynamoDB console), which the functions read afresh for every message."""
+        allowed = {"appointment_lock", "auto_confirm"}
+        if not fields or set(fields) - allowed:
+            raise ValueError(f"only {sorted(allowed)} can be set")
+        names = {f"#{name}": name for name in fields}
+        values = {f":{name}": {"BOOL": bool(value)} for name, value in fields.items()}
+        self.client("dynamodb").update_item(
+            TableName=os.environ["INTEGRATIONS_TABLE"], Key={"integration_id": {"S": integration_id}},
+            UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in fields),
+            ConditionExpression="attribute_exists(integration_id)",
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+        )  # fmt: skip
+
+    def reset(self) -> None:
+        """Back to the seed, as after ``start()``: emulator faults cleared, impersonation and JRNI's webhooks as the
+        seed set them, JRNI's bookings and blocks back to the seed's (none), every mailbox empty, links, block
+        links, cursors and sync statuses cleared, the integration's switches as seeded, and the queues empty.
+
+        The pollers are paused meanwhile, so no function acts half-way through; wakes the streaming task sends
+        during the reset only make the inbound function look at an empty mailbox afterwards."""
+        assert self.urls is not None and self.resources is not None
+        pollers = [p for p in (self.poller, self.inbound_poller) if p is not None]
+        for poller in pollers:
+            poller.pause()
+        try:
+            seed = load_seed(self.options.seed) if self.options.seed is not None else None
+            reseed(seed, self.seeded, ews_url=self.urls.ews, jrni_url=self.urls.jrni)
+            dynamodb = self.client("dynamodb")
+            for variable in ("LINKS_TABLE", "BLOCK_LINKS_TABLE", "CURSORS_TABLE"):
+                _empty_table(dynamodb, os.environ[variable])
+            _empty_table(dynamodb, os.environ["MAPPINGS_TABLE"],
+                         only=lambda key: str(key.get("sk", {}).get("S", "")).startswith("status#"))
+            if seed is not None and self.seeded is not None:
+                integration = seed["integration"]
+                self.set_integration(self.seeded.integration_id,
+                                     appointment_lock=bool(integration.get("appointment_lock", True)),
+                                     auto_confirm=bool(integration.get("auto_confirm", False)))  # fmt: skip
+            sqs = self.client("sqs")
+            for url in self.resources.queue_urls.values():
+                _empty_queue(sqs, url)
+            self.events()
+        finally:
+            for poller in pollers:
+                poller.resume()
 
     def client(self, service: str) -> Any:
         """A boto3 client for moto."""
@@ -190,8 +334,11 @@ class LocalStack:
     def _route_logs(self) -> None:
         """Send the functions' logs (Powertools' stdout handler) to ``log_stream``."""
         service = os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
+        seen: set[int] = set()
         for handler in logging.getLogger(service).handlers:
-            if isinstance(handler, logging.StreamHandler):
+            # A handler may be listed more than once (one per Logger of the service): keep its first stream only.
+            if isinstance(handler, logging.StreamHandler) and id(handler) not in seen:
+                seen.add(id(handler))
                 self._log_handlers.append((handler, handler.stream))
                 handler.setStream(self.options.log_stream)
 
@@ -204,13 +351,31 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything that was started, newest first, and put the environment back."""
-        for part in (self.poller, self.front, self.jrni, self.ews, self.moto):
+        # The streaming task first: it ends its subscriptions on the EWS emulator and sends its last wakes to moto.
+        if self.streaming is not None:
+            try:
+                self.streaming.stop()
+            except Exception as exc:
+                print(f"calsync local: stopping the streaming task failed: {exc}", file=sys.stderr)
+        for part in (self.inbound_poller, self.poller, self.front, self.jrni, self.ews):
             if part is not None:
                 try:
                     part.stop()
                 except Exception as exc:  # stopping the rest matters more than this one
                     print(f"calsync local: stopping {type(part).__name__} failed: {exc}", file=sys.stderr)
-        self.poller = self.front = self.jrni = self.ews = self.moto = None
+        if self.moto is not None:
+            # moto keeps its state in the process's global backends, which outlive its server: forget it, so that a
+            # next stack in this process starts from nothing.
+            try:
+                requests.post(f"{self._moto_url}/moto-api/reset", timeout=10)
+            except Exception as exc:
+                print(f"calsync local: resetting moto failed: {exc}", file=sys.stderr)
+            try:
+                self.moto.stop()
+            except Exception as exc:
+                print(f"calsync local: stopping moto failed: {exc}", file=sys.stderr)
+        self.streaming = None
+        self.poller = self.inbound_poller = self.front = self.jrni = self.ews = self.moto = None
         for handler, stream in self._log_handlers:
             handler.setStream(stream)
         self._log_handlers.clear()
@@ -222,6 +387,35 @@ class LocalStack:
         self._saved_env.clear()
         if "calsync.wiring" in sys.modules:
             sys.modules["calsync.wiring"].reset()
+
+
+def _empty_queue(sqs: Any, url: str) -> None:
+    """Purge a queue; SQS (and moto) allow one purge a minute, so within that minute, delete what is visible."""
+    from botocore.exceptions import ClientError
+
+    try:
+        sqs.purge_queue(QueueUrl=url)
+        return
+    except ClientError as exc:
+        if "PurgeQueueInProgress" not in str(exc.response.get("Error", {}).get("Code", "")):
+            raise
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            return
+        sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                                        for i, m in enumerate(messages)])  # fmt: skip
+
+
+def _empty_table(dynamodb: Any, table: str, only: Callable[[dict[str, Any]], bool] | None = None) -> None:
+    """Delete every item of ``table`` (only those whose key ``only`` accepts, when given)."""
+    keys = [a["AttributeName"] for a in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
+    pages = dynamodb.get_paginator("scan").paginate(TableName=table, ProjectionExpression=", ".join(f"#{k}" for k in keys),
+                                                    ExpressionAttributeNames={f"#{k}": k for k in keys})  # fmt: skip
+    for page in pages:
+        for item in page.get("Items", []):
+            if only is None or only(item):
+                dynamodb.delete_item(TableName=table, Key={k: item[k] for k in keys})
 
 
 class _EndpointSession:

@@ -223,3 +223,85 @@ def test_the_demo_fails_with_a_clear_message_when_a_step_does_not_arrive_in_time
     out = capsys.readouterr().out
     assert "demo FAILED: step 'booking created': not in Outlook after 0 s" in out
     assert "alice@bank.example.test should show booking" in out
+
+
+# ------------------------------------------------------------------------------ Outlook → JRNI on the stack
+
+
+def _calsync_blocks(stack: LocalStack) -> list[dict[str, Any]]:
+    assert stack.urls is not None
+    state = requests.get(f"{stack.urls.jrni}/_emulator/state", timeout=5).json()
+    return [b for b in state["blocks"] if not b.get("is_cancelled")]
+
+
+def _meeting(stack: LocalStack, mailbox: str, start: datetime, subject: str = "Team meeting") -> dict[str, Any]:
+    assert stack.urls is not None
+    made = requests.post(f"{stack.urls.ews}/_emulator/mailboxes/{mailbox}/items", json={
+        "subject": subject, "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat(),
+        "legacy_free_busy_status": "Busy"}, timeout=5)  # fmt: skip
+    assert made.status_code == 201, made.text
+    return dict(made.json())
+
+
+def test_a_meeting_made_in_outlook_becomes_one_jrni_block_through_streaming_and_the_inbound_function(
+    stack: LocalStack,
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=4)
+    _meeting(stack, "alice@bank.example.test", start)
+    (block,) = _wait(lambda: _calsync_blocks(stack))
+    assert block["person_id"] == 1 and block["company_id"] == 37001
+    assert datetime.fromisoformat(block["datetime"]) == start
+    assert datetime.fromisoformat(block["end_datetime"]) == start + timedelta(hours=1)
+    assert block["private_note"].splitlines()[0] == "Team meeting"
+    time.sleep(0.5)  # a second notification or wake must not make a second block
+    assert len(_calsync_blocks(stack)) == 1
+
+
+def test_reset_brings_the_stack_back_to_the_seed_and_inbound_still_works_afterwards(stack: LocalStack) -> None:
+    assert stack.urls is not None and stack.seeded is not None
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=5)
+    _meeting(stack, "alice@bank.example.test", start)
+    _wait(lambda: _calsync_blocks(stack))
+    requests.post(f"{stack.urls.ews}/_emulator/faults", json={"operation": "*", "kind": "server_busy"}, timeout=5)
+    stack.set_integration(stack.seeded.integration_id, appointment_lock=False)
+
+    stack.reset()
+
+    assert _calsync_blocks(stack) == []
+    assert _items(stack, "alice@bank.example.test") == []
+    listed = requests.get(f"{stack.urls.api}/admin/integrations", timeout=5).json()["integrations"]
+    assert [(i["appointment_lock"], i["auto_confirm"]) for i in listed] == [(True, True)]  # as the demo seed says
+    dynamodb = stack.client("dynamodb")
+    for variable in ("BLOCK_LINKS_TABLE", "CURSORS_TABLE", "LINKS_TABLE"):
+        assert dynamodb.scan(TableName=os.environ[variable])["Items"] == [], variable
+    # Faults cleared, streaming still subscribed: a new meeting still becomes a block.
+    _meeting(stack, "ben@bank.example.test", start, "Branch huddle")
+    (block,) = _wait(lambda: _calsync_blocks(stack))
+    assert block["person_id"] == 2
+
+
+def test_the_streaming_task_runs_as_a_process_subscribed_to_the_mapped_mailboxes_and_stops_cleanly() -> None:
+    with open(os.devnull, "w") as logs:
+        stack = LocalStack(StackOptions(api_port=0, ews_port=0, jrni_port=0, log_stream=logs,
+                                        streaming_connection_limit=2))  # fmt: skip
+        stack.start()
+        try:
+            assert stack.streaming is not None and stack.urls is not None
+            process = stack.streaming
+            assert process.returncode is None
+            env = stack.streaming_environment()
+            assert env["STREAMING_CONNECTION_LIMIT"] == "2"
+            assert env["INBOUND_QUEUE_URL"] == os.environ["INBOUND_QUEUE_URL"]  # the template's task environment
+            stats_url = f"{stack.urls.ews}/_emulator/stats"
+
+            def subscribed() -> set[str]:
+                stats = requests.get(stats_url, timeout=5).json()
+                return set(stats["subscriptions_by_mailbox"]) if stats["streaming_connections"] == 1 else set()
+
+            # The seed maps Alice, Ben and the room (not Chloe): one connection carries their subscriptions.
+            assert _wait(subscribed) == {"alice@bank.example.test", "ben@bank.example.test",
+                                         "room1@bank.example.test"}  # fmt: skip
+        finally:
+            stack.stop()
+    assert process.returncode == 0  # SIGTERM: ended its subscriptions and connections, exited normally
+    assert stack.streaming is None
