@@ -33,10 +33,15 @@ class ExecutionReport:
 class Executor:
     """Carries out outbound actions for one integration."""
 
-    def __init__(self, integration_id: str, calendar: CalendarProvider, links: LinkStore) -> None:
+    def __init__(
+        self, integration_id: str, calendar: CalendarProvider, links: LinkStore, *, recreate_deleted: bool = True
+    ) -> None:
         self.integration_id = integration_id
         self.calendar = calendar
         self.links = links
+        # Appointment lock on: an item deleted in Outlook comes back. Off: the deletion is the adviser's word, and
+        # inbound cancels the booking when it reads it; writing the item again would lose that deletion.
+        self.recreate_deleted = recreate_deleted
 
     def apply(self, actions: list[Action]) -> ExecutionReport:
         """Apply ``actions`` in order. A mailbox that refuses us for good (PermanentError) does not stop the others:
@@ -104,8 +109,10 @@ class Executor:
         assert action.link.remote_id is not None
         ref = self.calendar.update_event(action.mailbox, action.link.remote_id, action.content)
         if ref is None:
-            # Deleted in Outlook: JRNI still has the booking, so it is written again.
-            self._create(action.mailbox, action.content, action.link)
+            if self.recreate_deleted:
+                # Deleted in Outlook while JRNI still has the booking: the lock puts it back.
+                self._create(action.mailbox, action.content, action.link)
+            # Else the link keeps naming the deleted item, so inbound recognises the deletion as ours to act on.
             return
         self.links.save(replace(action.link, fingerprint=action.content.fingerprint, remote_id=ref.remote_id,
                                 version=ref.version, state=LinkState.SYNCED))  # fmt: skip

@@ -126,14 +126,16 @@ def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
     )  # fmt: skip
     try:
         report = executor.apply(actions)
-        for key in dict.fromkeys(report.reverted):
-            _revert(services, integration, key)
         if report.notifications and services.events is not None:
+            # Right after the JRNI changes they describe: a failure later (a revert) must not lose them, because
+            # the retry will not confirm the reservation a second time.
             services.events.publish([
                 {"kind": n.kind, "integration_id": integration.id, "company_id": n.jrni_key.company_id,
                  "booking_id": n.jrni_key.booking_id, "at": now.isoformat(), **n.detail}
                 for n in report.notifications
             ])  # fmt: skip
+        for key in dict.fromkeys(report.reverted):
+            _revert(services, integration, key)
     except PermanentError as exc:
         _status(services, mapping, SyncState.ERROR, f"Outlook changes in {mailbox} could not be applied: {exc}")
         raise

@@ -149,7 +149,9 @@ def sync_outbound(services: Services, message: OutboundMessage) -> OutboundResul
     links = services.links.links_for(integration.id, message.jrni_key)
     mirrored = booking is not None and is_our_block(services, integration, booking)
     actions = plan_outbound(content, booking, mappings, links, integration.options, mirrored_from_exchange=mirrored)
-    report = Executor(integration.id, services.calendar_for(integration), services.links).apply(actions)
+    executor = Executor(integration.id, services.calendar_for(integration), services.links,
+                        recreate_deleted=integration.appointment_lock)  # fmt: skip
+    report = executor.apply(actions)
     _record(services, integration.id, message.jrni_key, mappings, actions, report.failed)
     if report.failed:
         # Every other mailbox is done; this message (for the ones that refused) goes to the dead-letter queue.

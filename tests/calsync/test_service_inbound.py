@@ -198,3 +198,18 @@ def test_a_jrni_block_made_by_inbound_is_never_pushed_back_to_outlook() -> None:
     world.source.bookings[as_jrni_reports_it.key] = as_jrni_reports_it
     sync_outbound(world.services, OutboundMessage(INTEGRATION, as_jrni_reports_it.key, "create"))
     assert world.calendar.contents() == {}  # no "Unavailable" echo of Alice's own meeting
+
+
+def test_lock_off_a_deletion_racing_jrnis_own_change_still_cancels_the_booking() -> None:
+    world = World(appointment_lock=False)
+    key, event = synced_booking(world)
+    moved = replace(world.source.bookings[key], window=TimeWindow(event.window.start + timedelta(hours=2),
+                                                                  event.window.end + timedelta(hours=2)))  # fmt: skip
+    world.source.bookings[key] = moved  # JRNI changes the booking...
+    world.calendar.mailboxes[ALICE].clear()  # ...while the adviser deletes the item in Outlook
+
+    sync_outbound(world.services, OutboundMessage(INTEGRATION, key, "modify"))  # JRNI's change arrives first
+    assert world.calendar.contents() == {}  # the deletion is not undone behind the adviser's back
+
+    world.outlook(removed=(event.remote_id,))  # then the deletion reaches inbound
+    assert world.source.bookings[key].status is BookingStatus.CANCELLED

@@ -12,12 +12,14 @@ import json
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -38,6 +40,12 @@ MAILBOXES = tuple(MAILBOX.values())
 SERVICE_ACCOUNT = "calsync-svc@bank.example.test"
 PROPERTY_SET_ID = "4f0c2b9e-6d1a-4c3e-9b57-2a8e61c0d7f3"  # calsync's own; constant for ever (see stamps.py)
 KEY_PROPERTY, INTEGRATION_PROPERTY = "CalsyncJrniKey", "CalsyncIntegrationId"
+
+NAME = {ALICE: "Alice Adams", BEN: "Ben Brown", CHLOE: "Chloe Clark", ROOM: "Meeting Room 1"}
+MAPPED = (ALICE, BEN, ROOM)  # the seed maps these three to mailboxes; Chloe has none
+MARKER_PREFIX = "calsync:"  # the last line of the private note of every JRNI block calsync makes
+ALL_BLOCKING = ["Busy", "OOF", "Tentative", "WorkingElsewhere"]  # the integrations' default blocking statuses
+PRIVATE_TITLE = "Private appointment"  # the neutral title of a private item's block
 
 WAIT_SECONDS = 15.0  # the longest any step may take; a booking normally arrives in well under a second
 POLL_SECONDS = 0.02
@@ -67,12 +75,54 @@ def stamp_of(item: dict[str, Any], name: str) -> str | None:
                 None)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Block:
+    """A live JRNI block calsync made for an Outlook item, as JRNI's state shows it."""
+
+    id: int
+    who: str  # the JRNI person or resource id (the seed's ids never overlap)
+    start: datetime
+    end: datetime
+    title: str  # the private note's lines before calsync's marker
+    marker: str
+
+    @property
+    def window(self) -> tuple[datetime, datetime]:
+        return self.start, self.end
+
+
+def calsync_blocks(state: dict[str, Any], *, live: bool = True) -> list[Block]:
+    """The blocks (status-3 bookings) in a JRNI state whose private note ends with calsync's marker; with ``live``
+    False the cancelled (removed) ones too."""
+    found = []
+    for block in state.get("blocks", []):
+        lines = str(block.get("private_note") or "").splitlines()
+        if not lines or not lines[-1].startswith(MARKER_PREFIX) or (live and block.get("is_cancelled")):
+            continue
+        who = block.get("person_id") or block.get("resource_id")
+        found.append(Block(int(block["id"]), str(who), utc(block["datetime"]), utc(block["end_datetime"]),
+                           "\n".join(lines[:-1]), lines[-1]))  # fmt: skip
+    return sorted(found, key=lambda b: (b.who, b.start, b.id))
+
+
+def jrni_writes(stats: dict[str, Any]) -> dict[str, int]:
+    """The admin-API writes in JRNI's request counts (logins left out): every block, slot and booking change."""
+    return {endpoint: count for endpoint, count in stats.get("requests", {}).items()
+            if "/api/" in endpoint and not endpoint.startswith("GET ") and "/login" not in endpoint}  # fmt: skip
+
+
+def minus(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """Counts that grew between two snapshots, by how much."""
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
 @dataclass
 class E2E:
     """The running stack and what a test does with it: JRNI changes as a JRNI user makes them, Outlook as seen."""
 
     stack: LocalStack
     http: requests.Session = field(default_factory=requests.Session)
+    saved_blocking: list[str] | None = None  # the integration's blocking statuses before a test changed them
 
     # ---- addresses ----------------------------------------------------------------------------------------------
 
@@ -121,8 +171,10 @@ class E2E:
         return response.json() if response.content else None
 
     def book(self, start: datetime, *, person: str | None = ALICE, resource: str | None = None,
-             service: int = MORTGAGE, reservation: bool = False, client: str = "Pat Jones") -> dict[str, Any]:  # fmt: skip
-        """A booking made in JRNI's screens at the branch; the booking JSON JRNI answers."""
+             service: int = MORTGAGE, reservation: bool = False, client: str = "Pat Jones",
+             external: bool = False) -> dict[str, Any]:  # fmt: skip
+        """A booking made in JRNI's screens at the branch; the booking JSON JRNI answers. ``external``: one JRNI
+        shows as made outside it (it refuses to move it: 403)."""
         first, last = client.split(" ", 1)
         body: dict[str, Any] = {"company_id": BRANCH, "service_id": service, "datetime": start.isoformat(),
                                 "client": {"first_name": first, "last_name": last,
@@ -133,6 +185,8 @@ class E2E:
             body["resource_id"] = int(resource)
         if reservation:
             body["reservation"] = True
+        if external:
+            body["external"] = True
         booking: dict[str, Any] = self.jrni("POST", "bookings", body)
         return booking
 
@@ -174,6 +228,115 @@ class E2E:
         captured = list(self.stack.ews.settings.captured)
         return [etree.fromstring(payload) for direction, name, payload, _ in captured
                 if direction == "request" and name == operation]  # fmt: skip
+
+    # ---- Outlook, as the mailbox owner changes it (the EWS emulator's control plane) --------------------------
+
+    def outlook(self, method: str, mailbox: str, item_id: str | None = None,
+                body: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        path = f"{self.ews}/_emulator/mailboxes/{mailbox}/items"
+        if item_id is not None:
+            path += "/" + quote(item_id, safe="")
+        response = self.http.request(method, path, json=body, timeout=10)
+        assert response.status_code < 400, f"Outlook refused {method} {path}: {response.status_code} {response.text}"
+        return dict(response.json()) if response.content else {}
+
+    def meeting(self, mailbox: str, start: datetime, minutes: int = 60, status: str = "Busy",
+                subject: str = "Team meeting", **fields: Any) -> dict[str, Any]:  # fmt: skip
+        """A meeting the adviser puts in their own calendar; the item JSON."""
+        return self.outlook("POST", mailbox, body={
+            "subject": subject, "start": start.isoformat(), "end": (start + timedelta(minutes=minutes)).isoformat(),
+            "legacy_free_busy_status": status, **fields})  # fmt: skip
+
+    def move(self, mailbox: str, item_id: str, start: datetime, minutes: int = 60) -> dict[str, Any]:
+        return self.outlook("PATCH", mailbox, item_id, {"start": start.isoformat(),
+                                                       "end": (start + timedelta(minutes=minutes)).isoformat()})
+
+    def view(self, mailbox: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The calendar's expanded view of ``start`` … ``end`` (occurrences with their own ids)."""
+        response = self.http.get(f"{self.ews}/_emulator/mailboxes/{mailbox}/items", timeout=10,
+                                 params={"start": start.isoformat(), "end": end.isoformat()})  # fmt: skip
+        response.raise_for_status()
+        return list(response.json())
+
+    def ews_stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = self.ews_control("GET", "stats")
+        return stats
+
+    def ews_writes(self) -> dict[str, int]:
+        operations = self.ews_stats().get("operations", {})
+        return {op: int(operations.get(op, 0)) for op in ("CreateItem", "UpdateItem", "DeleteItem")}
+
+    # ---- JRNI's blocks ----------------------------------------------------------------------------------------
+
+    def jrni_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = self.jrni("GET", "state")
+        return state
+
+    def blocks(self, who: str | None = None) -> list[Block]:
+        """calsync's live JRNI blocks (of one person or resource)."""
+        return [b for b in calsync_blocks(self.jrni_state()) if who is None or b.who == who]
+
+    def booking_now(self, booking_id: int) -> dict[str, Any]:
+        booking: dict[str, Any] = next(b for b in self.jrni_state()["bookings"] if b["id"] == booking_id)
+        return booking
+
+    def wait_blocks(self, who: str, windows: list[tuple[datetime, datetime]], what: str = "",
+                    timeout: float = WAIT_SECONDS) -> list[Block]:  # fmt: skip
+        """Wait until ``who``'s calsync blocks are exactly ``windows`` (one block each); the blocks."""
+        want = sorted(windows)
+
+        def match() -> list[list[Block]]:  # the blocks, wrapped: no blocks at all is an answer too
+            found = self.blocks(who)
+            return [found] if sorted(b.window for b in found) == want else []
+
+        try:
+            return wait_for(match, what or f"{NAME[who]}'s blocks at exactly {want}", timeout)[0]
+        except AssertionError as exc:
+            have = [(f"{b.start:%d %b %H:%M}", f"{b.end:%H:%M}", b.title) for b in self.blocks(who)]
+            raise AssertionError(f"{exc}; JRNI has {have}") from None
+
+    def stays(self, check: Callable[[], bool], what: str, seconds: float = 1.5) -> None:
+        """``check`` holds now and for ``seconds`` (what must *not* happen is watched for a bounded while)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            assert check(), f"no longer true: {what}"
+            if time.monotonic() > deadline:
+                return
+            time.sleep(POLL_SECONDS * 5)
+
+    def set_blocking(self, statuses: list[str]) -> None:
+        """The integration's blocking Outlook statuses (its ``inbound_free_busy``), as an operator edits its item;
+        put back after the test."""
+        dynamodb = self.stack.client("dynamodb")
+        key = {"integration_id": {"S": self.integration_id}}
+        if self.saved_blocking is None:
+            item = dynamodb.get_item(TableName=os.environ["INTEGRATIONS_TABLE"], Key=key)["Item"]
+            self.saved_blocking = [v["S"] for v in item.get("inbound_free_busy", {}).get("L", [])]
+        dynamodb.update_item(TableName=os.environ["INTEGRATIONS_TABLE"], Key=key,
+                             UpdateExpression="SET inbound_free_busy = :v",
+                             ExpressionAttributeValues={":v": {"L": [{"S": s} for s in statuses]}})  # fmt: skip
+
+    # ---- the inbound queue ----------------------------------------------------------------------------------
+
+    @property
+    def inbound_queue_url(self) -> str:
+        assert self.stack.inbound_poller is not None
+        return self.stack.inbound_poller.queue_url
+
+    def sync_every_mailbox(self, timeout: float = WAIT_SECONDS) -> None:
+        """Ask for a sync of every mapped mailbox (as the streaming task's timer would) and wait until the inbound
+        queue is empty again: each mailbox has then been read at least once after this call."""
+        assert self.stack.inbound_poller is not None
+        poller = self.stack.inbound_poller
+        before = poller.deleted
+        entries = [{"Id": str(i), "MessageGroupId": f"{self.integration_id}/{MAILBOX[who]}",
+                    "MessageDeduplicationId": uuid.uuid4().hex,
+                    "MessageBody": json.dumps({"integration": self.integration_id, "mailbox": MAILBOX[who],
+                                               "reason": "timer"})} for i, who in enumerate(MAPPED)]  # fmt: skip
+        self.sqs.send_message_batch(QueueUrl=self.inbound_queue_url, Entries=entries)
+        wait_for(lambda: poller.deleted >= before + len(entries)
+                 and self.queue_counts(self.inbound_queue_url) == (0, 0, 0),
+                 "every mailbox synced and the inbound queue empty", timeout)  # fmt: skip
 
     # ---- the admin API -------------------------------------------------------------------------------------------
 
@@ -322,6 +485,8 @@ def e2e(stack: LocalStack) -> Iterator[E2E]:
         world.sqs.purge_queue(QueueUrl=world.queue_url)
         raise
     finally:
+        if world.saved_blocking is not None:
+            world.set_blocking(world.saved_blocking)
         # Mailboxes emptied, JRNI back to the seed, links, block links, cursors and statuses cleared, queues empty,
         # with the pollers paused: the inbound function must not take the emptying for advisers deleting items.
         stack.reset()
