@@ -17,7 +17,7 @@ from calsync.domain import (
     Stamp,
     TimeWindow,
 )
-from calsync.domain.inbound import BlockLink, MailboxChanges
+from calsync.domain.inbound import BlockLink, MailboxChanges, MailboxStreamState
 
 
 @dataclass(frozen=True)
@@ -238,4 +238,11 @@ class EventPublisher(Protocol):
     """The customer's event bus (EventBridge): what happened, for their own notifications."""
 
     def publish(self, events: list[dict[str, object]]) -> None:
+        ...
+
+
+class StreamingStates(Protocol):
+    """What the streaming task reports per mailbox, for the operator's status."""
+
+    def mailbox_states(self, integration_id: str) -> list[MailboxStreamState]:
         ...

@@ -57,6 +57,7 @@ from calsync.ports import (
     OutboundMessage,
     OutboundQueue,
     SecretStore,
+    StreamingStates,
 )
 
 
@@ -78,6 +79,7 @@ class Services:
     block_links: BlockLinkStore | None = None
     cursors: CursorStore | None = None
     events: EventPublisher | None = None
+    streaming: StreamingStates | None = None  # how each mailbox is watched (admin status)
 
 
 def integration_or_404(services: Services, integration_id: str) -> Integration:

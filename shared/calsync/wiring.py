@@ -21,6 +21,7 @@ from calsync.ports import (
     CalendarProvider,
     EventPublisher,
     SecretStore,
+    StreamingStates,
 )
 from calsync.service import Services
 from calsync.settings import Settings
@@ -130,6 +131,17 @@ def _inbound_stores() -> tuple[Any, Any]:
 
 
 @functools.cache
+def _streaming_states() -> StreamingStates | None:
+    from calsync.adapters.dynamo import DynamoStreamingStateStore
+
+    current = settings()
+    if not current.streaming_state_table:
+        return None
+    return DynamoStreamingStateStore(current.streaming_state_table, region=current.region,
+                                     endpoint_url=current.aws_endpoint_url)  # fmt: skip
+
+
+@functools.cache
 def _events() -> EventPublisher | None:
     from calsync.adapters.events import EventBridgePublisher
 
@@ -164,6 +176,7 @@ def _services(*, calendars: bool, inbound: bool = False) -> Services:
         block_links=blocks,  # outbound reads it too: it must recognise the blocks inbound made
         cursors=cursors if inbound else None,
         events=_events() if inbound else None,
+        streaming=_streaming_states(),
     )
 
 
@@ -191,7 +204,7 @@ def inbound_services() -> Services:
 
 def reset() -> None:
     """Forget everything built (tests and the local stack change the environment between runs)."""
-    for cached in (settings, secrets, outbound_queue, inbound_queue, _stores, _inbound_stores, _events,
+    for cached in (settings, secrets, outbound_queue, inbound_queue, _stores, _inbound_stores, _events, _streaming_states,
                    webhook_services, outbound_services, admin_services, inbound_services):  # fmt: skip
         cached.cache_clear()
     _jrni_clients.clear()

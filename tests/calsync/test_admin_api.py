@@ -160,3 +160,29 @@ def test_the_openapi_document_is_served_to_operators(services: Services) -> None
     status, document = call(services, event)
     assert status == 200 and document["info"]["title"] == "calsync admin API"
     assert "/admin/integrations/{integration_id}/status" in document["paths"]
+
+
+def test_mappings_and_status_show_how_outlook_changes_are_watched(services: Services) -> None:
+    from dataclasses import replace
+
+    from calsync.domain.inbound import MailboxStreamState
+
+    at = datetime(2025, 7, 1, tzinfo=UTC)
+
+    class Watching:
+        def mailbox_states(self, integration_id: str) -> list[MailboxStreamState]:
+            return [MailboxStreamState(integration_id, ALICE, "timed", "over the 2 connections allowed: synced every 5 min", at)]
+
+    watched = replace(services, streaming=Watching())
+    put_mapping(watched, "person", "11", ALICE)
+    _, answer = call(watched, rest_event("GET", f"/admin/integrations/{INTEGRATION}/mappings",
+                                         resource="/admin/integrations/{integration_id}/mappings",
+                                         path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
+    rows = {(r["kind"], r["jrni_id"]): r for r in answer["mappings"]}
+    assert rows[("person", "11")]["outlook_changes"]["mode"] == "timed"
+    assert "synced every 5 min" in rows[("person", "11")]["outlook_changes"]["detail"]
+    assert rows[("person", "12")]["outlook_changes"] is None  # not mapped: not watched
+    _, status = call(watched, rest_event("GET", f"/admin/integrations/{INTEGRATION}/status",
+                                         resource="/admin/integrations/{integration_id}/status",
+                                         path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
+    assert status["outlook_changes"] == {"timed": 1}

@@ -31,6 +31,7 @@ from calsync.domain import (
     RetryableError,
     SyncOptions,
 )
+from calsync.domain.inbound import MailboxStreamState
 from calsync.rendering import TemplateError, Templates
 from calsync.service import Services, integration_or_404
 
@@ -162,6 +163,7 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
         integration = integration_or_404(svc, integration_id)
         mapped = {(m.kind, m.jrni_id): m.mailbox for m in svc.mappings.mappings(integration.id)}
         statuses = {(s.kind, s.jrni_id): s for s in svc.mappings.statuses(integration.id)}
+        watched = {w.mailbox: w for w in svc.streaming.mailbox_states(integration.id)} if svc.streaming else {}
         rows = []
         for calendar in svc.bookings_for(integration).calendars():
             key = (calendar.kind, calendar.jrni_id)
@@ -172,6 +174,7 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
                 "mailbox": mapped.get(key),
                 "status": None if status is None else {"state": status.state.value, "detail": status.detail,
                                                        "at": status.at.isoformat() if status.at else None},
+                "outlook_changes": _watch(watched.get(mapped.get(key) or "")),
             })  # fmt: skip
         return {"mappings": rows}
 
@@ -208,10 +211,21 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
              "at": s.at.isoformat() if s.at else None}
             for s in sorted(statuses, key=lambda s: (s.at is None, s.at), reverse=True) if s.state.value != "ok"
         ]  # fmt: skip
+        watching: dict[str, int] = {}
+        for watch in svc.streaming.mailbox_states(integration.id) if svc.streaming else []:
+            watching[watch.mode] = watching.get(watch.mode, 0) + 1
         return {"integration_id": integration.id, "mapped": len(svc.mappings.mappings(integration.id)),
-                "states": counts, "problems": problems}  # fmt: skip
+                "states": counts, "outlook_changes": watching, "problems": problems}  # fmt: skip
 
     return app
+
+
+def _watch(state: MailboxStreamState | None) -> dict[str, str] | None:
+    """How a mailbox's Outlook changes reach calsync: a streaming subscription, a timed sync (beyond the connections
+    Exchange allows), or not at all (an error, with why)."""
+    if state is None:
+        return None
+    return {"mode": state.mode, "detail": state.detail, "at": state.at.isoformat()}
 
 
 def _check_templates(body: IntegrationIn) -> None:

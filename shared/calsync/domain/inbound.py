@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from calsync.domain.model import FreeBusy, JrniKey, LinkState, Stamp, TimeWindow
 
@@ -67,3 +68,15 @@ class OurItem:
     post_time_seconds: int = 0
     is_reservation: bool = False
     is_cancelled: bool = False  # cancelled in JRNI (the item is on its way out)
+
+
+@dataclass(frozen=True)
+class MailboxStreamState:
+    """How one mailbox is watched for changes: a streaming subscription, a timed sync (when over capacity), or not at
+    all because of an error."""
+
+    integration_id: str
+    mailbox: str
+    mode: str  # streaming | timed | error
+    detail: str
+    at: datetime

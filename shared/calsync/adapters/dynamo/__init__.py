@@ -4,12 +4,12 @@ from calsync.adapters.dynamo.inbound import (
     DynamoBlockLinkStore,
     DynamoCursorStore,
     DynamoStreamingStateStore,
-    MailboxStreamState,
     StreamMode,
     TaskHeartbeat,
 )
 from calsync.adapters.dynamo.models import TableSettings
 from calsync.adapters.dynamo.stores import DynamoIntegrationStore, DynamoLinkStore, DynamoMappingStore
+from calsync.domain.inbound import MailboxStreamState
 
 __all__ = ["DynamoBlockLinkStore", "DynamoCursorStore", "DynamoIntegrationStore", "DynamoLinkStore",
            "DynamoMappingStore", "DynamoStreamingStateStore", "MailboxStreamState", "StreamMode", "TableSettings",

@@ -21,7 +21,7 @@ from calsync.adapters.dynamo.models import (
 )
 from calsync.adapters.dynamo.stores import _CONDITION_FAILED, _translate, delete_versioned, save_versioned
 from calsync.domain import JrniKey, LinkState, TimeWindow
-from calsync.domain.inbound import BlockLink
+from calsync.domain.inbound import BlockLink, MailboxStreamState
 
 # ---------------------------------------------------------------- block links
 
@@ -156,16 +156,6 @@ class TaskHeartbeat:
     mailboxes: int
 
 
-@dataclass(frozen=True)
-class MailboxStreamState:
-    """How one mailbox is watched for changes: a streaming subscription, a timed sync (when over capacity), or not at
-    all because of an error."""
-
-    integration_id: str
-    mailbox: str
-    mode: StreamMode
-    detail: str
-    at: datetime
 
 
 def _integration_pk(integration_id: str) -> str:
