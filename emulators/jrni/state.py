@@ -805,6 +805,35 @@ class State:
             what = "block" if clash.is_block else "booking"
             raise ConflictError(f"the time clashes with {what} {clash.id}")
 
+    def _check_free(
+        self,
+        company_id: int,
+        start: datetime,
+        end: datetime,
+        person_id: int | None,
+        resource_id: int | None,
+        *,
+        booking_id: int = 0,
+        status: int = STATUS_BOOKED,
+        pre_time: int = 0,
+        post_time: int = 0,
+    ) -> None:
+        """409 unless the person or resource is free then: the booking as it would stand (``booking_id`` 0 for a
+        new one, which is not stored) is checked against every other active booking and block."""
+        self._check_clash(
+            Booking(
+                id=booking_id,
+                company_id=company_id,
+                start=start,
+                end=end,
+                status=status,
+                person_id=person_id,
+                resource_id=resource_id,
+                pre_time=pre_time,
+                post_time=post_time,
+            )
+        )
+
     def _new_booking_id(self) -> int:
         ident = self._next_booking_id
         self._next_booking_id += 1
@@ -863,17 +892,9 @@ class State:
         price = parse_int(body.get("price", 0), "price", 0)
         client = self._client_for(company_id, body)
         end = self._end_of(start, duration, pre_time, post_time)
-        candidate = Booking(
-            id=0,
-            company_id=company_id,
-            start=start,
-            end=end,
-            person_id=person_id,
-            resource_id=resource_id,
-            pre_time=pre_time,
-            post_time=post_time,
+        self._check_free(
+            company_id, start, end, person_id, resource_id, pre_time=pre_time, post_time=post_time
         )
-        self._check_clash(candidate)
 
         # Everything is valid: store.
         if isinstance(client, Client):
@@ -1004,19 +1025,18 @@ class State:
         if reschedules and booking.external:
             raise ForbiddenError(f"booking {booking_id} was made externally and cannot be rescheduled")
 
-        candidate = Booking(
-            id=booking.id,
-            company_id=company_id,
-            start=start,
-            end=end,
-            status=booking.status,
-            person_id=person_id,
-            resource_id=resource_id,
-            pre_time=pre_time,
-            post_time=post_time,
-        )
         if reschedules or (pre_time, post_time) != (booking.pre_time, booking.post_time):
-            self._check_clash(candidate)
+            self._check_free(
+                company_id,
+                start,
+                end,
+                person_id,
+                resource_id,
+                booking_id=booking.id,
+                status=booking.status,
+                pre_time=pre_time,
+                post_time=post_time,
+            )
 
         merged_settings = {**booking.settings, **(settings or {})}
         modified = (
@@ -1090,16 +1110,7 @@ class State:
         else:
             raise BadRequestError("person_id or resource_id is required")
         start, end = self._block_times(start_time, end_time)
-        candidate = Booking(
-            id=0,
-            company_id=company.id,
-            start=start,
-            end=end,
-            status=STATUS_BLOCKED,
-            person_id=person_id,
-            resource_id=resource_id,
-        )
-        self._check_clash(candidate)
+        self._check_free(company.id, start, end, person_id, resource_id, status=STATUS_BLOCKED)
         now = self.clock.now()
         booking = Booking(
             id=self._new_booking_id(),
@@ -1141,16 +1152,15 @@ class State:
         start, end = self._block_times(start_time, end_time)
         if (start, end) == (booking.start, booking.end):
             return False
-        candidate = Booking(
-            id=booking.id,
-            company_id=company_id,
-            start=start,
-            end=end,
+        self._check_free(
+            company_id,
+            start,
+            end,
+            booking.person_id,
+            booking.resource_id,
+            booking_id=booking.id,
             status=STATUS_BLOCKED,
-            person_id=booking.person_id,
-            resource_id=booking.resource_id,
         )
-        self._check_clash(candidate)
         booking.start, booking.end = start, end
         booking.updated_at = self.clock.now()
         booking.settings["who_updated"] = who

@@ -14,13 +14,28 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
 from moto import mock_aws
 
 from calsync import wiring
+from calsync.adapters.dynamo import DynamoIntegrationStore, DynamoMappingStore
+from calsync.domain import AccessType, ExchangeConnection, JrniConnection, Mapping, ResourceKind
+from emulators.common.server import BackgroundServer
+from emulators.ews.testing import EwsEmulator
+from emulators.jrni.app import create_app
+from emulators.jrni.settings import JrniSettings
 from tests.aws import REGION, create_in_moto, function_environment, load_template
+from tests.calsync.builders import integration
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 PREFIX = "test"
+
+SEED = json.loads((Path(__file__).resolve().parents[2] / "emulators/jrni/example-seed.json").read_text())
+NORTH, ALICE_ID, BOB_ID, ROOM_ID = 11, 101, 102, 151
+ALICE, BOB, ROOM = "alice@example.com", "bob@example.com", "room-1@example.com"
+SERVICE_ACCOUNT = "svc@example.com"
+PASSWORD = "pass-for-tests"
+INTEGRATION = "example-bank"
 
 
 def load_function(name: str) -> ModuleType:
@@ -89,3 +104,51 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         wiring.reset()
         yield Aws(sqs, boto3.client("secretsmanager", region_name=REGION), dynamodb, tables, queues)
         wiring.reset()
+
+
+@pytest.fixture(scope="module")
+def jrni_server() -> Iterator[BackgroundServer]:
+    with BackgroundServer(lambda: create_app(JrniSettings(), None)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ews_server() -> Iterator[EwsEmulator]:
+    with EwsEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def jrni(jrni_server: BackgroundServer) -> str:
+    base = jrni_server.base_url
+    requests.post(f"{base}/_emulator/reset", timeout=10).raise_for_status()
+    requests.post(f"{base}/_emulator/seed", json=SEED, timeout=10).raise_for_status()
+    return base
+
+
+@pytest.fixture
+def ews(ews_server: EwsEmulator) -> EwsEmulator:
+    ews_server.reset()
+    for address in (ALICE, BOB, ROOM, SERVICE_ACCOUNT):
+        ews_server.add_account(address, PASSWORD)
+    ews_server.control("POST", "impersonation", {"service_account": SERVICE_ACCOUNT, "mailboxes": [ALICE, BOB, ROOM]})
+    return ews_server
+
+
+def configure_integration(aws: Aws, jrni: str, ews: EwsEmulator, function: str, **options: Any) -> Any:
+    """Store the secrets, the integration (with the given options) and its mappings; returns the function's handler."""
+    admin = next(a for a in SEED["admins"] if a["company_id"] == 10)
+    aws.put_secret("jrni", {"app_id": SEED["apps"][0]["app_id"], "app_key": SEED["apps"][0]["app_key"],
+                            "email": admin["email"], "password": admin["password"]})  # fmt: skip
+    aws.put_secret("exchange", {"username": SERVICE_ACCOUNT, "password": PASSWORD})
+    DynamoIntegrationStore(aws.tables["IntegrationsTable"], region=REGION).create(integration(
+        id=INTEGRATION,
+        jrni=JrniConnection(jrni, "10", "jrni"),
+        exchange=ExchangeConnection(ews.ews_url, "exchange", access_type=AccessType.IMPERSONATION),
+        **options,
+    ))  # fmt: skip
+    mappings = DynamoMappingStore(aws.tables["MappingsTable"], region=REGION)
+    for kind, jrni_id, mailbox in ((ResourceKind.PERSON, ALICE_ID, ALICE), (ResourceKind.PERSON, BOB_ID, BOB),
+                                   (ResourceKind.RESOURCE, ROOM_ID, ROOM)):  # fmt: skip
+        mappings.put(Mapping(INTEGRATION, kind, str(jrni_id), mailbox))
+    return load_function(function).lambda_handler

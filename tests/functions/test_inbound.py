@@ -10,7 +10,6 @@ import copy
 import json
 import os
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,30 +17,21 @@ import boto3
 import pytest
 import requests
 
-from calsync.adapters.dynamo import DynamoCursorStore, DynamoIntegrationStore, DynamoMappingStore
-from calsync.domain import AccessType, ExchangeConnection, JrniConnection, Mapping, ResourceKind, SyncState
-from emulators.common.server import BackgroundServer
+from calsync.adapters.dynamo import DynamoCursorStore, DynamoMappingStore
+from calsync.domain import SyncState
 from emulators.ews.testing import EwsEmulator
-from emulators.jrni.app import create_app
-from emulators.jrni.settings import JrniSettings
 from tests.apigw import LambdaContext, load_event
 from tests.aws import REGION
-from tests.calsync.builders import integration
-from tests.functions.conftest import Aws, load_function
-from tests.functions.test_outbound import (
+from tests.functions.conftest import (
     ALICE,
     ALICE_ID,
-    BOB,
-    BOB_ID,
+    INTEGRATION,
     NORTH,
-    PASSWORD,
-    ROOM,
-    ROOM_ID,
-    SEED,
-    SERVICE_ACCOUNT,
+    Aws,
+    configure_integration,
+    load_function,
 )
 
-INTEGRATION = "example-bank"
 # A day inside the sync window (now … now + 90 days), whatever day the tests run.
 DAY = (datetime.now(UTC) + timedelta(days=7)).replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -50,55 +40,12 @@ def at(hour: int, minute: int = 0) -> str:
     return (DAY + timedelta(hours=hour, minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@pytest.fixture(scope="module")
-def jrni_server() -> Iterator[BackgroundServer]:
-    with BackgroundServer(lambda: create_app(JrniSettings(), None)) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def ews_server() -> Iterator[EwsEmulator]:
-    with EwsEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def jrni(jrni_server: BackgroundServer) -> str:
-    base = jrni_server.base_url
-    requests.post(f"{base}/_emulator/reset", timeout=10).raise_for_status()
-    requests.post(f"{base}/_emulator/seed", json=SEED, timeout=10).raise_for_status()
-    return base
-
-
-@pytest.fixture
-def ews(ews_server: EwsEmulator) -> EwsEmulator:
-    ews_server.reset()
-    for address in (ALICE, BOB, ROOM, SERVICE_ACCOUNT):
-        ews_server.add_account(address, PASSWORD)
-    ews_server.control("POST", "impersonation", {"service_account": SERVICE_ACCOUNT, "mailboxes": [ALICE, BOB, ROOM]})
-    return ews_server
-
-
 @pytest.fixture
 def connect(aws: Aws, jrni: str, ews: EwsEmulator) -> Any:
     """Configure the integration (with the given options) and its mappings; returns the inbound handler."""
 
     def configure(**options: Any) -> Any:
-        admin = next(a for a in SEED["admins"] if a["company_id"] == 10)
-        aws.put_secret("jrni", {"app_id": SEED["apps"][0]["app_id"], "app_key": SEED["apps"][0]["app_key"],
-                                "email": admin["email"], "password": admin["password"]})  # fmt: skip
-        aws.put_secret("exchange", {"username": SERVICE_ACCOUNT, "password": PASSWORD})
-        DynamoIntegrationStore(aws.tables["IntegrationsTable"], region=REGION).create(integration(
-            id=INTEGRATION,
-            jrni=JrniConnection(jrni, "10", "jrni"),
-            exchange=ExchangeConnection(ews.ews_url, "exchange", access_type=AccessType.IMPERSONATION),
-            **options,
-        ))  # fmt: skip
-        mappings = DynamoMappingStore(aws.tables["MappingsTable"], region=REGION)
-        for kind, jrni_id, mailbox in ((ResourceKind.PERSON, ALICE_ID, ALICE), (ResourceKind.PERSON, BOB_ID, BOB),
-                                       (ResourceKind.RESOURCE, ROOM_ID, ROOM)):  # fmt: skip
-            mappings.put(Mapping(INTEGRATION, kind, str(jrni_id), mailbox))
-        return load_function("inbound").lambda_handler
+        return configure_integration(aws, jrni, ews, "inbound", **options)
 
     return configure
 

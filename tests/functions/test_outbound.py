@@ -8,84 +8,35 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from calsync.adapters.dynamo import DynamoIntegrationStore, DynamoLinkStore, DynamoMappingStore
+from calsync.adapters.dynamo import DynamoLinkStore, DynamoMappingStore
 from calsync.domain import (
-    AccessType,
-    ExchangeConnection,
-    JrniConnection,
     JrniKey,
-    Mapping,
-    ResourceKind,
     SyncState,
 )
-from emulators.common.server import BackgroundServer
 from emulators.ews.testing import EwsEmulator
-from emulators.jrni.app import create_app
-from emulators.jrni.settings import JrniSettings
 from tests.apigw import LambdaContext, load_event
 from tests.aws import REGION
-from tests.calsync.builders import integration
-from tests.functions.conftest import Aws, load_function
-
-SEED = json.loads((Path(__file__).resolve().parents[2] / "emulators/jrni/example-seed.json").read_text())
-NORTH, ALICE_ID, BOB_ID, ROOM_ID = 11, 101, 102, 151
-ALICE, BOB, ROOM = "alice@example.com", "bob@example.com", "room-1@example.com"
-SERVICE_ACCOUNT = "svc@example.com"
-PASSWORD = "pass-for-tests"
-
-
-@pytest.fixture(scope="module")
-def jrni_server() -> Iterator[BackgroundServer]:
-    with BackgroundServer(lambda: create_app(JrniSettings(), None)) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def ews_server() -> Iterator[EwsEmulator]:
-    with EwsEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def jrni(jrni_server: BackgroundServer) -> str:
-    base = jrni_server.base_url
-    requests.post(f"{base}/_emulator/reset", timeout=10).raise_for_status()
-    requests.post(f"{base}/_emulator/seed", json=SEED, timeout=10).raise_for_status()
-    return base
-
-
-@pytest.fixture
-def ews(ews_server: EwsEmulator) -> EwsEmulator:
-    ews_server.reset()
-    for address in (ALICE, BOB, ROOM, SERVICE_ACCOUNT):
-        ews_server.add_account(address, PASSWORD)
-    ews_server.control("POST", "impersonation", {"service_account": SERVICE_ACCOUNT, "mailboxes": [ALICE, BOB, ROOM]})
-    return ews_server
+from tests.functions.conftest import (
+    ALICE,
+    ALICE_ID,
+    BOB,
+    BOB_ID,
+    NORTH,
+    ROOM,
+    SERVICE_ACCOUNT,
+    Aws,
+    configure_integration,
+)
 
 
 @pytest.fixture
 def handler(aws: Aws, jrni: str, ews: EwsEmulator) -> Any:
-    admin = next(a for a in SEED["admins"] if a["company_id"] == 10)
-    aws.put_secret("jrni", {"app_id": SEED["apps"][0]["app_id"], "app_key": SEED["apps"][0]["app_key"],
-                            "email": admin["email"], "password": admin["password"]})  # fmt: skip
-    aws.put_secret("exchange", {"username": SERVICE_ACCOUNT, "password": PASSWORD})
-    DynamoIntegrationStore(aws.tables["IntegrationsTable"], region=REGION).create(integration(
-        id="example-bank",
-        jrni=JrniConnection(jrni, "10", "jrni"),
-        exchange=ExchangeConnection(ews.ews_url, "exchange", access_type=AccessType.IMPERSONATION),
-    ))  # fmt: skip
-    mappings = DynamoMappingStore(aws.tables["MappingsTable"], region=REGION)
-    for kind, jrni_id, mailbox in ((ResourceKind.PERSON, ALICE_ID, ALICE), (ResourceKind.PERSON, BOB_ID, BOB),
-                                   (ResourceKind.RESOURCE, ROOM_ID, ROOM)):  # fmt: skip
-        mappings.put(Mapping("example-bank", kind, str(jrni_id), mailbox))
-    return load_function("outbound").lambda_handler
+    return configure_integration(aws, jrni, ews, "outbound")
 
 
 def book(jrni: str, **body: Any) -> dict[str, Any]:

@@ -12,11 +12,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from exchangelib.protocol import BaseProtocol, Protocol
 
 from calsync.adapters.ews import EwsCalendar, EwsFeed
-from calsync.adapters.ews.connection import SelectiveVerifyHTTPAdapter
-from calsync.adapters.ews.session import ACCOUNTS
 from calsync.domain import (
     EventContent,
     ExchangeConnection,
@@ -30,7 +27,6 @@ from calsync.domain import (
 )
 from calsync.domain.inbound import CalendarEvent, MailboxChanges
 from calsync.ports import CalendarFeed
-from emulators.ews.settings import EmulatorSettings
 from emulators.ews.testing import EwsEmulator
 
 PASSWORD = "pass-for-tests"
@@ -45,24 +41,8 @@ WINDOW = TimeWindow(datetime.datetime(2025, 3, 1, tzinfo=UTC), datetime.datetime
 # ---- fixtures ------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ews_server() -> Iterator[EwsEmulator]:
-    with EwsEmulator(EmulatorSettings(validate_responses=True)) as emulator:
-        yield emulator
-
-
-_DEFAULT_ADAPTER = BaseProtocol.HTTP_ADAPTER_CLS
-
-
-@pytest.fixture(autouse=True)
-def _fresh_exchangelib() -> Iterator[None]:
-    ACCOUNTS.clear()
-    Protocol.clear_cache()
-    yield
-    ACCOUNTS.clear()
-    Protocol.clear_cache()
-    SelectiveVerifyHTTPAdapter.forget()
-    BaseProtocol.HTTP_ADAPTER_CLS = _DEFAULT_ADAPTER
+# exchangelib starts each test with no cached Accounts or connections (the adapters conftest).
+pytestmark = pytest.mark.usefixtures("fresh_exchangelib")
 
 
 @pytest.fixture

@@ -4,27 +4,18 @@ holds, and its statistics count the requests."""
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from exchangelib import errors as ews_errors
-from exchangelib.protocol import BaseProtocol, Protocol
 
 from calsync.adapters.ews import PROPERTY_SET_ID, EwsCalendar
-from calsync.adapters.ews.connection import SelectiveVerifyHTTPAdapter
 from calsync.adapters.ews.errors import Where, translate
-from calsync.adapters.ews.session import ACCOUNTS
 from calsync.domain import (
     AccessType,
     ConflictError,
@@ -43,6 +34,7 @@ from emulators.common.server import BackgroundServer
 from emulators.ews.app import build_app
 from emulators.ews.settings import EmulatorSettings
 from emulators.ews.testing import EwsEmulator
+from tests.tls import write_self_signed
 
 PASSWORD = "pass-for-tests"
 SERVICE = "svc@example.com"
@@ -57,25 +49,8 @@ BASIC_SECRET = {"username": SERVICE, "password": PASSWORD}
 # ---- fixtures (EWS adapter only) -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ews_server() -> Iterator[EwsEmulator]:
-    with EwsEmulator(EmulatorSettings(validate_responses=True)) as emulator:
-        yield emulator
-
-
-_DEFAULT_ADAPTER = BaseProtocol.HTTP_ADAPTER_CLS
-
-
-@pytest.fixture(autouse=True)
-def _fresh_exchangelib() -> Iterator[None]:
-    """No cached Accounts or connections across tests, and exchangelib's process-wide adapter restored after."""
-    ACCOUNTS.clear()
-    Protocol.clear_cache()
-    yield
-    ACCOUNTS.clear()
-    Protocol.clear_cache()
-    SelectiveVerifyHTTPAdapter.forget()
-    BaseProtocol.HTTP_ADAPTER_CLS = _DEFAULT_ADAPTER
+# exchangelib starts each test with no cached Accounts or connections (the adapters conftest).
+pytestmark = pytest.mark.usefixtures("fresh_exchangelib")
 
 
 @pytest.fixture
@@ -299,25 +274,6 @@ def test_a_secret_without_its_fields_is_permanent(ews: EwsEmulator) -> None:
 
 
 # ---- TLS -----------------------------------------------------------------------------------------------------------
-
-
-def write_self_signed(folder: Path) -> tuple[Path, Path]:
-    """A throwaway certificate for 127.0.0.1, valid for a day."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
-    return cert_file, key_file
 
 
 @pytest.fixture(scope="module")

@@ -3,19 +3,16 @@ domain sees them (reservations, cancellations, blocks, time zones across DST), e
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import socket
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-import requests
 
 from calsync.adapters.jrni import JrniBookingSource, JrniClient, booking_from_json
 from calsync.domain import (
@@ -28,113 +25,33 @@ from calsync.domain import (
     ResourceKind,
     RetryableError,
 )
-from emulators.common.server import BackgroundServer
-from emulators.jrni.app import create_app
-from emulators.jrni.settings import JrniSettings
-
-APP_ID, APP_KEY = "app-id-for-tests", "app-key-for-tests"
-ADMIN = ("parent-admin@example.test", "pass-for-tests")
-SECRET = {"app_id": APP_ID, "app_key": APP_KEY, "email": ADMIN[0], "password": ADMIN[1]}
-SECRET_NAME = "calsync/jrni/tests"
-
-HEAD_OFFICE, PARIS, ANNEX, OTHER = 10, 11, 12, 20  # the annex is a child of the Paris branch: a grandchild
-ALICE, BOB, CAROL, DORA, ERIN, FRED, DAVE = 101, 102, 103, 104, 105, 106, 201
-ROOM, ANNEX_ROOM, OLD_ROOM, OTHER_ROOM = 151, 152, 153, 251
-CONSULTATION, LONDON_CHAT = 401, 402
-
-SEED: dict[str, Any] = {
-    "apps": [{"app_id": APP_ID, "app_key": APP_KEY}],
-    "companies": [
-        {"id": HEAD_OFFICE, "name": "Head Office", "timezone": "Europe/London", "parent_id": None},
-        {"id": PARIS, "name": "Branch Paris", "timezone": "Europe/Paris", "parent_id": HEAD_OFFICE},
-        {"id": ANNEX, "name": "Paris Annex", "timezone": "Europe/Paris", "parent_id": PARIS},
-        {"id": OTHER, "name": "Other Company", "timezone": "America/New_York"},
-    ],
-    "admins": [
-        {"email": ADMIN[0], "password": ADMIN[1], "company_id": HEAD_OFFICE},
-        {"email": "other-admin@example.test", "password": "pass-for-tests", "company_id": OTHER},
-    ],
-    "people": [
-        {"id": ALICE, "company_id": HEAD_OFFICE, "name": "Alice Adviser", "email": "alice@example.test"},
-        {
-            "id": BOB,
-            "company_id": PARIS,
-            "name": "Bob Banker",
-            "email": "bob@example.test",
-            "ews_email": "bob@exchange.example.test",
-        },
-        {"id": CAROL, "company_id": PARIS, "name": "Carol Away", "email": "carol@example.test", "disabled": True},
-        {"id": DORA, "company_id": PARIS, "name": "Dora Deleted", "email": "dora@example.test", "deleted": True},
-        {"id": FRED, "company_id": PARIS, "name": "Fred Finance", "email": "fred@example.test"},
-        {"id": ERIN, "company_id": ANNEX, "name": "Erin Annex", "email": "erin@example.test"},
-        {"id": DAVE, "company_id": OTHER, "name": "Dave Elsewhere", "email": "dave@example.test"},
-    ],
-    "resources": [
-        {"id": ROOM, "company_id": PARIS, "name": "Room 1", "ews_email": "room1@exchange.example.test"},
-        {"id": ANNEX_ROOM, "company_id": ANNEX, "name": "Annex Room"},
-        {"id": OLD_ROOM, "company_id": PARIS, "name": "Old Room", "deleted": True},
-        {"id": OTHER_ROOM, "company_id": OTHER, "name": "Other Room"},
-    ],
-    "services": [
-        {"id": CONSULTATION, "company_id": PARIS, "name": "Consultation", "duration": 60, "pre_time": 5,
-         "post_time": 10},
-        {"id": LONDON_CHAT, "company_id": HEAD_OFFICE, "name": "London Chat", "duration": 30},
-    ],
-}  # fmt: skip
-
-FAST = JrniSettings(
-    webhook_timeout_seconds=0.5, webhook_backoff_seconds=0.05, webhook_backoff_max_seconds=0.2
+from tests.calsync.adapters.jrni_support import (
+    ALICE,
+    ANNEX,
+    ANNEX_ROOM,
+    APP_ID,
+    BOB,
+    CAROL,
+    CONSULTATION,
+    ERIN,
+    FRED,
+    HEAD_OFFICE,
+    LONDON_CHAT,
+    OTHER,
+    PARIS,
+    ROOM,
+    SECRET,
+    SECRET_NAME,
+    control,
+    make_booking,
+    make_client,
+    requests_to,
 )
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[BackgroundServer]:
-    """One JRNI emulator for the module; each test resets and seeds it."""
-    with BackgroundServer(lambda: create_app(FAST), "127.0.0.1", 0) as running:
-        yield running
-
-
-@pytest.fixture
-def jrni_url(emulator: BackgroundServer) -> str:
-    """The emulator's base URL, freshly reset and seeded with SEED."""
-    control(emulator.base_url, "POST", "reset")
-    control(emulator.base_url, "POST", "seed", json=copy.deepcopy(SEED))
-    return emulator.base_url
-
-
-@pytest.fixture
-def client(jrni_url: str) -> Iterator[JrniClient]:
-    """The adapter's client, configured as an integration would be (not yet logged in)."""
-    made = make_client(jrni_url)
-    yield made
-    made.close()
-
-
-def make_client(base_url: str, timeout: float = 5.0, **secret: str) -> JrniClient:
-    return JrniClient(
-        JrniConnection(base_url=base_url, company_id=str(HEAD_OFFICE), secret_name=SECRET_NAME),
-        {**SECRET, **secret},
-        timeout=timeout,
-    )
-
-
-def control(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
-    """Call the emulator's control plane; any error fails the test."""
-    response = requests.request(method, f"{base_url}/_emulator/{path}", timeout=5, **kwargs)
-    assert response.ok, f"{method} {path}: {response.status_code} {response.text}"
-    return response.json()
-
-
 def book(base_url: str, **fields: Any) -> Any:
-    """A booking made in JRNI's screens (Bob, Consultation, Paris), as the emulator's control plane makes it."""
-    body = {
-        "company_id": PARIS,
-        "datetime": "2026-07-06T08:00:00Z",
-        "service_id": CONSULTATION,
-        "person_id": BOB,
-        **fields,
-    }
-    return control(base_url, "POST", "bookings", json=body)
+    """A booking made in JRNI's screens (Bob, Consultation, Paris) at 08:00 UTC, unless ``fields`` say otherwise."""
+    return make_booking(base_url, "2026-07-06T08:00:00Z", **fields)
 
 
 def logins(base_url: str) -> int:
@@ -142,15 +59,6 @@ def logins(base_url: str) -> int:
     counts = control(base_url, "GET", "stats")["requests"]
     return sum(
         n for endpoint, n in counts.items() if endpoint.startswith("POST ") and "/login/admin/" in endpoint
-    )
-
-
-def requests_to(base_url: str, method: str, fragment: str) -> int:
-    counts = control(base_url, "GET", "stats")["requests"]
-    return sum(
-        n
-        for endpoint, n in counts.items()
-        if endpoint.startswith(f"{method} ") and endpoint.endswith(fragment)
     )
 
 

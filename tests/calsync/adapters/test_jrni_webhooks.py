@@ -20,7 +20,7 @@ from calsync.adapters.jrni import AffectedBooking, WebhookFormatError, check_web
 from calsync.domain import JrniKey
 from emulators.common.server import BackgroundServer
 from emulators.jrni.app import create_app
-from tests.calsync.adapters.test_jrni_client import (
+from tests.calsync.adapters.jrni_support import (
     APP_ID,
     APP_KEY,
     BOB,

@@ -4,7 +4,6 @@ refusals translated (a locked booking, a clash, an outage). Also the pure marker
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-import requests
 
 from calsync.adapters.jrni import (
     BlockGoneError,
@@ -29,55 +27,28 @@ from calsync.adapters.jrni import (
 from calsync.domain import (
     BookingKind,
     ConflictError,
-    JrniConnection,
     JrniKey,
     PermanentError,
     ResourceKind,
     RetryableError,
     TimeWindow,
 )
-from emulators.common.server import BackgroundServer
-from emulators.jrni.app import create_app
-from emulators.jrni.settings import JrniSettings
+from tests.calsync.adapters.jrni_support import (
+    BOB,
+    DAVE,
+    FRED,
+    OTHER,
+    PARIS,
+    ROOM,
+    control,
+    make_booking,
+    requests_to,
+)
 
-APP_ID, APP_KEY = "app-id-for-tests", "app-key-for-tests"
-ADMIN = ("parent-admin@example.test", "pass-for-tests")
-SECRET = {"app_id": APP_ID, "app_key": APP_KEY, "email": ADMIN[0], "password": ADMIN[1]}
-
-HEAD_OFFICE, PARIS, OTHER = 10, 11, 20
-BOB, FRED, DAVE = 102, 106, 201
-ROOM = 151
-CONSULTATION = 401
 INTEGRATION = "int-1"
 MARKER = f"calsync:{INTEGRATION}:0123456789abcdef0123"
 OTHER_MARKER = f"calsync:{INTEGRATION}:fedcba9876543210fedc"
 
-SEED: dict[str, Any] = {
-    "apps": [{"app_id": APP_ID, "app_key": APP_KEY}],
-    "companies": [
-        {"id": HEAD_OFFICE, "name": "Head Office", "timezone": "Europe/London", "parent_id": None},
-        {"id": PARIS, "name": "Branch Paris", "timezone": "Europe/Paris", "parent_id": HEAD_OFFICE},
-        {"id": OTHER, "name": "Other Company", "timezone": "America/New_York"},
-    ],
-    "admins": [
-        {"email": ADMIN[0], "password": ADMIN[1], "company_id": HEAD_OFFICE},
-        {"email": "other-admin@example.test", "password": "pass-for-tests", "company_id": OTHER},
-    ],
-    "people": [
-        {"id": BOB, "company_id": PARIS, "name": "Bob Banker", "email": "bob@example.test"},
-        {"id": FRED, "company_id": PARIS, "name": "Fred Finance", "email": "fred@example.test"},
-        {"id": DAVE, "company_id": OTHER, "name": "Dave Elsewhere", "email": "dave@example.test"},
-    ],
-    "resources": [{"id": ROOM, "company_id": PARIS, "name": "Room 1"}],
-    "services": [
-        {"id": CONSULTATION, "company_id": PARIS, "name": "Consultation", "duration": 60, "pre_time": 5,
-         "post_time": 10},
-    ],
-}  # fmt: skip
-
-FAST = JrniSettings(
-    webhook_timeout_seconds=0.5, webhook_backoff_seconds=0.05, webhook_backoff_max_seconds=0.2
-)
 NINE = datetime(2026, 7, 6, 9, 0, tzinfo=UTC)
 
 
@@ -87,46 +58,14 @@ def at(hour: float, minutes: int = 60) -> TimeWindow:
     return TimeWindow(start, start + timedelta(minutes=minutes))
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[BackgroundServer]:
-    with BackgroundServer(lambda: create_app(FAST), "127.0.0.1", 0) as running:
-        yield running
-
-
-@pytest.fixture
-def jrni_url(emulator: BackgroundServer) -> str:
-    control(emulator.base_url, "POST", "reset")
-    control(emulator.base_url, "POST", "seed", json=copy.deepcopy(SEED))
-    return emulator.base_url
-
-
-@pytest.fixture
-def client(jrni_url: str) -> Iterator[JrniClient]:
-    made = JrniClient(JrniConnection(jrni_url, str(HEAD_OFFICE), "calsync/jrni/tests"), SECRET, timeout=5.0)
-    yield made
-    made.close()
-
-
 @pytest.fixture
 def writer(client: JrniClient) -> JrniBookingWriter:
     return JrniBookingWriter(client)
 
 
-def control(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
-    response = requests.request(method, f"{base_url}/_emulator/{path}", timeout=5, **kwargs)
-    assert response.ok, f"{method} {path}: {response.status_code} {response.text}"
-    return response.json()
-
-
 def book(base_url: str, **fields: Any) -> Any:
     """A booking made in JRNI's screens: Bob, Consultation (60 min, 5 + 10 min buffers), Paris, 09:00 UTC."""
-    body = {
-        "company_id": PARIS,
-        "datetime": "2026-07-06T09:00:00Z",
-        "service_id": CONSULTATION,
-        "person_id": BOB,
-    }
-    return control(base_url, "POST", "bookings", json=body | fields)
+    return make_booking(base_url, "2026-07-06T09:00:00Z", **fields)
 
 
 def blocks(base_url: str) -> dict[str, Any]:
@@ -141,11 +80,6 @@ def booking(base_url: str, booking_id: str) -> Any:
 
 def live_slots(base_url: str) -> set[str]:
     return {str(s["id"]) for s in control(base_url, "GET", "state")["slots"]}
-
-
-def requests_to(base_url: str, method: str, fragment: str) -> int:
-    counts = control(base_url, "GET", "stats")["requests"]
-    return sum(n for ep, n in counts.items() if ep.startswith(f"{method} ") and ep.endswith(fragment))
 
 
 def utc(value: str) -> datetime:
