@@ -107,10 +107,11 @@ class Executor:
 
     def _update(self, action: UpdateEvent) -> None:
         assert action.link.remote_id is not None
-        ref = self.calendar.update_event(action.mailbox, action.link.remote_id, action.content)
+        ref = self.calendar.update_event(action.mailbox, action.link.remote_id, action.content,
+                                         if_version=action.if_version)  # fmt: skip
         if ref is None:
-            if self.recreate_deleted:
-                # Deleted in Outlook while JRNI still has the booking: the lock puts it back.
+            if self.recreate_deleted or action.revert:
+                # Deleted in Outlook while JRNI still has the booking: the lock (or JRNI's refusal) puts it back.
                 self._create(action.mailbox, action.content, action.link)
             # Else the link keeps naming the deleted item, so inbound recognises the deletion as ours to act on.
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from calsync.domain import Integration, JrniKey, LinkState, Mapping, PermanentError
+from calsync.domain import Integration, LinkState, Mapping, PermanentError
 from calsync.domain.inbound import BlockLink
 from calsync.engine.inbound import (
     CancelBooking,
@@ -31,7 +31,7 @@ class InboundReport:
     moved: int = 0
     removed: int = 0
     bookings_changed: list[str] = field(default_factory=list)
-    reverted: list[JrniKey] = field(default_factory=list)
+    reverted: list[RevertItem] = field(default_factory=list)  # items to put back as JRNI has them
     notifications: list[Notify] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # JRNI refused a booking change: reverted, and reported
 
@@ -73,7 +73,7 @@ class InboundExecutor:
                 self._remove(action.link)
                 report.removed += 1
             elif isinstance(action, RevertItem):
-                report.reverted.append(action.jrni_key)
+                report.reverted.append(action)
             elif isinstance(action, MoveBooking | CancelBooking | ConfirmReservation):
                 self._booking_change(report, action)
             elif isinstance(action, Notify):
@@ -91,7 +91,8 @@ class InboundExecutor:
         except PermanentError as exc:
             # JRNI refuses (a cancelled booking, or one made externally): JRNI's version goes back to Outlook.
             report.refused.append(f"booking {action.jrni_key}: {exc}")
-            report.reverted.append(action.jrni_key)
+            version = None if isinstance(action, CancelBooking) else action.item_version
+            report.reverted.append(RevertItem(action.jrni_key, self.mapping.mailbox, f"JRNI refused: {exc}", version))
             return
         report.bookings_changed.append(str(action.jrni_key))
 

@@ -6,13 +6,15 @@ feed from its stored cursor, plans with the pure inbound engine, applies, and st
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from calsync.domain import (
+    ConflictError,
     Integration,
     JrniKey,
     Mapping,
@@ -20,7 +22,9 @@ from calsync.domain import (
     PermanentError,
     ResourceKind,
     ResyncRequiredError,
+    RetryableError,
     SyncState,
+    TimeWindow,
 )
 from calsync.domain.inbound import MailboxChanges, OurItem
 from calsync.engine import desired_content
@@ -30,11 +34,14 @@ from calsync.engine.inbound import (
     InboundOptions,
     MoveBlock,
     RemoveBlock,
+    RevertItem,
     plan_inbound,
 )
 from calsync.inbound_executor import InboundExecutor, InboundReport
 from calsync.ports import OutboundMessage
 from calsync.service import Services, block_marker, sync_outbound
+
+logger = logging.getLogger(__name__)
 
 SYNC_WINDOW_DAYS = 90
 # How long a process remembers which JRNI company each staff member or resource belongs to.
@@ -93,31 +100,71 @@ def _our_items(services: Services, integration: Integration, changes: MailboxCha
     return ours
 
 
-def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
-    """Apply one mailbox's Outlook changes to JRNI."""
-    assert services.feed_for and services.writer_for and services.block_links and services.cursors
-    integration = services.integrations.get(message.integration_id)
+# How often one message reads the mailbox again because an item changed while calsync answered it.
+MAX_READS = 3
+RETRY_AFTER_CONFLICT_SECONDS = 2.0
+
+
+def _integration(services: Services, integration_id: str) -> Integration:
+    integration = services.integrations.get(integration_id)
     if integration is None:
-        raise PermanentError(f"no integration {message.integration_id!r}: the message cannot be processed")
+        raise PermanentError(f"no integration {integration_id!r}: the message cannot be processed")
+    return integration
+
+
+def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
+    """Apply one mailbox's Outlook changes to JRNI.
+
+    An answer written back to Outlook (a revert) is conditional on the item version read; when the item changed
+    again meanwhile, the mailbox is read again from the same cursor and the changes decided on afresh."""
+    assert services.feed_for and services.writer_for and services.block_links and services.cursors
     mailbox = message.mailbox.strip().lower()
-    mapping = next((m for m in services.mappings.mappings(integration.id) if m.mailbox == mailbox), None)
-    if mapping is None:
-        return InboundReport()  # unmapped meanwhile: nothing to block any more
-    now = services.clock()
+    feed = services.feed_for(_integration(services, message.integration_id))
+    cursor = services.cursors.get(message.integration_id, mailbox)
+    for _ in range(MAX_READS):
+        now = services.clock()
+        window = TimeWindow(now, now + timedelta(days=SYNC_WINDOW_DAYS))
+        # Start the window a day back so that an item moved into the past releases its block.
+        read_window = replace(window, start=window.start - timedelta(days=1))
+        try:
+            changes = feed.changes(mailbox, cursor, read_window)
+        except ResyncRequiredError:
+            changes = feed.changes(mailbox, None, read_window)
+        # Read after the changes: a switch (the appointment lock, auto-confirm) or a mapping changed before an Outlook
+        # change that is seen here is always seen with it.
+        integration = _integration(services, message.integration_id)
+        mapping = next((m for m in services.mappings.mappings(integration.id) if m.mailbox == mailbox), None)
+        if mapping is None:
+            return InboundReport()  # unmapped meanwhile: nothing to block any more
+        try:
+            report = _apply(services, integration, mapping, changes, now)
+        except ConflictError as exc:
+            logger.info("item changed again while answering it; reading the mailbox again",
+                        extra={"mailbox": mailbox, "reason": str(exc)})  # fmt: skip
+            continue
+        if changes.cursor:
+            # Only now: a crash before this point replays the same changes, which the links make harmless.
+            services.cursors.put(integration.id, mailbox, changes.cursor)
+        detail = (f"{report.created} blocked, {report.moved} moved, {report.removed} released, "
+                  f"{len(report.bookings_changed)} bookings changed, {len(report.reverted)} reverted")  # fmt: skip
+        if report.refused:
+            detail += "; JRNI refused: " + "; ".join(report.refused)
+        _status(services, mapping, SyncState.ERROR if report.refused else SyncState.OK, detail)
+        return report
+    raise RetryableError(f"items in {mailbox} kept changing while calsync answered them; trying again shortly",
+                         delay_seconds=RETRY_AFTER_CONFLICT_SECONDS)  # fmt: skip
+
+
+def _apply(
+    services: Services, integration: Integration, mapping: Mapping, changes: MailboxChanges, now: datetime
+) -> InboundReport:
+    """Plan one read of the mailbox's changes and apply it: JRNI first, then what goes back to Outlook."""
+    assert services.writer_for and services.block_links
     options = InboundOptions(
         now=now, window_days=SYNC_WINDOW_DAYS, blocking=frozenset(integration.inbound_free_busy),
         appointment_lock=integration.appointment_lock, auto_confirm=integration.auto_confirm,
     )  # fmt: skip
-    feed = services.feed_for(integration)
-    cursor = services.cursors.get(integration.id, mailbox)
-    window = options.window
-    # Start the window a day back so that an item moved into the past releases its block.
-    read_window = replace(window, start=window.start - timedelta(days=1))
-    try:
-        changes = feed.changes(mailbox, cursor, read_window)
-    except ResyncRequiredError:
-        changes = feed.changes(mailbox, None, read_window)
-    blocks = services.block_links.blocks(integration.id, mailbox)
+    blocks = services.block_links.blocks(integration.id, mapping.mailbox)
     ours = _our_items(services, integration, changes)
     actions = plan_inbound(changes, mapping, blocks, ours, options)
     executor = InboundExecutor(
@@ -134,19 +181,10 @@ def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
                  "booking_id": n.jrni_key.booking_id, "at": now.isoformat(), **n.detail}
                 for n in report.notifications
             ])  # fmt: skip
-        for key in dict.fromkeys(report.reverted):
-            _revert(services, integration, key)
+        _revert(services, integration, report.reverted)
     except PermanentError as exc:
-        _status(services, mapping, SyncState.ERROR, f"Outlook changes in {mailbox} could not be applied: {exc}")
+        _status(services, mapping, SyncState.ERROR, f"Outlook changes in {mapping.mailbox} could not be applied: {exc}")
         raise
-    if changes.cursor:
-        # Only now: a crash before this point replays the same changes, which the links make harmless.
-        services.cursors.put(integration.id, mailbox, changes.cursor)
-    detail = (f"{report.created} blocked, {report.moved} moved, {report.removed} released, "
-              f"{len(report.bookings_changed)} bookings changed, {len(report.reverted)} reverted")  # fmt: skip
-    if report.refused:
-        detail += "; JRNI refused: " + "; ".join(report.refused)
-    _status(services, mapping, SyncState.ERROR if report.refused else SyncState.OK, detail)
     return report
 
 
@@ -154,12 +192,14 @@ def _needs_company(actions: Sequence[InboundAction]) -> bool:
     return any(isinstance(a, CreateBlock | MoveBlock | RemoveBlock) for a in actions)
 
 
-def _revert(services: Services, integration: Integration, key: JrniKey) -> None:
-    """Appointment lock: write JRNI's version back over every item of the booking (and re-create a deleted one)."""
-    for link in services.links.links_for(integration.id, key):
-        # Forget what we wrote, so outbound rewrites it even though JRNI did not change.
-        services.links.save(replace(link, fingerprint="reverted"))
-    sync_outbound(services, OutboundMessage(integration.id, key, "revert"))
+def _revert(services: Services, integration: Integration, reverts: Sequence[RevertItem]) -> None:
+    """Put items changed in Outlook back as JRNI has them (re-created when deleted): only the items answered, and
+    only over the version read; ConflictError when one changed again since."""
+    by_booking: dict[JrniKey, dict[str, str | None]] = {}
+    for revert in reverts:
+        by_booking.setdefault(revert.jrni_key, {})[revert.mailbox] = revert.version
+    for key, rewrite in by_booking.items():
+        sync_outbound(services, OutboundMessage(integration.id, key, "revert"), rewrite=rewrite)
 
 
 def _status(services: Services, mapping: Mapping, state: SyncState, detail: str) -> None:

@@ -37,8 +37,13 @@ class CalendarProvider(Protocol):
         """Write a new item carrying ``content.stamp``; one remote request."""
         ...
 
-    def update_event(self, mailbox: str, remote_id: str, content: EventContent) -> RemoteRef | None:
-        """Bring the item to ``content``; None when it no longer exists."""
+    def update_event(
+        self, mailbox: str, remote_id: str, content: EventContent, *, if_version: str | None = None
+    ) -> RemoteRef | None:
+        """Bring the item to ``content``; None when it no longer exists.
+
+        ``if_version``: write only if the item still has this version (the one a decision was made on); ConflictError
+        when it changed since. Without it, the write overwrites whatever the item holds."""
         ...
 
     def delete_event(self, mailbox: str, remote_id: str) -> None:

@@ -129,8 +129,13 @@ class OutboundResult:
     report: ExecutionReport
 
 
-def sync_outbound(services: Services, message: OutboundMessage) -> OutboundResult:
-    """Bring every mapped calendar in line with the booking as JRNI has it *now* (a webhook may be stale or late)."""
+def sync_outbound(
+    services: Services, message: OutboundMessage, *, rewrite: ReadOnlyMap[str, str | None] | None = None
+) -> OutboundResult:
+    """Bring every mapped calendar in line with the booking as JRNI has it *now* (a webhook may be stale or late).
+
+    ``rewrite``: mailboxes whose item was changed in Outlook and gets JRNI's version back, each with the item version
+    that was read; ConflictError when one of them changed again since (read it again and decide again)."""
     integration = services.integrations.get(message.integration_id)
     if integration is None:
         raise PermanentError(f"no integration {message.integration_id!r}: the message cannot be processed")
@@ -150,7 +155,8 @@ def sync_outbound(services: Services, message: OutboundMessage) -> OutboundResul
         content = desired_content(booking, integration.id, subject, body, integration.options)
     links = services.links.links_for(integration.id, message.jrni_key)
     mirrored = booking is not None and is_our_block(services, integration, booking)
-    actions = plan_outbound(content, booking, mappings, links, integration.options, mirrored_from_exchange=mirrored)
+    actions = plan_outbound(content, booking, mappings, links, integration.options, mirrored_from_exchange=mirrored,
+                            rewrite=rewrite)  # fmt: skip
     executor = Executor(integration.id, services.calendar_for(integration), services.links,
                         recreate_deleted=integration.appointment_lock)  # fmt: skip
     report = executor.apply(actions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from calsync.domain import (
@@ -10,6 +11,7 @@ from calsync.domain import (
     BookingStatus,
     ConflictError,
     EventContent,
+    FreeBusy,
     Integration,
     JrniKey,
     Link,
@@ -21,7 +23,7 @@ from calsync.domain import (
     Stamp,
     TimeWindow,
 )
-from calsync.domain.inbound import BlockLink, MailboxChanges
+from calsync.domain.inbound import BlockLink, CalendarEvent, MailboxChanges
 from calsync.ports import CreatedBlock, JrniCalendar, OutboundMessage, RemoteRef
 
 
@@ -56,11 +58,15 @@ class FakeCalendar:
         self._maybe_crash("create_event")
         return RemoteRef(remote_id, "v1")
 
-    def update_event(self, mailbox: str, remote_id: str, content: EventContent) -> RemoteRef | None:
+    def update_event(
+        self, mailbox: str, remote_id: str, content: EventContent, *, if_version: str | None = None
+    ) -> RemoteRef | None:
         self.requests += 1
         item = self.mailboxes.get(mailbox, {}).get(remote_id)
         if item is None:
             return None
+        if if_version is not None and item.version != if_version:
+            raise ConflictError(f"{remote_id} is at {item.version}, not {if_version}")
         item.content = content
         item.version = f"v{int(item.version[1:]) + 1}"
         self._maybe_crash("update_event")
@@ -305,3 +311,92 @@ class FakeEvents:
 
     def publish(self, events: list[dict[str, object]]) -> None:
         self.published.extend(events)
+
+
+class FakeExchange(FakeCalendar):
+    """Mailboxes that are also their own change feed (as SyncFolderItems is): every write, calsync's or an
+    adviser's, gives the item a new version and is read back once from a cursor, in its latest state.
+
+    ``before_write``, when set, runs once just before calsync's next write: an adviser (or operator) acting while
+    calsync is answering a change it read. ``before_read`` likewise, just before calsync's next read of the feed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meetings: dict[str, dict[str, CalendarEvent]] = {}  # the advisers' own items
+        self.log: list[tuple[str, str]] = []  # (mailbox, item id), one entry per change
+        self.before_write: Callable[[], None] | None = None
+        self.before_read: Callable[[], None] | None = None
+        self.writes = 0  # calsync's writes (create, update, delete)
+        self._versions = itertools.count(1000)
+
+    def _calsync_writes(self) -> None:
+        self.writes += 1
+        hook, self.before_write = self.before_write, None
+        if hook is not None:
+            hook()
+
+    def _changed(self, mailbox: str, remote_id: str) -> None:
+        self.log.append((mailbox, remote_id))
+
+    def create_event(self, mailbox: str, content: EventContent) -> RemoteRef:
+        self._calsync_writes()
+        ref = super().create_event(mailbox, content)
+        self._changed(mailbox, ref.remote_id)
+        return ref
+
+    def update_event(
+        self, mailbox: str, remote_id: str, content: EventContent, *, if_version: str | None = None
+    ) -> RemoteRef | None:
+        self._calsync_writes()
+        ref = super().update_event(mailbox, remote_id, content, if_version=if_version)
+        if ref is not None:
+            self._changed(mailbox, remote_id)
+        return ref
+
+    def delete_event(self, mailbox: str, remote_id: str) -> None:
+        self._calsync_writes()
+        super().delete_event(mailbox, remote_id)
+        self._changed(mailbox, remote_id)
+
+    # ---- the adviser, in Outlook
+
+    def adviser_moves(self, mailbox: str, remote_id: str, window: TimeWindow) -> None:
+        item = self.mailboxes[mailbox][remote_id]
+        item.content = replace(item.content, window=window)
+        item.version = f"v{next(self._versions)}"
+        self._changed(mailbox, remote_id)
+
+    def adviser_deletes(self, mailbox: str, remote_id: str) -> None:
+        self.mailboxes.get(mailbox, {}).pop(remote_id, None)
+        self.meetings.get(mailbox, {}).pop(remote_id, None)
+        self._changed(mailbox, remote_id)
+
+    def adviser_meeting(self, mailbox: str, remote_id: str, window: TimeWindow, subject: str = "Meeting") -> None:
+        """An Outlook meeting of the adviser's own (made, or moved when ``remote_id`` exists)."""
+        version = f"v{next(self._versions)}"
+        self.meetings.setdefault(mailbox, {})[remote_id] = CalendarEvent(remote_id, version, window, FreeBusy.BUSY,
+                                                                          subject)  # fmt: skip
+        self._changed(mailbox, remote_id)
+
+    # ---- CalendarFeed
+
+    def changes(self, mailbox: str, cursor: str | None, window: TimeWindow) -> MailboxChanges:
+        hook, self.before_read = self.before_read, None
+        if hook is not None:
+            hook()
+        start = int(cursor) if cursor else 0
+        touched = dict.fromkeys(rid for m, rid in self.log[start:] if m == mailbox)
+        upserts: list[CalendarEvent] = []
+        removed: list[str] = []
+        for remote_id in touched:
+            item = self.mailboxes.get(mailbox, {}).get(remote_id)
+            meeting = self.meetings.get(mailbox, {}).get(remote_id)
+            if item is not None:
+                upserts.append(CalendarEvent(remote_id, item.version, item.content.window, item.content.free_busy,
+                                             item.content.subject, stamp=item.content.stamp))  # fmt: skip
+            elif meeting is not None:
+                upserts.append(meeting)
+            else:
+                removed.append(remote_id)
+        return MailboxChanges(mailbox, upserts, removed, cursor=str(len(self.log)))

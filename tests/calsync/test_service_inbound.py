@@ -60,6 +60,14 @@ class World:
             cursors=FakeCursors(), events=self.events,
         )  # fmt: skip
 
+    def adviser_moves(self, event: CalendarEvent, hours: int) -> CalendarEvent:
+        """The adviser moves one of calsync's items in Outlook: the item changes, and so does its version."""
+        item = self.calendar.mailboxes[ALICE][event.remote_id]
+        shifted = TimeWindow(item.content.window.start + timedelta(hours=hours), item.content.window.end + timedelta(hours=hours))
+        item.content = replace(item.content, window=shifted)
+        item.version = f"v{int(item.version[1:]) + 1}"
+        return replace(event, version=item.version, window=shifted)
+
     def outlook(self, *upserts: CalendarEvent, removed: tuple[str, ...] = ()) -> Any:
         """An Outlook change arrives and the streaming task wakes inbound for the mailbox."""
         self.feed.push(MailboxChanges(ALICE, list(upserts), list(removed)))
@@ -138,10 +146,7 @@ def test_our_own_write_coming_back_is_no_jrni_call() -> None:
 def test_lock_on_an_outlook_move_of_a_booking_is_reverted() -> None:
     world = World(appointment_lock=True)
     key, event = synced_booking(world)
-    moved = replace(event, version="by-adviser", window=TimeWindow(event.window.start + timedelta(hours=3), event.window.end + timedelta(hours=3)))
-    world.calendar.mailboxes[ALICE][event.remote_id].content = replace(world.calendar.mailboxes[ALICE][event.remote_id].content, window=moved.window)
-
-    world.outlook(moved)
+    world.outlook(world.adviser_moves(event, 3))
 
     [item] = world.calendar.contents()[ALICE]
     assert item.window == event.window  # JRNI's time is back
@@ -151,9 +156,9 @@ def test_lock_on_an_outlook_move_of_a_booking_is_reverted() -> None:
 def test_lock_off_the_booking_follows_outlook() -> None:
     world = World(appointment_lock=False)
     key, event = synced_booking(world)
-    shifted = TimeWindow(event.window.start + timedelta(hours=3), event.window.end + timedelta(hours=3))
-    world.outlook(replace(event, version="by-adviser", window=shifted))
-    assert world.source.bookings[key].window == shifted  # no buffers in this booking
+    moved = world.adviser_moves(event, 3)
+    world.outlook(moved)
+    assert world.source.bookings[key].window == moved.window  # no buffers in this booking
     assert world.writer.writes == [f"move booking {key}"]
 
 
@@ -168,10 +173,7 @@ def test_a_refused_move_is_reverted_and_reported() -> None:
     world = World(appointment_lock=False)
     _, event = synced_booking(world)
     world.writer.refuse_moves = True
-    shifted = TimeWindow(event.window.start + timedelta(hours=3), event.window.end + timedelta(hours=3))
-    world.calendar.mailboxes[ALICE][event.remote_id].content = replace(world.calendar.mailboxes[ALICE][event.remote_id].content, window=shifted)
-
-    world.outlook(replace(event, version="by-adviser", window=shifted))
+    world.outlook(world.adviser_moves(event, 3))
 
     [item] = world.calendar.contents()[ALICE]
     assert item.window == event.window
@@ -183,8 +185,7 @@ def test_a_reservation_moved_in_outlook_is_confirmed_with_two_events() -> None:
     world = World(appointment_lock=False, auto_confirm=True)
     key, event = synced_booking(world, status=BookingStatus.RESERVATION)
     assert event.free_busy is FreeBusy.TENTATIVE
-    shifted = TimeWindow(event.window.start + timedelta(hours=1), event.window.end + timedelta(hours=1))
-    world.outlook(replace(event, version="by-adviser", window=shifted))
+    world.outlook(world.adviser_moves(event, 1))
     assert world.source.bookings[key].status is BookingStatus.CONFIRMED
     assert [e["kind"] for e in world.events.published] == ["booking.updated", "booking.confirmed"]
     assert world.events.published[0]["booking_id"] == key.booking_id

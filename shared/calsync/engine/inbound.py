@@ -10,8 +10,8 @@ For an Outlook item that is *not* ours (the adviser's own meeting):
 | no (Free, cancelled, outside, deleted) | yes          | RemoveBlock                               |
 
 For an item *we* wrote for a JRNI booking, edited or deleted in Outlook: our own write coming back (same change
-key) is nothing; otherwise with the appointment lock on, RevertItem (JRNI's version is written again); off, the
-booking follows (MoveBooking, or CancelBooking when deleted). A reservation moved or given an attendee is confirmed
+key) is nothing; otherwise with the appointment lock on, RevertItem (JRNI's version is written again, only if the
+item still has the version decided on); off, the booking follows (MoveBooking, or CancelBooking when deleted). A reservation moved or given an attendee is confirmed
 when auto-confirm is on, and two notifications are emitted: the update and the confirmation.
 """
 
@@ -64,17 +64,23 @@ class RemoveBlock:
 
 @dataclass(frozen=True)
 class RevertItem:
-    """Appointment lock: write the booking back as JRNI has it (outbound, forced)."""
+    """Write the booking back as JRNI has it over the item changed in Outlook (appointment lock, or JRNI refused).
+
+    ``version``: the item's version this decision was made on. The write is conditional on it, so an Outlook change
+    made after the one answered here is never overwritten: it is read and decided on instead. None: the item was
+    deleted (it is written again)."""
 
     jrni_key: JrniKey
     mailbox: str
     reason: str
+    version: str | None = None
 
 
 @dataclass(frozen=True)
 class MoveBooking:
     jrni_key: JrniKey
     window: TimeWindow  # the appointment itself: the buffers we added are taken off again
+    item_version: str | None = None  # the Outlook item's version this answers (put back from it if JRNI refuses)
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class CancelBooking:
 @dataclass(frozen=True)
 class ConfirmReservation:
     jrni_key: JrniKey
+    item_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,14 +187,15 @@ def _our_item_changed(event: CalendarEvent, our: OurItem, mailbox: str, options:
     actions: list[InboundAction] = []
     confirming = our.is_reservation and options.auto_confirm and (moved or invited)
     if confirming:
-        actions.append(ConfirmReservation(our.jrni_key))
+        actions.append(ConfirmReservation(our.jrni_key, event.version))
     if moved and not options.appointment_lock:
         start = event.window.start + timedelta(seconds=our.pre_time_seconds)
         end = event.window.end - timedelta(seconds=our.post_time_seconds)
-        actions.append(MoveBooking(our.jrni_key, TimeWindow(start, max(start, end))))
+        actions.append(MoveBooking(our.jrni_key, TimeWindow(start, max(start, end)), event.version))
     elif options.appointment_lock and (moved or event.free_busy != our.expected_free_busy):
         # The lock: a booking can only be changed where it was made; Outlook gets JRNI's version back.
-        actions.append(RevertItem(our.jrni_key, mailbox, "changed in Outlook while the appointment lock is on"))
+        actions.append(RevertItem(our.jrni_key, mailbox, "changed in Outlook while the appointment lock is on",
+                                  event.version))  # fmt: skip
     if confirming:
         actions.append(Notify("booking.updated", our.jrni_key, {"mailbox": mailbox}))
         actions.append(Notify("booking.confirmed", our.jrni_key, {"mailbox": mailbox}))

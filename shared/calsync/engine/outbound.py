@@ -8,12 +8,15 @@ The table, per mailbox (``desired`` = the booking should show there; ``link`` = 
 | yes     | pending             | RecoverEvent: a create or update may have happened before a crash |
 | yes     | synced, same print  | nothing: replay, duplicate webhook or our own echo                 |
 | yes     | synced, other print | UpdateEvent                                                        |
+| yes     | synced, to rewrite  | UpdateEvent if the item still has the version read (an Outlook     |
+|         |                     | change answered with JRNI's version)                               |
 | no      | any                 | DeleteEvent (cancelled, reassigned away, or no longer mapped)      |
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Mapping as ReadOnlyMap
 from dataclasses import dataclass
 
 from calsync.domain import (
@@ -50,9 +53,15 @@ class RecoverEvent:
 
 @dataclass(frozen=True)
 class UpdateEvent:
+    """Bring our item to ``content``. ``revert``: an answer to an Outlook change (the item is put back, re-created if
+    it was deleted), written only if the item still has ``if_version`` when one is given, so that a newer Outlook
+    change is never overwritten."""
+
     mailbox: str
     content: EventContent
     link: Link
+    revert: bool = False
+    if_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,12 +104,16 @@ def plan_outbound(
     options: SyncOptions,
     *,
     mirrored_from_exchange: bool = False,
+    rewrite: ReadOnlyMap[str, str | None] | None = None,
 ) -> list[Action]:
     """The actions that make every mailbox show ``booking`` as ``content`` (or not at all), in a stable order.
 
     ``booking`` None means JRNI no longer has it (deleted): every linked item goes. ``mirrored_from_exchange`` marks
-    a JRNI block that calsync itself made for an Outlook item: pushing it back would echo.
+    a JRNI block that calsync itself made for an Outlook item: pushing it back would echo. ``rewrite``: mailboxes
+    whose item was changed in Outlook and must show JRNI's version again although the link says it does, each with
+    the item version that was read (None: the item was deleted).
     """
+    rewrite = rewrite or {}
     by_calendar = {(m.kind, m.jrni_id): m for m in mappings}
     actions: list[Action] = []
     desired: dict[str, EventContent] = {}
@@ -127,6 +140,9 @@ def plan_outbound(
             actions.append(CreateEvent(mailbox, target))
         elif link.state is LinkState.PENDING or link.remote_id is None:
             actions.append(RecoverEvent(mailbox, target, link))
+        elif mailbox in rewrite:
+            # Changed in Outlook behind the link's back: written again, but only over the version that was read.
+            actions.append(UpdateEvent(mailbox, target, link, revert=True, if_version=rewrite[mailbox]))
         elif link.fingerprint != target.fingerprint:
             actions.append(UpdateEvent(mailbox, target, link))
         # else: the item already shows exactly this; a replayed or duplicate message changes nothing.

@@ -14,7 +14,14 @@ from exchangelib import UTC as EWS_UTC
 from exchangelib import CalendarItem, EWSDateTime
 from exchangelib.errors import ErrorItemNotFound
 from exchangelib.folders import Calendar, FolderCollection, Root
-from exchangelib.items import ALL_OCCURRENCES, ALWAYS_OVERWRITE, HARD_DELETE, SAVE_ONLY, SEND_TO_NONE
+from exchangelib.items import (
+    ALL_OCCURRENCES,
+    ALWAYS_OVERWRITE,
+    HARD_DELETE,
+    NEVER_OVERWRITE,
+    SAVE_ONLY,
+    SEND_TO_NONE,
+)
 from exchangelib.properties import Body, DistinguishedFolderId, HTMLBody, Mailbox
 
 from calsync.adapters.ews.connection import (
@@ -55,14 +62,21 @@ class EwsCalendar(MailboxSession):
 
         return self._call(mailbox, create)
 
-    def update_event(self, mailbox: str, remote_id: str, content: EventContent) -> RemoteRef | None:
-        """Overwrite subject, body, times and free/busy (JRNI is the source of truth): one UpdateItem."""
+    def update_event(
+        self, mailbox: str, remote_id: str, content: EventContent, *, if_version: str | None = None
+    ) -> RemoteRef | None:
+        """Overwrite subject, body, times and free/busy (JRNI is the source of truth): one UpdateItem.
+
+        With ``if_version`` the item's change key is sent with NeverOverwrite, so Exchange refuses the write
+        (ErrorIrresolvableConflict → ConflictError) when the item changed after the version it was decided on."""
 
         def update(account: Any) -> RemoteRef | None:
-            item = CalendarItem(account=account, id=remote_id, **self._fields(content))
-            # AlwaysOverwrite: an Outlook edit in between loses; no change key needed, no conflict possible.
+            item = CalendarItem(account=account, id=remote_id, changekey=if_version, **self._fields(content))
+            # AlwaysOverwrite when JRNI changed: an Outlook edit in between loses, no change key needed. NeverOverwrite
+            # when answering an Outlook change: a newer Outlook change must be read and decided on, not overwritten.
+            resolution = ALWAYS_OVERWRITE if if_version is None else NEVER_OVERWRITE
             [result] = account.bulk_update(
-                items=[(item, _UPDATED_FIELDS)], conflict_resolution=ALWAYS_OVERWRITE,
+                items=[(item, _UPDATED_FIELDS)], conflict_resolution=resolution,
                 message_disposition=SAVE_ONLY, send_meeting_invitations_or_cancellations=SEND_TO_NONE,
                 suppress_read_receipts=True,
             )  # fmt: skip
