@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from calsync.domain import Integration, LinkState, Mapping, PermanentError
+from calsync.domain import Integration, JrniKey, LinkState, Mapping, PermanentError
 from calsync.domain.inbound import BlockLink
 from calsync.engine.inbound import (
     CancelBooking,
@@ -30,10 +30,10 @@ class InboundReport:
     created: int = 0
     moved: int = 0
     removed: int = 0
-    bookings_changed: list[str] = field(default_factory=list)
+    bookings_changed: list[JrniKey] = field(default_factory=list)
     reverted: list[RevertItem] = field(default_factory=list)  # items to put back as JRNI has them
     notifications: list[Notify] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)  # JRNI refused a booking change: reverted, and reported
+    refused: dict[JrniKey, str] = field(default_factory=dict)  # JRNI refused a booking change (reverted): why
 
     @property
     def jrni_writes(self) -> int:
@@ -90,11 +90,11 @@ class InboundExecutor:
                 self.writer.confirm_reservation(action.jrni_key)
         except PermanentError as exc:
             # JRNI refuses (a cancelled booking, or one made externally): JRNI's version goes back to Outlook.
-            report.refused.append(f"booking {action.jrni_key}: {exc}")
+            report.refused[action.jrni_key] = str(exc)
             version = None if isinstance(action, CancelBooking) else action.item_version
             report.reverted.append(RevertItem(action.jrni_key, self.mapping.mailbox, f"JRNI refused: {exc}", version))
             return
-        report.bookings_changed.append(str(action.jrni_key))
+        report.bookings_changed.append(action.jrni_key)
 
     def _create(self, action: CreateBlock) -> None:
         event, mapping = action.event, action.mapping

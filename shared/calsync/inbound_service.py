@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from calsync.domain import (
+    OUTLOOK_CHANGES,
     ConflictError,
     Integration,
     JrniKey,
@@ -25,6 +26,7 @@ from calsync.domain import (
     RetryableError,
     SyncState,
     TimeWindow,
+    outlook_change_subject,
 )
 from calsync.domain.inbound import MailboxChanges, OurItem
 from calsync.engine import desired_content
@@ -147,9 +149,13 @@ def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
             services.cursors.put(integration.id, mailbox, changes.cursor)
         detail = (f"{report.created} blocked, {report.moved} moved, {report.removed} released, "
                   f"{len(report.bookings_changed)} bookings changed, {len(report.reverted)} reverted")  # fmt: skip
-        if report.refused:
-            detail += "; JRNI refused: " + "; ".join(report.refused)
-        _status(services, mapping, SyncState.ERROR if report.refused else SyncState.OK, detail)
+        _status(services, mapping, SyncState.OK, detail,
+                settles=tuple(outlook_change_subject(key) for key in report.bookings_changed))  # fmt: skip
+        for key, why in report.refused.items():
+            # Open until JRNI accepts a later Outlook change to this booking, or the booking goes.
+            _status(services, mapping, SyncState.ERROR,
+                    f"booking {key}: JRNI refused the change made in Outlook, which was put back: {why}",
+                    subject=outlook_change_subject(key))  # fmt: skip
         return report
     raise RetryableError(f"items in {mailbox} kept changing while calsync answered them; trying again shortly",
                          delay_seconds=RETRY_AFTER_CONFLICT_SECONDS)  # fmt: skip
@@ -202,7 +208,7 @@ def _revert(services: Services, integration: Integration, reverts: Sequence[Reve
         sync_outbound(services, OutboundMessage(integration.id, key, "revert"), rewrite=rewrite)
 
 
-def _status(services: Services, mapping: Mapping, state: SyncState, detail: str) -> None:
-    services.mappings.record_status(
-        MappingStatus(mapping.integration_id, mapping.kind, mapping.jrni_id, state, detail, services.clock())
-    )
+def _status(services: Services, mapping: Mapping, state: SyncState, detail: str, *, subject: str = OUTLOOK_CHANGES,
+            settles: tuple[str, ...] = ()) -> None:  # fmt: skip
+    services.mappings.record_status(MappingStatus(mapping.integration_id, mapping.kind, mapping.jrni_id, state, detail,
+                                                  services.clock(), subject, settles))  # fmt: skip

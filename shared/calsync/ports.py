@@ -134,7 +134,12 @@ class MappingStore(Protocol):
         ...
 
     def record_status(self, status: MappingStatus) -> None:
-        """Record the outcome of a sync for one staff member or resource."""
+        """Record the outcome of a sync for one staff member or resource: its last outcome, the problem it opens
+        (not ok, under its subject) and the problems it settles."""
+        ...
+
+    def problems(self, integration_id: str) -> list[MappingStatus]:
+        """The open problems: outcomes other than ok that no later outcome has settled yet."""
         ...
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from calsync.domain import (
+    UNMAPPED,
     AuthenticationError,
     Booking,
     BookingKind,
@@ -27,6 +28,8 @@ from calsync.domain import (
     ResourceKind,
     SyncState,
     TooLargeError,
+    booking_subject,
+    outlook_change_subject,
 )
 from calsync.engine import (
     Action,
@@ -195,20 +198,25 @@ def _record(
     """What each staff member or resource concerned shows in the integration's status."""
     by_mailbox = {m.mailbox: m for m in mappings}
     now = services.clock()
+    subject = booking_subject(key)
     for action in actions:
         if isinstance(action, SkipUnmapped):
             detail = f"booking {key} not synced: no mailbox is mapped to this {action.kind.value}"
-            status = MappingStatus(integration_id, action.kind, action.jrni_id, SyncState.SKIPPED, detail, now)
-            services.mappings.record_status(status)
+            services.mappings.record_status(MappingStatus(integration_id, action.kind, action.jrni_id,
+                                                          SyncState.SKIPPED, detail, now, UNMAPPED))  # fmt: skip
             continue
         mapping = by_mailbox.get(action.mailbox)
         if mapping is None:
             continue  # a mailbox no longer mapped: nobody to report it against
+        settles: tuple[str, ...] = (UNMAPPED,)
         if action.mailbox in failed:
             state, detail = SyncState.ERROR, f"booking {key} failed: {failed[action.mailbox]}"
         else:
             state, detail = SyncState.OK, f"booking {key} {_VERBS[type(action)]} in {action.mailbox}"
-        services.mappings.record_status(MappingStatus(integration_id, mapping.kind, mapping.jrni_id, state, detail, now))
+            if isinstance(action, DeleteEvent):
+                settles += (outlook_change_subject(key),)  # the booking is gone: nothing left to refuse
+        services.mappings.record_status(MappingStatus(integration_id, mapping.kind, mapping.jrni_id, state, detail, now,
+                                                      subject, settles))  # fmt: skip
 
 
 def record_failure(services: Services, message: OutboundMessage, reason: str) -> None:
@@ -223,7 +231,7 @@ def record_failure(services: Services, message: OutboundMessage, reason: str) ->
             reported.add((mapping.kind, mapping.jrni_id))
             services.mappings.record_status(MappingStatus(
                 message.integration_id, mapping.kind, mapping.jrni_id, SyncState.ERROR,
-                f"booking {message.jrni_key} failed: {reason}", now))  # fmt: skip
+                f"booking {message.jrni_key} failed: {reason}", now, booking_subject(message.jrni_key)))  # fmt: skip
 
 
 __all__ = [

@@ -139,6 +139,7 @@ class FakeMappings:
     def __init__(self, *mappings: Mapping) -> None:
         self.items: dict[tuple[str, ResourceKind, str], Mapping] = {}
         self.status: dict[tuple[str, ResourceKind, str], MappingStatus] = {}
+        self.open: dict[tuple[str, ResourceKind, str, str], MappingStatus] = {}  # open problems, by subject
         for mapping in mappings:
             self.put(mapping)
 
@@ -160,6 +161,14 @@ class FakeMappings:
 
     def record_status(self, status: MappingStatus) -> None:
         self.status[(status.integration_id, status.kind, status.jrni_id)] = status
+        calendar = (status.integration_id, status.kind, status.jrni_id)
+        if status.is_problem:
+            self.open[(*calendar, status.subject)] = status
+        for subject in status.settled:
+            self.open.pop((*calendar, subject), None)
+
+    def problems(self, integration_id: str) -> list[MappingStatus]:
+        return [s for (i, _, _, _), s in self.open.items() if i == integration_id]
 
 
 class FakeSecrets:
@@ -350,9 +359,13 @@ class FakeExchange(FakeCalendar):
     ) -> RemoteRef | None:
         self._calsync_writes()
         ref = super().update_event(mailbox, remote_id, content, if_version=if_version)
-        if ref is not None:
-            self._changed(mailbox, remote_id)
-        return ref
+        if ref is None:
+            return None
+        # Versions are unique across every writer, as change keys are.
+        item = self.mailboxes[mailbox][remote_id]
+        item.version = f"v{next(self._versions)}"
+        self._changed(mailbox, remote_id)
+        return RemoteRef(remote_id, item.version)
 
     def delete_event(self, mailbox: str, remote_id: str) -> None:
         self._calsync_writes()

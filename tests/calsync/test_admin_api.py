@@ -145,6 +145,33 @@ def test_status_shows_problems_first(services: Services) -> None:
     assert answer["problems"][0]["detail"] == "booking 100/501 failed: not granted"
 
 
+def status_of(services: Services) -> dict[str, Any]:
+    status, answer = call(services, rest_event("GET", f"/admin/integrations/{INTEGRATION}/status",
+                                               resource="/admin/integrations/{integration_id}/status",
+                                               path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
+    assert status == 200
+    return answer
+
+
+def test_a_problem_stays_in_the_status_until_its_own_subject_is_settled(services: Services) -> None:
+    put_mapping(services, "person", "11", ALICE)
+
+    def outcome(state: SyncState, detail: str, subject: str, hour: int) -> None:
+        services.mappings.record_status(MappingStatus(INTEGRATION, ResourceKind.PERSON, "11", state, detail,
+                                                      datetime(2025, 7, 1, hour, tzinfo=UTC), subject))  # fmt: skip
+
+    outcome(SyncState.ERROR, "booking 100/501: JRNI refused the change made in Outlook", "Outlook change to 100/501", 9)
+    outcome(SyncState.OK, "0 blocked, 0 moved", "Outlook changes", 10)  # later syncs of the mailbox go well
+    outcome(SyncState.OK, "booking 100/502 created", "booking 100/502", 11)
+    answer = status_of(services)
+    assert [p["detail"] for p in answer["problems"]] == ["booking 100/501: JRNI refused the change made in Outlook"]
+    assert answer["states"] == {"error": 1}  # still a calendar with a problem, although its last outcome was ok
+
+    outcome(SyncState.OK, "1 bookings changed", "Outlook change to 100/501", 12)
+    answer = status_of(services)
+    assert answer["problems"] == [] and answer["states"] == {"ok": 1}
+
+
 def test_openapi_document_is_generated_from_the_routes(services: Services) -> None:
     document = json.loads(build_admin_api(lambda: services).get_openapi_json_schema())
     assert {"/admin/integrations", "/admin/integrations/{integration_id}/mappings",

@@ -3,69 +3,8 @@ its own write coming back is no change, and an answer never overwrites a newer O
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from calsync.domain import JrniKey, ResourceKind, TimeWindow
-from calsync.inbound_service import InboundMessage, sync_mailbox
-from calsync.ports import JrniCalendar, OutboundMessage
-from calsync.service import Services, sync_outbound
-from tests.calsync.builders import ALICE, INTEGRATION, MAPPINGS, ROOM, booking, integration
-from tests.calsync.fakes import (
-    FakeBlockLinks,
-    FakeBookingSource,
-    FakeCursors,
-    FakeEvents,
-    FakeExchange,
-    FakeIntegrations,
-    FakeLinkStore,
-    FakeMappings,
-    FakeQueue,
-    FakeSecrets,
-    FakeWriter,
-)
-
-NOW = datetime(2025, 7, 1, 8, tzinfo=UTC)
-CALENDARS = [JrniCalendar(ResourceKind.PERSON, "11", "100", "Alice"), JrniCalendar(ResourceKind.RESOURCE, "21", "100", "Room")]
-
-
-class World:
-    """JRNI, Exchange (a mailbox that is its own change feed) and calsync's state, in memory."""
-
-    def __init__(self, **options: Any) -> None:
-        self.source = FakeBookingSource(calendars=CALENDARS)
-        self.exchange = FakeExchange()
-        self.writer = FakeWriter(self.source)
-        self.integrations = FakeIntegrations(integration(**options))
-        self.services = Services(
-            integrations=self.integrations, mappings=FakeMappings(*MAPPINGS), links=FakeLinkStore(),
-            secrets=FakeSecrets(), outbound_queue=FakeQueue(), calendar_for=lambda _: self.exchange,
-            bookings_for=lambda _: self.source, clock=lambda: NOW, feed_for=lambda _: self.exchange,
-            writer_for=lambda _: self.writer, block_links=FakeBlockLinks(), cursors=FakeCursors(), events=FakeEvents(),
-        )  # fmt: skip
-
-    def book(self, **fields: Any) -> JrniKey:
-        made = booking(**fields)
-        self.source.bookings[made.key] = made
-        sync_outbound(self.services, OutboundMessage(INTEGRATION, made.key, "create"))
-        self.notified(ALICE)
-        self.notified(ROOM)  # calsync's own creates coming back
-        return made.key
-
-    def item_of(self, key: JrniKey, mailbox: str = ALICE) -> tuple[str, TimeWindow, str]:
-        [(remote_id, item)] = [(rid, i) for rid, i in self.exchange.mailboxes[mailbox].items() if i.content.stamp.jrni_key == key]
-        return remote_id, item.content.window, item.version
-
-    def notified(self, mailbox: str = ALICE) -> Any:
-        return sync_mailbox(self.services, InboundMessage(INTEGRATION, mailbox, "notification"))
-
-    def lock(self, on: bool) -> None:
-        self.integrations.items[INTEGRATION] = replace(self.integrations.items[INTEGRATION], appointment_lock=on)
-
-
-def later(window: TimeWindow, hours: int) -> TimeWindow:
-    return TimeWindow(window.start + timedelta(hours=hours), window.end + timedelta(hours=hours))
+from tests.calsync.builders import ALICE, INTEGRATION, ROOM, booking
+from tests.calsync.world import World, later
 
 
 def test_with_the_lock_on_a_move_is_put_back_with_one_write_and_its_echo_costs_nothing() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -24,12 +25,14 @@ from calsync.domain import (
     InvalidInputError,
     JrniConnection,
     Mapping,
+    MappingStatus,
     NotFoundError,
     PermanentError,
     RequestError,
     ResourceKind,
     RetryableError,
     SyncOptions,
+    SyncState,
 )
 from calsync.domain.inbound import MailboxStreamState
 from calsync.rendering import TemplateError, Templates
@@ -163,6 +166,9 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
         integration = integration_or_404(svc, integration_id)
         mapped = {(m.kind, m.jrni_id): m.mailbox for m in svc.mappings.mappings(integration.id)}
         statuses = {(s.kind, s.jrni_id): s for s in svc.mappings.statuses(integration.id)}
+        problems: dict[tuple[ResourceKind, str], list[dict[str, Any]]] = {}
+        for problem in _newest_first(svc.mappings.problems(integration.id)):
+            problems.setdefault((problem.kind, problem.jrni_id), []).append(_problem(problem))
         watched = {w.mailbox: w for w in svc.streaming.mailbox_states(integration.id)} if svc.streaming else {}
         rows = []
         for calendar in svc.bookings_for(integration).calendars():
@@ -174,6 +180,7 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
                 "mailbox": mapped.get(key),
                 "status": None if status is None else {"state": status.state.value, "detail": status.detail,
                                                        "at": status.at.isoformat() if status.at else None},
+                "problems": problems.get(key, []),
                 "outlook_changes": _watch(watched.get(mapped.get(key) or "")),
             })  # fmt: skip
         return {"mappings": rows}
@@ -202,15 +209,17 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
     def status(integration_id: Annotated[str, Path()]) -> dict[str, Any]:
         svc = services()
         integration = integration_or_404(svc, integration_id)
-        statuses = svc.mappings.statuses(integration.id)
+        # A calendar counts as its worst open problem; one without any, as its last outcome.
+        state = {(s.kind, s.jrni_id): s.state for s in svc.mappings.statuses(integration.id)}
+        open_problems = _newest_first(svc.mappings.problems(integration.id))
+        for problem in open_problems:
+            key = (problem.kind, problem.jrni_id)
+            if state.get(key) is not SyncState.ERROR:
+                state[key] = SyncState.ERROR if problem.state is SyncState.ERROR else problem.state
         counts: dict[str, int] = {}
-        for entry in statuses:
-            counts[entry.state.value] = counts.get(entry.state.value, 0) + 1
-        problems = [
-            {"kind": s.kind.value, "jrni_id": s.jrni_id, "state": s.state.value, "detail": s.detail,
-             "at": s.at.isoformat() if s.at else None}
-            for s in sorted(statuses, key=lambda s: (s.at is None, s.at), reverse=True) if s.state.value != "ok"
-        ]  # fmt: skip
+        for value in state.values():
+            counts[value.value] = counts.get(value.value, 0) + 1
+        problems = [_problem(p) for p in open_problems]
         watching: dict[str, int] = {}
         for watch in svc.streaming.mailbox_states(integration.id) if svc.streaming else []:
             watching[watch.mode] = watching.get(watch.mode, 0) + 1
@@ -218,6 +227,16 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
                 "states": counts, "outlook_changes": watching, "problems": problems}  # fmt: skip
 
     return app
+
+
+def _newest_first(statuses: list[MappingStatus]) -> list[MappingStatus]:
+    return sorted(statuses, key=lambda s: (s.at is not None, s.at or datetime.min), reverse=True)
+
+
+def _problem(status: MappingStatus) -> dict[str, Any]:
+    """An open problem: what it is about, what happened, and since when."""
+    return {"kind": status.kind.value, "jrni_id": status.jrni_id, "state": status.state.value,
+            "subject": status.subject, "detail": status.detail, "at": status.at.isoformat() if status.at else None}
 
 
 def _watch(state: MailboxStreamState | None) -> dict[str, str] | None:

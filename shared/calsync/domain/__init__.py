@@ -14,6 +14,8 @@ from calsync.domain.errors import (
     TooLargeError,
 )
 from calsync.domain.integration import (
+    OUTLOOK_CHANGES,
+    UNMAPPED,
     AccessType,
     ExchangeAuth,
     ExchangeConnection,
@@ -21,6 +23,8 @@ from calsync.domain.integration import (
     JrniConnection,
     MappingStatus,
     SyncState,
+    booking_subject,
+    outlook_change_subject,
 )
 from calsync.domain.model import (
     Booking,
@@ -39,6 +43,8 @@ from calsync.domain.model import (
 )
 
 __all__ = [
+    "OUTLOOK_CHANGES",
+    "UNMAPPED",
     "AccessType",
     "AuthenticationError",
     "Booking",
@@ -70,4 +76,6 @@ __all__ = [
     "SyncState",
     "TimeWindow",
     "TooLargeError",
+    "booking_subject",
+    "outlook_change_subject",
 ]

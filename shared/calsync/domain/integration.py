@@ -74,6 +74,21 @@ class SyncState(enum.StrEnum):
     ERROR = "error"  # a permanent failure: its message is in the dead-letter queue
 
 
+# The subjects of sync outcomes (MappingStatus.subject).
+UNMAPPED = "unmapped"  # bookings skipped because the calendar has no mailbox
+OUTLOOK_CHANGES = "Outlook changes"  # a mailbox's Outlook changes as a whole
+
+
+def booking_subject(key: object) -> str:
+    """Outbound: the booking's item in the calendar's mailbox."""
+    return f"booking {key}"
+
+
+def outlook_change_subject(key: object) -> str:
+    """Inbound: an Outlook change to a booking's item, which JRNI may refuse."""
+    return f"Outlook change to booking {key}"
+
+
 @dataclass(frozen=True)
 class MappingStatus:
     """What the operator sees for one mapped (or unmapped) staff member or resource."""
@@ -84,3 +99,20 @@ class MappingStatus:
     state: SyncState
     detail: str = ""
     at: datetime | None = None
+    # What the outcome is about ("booking 37001/100011", "Outlook changes"; "" the calendar as a whole): a problem
+    # (an outcome other than ok) stays open under its subject until an outcome settles it, whatever else happens to
+    # the calendar meanwhile.
+    subject: str = ""
+    # Subjects this outcome settles besides its own (which an ok outcome always settles).
+    settles: tuple[str, ...] = ()
+
+    @property
+    def settled(self) -> tuple[str, ...]:
+        """The open problems this outcome closes."""
+        own = (self.subject,) if self.state is SyncState.OK else ()
+        others = tuple(s for s in self.settles if s != self.subject)
+        return tuple(dict.fromkeys(own + others))
+
+    @property
+    def is_problem(self) -> bool:
+        return self.state is not SyncState.OK

@@ -304,6 +304,22 @@ def test_statuses_are_kept_for_mapped_and_unmapped_calendars_latest_first(mappin
     assert mappings.mappings(INTEGRATION) == [Mapping(INTEGRATION, PERSON, "11", ALICE)]
 
 
+def test_a_problem_stays_open_until_an_outcome_settles_its_subject(mappings: DynamoMappingStore) -> None:
+    t1, t2, t3 = (datetime(2025, 7, 7, hour, tzinfo=UTC) for hour in (9, 10, 11))
+    refused = MappingStatus(INTEGRATION, PERSON, "11", SyncState.ERROR, "JRNI refused", t1, "Outlook change to 1/2")
+    # Given a refusal, then a later sync of something else that went well
+    mappings.record_status(refused)
+    mappings.record_status(MappingStatus(INTEGRATION, PERSON, "11", SyncState.OK, "all good", t2, "Outlook changes"))
+    # Then the last outcome is ok, and the refusal is still open
+    assert [s.state for s in mappings.statuses(INTEGRATION)] == [SyncState.OK]
+    assert mappings.problems(INTEGRATION) == [refused]
+    # When an outcome settles it (as its own subject, or by naming it), it is gone
+    mappings.record_status(MappingStatus(INTEGRATION, PERSON, "11", SyncState.OK, "removed", t3, "booking 1/2",
+                                         settles=("Outlook change to 1/2",)))  # fmt: skip
+    assert mappings.problems(INTEGRATION) == []
+    assert [s.detail for s in mappings.statuses(INTEGRATION)] == ["removed"]
+
+
 def test_a_status_survives_unmapping(mappings: DynamoMappingStore) -> None:
     mappings.put(Mapping(INTEGRATION, RESOURCE, "21", ROOM))
     mappings.record_status(MappingStatus(INTEGRATION, RESOURCE, "21", SyncState.OK))

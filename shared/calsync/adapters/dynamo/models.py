@@ -89,6 +89,8 @@ class IntegrationRecord(Model):
 #   mailbox#<mailbox>          the claim that keeps a mailbox mapped to at most one of them (written in the
 #                              same transaction as the mapping)
 #   status#<kind>#<jrni id>    the last sync outcome, kept whether or not the calendar is mapped
+#   problem#<kind>#<jrni id>#<subject>
+#                              an open problem (an outcome other than ok), until an outcome settles its subject
 
 
 class MappingRecord(Model):
@@ -113,6 +115,7 @@ class StatusRecord(Model):
     state = UnicodeAttribute()
     detail = UnicodeAttribute()
     at = UTCDateTimeAttribute(null=True)
+    subject = UnicodeAttribute(null=True)
 
 
 # ---------------------------------------------------------------- links (pk: "<integration>#<jrni key>", sk: mailbox)

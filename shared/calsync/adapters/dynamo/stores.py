@@ -187,6 +187,10 @@ def _status_key(kind: ResourceKind, jrni_id: str) -> str:
     return f"status#{kind.value}#{jrni_id}"
 
 
+def _problem_key(kind: ResourceKind, jrni_id: str, subject: str) -> str:
+    return f"problem#{kind.value}#{jrni_id}#{subject}"
+
+
 def _owner(kind: ResourceKind, jrni_id: str) -> str:
     return f"{kind.value}#{jrni_id}"
 
@@ -283,21 +287,35 @@ class DynamoMappingStore:
 
     def statuses(self, integration_id: str) -> list[MappingStatus]:
         """The last sync outcome recorded for each staff member and resource, mapped or not."""
+        return self._status_records(integration_id, "status#")
+
+    def problems(self, integration_id: str) -> list[MappingStatus]:
+        """The open problems of every staff member and resource."""
+        return self._status_records(integration_id, "problem#")
+
+    def _status_records(self, integration_id: str, prefix: str) -> list[MappingStatus]:
         model = self._models.status
         try:
             return [MappingStatus(integration_id, ResourceKind(record.kind), record.jrni_id, SyncState(record.state),
-                                  record.detail, record.at)
-                    for record in model.query(integration_id, model.sk.startswith("status#"))]  # fmt: skip
+                                  record.detail, record.at, record.subject or "")
+                    for record in model.query(integration_id, model.sk.startswith(prefix))]  # fmt: skip
         except PynamoDBException as exc:
             raise _translate(exc, f"listing statuses of {integration_id}") from exc
 
     def record_status(self, status: MappingStatus) -> None:
-        """Record the outcome of a sync for one staff member or resource (the latest write wins)."""
-        record = self._models.status(status.integration_id, _status_key(status.kind, status.jrni_id),
-                                     kind=status.kind.value, jrni_id=status.jrni_id, state=status.state.value,
-                                     detail=status.detail, at=status.at)  # fmt: skip
+        """Record the outcome of a sync for one staff member or resource (the latest write wins), the problem it
+        opens and the problems it settles: one BatchWriteItem."""
+        model = self._models.status
+        values: dict[str, Any] = {"kind": status.kind.value, "jrni_id": status.jrni_id, "state": status.state.value,
+                                  "detail": status.detail, "at": status.at}  # fmt: skip
         try:
-            record.save()
+            with model.batch_write() as batch:
+                batch.save(model(status.integration_id, _status_key(status.kind, status.jrni_id), **values))
+                if status.is_problem:
+                    batch.save(model(status.integration_id, _problem_key(status.kind, status.jrni_id, status.subject),
+                                     subject=status.subject, **values))  # fmt: skip
+                for subject in status.settled:
+                    batch.delete(model(status.integration_id, _problem_key(status.kind, status.jrni_id, subject)))
         except PynamoDBException as exc:
             raise _translate(exc, f"recording the status of {status.kind.value} {status.jrni_id}") from exc
 
