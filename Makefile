@@ -36,7 +36,8 @@ $(STAMP): uv.lock pyproject.toml $(UV_STAMP)
 # Both regenerate shared/requirements.txt, the layer's list, from the lock.
 lock: $(UV_STAMP)
 	$(UV) lock --python $(PYTHON) $(LOCK_ARGS)
-	$(PYTHON) tools/layer_requirements.py $(UV) > shared/requirements.txt
+	$(PYTHON) tools/layer_requirements.py $(UV) > shared/requirements.txt.new
+	mv shared/requirements.txt.new shared/requirements.txt
 
 lock-upgrade:
 	$(MAKE) lock LOCK_ARGS=--upgrade
