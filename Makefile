@@ -33,11 +33,10 @@ $(STAMP): uv.lock pyproject.toml $(UV_STAMP)
 
 # After editing pyproject.toml: re-resolves what changed, keeps every other version. lock-upgrade moves everything
 # to the newest versions the bounds allow (figures in bench/ then stop being comparable with older runs).
-# Both regenerate shared/requirements.txt, the layer's list, from the lock.
+# Both regenerate shared/requirements.txt, the layer's list, from the lock. Not a bare `uv lock`: tools/lock.py
+# says why (the SAM tools' pins would otherwise leak into the runtime set).
 lock: $(UV_STAMP)
-	$(UV) lock --python $(PYTHON) $(LOCK_ARGS)
-	$(PYTHON) tools/layer_requirements.py $(UV) > shared/requirements.txt.new
-	mv shared/requirements.txt.new shared/requirements.txt
+	UV_PYTHON=$(PYTHON) $(PYTHON) tools/lock.py $(UV) $(LOCK_ARGS)
 
 lock-upgrade:
 	$(MAKE) lock LOCK_ARGS=--upgrade

@@ -17,12 +17,13 @@ from packaging.requirements import Requirement
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from tools.layer_requirements import EXPORT, generate
+from tools.lock import EXPORT, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 UV = ROOT / ".venv-uv" / "bin" / "uv"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-LAYER = ROOT / ".aws-sam" / "build" / "CalsyncLayer" / "python"  # template.yaml: CalsyncLayer, BuildMethod python3.12
+# What sam build makes of template.yaml's CalsyncLayer (BuildMethod python3.12, BuildArchitecture arm64).
+LAYER = ROOT / ".aws-sam" / "build" / "CalsyncLayer" / "python"
 
 # Where the layer runs: the python3.12 Lambda runtime on arm64 (Amazon Linux 2023, glibc 2.34).
 LAMBDA_ENV = {
@@ -39,12 +40,9 @@ LAMBDA_ENV = {
     "sys_platform": "linux",
     "extra": "",
 }
-LAMBDA_PLATFORMS = [f"manylinux_2_{minor}_aarch64" for minor in range(34, 16, -1)] + [
-    "manylinux2014_aarch64",
-    "linux_aarch64",
-]
+LAMBDA_PLATFORMS = [f"manylinux_2_{minor}_aarch64" for minor in range(34, 16, -1)] + ["manylinux2014_aarch64"]
 LAMBDA_TAGS = {
-    *cpython_tags((3, 12), abis=["cp312", "abi3", "none"], platforms=LAMBDA_PLATFORMS),
+    *cpython_tags((3, 12), abis=["cp312"], platforms=LAMBDA_PLATFORMS),
     *compatible_tags((3, 12), interpreter="cp312", platforms=LAMBDA_PLATFORMS),
 }
 
@@ -114,7 +112,8 @@ def test_the_layer_ships_the_versions_the_tests_run_against() -> None:
     # uv resolves the runtime set alone in a fork of its own; it must pick what the dev install (the tests) has.
     runtime = pins(uv_export("--no-dev"), LAMBDA_ENV)
     with_dev = pins(uv_export("--group", "dev"), LAMBDA_ENV)
-    assert {name: (version, with_dev.get(name)) for name, version in runtime.items() if with_dev.get(name) != version} == {}
+    differ = {name: (version, with_dev.get(name)) for name, version in runtime.items() if with_dev.get(name) != version}
+    assert differ == {}
     for name in ("boto3", "botocore", "s3transfer", "exchangelib", "pydantic", "aws-lambda-powertools"):
         assert name in runtime
 
