@@ -6,15 +6,40 @@ STAMP := $(VENV)/.installed
 JS_DIR := tests/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed
 
-.PHONY: setup test lint emulators clean sam-check demo
+.PHONY: setup test lint emulators clean sam-check demo lock lock-upgrade
 
 setup: $(STAMP) $(JS_STAMP)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e . --group dev
+# Every Python package the project installs (runtime, dev group, SAM tools) is pinned, with hashes, in uv.lock.
+# uv itself comes from PyPI at this version, into a small venv of its own (the one thing installed with pip).
+UV_VERSION := 0.13.8
+UV_VENV := .venv-uv
+UV := $(UV_VENV)/bin/uv
+UV_STAMP := $(UV_VENV)/.installed-$(UV_VERSION)
+# uv must use the machine's interpreters ($(PYTHON), as `python -m venv` did), never download a Python of its own.
+export UV_PYTHON_DOWNLOADS := never
+
+$(UV_STAMP):
+	rm -rf $(UV_VENV)
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+	touch $(UV_STAMP)
+
+# Exactly the locked runtime set and dev group (packages not in the lock are removed), calsync itself editable.
+# --locked stops here if pyproject.toml was edited without `make lock`.
+$(STAMP): uv.lock pyproject.toml $(UV_STAMP)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --group dev --python $(PYTHON)
 	touch $(STAMP)
+
+# After editing pyproject.toml: re-resolves what changed, keeps every other version. lock-upgrade moves everything
+# to the newest versions the bounds allow (figures in bench/ then stop being comparable with older runs).
+# Both regenerate shared/requirements.txt, the layer's list, from the lock. Not a bare `uv lock`: tools/lock.py
+# says why (the SAM tools' pins would otherwise leak into the runtime set).
+lock: $(UV_STAMP)
+	UV_PYTHON=$(PYTHON) $(PYTHON) tools/lock.py $(UV) $(LOCK_ARGS)
+
+lock-upgrade:
+	$(MAKE) lock LOCK_ARGS=--upgrade
 
 # Microsoft's EWS Managed API port, used by one test to prove the EWS emulator is not exchangelib-shaped only.
 $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
@@ -24,7 +49,8 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 test: setup sam-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# aws-sam-cli pins an older boto3 than ours, so it and cfn-lint live in their own virtualenv.
+# aws-sam-cli pins an older boto3 than ours, so it and cfn-lint live in their own virtualenv, from the lock's `sam`
+# group (resolved apart from the dev group: see [tool.uv] conflicts in pyproject.toml).
 SAM_VENV := .venv-sam
 SAM_BIN := $(SAM_VENV)/bin
 SAM_STAMP := $(SAM_VENV)/.installed
@@ -38,9 +64,8 @@ PYTHON312 ?= $(shell for c in "$$(pyenv root 2>/dev/null)"/versions/3.12*/bin/py
 	  if [ -x "$$c" ] && "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then \
 	    echo "$$c"; break; fi; done)
 
-$(SAM_STAMP): tools/sam-requirements.txt
-	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_BIN)/python -m pip install --quiet -r tools/sam-requirements.txt
+$(SAM_STAMP): uv.lock pyproject.toml $(UV_STAMP)
+	UV_PROJECT_ENVIRONMENT=$(SAM_VENV) $(UV) sync --locked --only-group sam --no-install-project --python $(PYTHON)
 	touch $(SAM_STAMP)
 
 # template.yaml: cfn-lint, SAM's own validation with lint, and a real build of the layer and functions (arm64).
@@ -67,4 +92,4 @@ emulators: setup
 	$(BIN)/python -m emulators.ews
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam $(JS_DIR)/node_modules .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) $(UV_VENV) .aws-sam $(JS_DIR)/node_modules .pytest_cache
