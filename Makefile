@@ -27,7 +27,9 @@ $(UV_STAMP):
 
 # Exactly the locked runtime set and dev group (packages not in the lock are removed), calsync itself editable.
 # --locked stops here if pyproject.toml was edited without `make lock`.
+# A .venv made before the lock (by python -m venv, with pip and setuptools of its own) is made afresh by uv.
 $(STAMP): uv.lock pyproject.toml $(UV_STAMP)
+	grep -qs '^uv = ' $(VENV)/pyvenv.cfg || rm -rf $(VENV)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --group dev --python $(PYTHON)
 	touch $(STAMP)
 
