@@ -11,7 +11,7 @@ queue of its own (``events_queue_url``), so that the demo and tests can read wha
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import logging
 import os
@@ -19,12 +19,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import IO, Any
 
 import requests
 
-from local import ROOT
 from local.aws import (
     Resources,
     create_resources,
@@ -35,6 +33,7 @@ from local.aws import (
 )
 from local.events import LambdaContext
 from local.front import build_front
+from local.lambdas import FunctionEnvironments, forget_log_routing
 from local.poller import SqsPoller
 from local.seed import DEMO_SEED, Seeded, apply_seed, load_seed, reseed
 from local.streaming import StreamingProcess
@@ -87,26 +86,10 @@ class StackUrls:
         return "calsync local ready " + json.dumps({"api": self.api, "ews": self.ews, "jrni": self.jrni})
 
 
-_loaded: dict[str, ModuleType] = {}
-
-
 def _load(module: str) -> Any:
     """An emulator module, loaded by name: the emulators are checked by mypy on their own (not strictly), and
     ``mypy --strict local`` should judge this package only."""
     return importlib.import_module(module)
-
-
-def load_function(folder: str) -> ModuleType:
-    """``functions/<folder>/app.py`` as its own module (every function's module is called ``app``)."""
-    if folder not in _loaded:
-        path = ROOT / "functions" / folder / "app.py"
-        spec = importlib.util.spec_from_file_location(f"calsync_local_functions.{folder}.app", path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _loaded[folder] = module
-    return _loaded[folder]
 
 
 class LocalStack:
@@ -129,7 +112,8 @@ class LocalStack:
         self.session: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._moto_url = ""
-        self._log_handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
+        # Each function's Lambda environments (copies of its module), by logical id.
+        self.functions: dict[str, FunctionEnvironments] = {}
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -183,18 +167,20 @@ class LocalStack:
         from calsync import wiring
 
         wiring.reset()
-        modules = {logical: load_function(folder) for logical, folder in FUNCTIONS.items()}
-        self._route_logs()
+        # One environment of each function loaded now (an import error shows at start); the pollers' workers each
+        # keep one busy, and the front's concurrent requests load more, as Lambda scales out.
+        self.functions = {logical: FunctionEnvironments(folder, opts.log_stream).prewarm(1)
+                          for logical, folder in FUNCTIONS.items()}  # fmt: skip
         self.front = BackgroundServer(
             lambda: build_front(
-                (modules["JrniWebhookFunction"].lambda_handler, self._context_factory("JrniWebhookFunction")),
-                (modules["AdminFunction"].lambda_handler, self._context_factory("AdminFunction")),
+                (self.functions["JrniWebhookFunction"].invoke, self._context_factory("JrniWebhookFunction")),
+                (self.functions["AdminFunction"].invoke, self._context_factory("AdminFunction")),
             ),
             opts.host,
             opts.api_port,
         ).start()
-        self.poller = self._poller(modules, "OutboundFunction", "outbound")
-        self.inbound_poller = self._poller(modules, "InboundFunction", "inbound")
+        self.poller = self._poller("OutboundFunction", "outbound")
+        self.inbound_poller = self._poller("InboundFunction", "inbound")
         self.events_queue_url = self._capture_events()
 
         self.urls = StackUrls(api=self.front.base_url, ews=self.ews.base_url, jrni=self.jrni.base_url)
@@ -208,7 +194,7 @@ class LocalStack:
             self.streaming = StreamingProcess(self.streaming_environment(), opts.log_stream).start()
         return self.urls
 
-    def _poller(self, modules: dict[str, ModuleType], logical_id: str, name: str) -> SqsPoller:
+    def _poller(self, logical_id: str, name: str) -> SqsPoller:
         """The SQS event source of one function, as the template declares it."""
         assert self.resources is not None
         queue, batch_size = event_source_queue(self.template, logical_id)
@@ -216,8 +202,9 @@ class LocalStack:
         if self.options.queue_visibility_seconds is not None:
             self.client("sqs").set_queue_attributes(
                 QueueUrl=url, Attributes={"VisibilityTimeout": str(self.options.queue_visibility_seconds)})
+        environments = self.functions[logical_id].prewarm(self.options.poller_workers)
         return SqsPoller(
-            self.client("sqs"), url, self.resources.queue_arns[queue], modules[logical_id].lambda_handler,
+            self.client("sqs"), url, self.resources.queue_arns[queue], environments.invoke,
             self._context_factory(logical_id), batch_size=batch_size, workers=self.options.poller_workers, name=name,
         ).start()  # fmt: skip
 
@@ -331,17 +318,6 @@ class LocalStack:
         memory = int(props.get("MemorySize", defaults.get("MemorySize", 128)))
         return lambda: LambdaContext(name, timeout_seconds=timeout, memory_limit_in_mb=memory, region=REGION)
 
-    def _route_logs(self) -> None:
-        """Send the functions' logs (Powertools' stdout handler) to ``log_stream``."""
-        service = os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
-        seen: set[int] = set()
-        for handler in logging.getLogger(service).handlers:
-            # A handler may be listed more than once (one per Logger of the service): keep its first stream only.
-            if isinstance(handler, logging.StreamHandler) and id(handler) not in seen:
-                seen.add(id(handler))
-                self._log_handlers.append((handler, handler.stream))
-                handler.setStream(self.options.log_stream)
-
     def _set_env(self, values: dict[str, str]) -> None:
         for name, value in values.items():
             self._saved_env.setdefault(name, os.environ.get(name))
@@ -376,9 +352,8 @@ class LocalStack:
                 print(f"calsync local: stopping moto failed: {exc}", file=sys.stderr)
         self.streaming = None
         self.poller = self.inbound_poller = self.front = self.jrni = self.ews = self.moto = None
-        for handler, stream in self._log_handlers:
-            handler.setStream(stream)
-        self._log_handlers.clear()
+        self.functions = {}
+        forget_log_routing()
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
