@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from collections.abc import Mapping as ReadOnlyMap
 from dataclasses import dataclass
 from datetime import datetime
@@ -101,9 +101,11 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 
 
 def accept_jrni_webhook(
-    services: Services, integration_id: str, headers: ReadOnlyMap[str, str], body: bytes
+    services: Services, integration_id: str, headers: ReadOnlyMap[str, str | Sequence[str]], body: bytes
 ) -> list[OutboundMessage]:
-    """Authenticate and parse a JRNI webhook, then queue one message per booking it names (nothing on any error)."""
+    """Authenticate and parse a JRNI webhook, then queue one message per booking it names (nothing on any error).
+
+    ``headers``: each name's value, or all its values (API Gateway's ``multiValueHeaders``)."""
     from calsync.adapters.jrni.webhooks import WebhookFormatError, check_webhook_auth, parse_webhook
 
     if len(body) > MAX_WEBHOOK_BYTES:
