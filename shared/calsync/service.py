@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from collections.abc import Mapping as ReadOnlyMap
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from calsync.domain import (
@@ -80,6 +80,9 @@ class Services:
     cursors: CursorStore | None = None
     events: EventPublisher | None = None
     streaming: StreamingStates | None = None  # how each mailbox is watched (admin status)
+    # The streaming task beats its heart this often; the admin status shows a watch as stale after 3 beats missed.
+    streaming_heartbeat: timedelta = timedelta(seconds=30)
+    streaming_service: str = ""  # the ECS service running the streaming task, named in the stale watch's detail
 
 
 def integration_or_404(services: Services, integration_id: str) -> Integration:

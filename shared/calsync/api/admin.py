@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -31,7 +33,7 @@ from calsync.domain import (
     RetryableError,
     SyncOptions,
 )
-from calsync.domain.inbound import MailboxStreamState
+from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
 from calsync.rendering import TemplateError, Templates
 from calsync.service import Services, integration_or_404
 
@@ -164,6 +166,7 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
         mapped = {(m.kind, m.jrni_id): m.mailbox for m in svc.mappings.mappings(integration.id)}
         statuses = {(s.kind, s.jrni_id): s for s in svc.mappings.statuses(integration.id)}
         watched = {w.mailbox: w for w in svc.streaming.mailbox_states(integration.id)} if svc.streaming else {}
+        freshness = _Freshness.of(svc)
         rows = []
         for calendar in svc.bookings_for(integration).calendars():
             key = (calendar.kind, calendar.jrni_id)
@@ -174,7 +177,7 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
                 "mailbox": mapped.get(key),
                 "status": None if status is None else {"state": status.state.value, "detail": status.detail,
                                                        "at": status.at.isoformat() if status.at else None},
-                "outlook_changes": _watch(watched.get(mapped.get(key) or "")),
+                "outlook_changes": _watch(watched.get(mapped.get(key) or ""), freshness),
             })  # fmt: skip
         return {"mappings": rows}
 
@@ -212,20 +215,81 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
             for s in sorted(statuses, key=lambda s: (s.at is None, s.at), reverse=True) if s.state.value != "ok"
         ]  # fmt: skip
         watching: dict[str, int] = {}
-        for watch in svc.streaming.mailbox_states(integration.id) if svc.streaming else []:
-            watching[watch.mode] = watching.get(watch.mode, 0) + 1
-        return {"integration_id": integration.id, "mapped": len(svc.mappings.mappings(integration.id)),
-                "states": counts, "outlook_changes": watching, "problems": problems}  # fmt: skip
+        freshness = _Freshness.of(svc)
+        for state in svc.streaming.mailbox_states(integration.id) if svc.streaming else []:
+            mode = freshness.mode(state) if freshness is not None else state.mode
+            watching[mode] = watching.get(mode, 0) + 1
+        answer = {"integration_id": integration.id, "mapped": len(svc.mappings.mappings(integration.id)),
+                  "states": counts, "outlook_changes": watching, "problems": problems}  # fmt: skip
+        if freshness is not None:
+            answer["streaming_task"] = freshness.summary()
+        return answer
 
     return app
 
 
-def _watch(state: MailboxStreamState | None) -> dict[str, str] | None:
+# A watch (streaming or timed) is stale once the streaming task has missed this many heartbeats: the task is gone
+# (or cannot write), and nobody is watching. The same window in which a task's share lease runs out.
+STALE_AFTER_HEARTBEATS = 3
+
+
+@dataclass(frozen=True)
+class _Freshness:
+    """Whether the streaming task still watches: its last heartbeat, against 3 heartbeat intervals.
+
+    The task's heartbeats do not say which mailboxes each watches, so with several tasks a watch is stale only when
+    none of them is beating (one dead task among several live ones is not seen here)."""
+
+    now: datetime
+    interval: timedelta
+    last: TaskHeartbeat | None  # the newest heartbeat of a task that was watching mailboxes
+    service: str
+
+    @classmethod
+    def of(cls, svc: Services) -> _Freshness | None:
+        if svc.streaming is None:
+            return None
+        watching = [beat for beat in svc.streaming.heartbeats() if beat.mailboxes > 0]
+        last = max(watching, key=lambda beat: beat.at, default=None)
+        return cls(svc.clock(), svc.streaming_heartbeat, last, svc.streaming_service or "of the streaming task")
+
+    @property
+    def stale_after(self) -> timedelta:
+        return STALE_AFTER_HEARTBEATS * self.interval
+
+    @property
+    def fresh(self) -> bool:
+        return self.last is not None and self.now - self.last.at <= self.stale_after
+
+    def mode(self, state: MailboxStreamState) -> str:
+        return "stale" if state.mode in ("streaming", "timed") and not self.fresh else state.mode
+
+    def detail(self) -> str:
+        check = (f"check the ECS service {self.service}: its running tasks, their stopped reasons and logs; a new task "
+                 f"resyncs every mailbox when it starts")  # fmt: skip
+        if self.last is None:
+            return f"no streaming task has reported watching mailboxes: Outlook changes are not reaching calsync; {check}"
+        age = int((self.now - self.last.at).total_seconds())
+        return (f"the streaming task last reported at {self.last.at.isoformat()} ({age} s ago; it reports every "
+                f"{self.interval.total_seconds():g} s): Outlook changes are not reaching calsync; {check}")
+
+    def summary(self) -> dict[str, Any]:
+        return {"state": "ok" if self.fresh else "stale",
+                "last_heartbeat": self.last.at.isoformat() if self.last else None,
+                "stale_after_seconds": self.stale_after.total_seconds()}  # fmt: skip
+
+
+def _watch(state: MailboxStreamState | None, freshness: _Freshness | None) -> dict[str, Any] | None:
     """How a mailbox's Outlook changes reach calsync: a streaming subscription, a timed sync (beyond the connections
-    Exchange allows), or not at all (an error, with why)."""
+    Exchange allows), not at all (an error, with why), or no longer (stale: the streaming task stopped reporting;
+    ``watched_as`` says how it was watched then)."""
     if state is None:
         return None
-    return {"mode": state.mode, "detail": state.detail, "at": state.at.isoformat()}
+    watch: dict[str, Any] = {"mode": state.mode, "detail": state.detail, "at": state.at.isoformat()}
+    if freshness is not None and freshness.mode(state) == "stale":
+        watch.update(mode="stale", detail=freshness.detail(), watched_as=state.mode,
+                     last_heartbeat=freshness.last.at.isoformat() if freshness.last else None)  # fmt: skip
+    return watch
 
 
 def _check_templates(body: IntegrationIn) -> None:
