@@ -3,7 +3,8 @@
 The functions run in-process with the environment a deployed function gets (read off ``template.yaml``), plus
 ``AWS_ENDPOINT_URL`` pointing every AWS client at moto and dummy credentials. ``stop()`` puts the environment back.
 The streaming task runs as a child process (``functions/streaming/main.py``) with the environment the template
-gives its ECS container, pointed at moto and the EWS emulator, and stops with the stack (SIGTERM, as ECS stops it).
+gives its ECS container, pointed at moto and the EWS emulator, supervised as the ECS service does (a task that exits
+is replaced by a new one within seconds), and stops with the stack (SIGTERM, as ECS stops it).
 
 Besides the template's resources, the stack puts a rule on the event bus that copies every calsync event to an SQS
 queue of its own (``events_queue_url``), so that the demo and tests can read what the customer's rules would see.
@@ -36,7 +37,7 @@ from local.front import build_front
 from local.lambdas import FunctionEnvironments, forget_log_routing
 from local.poller import SqsPoller
 from local.seed import DEMO_SEED, Seeded, apply_seed, load_seed, reseed
-from local.streaming import StreamingProcess
+from local.streaming import StreamingSupervisor
 
 REGION = "eu-west-2"
 # moto accepts any credentials; these only keep boto3 from looking for real ones.
@@ -48,7 +49,7 @@ FUNCTIONS = {"JrniWebhookFunction": "jrni_webhook", "OutboundFunction": "outboun
 # The streaming task's intervals on the local stack (seconds): mappings re-read, heartbeat, and wakes coalesced
 # much more often than in AWS, so that a meeting made in Outlook reaches JRNI in well under a second.
 STREAMING_LOCAL = {"STREAMING_REFRESH_SECONDS": "1", "STREAMING_HEARTBEAT_SECONDS": "2",
-                   "STREAMING_COALESCE_SECONDS": "0.2", "STREAMING_TASK_ID": "local-streaming"}  # fmt: skip
+                   "STREAMING_COALESCE_SECONDS": "0.2"}  # fmt: skip
 EVENTS_QUEUE = "calsync-local-events"  # the stack's own queue behind a rule matching every calsync event
 
 
@@ -107,7 +108,7 @@ class LocalStack:
         self.front: Any = None
         self.poller: SqsPoller | None = None
         self.inbound_poller: SqsPoller | None = None
-        self.streaming: StreamingProcess | None = None
+        self.streaming: StreamingSupervisor | None = None
         self.events_queue_url: str | None = None
         self.session: Any = None
         self._saved_env: dict[str, str | None] = {}
@@ -158,6 +159,8 @@ class LocalStack:
         env["POWERTOOLS_LOG_LEVEL"] = opts.log_level
         env["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon here
         env["POWERTOOLS_METRICS_DISABLED"] = "true"
+        # The admin function judges the streaming task's freshness by the heartbeat interval it really runs with.
+        env["STREAMING_HEARTBEAT_SECONDS"] = STREAMING_LOCAL["STREAMING_HEARTBEAT_SECONDS"]
         self._set_env(env)
 
         self.ews = EwsEmulator(EmulatorSettings(latency_ms=opts.latency_ms), port=opts.ews_port).start()
@@ -191,7 +194,8 @@ class LocalStack:
             )  # fmt: skip
         if opts.streaming:
             # After the seed: its first plan already holds the seeded mappings (it re-reads them every second).
-            self.streaming = StreamingProcess(self.streaming_environment(), opts.log_stream).start()
+            # Supervised, as the ECS service does: a task that exits is replaced by a new one.
+            self.streaming = StreamingSupervisor(self.streaming_environment(), opts.log_stream).start()
         return self.urls
 
     def _poller(self, logical_id: str, name: str) -> SqsPoller:
