@@ -114,13 +114,21 @@ class FunctionEnvironments:
             self._release(self._new())
         return self
 
-    def customise(self, change: Callable[[ModuleType], None]) -> None:
-        """Apply ``change`` to every environment, those loaded already and those loaded later."""
+    def customise(self, change: Callable[[ModuleType], None]) -> Callable[[], None]:
+        """Apply ``change`` to every environment, those loaded already and those loaded later (a test patching the
+        function); the callable returned stops applying it to environments loaded from then on."""
         with self._lock:
             self._customisations.append(change)
             modules = list(self.modules)
         for module in modules:
             change(module)
+
+        def forget() -> None:
+            with self._lock:
+                if change in self._customisations:
+                    self._customisations.remove(change)
+
+        return forget
 
     def invoke(self, event: dict[str, Any], context: Any) -> Any:
         module = self._take()

@@ -135,7 +135,7 @@ class CrashOnce:
 
 
 def test_a_crash_between_the_exchange_create_and_the_link_write_leaves_one_item_after_the_retry(
-    e2e: E2E, monkeypatch: pytest.MonkeyPatch
+    e2e: E2E, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     crash = CrashOnce(DynamoLinkStore.save)
     monkeypatch.setattr(DynamoLinkStore, "save", lambda store, link: crash.save(store, link))
@@ -153,8 +153,9 @@ def test_a_crash_between_the_exchange_create_and_the_link_write_leaves_one_item_
         return crashing_handler
 
     # In every environment of the outbound function (each poller worker runs its own copy of the module).
-    e2e.stack.functions["OutboundFunction"].customise(
+    forget = e2e.stack.functions["OutboundFunction"].customise(
         lambda module: monkeypatch.setattr(module, "record_handler", crashing(module.record_handler)))
+    request.addfinalizer(forget)
     start = e2e.day().replace(hour=9)
     booking = e2e.book(start, person=ALICE)
     key = e2e.key(booking)
