@@ -241,3 +241,7 @@ def test_a_watch_is_stale_once_the_streaming_task_has_missed_three_heartbeats(se
     rows, _ = _views(never)
     assert rows[("person", "11")]["outlook_changes"]["mode"] == "stale"
     assert "no streaming task has reported" in rows[("person", "11")]["outlook_changes"]["detail"]
+
+    # No streaming task deployed (nothing watched, no heartbeat): no task to report on.
+    _, status = _views(replace(dead, streaming=Watching([], [])))
+    assert "streaming_task" not in status and status["outlook_changes"] == {}

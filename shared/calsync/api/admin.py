@@ -221,7 +221,7 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
             watching[mode] = watching.get(mode, 0) + 1
         answer = {"integration_id": integration.id, "mapped": len(svc.mappings.mappings(integration.id)),
                   "states": counts, "outlook_changes": watching, "problems": problems}  # fmt: skip
-        if freshness is not None:
+        if freshness is not None and (watching or freshness.last is not None):  # none without a streaming task
             answer["streaming_task"] = freshness.summary()
         return answer
 
