@@ -6,7 +6,7 @@ import base64
 import hashlib
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,17 +20,24 @@ def rest_event(
     path: str,
     resource: str,
     *,
-    headers: Mapping[str, str],
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
     query: list[tuple[str, str]],
     path_parameters: dict[str, str] | None,
     body: bytes,
     source_ip: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    """A REST API (v1) proxy integration event, shaped like ``events/*.json``."""
+    """A REST API (v1) proxy integration event, shaped like ``events/*.json``.
+
+    ``headers`` as received, a repeated header once per value (pairs, in order): as API Gateway's REST API does,
+    ``headers`` holds its last value and ``multiValueHeaders`` all of them (names are compared case-insensitively
+    here, and spelled as first received)."""
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
     single_headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}
-    for name, value in headers.items():
-        single_headers[name] = value  # API Gateway keeps the last value of a repeated header
+    spelling: dict[str, str] = {}
+    for received, value in pairs:
+        name = spelling.setdefault(received.lower(), received)
+        single_headers[name] = value  # the last value of a repeated header
         multi_headers.setdefault(name, []).append(value)
     single_query = {name: value for name, value in query} or None
     multi_query: dict[str, list[str]] = {}

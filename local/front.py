@@ -59,7 +59,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     handler, context_factory = request.app[_HANDLERS][function]
     body = await request.read()
     event = rest_event(
-        request.method, path, resource, headers=dict(request.headers), query=list(request.query.items()),
+        request.method, path, resource, headers=list(request.headers.items()), query=list(request.query.items()),
         path_parameters=path_parameters, body=body, source_ip=request.remote or "127.0.0.1",
     )  # fmt: skip
     loop = asyncio.get_running_loop()

@@ -25,7 +25,11 @@ WAIT_SECONDS = 1
 
 
 class SqsPoller:
-    """``workers`` threads, each receiving batches of up to ``batch_size`` and invoking ``handler`` with them."""
+    """``workers`` threads, each receiving batches of up to ``batch_size`` and invoking ``handler`` with them.
+
+    As Lambda's event source does, a worker waits for its invocation to return before it receives again; give it a
+    handler that runs each invocation in an environment of its own (``local.lambdas.FunctionEnvironments``) when
+    the function keeps state in its module (a batch processor), as every worker may be invoking at the same time."""
 
     def __init__(
         self,
@@ -53,6 +57,9 @@ class SqsPoller:
         self.invocations = 0
         self.deleted = 0
         self._counter_lock = threading.Lock()
+        # moto's ReceiveMessage does not lock a FIFO queue's message groups against a concurrent receive (SQS does):
+        # two at once could hand out messages of one group to two workers. The workers take turns to receive.
+        self._receive_lock = threading.Lock()
         # pause(): no new receive starts, and pause() returns once the batches being handled are done.
         self._gate = threading.Condition()
         self._paused = False
@@ -101,10 +108,11 @@ class SqsPoller:
 
     def poll_once(self) -> int:
         """Receive one batch (waiting up to a second) and hand it to the handler; the number of records."""
-        answer = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=WAIT_SECONDS,
-            MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"],
-        )  # fmt: skip
+        with self._receive_lock:
+            answer = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=WAIT_SECONDS,
+                MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"],
+            )  # fmt: skip
         messages = answer.get("Messages", [])
         if not messages:
             return 0

@@ -3,7 +3,8 @@
 The functions run in-process with the environment a deployed function gets (read off ``template.yaml``), plus
 ``AWS_ENDPOINT_URL`` pointing every AWS client at moto and dummy credentials. ``stop()`` puts the environment back.
 The streaming task runs as a child process (``functions/streaming/main.py``) with the environment the template
-gives its ECS container, pointed at moto and the EWS emulator, and stops with the stack (SIGTERM, as ECS stops it).
+gives its ECS container, pointed at moto and the EWS emulator, supervised as the ECS service does (a task that exits
+is replaced by a new one within seconds), and stops with the stack (SIGTERM, as ECS stops it).
 
 Besides the template's resources, the stack puts a rule on the event bus that copies every calsync event to an SQS
 queue of its own (``events_queue_url``), so that the demo and tests can read what the customer's rules would see.
@@ -11,7 +12,7 @@ queue of its own (``events_queue_url``), so that the demo and tests can read wha
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import logging
 import os
@@ -19,12 +20,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import IO, Any
 
 import requests
 
-from local import ROOT
 from local.aws import (
     Resources,
     create_resources,
@@ -35,9 +34,10 @@ from local.aws import (
 )
 from local.events import LambdaContext
 from local.front import build_front
+from local.lambdas import FunctionEnvironments, forget_log_routing
 from local.poller import SqsPoller
 from local.seed import DEMO_SEED, Seeded, apply_seed, load_seed, reseed
-from local.streaming import StreamingProcess
+from local.streaming import StreamingSupervisor
 
 REGION = "eu-west-2"
 # moto accepts any credentials; these only keep boto3 from looking for real ones.
@@ -49,7 +49,7 @@ FUNCTIONS = {"JrniWebhookFunction": "jrni_webhook", "OutboundFunction": "outboun
 # The streaming task's intervals on the local stack (seconds): mappings re-read, heartbeat, and wakes coalesced
 # much more often than in AWS, so that a meeting made in Outlook reaches JRNI in well under a second.
 STREAMING_LOCAL = {"STREAMING_REFRESH_SECONDS": "1", "STREAMING_HEARTBEAT_SECONDS": "2",
-                   "STREAMING_COALESCE_SECONDS": "0.2", "STREAMING_TASK_ID": "local-streaming"}  # fmt: skip
+                   "STREAMING_COALESCE_SECONDS": "0.2"}  # fmt: skip
 EVENTS_QUEUE = "calsync-local-events"  # the stack's own queue behind a rule matching every calsync event
 
 
@@ -87,26 +87,10 @@ class StackUrls:
         return "calsync local ready " + json.dumps({"api": self.api, "ews": self.ews, "jrni": self.jrni})
 
 
-_loaded: dict[str, ModuleType] = {}
-
-
 def _load(module: str) -> Any:
     """An emulator module, loaded by name: the emulators are checked by mypy on their own (not strictly), and
     ``mypy --strict local`` should judge this package only."""
     return importlib.import_module(module)
-
-
-def load_function(folder: str) -> ModuleType:
-    """``functions/<folder>/app.py`` as its own module (every function's module is called ``app``)."""
-    if folder not in _loaded:
-        path = ROOT / "functions" / folder / "app.py"
-        spec = importlib.util.spec_from_file_location(f"calsync_local_functions.{folder}.app", path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _loaded[folder] = module
-    return _loaded[folder]
 
 
 class LocalStack:
@@ -124,12 +108,13 @@ class LocalStack:
         self.front: Any = None
         self.poller: SqsPoller | None = None
         self.inbound_poller: SqsPoller | None = None
-        self.streaming: StreamingProcess | None = None
+        self.streaming: StreamingSupervisor | None = None
         self.events_queue_url: str | None = None
         self.session: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._moto_url = ""
-        self._log_handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
+        # Each function's Lambda environments (copies of its module), by logical id.
+        self.functions: dict[str, FunctionEnvironments] = {}
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -174,6 +159,8 @@ class LocalStack:
         env["POWERTOOLS_LOG_LEVEL"] = opts.log_level
         env["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon here
         env["POWERTOOLS_METRICS_DISABLED"] = "true"
+        # The admin function judges the streaming task's freshness by the heartbeat interval it really runs with.
+        env["STREAMING_HEARTBEAT_SECONDS"] = STREAMING_LOCAL["STREAMING_HEARTBEAT_SECONDS"]
         self._set_env(env)
 
         self.ews = EwsEmulator(EmulatorSettings(latency_ms=opts.latency_ms), port=opts.ews_port).start()
@@ -183,18 +170,20 @@ class LocalStack:
         from calsync import wiring
 
         wiring.reset()
-        modules = {logical: load_function(folder) for logical, folder in FUNCTIONS.items()}
-        self._route_logs()
+        # One environment of each function loaded now (an import error shows at start); the pollers' workers each
+        # keep one busy, and the front's concurrent requests load more, as Lambda scales out.
+        self.functions = {logical: FunctionEnvironments(folder, opts.log_stream).prewarm(1)
+                          for logical, folder in FUNCTIONS.items()}  # fmt: skip
         self.front = BackgroundServer(
             lambda: build_front(
-                (modules["JrniWebhookFunction"].lambda_handler, self._context_factory("JrniWebhookFunction")),
-                (modules["AdminFunction"].lambda_handler, self._context_factory("AdminFunction")),
+                (self.functions["JrniWebhookFunction"].invoke, self._context_factory("JrniWebhookFunction")),
+                (self.functions["AdminFunction"].invoke, self._context_factory("AdminFunction")),
             ),
             opts.host,
             opts.api_port,
         ).start()
-        self.poller = self._poller(modules, "OutboundFunction", "outbound")
-        self.inbound_poller = self._poller(modules, "InboundFunction", "inbound")
+        self.poller = self._poller("OutboundFunction", "outbound")
+        self.inbound_poller = self._poller("InboundFunction", "inbound")
         self.events_queue_url = self._capture_events()
 
         self.urls = StackUrls(api=self.front.base_url, ews=self.ews.base_url, jrni=self.jrni.base_url)
@@ -205,10 +194,11 @@ class LocalStack:
             )  # fmt: skip
         if opts.streaming:
             # After the seed: its first plan already holds the seeded mappings (it re-reads them every second).
-            self.streaming = StreamingProcess(self.streaming_environment(), opts.log_stream).start()
+            # Supervised, as the ECS service does: a task that exits is replaced by a new one.
+            self.streaming = StreamingSupervisor(self.streaming_environment(), opts.log_stream).start()
         return self.urls
 
-    def _poller(self, modules: dict[str, ModuleType], logical_id: str, name: str) -> SqsPoller:
+    def _poller(self, logical_id: str, name: str) -> SqsPoller:
         """The SQS event source of one function, as the template declares it."""
         assert self.resources is not None
         queue, batch_size = event_source_queue(self.template, logical_id)
@@ -216,8 +206,9 @@ class LocalStack:
         if self.options.queue_visibility_seconds is not None:
             self.client("sqs").set_queue_attributes(
                 QueueUrl=url, Attributes={"VisibilityTimeout": str(self.options.queue_visibility_seconds)})
+        environments = self.functions[logical_id].prewarm(self.options.poller_workers)
         return SqsPoller(
-            self.client("sqs"), url, self.resources.queue_arns[queue], modules[logical_id].lambda_handler,
+            self.client("sqs"), url, self.resources.queue_arns[queue], environments.invoke,
             self._context_factory(logical_id), batch_size=batch_size, workers=self.options.poller_workers, name=name,
         ).start()  # fmt: skip
 
@@ -331,17 +322,6 @@ class LocalStack:
         memory = int(props.get("MemorySize", defaults.get("MemorySize", 128)))
         return lambda: LambdaContext(name, timeout_seconds=timeout, memory_limit_in_mb=memory, region=REGION)
 
-    def _route_logs(self) -> None:
-        """Send the functions' logs (Powertools' stdout handler) to ``log_stream``."""
-        service = os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
-        seen: set[int] = set()
-        for handler in logging.getLogger(service).handlers:
-            # A handler may be listed more than once (one per Logger of the service): keep its first stream only.
-            if isinstance(handler, logging.StreamHandler) and id(handler) not in seen:
-                seen.add(id(handler))
-                self._log_handlers.append((handler, handler.stream))
-                handler.setStream(self.options.log_stream)
-
     def _set_env(self, values: dict[str, str]) -> None:
         for name, value in values.items():
             self._saved_env.setdefault(name, os.environ.get(name))
@@ -376,9 +356,8 @@ class LocalStack:
                 print(f"calsync local: stopping moto failed: {exc}", file=sys.stderr)
         self.streaming = None
         self.poller = self.inbound_poller = self.front = self.jrni = self.ews = self.moto = None
-        for handler, stream in self._log_handlers:
-            handler.setStream(stream)
-        self._log_handlers.clear()
+        self.functions = {}
+        forget_log_routing()
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)

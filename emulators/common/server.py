@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import ssl
 import threading
 from collections.abc import Callable
@@ -102,17 +103,24 @@ class BackgroundServer:
 def serve_forever(
     app: web.Application, host: str, port: int, banner: str, ssl_context: ssl.SSLContext | None = None
 ) -> None:
-    """Serve ``app`` until interrupted, printing ``banner`` (one line, flushed) once the socket listens."""
+    """Serve ``app`` until Ctrl-C or SIGTERM, printing ``banner`` (one line, flushed) once the socket listens.
+
+    SIGTERM stops the server itself, cleanly (exit status 0). It is not turned into SIGINT: a background job of a
+    non-interactive shell starts with SIGINT ignored, and would then never stop."""
 
     async def main() -> None:
         runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stopping.set)
         print(banner, flush=True)
         try:
-            await asyncio.Event().wait()
+            await stopping.wait()
         finally:
+            loop.remove_signal_handler(signal.SIGTERM)
             await runner.cleanup()
 
     with contextlib.suppress(KeyboardInterrupt):

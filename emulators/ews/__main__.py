@@ -1,21 +1,12 @@
-"""``python -m emulators.ews``: serve the EWS emulator until interrupted."""
+"""``python -m emulators.ews``: serve the EWS emulator until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-from types import FrameType
 
 from emulators.common.server import make_ssl_context, serve_forever
 from emulators.ews.app import build_app
 from emulators.ews.settings import EmulatorSettings
-
-
-def _stop(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM (from a process manager or a test) stops the server exactly like Ctrl-C: asyncio.run turns SIGINT into
-    # a cancellation of the server task, which then shuts down cleanly and exits with status 0.
-    os.kill(os.getpid(), signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,7 +25,6 @@ def main(argv: list[str] | None = None) -> None:
     settings = EmulatorSettings(latency_ms=args.latency_ms, validate_responses=args.validate)
     scheme = "https" if ssl_context else "http"
     banner = f"EWS emulator listening on {scheme}://{args.host}:{args.port}/EWS/Exchange.asmx"
-    signal.signal(signal.SIGTERM, _stop)
     serve_forever(build_app(settings), args.host, args.port, banner, ssl_context)
 
 

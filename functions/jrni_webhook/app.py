@@ -22,7 +22,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raw = event.get("body") or ""
     body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
     try:
-        queued = accept_jrni_webhook(webhook_services(), integration_id, event.get("headers") or {}, body)
+        # Every value of every header: a request carrying two Authorization headers is refused, not judged by one.
+        headers = event.get("multiValueHeaders") or event.get("headers") or {}
+        queued = accept_jrni_webhook(webhook_services(), integration_id, headers, body)
     except RequestError as exc:  # bad input: a 4xx, nothing queued
         logger.warning("webhook refused", extra={"status": exc.status, "reason": str(exc)})
         return _answer(exc.status, {"message": str(exc)})

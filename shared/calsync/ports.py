@@ -17,7 +17,7 @@ from calsync.domain import (
     Stamp,
     TimeWindow,
 )
-from calsync.domain.inbound import BlockLink, MailboxChanges, MailboxStreamState
+from calsync.domain.inbound import BlockLink, MailboxChanges, MailboxStreamState, TaskHeartbeat
 
 
 @dataclass(frozen=True)
@@ -255,4 +255,8 @@ class StreamingStates(Protocol):
     """What the streaming task reports per mailbox, for the operator's status."""
 
     def mailbox_states(self, integration_id: str) -> list[MailboxStreamState]:
+        ...
+
+    def heartbeats(self) -> list[TaskHeartbeat]:
+        """The last heartbeat of each streaming task seen lately."""
         ...

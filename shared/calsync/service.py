@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from collections.abc import Mapping as ReadOnlyMap
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from calsync.domain import (
@@ -83,6 +83,9 @@ class Services:
     cursors: CursorStore | None = None
     events: EventPublisher | None = None
     streaming: StreamingStates | None = None  # how each mailbox is watched (admin status)
+    # The streaming task beats its heart this often; the admin status shows a watch as stale after 3 beats missed.
+    streaming_heartbeat: timedelta = timedelta(seconds=30)
+    streaming_service: str = ""  # the ECS service running the streaming task, named in the stale watch's detail
 
 
 def integration_or_404(services: Services, integration_id: str) -> Integration:
@@ -104,9 +107,11 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 
 
 def accept_jrni_webhook(
-    services: Services, integration_id: str, headers: ReadOnlyMap[str, str], body: bytes
+    services: Services, integration_id: str, headers: ReadOnlyMap[str, str | Sequence[str]], body: bytes
 ) -> list[OutboundMessage]:
-    """Authenticate and parse a JRNI webhook, then queue one message per booking it names (nothing on any error)."""
+    """Authenticate and parse a JRNI webhook, then queue one message per booking it names (nothing on any error).
+
+    ``headers``: each name's value, or all its values (API Gateway's ``multiValueHeaders``)."""
     from calsync.adapters.jrni.webhooks import WebhookFormatError, check_webhook_auth, parse_webhook
 
     if len(body) > MAX_WEBHOOK_BYTES:

@@ -29,6 +29,10 @@ class Settings:
     event_bus_name: str
     # Only outside AWS (the local stack): where moto answers for every AWS service.
     aws_endpoint_url: str | None
+    # The streaming task's heartbeat interval (the template gives the task and the functions the same value), and
+    # its ECS service: the admin status shows a mailbox's watch as stale when no task has beaten its heart lately.
+    streaming_heartbeat_seconds: float = 30.0
+    streaming_service: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -52,4 +56,6 @@ class Settings:
             inbound_dlq_url=env.get("INBOUND_DLQ_URL") or None,
             event_bus_name=env.get("EVENT_BUS_NAME", ""),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            streaming_heartbeat_seconds=float(env.get("STREAMING_HEARTBEAT_SECONDS") or 30),
+            streaming_service=env.get("STREAMING_SERVICE", ""),
         )

@@ -10,7 +10,7 @@ import functools
 import hashlib
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from calsync.domain import Integration, PermanentError
@@ -177,6 +177,8 @@ def _services(*, calendars: bool, inbound: bool = False) -> Services:
         cursors=cursors if inbound else None,
         events=_events() if inbound else None,
         streaming=_streaming_states(),
+        streaming_heartbeat=timedelta(seconds=settings().streaming_heartbeat_seconds),
+        streaming_service=settings().streaming_service,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ from tests.calsync.fakes import (
     FakeSecrets,
 )
 
+BEN = "bob.banker@bank.example.test"
 CALENDARS = [
     JrniCalendar(ResourceKind.PERSON, "11", "100", "Alice Adviser", ews_email=ALICE),
     JrniCalendar(ResourceKind.PERSON, "12", "101", "Bob Banker"),
@@ -189,27 +190,85 @@ def test_the_openapi_document_is_served_to_operators(services: Services) -> None
     assert "/admin/integrations/{integration_id}/status" in document["paths"]
 
 
+class Watching:
+    """The streaming task's reports: how each mailbox is watched, and the task's heartbeats."""
+
+    def __init__(self, states: list[Any], beats: list[Any]) -> None:
+        self.states, self.beats = states, beats
+
+    def mailbox_states(self, integration_id: str) -> list[Any]:
+        return [s for s in self.states if s.integration_id == integration_id]
+
+    def heartbeats(self) -> list[Any]:
+        return list(self.beats)
+
+
+def _views(services: Services) -> tuple[dict[tuple[str, str], Any], dict[str, Any]]:
+    """The mappings view's rows by (kind, JRNI id), and the status."""
+    _, answer = call(services, rest_event("GET", f"/admin/integrations/{INTEGRATION}/mappings",
+                                          resource="/admin/integrations/{integration_id}/mappings",
+                                          path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
+    _, status = call(services, rest_event("GET", f"/admin/integrations/{INTEGRATION}/status",
+                                          resource="/admin/integrations/{integration_id}/status",
+                                          path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
+    return {(r["kind"], r["jrni_id"]): r for r in answer["mappings"]}, status
+
+
 def test_mappings_and_status_show_how_outlook_changes_are_watched(services: Services) -> None:
     from dataclasses import replace
 
-    from calsync.domain.inbound import MailboxStreamState
+    from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
 
     at = datetime(2025, 7, 1, tzinfo=UTC)
-
-    class Watching:
-        def mailbox_states(self, integration_id: str) -> list[MailboxStreamState]:
-            return [MailboxStreamState(integration_id, ALICE, "timed", "over the 2 connections allowed: synced every 5 min", at)]
-
-    watched = replace(services, streaming=Watching())
+    watched = replace(services, streaming=Watching(
+        [MailboxStreamState(INTEGRATION, ALICE, "timed", "over the 2 connections allowed: synced every 5 min", at)],
+        [TaskHeartbeat("task-1", at, 1)]))  # fmt: skip
     put_mapping(watched, "person", "11", ALICE)
-    _, answer = call(watched, rest_event("GET", f"/admin/integrations/{INTEGRATION}/mappings",
-                                         resource="/admin/integrations/{integration_id}/mappings",
-                                         path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
-    rows = {(r["kind"], r["jrni_id"]): r for r in answer["mappings"]}
+    rows, status = _views(watched)
     assert rows[("person", "11")]["outlook_changes"]["mode"] == "timed"
     assert "synced every 5 min" in rows[("person", "11")]["outlook_changes"]["detail"]
     assert rows[("person", "12")]["outlook_changes"] is None  # not mapped: not watched
-    _, status = call(watched, rest_event("GET", f"/admin/integrations/{INTEGRATION}/status",
-                                         resource="/admin/integrations/{integration_id}/status",
-                                         path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
     assert status["outlook_changes"] == {"timed": 1}
+    assert status["streaming_task"]["state"] == "ok"
+
+
+def test_a_watch_is_stale_once_the_streaming_task_has_missed_three_heartbeats(services: Services) -> None:
+    from dataclasses import replace
+
+    from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
+
+    now = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
+    beat = TaskHeartbeat("task-1", now - timedelta(seconds=46), 2)  # 3 x 15 s ago, and a second more
+    states = [MailboxStreamState(INTEGRATION, ALICE, "streaming", "subscribed", now - timedelta(hours=1)),
+              MailboxStreamState(INTEGRATION, BEN, "error", "impersonation not granted", now - timedelta(hours=1))]
+    stopped = TaskHeartbeat("task-0", now - timedelta(seconds=5), 0)  # a task that stopped cleanly watches nothing
+    dead = replace(services, clock=lambda: now, streaming=Watching(states, [beat, stopped]),
+                   streaming_heartbeat=timedelta(seconds=15), streaming_service="calsync-streaming")  # fmt: skip
+    put_mapping(dead, "person", "11", ALICE)
+    put_mapping(dead, "person", "12", BEN)
+    rows, status = _views(dead)
+    watch = rows[("person", "11")]["outlook_changes"]
+    assert watch["mode"] == "stale" and watch["watched_as"] == "streaming"
+    assert watch["last_heartbeat"] == beat.at.isoformat()
+    assert f"the streaming task last reported at {beat.at.isoformat()} (46 s ago" in watch["detail"]
+    assert "check the ECS service calsync-streaming" in watch["detail"]
+    assert rows[("person", "12")]["outlook_changes"]["mode"] == "error"  # an error stays what it is
+    assert status["outlook_changes"] == {"stale": 1, "error": 1}
+    assert status["streaming_task"] == {"state": "stale", "last_heartbeat": beat.at.isoformat(),
+                                        "stale_after_seconds": 45.0}  # fmt: skip
+
+    # Within 3 heartbeats, the same watch is fresh.
+    alive = replace(dead, streaming=Watching(states, [replace(beat, at=now - timedelta(seconds=44))]))
+    rows, status = _views(alive)
+    assert rows[("person", "11")]["outlook_changes"]["mode"] == "streaming"
+    assert status["outlook_changes"] == {"streaming": 1, "error": 1}
+
+    # No task has ever reported: stale too, saying so.
+    never = replace(dead, streaming=Watching(states, []))
+    rows, _ = _views(never)
+    assert rows[("person", "11")]["outlook_changes"]["mode"] == "stale"
+    assert "no streaming task has reported" in rows[("person", "11")]["outlook_changes"]["detail"]
+
+    # No streaming task deployed (nothing watched, no heartbeat): no task to report on.
+    _, status = _views(replace(dead, streaming=Watching([], [])))
+    assert "streaming_task" not in status and status["outlook_changes"] == {}

@@ -18,7 +18,6 @@ import requests
 from calsync.adapters.dynamo import DynamoLinkStore
 from calsync.adapters.ews import EwsCalendar
 from calsync.domain import Link, LinkState, RetryableError
-from local.stack import load_function
 from tests.e2e.conftest import (
     ALICE,
     BEN,
@@ -136,23 +135,27 @@ class CrashOnce:
 
 
 def test_a_crash_between_the_exchange_create_and_the_link_write_leaves_one_item_after_the_retry(
-    e2e: E2E, monkeypatch: pytest.MonkeyPatch
+    e2e: E2E, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     crash = CrashOnce(DynamoLinkStore.save)
     monkeypatch.setattr(DynamoLinkStore, "save", lambda store, link: crash.save(store, link))
-    outbound = load_function("outbound")
-    record_handler = outbound.record_handler
 
-    def crashing_handler(record: Any) -> None:
-        try:
-            record_handler(record)
-        except SimulatedCrash:
-            # Lambda would retry after the queue's visibility timeout (12 minutes); one second is enough here.
-            e2e.sqs.change_message_visibility(QueueUrl=e2e.queue_url, ReceiptHandle=record.receipt_handle,
-                                              VisibilityTimeout=1)  # fmt: skip
-            raise
+    def crashing(record_handler: Any) -> Any:
+        def crashing_handler(record: Any) -> None:
+            try:
+                record_handler(record)
+            except SimulatedCrash:
+                # Lambda would retry after the queue's visibility timeout (12 minutes); one second is enough here.
+                e2e.sqs.change_message_visibility(QueueUrl=e2e.queue_url, ReceiptHandle=record.receipt_handle,
+                                                  VisibilityTimeout=1)  # fmt: skip
+                raise
 
-    monkeypatch.setattr(outbound, "record_handler", crashing_handler)
+        return crashing_handler
+
+    # In every environment of the outbound function (each poller worker runs its own copy of the module).
+    forget = e2e.stack.functions["OutboundFunction"].customise(
+        lambda module: monkeypatch.setattr(module, "record_handler", crashing(module.record_handler)))
+    request.addfinalizer(forget)
     start = e2e.day().replace(hour=9)
     booking = e2e.book(start, person=ALICE)
     key = e2e.key(booking)

@@ -15,7 +15,7 @@ RESTART_SECONDS = 10.0  # the supervisor replaces a task after about a second
 
 
 def _kill(e2e: E2E) -> int:
-    """SIGKILL the running task and wait until it is gone; its pid."""
+    """SIGKILL the running task; its pid."""
     supervisor = e2e.stack.streaming
     assert supervisor is not None and supervisor.pid is not None and supervisor.returncode is None
     pid = supervisor.pid

@@ -62,10 +62,35 @@ def test_an_exact_redelivery_is_collapsed_but_a_new_change_is_not(aws: Aws, hand
 def _event(**changes: Any) -> dict[str, Any]:
     event = load_event("jrni_webhook_data.json")
     headers = changes.pop("headers", None)
-    if headers is not None:
+    if headers is not None:  # one value each, as API Gateway gives them: both views agree
         event["headers"] = headers
+        event["multiValueHeaders"] = {name: [value] for name, value in headers.items()}
     event.update(changes)
     return event
+
+
+RIGHT = load_event("jrni_webhook_data.json")["headers"]["Authorization"]
+WRONG = "Basic " + base64.b64encode(b"jrni-webhooks:guess").decode()
+
+
+@pytest.mark.parametrize("values", [[RIGHT, WRONG], [WRONG, RIGHT], [RIGHT, RIGHT]])
+def test_a_request_with_two_authorization_headers_is_refused_whichever_is_right(
+    aws: Aws, handler: Any, values: list[str]
+) -> None:
+    # API Gateway (REST): ``headers`` keeps the last value of a repeated header, ``multiValueHeaders`` all of them.
+    event = load_event("jrni_webhook_data.json")
+    event["headers"]["Authorization"] = values[-1]
+    event["multiValueHeaders"]["Authorization"] = values
+    status, body = invoke(handler, event)
+    assert status == 401, body
+    assert queued(aws) == []
+
+
+def test_authorization_sent_under_two_spellings_counts_as_two(aws: Aws, handler: Any) -> None:
+    event = load_event("jrni_webhook_data.json")
+    event["multiValueHeaders"]["authorization"] = [WRONG]
+    assert invoke(handler, event)[0] == 401
+    assert queued(aws) == []
 
 
 @pytest.mark.parametrize(("name", "event", "status"), [

@@ -144,6 +144,27 @@ def test_the_front_hands_the_webhook_function_a_rest_proxy_event_and_answers_wit
     assert event["requestContext"]["stage"] == "v1"
 
 
+def test_the_front_hands_a_repeated_header_over_as_api_gateway_s_rest_api_does(front: str) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(front)
+    connection = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=5)
+    try:
+        connection.putrequest("POST", "/v1/webhooks/jrni/bank-1")
+        for value in ("Basic first", "Basic second"):
+            connection.putheader("Authorization", value)
+        connection.putheader("Content-Length", "2")
+        connection.endheaders(b"{}")
+        response = connection.getresponse()
+        assert response.status == 202
+        event = json.loads(response.read())
+    finally:
+        connection.close()
+    assert event["headers"]["Authorization"] == "Basic second"  # the last value
+    assert event["multiValueHeaders"]["Authorization"] == ["Basic first", "Basic second"]
+
+
 def test_the_front_answers_like_api_gateway_for_unknown_routes_and_failing_functions(front: str) -> None:
     assert requests.get(f"{front}/webhooks/jrni/bank-1", timeout=5).status_code == 403  # only POST is routed
     assert requests.get(f"{front}/elsewhere", timeout=5).status_code == 403

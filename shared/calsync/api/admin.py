@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -34,7 +35,7 @@ from calsync.domain import (
     SyncOptions,
     SyncState,
 )
-from calsync.domain.inbound import MailboxStreamState
+from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
 from calsync.rendering import TemplateError, Templates
 from calsync.service import Services, integration_or_404
 
@@ -170,6 +171,7 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
         for problem in _newest_first(svc.mappings.problems(integration.id)):
             problems.setdefault((problem.kind, problem.jrni_id), []).append(_problem(problem))
         watched = {w.mailbox: w for w in svc.streaming.mailbox_states(integration.id)} if svc.streaming else {}
+        freshness = _Freshness.of(svc)
         rows = []
         for calendar in svc.bookings_for(integration).calendars():
             key = (calendar.kind, calendar.jrni_id)
@@ -181,7 +183,7 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
                 "status": None if status is None else {"state": status.state.value, "detail": status.detail,
                                                        "at": status.at.isoformat() if status.at else None},
                 "problems": problems.get(key, []),
-                "outlook_changes": _watch(watched.get(mapped.get(key) or "")),
+                "outlook_changes": _watch(watched.get(mapped.get(key) or ""), freshness),
             })  # fmt: skip
         return {"mappings": rows}
 
@@ -209,22 +211,29 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
     def status(integration_id: Annotated[str, Path()]) -> dict[str, Any]:
         svc = services()
         integration = integration_or_404(svc, integration_id)
-        # A calendar counts as its worst open problem; one without any, as its last outcome.
-        state = {(s.kind, s.jrni_id): s.state for s in svc.mappings.statuses(integration.id)}
+        # A calendar counts as its worst open problem (an error before a skip); one without any, as its last outcome.
+        shown = {(s.kind, s.jrni_id): s.state for s in svc.mappings.statuses(integration.id)}
         open_problems = _newest_first(svc.mappings.problems(integration.id))
+        with_problems = {(p.kind, p.jrni_id) for p in open_problems}
+        for key in with_problems:
+            shown[key] = SyncState.SKIPPED
         for problem in open_problems:
-            key = (problem.kind, problem.jrni_id)
-            if state.get(key) is not SyncState.ERROR:
-                state[key] = SyncState.ERROR if problem.state is SyncState.ERROR else problem.state
+            if problem.state is SyncState.ERROR:
+                shown[(problem.kind, problem.jrni_id)] = SyncState.ERROR
         counts: dict[str, int] = {}
-        for value in state.values():
+        for value in shown.values():
             counts[value.value] = counts.get(value.value, 0) + 1
         problems = [_problem(p) for p in open_problems]
         watching: dict[str, int] = {}
-        for watch in svc.streaming.mailbox_states(integration.id) if svc.streaming else []:
-            watching[watch.mode] = watching.get(watch.mode, 0) + 1
-        return {"integration_id": integration.id, "mapped": len(svc.mappings.mappings(integration.id)),
-                "states": counts, "outlook_changes": watching, "problems": problems}  # fmt: skip
+        freshness = _Freshness.of(svc)
+        for state in svc.streaming.mailbox_states(integration.id) if svc.streaming else []:
+            mode = freshness.mode(state) if freshness is not None else state.mode
+            watching[mode] = watching.get(mode, 0) + 1
+        answer = {"integration_id": integration.id, "mapped": len(svc.mappings.mappings(integration.id)),
+                  "states": counts, "outlook_changes": watching, "problems": problems}  # fmt: skip
+        if freshness is not None and (watching or freshness.last is not None):  # none without a streaming task
+            answer["streaming_task"] = freshness.summary()
+        return answer
 
     return app
 
@@ -239,12 +248,68 @@ def _problem(status: MappingStatus) -> dict[str, Any]:
             "subject": status.subject, "detail": status.detail, "at": status.at.isoformat() if status.at else None}
 
 
-def _watch(state: MailboxStreamState | None) -> dict[str, str] | None:
+# A watch (streaming or timed) is stale once the streaming task has missed this many heartbeats: the task is gone
+# (or cannot write), and nobody is watching. The same window in which a task's share lease runs out.
+STALE_AFTER_HEARTBEATS = 3
+
+
+@dataclass(frozen=True)
+class _Freshness:
+    """Whether the streaming task still watches: its last heartbeat, against 3 heartbeat intervals.
+
+    The task's heartbeats do not say which mailboxes each watches, so with several tasks a watch is stale only when
+    none of them is beating (one dead task among several live ones is not seen here)."""
+
+    now: datetime
+    interval: timedelta
+    last: TaskHeartbeat | None  # the newest heartbeat of a task that was watching mailboxes
+    service: str
+
+    @classmethod
+    def of(cls, svc: Services) -> _Freshness | None:
+        if svc.streaming is None:
+            return None
+        watching = [beat for beat in svc.streaming.heartbeats() if beat.mailboxes > 0]
+        last = max(watching, key=lambda beat: beat.at, default=None)
+        return cls(svc.clock(), svc.streaming_heartbeat, last, svc.streaming_service or "of the streaming task")
+
+    @property
+    def stale_after(self) -> timedelta:
+        return STALE_AFTER_HEARTBEATS * self.interval
+
+    @property
+    def fresh(self) -> bool:
+        return self.last is not None and self.now - self.last.at <= self.stale_after
+
+    def mode(self, state: MailboxStreamState) -> str:
+        return "stale" if state.mode in ("streaming", "timed") and not self.fresh else state.mode
+
+    def detail(self) -> str:
+        check = (f"check the ECS service {self.service}: its running tasks, their stopped reasons and logs; a new task "
+                 f"resyncs every mailbox when it starts")  # fmt: skip
+        if self.last is None:
+            return f"no streaming task has reported watching mailboxes: Outlook changes are not reaching calsync; {check}"
+        age = int((self.now - self.last.at).total_seconds())
+        return (f"the streaming task last reported at {self.last.at.isoformat()} ({age} s ago; it reports every "
+                f"{self.interval.total_seconds():g} s): Outlook changes are not reaching calsync; {check}")
+
+    def summary(self) -> dict[str, Any]:
+        return {"state": "ok" if self.fresh else "stale",
+                "last_heartbeat": self.last.at.isoformat() if self.last else None,
+                "stale_after_seconds": self.stale_after.total_seconds()}  # fmt: skip
+
+
+def _watch(state: MailboxStreamState | None, freshness: _Freshness | None) -> dict[str, Any] | None:
     """How a mailbox's Outlook changes reach calsync: a streaming subscription, a timed sync (beyond the connections
-    Exchange allows), or not at all (an error, with why)."""
+    Exchange allows), not at all (an error, with why), or no longer (stale: the streaming task stopped reporting;
+    ``watched_as`` says how it was watched then)."""
     if state is None:
         return None
-    return {"mode": state.mode, "detail": state.detail, "at": state.at.isoformat()}
+    watch: dict[str, Any] = {"mode": state.mode, "detail": state.detail, "at": state.at.isoformat()}
+    if freshness is not None and freshness.mode(state) == "stale":
+        watch.update(mode="stale", detail=freshness.detail(), watched_as=state.mode,
+                     last_heartbeat=freshness.last.at.isoformat() if freshness.last else None)  # fmt: skip
+    return watch
 
 
 def _check_templates(body: IntegrationIn) -> None:

@@ -71,6 +71,15 @@ class OurItem:
 
 
 @dataclass(frozen=True)
+class TaskHeartbeat:
+    """A streaming task's last sign of life, and how many mailboxes it was watching then (0: it stopped)."""
+
+    task_id: str
+    at: datetime
+    mailboxes: int
+
+
+@dataclass(frozen=True)
 class MailboxStreamState:
     """How one mailbox is watched for changes: a streaming subscription, a timed sync (when over capacity), or not at
     all because of an error."""

@@ -5,11 +5,10 @@ from calsync.adapters.dynamo.inbound import (
     DynamoCursorStore,
     DynamoStreamingStateStore,
     StreamMode,
-    TaskHeartbeat,
 )
 from calsync.adapters.dynamo.models import TableSettings
 from calsync.adapters.dynamo.stores import DynamoIntegrationStore, DynamoLinkStore, DynamoMappingStore
-from calsync.domain.inbound import MailboxStreamState
+from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
 
 __all__ = ["DynamoBlockLinkStore", "DynamoCursorStore", "DynamoIntegrationStore", "DynamoLinkStore",
            "DynamoMappingStore", "DynamoStreamingStateStore", "MailboxStreamState", "StreamMode", "TableSettings",

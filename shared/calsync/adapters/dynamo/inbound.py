@@ -6,7 +6,7 @@ Errors are translated as in ``stores``: a lost conditional write is ``StaleState
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal, get_args
 
@@ -21,7 +21,7 @@ from calsync.adapters.dynamo.models import (
 )
 from calsync.adapters.dynamo.stores import _CONDITION_FAILED, _translate, delete_versioned, save_versioned
 from calsync.domain import JrniKey, LinkState, TimeWindow
-from calsync.domain.inbound import BlockLink, MailboxStreamState
+from calsync.domain.inbound import BlockLink, MailboxStreamState, TaskHeartbeat
 
 # ---------------------------------------------------------------- block links
 
@@ -145,15 +145,6 @@ STREAM_MODES: tuple[StreamMode, ...] = get_args(StreamMode)
 _HEARTBEATS = "heartbeat"
 # A task silent this long is certainly gone; its heartbeat is left for DynamoDB's TTL to remove.
 HEARTBEAT_KEPT = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class TaskHeartbeat:
-    """A streaming task's last sign of life, and how many mailboxes it was watching then."""
-
-    task_id: str
-    at: datetime
-    mailboxes: int
 
 
 

@@ -11,7 +11,7 @@ import base64
 import binascii
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from calsync.domain import JrniKey
@@ -51,11 +51,19 @@ def parse_webhook(
     )
 
 
-def check_webhook_auth(headers: Mapping[str, str], secret: Mapping[str, str]) -> bool:
-    """Whether ``Authorization`` carries the secret: Basic user/password, or JRNI's "Basic <token>"; fails closed."""
-    authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
-    if not isinstance(authorization, str):
+def check_webhook_auth(headers: Mapping[str, str | Sequence[str]], secret: Mapping[str, str]) -> bool:
+    """Whether ``Authorization`` carries the secret: Basic user/password, or JRNI's "Basic <token>"; fails closed.
+
+    ``headers`` may map a name to its values (API Gateway's ``multiValueHeaders``). A request with more than one
+    ``Authorization`` value is refused: API Gateway's ``headers`` keeps only the last, so which one counts would
+    depend on how the request was read; a sender that means to authenticate sends one."""
+    values: list[str] = []
+    for name, value in headers.items():
+        if name.lower() == "authorization":
+            values.extend([value] if isinstance(value, str) else list(value))
+    if len(values) != 1 or not isinstance(values[0], str):
         return False
+    authorization = values[0]
     scheme, _, credentials = authorization.strip().partition(" ")
     if scheme.lower() != "basic":
         return False
