@@ -35,6 +35,7 @@ from local.aws import (
 )
 from local.events import LambdaContext
 from local.front import build_front
+from local.moto_server import start_moto
 from local.poller import SqsPoller
 from local.seed import DEMO_SEED, Seeded, apply_seed, load_seed, reseed
 from local.streaming import StreamingProcess
@@ -149,8 +150,6 @@ class LocalStack:
             raise
 
     def _start(self) -> StackUrls:
-        from moto.server import ThreadedMotoServer
-
         BackgroundServer = _load("emulators.common.server").BackgroundServer
         EmulatorSettings = _load("emulators.ews.settings").EmulatorSettings
         EwsEmulator = _load("emulators.ews.testing").EwsEmulator
@@ -160,8 +159,7 @@ class LocalStack:
         opts = self.options
         # werkzeug (moto's server) logs every request; the stack's output is the ready line and the functions' logs.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.moto = ThreadedMotoServer(ip_address=opts.host, port=0, verbose=False)
-        self.moto.start()
+        self.moto = start_moto(opts.host)
         moto_host, moto_port = self.moto.get_host_and_port()
         moto_url = self._moto_url = f"http://{moto_host}:{moto_port}"
 
