@@ -35,6 +35,7 @@ from calsync.engine.inbound import (
 from calsync.inbound_executor import InboundExecutor, InboundReport
 from calsync.ports import OutboundMessage
 from calsync.service import Services, block_marker, sync_outbound
+from calsync.streaming.ports import NotifiedItem
 
 SYNC_WINDOW_DAYS = 90
 # How long a process remembers which JRNI company each staff member or resource belongs to.
@@ -43,11 +44,15 @@ _COMPANY_CACHE_SECONDS = 300
 
 @dataclass(frozen=True)
 class InboundMessage:
-    """Look at this mailbox now. ``reason``: a notification, a resync after missed events, a timer..."""
+    """Look at this mailbox now. ``reason``: a notification, a resync after missed events, a timer...
+
+    ``notified``: the items a notification named (created or modified, with their change keys), when that is all
+    that happened; None when the mailbox must be read whatever it holds."""
 
     integration_id: str
     mailbox: str
     reason: str
+    notified: tuple[NotifiedItem, ...] | None = None
 
 
 _companies: dict[str, tuple[float, dict[tuple[ResourceKind, str], str]]] = {}
@@ -93,9 +98,23 @@ def _our_items(services: Services, integration: Integration, changes: MailboxCha
     return ours
 
 
+def _only_our_own_writes(services: Services, message: InboundMessage) -> bool:
+    """Whether every item the notification named is one calsync wrote in this mailbox, at exactly the change key
+    recorded in its link: the notification is our own write coming back, and reading the mailbox's changes would
+    find nothing to do. The cursor stays where it is, so the next sync still reads past these items."""
+    if not message.notified:
+        return False
+    versions = {link.remote_id: link.version
+                for link in services.links.links_in(message.integration_id, message.mailbox.strip().lower())
+                if link.remote_id and link.version}  # fmt: skip
+    return all(versions.get(item.item_id) == item.change_key for item in message.notified)
+
+
 def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
     """Apply one mailbox's Outlook changes to JRNI."""
     assert services.feed_for and services.writer_for and services.block_links and services.cursors
+    if _only_our_own_writes(services, message):
+        return InboundReport()
     integration = services.integrations.get(message.integration_id)
     if integration is None:
         raise PermanentError(f"no integration {message.integration_id!r}: the message cannot be processed")
