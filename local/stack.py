@@ -11,6 +11,7 @@ queue of its own (``events_queue_url``), so that the demo and tests can read wha
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import logging
@@ -33,6 +34,7 @@ from local.aws import (
     load_template,
     task_environment,
 )
+from local.cpu import CpuMeter
 from local.events import LambdaContext
 from local.front import build_front
 from local.moto_server import start_moto
@@ -126,6 +128,7 @@ class LocalStack:
         self.poller: SqsPoller | None = None
         self.inbound_poller: SqsPoller | None = None
         self.streaming: StreamingProcess | None = None
+        self.cpu = CpuMeter()
         self.events_queue_url: str | None = None
         self.session: Any = None
         self._saved_env: dict[str, str | None] = {}
@@ -177,20 +180,26 @@ class LocalStack:
         self.ews = EwsEmulator(EmulatorSettings(latency_ms=opts.latency_ms), port=opts.ews_port).start()
         self.jrni = BackgroundServer(lambda: create_app(JrniSettings(latency_ms=opts.latency_ms)), opts.host,
                                      opts.jrni_port).start()  # fmt: skip
+        self.cpu.watch("ews_emulator", self.ews.server.thread)
+        self.cpu.watch("jrni_emulator", self.jrni.thread)
 
         from calsync import wiring
 
         wiring.reset()
         modules = {logical: load_function(folder) for logical, folder in FUNCTIONS.items()}
         self._route_logs()
+        cpu = self.cpu
         self.front = BackgroundServer(
             lambda: build_front(
-                (modules["JrniWebhookFunction"].lambda_handler, self._context_factory("JrniWebhookFunction")),
-                (modules["AdminFunction"].lambda_handler, self._context_factory("AdminFunction")),
+                (cpu.wrap("jrni_webhook", modules["JrniWebhookFunction"].lambda_handler),
+                 self._context_factory("JrniWebhookFunction")),
+                (cpu.wrap("admin", modules["AdminFunction"].lambda_handler), self._context_factory("AdminFunction")),
+                cpu=cpu.snapshot,
             ),
             opts.host,
             opts.api_port,
-        ).start()
+        ).start()  # fmt: skip
+        self.cpu.watch("api_front", self.front.thread)
         self.poller = self._poller(modules, "OutboundFunction", "outbound")
         self.inbound_poller = self._poller(modules, "InboundFunction", "inbound")
         self.events_queue_url = self._capture_events()
@@ -204,6 +213,7 @@ class LocalStack:
         if opts.streaming:
             # After the seed: its first plan already holds the seeded mappings (it re-reads them every second).
             self.streaming = StreamingProcess(self.streaming_environment(), opts.log_stream).start()
+        _freeze_heap()
         return self.urls
 
     def _poller(self, modules: dict[str, ModuleType], logical_id: str, name: str) -> SqsPoller:
@@ -215,7 +225,7 @@ class LocalStack:
             self.client("sqs").set_queue_attributes(
                 QueueUrl=url, Attributes={"VisibilityTimeout": str(self.options.queue_visibility_seconds)})
         return SqsPoller(
-            self.client("sqs"), url, self.resources.queue_arns[queue], modules[logical_id].lambda_handler,
+            self.client("sqs"), url, self.resources.queue_arns[queue], self.cpu.wrap(name, modules[logical_id].lambda_handler),
             self._context_factory(logical_id), batch_size=batch_size, workers=self.options.poller_workers, name=name,
         ).start()  # fmt: skip
 
@@ -385,6 +395,18 @@ class LocalStack:
         self._saved_env.clear()
         if "calsync.wiring" in sys.modules:
             sys.modules["calsync.wiring"].reset()
+
+
+def _freeze_heap() -> None:
+    """Keep the start-up heap out of the garbage collector's full collections.
+
+    Everything runs in this one process: moto with the models of every AWS service it loaded, both emulators, all
+    the functions with boto3, exchangelib and Powertools. A full collection walks all of it, and stops every thread
+    for hundreds of milliseconds each time it runs; a Lambda function's own process holds a small part of that. What
+    exists once the stack is up lives as long as the stack, so it is moved where collections do not look
+    (``gc.freeze``); what is made afterwards is collected as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 def _empty_queue(sqs: Any, url: str) -> None:
