@@ -53,7 +53,12 @@ FUNCTIONS = {"JrniWebhookFunction": "jrni_webhook", "OutboundFunction": "outboun
 # much more often than in AWS, so that a meeting made in Outlook reaches JRNI in well under a second.
 STREAMING_LOCAL = {"STREAMING_REFRESH_SECONDS": "1", "STREAMING_HEARTBEAT_SECONDS": "2",
                    "STREAMING_COALESCE_SECONDS": "0.2", "STREAMING_TASK_ID": "local-streaming"}  # fmt: skip
-EVENTS_QUEUE = "calsync-local-events"  # the stack's own queue behind a rule matching every calsync event
+EVENTS_QUEUE = "calsync-local-events"
+# How long a thread of the stack's process may hold the interpreter while another waits for it (Python's default is
+# 5 ms). The emulators, the front, the pollers and every function share one interpreter here, where each function
+# has a process of its own in AWS: with the default, a handler back from moto or an emulator waits up to 5 ms for any
+# busy thread at every request, several times per request.
+SWITCH_INTERVAL_SECONDS = 0.001  # the stack's own queue behind a rule matching every calsync event
 
 
 @dataclass
@@ -134,6 +139,7 @@ class LocalStack:
         self._saved_env: dict[str, str | None] = {}
         self._moto_url = ""
         self._log_handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
+        self._saved_switch_interval: float | None = None
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -214,6 +220,8 @@ class LocalStack:
             # After the seed: its first plan already holds the seeded mappings (it re-reads them every second).
             self.streaming = StreamingProcess(self.streaming_environment(), opts.log_stream).start()
         _freeze_heap()
+        self._saved_switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         return self.urls
 
     def _poller(self, modules: dict[str, ModuleType], logical_id: str, name: str) -> SqsPoller:
@@ -382,6 +390,9 @@ class LocalStack:
                 self.moto.stop()
             except Exception as exc:
                 print(f"calsync local: stopping moto failed: {exc}", file=sys.stderr)
+        if self._saved_switch_interval is not None:
+            sys.setswitchinterval(self._saved_switch_interval)
+            self._saved_switch_interval = None
         self.streaming = None
         self.poller = self.inbound_poller = self.front = self.jrni = self.ews = self.moto = None
         for handler, stream in self._log_handlers:
