@@ -2,8 +2,9 @@
 connection, and a coordinator that re-plans from the mappings, coalesces wakes into inbound queue messages, runs the
 timer for mailboxes beyond the connections allowed, and writes the heartbeat and each mailbox's state.
 
-Nothing may be missed: a notification only says *which* mailbox to sync, and whenever notifications may have been
-lost (a (re)start, a new or recreated subscription, ``ErrorMissedNotificationEvents``, a connection that broke or that
+Nothing may be missed: a notification says *which* mailbox to sync (and, when that is all that happened, which
+items were created or modified, so that inbound can tell our own writes coming back), and whenever notifications
+may have been lost (a (re)start, a new or recreated subscription, ``ErrorMissedNotificationEvents``, a connection that broke or that
 we cut to add mailboxes) every mailbox concerned is woken anyway; the inbound function reads the mailbox's changes
 since its stored cursor, so an extra wake costs one ``SyncFolderItems`` and a missing one would lose a change.
 A resync is asked for only *after* the new subscription exists, so a change is either before it (the resync sees it)
