@@ -2,8 +2,8 @@
 function → block in JRNI.
 
 Run: ``PYTHONPATH=.:shared .venv/bin/python bench/inbound.py`` (a few minutes; loopback only). For each emulator
-latency (``--latency-ms 0 50``) it starts, in this process, moto (server mode), the EWS and JRNI emulators and a
-webhook receiver for JRNI; creates the template's tables and queues, one integration and ``--mailboxes`` mapped
+latency (``--latency-ms 0 50``) it starts moto (server mode, in its own process, as the local stack runs it) and,
+in this process, the EWS and JRNI emulators and a webhook receiver for JRNI; creates the template's tables and queues, one integration and ``--mailboxes`` mapped
 advisers; runs the real streaming runner (``calsync.streaming.wiring.build_runner``, sending to the inbound queue)
 and the real inbound handler behind the local stack's SQS poller (``local.poller.SqsPoller``). Then ``--changes``
 meetings are put in Outlook one after the other (EWS control plane, as the mailbox owner) and each one's latency runs
@@ -119,7 +119,6 @@ def jrni_seed(mailboxes: int) -> dict[str, Any]:
 
 def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -> dict[str, Any]:
     import boto3
-    from moto.server import ThreadedMotoServer
 
     from calsync import wiring
     from calsync.adapters.dynamo import DynamoCursorStore, DynamoIntegrationStore, DynamoMappingStore
@@ -139,12 +138,12 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
     from emulators.jrni.settings import JrniSettings
     from local.aws import create_resources, function_environment, load_template
     from local.events import LambdaContext
+    from local.moto_server import start_moto
     from local.poller import SqsPoller
-    from local.stack import load_function
+    from local.stack import SWITCH_INTERVAL_SECONDS, load_function
 
     region = "eu-west-2"
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
+    moto = start_moto()  # in its own process, as in the local stack
     host, port = moto.get_host_and_port()
     moto_url = f"http://{host}:{port}"
     saved = dict(os.environ)
@@ -158,6 +157,7 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
     runner: Any = None
     poller: SqsPoller | None = None
     runner_thread: threading.Thread | None = None
+    saved_interval = sys.getswitchinterval()
     try:
         session = boto3.Session(region_name=region)
         resources = create_resources(session, load_template(), {"NamePrefix": f"bench{latency_ms}"})
@@ -210,6 +210,12 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
         else:
             raise RuntimeError("the mailboxes were never synced once; is the streaming runner running?")
         time.sleep(2.0)  # let the start wakes' coalescing interval pass
+        # As the local stack does for its one interpreter (local/stack.py): the start-up heap kept out of full
+        # collections, and a short switch interval, so that no thread waits 5 ms for a busy one at each request.
+        gc.collect()
+        gc.freeze()
+        saved_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
         # The receiver's own delay: blocks made as a JRNI user would, straight to their webhook.
         calibration = []
@@ -229,6 +235,8 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
         jrni_before = http.get(f"{jrni.base_url}/_emulator/stats", timeout=30).json()["requests"]
         ews_before = ews.control("GET", "stats")
         cpu_before = psutil.Process().cpu_times()
+        moto_process = psutil.Process(moto.pid)
+        moto_before = sum(moto_process.cpu_times()[:2])
         latencies: list[float] = []
         lost = 0
         day0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=7)
@@ -252,6 +260,7 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
         elapsed = time.perf_counter() - t_first
         time.sleep(1.5)  # anything the changes still cause (a late extra wake) counts
         cpu_after = psutil.Process().cpu_times()
+        moto_after = sum(moto_process.cpu_times()[:2])
         ews_after = ews.control("GET", "stats")
         jrni_after = http.get(f"{jrni.base_url}/_emulator/stats", timeout=30).json()["requests"]
         ops = Counter(ews_after["operations"])
@@ -267,8 +276,11 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
             "ews_ops": {k: v for k, v in ops.items() if v}, "jrni_calls": {k: v for k, v in calls.items() if v and "/_emulator/" not in k},
             "blocks": len(bench_blocks), "duplicates": sum(v - 1 for v in bench_blocks.values() if v > 1),
             "cpu": (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
+            "moto_cpu": moto_after - moto_before,
         }  # fmt: skip
     finally:
+        sys.setswitchinterval(saved_interval)
+        gc.unfreeze()
         if poller is not None:
             poller.stop()
         if runner is not None:
@@ -384,15 +396,15 @@ def run_memory(mailboxes: int, connection_limit: int) -> dict[str, Any]:
 def report(runs: list[dict[str, Any]], memory: dict[str, Any] | None) -> None:
     print("\n## Outlook change → JRNI block (closed loop, one change at a time)\n")
     print("| emulator latency | changes | p50 ms | p95 ms | max ms | lost | blocks | duplicates | changes/s "
-          "| webhook delay p50 ms | CPU ms/change |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| webhook delay p50 ms | CPU ms/change | moto CPU ms/change |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         lat = [x * 1000 for x in run["latencies"]] or [float("nan")]
         cal = [x * 1000 for x in run["calibration"]] or [float("nan")]
         print(f"| {run['latency_ms']} ms | {run['changes']} | {statistics.median(lat):.0f} | {pct(lat, 95):.0f} | "
               f"{max(lat):.0f} | {run['lost']} | {run['blocks']} | {run['duplicates']} | "
               f"{run['changes'] / run['elapsed']:.1f} | {statistics.median(cal):.1f} | "
-              f"{run['cpu'] * 1000 / run['changes']:.0f} |")  # fmt: skip
+              f"{run['cpu'] * 1000 / run['changes']:.0f} | {run['moto_cpu'] * 1000 / run['changes']:.0f} |")  # fmt: skip
     print("\n## Requests per Outlook change (after minus before, divided by the changes)\n")
     print("| emulator latency | EWS requests | by operation | JRNI API requests | by endpoint |")
     print("|---|---|---|---|---|")

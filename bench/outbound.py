@@ -361,6 +361,8 @@ class Result:
     jrni_api: int = 0
     webhooks: int = 0
     cpu_seconds: float = 0.0
+    # CPU seconds by part (the stack's GET /_local/cpu and the streaming task's process), see cpu_parts().
+    cpu_parts: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     # (JRNI key, change sent, last calendar item arrived), wall clock: split by the webhook function's log later.
     timeline: list[tuple[str, float, float]] = field(default_factory=list)
@@ -379,6 +381,21 @@ def jrni_stats(http: requests.Session, stack: Stack) -> tuple[int, int]:
     return api, int(stats["webhooks"]["delivered"])
 
 
+def cpu_snapshot(http: requests.Session, stack: Stack) -> dict[str, float]:
+    """CPU seconds so far by part: the stack process and, within it, each function's handlers and each emulator's
+    loop (its ``GET /_local/cpu``); moto's and the streaming task's own processes."""
+    answer = call(http, "GET", f"{stack.api}/_local/cpu")
+    parts = {"process": float(answer["process"])}
+    parts.update({f"function:{name}": float(v) for name, v in answer["functions"].items()})
+    parts.update({f"thread:{name}": float(v) for name, v in answer["threads"].items() if v is not None})
+    parts["streaming"] = parts["moto"] = 0.0
+    for child in stack.process.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            part = "moto" if "local.moto_server" in " ".join(child.cmdline()) else "streaming"
+            parts[part] += sum(child.cpu_times()[:2])
+    return parts
+
+
 def settle(http: requests.Session, stack: Stack, quiet: float = 1.0, limit: float = 30.0) -> None:
     """Until the EWS emulator has had no request for ``quiet`` seconds (a sync may write after its create)."""
     last, since, deadline = ews_stats(http, stack), time.perf_counter(), time.perf_counter() + limit
@@ -395,7 +412,7 @@ def run(stack: Stack, observer: Observer, latency_ms: int, mode: str, bookings: 
     http = requests.Session()
     result = Result(latency_ms, mode, len(bookings), items_expected=sum(len(b.mailboxes) for b in bookings))
     ops_before, (api_before, hooks_before) = ews_stats(http, stack), jrni_stats(http, stack)
-    cpu_before = sum(stack.process.cpu_times()[:2])
+    parts_before = cpu_snapshot(http, stack)
     started = time.perf_counter()
     try:
         go()
@@ -405,7 +422,9 @@ def run(stack: Stack, observer: Observer, latency_ms: int, mode: str, bookings: 
     result.operations = ews_stats(http, stack) - ops_before
     api_after, hooks_after = jrni_stats(http, stack)
     result.jrni_api, result.webhooks = api_after - api_before, hooks_after - hooks_before
-    result.cpu_seconds = sum(stack.process.cpu_times()[:2]) - cpu_before
+    parts_after = cpu_snapshot(http, stack)
+    result.cpu_parts = {k: v - parts_before.get(k, 0.0) for k, v in parts_after.items()}
+    result.cpu_seconds = sum(result.cpu_parts.get(k, 0.0) for k in ("process", "moto", "streaming"))
     # Which item is which booking: calsync's extended property on the item, read after the run.
     items: dict[tuple[str, str], list[str]] = {}
     for mailbox in sorted({m for b in bookings for m in b.mailboxes}):
@@ -624,9 +643,35 @@ def report(results: list[Result], calibrations: dict[int, list[float]], imports:
     lines.append(table(["emulators", "mode", "items due", "items found", "dupl.", "CreateItem/bk", "EWS req/bk",
                         "EWS req/item", "JRNI API/bk", "webhooks", "stack CPU ms/bk", "EWS operations"], rows))  # fmt: skip
     lines.append(
-        "    stack CPU = user+system time of the whole stack process (moto, both emulators, front, poller, "
-        "handlers) per booking"
+        "    stack CPU = user+system time of the stack's processes (the stack: both emulators, front, "
+        "pollers, handlers; moto; the streaming task) per booking"
     )
+    lines.append("")
+    lines.append("(2b) CPU per booking by part, ms (user+system; the same window as (2)). functions = CPU time of "
+                 "the handler invocations on their own\n    threads (time.thread_time, what a Lambda would spend: "
+                 "the handlers, boto3 and exchangelib on the client side);\n    emulators / front = their event-loop "
+                 "threads; pollers + rest = the stack process less those; moto, streaming task = their own processes.")  # fmt: skip
+    part_rows = []
+    for r in results:
+        p = r.cpu_parts
+        functions = {k.split(":", 1)[1]: v for k, v in p.items() if k.startswith("function:")}
+        threads = {k.split(":", 1)[1]: v for k, v in p.items() if k.startswith("thread:")}
+        rest = p.get("process", 0.0) - sum(functions.values()) - sum(threads.values())
+
+        def ms(value: float, r: Result = r) -> str:
+            return f"{value * 1000 / r.bookings:.1f}"
+
+        part_rows.append([f"{r.latency_ms} ms", r.mode.split(":")[0], ms(p.get("process", 0.0)),
+                          ms(sum(functions.values())),
+                          " / ".join(ms(functions.get(f, 0.0)) for f in ("jrni_webhook", "outbound", "inbound")),
+                          ms(threads.get("ews_emulator", 0.0)), ms(threads.get("jrni_emulator", 0.0)),
+                          ms(threads.get("api_front", 0.0)), ms(rest), ms(p.get("moto", 0.0)),
+                          ms(p.get("streaming", 0.0)),
+                          ms(p.get("process", 0.0) + p.get("moto", 0.0) + p.get("streaming", 0.0))])  # fmt: skip
+    lines.append(table(["emulators", "mode", "stack process", "functions", "webhook / outbound / inbound",
+                        "EWS emulator", "JRNI emulator", "API front", "pollers + rest", "moto", "streaming task",
+                        "all processes"],
+                       part_rows))  # fmt: skip
     lines.append("")
     lines.append("(3) Cold import time of the Lambda modules (fresh interpreter each run; function folder + shared/ "
                  f"on the path; median of {len(imports[0].seconds)} runs, .pyc files present)")  # fmt: skip

@@ -1,7 +1,8 @@
 """The HTTP front: API Gateway (REST, proxy integration) in front of the ``jrni_webhook`` and ``admin`` handlers.
 
 Routes are the template's: ``POST /webhooks/jrni/{integration_id}`` and ``ANY /admin``, ``ANY /admin/{proxy+}``
-(with or without the ``/v1`` stage prefix). Handlers run in a thread pool, as blocking code, so the loop keeps
+(with or without the ``/v1`` stage prefix). Beside them, the local stack's own ``GET /_local/cpu`` (not in AWS): the
+CPU seconds the stack process spent so far, and how much of it inside the functions (``local.cpu``). Handlers run in a thread pool, as blocking code, so the loop keeps
 serving while a handler waits on moto, JRNI or Exchange.
 """
 
@@ -87,9 +88,11 @@ def _response(answer: dict[str, Any]) -> web.Response:
 
 
 def build_front(
-    webhook: tuple[Handler, ContextFactory], admin: tuple[Handler, ContextFactory], *, workers: int = 8
+    webhook: tuple[Handler, ContextFactory], admin: tuple[Handler, ContextFactory], *, workers: int = 8,
+    cpu: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
-    """The aiohttp application: each function is its handler and a factory of Lambda contexts."""
+    """The aiohttp application: each function is its handler and a factory of Lambda contexts; ``cpu`` answers
+    ``GET /_local/cpu``."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[_HANDLERS] = {"jrni_webhook": webhook, "admin": admin}
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambda-api")
@@ -99,5 +102,12 @@ def build_front(
         pool.shutdown(wait=False, cancel_futures=True)
 
     app.on_cleanup.append(close_pool)
+    if cpu is not None:
+        measure = cpu
+
+        async def cpu_times(request: web.Request) -> web.Response:
+            return web.json_response(measure())
+
+        app.router.add_get("/_local/cpu", cpu_times)
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     return app

@@ -12,6 +12,7 @@ queue of its own (``events_queue_url``), so that the demo and tests can read wha
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import logging
@@ -32,9 +33,11 @@ from local.aws import (
     load_template,
     task_environment,
 )
+from local.cpu import CpuMeter
 from local.events import LambdaContext
 from local.front import build_front
 from local.lambdas import FunctionEnvironments, forget_log_routing
+from local.moto_server import start_moto
 from local.poller import SqsPoller
 from local.seed import DEMO_SEED, Seeded, apply_seed, load_seed, reseed
 from local.streaming import StreamingSupervisor
@@ -51,6 +54,11 @@ FUNCTIONS = {"JrniWebhookFunction": "jrni_webhook", "OutboundFunction": "outboun
 STREAMING_LOCAL = {"STREAMING_REFRESH_SECONDS": "1", "STREAMING_HEARTBEAT_SECONDS": "2",
                    "STREAMING_COALESCE_SECONDS": "0.2"}  # fmt: skip
 EVENTS_QUEUE = "calsync-local-events"  # the stack's own queue behind a rule matching every calsync event
+# How long a thread of the stack's process may hold the interpreter while another waits for it (Python's default is
+# 5 ms). The emulators, the front, the pollers and every function share one interpreter here, where each function
+# has a process of its own in AWS: with the default, a handler back from moto or an emulator waits up to 5 ms for any
+# busy thread at every request, several times per request.
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 @dataclass
@@ -109,12 +117,14 @@ class LocalStack:
         self.poller: SqsPoller | None = None
         self.inbound_poller: SqsPoller | None = None
         self.streaming: StreamingSupervisor | None = None
+        self.cpu = CpuMeter()
         self.events_queue_url: str | None = None
         self.session: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._moto_url = ""
         # Each function's Lambda environments (copies of its module), by logical id.
         self.functions: dict[str, FunctionEnvironments] = {}
+        self._saved_switch_interval: float | None = None
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -134,8 +144,6 @@ class LocalStack:
             raise
 
     def _start(self) -> StackUrls:
-        from moto.server import ThreadedMotoServer
-
         BackgroundServer = _load("emulators.common.server").BackgroundServer
         EmulatorSettings = _load("emulators.ews.settings").EmulatorSettings
         EwsEmulator = _load("emulators.ews.testing").EwsEmulator
@@ -145,8 +153,7 @@ class LocalStack:
         opts = self.options
         # werkzeug (moto's server) logs every request; the stack's output is the ready line and the functions' logs.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.moto = ThreadedMotoServer(ip_address=opts.host, port=0, verbose=False)
-        self.moto.start()
+        self.moto = start_moto(opts.host)
         moto_host, moto_port = self.moto.get_host_and_port()
         moto_url = self._moto_url = f"http://{moto_host}:{moto_port}"
 
@@ -166,6 +173,8 @@ class LocalStack:
         self.ews = EwsEmulator(EmulatorSettings(latency_ms=opts.latency_ms), port=opts.ews_port).start()
         self.jrni = BackgroundServer(lambda: create_app(JrniSettings(latency_ms=opts.latency_ms)), opts.host,
                                      opts.jrni_port).start()  # fmt: skip
+        self.cpu.watch("ews_emulator", self.ews.server.thread)
+        self.cpu.watch("jrni_emulator", self.jrni.thread)
 
         from calsync import wiring
 
@@ -174,14 +183,18 @@ class LocalStack:
         # keep one busy, and the front's concurrent requests load more, as Lambda scales out.
         self.functions = {logical: FunctionEnvironments(folder, opts.log_stream).prewarm(1)
                           for logical, folder in FUNCTIONS.items()}  # fmt: skip
+        cpu = self.cpu
         self.front = BackgroundServer(
             lambda: build_front(
-                (self.functions["JrniWebhookFunction"].invoke, self._context_factory("JrniWebhookFunction")),
-                (self.functions["AdminFunction"].invoke, self._context_factory("AdminFunction")),
+                (cpu.wrap("jrni_webhook", self.functions["JrniWebhookFunction"].invoke),
+                 self._context_factory("JrniWebhookFunction")),
+                (cpu.wrap("admin", self.functions["AdminFunction"].invoke), self._context_factory("AdminFunction")),
+                cpu=cpu.snapshot,
             ),
             opts.host,
             opts.api_port,
-        ).start()
+        ).start()  # fmt: skip
+        self.cpu.watch("api_front", self.front.thread)
         self.poller = self._poller("OutboundFunction", "outbound")
         self.inbound_poller = self._poller("InboundFunction", "inbound")
         self.events_queue_url = self._capture_events()
@@ -196,6 +209,9 @@ class LocalStack:
             # After the seed: its first plan already holds the seeded mappings (it re-reads them every second).
             # Supervised, as the ECS service does: a task that exits is replaced by a new one.
             self.streaming = StreamingSupervisor(self.streaming_environment(), opts.log_stream).start()
+        _freeze_heap()
+        self._saved_switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         return self.urls
 
     def _poller(self, logical_id: str, name: str) -> SqsPoller:
@@ -208,7 +224,7 @@ class LocalStack:
                 QueueUrl=url, Attributes={"VisibilityTimeout": str(self.options.queue_visibility_seconds)})
         environments = self.functions[logical_id].prewarm(self.options.poller_workers)
         return SqsPoller(
-            self.client("sqs"), url, self.resources.queue_arns[queue], environments.invoke,
+            self.client("sqs"), url, self.resources.queue_arns[queue], self.cpu.wrap(name, environments.invoke),
             self._context_factory(logical_id), batch_size=batch_size, workers=self.options.poller_workers, name=name,
         ).start()  # fmt: skip
 
@@ -354,6 +370,9 @@ class LocalStack:
                 self.moto.stop()
             except Exception as exc:
                 print(f"calsync local: stopping moto failed: {exc}", file=sys.stderr)
+        if self._saved_switch_interval is not None:
+            sys.setswitchinterval(self._saved_switch_interval)
+            self._saved_switch_interval = None
         self.streaming = None
         self.poller = self.inbound_poller = self.front = self.jrni = self.ews = self.moto = None
         self.functions = {}
@@ -366,6 +385,18 @@ class LocalStack:
         self._saved_env.clear()
         if "calsync.wiring" in sys.modules:
             sys.modules["calsync.wiring"].reset()
+
+
+def _freeze_heap() -> None:
+    """Keep the start-up heap out of the garbage collector's full collections.
+
+    Everything runs in this one process: moto with the models of every AWS service it loaded, both emulators, all
+    the functions with boto3, exchangelib and Powertools. A full collection walks all of it, and stops every thread
+    for hundreds of milliseconds each time it runs; a Lambda function's own process holds a small part of that. What
+    exists once the stack is up lives as long as the stack, so it is moved where collections do not look
+    (``gc.freeze``); what is made afterwards is collected as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 def _empty_queue(sqs: Any, url: str) -> None:

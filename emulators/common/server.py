@@ -49,6 +49,11 @@ class BackgroundServer:
         self.app: web.Application | None = None
 
     @property
+    def thread(self) -> threading.Thread:
+        """The thread running the server's loop (the local stack names it, to account its CPU time)."""
+        return self._thread
+
+    @property
     def scheme(self) -> str:
         return "https" if self._ssl_context else "http"
 

@@ -22,7 +22,8 @@ processor.raise_on_entire_batch_failure = False
 def sync(body: str) -> dict[str, Any]:
     """Sync one mailbox's Outlook changes into JRNI."""
     wake = decode(body)
-    report = sync_mailbox(inbound_services(), InboundMessage(wake.integration_id, wake.mailbox, wake.reason.value))
+    report = sync_mailbox(inbound_services(),
+                          InboundMessage(wake.integration_id, wake.mailbox, wake.reason.value, wake.notified))  # fmt: skip
     return {"mailbox": wake.mailbox, "reason": wake.reason.value, "jrni_writes": report.jrni_writes,
             "reverted": len(report.reverted)}  # fmt: skip
 

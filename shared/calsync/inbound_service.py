@@ -42,6 +42,7 @@ from calsync.engine.inbound import (
 from calsync.inbound_executor import InboundExecutor, InboundReport
 from calsync.ports import OutboundMessage
 from calsync.service import Services, block_marker, sync_outbound
+from calsync.streaming.ports import NotifiedItem
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,15 @@ _COMPANY_CACHE_SECONDS = 300
 
 @dataclass(frozen=True)
 class InboundMessage:
-    """Look at this mailbox now. ``reason``: a notification, a resync after missed events, a timer..."""
+    """Look at this mailbox now. ``reason``: a notification, a resync after missed events, a timer...
+
+    ``notified``: the items a notification named (created or modified, with their change keys), when that is all
+    that happened; None when the mailbox must be read whatever it holds."""
 
     integration_id: str
     mailbox: str
     reason: str
+    notified: tuple[NotifiedItem, ...] | None = None
 
 
 _companies: dict[str, tuple[float, dict[tuple[ResourceKind, str], str]]] = {}
@@ -102,6 +107,18 @@ def _our_items(services: Services, integration: Integration, changes: MailboxCha
     return ours
 
 
+def _only_our_own_writes(services: Services, message: InboundMessage) -> bool:
+    """Whether every item the notification named is one calsync wrote in this mailbox, at exactly the change key
+    recorded in its link: the notification is our own write coming back, and reading the mailbox's changes would
+    find nothing to do. The cursor stays where it is, so the next sync still reads past these items."""
+    if not message.notified:
+        return False
+    versions = {link.remote_id: link.version
+                for link in services.links.links_in(message.integration_id, message.mailbox.strip().lower())
+                if link.remote_id and link.version}  # fmt: skip
+    return all(versions.get(item.item_id) == item.change_key for item in message.notified)
+
+
 # How often one message reads the mailbox again because an item changed while calsync answered it.
 MAX_READS = 3
 RETRY_AFTER_CONFLICT_SECONDS = 2.0
@@ -120,6 +137,8 @@ def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
     An answer written back to Outlook (a revert) is conditional on the item version read; when the item changed
     again meanwhile, the mailbox is read again from the same cursor and the changes decided on afresh."""
     assert services.feed_for and services.writer_for and services.block_links and services.cursors
+    if _only_our_own_writes(services, message):
+        return InboundReport()
     mailbox = message.mailbox.strip().lower()
     feed = services.feed_for(_integration(services, message.integration_id))
     cursor = services.cursors.get(message.integration_id, mailbox)

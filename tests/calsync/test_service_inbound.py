@@ -22,6 +22,7 @@ from calsync.domain.inbound import CalendarEvent, MailboxChanges
 from calsync.inbound_service import InboundMessage, sync_mailbox
 from calsync.ports import JrniCalendar, OutboundMessage
 from calsync.service import Services, sync_outbound
+from calsync.streaming.ports import NotifiedItem
 from tests.calsync.builders import ALICE, INTEGRATION, MAPPINGS, booking, integration
 from tests.calsync.fakes import (
     FakeBlockLinks,
@@ -214,3 +215,49 @@ def test_lock_off_a_deletion_racing_jrnis_own_change_still_cancels_the_booking()
 
     world.outlook(removed=(event.remote_id,))  # then the deletion reaches inbound
     assert world.source.bookings[key].status is BookingStatus.CANCELLED
+
+
+# ---- notifications that name only our own writes ---------------------------------------------------------------
+
+
+def test_a_notification_naming_only_our_own_writes_reads_nothing_from_the_mailbox() -> None:
+    world = World()
+    _, event = synced_booking(world)
+    world.feed.push(MailboxChanges(ALICE, [event]))  # what a sync would find: our item, as we wrote it
+
+    notified = (NotifiedItem(event.remote_id, event.version),)
+    report = sync_mailbox(world.services, InboundMessage(INTEGRATION, ALICE, "notification", notified))
+
+    assert world.feed.reads == []
+    assert report.jrni_writes == 0 and world.writer.writes == []
+    assert world.services.cursors.get(INTEGRATION, ALICE) is None  # not moved: the next sync reads past the item
+
+
+@pytest.mark.parametrize("case", ["changed since our write", "not ours", "one of ours and one not", "no items named"])
+def test_any_other_notification_reads_the_mailbox(case: str) -> None:
+    world = World()
+    _, event = synced_booking(world)
+    ours = NotifiedItem(event.remote_id, event.version)
+    notified = {
+        "changed since our write": (NotifiedItem(event.remote_id, "edited-in-outlook"),),
+        "not ours": (NotifiedItem("m1", "v9"),),
+        "one of ours and one not": (ours, NotifiedItem("m1", "v9")),
+        "no items named": None,
+    }[case]
+    world.feed.push(MailboxChanges(ALICE, [meeting()]))
+
+    sync_mailbox(world.services, InboundMessage(INTEGRATION, ALICE, "notification", notified))
+
+    assert world.feed.reads == [(ALICE, None)]
+    assert len(world.writer.blocks) == 1  # the Outlook meeting the sync found became a block
+
+
+def test_our_write_named_in_another_mailbox_is_not_ours_there() -> None:
+    world = World()
+    _, event = synced_booking(world)
+    bob = next(m.mailbox for m in MAPPINGS if m.mailbox != ALICE)
+    notified = (NotifiedItem(event.remote_id, event.version),)
+
+    sync_mailbox(world.services, InboundMessage(INTEGRATION, bob, "notification", notified))
+
+    assert world.feed.reads == [(bob, None)]

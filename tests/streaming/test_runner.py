@@ -17,7 +17,7 @@ from calsync.adapters.ews.connection import AccountCache
 from calsync.domain import AccessType, ExchangeAuth, ExchangeConnection
 from calsync.streaming.ews import EwsStreamingExchange
 from calsync.streaming.planner import MailboxRef
-from calsync.streaming.ports import InboundWake
+from calsync.streaming.ports import InboundWake, NotifiedItem
 from calsync.streaming.runner import RunnerSettings, StreamingRunner
 from calsync.streaming.sqs import group_of
 from emulators.ews.settings import EmulatorSettings
@@ -59,6 +59,7 @@ class Message:
     reason: str
     group: str
     sent_at: float  # seconds since the epoch
+    notified: tuple[NotifiedItem, ...] | None = None
 
 
 @dataclass
@@ -70,7 +71,8 @@ class Queue:
 
     def send(self, wakes: list[InboundWake]) -> None:
         with self.lock:
-            self.seen.extend(Message(w.integration_id, w.mailbox, w.reason.value, group_of(w), time.time()) for w in wakes)
+            self.seen.extend(Message(w.integration_id, w.mailbox, w.reason.value, group_of(w), time.time(), w.notified)
+                             for w in wakes)  # fmt: skip
 
     def messages(self) -> list[Message]:
         with self.lock:
@@ -184,6 +186,24 @@ def test_a_change_in_outlook_reaches_the_inbound_queue_within_a_second(ews: EwsE
         assert task.state.modes[ALICE][0] == "streaming"
     # The connection and the unsubscribes came back with the affinity cookie Exchange set on the first Subscribe.
     assert set(stats(ews)["affinity_cookies"]) == {"matched"}
+
+
+def test_a_notified_item_travels_with_its_change_key_and_a_deletion_names_nothing(ews: EwsEmulator, queue: Queue) -> None:
+    with Task(ews, queue, [ALICE]):
+        queue.wait_for(lambda m: m.reason == "start")
+        eventually(streaming(ews))
+        time.sleep(0.3)
+        queue.clear()
+        item = ews.control("POST", f"mailboxes/{ALICE}/items",
+                           {"subject": "Meeting", "start": "2025-09-01T09:00:00Z", "end": "2025-09-01T10:00:00Z"})
+        created = queue.wait_for(lambda m: m.mailbox == ALICE)
+        # What Exchange sends in a CreatedEvent: the item's id and its change key at that moment.
+        assert created.notified == (NotifiedItem(item["id"], item["change_key"]),)
+        time.sleep(0.3)
+        queue.clear()
+        ews.control("DELETE", f"mailboxes/{ALICE}/items/{item['id']}")
+        deleted = queue.wait_for(lambda m: m.mailbox == ALICE)
+        assert deleted.notified is None  # a deletion: the mailbox must be read
 
 
 def test_a_burst_of_changes_is_coalesced_but_its_end_is_never_dropped(ews: EwsEmulator, queue: Queue) -> None:

@@ -11,8 +11,8 @@ import pytest
 from moto import mock_aws
 
 from calsync.domain import PermanentError
-from calsync.streaming.ports import InboundWake, WakeReason
-from calsync.streaming.sqs import SqsInboundNotifier, decode
+from calsync.streaming.ports import MAX_NOTIFIED_ITEMS, InboundWake, NotifiedItem, WakeReason
+from calsync.streaming.sqs import SqsInboundNotifier, decode, encode
 
 REGION = "eu-west-2"
 
@@ -60,3 +60,21 @@ def test_one_message_per_wake_grouped_by_mailbox_and_never_deduplicated_away(sqs
 def test_a_body_that_is_not_ours_is_a_permanent_error() -> None:
     with pytest.raises(PermanentError):
         decode('{"mailbox": "m@bank.test"}')
+
+
+def test_a_wake_naming_its_notified_items_carries_them_and_one_without_names_none() -> None:
+    items = (NotifiedItem("AAMk1=", "DwAA1"), NotifiedItem("AAMk2=", "DwAA2"))
+    named = InboundWake("int-1", "m@bank.test", WakeReason.NOTIFICATION, items)
+    assert json.loads(encode(named))["items"] == [["AAMk1=", "DwAA1"], ["AAMk2=", "DwAA2"]]
+    assert decode(encode(named)) == named
+    plain = InboundWake("int-1", "m@bank.test", WakeReason.START)
+    assert "items" not in json.loads(encode(plain))
+    assert decode(encode(plain)).notified is None
+
+
+def test_a_body_from_before_items_existed_or_naming_too_many_means_read_the_mailbox() -> None:
+    assert decode('{"integration": "int-1", "mailbox": "m@bank.test", "reason": "notification"}').notified is None
+    too_many = [[f"id{n}", "ck"] for n in range(MAX_NOTIFIED_ITEMS + 1)]
+    body = json.dumps({"integration": "int-1", "mailbox": "m@bank.test", "reason": "notification", "items": too_many})
+    assert decode(body).notified is None
+    assert decode(json.dumps({"integration": "i", "mailbox": "m", "items": []})).notified is None

@@ -24,7 +24,7 @@ import requests
 import urllib3
 from exchangelib import errors as ews
 from exchangelib.folders import Calendar, Root
-from exchangelib.properties import DistinguishedFolderId, Mailbox
+from exchangelib.properties import CreatedEvent, DistinguishedFolderId, Mailbox, ModifiedEvent
 from exchangelib.services import GetStreamingEvents, SubscribeToStreaming, Unsubscribe
 
 from calsync.adapters.ews.connection import (
@@ -38,7 +38,9 @@ from calsync.adapters.ews.errors import Where, translate, translated
 from calsync.domain import ExchangeConnection
 from calsync.streaming.ports import (
     MissedEventsError,
+    NotifiedItem,
     StreamDroppedError,
+    StreamNotification,
     Subscribed,
     SubscriptionsLostError,
 )
@@ -115,6 +117,21 @@ def _calendar(account: Any, mailbox: str) -> Any:
     return Calendar(root=Root(account=account), _distinguished_id=folder_id)
 
 
+def notification_of(notification: Any) -> StreamNotification:
+    """What one EWS ``Notification`` says: the items created or modified, each with its ``ItemId``'s ChangeKey
+    (``BaseObjectChangedEventType``), and whether that is all it says. A deletion, a move or copy, a folder-level
+    event, an event without a change key, or no event at all leaves it incomplete: only a sync can tell."""
+    items: list[NotifiedItem] = []
+    complete = True
+    for event in notification.events or ():
+        item_id = getattr(event, "item_id", None)
+        if isinstance(event, CreatedEvent | ModifiedEvent) and item_id is not None and item_id.id and item_id.changekey:
+            items.append(NotifiedItem(str(item_id.id), str(item_id.changekey)))
+        else:
+            complete = False
+    return StreamNotification(str(notification.subscription_id), tuple(items), complete and bool(items))
+
+
 class EwsEventStream:
     """One open ``GetStreamingEvents`` connection (``EventStream``)."""
 
@@ -125,7 +142,7 @@ class EwsEventStream:
         self._where = where
         self._aborted = threading.Event()
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[StreamNotification]:
         service = self._service
         if self._aborted.is_set():
             raise StreamDroppedError("the connection was hung up before it opened")
@@ -133,7 +150,7 @@ class EwsEventStream:
             for notification in service.call(subscription_ids=self._ids, connection_timeout=self._minutes):
                 if self._aborted.is_set():
                     break
-                yield notification.subscription_id
+                yield notification_of(notification)
         except ews.ErrorMissedNotificationEvents as exc:
             raise MissedEventsError(f"Exchange lost notifications for {self._where.mailbox}'s group: {exc}") from exc
         except _LOST as exc:

@@ -29,13 +29,43 @@ class WakeReason(enum.StrEnum):
     TIMER = "timer"  # timed sync: no streaming connection left for this mailbox
 
 
+# Notified items carried in one inbound message at most; a wake with more says "sync" without naming them.
+MAX_NOTIFIED_ITEMS = 50
+
+
+@dataclass(frozen=True)
+class NotifiedItem:
+    """An item a notification says was created or modified, at the version (EWS change key) it then had."""
+
+    item_id: str
+    change_key: str
+
+
+@dataclass(frozen=True)
+class StreamNotification:
+    """One notification off a stream: its subscription, and what it says changed.
+
+    ``items`` are the items created or modified with their change keys; ``complete`` is False when the notification
+    also said something else (a deletion, a move, a folder-level event, an event without a change key), or nothing
+    at all, so that only reading the mailbox's changes can tell what happened."""
+
+    subscription_id: str
+    items: tuple[NotifiedItem, ...] = ()
+    complete: bool = False
+
+
 @dataclass(frozen=True)
 class InboundWake:
-    """One inbound queue message: sync this mailbox now."""
+    """One inbound queue message: sync this mailbox now.
+
+    ``notified``: when every change behind the wake was an item created or modified (a notification), those items;
+    the inbound function may then skip reading the mailbox when they are all its own writes. None (a resync, a timer,
+    anything else, or more than ``MAX_NOTIFIED_ITEMS``): the mailbox must be read."""
 
     integration_id: str
     mailbox: str
     reason: WakeReason
+    notified: tuple[NotifiedItem, ...] | None = None
 
     @property
     def ref(self) -> MailboxRef:
@@ -79,8 +109,8 @@ class Subscribed:
 
 
 class EventStream(Protocol):
-    def __iter__(self) -> Iterator[str]:
-        """The subscription id of each notification as it arrives; ends when Exchange closes the connection."""
+    def __iter__(self) -> Iterator[StreamNotification]:
+        """Each notification as it arrives; ends when Exchange closes the connection."""
         ...
 
     def abort(self) -> None:

@@ -2,8 +2,9 @@
 connection, and a coordinator that re-plans from the mappings, coalesces wakes into inbound queue messages, runs the
 timer for mailboxes beyond the connections allowed, and writes the heartbeat and each mailbox's state.
 
-Nothing may be missed: a notification only says *which* mailbox to sync, and whenever notifications may have been
-lost (a (re)start, a new or recreated subscription, ``ErrorMissedNotificationEvents``, a connection that broke or that
+Nothing may be missed: a notification says *which* mailbox to sync (and, when that is all that happened, which
+items were created or modified, so that inbound can tell our own writes coming back), and whenever notifications
+may have been lost (a (re)start, a new or recreated subscription, ``ErrorMissedNotificationEvents``, a connection that broke or that
 we cut to add mailboxes) every mailbox concerned is woken anyway; the inbound function reads the mailbox's changes
 since its stored cursor, so an extra wake costs one ``SyncFolderItems`` and a missing one would lose a change.
 A resync is asked for only *after* the new subscription exists, so a change is either before it (the resync sees it)
@@ -31,12 +32,14 @@ from calsync.streaming.planner import (
     plan_streaming,
 )
 from calsync.streaming.ports import (
+    MAX_NOTIFIED_ITEMS,
     EventStream,
     InboundNotifier,
     InboundWake,
     MailboxDirectory,
     MailboxMode,
     MissedEventsError,
+    NotifiedItem,
     StreamDroppedError,
     StreamingExchange,
     StreamingStateStore,
@@ -66,26 +69,39 @@ class RunnerSettings:
 
 class Coalescer:
     """At most one wake per mailbox per interval. A wake inside the interval is held until it ends, never dropped,
-    so the last change of a burst is always followed by a sync."""
+    so the last change of a burst is always followed by a sync.
+
+    The items notified meanwhile are held with it: a wake only carries them when every wake it stands for carried
+    them (one that did not, a resync for instance, makes it a plain "sync"), and never more than
+    ``MAX_NOTIFIED_ITEMS``."""
 
     def __init__(self, interval: float) -> None:
         self._interval = interval
         self._held: dict[MailboxRef, WakeReason] = {}
+        self._notified: dict[MailboxRef, dict[NotifiedItem, None] | None] = {}
         self._last: dict[MailboxRef, float] = {}
         self._lock = threading.Lock()
 
-    def add(self, ref: MailboxRef, reason: WakeReason) -> None:
+    def add(self, ref: MailboxRef, reason: WakeReason, notified: tuple[NotifiedItem, ...] | None = None) -> None:
         with self._lock:
+            first = ref not in self._held
             # A resync reason says more in the logs than "notification"; the sync itself is the same.
             if self._held.get(ref, WakeReason.NOTIFICATION) is WakeReason.NOTIFICATION:
                 self._held[ref] = reason
+            held = self._notified.get(ref) if not first else {}
+            if held is None or notified is None or len(held) + len(notified) > MAX_NOTIFIED_ITEMS:
+                self._notified[ref] = None
+            else:
+                held.update(dict.fromkeys(notified))
+                self._notified[ref] = held
 
     def take(self, now: float, everything: bool = False) -> list[InboundWake]:
         """The wakes due at ``now`` (all held ones with ``everything``), marked as sent."""
         with self._lock:
             due = [ref for ref in self._held
                    if everything or now - self._last.get(ref, -math.inf) >= self._interval]  # fmt: skip
-            wakes = [InboundWake(ref.integration_id, ref.mailbox, self._held.pop(ref)) for ref in due]
+            wakes = [InboundWake(ref.integration_id, ref.mailbox, self._held.pop(ref), _items(self._notified.pop(ref)))
+                     for ref in due]  # fmt: skip
             for ref in due:
                 self._last[ref] = now
             if len(self._last) > 2 * len(due) + 1024:
@@ -95,13 +111,17 @@ class Coalescer:
     def put_back(self, wakes: list[InboundWake]) -> None:
         """Hold wakes again whose sending failed."""
         for wake in wakes:
-            self.add(wake.ref, wake.reason)
+            self.add(wake.ref, wake.reason, wake.notified)
 
     def next_due(self, now: float) -> float | None:
         with self._lock:
             if not self._held:
                 return None
             return min(self._last.get(ref, -math.inf) + self._interval for ref in self._held)
+
+
+def _items(held: dict[NotifiedItem, None] | None) -> tuple[NotifiedItem, ...] | None:
+    return tuple(held) if held else None
 
 
 class _GroupWorker:
@@ -219,11 +239,12 @@ class _GroupWorker:
         detail = f"streaming: {len(ids)} subscription(s) on the connection anchored on {self.anchor}"
         for mailbox in self._subscribed():
             self._runner.record(self._ref(mailbox), MailboxMode.STREAMING, detail)
-        for subscription_id in stream:
+        for notification in stream:
             self._failures = 0
-            notified = self._mailbox_of.get(subscription_id)
+            notified = self._mailbox_of.get(notification.subscription_id)
             if notified is not None and notified in self._members:
-                self._runner.wake(self._ref(notified), WakeReason.NOTIFICATION)
+                items = notification.items if notification.complete and notification.items else None
+                self._runner.wake(self._ref(notified), WakeReason.NOTIFICATION, items)
 
     def _prepare(self) -> list[str]:
         """Unsubscribe mailboxes no longer in the group, subscribe the missing ones (the anchor first: its Subscribe
@@ -317,9 +338,10 @@ class StreamingRunner:
 
     # ---- used by the workers (any thread) ----
 
-    def wake(self, ref: MailboxRef, reason: WakeReason) -> None:
-        """Ask for an inbound sync of ``ref`` (coalesced)."""
-        self._coalescer.add(ref, reason)
+    def wake(self, ref: MailboxRef, reason: WakeReason, notified: tuple[NotifiedItem, ...] | None = None) -> None:
+        """Ask for an inbound sync of ``ref`` (coalesced); ``notified``: the items a notification named, if that is
+        all it said."""
+        self._coalescer.add(ref, reason, notified)
         self._wakeup.set()
 
     def record(self, ref: MailboxRef, mode: MailboxMode, detail: str) -> None:

@@ -9,21 +9,32 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from calsync.domain import PermanentError, RetryableError
-from calsync.streaming.ports import InboundWake, WakeReason
+from calsync.streaming.ports import MAX_NOTIFIED_ITEMS, InboundWake, NotifiedItem, WakeReason
 
 _BATCH = 10  # SQS SendMessageBatch maximum
 
 
 def encode(wake: InboundWake) -> str:
-    return json.dumps({"integration": wake.integration_id, "mailbox": wake.mailbox, "reason": wake.reason.value},
-                      sort_keys=True)  # fmt: skip
+    """The message body. ``items`` (``[[item id, change key], ...]``) only when the wake names its notified items."""
+    data: dict[str, Any] = {"integration": wake.integration_id, "mailbox": wake.mailbox, "reason": wake.reason.value}
+    if wake.notified is not None:
+        data["items"] = [[item.item_id, item.change_key] for item in wake.notified]
+    return json.dumps(data, sort_keys=True)
 
 
 def decode(body: str) -> InboundWake:
-    """Parse a message body; PermanentError for anything that is not one of ours (it can never succeed)."""
+    """Parse a message body; PermanentError for anything that is not one of ours (it can never succeed).
+
+    A body without ``items`` (one written before they existed, or a resync) names no items: the mailbox is read; so
+    does one naming more than ``MAX_NOTIFIED_ITEMS``."""
     try:
         data = json.loads(body)
-        return InboundWake(str(data["integration"]), str(data["mailbox"]), WakeReason(data.get("reason", "timer")))
+        raw_items = data.get("items")
+        notified: tuple[NotifiedItem, ...] | None = None
+        if isinstance(raw_items, list) and 0 < len(raw_items) <= MAX_NOTIFIED_ITEMS:
+            notified = tuple(NotifiedItem(str(item_id), str(change_key)) for item_id, change_key in raw_items)
+        return InboundWake(str(data["integration"]), str(data["mailbox"]), WakeReason(data.get("reason", "timer")),
+                           notified)  # fmt: skip
     except (ValueError, KeyError, TypeError) as exc:
         raise PermanentError(f"not an inbound message: {exc}") from exc
 
