@@ -7,11 +7,16 @@ still costs exactly one remote request per created item.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from calsync.domain import EventContent, Link, LinkState, PermanentError, Stamp
 from calsync.engine import Action, CreateEvent, DeleteEvent, RecoverEvent, SkipUnmapped, UpdateEvent
 from calsync.ports import CalendarProvider, LinkStore, RemoteRef
+
+# A booking is in a handful of calendars at most (its staff member, its resource): all written at once, far below
+# Exchange's concurrency limits (EWSMaxConcurrency 27; Microsoft advises at most 10 open requests).
+MAX_PARALLEL_MAILBOXES = 4
 
 
 @dataclass
@@ -44,17 +49,43 @@ class Executor:
         self.recreate_deleted = recreate_deleted
 
     def apply(self, actions: list[Action]) -> ExecutionReport:
-        """Apply ``actions`` in order. A mailbox that refuses us for good (PermanentError) does not stop the others:
-        its reason is kept in ``report.failed``. Any other exception stops here, everything before it recorded."""
+        """Apply ``actions``: one per mailbox, the mailboxes at the same time (a booking in an adviser's and a room's
+        calendar costs one Exchange round trip, not two). A mailbox that refuses us for good (PermanentError) does not
+        stop the others: its reason is kept in ``report.failed``. Any other exception is raised once every mailbox is
+        done, each one's outcome recorded in its link."""
         report = ExecutionReport()
+        writes: list[CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent] = []
         for action in actions:
             if isinstance(action, SkipUnmapped):
                 report.skipped.append(f"{action.kind.value}:{action.jrni_id}")
-                continue
-            try:
-                self._apply_one(action, report)
-            except PermanentError as exc:
-                report.failed[action.mailbox] = str(exc)
+            else:
+                writes.append(action)
+        if len(writes) <= 1:
+            outcomes = [self._outcome(action) for action in writes]
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(writes), MAX_PARALLEL_MAILBOXES)) as pool:
+                outcomes = list(pool.map(self._outcome, writes))
+        for done in outcomes:  # in the actions' order, whatever order they finished in
+            if isinstance(done, ExecutionReport):
+                report.created += done.created
+                report.updated += done.updated
+                report.deleted += done.deleted
+                report.recovered += done.recovered
+                report.failed.update(done.failed)
+        crashed = [done for done in outcomes if isinstance(done, BaseException)]
+        if crashed:
+            raise crashed[0]
+        return report
+
+    def _outcome(self, action: CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent) -> ExecutionReport | BaseException:
+        """One mailbox's action applied: its report, or the exception it ended with (raised by ``apply`` later)."""
+        report = ExecutionReport()
+        try:
+            self._apply_one(action, report)
+        except PermanentError as exc:
+            report.failed[action.mailbox] = str(exc)
+        except Exception as exc:
+            return exc
         return report
 
     def _apply_one(self, action: CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent, report: ExecutionReport) -> None:

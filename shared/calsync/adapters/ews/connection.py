@@ -37,6 +37,8 @@ from calsync.domain import AccessType, ExchangeAuth, ExchangeConnection, Permane
 _AUTH_TYPES = {ExchangeAuth.BASIC: BASIC, ExchangeAuth.NTLM: NTLM, ExchangeAuth.OAUTH2: OAUTH2}
 # A Lambda has a deadline: a hung Exchange must become a retryable error well before it.
 DEFAULT_TIMEOUT_SECONDS = 30.0
+# Connections per Exchange server and credentials in one process: Microsoft advises at most 10 open requests.
+MAX_CONNECTIONS = 4
 
 
 def version_for(server_version: str) -> Any:
@@ -241,6 +243,9 @@ def _new_account(connection: ExchangeConnection, credentials: Any, mailbox: str,
         auth_type=_AUTH_TYPES[connection.auth],
         version=version_for(connection.server_version),
         retry_policy=FailFast(),  # a Lambda must not sleep: throttling becomes RetryableError(delay_seconds)
+        # A booking's mailboxes are written at once (Executor); exchangelib's default is one connection per server
+        # and credentials, which would make them queue for it.
+        max_connections=MAX_CONNECTIONS,
     )
     # OAuth2 client credentials act through impersonation (an app-only token has no user to delegate from); the
     # ExchangeImpersonation header then comes from the Account, so one token serves every mailbox.
