@@ -3,7 +3,7 @@
 Everything but the streaming task runs in one process, so the process's CPU time mixes the handlers (what a Lambda
 would spend) with moto, both emulators, the API front and the pollers. ``CpuMeter`` adds up the CPU time of each
 handler invocation on the thread that runs it (``time.thread_time``: the thread's own user + system time, whatever
-the other threads do meanwhile), by function; the emulators' loops are long-lived threads read by their CPU clocks.
+the other threads do meanwhile) plus what calsync's pool of threads spent on calls it started, by function; the emulators' loops are long-lived threads read by their CPU clocks.
 ``snapshot()`` is what the front serves at ``GET /_local/cpu``.
 """
 
@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from calsync import parallel
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -31,11 +33,14 @@ class CpuMeter:
         """``handler``, with the CPU time of each call added to ``function``'s."""
 
         def measured(event: dict[str, Any], context: Any) -> dict[str, Any]:
-            began = time.thread_time()
+            me = threading.get_ident()
+            began, pooled = time.thread_time(), parallel.cpu_spent_for(me)
             try:
                 return handler(event, context)
             finally:
-                spent = time.thread_time() - began
+                # Its own thread's CPU, and what calsync's pool spent on calls it started (done by now: the handler
+                # waits for each of them).
+                spent = time.thread_time() - began + parallel.cpu_spent_for(me) - pooled
                 with self._lock:
                     self._functions[function] = self._functions.get(function, 0.0) + spent
                     self._invocations[function] = self._invocations.get(function, 0) + 1

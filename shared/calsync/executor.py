@@ -7,16 +7,12 @@ still costs exactly one remote request per created item.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from calsync import parallel
 from calsync.domain import EventContent, Link, LinkState, PermanentError, Stamp
 from calsync.engine import Action, CreateEvent, DeleteEvent, RecoverEvent, SkipUnmapped, UpdateEvent
 from calsync.ports import CalendarProvider, LinkStore, RemoteRef
-
-# A booking is in a handful of calendars at most (its staff member, its resource): all written at once, far below
-# Exchange's concurrency limits (EWSMaxConcurrency 27; Microsoft advises at most 10 open requests).
-MAX_PARALLEL_MAILBOXES = 4
 
 
 @dataclass
@@ -50,7 +46,7 @@ class Executor:
 
     def apply(self, actions: list[Action]) -> ExecutionReport:
         """Apply ``actions``: one per mailbox, the mailboxes at the same time (a booking in an adviser's and a room's
-        calendar costs one Exchange round trip, not two). A mailbox that refuses us for good (PermanentError) does not
+        calendar costs one Exchange round trip, not two; a booking is in a handful of calendars at most). A mailbox that refuses us for good (PermanentError) does not
         stop the others: its reason is kept in ``report.failed``. Any other exception is raised once every mailbox is
         done, each one's outcome recorded in its link."""
         report = ExecutionReport()
@@ -63,8 +59,7 @@ class Executor:
         if len(writes) <= 1:
             outcomes = [self._outcome(action) for action in writes]
         else:
-            with ThreadPoolExecutor(max_workers=min(len(writes), MAX_PARALLEL_MAILBOXES)) as pool:
-                outcomes = list(pool.map(self._outcome, writes))
+            outcomes = [done.result() for done in [parallel.start(self._outcome, action) for action in writes]]
         for done in outcomes:  # in the actions' order, whatever order they finished in
             if isinstance(done, ExecutionReport):
                 report.created += done.created

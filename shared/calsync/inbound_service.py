@@ -113,9 +113,7 @@ def _only_our_own_writes(services: Services, message: InboundMessage) -> bool:
     find nothing to do. The cursor stays where it is, so the next sync still reads past these items."""
     if not message.notified:
         return False
-    versions = {link.remote_id: link.version
-                for link in services.links.links_in(message.integration_id, message.mailbox.strip().lower())
-                if link.remote_id and link.version}  # fmt: skip
+    versions = services.links.versions_in(message.integration_id, message.mailbox.strip().lower())
     return all(versions.get(item.item_id) == item.change_key for item in message.notified)
 
 

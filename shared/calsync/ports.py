@@ -66,6 +66,11 @@ class LinkStore(Protocol):
         """Every link of one mailbox (inbound: which items there are ours)."""
         ...
 
+    def versions_in(self, integration_id: str, mailbox: str) -> dict[str, str]:
+        """The version recorded for each of our items in one mailbox, by item id: ``links_in``, only what tells our
+        own writes coming back."""
+        ...
+
     def save(self, link: Link) -> Link:
         """Store ``link`` if nobody changed it since it was read (``version_number``); StaleStateError otherwise."""
         ...

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from calsync import parallel
 from calsync.domain import (
     UNMAPPED,
     AuthenticationError,
@@ -144,16 +145,21 @@ def sync_outbound(
 
     ``rewrite``: mailboxes whose item was changed in Outlook and gets JRNI's version back, each with the item version
     that was read; ConflictError when one of them changed again since (read it again and decide again)."""
+    # Independent reads at once: the mappings and the links while the integration is read, then the booking from
+    # JRNI (reached through the integration).
+    mappings_read = parallel.start(services.mappings.mappings, message.integration_id)
+    links_read = parallel.start(services.links.links_for, message.integration_id, message.jrni_key)
     integration = services.integrations.get(message.integration_id)
     if integration is None:
         raise PermanentError(f"no integration {message.integration_id!r}: the message cannot be processed")
-    mappings = services.mappings.mappings(integration.id)
+    source = services.bookings_for(integration)
+    reading = parallel.start(source.get_booking, message.jrni_key.company_id, message.jrni_key.booking_id)
     try:
-        booking = services.bookings_for(integration).get_booking(message.jrni_key.company_id,
-                                                                 message.jrni_key.booking_id)  # fmt: skip
+        booking = reading.result()
     except PermanentError as exc:
         record_failure(services, message, str(exc))
         raise
+    mappings, links = mappings_read.result(), links_read.result()
     content = None
     if booking is not None:
         company = str(booking.details.get("company_name", ""))
@@ -161,7 +167,6 @@ def sync_outbound(
 
         subject, body = templates_of(integration).render(booking_context(booking, company))
         content = desired_content(booking, integration.id, subject, body, integration.options)
-    links = services.links.links_for(integration.id, message.jrni_key)
     mirrored = booking is not None and is_our_block(services, integration, booking)
     actions = plan_outbound(content, booking, mappings, links, integration.options, mirrored_from_exchange=mirrored,
                             rewrite=rewrite)  # fmt: skip

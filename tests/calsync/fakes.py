@@ -100,6 +100,10 @@ class FakeLinkStore:
     def links_in(self, integration_id: str, mailbox: str) -> list[Link]:
         return [link for (i, _, m), link in self.links.items() if i == integration_id and m == mailbox]
 
+    def versions_in(self, integration_id: str, mailbox: str) -> dict[str, str]:
+        return {link.remote_id: link.version for link in self.links_in(integration_id, mailbox)
+                if link.remote_id and link.version}  # fmt: skip
+
     def save(self, link: Link) -> Link:
         key = (link.integration_id, link.jrni_key, link.mailbox)
         current = self.links.get(key)

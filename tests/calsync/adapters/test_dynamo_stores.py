@@ -411,6 +411,14 @@ def test_links_in_a_mailbox_follow_their_updates(links: DynamoLinkStore) -> None
     stored = links.save(link(ALICE))
     updated = links.save(dataclasses.replace(stored, state=LinkState.SYNCED, remote_id="AAMk=", version="CK2"))
     assert links.links_in(INTEGRATION, ALICE) == [updated]
+    assert links.versions_in(INTEGRATION, ALICE) == {"AAMk=": "CK2"}  # what tells our own writes coming back
+
+
+def test_versions_in_a_mailbox_leave_out_pending_links_and_other_mailboxes(links: DynamoLinkStore) -> None:
+    links.save(dataclasses.replace(link(ALICE), remote_id=None, version=None))  # pending: nothing written yet
+    links.save(dataclasses.replace(link(ROOM), state=LinkState.SYNCED, remote_id="AAMr=", version="CKr"))
+    assert links.versions_in(INTEGRATION, ALICE) == {}
+    assert links.versions_in(INTEGRATION, ROOM) == {"AAMr=": "CKr"}
 
 
 # ---------------------------------------------------------------- block links

@@ -366,6 +366,17 @@ class DynamoLinkStore:
         except PynamoDBException as exc:
             raise _translate(exc, f"reading the links in {mailbox}") from exc
 
+    def versions_in(self, integration_id: str, mailbox: str) -> dict[str, str]:
+        """Item id → recorded version of every synced link of one mailbox: the same Query as ``links_in``, asking for
+        two attributes only (a mailbox may hold thousands of links, and this is read for each notification)."""
+        model = self._model
+        try:
+            records = model.by_mailbox.query(integration_id, model.sk == mailbox,
+                                             attributes_to_get=["remote_id", "remote_version"])  # fmt: skip
+            return {r.remote_id: r.remote_version for r in records if r.remote_id and r.remote_version}
+        except PynamoDBException as exc:
+            raise _translate(exc, f"reading the links in {mailbox}") from exc
+
     def save(self, link: Link) -> Link:
         """Store ``link`` if nobody changed it since it was read (``version_number``); StaleStateError otherwise."""
         record = self._model(
