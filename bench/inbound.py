@@ -138,9 +138,10 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
     from emulators.jrni.settings import JrniSettings
     from local.aws import create_resources, function_environment, load_template
     from local.events import LambdaContext
+    from local.lambdas import FunctionEnvironments
     from local.moto_server import start_moto
     from local.poller import SqsPoller
-    from local.stack import SWITCH_INTERVAL_SECONDS, load_function
+    from local.stack import SWITCH_INTERVAL_SECONDS
 
     region = "eu-west-2"
     moto = start_moto()  # in its own process, as in the local stack
@@ -197,7 +198,8 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
         runner_thread.start()
         queue_url = resources.queue_urls["InboundQueue"]
         poller = SqsPoller(session.client("sqs"), queue_url, resources.queue_arns["InboundQueue"],
-                           load_function("inbound").lambda_handler, lambda: LambdaContext("bench-inbound"), batch_size=5, workers=2,
+                           FunctionEnvironments("inbound").prewarm(2).invoke, lambda: LambdaContext("bench-inbound"),
+                           batch_size=5, workers=2,
                            name="inbound").start()  # fmt: skip
 
         # Ready: every mailbox subscribed and synced once (the task's start wakes), so each has its cursor.
