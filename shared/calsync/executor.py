@@ -46,9 +46,9 @@ class Executor:
 
     def apply(self, actions: list[Action]) -> ExecutionReport:
         """Apply ``actions``: one per mailbox, the mailboxes at the same time (a booking in an adviser's and a room's
-        calendar costs one Exchange round trip, not two; a booking is in a handful of calendars at most). A mailbox that refuses us for good (PermanentError) does not
-        stop the others: its reason is kept in ``report.failed``. Any other exception is raised once every mailbox is
-        done, each one's outcome recorded in its link."""
+        calendar costs one Exchange round trip, not two; a booking is in a handful of calendars at most). A mailbox
+        that refuses us for good (PermanentError) does not stop the others: its reason is kept in ``report.failed``.
+        Any other exception is raised once every mailbox is done, each one's outcome recorded in its link."""
         report = ExecutionReport()
         writes: list[CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent] = []
         for action in actions:

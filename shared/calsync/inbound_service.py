@@ -25,7 +25,6 @@ from calsync.domain import (
     ResyncRequiredError,
     RetryableError,
     SyncState,
-    TimeWindow,
     outlook_change_subject,
 )
 from calsync.domain.inbound import MailboxChanges, OurItem
@@ -142,7 +141,7 @@ def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
     cursor = services.cursors.get(message.integration_id, mailbox)
     for _ in range(MAX_READS):
         now = services.clock()
-        window = TimeWindow(now, now + timedelta(days=SYNC_WINDOW_DAYS))
+        window = InboundOptions(now=now, window_days=SYNC_WINDOW_DAYS).window
         # Start the window a day back so that an item moved into the past releases its block.
         read_window = replace(window, start=window.start - timedelta(days=1))
         try:
