@@ -358,6 +358,9 @@ class Result:
     items_found: int = 0
     duplicates: int = 0
     operations: Counter[str] = field(default_factory=Counter)
+    # AWS (moto) requests and their CPU seconds in moto, by operation.
+    aws_requests: Counter[str] = field(default_factory=Counter)
+    aws_cpu: Counter[str] = field(default_factory=Counter)
     jrni_api: int = 0
     webhooks: int = 0
     cpu_seconds: float = 0.0
@@ -396,6 +399,14 @@ def cpu_snapshot(http: requests.Session, stack: Stack) -> dict[str, float]:
     return parts
 
 
+def aws_stats(http: requests.Session, stack: Stack) -> tuple[Counter[str], Counter[str]]:
+    """moto's requests so far and its CPU seconds handling them, by operation (its ``GET /_local/stats``)."""
+    answer = call(http, "GET", call(http, "GET", f"{stack.api}/_local/cpu")["moto"])
+    short = {op: op.split(".")[-1] for op in answer}
+    return (Counter({short[op]: int(v["requests"]) for op, v in answer.items()}),
+            Counter({short[op]: float(v["cpu_seconds"]) for op, v in answer.items()}))  # fmt: skip
+
+
 def settle(http: requests.Session, stack: Stack, quiet: float = 1.0, limit: float = 30.0) -> None:
     """Until the EWS emulator has had no request for ``quiet`` seconds (a sync may write after its create)."""
     last, since, deadline = ews_stats(http, stack), time.perf_counter(), time.perf_counter() + limit
@@ -413,6 +424,7 @@ def run(stack: Stack, observer: Observer, latency_ms: int, mode: str, bookings: 
     result = Result(latency_ms, mode, len(bookings), items_expected=sum(len(b.mailboxes) for b in bookings))
     ops_before, (api_before, hooks_before) = ews_stats(http, stack), jrni_stats(http, stack)
     parts_before = cpu_snapshot(http, stack)
+    aws_before = aws_stats(http, stack)
     started = time.perf_counter()
     try:
         go()
@@ -423,6 +435,8 @@ def run(stack: Stack, observer: Observer, latency_ms: int, mode: str, bookings: 
     api_after, hooks_after = jrni_stats(http, stack)
     result.jrni_api, result.webhooks = api_after - api_before, hooks_after - hooks_before
     parts_after = cpu_snapshot(http, stack)
+    aws_after = aws_stats(http, stack)
+    result.aws_requests, result.aws_cpu = aws_after[0] - aws_before[0], aws_after[1] - aws_before[1]
     result.cpu_parts = {k: v - parts_before.get(k, 0.0) for k, v in parts_after.items()}
     result.cpu_seconds = sum(result.cpu_parts.get(k, 0.0) for k in ("process", "moto", "streaming"))
     # Which item is which booking: calsync's extended property on the item, read after the run.
@@ -672,6 +686,17 @@ def report(results: list[Result], calibrations: dict[int, list[float]], imports:
                         "EWS emulator", "JRNI emulator", "API front", "pollers + rest", "moto", "streaming task",
                         "all processes"],
                        part_rows))  # fmt: skip
+    lines.append("")
+    lines.append("(2c) AWS requests per booking (moto's own count, by operation, the same window as (2)), and moto's "
+                 "CPU per booking handling them (ms).")  # fmt: skip
+    aws_rows = []
+    for r in results:
+        top = ", ".join(f"{op} {n / r.bookings:.2f} ({r.aws_cpu[op] * 1000 / r.bookings:.1f})"
+                        for op, n in r.aws_requests.most_common(8))
+        aws_rows.append([f"{r.latency_ms} ms", r.mode.split(":")[0], f"{sum(r.aws_requests.values()) / r.bookings:.2f}",
+                         f"{sum(r.aws_cpu.values()) * 1000 / r.bookings:.1f}", top])  # fmt: skip
+    lines.append(table(["emulators", "mode", "AWS req/bk", "moto CPU ms/bk", "requests per booking by operation (moto CPU ms per booking)"],
+                       aws_rows))  # fmt: skip
     lines.append("")
     lines.append("(3) Cold import time of the Lambda modules (fresh interpreter each run; function folder + shared/ "
                  f"on the path; median of {len(imports[0].seconds)} runs, .pyc files present)")  # fmt: skip

@@ -35,6 +35,7 @@ import base64
 import contextlib
 import gc
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -48,6 +49,7 @@ from typing import Any
 
 _patched = False
 _dynamodb_patched = False
+_query_patched = False
 _patch_lock = threading.Lock()
 
 
@@ -138,6 +140,74 @@ def patch_dynamodb_answers() -> None:
         _dynamodb_patched = True
 
 
+_query_scope = threading.local()
+
+
+def _equal(got: Any, value: Any) -> bool:
+    return got is not None and got == value
+
+
+def _query_candidates(table: Any, scope: tuple[Any, ...]) -> list[Any]:
+    """The items a query can match: its partition for a query on the table's own key; for one on an index, the items
+    whose attributes equal the key condition's (index hash keys, and the range key when it is compared with ``=``).
+    moto's query then checks, sorts and filters them as it would have all of them."""
+    index_name, hash_key, hash_conditions, range_conditions = scope
+    if index_name is None:
+        partition = table.items.get(hash_key)
+        if partition is None:
+            return []
+        return list(partition.values()) if table.range_key_attr else [partition]
+    equal = list(hash_conditions or [])
+    if range_conditions and len(range_conditions) == 1 and range_conditions[0][1] in ("=", "EQ"):
+        equal.append((range_conditions[0][0], range_conditions[0][2][0]))
+    found = []
+    for partition in table.items.values():
+        for item in partition.values() if table.range_key_attr else (partition,):
+            if all(_equal(item.attrs.get(name), value) for name, value in equal):
+                found.append(item)
+    return found
+
+
+def patch_dynamodb_query() -> None:
+    """A query reads its own partition (or the index entries with its key), not the whole table.
+
+    moto answers every ``Query`` by listing and sorting every item of the table (``Table.all_items``) and then
+    checking each against the key condition, so a query costs more the larger the table, where DynamoDB reads only the
+    partition. Here, while a query runs, ``all_items`` of its table gives the items that can match; the sort and every
+    check after it are moto's, unchanged (idempotent; the process's moto only)."""
+    global _query_patched
+    with _patch_lock:
+        if _query_patched:
+            return
+        from moto.dynamodb.models.table import Table
+
+        query, all_items = Table.query, Table.all_items
+
+        signature = inspect.signature(query)
+
+        def scoped_query(*args: Any, **kwargs: Any) -> Any:
+            call = signature.bind(*args, **kwargs).arguments
+            table, hash_key = call["self"], call.get("hash_key")
+            hash_conditions, range_conditions = call.get("hash_key_conditions"), call.get("range_key_conditions")
+            if hash_key is None and not hash_conditions:
+                return query(*args, **kwargs)
+            _query_scope.table = table
+            _query_scope.scope = (call.get("index_name"), hash_key, hash_conditions, range_conditions)
+            try:
+                return query(*args, **kwargs)
+            finally:
+                _query_scope.table = None
+
+        def scoped_all_items(self: Any) -> Any:
+            if getattr(_query_scope, "table", None) is self:
+                return _query_candidates(self, _query_scope.scope)
+            return all_items(self)
+
+        setattr(Table, "query", scoped_query)  # noqa: B010  # moto's class, patched in place
+        setattr(Table, "all_items", scoped_all_items)  # noqa: B010
+        _query_patched = True
+
+
 def _now_millis() -> float:
     return time.time() * 1000
 
@@ -196,6 +266,46 @@ def cached_dispatcher() -> Any:
     return CachedDispatcher()
 
 
+STATS_PATH = "/_local/stats"
+
+
+def _operation(environ: dict[str, Any]) -> str:
+    """``service.Operation`` of a request: the JSON protocols name it in ``X-Amz-Target`` (``DynamoDB_20120810.Query``,
+    ``AmazonSQS.ReceiveMessage``); the query protocol in the ``Action`` parameter (unread here: ``other``)."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    return target if target else f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')[:40]}"
+
+
+class RequestStats:
+    """A WSGI middleware: requests and the CPU time of their handling (the serving thread's own), by operation.
+    ``GET /_local/stats`` answers them as JSON; the benchmarks read it to say what each booking asks of AWS."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._by_operation: dict[str, list[float]] = {}
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            return {op: {"requests": n, "cpu_seconds": cpu} for op, (n, cpu) in self._by_operation.items()}
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == STATS_PATH:
+            body = json.dumps(self.snapshot()).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        operation = _operation(environ)
+        began = time.thread_time()
+        try:
+            return list(self.app(environ, start_response))
+        finally:
+            spent = time.thread_time() - began
+            with self._lock:
+                counts = self._by_operation.setdefault(operation, [0, 0.0])
+                counts[0] += 1
+                counts[1] += spent
+
+
 # waitress's worker threads: every long poll of the pollers holds one for up to its wait, besides the other requests.
 _THREADS = 24
 
@@ -218,7 +328,8 @@ class MotoServer:
 
         patch_sqs_wait()
         patch_dynamodb_answers()
-        self._server = create_server(cached_dispatcher(), host=self.host, port=self.port, threads=_THREADS,
+        patch_dynamodb_query()
+        self._server = create_server(RequestStats(cached_dispatcher()), host=self.host, port=self.port, threads=_THREADS,
                                      ident="moto", clear_untrusted_proxy_headers=False)  # fmt: skip
         self._thread = threading.Thread(target=self._server.run, name="moto", daemon=True)
         self._thread.start()

@@ -37,6 +37,7 @@ from local.cpu import CpuMeter
 from local.events import LambdaContext
 from local.front import build_front
 from local.lambdas import FunctionEnvironments, forget_log_routing
+from local.moto_server import STATS_PATH as MOTO_STATS_PATH
 from local.moto_server import start_moto
 from local.poller import SqsPoller
 from local.seed import DEMO_SEED, Seeded, apply_seed, load_seed, reseed
@@ -189,7 +190,7 @@ class LocalStack:
                 (cpu.wrap("jrni_webhook", self.functions["JrniWebhookFunction"].invoke),
                  self._context_factory("JrniWebhookFunction")),
                 (cpu.wrap("admin", self.functions["AdminFunction"].invoke), self._context_factory("AdminFunction")),
-                cpu=cpu.snapshot,
+                cpu=lambda: {**cpu.snapshot(), "moto": f"{self._moto_url}{MOTO_STATS_PATH}"},
             ),
             opts.host,
             opts.api_port,

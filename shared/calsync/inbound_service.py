@@ -106,13 +106,19 @@ def _our_items(services: Services, integration: Integration, changes: MailboxCha
     return ours
 
 
+# A notification naming more items than this is read as any other change: one read of the mailbox costs less than a
+# lookup per item.
+MAX_OWN_WRITE_LOOKUPS = 10
+
+
 def _only_our_own_writes(services: Services, message: InboundMessage) -> bool:
     """Whether every item the notification named is one calsync wrote in this mailbox, at exactly the change key
     recorded in its link: the notification is our own write coming back, and reading the mailbox's changes would
     find nothing to do. The cursor stays where it is, so the next sync still reads past these items."""
-    if not message.notified:
+    if not message.notified or len(message.notified) > MAX_OWN_WRITE_LOOKUPS:
         return False
-    versions = services.links.versions_in(message.integration_id, message.mailbox.strip().lower())
+    versions = services.links.versions_of(message.integration_id, message.mailbox.strip().lower(),
+                                          [item.item_id for item in message.notified])  # fmt: skip
     return all(versions.get(item.item_id) == item.change_key for item in message.notified)
 
 

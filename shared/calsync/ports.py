@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,9 +67,9 @@ class LinkStore(Protocol):
         """Every link of one mailbox (inbound: which items there are ours)."""
         ...
 
-    def versions_in(self, integration_id: str, mailbox: str) -> dict[str, str]:
-        """The version recorded for each of our items in one mailbox, by item id: ``links_in``, only what tells our
-        own writes coming back."""
+    def versions_of(self, integration_id: str, mailbox: str, item_ids: Sequence[str]) -> dict[str, str]:
+        """The version recorded for those of ``item_ids`` that are our items in one mailbox, by item id: what tells our
+        own writes coming back (items that are not ours are left out)."""
         ...
 
     def save(self, link: Link) -> Link:

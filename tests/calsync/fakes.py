@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from calsync.domain import (
@@ -100,9 +100,9 @@ class FakeLinkStore:
     def links_in(self, integration_id: str, mailbox: str) -> list[Link]:
         return [link for (i, _, m), link in self.links.items() if i == integration_id and m == mailbox]
 
-    def versions_in(self, integration_id: str, mailbox: str) -> dict[str, str]:
+    def versions_of(self, integration_id: str, mailbox: str, item_ids: Sequence[str]) -> dict[str, str]:
         return {link.remote_id: link.version for link in self.links_in(integration_id, mailbox)
-                if link.remote_id and link.version}  # fmt: skip
+                if link.remote_id in item_ids and link.version}  # fmt: skip
 
     def save(self, link: Link) -> Link:
         key = (link.integration_id, link.jrni_key, link.mailbox)

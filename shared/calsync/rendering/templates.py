@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from liquid import Environment, StrictUndefined
+from liquid import BoundTemplate, Environment, StrictUndefined
 from liquid.exceptions import LiquidError
 
 from calsync.domain import Booking, BookingStatus
@@ -30,6 +31,20 @@ class _Limited(Environment):
 
 _HTML = _Limited(undefined=StrictUndefined, autoescape=True)
 _TEXT = _Limited(undefined=StrictUndefined, autoescape=False)
+_ENVIRONMENTS = {"html": _HTML, "text": _TEXT}
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(kind: str, source: str) -> BoundTemplate:
+    """``source`` parsed once per function environment: an integration's templates are the same for every booking
+    (raises LiquidError, which is not cached)."""
+    return _ENVIRONMENTS[kind].from_string(source)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked(kind: str, source: str) -> None:
+    """Compile ``source`` and render the sample booking with it; only a success is remembered."""
+    _compiled(kind, source).render(**SAMPLE_CONTEXT)
 
 
 class TemplateError(ValueError):
@@ -89,17 +104,17 @@ class Templates:
 
     def check(self) -> None:
         """Raise TemplateError unless both templates compile and render the sample booking without unknown names."""
-        for which, env, source in (("subject", _TEXT, self.subject_source), ("body", _HTML, self.body_source)):
+        for which, kind, source in (("subject", "text", self.subject_source), ("body", "html", self.body_source)):
             try:
-                env.from_string(source).render(**SAMPLE_CONTEXT)
+                _checked(kind, source)
             except LiquidError as exc:
                 raise TemplateError(which, str(exc)) from exc
 
     def render(self, context: dict[str, Any]) -> tuple[str, str]:
         """(subject, body) for one booking; the subject is a single line of plain text."""
         try:
-            subject = _TEXT.from_string(self.subject_source).render(**context)
-            body = _HTML.from_string(self.body_source).render(**context)
+            subject = _compiled("text", self.subject_source).render(**context)
+            body = _compiled("html", self.body_source).render(**context)
         except LiquidError as exc:
             raise TemplateError("subject or body", str(exc)) from exc
         return " ".join(subject.split())[:255], body

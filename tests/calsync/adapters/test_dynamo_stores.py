@@ -411,14 +411,25 @@ def test_links_in_a_mailbox_follow_their_updates(links: DynamoLinkStore) -> None
     stored = links.save(link(ALICE))
     updated = links.save(dataclasses.replace(stored, state=LinkState.SYNCED, remote_id="AAMk=", version="CK2"))
     assert links.links_in(INTEGRATION, ALICE) == [updated]
-    assert links.versions_in(INTEGRATION, ALICE) == {"AAMk=": "CK2"}  # what tells our own writes coming back
+    # what tells our own writes coming back
+    assert links.versions_of(INTEGRATION, ALICE, ["AAMk=", "AAMother="]) == {"AAMk=": "CK2"}
 
 
-def test_versions_in_a_mailbox_leave_out_pending_links_and_other_mailboxes(links: DynamoLinkStore) -> None:
+def test_versions_of_items_leave_out_pending_links_other_mailboxes_and_other_integrations(
+    links: DynamoLinkStore,
+) -> None:
     links.save(dataclasses.replace(link(ALICE), remote_id=None, version=None))  # pending: nothing written yet
-    links.save(dataclasses.replace(link(ROOM), state=LinkState.SYNCED, remote_id="AAMr=", version="CKr"))
-    assert links.versions_in(INTEGRATION, ALICE) == {}
-    assert links.versions_in(INTEGRATION, ROOM) == {"AAMr=": "CKr"}
+    room = links.save(dataclasses.replace(link(ROOM), state=LinkState.SYNCED, remote_id="AAMr=", version="CKr"))
+    links.save(dataclasses.replace(link(ALICE), integration_id="int-2", state=LinkState.SYNCED, remote_id="AAMa=",
+                                   version="CKa"))  # fmt: skip
+    assert links.versions_of(INTEGRATION, ALICE, ["AAMr=", "AAMa="]) == {}
+    assert links.versions_of(INTEGRATION, ROOM, ["AAMr="]) == {"AAMr=": "CKr"}
+    assert links.versions_of(INTEGRATION, ROOM, []) == {}
+    # A link that moved on to a new version, or was deleted, says so
+    moved = links.save(dataclasses.replace(room, version="CKr2"))
+    assert links.versions_of(INTEGRATION, ROOM, ["AAMr="]) == {"AAMr=": "CKr2"}
+    links.delete(moved)
+    assert links.versions_of(INTEGRATION, ROOM, ["AAMr="]) == {}
 
 
 # ---------------------------------------------------------------- block links

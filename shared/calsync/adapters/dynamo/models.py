@@ -21,7 +21,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
 
@@ -132,18 +132,31 @@ class LinksByMailboxIndex(GlobalSecondaryIndex["LinkRecord"]):  # type: ignore[n
     sk = UnicodeAttribute(range_key=True)
 
 
+class LinksByRemoteItemIndex(GlobalSecondaryIndex["LinkRecord"]):  # type: ignore[no-untyped-call]  # untyped hook
+    """A link by the calendar item it wrote: ``remote_ref`` = "<integration>#<mailbox>#<item id>"; sparse (a pending
+    link has written no item yet). Only the recorded version is projected: it tells our own writes coming back."""
+
+    class Meta:
+        index_name = "by_remote_item"
+        projection = IncludeProjection(["remote_version"])
+
+    remote_ref = UnicodeAttribute(hash_key=True)
+
+
 class LinkRecord(Model):
     """One JRNI object in one mailbox; ``version_number`` makes every write conditional (optimistic locking)."""
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     by_mailbox = LinksByMailboxIndex()
+    by_remote_item = LinksByRemoteItemIndex()
     integration_id = UnicodeAttribute()
     jrni_key = UnicodeAttribute()
     state = UnicodeAttribute()
     fingerprint = UnicodeAttribute()
     remote_id = UnicodeAttribute(null=True)
     remote_version = UnicodeAttribute(null=True)
+    remote_ref = UnicodeAttribute(null=True)
     provider = UnicodeAttribute()
     version_number = VersionAttribute()
 

@@ -6,6 +6,7 @@ mailbox already taken ``ConflictError``, anything else ``RetryableError`` or ``P
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -341,6 +342,11 @@ def _link(record: LinkRecord) -> Link:
     )
 
 
+def _remote_ref(integration_id: str, mailbox: str, item_id: str) -> str:
+    """The ``by_remote_item`` index key of the link that wrote ``item_id`` in ``mailbox``."""
+    return f"{integration_id}#{mailbox}#{item_id}"
+
+
 class DynamoLinkStore:
     """``LinkStore`` on the links table: every write is conditional on the ``version_number`` that was read."""
 
@@ -366,16 +372,21 @@ class DynamoLinkStore:
         except PynamoDBException as exc:
             raise _translate(exc, f"reading the links in {mailbox}") from exc
 
-    def versions_in(self, integration_id: str, mailbox: str) -> dict[str, str]:
-        """Item id → recorded version of every synced link of one mailbox: the same Query as ``links_in``, asking for
-        two attributes only (a mailbox may hold thousands of links, and this is read for each notification)."""
-        model = self._model
+    def versions_of(self, integration_id: str, mailbox: str, item_ids: Sequence[str]) -> dict[str, str]:
+        """Item id → recorded version, for those of ``item_ids`` that calsync wrote in ``mailbox``: one Query of the
+        ``by_remote_item`` index per item, each reading at most one entry however many links the mailbox has.
+
+        The index is eventually consistent: a link saved a moment ago may be missing, and its item then counts as
+        not ours (the mailbox is read, which is always safe)."""
+        versions: dict[str, str] = {}
         try:
-            records = model.by_mailbox.query(integration_id, model.sk == mailbox,
-                                             attributes_to_get=["remote_id", "remote_version"])  # fmt: skip
-            return {r.remote_id: r.remote_version for r in records if r.remote_id and r.remote_version}
+            for item_id in dict.fromkeys(item_ids):
+                for record in self._model.by_remote_item.query(_remote_ref(integration_id, mailbox, item_id), limit=1):
+                    if record.remote_version:
+                        versions[item_id] = record.remote_version
         except PynamoDBException as exc:
-            raise _translate(exc, f"reading the links in {mailbox}") from exc
+            raise _translate(exc, f"reading the links of {len(item_ids)} item(s) in {mailbox}") from exc
+        return versions
 
     def save(self, link: Link) -> Link:
         """Store ``link`` if nobody changed it since it was read (``version_number``); StaleStateError otherwise."""
@@ -383,6 +394,7 @@ class DynamoLinkStore:
             _link_pk(link.integration_id, link.jrni_key), link.mailbox,
             integration_id=link.integration_id, jrni_key=str(link.jrni_key), state=link.state.value,
             fingerprint=link.fingerprint, remote_id=link.remote_id, remote_version=link.version,
+            remote_ref=_remote_ref(link.integration_id, link.mailbox, link.remote_id) if link.remote_id else None,
             provider=link.provider,
         )  # fmt: skip
         what = f"the link of {link.jrni_key} in {link.mailbox}"
