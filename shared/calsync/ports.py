@@ -139,9 +139,9 @@ class MappingStore(Protocol):
         """The last sync outcome recorded for each staff member and resource."""
         ...
 
-    def record_status(self, status: MappingStatus) -> None:
-        """Record the outcome of a sync for one staff member or resource: its last outcome, the problem it opens
-        (not ok, under its subject) and the problems it settles."""
+    def record_status(self, *statuses: MappingStatus) -> None:
+        """Record the outcome of a sync for each staff member or resource: its last outcome, the problem it opens
+        (not ok, under its subject) and the problems it settles; one write for all of them (a later one wins)."""
         ...
 
     def problems(self, integration_id: str) -> list[MappingStatus]:

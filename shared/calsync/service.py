@@ -209,11 +209,12 @@ def _record(
     by_mailbox = {m.mailbox: m for m in mappings}
     now = services.clock()
     subject = booking_subject(key)
+    statuses: list[MappingStatus] = []
     for action in actions:
         if isinstance(action, SkipUnmapped):
             detail = f"booking {key} not synced: no mailbox is mapped to this {action.kind.value}"
-            services.mappings.record_status(MappingStatus(integration_id, action.kind, action.jrni_id,
-                                                          SyncState.SKIPPED, detail, now, UNMAPPED))  # fmt: skip
+            statuses.append(MappingStatus(integration_id, action.kind, action.jrni_id, SyncState.SKIPPED, detail, now,
+                                          UNMAPPED))  # fmt: skip
             continue
         mapping = by_mailbox.get(action.mailbox)
         if mapping is None:
@@ -225,8 +226,9 @@ def _record(
             state, detail = SyncState.OK, f"booking {key} {_VERBS[type(action)]} in {action.mailbox}"
             if isinstance(action, DeleteEvent):
                 settles += (outlook_change_subject(key),)  # the booking is gone: nothing left to refuse
-        services.mappings.record_status(MappingStatus(integration_id, mapping.kind, mapping.jrni_id, state, detail, now,
-                                                      subject, settles))  # fmt: skip
+        statuses.append(MappingStatus(integration_id, mapping.kind, mapping.jrni_id, state, detail, now, subject,
+                                      settles))  # fmt: skip
+    services.mappings.record_status(*statuses)  # one write for the whole booking
 
 
 def record_failure(services: Services, message: OutboundMessage, reason: str) -> None:

@@ -163,13 +163,14 @@ class FakeMappings:
     def statuses(self, integration_id: str) -> list[MappingStatus]:
         return [s for (i, _, _), s in self.status.items() if i == integration_id]
 
-    def record_status(self, status: MappingStatus) -> None:
-        self.status[(status.integration_id, status.kind, status.jrni_id)] = status
-        calendar = (status.integration_id, status.kind, status.jrni_id)
-        if status.is_problem:
-            self.open[(*calendar, status.subject)] = status
-        for subject in status.settled:
-            self.open.pop((*calendar, subject), None)
+    def record_status(self, *statuses: MappingStatus) -> None:
+        for status in statuses:
+            self.status[(status.integration_id, status.kind, status.jrni_id)] = status
+            calendar = (status.integration_id, status.kind, status.jrni_id)
+            if status.is_problem:
+                self.open[(*calendar, status.subject)] = status
+            for subject in status.settled:
+                self.open.pop((*calendar, subject), None)
 
     def problems(self, integration_id: str) -> list[MappingStatus]:
         return [s for (i, _, _, _), s in self.open.items() if i == integration_id]

@@ -320,6 +320,26 @@ def test_a_problem_stays_open_until_an_outcome_settles_its_subject(mappings: Dyn
     assert [s.detail for s in mappings.statuses(INTEGRATION)] == ["removed"]
 
 
+def test_a_booking_s_outcomes_are_recorded_together_the_later_of_two_for_one_calendar_winning(
+    mappings: DynamoMappingStore,
+) -> None:
+    t1, t2 = datetime(2025, 7, 7, 9, tzinfo=UTC), datetime(2025, 7, 7, 10, tzinfo=UTC)
+    refused = MappingStatus(INTEGRATION, PERSON, "11", SyncState.ERROR, "JRNI refused", t1, "Outlook change to 1/2")
+    mappings.record_status(refused)
+    # When one call records a booking's outcomes: the room's, 11's failure, then 11's success settling the refusal
+    mappings.record_status(
+        MappingStatus(INTEGRATION, RESOURCE, "21", SyncState.OK, "created", t2, "booking 1/2"),
+        MappingStatus(INTEGRATION, PERSON, "11", SyncState.ERROR, "timed out", t2, "booking 1/2"),
+        MappingStatus(INTEGRATION, PERSON, "11", SyncState.OK, "created", t2, "booking 1/2",
+                      settles=("booking 1/2", "Outlook change to 1/2")),
+    )  # fmt: skip
+    # Then each calendar shows the later of its outcomes, and nothing it settled is left open
+    assert sorted((s.jrni_id, s.detail) for s in mappings.statuses(INTEGRATION)) == [("11", "created"),
+                                                                                     ("21", "created")]  # fmt: skip
+    assert mappings.problems(INTEGRATION) == []
+    mappings.record_status()  # nothing to record: no write, no error
+
+
 def test_a_status_survives_unmapping(mappings: DynamoMappingStore) -> None:
     mappings.put(Mapping(INTEGRATION, RESOURCE, "21", ROOM))
     mappings.record_status(MappingStatus(INTEGRATION, RESOURCE, "21", SyncState.OK))

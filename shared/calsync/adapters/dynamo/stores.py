@@ -19,6 +19,7 @@ from calsync.adapters.dynamo.models import (
     IntegrationRecord,
     JrniConnectionMap,
     LinkRecord,
+    StatusRecord,
     SyncOptionsMap,
     TableSettings,
     integration_model,
@@ -303,22 +304,39 @@ class DynamoMappingStore:
         except PynamoDBException as exc:
             raise _translate(exc, f"listing statuses of {integration_id}") from exc
 
-    def record_status(self, status: MappingStatus) -> None:
-        """Record the outcome of a sync for one staff member or resource (the latest write wins), the problem it
-        opens and the problems it settles: one BatchWriteItem."""
+    def record_status(self, *statuses: MappingStatus) -> None:
+        """Record the outcome of a sync for each staff member or resource (the latest write wins), the problem it
+        opens and the problems it settles: one BatchWriteItem for all of them (up to 25 rows; more take one per 25).
+        A row written twice is written once, as the later of the two says."""
         model = self._models.status
-        values: dict[str, Any] = {"kind": status.kind.value, "jrni_id": status.jrni_id, "state": status.state.value,
-                                  "detail": status.detail, "at": status.at}  # fmt: skip
+        rows: dict[tuple[str, str], StatusRecord | None] = {}  # (pk, sk) → the row to save, or None: delete it
+        for status in statuses:
+            values: dict[str, Any] = {"kind": status.kind.value, "jrni_id": status.jrni_id,
+                                      "state": status.state.value, "detail": status.detail, "at": status.at}  # fmt: skip
+            pk = status.integration_id
+            key = _status_key(status.kind, status.jrni_id)
+            rows.pop((pk, key), None)  # re-inserted last: the order of the writes is the order of the outcomes
+            rows[(pk, key)] = model(pk, key, **values)
+            if status.is_problem:
+                problem = _problem_key(status.kind, status.jrni_id, status.subject)
+                rows.pop((pk, problem), None)
+                rows[(pk, problem)] = model(pk, problem, subject=status.subject, **values)
+            for subject in status.settled:
+                settled = _problem_key(status.kind, status.jrni_id, subject)
+                rows.pop((pk, settled), None)
+                rows[(pk, settled)] = None
+        if not rows:
+            return
         try:
             with model.batch_write() as batch:
-                batch.save(model(status.integration_id, _status_key(status.kind, status.jrni_id), **values))
-                if status.is_problem:
-                    batch.save(model(status.integration_id, _problem_key(status.kind, status.jrni_id, status.subject),
-                                     subject=status.subject, **values))  # fmt: skip
-                for subject in status.settled:
-                    batch.delete(model(status.integration_id, _problem_key(status.kind, status.jrni_id, subject)))
+                for (pk, sk), row in rows.items():
+                    if row is None:
+                        batch.delete(model(pk, sk))
+                    else:
+                        batch.save(row)
         except PynamoDBException as exc:
-            raise _translate(exc, f"recording the status of {status.kind.value} {status.jrni_id}") from exc
+            which = ", ".join(f"{s.kind.value} {s.jrni_id}" for s in statuses)
+            raise _translate(exc, f"recording the status of {which}") from exc
 
 
 # ---------------------------------------------------------------- links
