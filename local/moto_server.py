@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import gc
 import importlib
 import inspect
@@ -50,6 +51,7 @@ from typing import Any
 _patched = False
 _dynamodb_patched = False
 _query_patched = False
+_overheads_patched = False
 _patch_lock = threading.Lock()
 
 
@@ -208,6 +210,26 @@ def patch_dynamodb_query() -> None:
         _query_patched = True
 
 
+def patch_moto_overheads() -> None:
+    """Work moto and waitress repeat for every request with the same answer each time, done once (idempotent; the
+    process's moto only): the method names of a response class (``inspect.getmembers`` on every request), an action's
+    name in snake case, and the ``Date`` header (waitress formats it anew for every answer)."""
+    global _overheads_patched
+    with _patch_lock:
+        if _overheads_patched:
+            return
+        from moto.core import responses, utils
+        from waitress import task
+
+        names = functools.lru_cache(maxsize=None)(utils.method_names_from_class)
+        snake = functools.lru_cache(maxsize=4096)(utils.camelcase_to_underscores)
+        setattr(responses, "method_names_from_class", names)  # noqa: B010
+        setattr(responses, "camelcase_to_underscores", snake)  # noqa: B010
+        http_date = functools.lru_cache(maxsize=4)(task.build_http_date)  # the header has whole seconds
+        setattr(task, "build_http_date", lambda when: http_date(int(when)))  # noqa: B010
+        _overheads_patched = True
+
+
 def _now_millis() -> float:
     return time.time() * 1000
 
@@ -329,6 +351,7 @@ class MotoServer:
         patch_sqs_wait()
         patch_dynamodb_answers()
         patch_dynamodb_query()
+        patch_moto_overheads()
         self._server = create_server(RequestStats(cached_dispatcher()), host=self.host, port=self.port, threads=_THREADS,
                                      ident="moto", clear_untrusted_proxy_headers=False)  # fmt: skip
         self._thread = threading.Thread(target=self._server.run, name="moto", daemon=True)
@@ -368,7 +391,9 @@ class MotoProcess:
 
     def start(self) -> MotoProcess:
         root = Path(__file__).resolve().parents[1]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+        # moto adds CORS headers to every answer (flask_cors, after each request) unless told not to: no browser
+        # talks to it here, and AWS's SDK endpoints do not answer with them either.
+        env = {**os.environ, "MOTO_DISABLE_GLOBAL_CORS": "true", "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local.moto_server", "--host", self.host, "--port", str(self.port)], cwd=root,
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,

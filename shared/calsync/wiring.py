@@ -159,8 +159,12 @@ def _no_calendar(integration: Integration) -> CalendarProvider:
     raise PermanentError("this function does not talk to Exchange")
 
 
-def _services(*, calendars: bool, inbound: bool = False) -> Services:
+def _services(*, calendars: bool, inbound: bool = False, integrations_cached_for: float = 0.0) -> Services:
     integrations, mappings, links = _stores()
+    if integrations_cached_for:
+        from calsync.cache import CachedIntegrations
+
+        integrations = CachedIntegrations(integrations, integrations_cached_for)
     blocks, cursors = _inbound_stores()
     return Services(
         integrations=integrations,
@@ -184,8 +188,11 @@ def _services(*, calendars: bool, inbound: bool = False) -> Services:
 
 @functools.cache
 def webhook_services() -> Services:
-    """For the JRNI webhook function: stores, secrets and the queue; no Exchange."""
-    return _services(calendars=False)
+    """For the JRNI webhook function: stores, secrets and the queue; no Exchange. Integrations are read through a
+    short cache (``calsync.cache``), as the secrets are."""
+    from calsync.cache import WEBHOOK_INTEGRATION_SECONDS
+
+    return _services(calendars=False, integrations_cached_for=WEBHOOK_INTEGRATION_SECONDS)
 
 
 @functools.cache
