@@ -15,9 +15,10 @@ otherwise carry one group's back-end cookie into the next group's requests.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
@@ -26,6 +27,7 @@ from exchangelib import errors as ews
 from exchangelib.folders import Calendar, Root
 from exchangelib.properties import CreatedEvent, DistinguishedFolderId, Mailbox, ModifiedEvent
 from exchangelib.services import GetStreamingEvents, SubscribeToStreaming, Unsubscribe
+from exchangelib.util import DummyResponse
 
 from calsync.adapters.ews.connection import (
     DEFAULT_TIMEOUT_SECONDS,
@@ -105,10 +107,60 @@ class _GroupUnsubscribe(_Anchored, Unsubscribe):  # type: ignore[misc]
         super().__init__(**kwargs)
 
 
+# The longest a single response document of the stream may be; a stream that sends more without closing one is
+# broken (or hostile), and is dropped instead of growing the task's memory.
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+_READ_BYTES = 64 * 1024
+_ENVELOPE_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?Envelope[\s>/]")
+_ENVELOPE_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?Envelope\s*>")
+_XML_DECLARATION = b"<?xml version='1.0' encoding='utf-8'?>\n"
+
+
+def soap_documents(read: Callable[[], bytes], limit: int = MAX_DOCUMENT_BYTES) -> Iterator[bytes]:
+    """The SOAP envelopes of a streaming response, each as soon as its last byte arrived.
+
+    ``read()`` returns whatever arrived (b"" at the end). exchangelib's own reader (``DocumentYielder``) takes the
+    response one byte per call through requests and urllib3, several thousand calls per notification; this one
+    looks for the envelope's start and end tags in whole reads. Bytes outside an envelope are skipped, as there."""
+    buffer = b""
+    while True:
+        data = read()
+        if not data:
+            return
+        buffer += data
+        while True:
+            start = _ENVELOPE_START.search(buffer)
+            if start is None:
+                buffer = buffer[-64:]  # keep a tag that may be cut in two
+                break
+            end = _ENVELOPE_END.search(buffer, start.end())
+            if end is None:
+                buffer = buffer[start.start():]
+                if len(buffer) > limit:
+                    raise ews.TransportError(f"a streaming response document exceeds {limit} bytes")
+                break
+            yield _XML_DECLARATION + buffer[start.start():end.end()]
+            buffer = buffer[end.end():]
+
+
 class _GroupStreamingEvents(_Anchored, GetStreamingEvents):  # type: ignore[misc]
     def __init__(self, *, affinity: _Affinity, **kwargs: Any) -> None:
         self.affinity = affinity
         super().__init__(**kwargs)
+
+    def _get_soap_messages(self, body: Any) -> Iterator[Any]:
+        """exchangelib's, with the documents read by ``soap_documents`` (``body`` is the raw streaming response)."""
+        response = body
+        raw = response.raw
+        for document in soap_documents(lambda: raw.read1(_READ_BYTES, decode_content=True)):
+            try:
+                _, soap_body = super(GetStreamingEvents, self)._get_soap_parts(response=DummyResponse(content=document))
+            except Exception:
+                response.close()  # release the connection
+                raise
+            yield from super(GetStreamingEvents, self)._get_soap_messages(body=soap_body)
+            if self.connection_status == self.CLOSED:
+                break  # do not wait for the server to hang up
 
 
 def _calendar(account: Any, mailbox: str) -> Any:
