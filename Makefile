@@ -48,7 +48,7 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(JS_STAMP)
 
-test: setup sam-check
+test: setup sam-check lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # aws-sam-cli pins an older boto3 than ours, so it and cfn-lint live in their own virtualenv, from the lock's `sam`
@@ -81,6 +81,7 @@ sam-check: $(SAM_STAMP)
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy emulators
 	$(BIN)/mypy --strict shared/calsync
 

@@ -141,9 +141,23 @@ def emulator_process() -> Iterator[tuple[str, psutil.Process]]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emulators.ews", "--host", "127.0.0.1", "--port", str(port), "--latency-ms", "0"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "emulators.ews",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--latency-ms",
+            "0",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         banner = proc.stdout.readline()
@@ -194,8 +208,15 @@ class Row:
         lat = sorted(self.latencies)
         p50 = lat[len(lat) // 2] * 1000 if lat else 0.0
         p95 = lat[int(len(lat) * 0.95)] * 1000 if lat else 0.0
-        return [self.scenario, str(self.clients), str(self.requests), f"{rate:,.0f}", f"{p50:.2f}", f"{p95:.2f}",
-                str(self.errors)]  # fmt: skip
+        return [
+            self.scenario,
+            str(self.clients),
+            str(self.requests),
+            f"{rate:,.0f}",
+            f"{p50:.2f}",
+            f"{p95:.2f}",
+            str(self.errors),
+        ]
 
 
 def hammer(job: tuple[str, dict[str, str], bytes, float, float]) -> tuple[int, list[float], int]:
@@ -215,8 +236,9 @@ def hammer(job: tuple[str, dict[str, str], bytes, float, float]) -> tuple[int, l
     return len(latencies), latencies, errors
 
 
-def measure(pool: Any, scenario: str, clients: int, url: str, headers: dict[str, str], body: bytes,
-            seconds: float) -> Row:  # fmt: skip
+def measure(
+    pool: Any, scenario: str, clients: int, url: str, headers: dict[str, str], body: bytes, seconds: float
+) -> Row:
     """Run ``clients`` client processes for ``seconds`` and merge their counts."""
     begin = time.time() + 0.3  # every process starts together
     jobs = [(url, headers, body, begin, begin + seconds)] * clients
@@ -233,11 +255,14 @@ def exchangelib_row(ews_url: str, owner: str, seconds: float) -> Row:
     from exchangelib import BASIC, DELEGATE, Account, Build, Configuration, Credentials, EWSTimeZone, Version
 
     config = Configuration(
-        service_endpoint=ews_url, credentials=Credentials(owner, PASSWORD), auth_type=BASIC,
+        service_endpoint=ews_url,
+        credentials=Credentials(owner, PASSWORD),
+        auth_type=BASIC,
         version=Version(build=Build(15, 1, 2507, 6)),
-    )  # fmt: skip
-    account = Account(owner, config=config, autodiscover=False, access_type=DELEGATE,
-                      default_timezone=EWSTimeZone("UTC"))  # fmt: skip
+    )
+    account = Account(
+        owner, config=config, autodiscover=False, access_type=DELEGATE, default_timezone=EWSTimeZone("UTC")
+    )
     calendar = account.calendar
     start, end = (
         DAY.astimezone(account.default_timezone),
@@ -260,8 +285,12 @@ def request_rate(base: str, control: Control, seconds: float) -> list[Row]:
     owner = "rate@bench.example"
     control.call("POST", "accounts", {"address": owner, "password": PASSWORD})
     ews_url = f"{base}/EWS/Exchange.asmx"
-    setup = requests.post(ews_url, data=create_items_body(100, DAY - timedelta(days=7), "Rate"),
-                          headers=headers_for(owner), timeout=60)  # fmt: skip
+    setup = requests.post(
+        ews_url,
+        data=create_items_body(100, DAY - timedelta(days=7), "Rate"),
+        headers=headers_for(owner),
+        timeout=60,
+    )
     ids = etree.fromstring(setup.content).findall(f".//{{{T_NS}}}ItemId")
     if setup.status_code != 200 or len(ids) != 100:
         raise RuntimeError(f"bulk CreateItem failed: {setup.status_code} {setup.text[:500]}")
@@ -275,8 +304,17 @@ def request_rate(base: str, control: Control, seconds: float) -> list[Row]:
                 measure(pool, "GetItem, one item (raw SOAP)", clients, ews_url, headers, get_body, seconds)
             )
         for clients in (1, 8):
-            rows.append(measure(pool, "FindItem CalendarView of a day, 5 items (raw SOAP)", clients, ews_url, headers,
-                                find_body, seconds))  # fmt: skip
+            rows.append(
+                measure(
+                    pool,
+                    "FindItem CalendarView of a day, 5 items (raw SOAP)",
+                    clients,
+                    ews_url,
+                    headers,
+                    find_body,
+                    seconds,
+                )
+            )
     rows.append(exchangelib_row(ews_url, owner, seconds))
     return rows
 
@@ -316,10 +354,15 @@ def memory(
     rss_after = process.memory_info().rss
     stats = control.call("GET", "stats")
     return {
-        "mailboxes": mailboxes, "items": created, "stored": stats.get("items"),
-        "accounts_seconds": accounts_seconds, "items_seconds": items_seconds,
-        "rss_before": rss_before, "rss_after": rss_after, "addresses": addresses,
-    }  # fmt: skip
+        "mailboxes": mailboxes,
+        "items": created,
+        "stored": stats.get("items"),
+        "accounts_seconds": accounts_seconds,
+        "items_seconds": items_seconds,
+        "rss_before": rss_before,
+        "rss_after": rss_after,
+        "addresses": addresses,
+    }
 
 
 # ---- (c) one streaming connection carrying 200 subscriptions -------------------------------------------------------
@@ -392,8 +435,13 @@ def streaming(
             raise RuntimeError(f"Subscribe for {address}: {response.status_code} {response.text[:300]}")
         ids.append(found.text)
     subscribe_seconds = time.perf_counter() - t0
-    stream = requests.post(ews_url, data=streaming_body(ids, watched[0]), headers=headers_for(SERVICE, watched[0]),
-                           stream=True, timeout=(10, 120))  # fmt: skip
+    stream = requests.post(
+        ews_url,
+        data=streaming_body(ids, watched[0]),
+        headers=headers_for(SERVICE, watched[0]),
+        stream=True,
+        timeout=(10, 120),
+    )
     if stream.status_code != 200 and b"is not supported by this server" in stream.content:
         raise NotAvailable("not available yet: this emulator does not implement GetStreamingEvents")
     if stream.status_code != 200:
@@ -410,9 +458,15 @@ def streaming(
             address = watched[n % len(watched)]
             start = DAY + timedelta(days=60 + n // len(watched), hours=9)
             t_sent = time.perf_counter()
-            response = http.post(f"{base}/_emulator/mailboxes/{address}/items", timeout=30, json={
-                "subject": f"Change {n}", "start": zulu(start), "end": zulu(start + timedelta(minutes=30)),
-            })  # fmt: skip
+            response = http.post(
+                f"{base}/_emulator/mailboxes/{address}/items",
+                timeout=30,
+                json={
+                    "subject": f"Change {n}",
+                    "start": zulu(start),
+                    "end": zulu(start + timedelta(minutes=30)),
+                },
+            )
             response.raise_for_status()
             with lock:
                 sent[response.json()["id"]] = t_sent
@@ -434,10 +488,14 @@ def streaming(
     latencies = sorted(reader.arrivals[i] - t for i, t in sent.items() if i in reader.arrivals)
     last = max((reader.arrivals[i] for i in sent if i in reader.arrivals), default=t_first)
     return {
-        "subscriptions": len(ids), "subscribe_seconds": subscribe_seconds, "changes": len(sent),
-        "received": len(latencies), "latencies": latencies, "events_per_second": len(latencies) / (last - t_first),
+        "subscriptions": len(ids),
+        "subscribe_seconds": subscribe_seconds,
+        "changes": len(sent),
+        "received": len(latencies),
+        "latencies": latencies,
+        "events_per_second": len(latencies) / (last - t_first),
         "errors": reader.errors,
-    }  # fmt: skip
+    }
 
 
 # ---- the report ----------------------------------------------------------------------------------------------------
@@ -447,8 +505,12 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
     line = "  ".join("-" * w for w in widths)
     out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)), line]
-    out += ["  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-            for r in rows]  # fmt: skip
+    out += [
+        "  ".join(
+            str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
     return "\n".join(out)
 
 
@@ -482,8 +544,10 @@ def main(argv: list[str] | None = None) -> None:
         control = Control(base)
         rss_empty = process.memory_info().rss
         rows = timed("request rate", lambda: request_rate(base, control, args.seconds))
-        mem = timed(f"memory: {args.mailboxes} mailboxes x {args.items} items",
-                    lambda: memory(base, control, process, args.mailboxes, args.items))  # fmt: skip
+        mem = timed(
+            f"memory: {args.mailboxes} mailboxes x {args.items} items",
+            lambda: memory(base, control, process, args.mailboxes, args.items),
+        )
         try:
             stream: dict[str, Any] | str = timed(
                 "streaming",
@@ -495,8 +559,10 @@ def main(argv: list[str] | None = None) -> None:
             stream = f"failed: {exc}"[:300]
 
     cpu = f"{os.cpu_count()} CPUs"
-    print(f"\nEWS emulator benchmark — {datetime.now():%Y-%m-%d %H:%M}, Python {sys.version.split()[0]}, {cpu}, "
-          f"emulator --latency-ms 0 in its own process\n")  # fmt: skip
+    print(
+        f"\nEWS emulator benchmark — {datetime.now():%Y-%m-%d %H:%M}, Python {sys.version.split()[0]}, {cpu}, "
+        f"emulator --latency-ms 0 in its own process\n"
+    )
     print(f"(a) Requests per second (each row runs for {args.seconds:.0f} s; clients are separate processes)")
     print(
         table(
@@ -506,11 +572,32 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"\n(b) Memory (RSS of the emulator process): empty at start {mib(rss_empty)}")
     delta = mem["rss_after"] - mem["rss_before"]
-    print(table(["mailboxes", "items stored", "accounts (s)", "bulk CreateItem (s)", "items/s", "RSS before",
-                 "RSS after", "per item"],
-                [[str(mem["mailboxes"]), f"{mem['stored']:,}", f"{mem['accounts_seconds']:.1f}",
-                  f"{mem['items_seconds']:.1f}", f"{mem['items'] / mem['items_seconds']:,.0f}",
-                  mib(mem["rss_before"]), mib(mem["rss_after"]), f"{delta / max(1, mem['items']):,.0f} B"]]))  # fmt: skip
+    print(
+        table(
+            [
+                "mailboxes",
+                "items stored",
+                "accounts (s)",
+                "bulk CreateItem (s)",
+                "items/s",
+                "RSS before",
+                "RSS after",
+                "per item",
+            ],
+            [
+                [
+                    str(mem["mailboxes"]),
+                    f"{mem['stored']:,}",
+                    f"{mem['accounts_seconds']:.1f}",
+                    f"{mem['items_seconds']:.1f}",
+                    f"{mem['items'] / mem['items_seconds']:,.0f}",
+                    mib(mem["rss_before"]),
+                    mib(mem["rss_after"]),
+                    f"{delta / max(1, mem['items']):,.0f} B",
+                ]
+            ],
+        )
+    )
     print(
         "\n(c) One GetStreamingEvents connection carrying many subscriptions (changes via the control plane)"
     )
@@ -522,11 +609,34 @@ def main(argv: list[str] | None = None) -> None:
         def pct(p: float) -> str:
             return f"{lat[min(len(lat) - 1, int(len(lat) * p))] * 1000:.1f}" if lat else "-"
 
-        print(table(["subscriptions", "subscribe (s)", "changes", "notified", "p50 ms", "p95 ms", "max ms",
-                     "events/s", "stream errors"],
-                    [[str(stream["subscriptions"]), f"{stream['subscribe_seconds']:.2f}", str(stream["changes"]),
-                      str(stream["received"]), pct(0.5), pct(0.95), f"{max(lat) * 1000:.1f}" if lat else "-",
-                      f"{stream['events_per_second']:,.0f}", str(len(stream["errors"]))]]))  # fmt: skip
+        print(
+            table(
+                [
+                    "subscriptions",
+                    "subscribe (s)",
+                    "changes",
+                    "notified",
+                    "p50 ms",
+                    "p95 ms",
+                    "max ms",
+                    "events/s",
+                    "stream errors",
+                ],
+                [
+                    [
+                        str(stream["subscriptions"]),
+                        f"{stream['subscribe_seconds']:.2f}",
+                        str(stream["changes"]),
+                        str(stream["received"]),
+                        pct(0.5),
+                        pct(0.95),
+                        f"{max(lat) * 1000:.1f}" if lat else "-",
+                        f"{stream['events_per_second']:,.0f}",
+                        str(len(stream["errors"])),
+                    ]
+                ],
+            )
+        )
         if lat:
             print(f"    mean latency {statistics.mean(lat) * 1000:.1f} ms")
     print(f"\nTotal time {time.perf_counter() - started:.0f} s")

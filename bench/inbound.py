@@ -60,7 +60,9 @@ class Receiver:
     """Receives JRNI's legacy webhooks; notes when each block (by the first line of its private note) arrived."""
 
     def __init__(self) -> None:
-        self.arrivals: dict[str, float] = {}  # note's first line, or "booking:<id>", → perf_counter at arrival
+        self.arrivals: dict[
+            str, float
+        ] = {}  # note's first line, or "booking:<id>", → perf_counter at arrival
         self.changed = threading.Condition()
         receiver = self
 
@@ -108,13 +110,17 @@ class Receiver:
 def jrni_seed(mailboxes: int) -> dict[str, Any]:
     return {
         "apps": [APP],
-        "companies": [{"id": PARENT, "name": "Bench Bank", "timezone": "Europe/London"},
-                      {"id": BRANCH, "name": "Bench Branch", "timezone": "Europe/London", "parent_id": PARENT}],
+        "companies": [
+            {"id": PARENT, "name": "Bench Bank", "timezone": "Europe/London"},
+            {"id": BRANCH, "name": "Bench Branch", "timezone": "Europe/London", "parent_id": PARENT},
+        ],
         "admins": [ADMIN],
-        "people": [{"id": n + 1, "company_id": BRANCH, "name": f"Adviser {n}", "email": mailbox(n)}
-                   for n in range(mailboxes)],
+        "people": [
+            {"id": n + 1, "company_id": BRANCH, "name": f"Adviser {n}", "email": mailbox(n)}
+            for n in range(mailboxes)
+        ],
         "services": [{"id": 401, "company_id": BRANCH, "name": "Consultation", "duration": 30}],
-    }  # fmt: skip
+    }
 
 
 def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -> dict[str, Any]:
@@ -148,10 +154,18 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
     host, port = moto.get_host_and_port()
     moto_url = f"http://{host}:{port}"
     saved = dict(os.environ)
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": region,
-                       "AWS_DEFAULT_REGION": region, "AWS_ENDPOINT_URL": moto_url,
-                       "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_TRACE_DISABLED": "true",
-                       "POWERTOOLS_METRICS_DISABLED": "true"})  # fmt: skip
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_ENDPOINT_URL": moto_url,
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+    )
     ews = EwsEmulator(EmulatorSettings(latency_ms=latency_ms)).start()
     jrni = BackgroundServer(lambda: create_app(JrniSettings(latency_ms=latency_ms))).start()
     receiver = Receiver()
@@ -163,32 +177,46 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
         session = boto3.Session(region_name=region)
         resources = create_resources(session, load_template(), {"NamePrefix": f"bench{latency_ms}"})
         env = function_environment(load_template(), resources)
-        env.update({"STREAMING_STATE_TABLE": resources.tables["StreamingStateTable"],
-                    "INBOUND_QUEUE_URL": resources.queue_urls["InboundQueue"],
-                    "STREAMING_TASK_ID": "bench", "STREAMING_HEARTBEAT_SECONDS": "30"})  # fmt: skip
+        env.update(
+            {
+                "STREAMING_STATE_TABLE": resources.tables["StreamingStateTable"],
+                "INBOUND_QUEUE_URL": resources.queue_urls["InboundQueue"],
+                "STREAMING_TASK_ID": "bench",
+                "STREAMING_HEARTBEAT_SECONDS": "30",
+            }
+        )
         os.environ.update({**env, "POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING"})
         wiring.reset()
         prefix = env.get("SECRETS_PREFIX", "")
 
         http = requests.Session()
         http.post(f"{jrni.base_url}/_emulator/seed", json=jrni_seed(mailboxes), timeout=30).raise_for_status()
-        http.post(f"{jrni.base_url}/_emulator/webhooks", json={"url": receiver.url, "format": "legacy"},
-                  timeout=30).raise_for_status()  # fmt: skip
+        http.post(
+            f"{jrni.base_url}/_emulator/webhooks", json={"url": receiver.url, "format": "legacy"}, timeout=30
+        ).raise_for_status()
         ews.add_account(SERVICE_ACCOUNT, PASSWORD)
         for n in range(mailboxes):
             ews.add_account(mailbox(n), PASSWORD)
         ews.control("POST", "impersonation", {"service_account": SERVICE_ACCOUNT, "mailboxes": ["*"]})
         secrets = session.client("secretsmanager")
-        secrets.create_secret(Name=f"{prefix}jrni", SecretString=json.dumps({**APP, "email": ADMIN["email"],
-                                                                            "password": ADMIN["password"]}))  # fmt: skip
-        secrets.create_secret(Name=f"{prefix}exchange",
-                              SecretString=json.dumps({"username": SERVICE_ACCOUNT, "password": PASSWORD}))  # fmt: skip
+        secrets.create_secret(
+            Name=f"{prefix}jrni",
+            SecretString=json.dumps({**APP, "email": ADMIN["email"], "password": ADMIN["password"]}),
+        )
+        secrets.create_secret(
+            Name=f"{prefix}exchange",
+            SecretString=json.dumps({"username": SERVICE_ACCOUNT, "password": PASSWORD}),
+        )
         options = {"region": region, "endpoint_url": moto_url}
-        DynamoIntegrationStore(env["INTEGRATIONS_TABLE"], **options).create(Integration(
-            id=INTEGRATION, name="Bench Bank", jrni=JrniConnection(jrni.base_url, str(PARENT), "jrni"),
-            exchange=ExchangeConnection(ews.ews_url, "exchange", access_type=AccessType.IMPERSONATION),
-            webhook_secret_name="webhook",
-        ))  # fmt: skip
+        DynamoIntegrationStore(env["INTEGRATIONS_TABLE"], **options).create(
+            Integration(
+                id=INTEGRATION,
+                name="Bench Bank",
+                jrni=JrniConnection(jrni.base_url, str(PARENT), "jrni"),
+                exchange=ExchangeConnection(ews.ews_url, "exchange", access_type=AccessType.IMPERSONATION),
+                webhook_secret_name="webhook",
+            )
+        )
         mappings = DynamoMappingStore(env["MAPPINGS_TABLE"], **options)
         for n in range(mailboxes):
             mappings.put(Mapping(INTEGRATION, ResourceKind.PERSON, str(n + 1), mailbox(n)))
@@ -197,10 +225,16 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
         runner_thread = threading.Thread(target=runner.run, name="streaming-runner", daemon=True)
         runner_thread.start()
         queue_url = resources.queue_urls["InboundQueue"]
-        poller = SqsPoller(session.client("sqs"), queue_url, resources.queue_arns["InboundQueue"],
-                           FunctionEnvironments("inbound").prewarm(2).invoke, lambda: LambdaContext("bench-inbound"),
-                           batch_size=5, workers=2,
-                           name="inbound").start()  # fmt: skip
+        poller = SqsPoller(
+            session.client("sqs"),
+            queue_url,
+            resources.queue_arns["InboundQueue"],
+            FunctionEnvironments("inbound").prewarm(2).invoke,
+            lambda: LambdaContext("bench-inbound"),
+            batch_size=5,
+            workers=2,
+            name="inbound",
+        ).start()
 
         # Ready: every mailbox subscribed and synced once (the task's start wakes), so each has its cursor.
         cursors = DynamoCursorStore(env["CURSORS_TABLE"], **options)
@@ -225,9 +259,17 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
         for n in range(11):
             start = first + timedelta(hours=n)
             sent = time.perf_counter()
-            answer = http.post(f"{jrni.base_url}/_emulator/blocks", timeout=30, json={
-                "company_id": BRANCH, "person_id": 1, "start_time": start.isoformat(),
-                "end_time": (start + timedelta(minutes=30)).isoformat(), "booking": True})  # fmt: skip
+            answer = http.post(
+                f"{jrni.base_url}/_emulator/blocks",
+                timeout=30,
+                json={
+                    "company_id": BRANCH,
+                    "person_id": 1,
+                    "start_time": start.isoformat(),
+                    "end_time": (start + timedelta(minutes=30)).isoformat(),
+                    "booking": True,
+                },
+            )
             answer.raise_for_status()
             arrived = receiver.wait(f"booking:{answer.json()['id']}", 10)
             if arrived is not None:
@@ -247,10 +289,16 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
             start = day0 + timedelta(days=i // 8, hours=8 + i % 8)
             subject = f"bench change {i}"
             sent = time.perf_counter()
-            ews.control("POST", f"mailboxes/{mailbox(i % mailboxes)}/items", {
-                "subject": subject, "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "end": (start + timedelta(minutes=45)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "legacy_free_busy_status": "Busy"})  # fmt: skip
+            ews.control(
+                "POST",
+                f"mailboxes/{mailbox(i % mailboxes)}/items",
+                {
+                    "subject": subject,
+                    "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "end": (start + timedelta(minutes=45)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "legacy_free_busy_status": "Busy",
+                },
+            )
             arrived = receiver.wait(subject, timeout)
             if arrived is None:
                 lost += 1
@@ -270,16 +318,26 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
         calls = Counter(jrni_after)
         calls.subtract(Counter(jrni_before))
         state = http.get(f"{jrni.base_url}/_emulator/state", timeout=30).json()
-        bench_blocks = Counter((b.get("private_note") or "").splitlines()[0] for b in state["blocks"]
-                               if not b["is_cancelled"] and (b.get("private_note") or "").startswith("bench change"))  # fmt: skip
+        bench_blocks = Counter(
+            (b.get("private_note") or "").splitlines()[0]
+            for b in state["blocks"]
+            if not b["is_cancelled"] and (b.get("private_note") or "").startswith("bench change")
+        )
         return {
-            "latency_ms": latency_ms, "changes": changes, "mailboxes": mailboxes, "latencies": latencies,
-            "lost": lost, "elapsed": elapsed, "calibration": calibration,
-            "ews_ops": {k: v for k, v in ops.items() if v}, "jrni_calls": {k: v for k, v in calls.items() if v and "/_emulator/" not in k},
-            "blocks": len(bench_blocks), "duplicates": sum(v - 1 for v in bench_blocks.values() if v > 1),
+            "latency_ms": latency_ms,
+            "changes": changes,
+            "mailboxes": mailboxes,
+            "latencies": latencies,
+            "lost": lost,
+            "elapsed": elapsed,
+            "calibration": calibration,
+            "ews_ops": {k: v for k, v in ops.items() if v},
+            "jrni_calls": {k: v for k, v in calls.items() if v and "/_emulator/" not in k},
+            "blocks": len(bench_blocks),
+            "duplicates": sum(v - 1 for v in bench_blocks.values() if v > 1),
             "cpu": (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
             "moto_cpu": moto_after - moto_before,
-        }  # fmt: skip
+        }
     finally:
         sys.setswitchinterval(saved_interval)
         gc.unfreeze()
@@ -309,9 +367,13 @@ def memory_child(ews_url: str, mailboxes: int, connection_limit: int) -> None:
     from calsync.streaming.runner import RunnerSettings, StreamingRunner
     from calsync.streaming.wiring import EwsExchanges
 
-    integration = Integration(INTEGRATION, "Bench Bank", JrniConnection("http://127.0.0.1:9", "10", "jrni"),
-                              ExchangeConnection(ews_url, "exchange", access_type=AccessType.IMPERSONATION),
-                              "webhook")  # fmt: skip
+    integration = Integration(
+        INTEGRATION,
+        "Bench Bank",
+        JrniConnection("http://127.0.0.1:9", "10", "jrni"),
+        ExchangeConnection(ews_url, "exchange", access_type=AccessType.IMPERSONATION),
+        "webhook",
+    )
 
     class Integrations:
         def get(self, integration_id: str) -> Integration | None:
@@ -366,9 +428,20 @@ def memory_child(ews_url: str, mailboxes: int, connection_limit: int) -> None:
     time.sleep(2.0)
     gc.collect()
     after = process.memory_info().rss
-    print(json.dumps({"before": before, "after": after, "seconds": subscribed, "threads": threading.active_count(),
-                      "subscriptions": stats.get("subscriptions"), "connections": stats.get("streaming_connections"),
-                      "wakes": sink.wakes}), flush=True)  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "before": before,
+                "after": after,
+                "seconds": subscribed,
+                "threads": threading.active_count(),
+                "subscriptions": stats.get("subscriptions"),
+                "connections": stats.get("streaming_connections"),
+                "wakes": sink.wakes,
+            }
+        ),
+        flush=True,
+    )
     runner.stop()
     thread.join(60)
 
@@ -383,9 +456,14 @@ def run_memory(mailboxes: int, connection_limit: int) -> dict[str, Any]:
             ews.add_account(mailbox(n), PASSWORD)
         ews.control("POST", "impersonation", {"service_account": SERVICE_ACCOUNT, "mailboxes": ["*"]})
         env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'shared'}"}
-        child = subprocess.run([sys.executable, __file__, "--memory-child", ews.ews_url, str(mailboxes),
-                                str(connection_limit)], cwd=REPO, env=env, capture_output=True, text=True,
-                               timeout=600)  # fmt: skip
+        child = subprocess.run(
+            [sys.executable, __file__, "--memory-child", ews.ews_url, str(mailboxes), str(connection_limit)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
         if child.returncode != 0 or not lines:
             raise RuntimeError(f"the memory run failed ({child.returncode}): {child.stderr[-2000:]}")
@@ -397,16 +475,20 @@ def run_memory(mailboxes: int, connection_limit: int) -> dict[str, Any]:
 
 def report(runs: list[dict[str, Any]], memory: dict[str, Any] | None) -> None:
     print("\n## Outlook change → JRNI block (closed loop, one change at a time)\n")
-    print("| emulator latency | changes | p50 ms | p95 ms | max ms | lost | blocks | duplicates | changes/s "
-          "| webhook delay p50 ms | CPU ms/change | moto CPU ms/change |")
+    print(
+        "| emulator latency | changes | p50 ms | p95 ms | max ms | lost | blocks | duplicates | changes/s "
+        "| webhook delay p50 ms | CPU ms/change | moto CPU ms/change |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         lat = [x * 1000 for x in run["latencies"]] or [float("nan")]
         cal = [x * 1000 for x in run["calibration"]] or [float("nan")]
-        print(f"| {run['latency_ms']} ms | {run['changes']} | {statistics.median(lat):.0f} | {pct(lat, 95):.0f} | "
-              f"{max(lat):.0f} | {run['lost']} | {run['blocks']} | {run['duplicates']} | "
-              f"{run['changes'] / run['elapsed']:.1f} | {statistics.median(cal):.1f} | "
-              f"{run['cpu'] * 1000 / run['changes']:.0f} | {run['moto_cpu'] * 1000 / run['changes']:.0f} |")  # fmt: skip
+        print(
+            f"| {run['latency_ms']} ms | {run['changes']} | {statistics.median(lat):.0f} | {pct(lat, 95):.0f} | "
+            f"{max(lat):.0f} | {run['lost']} | {run['blocks']} | {run['duplicates']} | "
+            f"{run['changes'] / run['elapsed']:.1f} | {statistics.median(cal):.1f} | "
+            f"{run['cpu'] * 1000 / run['changes']:.0f} | {run['moto_cpu'] * 1000 / run['changes']:.0f} |"
+        )
     print("\n## Requests per Outlook change (after minus before, divided by the changes)\n")
     print("| emulator latency | EWS requests | by operation | JRNI API requests | by endpoint |")
     print("|---|---|---|---|---|")
@@ -416,24 +498,32 @@ def report(runs: list[dict[str, Any]], memory: dict[str, Any] | None) -> None:
         jrni = run["jrni_calls"]
         by_op = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(ews_ops.items()))
         by_ep = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(jrni.items()))
-        print(f"| {run['latency_ms']} ms | {sum(ews_ops.values()) / n:.2f} | {by_op} | {sum(jrni.values()) / n:.2f} "
-              f"| {by_ep} |")  # fmt: skip
+        print(
+            f"| {run['latency_ms']} ms | {sum(ews_ops.values()) / n:.2f} | {by_op} | {sum(jrni.values()) / n:.2f} "
+            f"| {by_ep} |"
+        )
     if memory is not None:
         mib = 1024 * 1024
         per = (memory["after"] - memory["before"]) / max(1, memory["subscriptions"] or 1)
         print("\n## Streaming task memory\n")
-        print("| mailboxes subscribed | connections | RSS before MiB | RSS after MiB | per mailbox KiB | "
-              "subscribe time s | threads |")
+        print(
+            "| mailboxes subscribed | connections | RSS before MiB | RSS after MiB | per mailbox KiB | "
+            "subscribe time s | threads |"
+        )
         print("|---|---|---|---|---|---|---|")
-        print(f"| {memory['subscriptions']} | {memory['connections']} | {memory['before'] / mib:.1f} | "
-              f"{memory['after'] / mib:.1f} | {per / 1024:.1f} | {memory['seconds']:.1f} | {memory['threads']} |")
+        print(
+            f"| {memory['subscriptions']} | {memory['connections']} | {memory['before'] / mib:.1f} | "
+            f"{memory['after'] / mib:.1f} | {per / 1024:.1f} | {memory['seconds']:.1f} | {memory['threads']} |"
+        )
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
         memory_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
         return 0
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--mailboxes", type=int, default=20, help="mapped advisers the changes rotate over")
     parser.add_argument("--latency-ms", type=int, nargs="+", default=[0, 50])

@@ -72,10 +72,28 @@ def stack_process(latency_ms: int, log_level: str) -> Iterator[Stack]:
     t0 = time.perf_counter()
     with log.open("w", encoding="utf-8") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "local", "local", "--api-port", "0", "--ews-port", "0", "--jrni-port", "0",
-             "--latency-ms", str(latency_ms), "--log-level", log_level],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log_file, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "local",
+                "local",
+                "--api-port",
+                "0",
+                "--ews-port",
+                "0",
+                "--jrni-port",
+                "0",
+                "--latency-ms",
+                str(latency_ms),
+                "--log-level",
+                log_level,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+        )
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
@@ -170,13 +188,17 @@ class Observer:
 
     def _run(self) -> None:
         ids = "".join(f"<t:SubscriptionId>{s}</t:SubscriptionId>" for s in self.mailbox_of)
-        body = envelope(f"<m:GetStreamingEvents><m:SubscriptionIds>{ids}</m:SubscriptionIds>"
-                        "<m:ConnectionTimeout>30</m:ConnectionTimeout></m:GetStreamingEvents>", self.anchor)  # fmt: skip
+        body = envelope(
+            f"<m:GetStreamingEvents><m:SubscriptionIds>{ids}</m:SubscriptionIds>"
+            "<m:ConnectionTimeout>30</m:ConnectionTimeout></m:GetStreamingEvents>",
+            self.anchor,
+        )
         buffer, end_tag = b"", b"</Envelope>"
         try:
             # The headers come with the first envelope, so the request is made here, not by the caller.
-            response = self.http.post(self.ews_url, data=body, headers=self._headers(self.anchor), stream=True,
-                                      timeout=(10, 600))  # fmt: skip
+            response = self.http.post(
+                self.ews_url, data=body, headers=self._headers(self.anchor), stream=True, timeout=(10, 600)
+            )
             for chunk in response.iter_content(chunk_size=None):
                 now = time.perf_counter()
                 buffer += chunk
@@ -226,9 +248,16 @@ def calibrate(stack: Stack, observer: Observer, changes: int) -> list[float]:
     for n in range(changes):
         start = first + timedelta(days=n)
         sent = time.perf_counter()
-        item = call(http, "POST", f"{stack.ews}/_emulator/mailboxes/{UNMAPPED}/items",
-                    {"subject": f"calibration {n}", "start": start.isoformat(),
-                     "end": (start + timedelta(minutes=30)).isoformat()})  # fmt: skip
+        item = call(
+            http,
+            "POST",
+            f"{stack.ews}/_emulator/mailboxes/{UNMAPPED}/items",
+            {
+                "subject": f"calibration {n}",
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=30)).isoformat(),
+            },
+        )
         if not observer.wait_for({UNMAPPED: n + 1}, timeout=30):
             raise RuntimeError(
                 f"the stream never showed a control-plane change; stream errors: {observer.errors[:3]}"
@@ -278,11 +307,32 @@ def plan(count: int, first_day: date) -> tuple[list[Planned], list[Planned]]:
             "email": f"client{n}@customer.example.test",
         }
         if n % 2 == 0:
-            a.append(Planned({"company_id": BRANCH, "service_id": MORTGAGE, "person_id": ALICE, "resource_id": ROOM,
-                              "datetime": start, "client": client}, (MAILBOX["1"], MAILBOX["11"])))  # fmt: skip
+            a.append(
+                Planned(
+                    {
+                        "company_id": BRANCH,
+                        "service_id": MORTGAGE,
+                        "person_id": ALICE,
+                        "resource_id": ROOM,
+                        "datetime": start,
+                        "client": client,
+                    },
+                    (MAILBOX["1"], MAILBOX["11"]),
+                )
+            )
         else:
-            b.append(Planned({"company_id": BRANCH, "service_id": SAVINGS, "person_id": BEN, "datetime": start,
-                              "client": client}, (MAILBOX["2"],)))  # fmt: skip
+            b.append(
+                Planned(
+                    {
+                        "company_id": BRANCH,
+                        "service_id": SAVINGS,
+                        "person_id": BEN,
+                        "datetime": start,
+                        "client": client,
+                    },
+                    (MAILBOX["2"],),
+                )
+            )
     return a, b
 
 
@@ -403,8 +453,10 @@ def aws_stats(http: requests.Session, stack: Stack) -> tuple[Counter[str], Count
     """moto's requests so far and its CPU seconds handling them, by operation (its ``GET /_local/stats``)."""
     answer = call(http, "GET", call(http, "GET", f"{stack.api}/_local/cpu")["moto"])
     short = {op: op.split(".")[-1] for op in answer}
-    return (Counter({short[op]: int(v["requests"]) for op, v in answer.items()}),
-            Counter({short[op]: float(v["cpu_seconds"]) for op, v in answer.items()}))  # fmt: skip
+    return (
+        Counter({short[op]: int(v["requests"]) for op, v in answer.items()}),
+        Counter({short[op]: float(v["cpu_seconds"]) for op, v in answer.items()}),
+    )
 
 
 def settle(http: requests.Session, stack: Stack, quiet: float = 1.0, limit: float = 30.0) -> None:
@@ -417,8 +469,14 @@ def settle(http: requests.Session, stack: Stack, quiet: float = 1.0, limit: floa
             last, since = now, time.perf_counter()
 
 
-def run(stack: Stack, observer: Observer, latency_ms: int, mode: str, bookings: list[Planned],
-        go: Callable[[], None]) -> Result:  # fmt: skip
+def run(
+    stack: Stack,
+    observer: Observer,
+    latency_ms: int,
+    mode: str,
+    bookings: list[Planned],
+    go: Callable[[], None],
+) -> Result:
     """Make ``bookings`` with ``go``, then match every item in the calendars to its booking by calsync's stamp."""
     http = requests.Session()
     result = Result(latency_ms, mode, len(bookings), items_expected=sum(len(b.mailboxes) for b in bookings))
@@ -443,8 +501,14 @@ def run(stack: Stack, observer: Observer, latency_ms: int, mode: str, bookings: 
     items: dict[tuple[str, str], list[str]] = {}
     for mailbox in sorted({m for b in bookings for m in b.mailboxes}):
         for item in call(http, "GET", f"{stack.ews}/_emulator/mailboxes/{mailbox}/items"):
-            key = next((p["value"] for p in item.get("extended_properties", [])
-                        if p.get("property_name") == KEY_PROPERTY), None)  # fmt: skip
+            key = next(
+                (
+                    p["value"]
+                    for p in item.get("extended_properties", [])
+                    if p.get("property_name") == KEY_PROPERTY
+                ),
+                None,
+            )
             if key is not None:
                 items.setdefault((mailbox, str(key)), []).append(item["id"])
     last_arrival = started
@@ -466,8 +530,16 @@ def run(stack: Stack, observer: Observer, latency_ms: int, mode: str, bookings: 
     return result
 
 
-def measure_latency(latency_ms: int, count: int, first_day: date, timeout: float, burst_threads: int,
-                    log_level: str, calibration: int, err: TextIO) -> tuple[list[Result], Stack, list[float]]:  # fmt: skip
+def measure_latency(
+    latency_ms: int,
+    count: int,
+    first_day: date,
+    timeout: float,
+    burst_threads: int,
+    log_level: str,
+    calibration: int,
+    err: TextIO,
+) -> tuple[list[Result], Stack, list[float]]:
     with stack_process(latency_ms, log_level) as stack:
         err.write(f"... stack with --latency-ms {latency_ms} up in {stack.started_seconds:.1f} s\n")
         observer = Observer(stack.ews, [MAILBOX["1"], MAILBOX["2"], MAILBOX["11"], UNMAPPED])
@@ -475,14 +547,30 @@ def measure_latency(latency_ms: int, count: int, first_day: date, timeout: float
         results = []
         a, b = plan(count, first_day)
         t0 = time.perf_counter()
-        results.append(run(stack, observer, latency_ms, "steady: 2 users, each waits for its calendar", a + b,
-                           lambda: steady(stack, observer, (a, b), timeout)))  # fmt: skip
+        results.append(
+            run(
+                stack,
+                observer,
+                latency_ms,
+                "steady: 2 users, each waits for its calendar",
+                a + b,
+                lambda: steady(stack, observer, (a, b), timeout),
+            )
+        )
         err.write(f"... {latency_ms} ms steady: {time.perf_counter() - t0:.1f} s\n")
         a, b = plan(count, first_day + timedelta(days=60))
         everything = [x for pair in zip(a, b, strict=True) for x in pair]
         t0 = time.perf_counter()
-        results.append(run(stack, observer, latency_ms, f"burst: all at once from {burst_threads} users", everything,
-                           lambda: burst(stack, observer, everything, timeout * 4, burst_threads)))  # fmt: skip
+        results.append(
+            run(
+                stack,
+                observer,
+                latency_ms,
+                f"burst: all at once from {burst_threads} users",
+                everything,
+                lambda: burst(stack, observer, everything, timeout * 4, burst_threads),
+            )
+        )
         err.write(f"... {latency_ms} ms burst: {time.perf_counter() - t0:.1f} s\n")
         observer.stopping = True
         for problem in observer.errors:
@@ -544,8 +632,15 @@ def import_time(what: str, probe: str, args: list[str], runs: int) -> ImportTime
     direct imports from one ``-X importtime`` run."""
     # As in Lambda: the function's folder and the layer on the path, nothing of the benchmark's own imports.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update({"AWS_REGION": "eu-west-2", "AWS_DEFAULT_REGION": "eu-west-2", "POWERTOOLS_SERVICE_NAME": "calsync",
-                "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"})  # fmt: skip
+    env.update(
+        {
+            "AWS_REGION": "eu-west-2",
+            "AWS_DEFAULT_REGION": "eu-west-2",
+            "POWERTOOLS_SERVICE_NAME": "calsync",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+    )
     command = [sys.executable, "-c", probe, *args]
     seconds, loaded = [], []
     for n in range(runs + 1):
@@ -556,8 +651,14 @@ def import_time(what: str, probe: str, args: list[str], runs: int) -> ImportTime
         if n:
             seconds.append(answer["seconds"])
         loaded = answer["loaded"]
-    traced = subprocess.run([sys.executable, "-X", "importtime", "-c", probe, *args], cwd=tempfile.gettempdir(),
-                            env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    traced = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", probe, *args],
+        cwd=tempfile.gettempdir(),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     top: list[tuple[str, float]] = []
     children: list[tuple[str, float]] = []
     measured = "app" if "import app" in probe else "exchangelib"
@@ -604,8 +705,12 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
         "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)),
         "  ".join("-" * w for w in widths),
     ]
-    out += ["  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-            for r in rows]  # fmt: skip
+    out += [
+        "  ".join(
+            str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
     return "\n".join(out)
 
 
@@ -616,21 +721,56 @@ def pct(values: list[float], p: float) -> str:
     return f"{values[min(len(values) - 1, max(0, math.ceil(p * len(values)) - 1))] * 1000:.0f}"
 
 
-def report(results: list[Result], calibrations: dict[int, list[float]], imports: list[ImportTime],
-           stacks: dict[int, Stack], total: float) -> str:  # fmt: skip
-    lines = [f"Outbound benchmark — {datetime.now():%Y-%m-%d %H:%M}, Python {sys.version.split()[0]}, "
-             f"{os.cpu_count()} CPUs; the local stack in its own process (moto, both emulators, real handlers)", ""]  # fmt: skip
-    lines.append("(1) Webhook-to-calendar latency: from just before the JRNI change (control-plane POST bookings) "
-                 "to the item's CreatedEvent\n    on an EWS streaming subscription, in the LAST of the booking's "
-                 "calendars. Throughput = bookings / (first change → last item).")  # fmt: skip
-    lines.append(table(
-        ["emulators", "mode", "bookings", "arrived", "p50 ms", "p95 ms", "max ms", "mean ms", "bookings/s",
-         "change→queued p50/p95", "queued→calendar p50/p95"],
-        [[f"{r.latency_ms} ms", r.mode, str(r.bookings), str(r.arrived), pct(r.latencies, 0.5), pct(r.latencies, 0.95),
-          pct(r.latencies, 1.0), f"{statistics.mean(r.latencies) * 1000:.0f}" if r.latencies else "-",
-          f"{r.arrived / r.seconds:.1f}" if r.seconds else "-",
-          f"{pct(r.to_queue, 0.5)} / {pct(r.to_queue, 0.95)}", f"{pct(r.from_queue, 0.5)} / {pct(r.from_queue, 0.95)}"]
-         for r in results]))  # fmt: skip
+def report(
+    results: list[Result],
+    calibrations: dict[int, list[float]],
+    imports: list[ImportTime],
+    stacks: dict[int, Stack],
+    total: float,
+) -> str:
+    lines = [
+        f"Outbound benchmark — {datetime.now():%Y-%m-%d %H:%M}, Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs; the local stack in its own process (moto, both emulators, real handlers)",
+        "",
+    ]
+    lines.append(
+        "(1) Webhook-to-calendar latency: from just before the JRNI change (control-plane POST bookings) "
+        "to the item's CreatedEvent\n    on an EWS streaming subscription, in the LAST of the booking's "
+        "calendars. Throughput = bookings / (first change → last item)."
+    )
+    lines.append(
+        table(
+            [
+                "emulators",
+                "mode",
+                "bookings",
+                "arrived",
+                "p50 ms",
+                "p95 ms",
+                "max ms",
+                "mean ms",
+                "bookings/s",
+                "change→queued p50/p95",
+                "queued→calendar p50/p95",
+            ],
+            [
+                [
+                    f"{r.latency_ms} ms",
+                    r.mode,
+                    str(r.bookings),
+                    str(r.arrived),
+                    pct(r.latencies, 0.5),
+                    pct(r.latencies, 0.95),
+                    pct(r.latencies, 1.0),
+                    f"{statistics.mean(r.latencies) * 1000:.0f}" if r.latencies else "-",
+                    f"{r.arrived / r.seconds:.1f}" if r.seconds else "-",
+                    f"{pct(r.to_queue, 0.5)} / {pct(r.to_queue, 0.95)}",
+                    f"{pct(r.from_queue, 0.5)} / {pct(r.from_queue, 0.95)}",
+                ]
+                for r in results
+            ],
+        )
+    )
     lines.append(
         '    change→queued = JRNI\'s webhook delivery + the jrni_webhook function up to its "webhook queued" '
         "log line (ms timestamps);\n    queued→calendar = SQS, the poller and the outbound function"
@@ -641,30 +781,62 @@ def report(results: list[Result], calibrations: dict[int, list[float]], imports:
     )
     lines.append(f"    observer's own delay (control-plane item → its CreatedEvent on the stream): {cal}")
     lines.append("")
-    lines.append("(2) EWS requests per created booking (EWS emulator's /_emulator/stats, after minus before; the "
-                 "observer's stream was opened before).\n    Each booking belongs in 1 calendar (Savings review, "
-                 "Ben) or 2 (Mortgage, Alice + Meeting Room 1): half and half, 1.5 on average,\n    so the minimum "
-                 "is 1 CreateItem per calendar item = 1.5 per booking.")  # fmt: skip
+    lines.append(
+        "(2) EWS requests per created booking (EWS emulator's /_emulator/stats, after minus before; the "
+        "observer's stream was opened before).\n    Each booking belongs in 1 calendar (Savings review, "
+        "Ben) or 2 (Mortgage, Alice + Meeting Room 1): half and half, 1.5 on average,\n    so the minimum "
+        "is 1 CreateItem per calendar item = 1.5 per booking."
+    )
     rows = []
     for r in results:
         total_ews = sum(r.operations.values())
         ops = ", ".join(f"{k} {v}" for k, v in r.operations.most_common())
-        rows.append([f"{r.latency_ms} ms", r.mode.split(":")[0], str(r.items_expected), str(r.items_found),
-                     str(r.duplicates), f"{r.operations['CreateItem'] / r.bookings:.2f}",
-                     f"{total_ews / r.bookings:.2f}", f"{total_ews / max(1, r.items_found):.2f}",
-                     f"{r.jrni_api / r.bookings:.2f}", str(r.webhooks), f"{r.cpu_seconds * 1000 / r.bookings:.0f}",
-                     ops])  # fmt: skip
-    lines.append(table(["emulators", "mode", "items due", "items found", "dupl.", "CreateItem/bk", "EWS req/bk",
-                        "EWS req/item", "JRNI API/bk", "webhooks", "stack CPU ms/bk", "EWS operations"], rows))  # fmt: skip
+        rows.append(
+            [
+                f"{r.latency_ms} ms",
+                r.mode.split(":")[0],
+                str(r.items_expected),
+                str(r.items_found),
+                str(r.duplicates),
+                f"{r.operations['CreateItem'] / r.bookings:.2f}",
+                f"{total_ews / r.bookings:.2f}",
+                f"{total_ews / max(1, r.items_found):.2f}",
+                f"{r.jrni_api / r.bookings:.2f}",
+                str(r.webhooks),
+                f"{r.cpu_seconds * 1000 / r.bookings:.0f}",
+                ops,
+            ]
+        )
+    lines.append(
+        table(
+            [
+                "emulators",
+                "mode",
+                "items due",
+                "items found",
+                "dupl.",
+                "CreateItem/bk",
+                "EWS req/bk",
+                "EWS req/item",
+                "JRNI API/bk",
+                "webhooks",
+                "stack CPU ms/bk",
+                "EWS operations",
+            ],
+            rows,
+        )
+    )
     lines.append(
         "    stack CPU = user+system time of the stack's processes (the stack: both emulators, front, "
         "pollers, handlers; moto; the streaming task) per booking"
     )
     lines.append("")
-    lines.append("(2b) CPU per booking by part, ms (user+system; the same window as (2)). functions = CPU time of "
-                 "the handler invocations on their own\n    threads (time.thread_time, what a Lambda would spend: "
-                 "the handlers, boto3 and exchangelib on the client side);\n    emulators / front = their event-loop "
-                 "threads; pollers + rest = the stack process less those; moto, streaming task = their own processes.")  # fmt: skip
+    lines.append(
+        "(2b) CPU per booking by part, ms (user+system; the same window as (2)). functions = CPU time of "
+        "the handler invocations on their own\n    threads (time.thread_time, what a Lambda would spend: "
+        "the handlers, boto3 and exchangelib on the client side);\n    emulators / front = their event-loop "
+        "threads; pollers + rest = the stack process less those; moto, streaming task = their own processes."
+    )
     part_rows = []
     for r in results:
         p = r.cpu_parts
@@ -675,43 +847,112 @@ def report(results: list[Result], calibrations: dict[int, list[float]], imports:
         def ms(value: float, r: Result = r) -> str:
             return f"{value * 1000 / r.bookings:.1f}"
 
-        part_rows.append([f"{r.latency_ms} ms", r.mode.split(":")[0], ms(p.get("process", 0.0)),
-                          ms(sum(functions.values())),
-                          " / ".join(ms(functions.get(f, 0.0)) for f in ("jrni_webhook", "outbound", "inbound")),
-                          ms(threads.get("ews_emulator", 0.0)), ms(threads.get("jrni_emulator", 0.0)),
-                          ms(threads.get("api_front", 0.0)), ms(rest), ms(p.get("moto", 0.0)),
-                          ms(p.get("streaming", 0.0)),
-                          ms(p.get("process", 0.0) + p.get("moto", 0.0) + p.get("streaming", 0.0))])  # fmt: skip
-    lines.append(table(["emulators", "mode", "stack process", "functions", "webhook / outbound / inbound",
-                        "EWS emulator", "JRNI emulator", "API front", "pollers + rest", "moto", "streaming task",
-                        "all processes"],
-                       part_rows))  # fmt: skip
+        part_rows.append(
+            [
+                f"{r.latency_ms} ms",
+                r.mode.split(":")[0],
+                ms(p.get("process", 0.0)),
+                ms(sum(functions.values())),
+                " / ".join(ms(functions.get(f, 0.0)) for f in ("jrni_webhook", "outbound", "inbound")),
+                ms(threads.get("ews_emulator", 0.0)),
+                ms(threads.get("jrni_emulator", 0.0)),
+                ms(threads.get("api_front", 0.0)),
+                ms(rest),
+                ms(p.get("moto", 0.0)),
+                ms(p.get("streaming", 0.0)),
+                ms(p.get("process", 0.0) + p.get("moto", 0.0) + p.get("streaming", 0.0)),
+            ]
+        )
+    lines.append(
+        table(
+            [
+                "emulators",
+                "mode",
+                "stack process",
+                "functions",
+                "webhook / outbound / inbound",
+                "EWS emulator",
+                "JRNI emulator",
+                "API front",
+                "pollers + rest",
+                "moto",
+                "streaming task",
+                "all processes",
+            ],
+            part_rows,
+        )
+    )
     lines.append("")
-    lines.append("(2c) AWS requests per booking (moto's own count, by operation, the same window as (2)), and moto's "
-                 "CPU per booking handling them (ms).")  # fmt: skip
+    lines.append(
+        "(2c) AWS requests per booking (moto's own count, by operation, the same window as (2)), and moto's "
+        "CPU per booking handling them (ms)."
+    )
     aws_rows = []
     for r in results:
-        top = ", ".join(f"{op} {n / r.bookings:.2f} ({r.aws_cpu[op] * 1000 / r.bookings:.1f})"
-                        for op, n in r.aws_requests.most_common(8))
-        aws_rows.append([f"{r.latency_ms} ms", r.mode.split(":")[0], f"{sum(r.aws_requests.values()) / r.bookings:.2f}",
-                         f"{sum(r.aws_cpu.values()) * 1000 / r.bookings:.1f}", top])  # fmt: skip
-    lines.append(table(["emulators", "mode", "AWS req/bk", "moto CPU ms/bk", "requests per booking by operation (moto CPU ms per booking)"],
-                       aws_rows))  # fmt: skip
+        top = ", ".join(
+            f"{op} {n / r.bookings:.2f} ({r.aws_cpu[op] * 1000 / r.bookings:.1f})"
+            for op, n in r.aws_requests.most_common(8)
+        )
+        aws_rows.append(
+            [
+                f"{r.latency_ms} ms",
+                r.mode.split(":")[0],
+                f"{sum(r.aws_requests.values()) / r.bookings:.2f}",
+                f"{sum(r.aws_cpu.values()) * 1000 / r.bookings:.1f}",
+                top,
+            ]
+        )
+    lines.append(
+        table(
+            [
+                "emulators",
+                "mode",
+                "AWS req/bk",
+                "moto CPU ms/bk",
+                "requests per booking by operation (moto CPU ms per booking)",
+            ],
+            aws_rows,
+        )
+    )
     lines.append("")
-    lines.append("(3) Cold import time of the Lambda modules (fresh interpreter each run; function folder + shared/ "
-                 f"on the path; median of {len(imports[0].seconds)} runs, .pyc files present)")  # fmt: skip
-    lines.append(table(["module", "median ms", "min ms", "max ms", "exchangelib imported?", "also loaded",
-                        "largest direct imports (one -X importtime run)"],
-                       [[i.what, f"{statistics.median(i.seconds) * 1000:.0f}", f"{min(i.seconds) * 1000:.0f}",
-                         f"{max(i.seconds) * 1000:.0f}", "yes" if "exchangelib" in i.loaded else "no",
-                         ", ".join(m for m in i.loaded if m != "exchangelib") or "-",
-                         ", ".join(f"{n} {s * 1000:.0f}" for n, s in i.top[:4])] for i in imports]))  # fmt: skip
+    lines.append(
+        "(3) Cold import time of the Lambda modules (fresh interpreter each run; function folder + shared/ "
+        f"on the path; median of {len(imports[0].seconds)} runs, .pyc files present)"
+    )
+    lines.append(
+        table(
+            [
+                "module",
+                "median ms",
+                "min ms",
+                "max ms",
+                "exchangelib imported?",
+                "also loaded",
+                "largest direct imports (one -X importtime run)",
+            ],
+            [
+                [
+                    i.what,
+                    f"{statistics.median(i.seconds) * 1000:.0f}",
+                    f"{min(i.seconds) * 1000:.0f}",
+                    f"{max(i.seconds) * 1000:.0f}",
+                    "yes" if "exchangelib" in i.loaded else "no",
+                    ", ".join(m for m in i.loaded if m != "exchangelib") or "-",
+                    ", ".join(f"{n} {s * 1000:.0f}" for n, s in i.top[:4]),
+                ]
+                for i in imports
+            ],
+        )
+    )
     problems = [f"{r.latency_ms} ms {r.mode.split(':')[0]}: {p}" for r in results for p in r.problems]
     if problems:
         lines.append("\nProblems:\n" + "\n".join(f"  - {p}" for p in problems))
     logs = ", ".join(str(s.log) for s in stacks.values())
-    lines.append("\nStack start-up: " + ", ".join(f"{ms} ms {s.started_seconds:.1f} s" for ms, s in stacks.items())
-                 + f"; function logs: {logs}; total time {total:.0f} s")  # fmt: skip
+    lines.append(
+        "\nStack start-up: "
+        + ", ".join(f"{ms} ms {s.started_seconds:.1f} s" for ms, s in stacks.items())
+        + f"; function logs: {logs}; total time {total:.0f} s"
+    )
     return "\n".join(lines)
 
 
@@ -744,8 +985,15 @@ def main(argv: list[str] | None = None) -> int:
     stacks: dict[int, Stack] = {}
     for latency in args.latency_ms:
         rows, stacks[latency], calibrations[latency] = measure_latency(
-            latency, args.bookings, first_day, args.timeout, args.burst_users, args.log_level, args.calibration,
-            sys.stderr)  # fmt: skip
+            latency,
+            args.bookings,
+            first_day,
+            args.timeout,
+            args.burst_users,
+            args.log_level,
+            args.calibration,
+            sys.stderr,
+        )
         results += rows
     sys.stderr.write("... import times\n")
     imports = import_times(args.import_runs)

@@ -71,8 +71,12 @@ class Resources:
             return self.queue_urls[logical_id]
         if logical_id in self.event_buses:
             return self.event_buses[logical_id]
-        pseudo = {"AWS::Region": self.region, "AWS::AccountId": ACCOUNT_ID, "AWS::Partition": "aws",
-                  "AWS::URLSuffix": "amazonaws.com"}  # fmt: skip
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
         if logical_id in pseudo:
             return pseudo[logical_id]
         raise KeyError(f"the local stack cannot resolve !Ref {logical_id}")
@@ -146,9 +150,18 @@ def _dead_letter_targets_first(queues: dict[str, dict[str, Any]]) -> list[str]:
 
 
 # SQS queue attributes the template may set, as CreateQueue names them (all strings).
-_QUEUE_ATTRIBUTES = ("FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit",
-                     "VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "MaximumMessageSize",
-                     "ReceiveMessageWaitTimeSeconds", "SqsManagedSseEnabled")  # fmt: skip
+_QUEUE_ATTRIBUTES = (
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "ReceiveMessageWaitTimeSeconds",
+    "SqsManagedSseEnabled",
+)
 
 
 def _attribute(value: Any) -> str:
@@ -167,9 +180,11 @@ def create_resources(
     for name, resource in _of_type(template, "AWS::DynamoDB::Table").items():
         props = created.resolve(resource["Properties"])
         request: dict[str, Any] = {
-            "TableName": props["TableName"], "AttributeDefinitions": props["AttributeDefinitions"],
-            "KeySchema": props["KeySchema"], "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
-        }  # fmt: skip
+            "TableName": props["TableName"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
         for index in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
             if index in props:
                 request[index] = props[index]
@@ -218,16 +233,22 @@ def event_source_queue(template: Mapping[str, Any], function: str) -> tuple[str,
     for event in events.values():
         if event.get("Type") == "SQS":
             queue = event["Properties"]["Queue"]
-            logical_id = queue["Fn::GetAtt"][0] if isinstance(queue, dict) and "Fn::GetAtt" in queue else str(queue)
+            logical_id = (
+                queue["Fn::GetAtt"][0] if isinstance(queue, dict) and "Fn::GetAtt" in queue else str(queue)
+            )
             return logical_id, int(event["Properties"].get("BatchSize", 10))
     raise KeyError(f"{function} has no SQS event source in the template")
 
 
-def task_environment(template: Mapping[str, Any], resources: Resources,
-                     task: str = "StreamingTaskDefinition") -> dict[str, str]:  # fmt: skip
+def task_environment(
+    template: Mapping[str, Any], resources: Resources, task: str = "StreamingTaskDefinition"
+) -> dict[str, str]:
     """The environment of the (first) container of an ECS task definition in the template, resolved.
 
     The task definition itself is only created in AWS (condition ``RunStreamingTask``); locally its container runs as
     a process, with exactly these variables."""
     containers = template["Resources"][task]["Properties"]["ContainerDefinitions"]
-    return {str(entry["Name"]): str(resources.resolve(entry["Value"])) for entry in containers[0].get("Environment", [])}
+    return {
+        str(entry["Name"]): str(resources.resolve(entry["Value"]))
+        for entry in containers[0].get("Environment", [])
+    }

@@ -25,11 +25,19 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--api-port", type=int, default=8087, help="the API front (0: a free port)")
     local.add_argument("--ews-port", type=int, default=8089, help="the EWS emulator (0: a free port)")
     local.add_argument("--jrni-port", type=int, default=8088, help="the JRNI emulator (0: a free port)")
-    local.add_argument("--seed", metavar="FILE", default=str(DEMO_SEED),
-                       help="seed JSON (see local/seed.py; default: the demo organisation); 'none' seeds nothing")
+    local.add_argument(
+        "--seed",
+        metavar="FILE",
+        default=str(DEMO_SEED),
+        help="seed JSON (see local/seed.py; default: the demo organisation); 'none' seeds nothing",
+    )
     local.add_argument("--latency-ms", type=int, default=0, help="added to every request by both emulators")
-    local.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                       help="the functions' log level (logs go to stderr)")
+    local.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="the functions' log level (logs go to stderr)",
+    )
     return parser
 
 
@@ -37,8 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     """Start the stack, print the ready line, and run until interrupted."""
     args = _parser().parse_args(argv)
     seed = None if args.seed.lower() == "none" else Path(args.seed)
-    stack = LocalStack(StackOptions(api_port=args.api_port, ews_port=args.ews_port, jrni_port=args.jrni_port,
-                                    seed=seed, latency_ms=args.latency_ms, log_level=args.log_level))
+    stack = LocalStack(
+        StackOptions(
+            api_port=args.api_port,
+            ews_port=args.ews_port,
+            jrni_port=args.jrni_port,
+            seed=seed,
+            latency_ms=args.latency_ms,
+            log_level=args.log_level,
+        )
+    )
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -37,7 +37,12 @@ BRANCH = 37001
 ALICE, BEN, CHLOE, ROOM = 1, 2, 3, 11
 MORTGAGE, SAVINGS = 21, 22
 MAILBOX = {ALICE: "alice@bank.example.test", BEN: "ben@bank.example.test", ROOM: "room1@bank.example.test"}
-WATCHED = ("alice@bank.example.test", "ben@bank.example.test", "room1@bank.example.test", "chloe@bank.example.test")
+WATCHED = (
+    "alice@bank.example.test",
+    "ben@bank.example.test",
+    "room1@bank.example.test",
+    "chloe@bank.example.test",
+)
 KEY_PROPERTY = "CalsyncJrniKey"  # the extended property calsync stamps with "<company>/<booking>"
 POLL_SECONDS = 0.02
 
@@ -120,11 +125,21 @@ class Demo:
             response.raise_for_status()
             items: dict[str, Seen] = {}
             for item in response.json():
-                key = next((p["value"] for p in item.get("extended_properties", [])
-                            if p.get("property_name") == KEY_PROPERTY), None)  # fmt: skip
+                key = next(
+                    (
+                        p["value"]
+                        for p in item.get("extended_properties", [])
+                        if p.get("property_name") == KEY_PROPERTY
+                    ),
+                    None,
+                )
                 if key is not None:
-                    items[str(key)] = Seen(item["subject"], _utc(item["start"]), _utc(item["end"]),
-                                           item["legacy_free_busy_status"])  # fmt: skip
+                    items[str(key)] = Seen(
+                        item["subject"],
+                        _utc(item["start"]),
+                        _utc(item["end"]),
+                        item["legacy_free_busy_status"],
+                    )
             calendars[mailbox] = items
         return calendars
 
@@ -141,7 +156,9 @@ class Demo:
             if not missing:
                 break
             if time.monotonic() > deadline:
-                raise StepTimeout(f"step {step!r}: not in Outlook after {self.step_timeout:.0f} s: " + "; ".join(missing))
+                raise StepTimeout(
+                    f"step {step!r}: not in Outlook after {self.step_timeout:.0f} s: " + "; ".join(missing)
+                )
             time.sleep(POLL_SECONDS)
         took = (time.monotonic() - started) * 1000
         self.timings.append((step, took))
@@ -186,8 +203,10 @@ def _unmet(expected: Expected, calendars: Calendars) -> list[str]:
             elif shape is not None and (seen is None or (seen.start, seen.end, seen.free_busy) != shape):
                 start, end, free_busy = shape
                 want = f"{start.astimezone(ZONE):%H:%M}-{end.astimezone(ZONE):%H:%M} {free_busy}"
-                problems.append(f"{mailbox} should show booking {key} {want}, shows "
-                                + (seen.describe() if seen else "nothing"))  # fmt: skip
+                problems.append(
+                    f"{mailbox} should show booking {key} {want}, shows "
+                    + (seen.describe() if seen else "nothing")
+                )
     return problems
 
 
@@ -234,32 +253,58 @@ def run_scenario(demo: Demo, day: date) -> None:
     ten, eleven, two, four, five = _at(day, 10), _at(day, 11), _at(day, 14), _at(day, 16), _at(day, 17)
     booking = demo.wait_for(
         "booking created",
-        lambda: demo.jrni_call("POST", "bookings", {
-            "company_id": BRANCH, "service_id": MORTGAGE, "person_id": ALICE, "resource_id": ROOM,
-            "datetime": ten.isoformat(),
-            "client": {"first_name": "Pat", "last_name": "Jones", "email": "pat.jones@customer.example.test"}}),
+        lambda: demo.jrni_call(
+            "POST",
+            "bookings",
+            {
+                "company_id": BRANCH,
+                "service_id": MORTGAGE,
+                "person_id": ALICE,
+                "resource_id": ROOM,
+                "datetime": ten.isoformat(),
+                "client": {
+                    "first_name": "Pat",
+                    "last_name": "Jones",
+                    "email": "pat.jones@customer.example.test",
+                },
+            },
+        ),
         lambda made: {MAILBOX[ALICE]: {key(made): mortgage(ten)}, MAILBOX[ROOM]: {key(made): mortgage(ten)}},
-    )  # fmt: skip
+    )
     mortgage_id = booking["id"]
     demo.wait_for(
         "booking moved",
         lambda: demo.jrni_call("PUT", f"bookings/{mortgage_id}", {"datetime": two.isoformat()}),
-        lambda moved: {MAILBOX[ALICE]: {key(moved): mortgage(two)}, MAILBOX[ROOM]: {key(moved): mortgage(two)}},
+        lambda moved: {
+            MAILBOX[ALICE]: {key(moved): mortgage(two)},
+            MAILBOX[ROOM]: {key(moved): mortgage(two)},
+        },
     )
     demo.wait_for(
         "reassigned to Ben",
         lambda: demo.jrni_call("PUT", f"bookings/{mortgage_id}", {"person_id": BEN}),
-        lambda moved: {MAILBOX[ALICE]: {key(moved): None}, MAILBOX[BEN]: {key(moved): mortgage(two)},
-                       MAILBOX[ROOM]: {key(moved): mortgage(two)}},
-    )  # fmt: skip
+        lambda moved: {
+            MAILBOX[ALICE]: {key(moved): None},
+            MAILBOX[BEN]: {key(moved): mortgage(two)},
+            MAILBOX[ROOM]: {key(moved): mortgage(two)},
+        },
+    )
     reservation = demo.wait_for(
         "reservation made",
-        lambda: demo.jrni_call("POST", "bookings", {
-            "company_id": BRANCH, "service_id": SAVINGS, "person_id": ALICE, "datetime": eleven.isoformat(),
-            "reservation": True,
-            "client": {"first_name": "Sam", "last_name": "Lee", "email": "sam.lee@customer.example.test"}}),
+        lambda: demo.jrni_call(
+            "POST",
+            "bookings",
+            {
+                "company_id": BRANCH,
+                "service_id": SAVINGS,
+                "person_id": ALICE,
+                "datetime": eleven.isoformat(),
+                "reservation": True,
+                "client": {"first_name": "Sam", "last_name": "Lee", "email": "sam.lee@customer.example.test"},
+            },
+        ),
         lambda made: {MAILBOX[ALICE]: {key(made): review("Tentative")}},
-    )  # fmt: skip
+    )
     demo.wait_for(
         "reservation confirmed",
         lambda: demo.jrni_call("POST", f"bookings/{reservation['id']}/confirm"),
@@ -267,16 +312,27 @@ def run_scenario(demo: Demo, day: date) -> None:
     )
     demo.wait_for(
         "booking cancelled",
-        lambda: demo.jrni_call("POST", f"bookings/{mortgage_id}/cancel", {"cancel_reason": "customer rescheduled"}),
+        lambda: demo.jrni_call(
+            "POST", f"bookings/{mortgage_id}/cancel", {"cancel_reason": "customer rescheduled"}
+        ),
         lambda cancelled: {MAILBOX[BEN]: {key(cancelled): None}, MAILBOX[ROOM]: {key(cancelled): None}},
     )
     demo.wait_for(
         "JRNI block (Ben)",
         # booking: true answers the block's status-3 booking, whose id is what calsync stamps on the item.
-        lambda: demo.jrni_call("POST", "blocks", {"company_id": BRANCH, "person_id": BEN, "booking": True,
-                                                  "start_time": four.isoformat(), "end_time": five.isoformat()}),
+        lambda: demo.jrni_call(
+            "POST",
+            "blocks",
+            {
+                "company_id": BRANCH,
+                "person_id": BEN,
+                "booking": True,
+                "start_time": four.isoformat(),
+                "end_time": five.isoformat(),
+            },
+        ),
         lambda block: {MAILBOX[BEN]: {key(block): (four.astimezone(UTC), five.astimezone(UTC), "Busy")}},
-    )  # fmt: skip
+    )
     unmapped_status(demo, day)
 
 
@@ -285,23 +341,36 @@ def unmapped_status(demo: Demo, day: date) -> None:
     assert demo.stack.urls is not None and demo.stack.seeded is not None
     url = f"{demo.stack.urls.api}/admin/integrations/{demo.stack.seeded.integration_id}/mappings"
     started = time.monotonic()
-    demo.jrni_call("POST", "bookings", {"company_id": BRANCH, "service_id": SAVINGS, "person_id": CHLOE,
-                                         "datetime": _at(day, 9).isoformat(),
-                                         "client": {"first_name": "Kim", "last_name": "Park"}})  # fmt: skip
+    demo.jrni_call(
+        "POST",
+        "bookings",
+        {
+            "company_id": BRANCH,
+            "service_id": SAVINGS,
+            "person_id": CHLOE,
+            "datetime": _at(day, 9).isoformat(),
+            "client": {"first_name": "Kim", "last_name": "Park"},
+        },
+    )
     while True:
         rows = demo.http.get(url, timeout=30).json()["mappings"]
         chloe = next(r for r in rows if r["kind"] == "person" and str(r["jrni_id"]) == str(CHLOE))
         if chloe.get("status") and chloe["status"]["state"] == "skipped":
             break
         if time.monotonic() - started > demo.step_timeout:
-            raise StepTimeout(f"step 'unmapped adviser': status of Chloe Clark not 'skipped' after "
-                              f"{demo.step_timeout:.0f} s (is {chloe.get('status')})")  # fmt: skip
+            raise StepTimeout(
+                f"step 'unmapped adviser': status of Chloe Clark not 'skipped' after "
+                f"{demo.step_timeout:.0f} s (is {chloe.get('status')})"
+            )
         time.sleep(POLL_SECONDS * 5)
     now = demo.read_calendars()
     if any(now[m] != demo.calendars.get(m, {}) for m in WATCHED):
         raise StepTimeout("step 'unmapped adviser': a calendar changed for a booking nobody is mapped to")
-    demo.note("unmapped adviser", (time.monotonic() - started) * 1000,
-              f"Chloe Clark: skipped - {chloe['status']['detail']}")
+    demo.note(
+        "unmapped adviser",
+        (time.monotonic() - started) * 1000,
+        f"Chloe Clark: skipped - {chloe['status']['detail']}",
+    )
 
 
 def port_if_free(port: int, host: str = "127.0.0.1") -> int:
@@ -332,7 +401,9 @@ def summary(demo: Demo, total_seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; 0 when every step arrived in Outlook in time."""
     parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__)
-    parser.add_argument("--step-timeout", type=float, default=30.0, help="seconds a step may take (default 30)")
+    parser.add_argument(
+        "--step-timeout", type=float, default=30.0, help="seconds a step may take (default 30)"
+    )
     parser.add_argument("--latency-ms", type=int, default=0, help="added to every request by both emulators")
     args = parser.parse_args(argv)
     out = sys.stdout
@@ -340,18 +411,30 @@ def main(argv: list[str] | None = None) -> int:
     log_path = Path(tempfile.gettempdir()) / "calsync-demo.log"
     began = time.monotonic()
     with log_path.open("w", encoding="utf-8") as log:
-        options = StackOptions(api_port=port_if_free(8087), ews_port=port_if_free(8089), jrni_port=port_if_free(8088),
-                               seed=DEMO_SEED, latency_ms=args.latency_ms, log_stream=log)  # fmt: skip
-        out.write(style.paint("calsync demo", "1") + ": JRNI bookings arriving in Outlook, and Outlook meetings "
-                  "arriving in JRNI, through the real handlers on the local stack\n")  # fmt: skip
+        options = StackOptions(
+            api_port=port_if_free(8087),
+            ews_port=port_if_free(8089),
+            jrni_port=port_if_free(8088),
+            seed=DEMO_SEED,
+            latency_ms=args.latency_ms,
+            log_stream=log,
+        )
+        out.write(
+            style.paint("calsync demo", "1") + ": JRNI bookings arriving in Outlook, and Outlook meetings "
+            "arriving in JRNI, through the real handlers on the local stack\n"
+        )
         out.flush()
         stack = LocalStack(options)
         try:
             urls = stack.start()
-            out.write(f"stack up in {time.monotonic() - began:.1f} s: API {urls.api}  EWS {urls.ews}  JRNI {urls.jrni}\n")
+            out.write(
+                f"stack up in {time.monotonic() - began:.1f} s: API {urls.api}  EWS {urls.ews}  JRNI {urls.jrni}\n"
+            )
             day = demo_day(datetime.now(ZONE).date())
-            out.write(f"branch Example Bank Manchester (Europe/London), bookings on {day:%A %d %B %Y}; "
-                      "Mortgage appointment: 45 min + 15 min before, 10 min after\n\n")  # fmt: skip
+            out.write(
+                f"branch Example Bank Manchester (Europe/London), bookings on {day:%A %d %B %Y}; "
+                "Mortgage appointment: 45 min + 15 min before, 10 min after\n\n"
+            )
             demo = Demo(stack, out, args.step_timeout, style)
             demo.print_header()
             scenario_began = time.monotonic()
@@ -366,8 +449,10 @@ def main(argv: list[str] | None = None) -> int:
             out.write("\n" + style.paint("demo FAILED", "31;1") + f": {exc}\nfunction logs: {log_path}\n")
             return 1
         except Exception as exc:
-            out.write("\n" + style.paint("demo FAILED", "31;1") + f": {type(exc).__name__}: {exc}\n"
-                      f"function logs: {log_path}\n")  # fmt: skip
+            out.write(
+                "\n" + style.paint("demo FAILED", "31;1") + f": {type(exc).__name__}: {exc}\n"
+                f"function logs: {log_path}\n"
+            )
             return 1
         finally:
             out.flush()

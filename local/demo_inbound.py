@@ -58,15 +58,18 @@ class Inbound:
 
     # ---- Outlook, as the mailbox owner -------------------------------------------------------------------------
 
-    def outlook(self, method: str, mailbox: str, item_id: str | None = None,
-                body: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    def outlook(
+        self, method: str, mailbox: str, item_id: str | None = None, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         path = f"{self.demo.ews}/_emulator/mailboxes/{mailbox}/items"
         if item_id is not None:
             path += "/" + quote(item_id, safe="")
         response = self.demo.http.request(method, path, json=body, timeout=30)
         if response.status_code >= 400:
-            raise RuntimeError(f"Outlook (EWS emulator) refused {method} {path}: {response.status_code} "
-                               f"{response.text[:300]}")  # fmt: skip
+            raise RuntimeError(
+                f"Outlook (EWS emulator) refused {method} {path}: {response.status_code} "
+                f"{response.text[:300]}"
+            )
         return dict(response.json()) if response.content else {}
 
     def item(self, mailbox: str, item_id: str) -> dict[str, Any]:
@@ -85,11 +88,15 @@ class Inbound:
         blocks: Blocks = {}
         for block in self.state().get("blocks", []):
             note = str(block.get("private_note") or "")
-            if block.get("is_cancelled") or not any(line.startswith("calsync:") for line in note.splitlines()):
+            if block.get("is_cancelled") or not any(
+                line.startswith("calsync:") for line in note.splitlines()
+            ):
                 continue
             title = note.splitlines()[0] if not note.startswith("calsync:") else ""
             who = block.get("person_name") or block.get("resource_name") or "?"
-            blocks[str(block["id"])] = Block(str(who), _utc(block["datetime"]), _utc(block["end_datetime"]), title)
+            blocks[str(block["id"])] = Block(
+                str(who), _utc(block["datetime"]), _utc(block["end_datetime"]), title
+            )
         return blocks
 
     def booking(self, booking_id: int) -> dict[str, Any]:
@@ -98,8 +105,13 @@ class Inbound:
 
     # ---- steps -------------------------------------------------------------------------------------------------
 
-    def step(self, name: str, change: Callable[[], Any], done: Callable[[Any, Blocks], str | None],
-             extra: Callable[[Any], list[tuple[str, str, str]]] | None = None) -> Any:  # fmt: skip
+    def step(
+        self,
+        name: str,
+        change: Callable[[], Any],
+        done: Callable[[Any, Blocks], str | None],
+        extra: Callable[[Any], list[tuple[str, str, str]]] | None = None,
+    ) -> Any:
         """Make ``change`` in Outlook, then poll JRNI until ``done(result, blocks)`` answers None (it answers what is
         still missing otherwise); print the step with the blocks that appeared, moved or went."""
         demo = self.demo
@@ -129,11 +141,15 @@ class Inbound:
         while time.monotonic() - started < QUIET_SECONDS:
             now = self.read_blocks()
             if now != self.blocks:
-                raise StepTimeout(f"step {name!r}: JRNI changed although it should not ({why}): "
-                                  + "; ".join(text for _, _, text in _block_changes(self.blocks, now)))  # fmt: skip
+                raise StepTimeout(
+                    f"step {name!r}: JRNI changed although it should not ({why}): "
+                    + "; ".join(text for _, _, text in _block_changes(self.blocks, now))
+                )
             time.sleep(POLL_SECONDS * 5)
         demo.timings.append((name, QUIET_SECONDS * 1000))
-        demo.print_step(name, QUIET_SECONDS * 1000, [("JRNI", " ", f"no block after {QUIET_SECONDS:g} s ({why})")])
+        demo.print_step(
+            name, QUIET_SECONDS * 1000, [("JRNI", " ", f"no block after {QUIET_SECONDS:g} s ({why})")]
+        )
         return result
 
 
@@ -150,8 +166,11 @@ def _block_changes(before: Blocks, after: Blocks) -> list[tuple[str, str, str]]:
 
 
 def _window(start: datetime, minutes: int = 60) -> dict[str, str]:
-    return {"start": start.astimezone(UTC).isoformat(), "end": (start + timedelta(minutes=minutes)).astimezone(UTC)
-            .isoformat(), "time_zone": "GMT Standard Time"}  # fmt: skip
+    return {
+        "start": start.astimezone(UTC).isoformat(),
+        "end": (start + timedelta(minutes=minutes)).astimezone(UTC).isoformat(),
+        "time_zone": "GMT Standard Time",
+    }
 
 
 def _only(blocks: Blocks, expected: list[tuple[datetime, datetime]], who: str) -> str | None:
@@ -160,8 +179,10 @@ def _only(blocks: Blocks, expected: list[tuple[datetime, datetime]], who: str) -
     want = sorted((s.astimezone(UTC), e.astimezone(UTC)) for s, e in expected)
     if have == want:
         return None
-    return f"{who}'s blocks are {[f'{s.astimezone(ZONE):%d %b %H:%M}' for s, _ in have]}, " \
-           f"expected {[f'{s.astimezone(ZONE):%d %b %H:%M}' for s, _ in want]}"  # fmt: skip
+    return (
+        f"{who}'s blocks are {[f'{s.astimezone(ZONE):%d %b %H:%M}' for s, _ in have]}, "
+        f"expected {[f'{s.astimezone(ZONE):%d %b %H:%M}' for s, _ in want]}"
+    )
 
 
 def _events(demo: Demo) -> list[tuple[str, str, str]]:
@@ -169,8 +190,13 @@ def _events(demo: Demo) -> list[tuple[str, str, str]]:
     lines = []
     for event in demo.stack.events():
         detail = event.get("detail", {})
-        lines.append(("EventBridge", " ", f"{event.get('detail-type')}: booking {detail.get('company_id')}/"
-                                          f"{detail.get('booking_id')}"))  # fmt: skip
+        lines.append(
+            (
+                "EventBridge",
+                " ",
+                f"{event.get('detail-type')}: booking {detail.get('company_id')}/{detail.get('booking_id')}",
+            )
+        )
     return lines
 
 
@@ -186,10 +212,13 @@ def run_inbound(demo: Demo, outbound_day: date) -> None:
 
     meeting = inbound.step(
         "Outlook meeting (Alice)",
-        lambda: inbound.outlook("POST", alice, body={"subject": "Team meeting", **_window(nine),
-                                                     "legacy_free_busy_status": "Busy"}),
+        lambda: inbound.outlook(
+            "POST",
+            alice,
+            body={"subject": "Team meeting", **_window(nine), "legacy_free_busy_status": "Busy"},
+        ),
         lambda made, blocks: _only(blocks, [(nine, nine + timedelta(hours=1))], "Alice Adams"),
-    )  # fmt: skip
+    )
     inbound.step(
         "meeting moved",
         lambda: inbound.outlook("PATCH", alice, meeting["id"], _window(noon)),
@@ -202,10 +231,13 @@ def run_inbound(demo: Demo, outbound_day: date) -> None:
     )
     inbound.nothing(
         "Free meeting (Alice)",
-        lambda: inbound.outlook("POST", alice, body={"subject": "Optional lunch and learn", **_window(noon),
-                                                     "legacy_free_busy_status": "Free"}),
+        lambda: inbound.outlook(
+            "POST",
+            alice,
+            body={"subject": "Optional lunch and learn", **_window(noon), "legacy_free_busy_status": "Free"},
+        ),
         "Free time does not block",
-    )  # fmt: skip
+    )
 
     def neutral(made: dict[str, Any], blocks: Blocks) -> str | None:
         wrong = _only(blocks, [(three, three + timedelta(hours=1))], "Alice Adams")
@@ -216,24 +248,51 @@ def run_inbound(demo: Demo, outbound_day: date) -> None:
 
     private = inbound.step(
         "private meeting (Alice)",
-        lambda: inbound.outlook("POST", alice, body={"subject": "Doctor appointment", **_window(three),
-                                                     "legacy_free_busy_status": "Busy", "sensitivity": "Private"}),
+        lambda: inbound.outlook(
+            "POST",
+            alice,
+            body={
+                "subject": "Doctor appointment",
+                **_window(three),
+                "legacy_free_busy_status": "Busy",
+                "sensitivity": "Private",
+            },
+        ),
         neutral,
-    )  # fmt: skip
+    )
     # Out of the way of the series and the bookings below.
-    inbound.step("private deleted", lambda: inbound.outlook("DELETE", alice, private["id"]),
-                 lambda gone, blocks: _only(blocks, [], "Alice Adams"))  # fmt: skip
-    weekly = [(_at(day + timedelta(weeks=n), 8), _at(day + timedelta(weeks=n), 8, 30))
-              for n in range(WEEKLY_OCCURRENCES)]  # fmt: skip
+    inbound.step(
+        "private deleted",
+        lambda: inbound.outlook("DELETE", alice, private["id"]),
+        lambda gone, blocks: _only(blocks, [], "Alice Adams"),
+    )
+    weekly = [
+        (_at(day + timedelta(weeks=n), 8), _at(day + timedelta(weeks=n), 8, 30))
+        for n in range(WEEKLY_OCCURRENCES)
+    ]
     inbound.step(
         f"weekly series x{WEEKLY_OCCURRENCES} (Ben)",
-        lambda: inbound.outlook("POST", ben, body={
-            "subject": "Branch huddle", **_window(weekly[0][0], 30), "legacy_free_busy_status": "Busy",
-            "recurrence": {"pattern": "weekly", "interval": 1, "days_of_week": [f"{day:%A}"],
-                           "range": {"type": "numbered", "start_date": day.isoformat(),
-                                     "number_of_occurrences": WEEKLY_OCCURRENCES}}}),
+        lambda: inbound.outlook(
+            "POST",
+            ben,
+            body={
+                "subject": "Branch huddle",
+                **_window(weekly[0][0], 30),
+                "legacy_free_busy_status": "Busy",
+                "recurrence": {
+                    "pattern": "weekly",
+                    "interval": 1,
+                    "days_of_week": [f"{day:%A}"],
+                    "range": {
+                        "type": "numbered",
+                        "start_date": day.isoformat(),
+                        "number_of_occurrences": WEEKLY_OCCURRENCES,
+                    },
+                },
+            },
+        ),
         lambda made, blocks: _only(blocks, weekly, "Ben Brown"),
-    )  # fmt: skip
+    )
     locked_bookings(demo, inbound, day)
 
 
@@ -244,8 +303,10 @@ def _ours(demo: Demo, mailbox: str, key: str) -> dict[str, Any] | None:
     response = demo.http.get(f"{demo.ews}/_emulator/mailboxes/{mailbox}/items", timeout=30)
     response.raise_for_status()
     for item in response.json():
-        if any(p.get("property_name") == KEY_PROPERTY and str(p.get("value")) == key
-               for p in item.get("extended_properties", [])):  # fmt: skip
+        if any(
+            p.get("property_name") == KEY_PROPERTY and str(p.get("value")) == key
+            for p in item.get("extended_properties", [])
+        ):
             return dict(item)
     return None
 
@@ -265,11 +326,23 @@ def locked_bookings(demo: Demo, inbound: Inbound, day: date) -> None:
 
     booking = demo.wait_for(
         "JRNI booking (Alice)",
-        lambda: demo.jrni_call("POST", "bookings", {
-            "company_id": BRANCH, "service_id": SAVINGS, "person_id": ALICE, "datetime": two.isoformat(),
-            "client": {"first_name": "Alex", "last_name": "Moss", "email": "alex.moss@customer.example.test"}}),
+        lambda: demo.jrni_call(
+            "POST",
+            "bookings",
+            {
+                "company_id": BRANCH,
+                "service_id": SAVINGS,
+                "person_id": ALICE,
+                "datetime": two.isoformat(),
+                "client": {
+                    "first_name": "Alex",
+                    "last_name": "Moss",
+                    "email": "alex.moss@customer.example.test",
+                },
+            },
+        ),
         lambda made: {alice: {key(made): savings(two)}},
-    )  # fmt: skip
+    )
     item = _ours(demo, alice, key(booking))
     assert item is not None
     item_id = str(item["id"])
@@ -296,7 +369,11 @@ def locked_bookings(demo: Demo, inbound: Inbound, day: date) -> None:
 
     def moved_in_jrni(moved: dict[str, Any], blocks: Blocks) -> str | None:
         now = _utc(inbound.booking(booking["id"])["datetime"])
-        return None if now == half_two.astimezone(UTC) else f"JRNI still has the booking at {now.astimezone(ZONE):%H:%M}"
+        return (
+            None
+            if now == half_two.astimezone(UTC)
+            else f"JRNI still has the booking at {now.astimezone(ZONE):%H:%M}"
+        )
 
     inbound.step(
         "Outlook move, lock off",
@@ -307,12 +384,20 @@ def locked_bookings(demo: Demo, inbound: Inbound, day: date) -> None:
 
     reservation = demo.wait_for(
         "JRNI reservation (Alice)",
-        lambda: demo.jrni_call("POST", "bookings", {
-            "company_id": BRANCH, "service_id": SAVINGS, "person_id": ALICE, "datetime": four.isoformat(),
-            "reservation": True,
-            "client": {"first_name": "Jo", "last_name": "Reed", "email": "jo.reed@customer.example.test"}}),
+        lambda: demo.jrni_call(
+            "POST",
+            "bookings",
+            {
+                "company_id": BRANCH,
+                "service_id": SAVINGS,
+                "person_id": ALICE,
+                "datetime": four.isoformat(),
+                "reservation": True,
+                "client": {"first_name": "Jo", "last_name": "Reed", "email": "jo.reed@customer.example.test"},
+            },
+        ),
         lambda made: {alice: {key(made): savings(four, "Tentative")}},
-    )  # fmt: skip
+    )
     held = _ours(demo, alice, key(reservation))
     assert held is not None
     held_id = str(held["id"])
@@ -330,7 +415,13 @@ def locked_bookings(demo: Demo, inbound: Inbound, day: date) -> None:
         "reservation moved",
         lambda: inbound.outlook("PATCH", alice, held_id, _window(half_four, 30)),
         confirmed,
-        lambda moved: [("JRNI", "~", f"reservation {key(reservation)} confirmed, at "
-                        f"{_utc(inbound.booking(reservation['id'])['datetime']).astimezone(ZONE):%H:%M}"),
-                       *published],
-    )  # fmt: skip
+        lambda moved: [
+            (
+                "JRNI",
+                "~",
+                f"reservation {key(reservation)} confirmed, at "
+                f"{_utc(inbound.booking(reservation['id'])['datetime']).astimezone(ZONE):%H:%M}",
+            ),
+            *published,
+        ],
+    )

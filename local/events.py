@@ -84,10 +84,15 @@ def sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[
     """One record of an SQS event, from a ``ReceiveMessage`` answer (asked with every attribute)."""
     attributes = dict(message.get("Attributes", {}))
     message_attributes = {
-        name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
-               "stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+        name: {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": value.get("BinaryValue"),
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value["DataType"],
+        }
         for name, value in message.get("MessageAttributes", {}).items()
-    }  # fmt: skip
+    }
     body = message["Body"]
     return {
         "messageId": message["MessageId"],

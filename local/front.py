@@ -33,7 +33,9 @@ _POOL = web.AppKey("pool", ThreadPoolExecutor)
 
 def _gateway_error(status: int, message: str) -> web.Response:
     """An answer made by API Gateway itself, shaped as it shapes them."""
-    return web.json_response({"message": message}, status=status, headers={"x-amzn-ErrorType": "LocalGatewayError"})
+    return web.json_response(
+        {"message": message}, status=status, headers={"x-amzn-ErrorType": "LocalGatewayError"}
+    )
 
 
 def _route(method: str, path: str) -> tuple[str, str, dict[str, str] | None] | None:
@@ -60,9 +62,15 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     handler, context_factory = request.app[_HANDLERS][function]
     body = await request.read()
     event = rest_event(
-        request.method, path, resource, headers=list(request.headers.items()), query=list(request.query.items()),
-        path_parameters=path_parameters, body=body, source_ip=request.remote or "127.0.0.1",
-    )  # fmt: skip
+        request.method,
+        path,
+        resource,
+        headers=list(request.headers.items()),
+        query=list(request.query.items()),
+        path_parameters=path_parameters,
+        body=body,
+        source_ip=request.remote or "127.0.0.1",
+    )
     loop = asyncio.get_running_loop()
     try:
         answer = await loop.run_in_executor(request.app[_POOL], handler, event, context_factory())
@@ -88,7 +96,10 @@ def _response(answer: dict[str, Any]) -> web.Response:
 
 
 def build_front(
-    webhook: tuple[Handler, ContextFactory], admin: tuple[Handler, ContextFactory], *, workers: int = 8,
+    webhook: tuple[Handler, ContextFactory],
+    admin: tuple[Handler, ContextFactory],
+    *,
+    workers: int = 8,
     cpu: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
     """The aiohttp application: each function is its handler and a factory of Lambda contexts; ``cpu`` answers

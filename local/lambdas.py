@@ -68,9 +68,13 @@ def load_module(folder: str, source: Path | None = None) -> ModuleType:
         shared = _shared_logger()
         registry = logging.Logger.manager.loggerDict
         name = shared.name
-        del registry[name]  # so that the copy's Logger() finds the name free and configures a logger of its own
+        del registry[
+            name
+        ]  # so that the copy's Logger() finds the name free and configures a logger of its own
         try:
-            spec = importlib.util.spec_from_file_location(f"calsync_local_functions.{folder}.app{next(_numbers)}", path)
+            spec = importlib.util.spec_from_file_location(
+                f"calsync_local_functions.{folder}.app{next(_numbers)}", path
+            )
             if spec is None or spec.loader is None:
                 raise ImportError(f"cannot load {path}")
             module = importlib.util.module_from_spec(spec)

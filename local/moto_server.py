@@ -99,13 +99,27 @@ def _until_due(queue: Any, timeout: float) -> float:
     """Seconds until a message of ``queue`` becomes visible or its delay ends (nobody is notified when that
     happens), at most ``timeout``."""
     now = time.time() * 1000
-    due = [at for message in queue._messages for at in (message.visible_at, message.delayed_until) if at > now]
+    due = [
+        at for message in queue._messages for at in (message.visible_at, message.delayed_until) if at > now
+    ]
     return min(timeout, (min(due) - now) / 1000 + 0.001) if due else timeout
 
 
 # DynamoDB operations whose answers are items and keys in wire format, plus counts and consumed capacity.
-_ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
-                              "BatchWriteItem", "TransactGetItems", "TransactWriteItems"})  # fmt: skip
+_ITEM_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
 
 
 def _wire_value(value: object) -> str:
@@ -127,11 +141,17 @@ def patch_dynamodb_answers() -> None:
         def execute_result(self: Any, context: Any) -> Any:
             operation = context.operation_model
             result = self.result
-            if operation.name in _ITEM_OPERATIONS and isinstance(result, dict) and operation.output_shape is not None:
+            if (
+                operation.name in _ITEM_OPERATIONS
+                and isinstance(result, dict)
+                and operation.output_shape is not None
+            ):
                 members = operation.output_shape.members
                 try:
-                    body = json.dumps({k: v for k, v in result.items() if k in members and v is not None},
-                                      default=_wire_value)  # fmt: skip
+                    body = json.dumps(
+                        {k: v for k, v in result.items() if k in members and v is not None},
+                        default=_wire_value,
+                    )
                 except TypeError:
                     pass
                 else:
@@ -190,7 +210,10 @@ def patch_dynamodb_query() -> None:
         def scoped_query(*args: Any, **kwargs: Any) -> Any:
             call = signature.bind(*args, **kwargs).arguments
             table, hash_key = call["self"], call.get("hash_key")
-            hash_conditions, range_conditions = call.get("hash_key_conditions"), call.get("range_key_conditions")
+            hash_conditions, range_conditions = (
+                call.get("hash_key_conditions"),
+                call.get("range_key_conditions"),
+            )
             if hash_key is None and not hash_conditions:
                 return query(*args, **kwargs)
             _query_scope.table = table
@@ -314,7 +337,9 @@ class RequestStats:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO") == STATS_PATH:
             body = json.dumps(self.snapshot()).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
             return [body]
         operation = _operation(environ)
         began = time.thread_time()
@@ -352,8 +377,14 @@ class MotoServer:
         patch_dynamodb_answers()
         patch_dynamodb_query()
         patch_moto_overheads()
-        self._server = create_server(RequestStats(cached_dispatcher()), host=self.host, port=self.port, threads=_THREADS,
-                                     ident="moto", clear_untrusted_proxy_headers=False)  # fmt: skip
+        self._server = create_server(
+            RequestStats(cached_dispatcher()),
+            host=self.host,
+            port=self.port,
+            threads=_THREADS,
+            ident="moto",
+            clear_untrusted_proxy_headers=False,
+        )
         self._thread = threading.Thread(target=self._server.run, name="moto", daemon=True)
         self._thread.start()
         return self
@@ -378,7 +409,12 @@ class MotoServer:
 
 READY = "moto ready "
 # The moto backends of the services the template uses (and the local stack's own rule → queue).
-_SERVICES = ("moto.dynamodb.responses", "moto.sqs.responses", "moto.secretsmanager.responses", "moto.events.responses")
+_SERVICES = (
+    "moto.dynamodb.responses",
+    "moto.sqs.responses",
+    "moto.secretsmanager.responses",
+    "moto.events.responses",
+)
 
 
 class MotoProcess:
@@ -393,11 +429,19 @@ class MotoProcess:
         root = Path(__file__).resolve().parents[1]
         # moto adds CORS headers to every answer (flask_cors, after each request) unless told not to: no browser
         # talks to it here, and AWS's SDK endpoints do not answer with them either.
-        env = {**os.environ, "MOTO_DISABLE_GLOBAL_CORS": "true", "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            "MOTO_DISABLE_GLOBAL_CORS": "true",
+            "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+        }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "local.moto_server", "--host", self.host, "--port", str(self.port)], cwd=root,
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "local.moto_server", "--host", self.host, "--port", str(self.port)],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line.startswith(READY):

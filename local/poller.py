@@ -52,8 +52,10 @@ class SqsPoller:
         self.name = name
         self.region = str(sqs.meta.region_name)
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, name=f"sqs-poller-{name}-{i}", daemon=True)
-                         for i in range(workers)]  # fmt: skip
+        self._threads = [
+            threading.Thread(target=self._run, name=f"sqs-poller-{name}-{i}", daemon=True)
+            for i in range(workers)
+        ]
         self.invocations = 0
         self.deleted = 0
         self._counter_lock = threading.Lock()
@@ -110,9 +112,12 @@ class SqsPoller:
         """Receive one batch (waiting up to a second) and hand it to the handler; the number of records."""
         with self._receive_lock:
             answer = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=WAIT_SECONDS,
-                MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"],
-            )  # fmt: skip
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=self.batch_size,
+                WaitTimeSeconds=WAIT_SECONDS,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
         messages = answer.get("Messages", [])
         if not messages:
             return 0
@@ -123,8 +128,12 @@ class SqsPoller:
             response = self.handler({"Records": records}, self.context_factory())
         except Exception:
             # The whole batch failed: every message comes back after its visibility timeout.
-            log.error("the %s function raised; batch of %d not deleted:\n%s", self.name, len(records),
-                      traceback.format_exc())  # fmt: skip
+            log.error(
+                "the %s function raised; batch of %d not deleted:\n%s",
+                self.name,
+                len(records),
+                traceback.format_exc(),
+            )
             return len(records)
         failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
         done = [r for r in records if r["messageId"] not in failed]

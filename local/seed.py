@@ -70,7 +70,13 @@ def _check(response: requests.Response, what: str) -> Any:
 
 
 def apply_seed(
-    seed: dict[str, Any], *, api_url: str, ews_url: str, jrni_url: str, secrets_client: Any, secrets_prefix: str
+    seed: dict[str, Any],
+    *,
+    api_url: str,
+    ews_url: str,
+    jrni_url: str,
+    secrets_client: Any,
+    secrets_prefix: str,
 ) -> Seeded:
     """Seed JRNI and Exchange, store the secrets, create the integration and mappings, point JRNI's webhooks."""
     http = requests.Session()
@@ -79,12 +85,24 @@ def apply_seed(
     exchange = seed["exchange"]
     service = exchange["service_account"]
     for mailbox in [service, *exchange.get("mailboxes", [])]:
-        body = {"address": mailbox["address"], "password": mailbox.get("password", "pass-for-tests"),
-                "display_name": mailbox.get("display_name"), "time_zone": mailbox.get("time_zone", "UTC")}  # fmt: skip
-        _check(http.post(f"{ews_url}/_emulator/accounts", json=body, timeout=_TIMEOUT), f"adding {body['address']}")
-    _check(http.post(f"{ews_url}/_emulator/impersonation",
-                     json={"service_account": service["address"], "mailboxes": ["*"]}, timeout=_TIMEOUT),
-           "granting ApplicationImpersonation")  # fmt: skip
+        body = {
+            "address": mailbox["address"],
+            "password": mailbox.get("password", "pass-for-tests"),
+            "display_name": mailbox.get("display_name"),
+            "time_zone": mailbox.get("time_zone", "UTC"),
+        }
+        _check(
+            http.post(f"{ews_url}/_emulator/accounts", json=body, timeout=_TIMEOUT),
+            f"adding {body['address']}",
+        )
+    _check(
+        http.post(
+            f"{ews_url}/_emulator/impersonation",
+            json={"service_account": service["address"], "mailboxes": ["*"]},
+            timeout=_TIMEOUT,
+        ),
+        "granting ApplicationImpersonation",
+    )
 
     integration = seed["integration"]
     integration_id = str(integration["id"])
@@ -93,46 +111,75 @@ def apply_seed(
     webhook = integration["webhook"]
     names = {part: f"{secrets_prefix}{integration_id}/{part}" for part in ("jrni", "exchange", "webhook")}
     values = {
-        "jrni": {"app_id": app["app_id"], "app_key": app.get("app_key", ""), "email": admin["email"],
-                 "password": admin["password"]},
+        "jrni": {
+            "app_id": app["app_id"],
+            "app_key": app.get("app_key", ""),
+            "email": admin["email"],
+            "password": admin["password"],
+        },
         "exchange": {"username": service["address"], "password": service["password"]},
         "webhook": {"username": webhook["username"], "password": webhook["password"]},
-    }  # fmt: skip
+    }
     for part, name in names.items():
         secrets_client.create_secret(Name=name, SecretString=json.dumps(values[part]))
 
     body = {
         "id": integration_id,
         "name": integration["name"],
-        "jrni": {"base_url": jrni_url, "company_id": str(integration["company_id"]), "secret_name": names["jrni"]},
-        "exchange": {"endpoint": f"{ews_url}/EWS/Exchange.asmx", "secret_name": names["exchange"], "auth": "basic",
-                     "access_type": "impersonation"},
+        "jrni": {
+            "base_url": jrni_url,
+            "company_id": str(integration["company_id"]),
+            "secret_name": names["jrni"],
+        },
+        "exchange": {
+            "endpoint": f"{ews_url}/EWS/Exchange.asmx",
+            "secret_name": names["exchange"],
+            "auth": "basic",
+            "access_type": "impersonation",
+        },
         "webhook_secret_name": names["webhook"],
         "options": integration.get("options", {}),
         "appointment_lock": bool(integration.get("appointment_lock", True)),
         "auto_confirm": bool(integration.get("auto_confirm", False)),
-    }  # fmt: skip
-    _check(http.post(f"{api_url}/admin/integrations", json=body, timeout=_TIMEOUT), "creating the integration")
+    }
+    _check(
+        http.post(f"{api_url}/admin/integrations", json=body, timeout=_TIMEOUT), "creating the integration"
+    )
     # An operator first looks at the list JRNI gives, then maps; a mapping to someone JRNI does not list is a mistake.
-    listed = _check(http.get(f"{api_url}/admin/integrations/{integration_id}/mappings", timeout=_TIMEOUT),
-                    "listing JRNI staff and resources")  # fmt: skip
+    listed = _check(
+        http.get(f"{api_url}/admin/integrations/{integration_id}/mappings", timeout=_TIMEOUT),
+        "listing JRNI staff and resources",
+    )
     known = {(row["kind"], str(row["jrni_id"])) for row in listed["mappings"]}
     for mapping in seed["mappings"]:
         kind, jrni_id = mapping["kind"], str(mapping["jrni_id"])
         if (kind, jrni_id) not in known:
-            raise SeedError(f"mapping {kind} {jrni_id}: JRNI lists no such {kind} under company {integration['company_id']}")
-        _check(http.put(f"{api_url}/admin/integrations/{integration_id}/mappings/{kind}/{jrni_id}",
-                        json={"mailbox": mapping["mailbox"]}, timeout=_TIMEOUT), f"mapping {kind} {jrni_id}")  # fmt: skip
+            raise SeedError(
+                f"mapping {kind} {jrni_id}: JRNI lists no such {kind} under company {integration['company_id']}"
+            )
+        _check(
+            http.put(
+                f"{api_url}/admin/integrations/{integration_id}/mappings/{kind}/{jrni_id}",
+                json={"mailbox": mapping["mailbox"]},
+                timeout=_TIMEOUT,
+            ),
+            f"mapping {kind} {jrni_id}",
+        )
 
     webhook_url = f"{api_url}/webhooks/jrni/{integration_id}"
-    _check(http.post(f"{jrni_url}/_emulator/webhooks", json=_receiver(webhook, webhook_url), timeout=_TIMEOUT),
-           "pointing JRNI's webhooks")  # fmt: skip
+    _check(
+        http.post(f"{jrni_url}/_emulator/webhooks", json=_receiver(webhook, webhook_url), timeout=_TIMEOUT),
+        "pointing JRNI's webhooks",
+    )
     return Seeded(integration_id, webhook_url)
 
 
 def _receiver(webhook: dict[str, Any], url: str) -> dict[str, Any]:
-    return {"url": url, "format": webhook.get("format", "data"),
-            "auth": {"basic": {"username": webhook["username"], "password": webhook["password"]}}}  # fmt: skip
+    return {
+        "url": url,
+        "format": webhook.get("format", "data"),
+        "auth": {"basic": {"username": webhook["username"], "password": webhook["password"]}},
+    }
 
 
 def reseed(seed: dict[str, Any] | None, seeded: Seeded | None, *, ews_url: str, jrni_url: str) -> None:
@@ -147,17 +194,33 @@ def reseed(seed: dict[str, Any] | None, seeded: Seeded | None, *, ews_url: str, 
         return
     _check(http.post(f"{jrni_url}/_emulator/seed", json=seed["jrni"], timeout=_TIMEOUT), "seeding JRNI")
     if seeded is not None:
-        _check(http.post(f"{jrni_url}/_emulator/webhooks",
-                         json=_receiver(seed["integration"]["webhook"], seeded.webhook_url), timeout=_TIMEOUT),
-               "pointing JRNI's webhooks")  # fmt: skip
+        _check(
+            http.post(
+                f"{jrni_url}/_emulator/webhooks",
+                json=_receiver(seed["integration"]["webhook"], seeded.webhook_url),
+                timeout=_TIMEOUT,
+            ),
+            "pointing JRNI's webhooks",
+        )
     exchange = seed["exchange"]
-    _check(http.post(f"{ews_url}/_emulator/impersonation",
-                     json={"service_account": exchange["service_account"]["address"], "mailboxes": ["*"]},
-                     timeout=_TIMEOUT), "granting ApplicationImpersonation")  # fmt: skip
+    _check(
+        http.post(
+            f"{ews_url}/_emulator/impersonation",
+            json={"service_account": exchange["service_account"]["address"], "mailboxes": ["*"]},
+            timeout=_TIMEOUT,
+        ),
+        "granting ApplicationImpersonation",
+    )
     for mailbox in exchange.get("mailboxes", []):
         address = mailbox["address"]
-        items = _check(http.get(f"{ews_url}/_emulator/mailboxes/{address}/items", timeout=_TIMEOUT),
-                       f"reading {address}")  # fmt: skip
+        items = _check(
+            http.get(f"{ews_url}/_emulator/mailboxes/{address}/items", timeout=_TIMEOUT), f"reading {address}"
+        )
         for item in items or []:
-            _check(http.delete(f"{ews_url}/_emulator/mailboxes/{address}/items/{quote(item['id'], safe='')}",
-                               timeout=_TIMEOUT), f"emptying {address}")  # fmt: skip
+            _check(
+                http.delete(
+                    f"{ews_url}/_emulator/mailboxes/{address}/items/{quote(item['id'], safe='')}",
+                    timeout=_TIMEOUT,
+                ),
+                f"emptying {address}",
+            )

@@ -45,15 +45,28 @@ from local.streaming import StreamingSupervisor
 
 REGION = "eu-west-2"
 # moto accepts any credentials; these only keep boto3 from looking for real ones.
-_DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-              "AWS_SECURITY_TOKEN": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}  # fmt: skip
+_DUMMY_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+}
 # Logical ids in template.yaml of the functions the stack runs, and their folders under functions/.
-FUNCTIONS = {"JrniWebhookFunction": "jrni_webhook", "OutboundFunction": "outbound", "AdminFunction": "admin",
-             "InboundFunction": "inbound"}  # fmt: skip
+FUNCTIONS = {
+    "JrniWebhookFunction": "jrni_webhook",
+    "OutboundFunction": "outbound",
+    "AdminFunction": "admin",
+    "InboundFunction": "inbound",
+}
 # The streaming task's intervals on the local stack (seconds): mappings re-read, heartbeat, and wakes coalesced
 # much more often than in AWS, so that a meeting made in Outlook reaches JRNI in well under a second.
-STREAMING_LOCAL = {"STREAMING_REFRESH_SECONDS": "1", "STREAMING_HEARTBEAT_SECONDS": "2",
-                   "STREAMING_COALESCE_SECONDS": "0.2"}  # fmt: skip
+STREAMING_LOCAL = {
+    "STREAMING_REFRESH_SECONDS": "1",
+    "STREAMING_HEARTBEAT_SECONDS": "2",
+    "STREAMING_COALESCE_SECONDS": "0.2",
+}
 EVENTS_QUEUE = "calsync-local-events"  # the stack's own queue behind a rule matching every calsync event
 # How long a thread of the stack's process may hold the interpreter while another waits for it (Python's default is
 # 5 ms). The emulators, the front, the pollers and every function share one interpreter here, where each function
@@ -172,8 +185,9 @@ class LocalStack:
         self._set_env(env)
 
         self.ews = EwsEmulator(EmulatorSettings(latency_ms=opts.latency_ms), port=opts.ews_port).start()
-        self.jrni = BackgroundServer(lambda: create_app(JrniSettings(latency_ms=opts.latency_ms)), opts.host,
-                                     opts.jrni_port).start()  # fmt: skip
+        self.jrni = BackgroundServer(
+            lambda: create_app(JrniSettings(latency_ms=opts.latency_ms)), opts.host, opts.jrni_port
+        ).start()
         self.cpu.watch("ews_emulator", self.ews.server.thread)
         self.cpu.watch("jrni_emulator", self.jrni.thread)
 
@@ -182,19 +196,26 @@ class LocalStack:
         wiring.reset()
         # One environment of each function loaded now (an import error shows at start); the pollers' workers each
         # keep one busy, and the front's concurrent requests load more, as Lambda scales out.
-        self.functions = {logical: FunctionEnvironments(folder, opts.log_stream).prewarm(1)
-                          for logical, folder in FUNCTIONS.items()}  # fmt: skip
+        self.functions = {
+            logical: FunctionEnvironments(folder, opts.log_stream).prewarm(1)
+            for logical, folder in FUNCTIONS.items()
+        }
         cpu = self.cpu
         self.front = BackgroundServer(
             lambda: build_front(
-                (cpu.wrap("jrni_webhook", self.functions["JrniWebhookFunction"].invoke),
-                 self._context_factory("JrniWebhookFunction")),
-                (cpu.wrap("admin", self.functions["AdminFunction"].invoke), self._context_factory("AdminFunction")),
+                (
+                    cpu.wrap("jrni_webhook", self.functions["JrniWebhookFunction"].invoke),
+                    self._context_factory("JrniWebhookFunction"),
+                ),
+                (
+                    cpu.wrap("admin", self.functions["AdminFunction"].invoke),
+                    self._context_factory("AdminFunction"),
+                ),
                 cpu=lambda: {**cpu.snapshot(), "moto": f"{self._moto_url}{MOTO_STATS_PATH}"},
             ),
             opts.host,
             opts.api_port,
-        ).start()  # fmt: skip
+        ).start()
         self.cpu.watch("api_front", self.front.thread)
         self.poller = self._poller("OutboundFunction", "outbound")
         self.inbound_poller = self._poller("InboundFunction", "inbound")
@@ -203,9 +224,13 @@ class LocalStack:
         self.urls = StackUrls(api=self.front.base_url, ews=self.ews.base_url, jrni=self.jrni.base_url)
         if opts.seed is not None:
             self.seeded = apply_seed(
-                load_seed(opts.seed), api_url=self.urls.api, ews_url=self.urls.ews, jrni_url=self.urls.jrni,
-                secrets_client=self.client("secretsmanager"), secrets_prefix=env.get("SECRETS_PREFIX", ""),
-            )  # fmt: skip
+                load_seed(opts.seed),
+                api_url=self.urls.api,
+                ews_url=self.urls.ews,
+                jrni_url=self.urls.jrni,
+                secrets_client=self.client("secretsmanager"),
+                secrets_prefix=env.get("SECRETS_PREFIX", ""),
+            )
         if opts.streaming:
             # After the seed: its first plan already holds the seeded mappings (it re-reads them every second).
             # Supervised, as the ECS service does: a task that exits is replaced by a new one.
@@ -222,12 +247,19 @@ class LocalStack:
         url = self.resources.queue_urls[queue]
         if self.options.queue_visibility_seconds is not None:
             self.client("sqs").set_queue_attributes(
-                QueueUrl=url, Attributes={"VisibilityTimeout": str(self.options.queue_visibility_seconds)})
+                QueueUrl=url, Attributes={"VisibilityTimeout": str(self.options.queue_visibility_seconds)}
+            )
         environments = self.functions[logical_id].prewarm(self.options.poller_workers)
         return SqsPoller(
-            self.client("sqs"), url, self.resources.queue_arns[queue], self.cpu.wrap(name, environments.invoke),
-            self._context_factory(logical_id), batch_size=batch_size, workers=self.options.poller_workers, name=name,
-        ).start()  # fmt: skip
+            self.client("sqs"),
+            url,
+            self.resources.queue_arns[queue],
+            self.cpu.wrap(name, environments.invoke),
+            self._context_factory(logical_id),
+            batch_size=batch_size,
+            workers=self.options.poller_workers,
+            name=name,
+        ).start()
 
     def _capture_events(self) -> str | None:
         """A rule on the template's bus sending every calsync event to a queue of the stack's own."""
@@ -238,8 +270,12 @@ class LocalStack:
         sqs, events = self.client("sqs"), self.client("events")
         url = str(sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"])
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(Name=f"{EVENTS_QUEUE}-all", EventBusName=bus, EventPattern=json.dumps({"source": ["calsync"]}))
-        events.put_targets(Rule=f"{EVENTS_QUEUE}-all", EventBusName=bus, Targets=[{"Id": "local", "Arn": arn}])
+        events.put_rule(
+            Name=f"{EVENTS_QUEUE}-all", EventBusName=bus, EventPattern=json.dumps({"source": ["calsync"]})
+        )
+        events.put_targets(
+            Rule=f"{EVENTS_QUEUE}-all", EventBusName=bus, Targets=[{"Id": "local", "Arn": arn}]
+        )
         return url
 
     def streaming_environment(self) -> dict[str, str]:
@@ -265,8 +301,11 @@ class LocalStack:
         sqs = self.client("sqs")
         found: list[dict[str, Any]] = []
         while True:
-            answer = sqs.receive_message(QueueUrl=self.events_queue_url, MaxNumberOfMessages=10,
-                                         WaitTimeSeconds=0 if found else wait_seconds)  # fmt: skip
+            answer = sqs.receive_message(
+                QueueUrl=self.events_queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0 if found else wait_seconds,
+            )
             messages = answer.get("Messages", [])
             if not messages:
                 return found
@@ -288,11 +327,13 @@ class LocalStack:
         names = {f"#{name}": name for name in fields}
         values = {f":{name}": {"BOOL": bool(value)} for name, value in fields.items()}
         self.client("dynamodb").update_item(
-            TableName=os.environ["INTEGRATIONS_TABLE"], Key={"integration_id": {"S": integration_id}},
+            TableName=os.environ["INTEGRATIONS_TABLE"],
+            Key={"integration_id": {"S": integration_id}},
             UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in fields),
             ConditionExpression="attribute_exists(integration_id)",
-            ExpressionAttributeNames=names, ExpressionAttributeValues=values,
-        )  # fmt: skip
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def reset(self) -> None:
         """Back to the seed, as after ``start()``: emulator faults cleared, impersonation and JRNI's webhooks as the
@@ -311,13 +352,18 @@ class LocalStack:
             dynamodb = self.client("dynamodb")
             for variable in ("LINKS_TABLE", "BLOCK_LINKS_TABLE", "CURSORS_TABLE"):
                 _empty_table(dynamodb, os.environ[variable])
-            _empty_table(dynamodb, os.environ["MAPPINGS_TABLE"],
-                         only=lambda key: str(key.get("sk", {}).get("S", "")).startswith("status#"))
+            _empty_table(
+                dynamodb,
+                os.environ["MAPPINGS_TABLE"],
+                only=lambda key: str(key.get("sk", {}).get("S", "")).startswith("status#"),
+            )
             if seed is not None and self.seeded is not None:
                 integration = seed["integration"]
-                self.set_integration(self.seeded.integration_id,
-                                     appointment_lock=bool(integration.get("appointment_lock", True)),
-                                     auto_confirm=bool(integration.get("auto_confirm", False)))  # fmt: skip
+                self.set_integration(
+                    self.seeded.integration_id,
+                    appointment_lock=bool(integration.get("appointment_lock", True)),
+                    auto_confirm=bool(integration.get("auto_confirm", False)),
+                )
             sqs = self.client("sqs")
             for url in self.resources.queue_urls.values():
                 _empty_queue(sqs, url)
@@ -411,18 +457,25 @@ def _empty_queue(sqs: Any, url: str) -> None:
         if "PurgeQueueInProgress" not in str(exc.response.get("Error", {}).get("Code", "")):
             raise
     while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
         if not messages:
             return
-        sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                                                        for i, m in enumerate(messages)])  # fmt: skip
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+        )
 
 
 def _empty_table(dynamodb: Any, table: str, only: Callable[[dict[str, Any]], bool] | None = None) -> None:
     """Delete every item of ``table`` (only those whose key ``only`` accepts, when given)."""
     keys = [a["AttributeName"] for a in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
-    pages = dynamodb.get_paginator("scan").paginate(TableName=table, ProjectionExpression=", ".join(f"#{k}" for k in keys),
-                                                    ExpressionAttributeNames={f"#{k}": k for k in keys})  # fmt: skip
+    pages = dynamodb.get_paginator("scan").paginate(
+        TableName=table,
+        ProjectionExpression=", ".join(f"#{k}" for k in keys),
+        ExpressionAttributeNames={f"#{k}": k for k in keys},
+    )
     for page in pages:
         for item in page.get("Items", []):
             if only is None or only(item):

@@ -43,9 +43,15 @@ class StreamingProcess:
         path = os.pathsep.join([str(ROOT), str(ROOT / "shared")])
         env = {**os.environ, **self.env, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, str(MAIN)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1,
-        )  # fmt: skip
+            [sys.executable, str(MAIN)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         self._pump = threading.Thread(target=self._copy_output, name="streaming-task-log", daemon=True)
         self._pump.start()
         return self
@@ -93,8 +99,14 @@ class StreamingSupervisor:
     """Keeps one streaming task running, as the ECS service does (desired count 1). ``returncode`` and ``pid`` are
     the current task's; ``restarts`` counts the tasks started after the first."""
 
-    def __init__(self, env: Mapping[str, str], log_stream: IO[str], *, task_id: str = "local-streaming",
-                 restart_seconds: float = RESTART_SECONDS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_stream: IO[str],
+        *,
+        task_id: str = "local-streaming",
+        restart_seconds: float = RESTART_SECONDS,
+    ) -> None:
         self.env = dict(env)
         self.log_stream = log_stream
         self.task_id = task_id
@@ -154,7 +166,9 @@ class StreamingSupervisor:
                 self._changed.clear()
                 continue
             task.stop()  # reaps it and drains its output
-            task.note(f"calsync local: the streaming task exited (status {task.returncode}); starting a new one\n")
+            task.note(
+                f"calsync local: the streaming task exited (status {task.returncode}); starting a new one\n"
+            )
             if self._stopping.wait(self.restart_seconds):
                 return
             if self._holding.is_set():

@@ -28,12 +28,20 @@ def rest_event(
     """A REST API proxy event for ``method path``, shaped like ``events/admin_list_integrations.json``."""
     event = copy.deepcopy(load_event("admin_list_integrations.json"))
     all_headers = {"Content-Type": "application/json", **(headers or {})}
-    event.update({
-        "httpMethod": method, "path": path, "resource": resource or path, "headers": all_headers,
-        "multiValueHeaders": {k: [v] for k, v in all_headers.items()}, "pathParameters": path_parameters,
-        "body": raw_body if raw_body is not None else (None if body is None else json.dumps(body)),
-    })  # fmt: skip
-    event["requestContext"].update({"httpMethod": method, "resourcePath": resource or path, "path": f"/Prod{path}"})
+    event.update(
+        {
+            "httpMethod": method,
+            "path": path,
+            "resource": resource or path,
+            "headers": all_headers,
+            "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
+            "pathParameters": path_parameters,
+            "body": raw_body if raw_body is not None else (None if body is None else json.dumps(body)),
+        }
+    )
+    event["requestContext"].update(
+        {"httpMethod": method, "resourcePath": resource or path, "path": f"/Prod{path}"}
+    )
     return event
 
 

@@ -26,5 +26,12 @@ def create_tables(prefix: str = "test") -> dict[str, str]:
     return create_in_moto(prefix).tables
 
 
-__all__ = ["REGION", "Resources", "create_in_moto", "create_tables", "function_environment", "load_template",
-           "resources_of_type"]  # fmt: skip
+__all__ = [
+    "REGION",
+    "Resources",
+    "create_in_moto",
+    "create_tables",
+    "function_environment",
+    "load_template",
+    "resources_of_type",
+]

@@ -52,7 +52,16 @@ def uv_export(*groups: str) -> list[Requirement]:
     if not UV.exists():
         pytest.fail(f"{UV.relative_to(ROOT)} is missing: run `make setup` (it installs the pinned uv)")
     out = subprocess.run(
-        [UV, "export", "--frozen", "--no-emit-project", "--no-hashes", "--no-header", "--no-annotate", *groups],
+        [
+            UV,
+            "export",
+            "--frozen",
+            "--no-emit-project",
+            "--no-hashes",
+            "--no-header",
+            "--no-annotate",
+            *groups,
+        ],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -88,14 +97,18 @@ def test_venv_has_exactly_the_locked_dev_install() -> None:
     )
     installed = {canonicalize_name(name): version for name, version, _ in found["dists"]}
     calsync = [json.loads(url or "{}") for name, _, url in found["dists"] if name == "calsync"]
-    assert calsync and calsync[0].get("dir_info", {}).get("editable"), "calsync is not installed editable in .venv"
+    assert calsync and calsync[0].get("dir_info", {}).get("editable"), (
+        "calsync is not installed editable in .venv"
+    )
     del installed["calsync"]
 
     locked = pins(uv_export("--group", "dev"), {**found["env"], "extra": ""})
     assert installed == locked, {
         "not in the lock": sorted(set(installed) - set(locked)),
         "locked but missing": sorted(set(locked) - set(installed)),
-        "other version": {n: (installed[n], locked[n]) for n in installed.keys() & locked if installed[n] != locked[n]},
+        "other version": {
+            n: (installed[n], locked[n]) for n in installed.keys() & locked if installed[n] != locked[n]
+        },
     }
 
 
@@ -112,7 +125,11 @@ def test_the_layer_ships_the_versions_the_tests_run_against() -> None:
     # uv resolves the runtime set alone in a fork of its own; it must pick what the dev install (the tests) has.
     runtime = pins(uv_export("--no-dev"), LAMBDA_ENV)
     with_dev = pins(uv_export("--group", "dev"), LAMBDA_ENV)
-    differ = {name: (version, with_dev.get(name)) for name, version in runtime.items() if with_dev.get(name) != version}
+    differ = {
+        name: (version, with_dev.get(name))
+        for name, version in runtime.items()
+        if with_dev.get(name) != version
+    }
     assert differ == {}
     for name in ("boto3", "botocore", "s3transfer", "exchangelib", "pydantic", "aws-lambda-powertools"):
         assert name in runtime
@@ -138,7 +155,9 @@ def test_every_runtime_package_has_a_wheel_for_lambda_arm64() -> None:
 
 def test_built_layer_has_exactly_the_locked_runtime_set() -> None:
     if not LAYER.is_dir():
-        pytest.skip(f"no built layer at {LAYER.relative_to(ROOT)}: `make sam-check` (part of `make test`) builds it")
+        pytest.skip(
+            f"no built layer at {LAYER.relative_to(ROOT)}: `make sam-check` (part of `make test`) builds it"
+        )
     built = {}
     for metadata in LAYER.glob("*.dist-info/METADATA"):
         headers = Parser().parsestr(metadata.read_text(), headersonly=True)
@@ -149,4 +168,3 @@ def test_built_layer_has_exactly_the_locked_runtime_set() -> None:
         "locked but missing": sorted(set(locked) - set(built)),
         "other version": {n: (built[n], locked[n]) for n in built.keys() & locked if built[n] != locked[n]},
     }
-

@@ -18,9 +18,17 @@ TABLES = resources_of_type(TEMPLATE, "AWS::DynamoDB::Table")
 GLOBAL_FUNCTION = TEMPLATE["Globals"]["Function"]
 
 # SAM policy templates whose expansions name their actions (none is a wildcard) and take a resource.
-ALLOWED_POLICY_TEMPLATES = {"DynamoDBReadPolicy", "DynamoDBCrudPolicy", "SQSSendMessagePolicy", "SQSPollerPolicy",
-                            "AWSSecretsManagerGetSecretValuePolicy", "EventBridgePutEventsPolicy"}  # fmt: skip
-SECRET_PREFIX_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${NamePrefix}/*"
+ALLOWED_POLICY_TEMPLATES = {
+    "DynamoDBReadPolicy",
+    "DynamoDBCrudPolicy",
+    "SQSSendMessagePolicy",
+    "SQSPollerPolicy",
+    "AWSSecretsManagerGetSecretValuePolicy",
+    "EventBridgePutEventsPolicy",
+}
+SECRET_PREFIX_ARN = (
+    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${NamePrefix}/*"
+)
 
 
 def function_property(function: dict[str, Any], name: str) -> Any:
@@ -77,7 +85,9 @@ def test_each_direction_has_its_sqs_triggered_function() -> None:
 
 
 @pytest.mark.parametrize(("name", "event"), list(sqs_events()), ids=lambda v: v if isinstance(v, str) else "")
-def test_a_queue_outlasts_six_runs_of_its_function_and_reports_partial_failures(name: str, event: dict[str, Any]) -> None:
+def test_a_queue_outlasts_six_runs_of_its_function_and_reports_partial_failures(
+    name: str, event: dict[str, Any]
+) -> None:
     queue = QUEUES[event["Queue"]["Fn::GetAtt"][0]]["Properties"]
     # AWS's advice for SQS event sources: a message must stay invisible while retries of the batch can still run.
     assert 6 * function_property(FUNCTIONS[name], "Timeout") <= queue["VisibilityTimeout"]
@@ -86,8 +96,11 @@ def test_a_queue_outlasts_six_runs_of_its_function_and_reports_partial_failures(
 
 
 def dead_letter_targets() -> set[str]:
-    return {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-            for q in QUEUES.values() if "RedrivePolicy" in q["Properties"]}  # fmt: skip
+    return {
+        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for q in QUEUES.values()
+        if "RedrivePolicy" in q["Properties"]
+    }
 
 
 @pytest.mark.parametrize("name", sorted(set(QUEUES) - dead_letter_targets()))
@@ -109,7 +122,10 @@ def test_the_work_queues_are_fifo_and_deduplicate_by_our_ids(name: str) -> None:
     # change made within five minutes of the first.
     assert properties["ContentBasedDeduplication"] is False
     # Ordering and deduplication per group (one booking, one mailbox), so one busy group does not slow the rest.
-    assert (properties["DeduplicationScope"], properties["FifoThroughputLimit"]) == ("messageGroup", "perMessageGroupId")
+    assert (properties["DeduplicationScope"], properties["FifoThroughputLimit"]) == (
+        "messageGroup",
+        "perMessageGroupId",
+    )
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -158,7 +174,8 @@ def test_functions_run_python_3_12_on_arm64_with_the_layer_built_for_it() -> Non
     layer = TEMPLATE["Resources"]["CalsyncLayer"]
     assert layer["Metadata"] == {"BuildMethod": "python3.12", "BuildArchitecture": "arm64"}
     assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE"} <= set(
-        GLOBAL_FUNCTION["Environment"]["Variables"])
+        GLOBAL_FUNCTION["Environment"]["Variables"]
+    )
 
 
 # ---------------------------------------------------------------- inbound
@@ -186,7 +203,9 @@ def test_only_the_inbound_function_may_publish_and_only_to_the_stacks_bus() -> N
     publishers = {name for name in FUNCTIONS if policies_on(name, "EventBus")}
     assert publishers == {"InboundFunction"}
     assert policies_on("InboundFunction", "EventBus") == ["EventBridgePutEventsPolicy"]
-    assert [a for a in actions(TEMPLATE["Resources"]) if a.startswith("events:")] == []  # no broader statement
+    assert [
+        a for a in actions(TEMPLATE["Resources"]) if a.startswith("events:")
+    ] == []  # no broader statement
     bus = TEMPLATE["Resources"]["EventBus"]
     assert bus["Type"] == "AWS::Events::EventBus"
     assert bus["Properties"]["Name"] == {"Fn::Sub": "${NamePrefix}-events"}
@@ -195,10 +214,16 @@ def test_only_the_inbound_function_may_publish_and_only_to_the_stacks_bus() -> N
 
 def test_the_inbound_function_is_told_where_its_queues_tables_and_bus_are() -> None:
     variables = FUNCTIONS["InboundFunction"]["Properties"]["Environment"]["Variables"]
-    assert variables == {"INBOUND_QUEUE_URL": {"Ref": "InboundQueue"}, "INBOUND_DLQ_URL": {"Ref": "InboundDeadLetterQueue"},
-                         "EVENT_BUS_NAME": {"Fn::GetAtt": ["EventBus", "Name"]}}  # fmt: skip
+    assert variables == {
+        "INBOUND_QUEUE_URL": {"Ref": "InboundQueue"},
+        "INBOUND_DLQ_URL": {"Ref": "InboundDeadLetterQueue"},
+        "EVENT_BUS_NAME": {"Fn::GetAtt": ["EventBus", "Name"]},
+    }
     shared = GLOBAL_FUNCTION["Environment"]["Variables"]
-    assert (shared["BLOCK_LINKS_TABLE"], shared["CURSORS_TABLE"]) == ({"Ref": "BlockLinksTable"}, {"Ref": "CursorsTable"})
+    assert (shared["BLOCK_LINKS_TABLE"], shared["CURSORS_TABLE"]) == (
+        {"Ref": "BlockLinksTable"},
+        {"Ref": "CursorsTable"},
+    )
 
 
 def test_outbound_may_read_block_links_to_recognise_its_own_blocks_but_not_change_them() -> None:
@@ -215,9 +240,12 @@ def test_the_functions_that_talk_to_exchange_join_the_vpc_when_one_is_given() ->
 # ---------------------------------------------------------------- streaming task
 
 # The ECS resources, and the roles and log group that exist only for them.
-STREAMING = {name: r for name, r in TEMPLATE["Resources"].items()
-             if r["Type"].startswith("AWS::ECS::")
-             or (name.startswith("Streaming") and r["Type"] in ("AWS::IAM::Role", "AWS::Logs::LogGroup"))}  # fmt: skip
+STREAMING = {
+    name: r
+    for name, r in TEMPLATE["Resources"].items()
+    if r["Type"].startswith("AWS::ECS::")
+    or (name.startswith("Streaming") and r["Type"] in ("AWS::IAM::Role", "AWS::Logs::LogGroup"))
+}
 
 
 def statements(role: str) -> list[dict[str, Any]]:
@@ -232,14 +260,29 @@ def listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def test_the_streaming_task_exists_only_with_subnets_and_an_image_so_the_template_deploys_without_them() -> None:
-    assert set(STREAMING) >= {"StreamingCluster", "StreamingTaskDefinition", "StreamingService", "StreamingTaskRole",
-                              "StreamingExecutionRole", "StreamingLogGroup"}  # fmt: skip
-    assert {name: r.get("Condition") for name, r in STREAMING.items()} == dict.fromkeys(STREAMING, "RunStreamingTask")
+def test_the_streaming_task_exists_only_with_subnets_and_an_image_so_the_template_deploys_without_them() -> (
+    None
+):
+    assert set(STREAMING) >= {
+        "StreamingCluster",
+        "StreamingTaskDefinition",
+        "StreamingService",
+        "StreamingTaskRole",
+        "StreamingExecutionRole",
+        "StreamingLogGroup",
+    }
+    assert {name: r.get("Condition") for name, r in STREAMING.items()} == dict.fromkeys(
+        STREAMING, "RunStreamingTask"
+    )
     # (the template loader spells !Condition as Fn::Condition)
-    assert TEMPLATE["Conditions"]["RunStreamingTask"] == {"Fn::And": [{"Fn::Condition": "HasVpc"},
-                                                                      {"Fn::Condition": "HasStreamingImage"}]}  # fmt: skip
-    assert TEMPLATE["Parameters"]["SubnetIds"]["Default"] == "" == TEMPLATE["Parameters"]["StreamingImageUri"]["Default"]
+    assert TEMPLATE["Conditions"]["RunStreamingTask"] == {
+        "Fn::And": [{"Fn::Condition": "HasVpc"}, {"Fn::Condition": "HasStreamingImage"}]
+    }
+    assert (
+        TEMPLATE["Parameters"]["SubnetIds"]["Default"]
+        == ""
+        == TEMPLATE["Parameters"]["StreamingImageUri"]["Default"]
+    )
 
 
 def test_the_streaming_service_runs_the_chosen_number_of_small_arm64_tasks_in_private_subnets() -> None:
@@ -276,17 +319,24 @@ def test_the_streaming_container_is_told_its_tables_queue_secrets_and_limits() -
 STREAMING_TASK_MAY = {
     "IntegrationsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan"},
     "MappingsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan"},
-    "StreamingStateTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                            "dynamodb:DeleteItem"},
+    "StreamingStateTable": {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    },
     "InboundQueue": {"sqs:SendMessage"},
     "secrets under the prefix": {"secretsmanager:GetSecretValue"},
-}  # fmt: skip
+}
 
 
 def resource_name(resource: Any) -> str:
     if resource == {"Fn::Sub": SECRET_PREFIX_ARN}:
         return "secrets under the prefix"
-    assert isinstance(resource, dict) and "Fn::GetAtt" in resource and resource["Fn::GetAtt"][1] == "Arn", resource
+    assert isinstance(resource, dict) and "Fn::GetAtt" in resource and resource["Fn::GetAtt"][1] == "Arn", (
+        resource
+    )
     return str(resource["Fn::GetAtt"][0])
 
 
@@ -318,8 +368,11 @@ def test_the_execution_role_only_pulls_images_and_writes_the_tasks_log_group() -
 def test_the_local_stack_builds_the_bus_and_resolves_every_variable_the_functions_get(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "pass-for-tests"}.items():  # fmt: skip
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "pass-for-tests",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         # When the local stack creates the template's resources on moto
@@ -329,4 +382,7 @@ def test_the_local_stack_builds_the_bus_and_resolves_every_variable_the_function
         buses = boto3.client("events", region_name=REGION).list_event_buses(NamePrefix="demo-")["EventBuses"]
         assert [bus["Name"] for bus in buses] == [env["EVENT_BUS_NAME"]] == ["demo-events"]
         assert env["INBOUND_QUEUE_URL"].endswith("/demo-inbound.fifo")
-        assert (env["BLOCK_LINKS_TABLE"], env["STREAMING_STATE_TABLE"]) == ("demo-block-links", "demo-streaming-state")
+        assert (env["BLOCK_LINKS_TABLE"], env["STREAMING_STATE_TABLE"]) == (
+            "demo-block-links",
+            "demo-streaming-state",
+        )

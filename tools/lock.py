@@ -58,19 +58,26 @@ def toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str | int) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
         return json.dumps(value)  # JSON strings and lists of strings are valid TOML
-    raise SystemExit(f"tools/lock.py cannot copy {value!r} into its scratch pyproject.toml; extend toml_value()")
+    raise SystemExit(
+        f"tools/lock.py cannot copy {value!r} into its scratch pyproject.toml; extend toml_value()"
+    )
 
 
 def without_sam(pyproject: dict[str, Any]) -> str:
     """pyproject.toml as uv lock reads it, less the groups that conflict with dev and the conflicts themselves."""
     tool_uv = dict(pyproject.get("tool", {}).get("uv", {}))
     apart = {item["group"] for conflict in tool_uv.pop("conflicts", []) for item in conflict} - {"dev"}
-    project = {k: v for k, v in pyproject["project"].items() if k in ("name", "version", "requires-python",
-                                                                      "dependencies")}  # fmt: skip
+    project = {
+        k: v
+        for k, v in pyproject["project"].items()
+        if k in ("name", "version", "requires-python", "dependencies")
+    }
     tables: dict[str, dict[str, Any]] = {
         "project": project,
         "build-system": pyproject["build-system"],
-        "dependency-groups": {g: r for g, r in pyproject.get("dependency-groups", {}).items() if g not in apart},
+        "dependency-groups": {
+            g: r for g, r in pyproject.get("dependency-groups", {}).items() if g not in apart
+        },
         "tool.uv": tool_uv,
     }
     return "".join(
@@ -82,14 +89,18 @@ def without_sam(pyproject: dict[str, Any]) -> str:
 def lock(uv_path: str, lock_args: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="calsync-lock-") as tmp:
         scratch = Path(tmp)
-        (scratch / "pyproject.toml").write_text(without_sam(tomllib.loads((ROOT / "pyproject.toml").read_text())))
+        (scratch / "pyproject.toml").write_text(
+            without_sam(tomllib.loads((ROOT / "pyproject.toml").read_text()))
+        )
         shutil.copy(ROOT / "uv.lock", scratch / "uv.lock")
         uv(uv_path, "lock", *lock_args, cwd=scratch)
         wanted = runtime_and_dev(uv_path, scratch)
 
         uv(uv_path, "lock")  # keeps every version, the SAM tools' too, when nothing was added or upgraded
         if runtime_and_dev(uv_path, ROOT) != wanted:
-            print("tools/lock.py: the SAM tools' fork moved runtime or dev versions; locking from the scratch lock")
+            print(
+                "tools/lock.py: the SAM tools' fork moved runtime or dev versions; locking from the scratch lock"
+            )
             shutil.copy(scratch / "uv.lock", ROOT / "uv.lock")
             uv(uv_path, "lock")
             if runtime_and_dev(uv_path, ROOT) != wanted:

@@ -10,7 +10,9 @@ from emulators.ews.settings import EmulatorSettings
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m emulators.ews", description="EWS emulator (development only)")
+    parser = argparse.ArgumentParser(
+        prog="python -m emulators.ews", description="EWS emulator (development only)"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8089)
     parser.add_argument("--latency-ms", type=int, default=0, help="added to every EWS request")

@@ -146,7 +146,9 @@ def _malformed(exc: XmlInputError) -> SchemaValidationFault:
     return SchemaValidationFault(str(exc), line, position)
 
 
-def _request_violation(operation: etree._Element, raw: bytes, schema: etree.XMLSchema) -> SchemaValidationFault | None:
+def _request_violation(
+    operation: etree._Element, raw: bytes, schema: etree.XMLSchema
+) -> SchemaValidationFault | None:
     """Validate the operation element; the first violation with its line and position in the request as sent."""
     # A deep copy keeps each element's source line; validated as its own document, like the response check.
     document = etree.ElementTree(copy.deepcopy(operation))
@@ -241,12 +243,16 @@ async def _dispatch(
             raise _malformed(exc) from exc
         body = root.find(q(SOAP_NS, "Body")) if local(root) == "Envelope" else None
         if body is None or not len(body):
-            raise SchemaValidationFault("The request is not a SOAP 1.1 envelope with a Body.", root.sourceline or 0, 1)
+            raise SchemaValidationFault(
+                "The request is not a SOAP 1.1 envelope with a Body.", root.sourceline or 0, 1
+            )
         operation = next((el for el in body if isinstance(el.tag, str)), None)
         if operation is None:
             raise SchemaValidationFault("The SOAP Body is empty.", body.sourceline or 0, 1)
         operation_name = local(operation)
-        emulator.capture("request", operation_name, etree.tostring(operation), request.headers.get("User-Agent", ""))
+        emulator.capture(
+            "request", operation_name, etree.tostring(operation), request.headers.get("User-Agent", "")
+        )
         problem = _request_violation(operation, raw, emulator.schema)
         if problem is not None:
             raise problem
@@ -268,14 +274,19 @@ async def _dispatch(
             return await STREAMING_HANDLERS[operation_name](ctx, operation, request)
         handler = HANDLERS.get(operation_name)
         if handler is None:
-            raise SoapFault("ErrorInvalidRequest", f"The request is invalid: {operation_name} is not supported by this server.")
+            raise SoapFault(
+                "ErrorInvalidRequest",
+                f"The request is invalid: {operation_name} is not supported by this server.",
+            )
         envelope, response_body = soap.envelope(settings)
         try:
             try:
                 handler(ctx, operation, response_body)
             except (ValueError, OverflowError) as exc:
                 # A schema-valid value no calendar can hold, outside any per-item message.
-                raise EwsError("ErrorInvalidValueForProperty", f"A value in the request is not valid: {exc}") from exc
+                raise EwsError(
+                    "ErrorInvalidValueForProperty", f"A value in the request is not valid: {exc}"
+                ) from exc
         except EwsError as err:
             # An error that is not about one input fails the request's single response message.
             for node in list(response_body):

@@ -32,7 +32,9 @@ def challenge(host: str, *, error: str | None = None) -> web.Response:
     headers.add("WWW-Authenticate", f'Basic realm="{host}"')
     if error:
         headers.add("WWW-Authenticate", f'Bearer error="{error}"')
-    return web.Response(status=401, headers=headers, text="401 - Unauthorized: Access is denied due to invalid credentials.")
+    return web.Response(
+        status=401, headers=headers, text="401 - Unauthorized: Access is denied due to invalid credentials."
+    )
 
 
 class Authenticator:
@@ -89,16 +91,27 @@ class Authenticator:
                 "'refresh_token'.",
             }
         if form.get("grant_type") != "client_credentials":
-            return 400, {"error": "unsupported_grant_type", "error_description": "Only client_credentials is supported."}
+            return 400, {
+                "error": "unsupported_grant_type",
+                "error_description": "Only client_credentials is supported.",
+            }
         app: OAuthApp | None = self.store.oauth_apps.get(str(form.get("client_id", "")))
         if app is None or app.tenant_id != tenant:
-            return 400, {"error": "unauthorized_client", "error_description": "Application not found in the directory."}
+            return 400, {
+                "error": "unauthorized_client",
+                "error_description": "Application not found in the directory.",
+            }
         if not secrets.compare_digest(app.client_secret, str(form.get("client_secret", ""))):
             return 401, {"error": "invalid_client", "error_description": "Invalid client secret provided."}
         token = secrets.token_urlsafe(32)
         lifetime = self.settings.token_lifetime_seconds
         self.store.tokens[token] = (app.client_id, time.time() + lifetime)
-        return 200, {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token}
+        return 200, {
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": token,
+        }
 
 
 class NtlmAcceptors:
@@ -162,7 +175,9 @@ class NtlmAcceptors:
             return state
         return None
 
-    def step(self, request: web.Request, scheme: str, token: str, host: str) -> Principal | web.StreamResponse:
+    def step(
+        self, request: web.Request, scheme: str, token: str, host: str
+    ) -> Principal | web.StreamResponse:
         """Advance the handshake of this connection: Type 1 → 401 with a Type 2 challenge, Type 3 → the user."""
         transport = request.transport
         try:

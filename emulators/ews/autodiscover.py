@@ -53,7 +53,9 @@ def _envelope(build: tuple[int, int, int, int]) -> tuple[etree._Element, etree._
     action = etree.SubElement(header, q(WSA_NS, "Action"), {q(SOAP_NS, "mustUnderstand"): "1"})
     action.text = ACTION
     info = etree.SubElement(header, _a("ServerVersionInfo"), nsmap={"h": AUTODISCOVER_NS})
-    for name, value in zip(("MajorVersion", "MinorVersion", "MajorBuildNumber", "MinorBuildNumber"), build, strict=True):
+    for name, value in zip(
+        ("MajorVersion", "MinorVersion", "MajorBuildNumber", "MinorBuildNumber"), build, strict=True
+    ):
         _add(info, name, str(value))
     _add(info, "Version", "Exchange2015")
     body = etree.SubElement(root, q(SOAP_NS, "Body"))
@@ -82,9 +84,7 @@ def _user_settings(request: web.Request, address: str, display_name: str) -> dic
     }
 
 
-def _user_response(
-    parent: etree._Element, request: web.Request, address: str, requested: list[str]
-) -> None:
+def _user_response(parent: etree._Element, request: web.Request, address: str, requested: list[str]) -> None:
     store = request.app[EMULATOR].store
     account = store.accounts.get(address.strip().lower())
     response = _add(parent, "UserResponse")
@@ -104,8 +104,9 @@ def _user_response(
     settings = _add(response, "UserSettings")
     for name in requested or list(known):
         if name in known:
-            setting = etree.SubElement(settings, _a("UserSetting"), {q(XSI_NS, "type"): "StringSetting"},
-                                       nsmap={"i": XSI_NS})  # fmt: skip
+            setting = etree.SubElement(
+                settings, _a("UserSetting"), {q(XSI_NS, "type"): "StringSetting"}, nsmap={"i": XSI_NS}
+            )
             _add(setting, "Name", name)
             _add(setting, "Value", known[name])
         else:

@@ -82,7 +82,9 @@ class RequestContext:
 
             zone_id = definition.get("Id")
             if zone_id and not timezones.is_known(zone_id):
-                raise SoapFault("ErrorTimeZone", f"The time zone '{zone_id}' in TimeZoneContext is not valid.")
+                raise SoapFault(
+                    "ErrorTimeZone", f"The time zone '{zone_id}' in TimeZoneContext is not valid."
+                )
             self.time_zone = zone_id
 
     def datetime_value(self, value: str) -> datetime:
@@ -107,7 +109,8 @@ class RequestContext:
             return
         if self.store.mailbox(self.impersonated) is None:
             raise SoapFault(
-                "ErrorNonExistentMailbox", f"The SMTP address has no mailbox associated with it: {self.impersonated}"
+                "ErrorNonExistentMailbox",
+                f"The SMTP address has no mailbox associated with it: {self.impersonated}",
             )
         allowed = (
             self.store.can_impersonate(self.principal.name, self.impersonated)
@@ -116,7 +119,8 @@ class RequestContext:
         )
         if not allowed:
             raise SoapFault(
-                "ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user."
+                "ErrorImpersonateUserDenied",
+                "The account does not have permission to impersonate the requested user.",
             )
 
     def default_mailbox(self) -> Mailbox:
@@ -134,7 +138,9 @@ class RequestContext:
     def mailbox_by_address(self, address: str) -> Mailbox:
         mailbox = self.store.mailbox(address)
         if mailbox is None:
-            raise EwsError("ErrorNonExistentMailbox", f"The SMTP address has no mailbox associated with it: {address}")
+            raise EwsError(
+                "ErrorNonExistentMailbox", f"The SMTP address has no mailbox associated with it: {address}"
+            )
         return mailbox
 
     def check_access(self, mailbox: Mailbox, need: str = "read") -> None:
@@ -157,7 +163,9 @@ class RequestContext:
         the owner), Outlook's role otherwise (Reviewer reads; Author also creates; Editor also modifies and deletes)."""
         everything = {"CreateAssociated", "CreateContents", "CreateHierarchy", "Delete", "Modify", "Read"}
         acting = self.acting_user
-        if acting == mailbox.address or (acting is None and _app_allows(self.store, self.principal.name, mailbox.address)):
+        if acting == mailbox.address or (
+            acting is None and _app_allows(self.store, self.principal.name, mailbox.address)
+        ):
             return everything
         level = _LEVELS.get(self.store.delegate_permission(mailbox.address, acting), 0) if acting else 0
         rights = set()

@@ -55,7 +55,9 @@ def _route(fn: Handler) -> Handler:
         except ControlError as exc:
             return _json({"error": exc.message}, exc.status)
         except EwsError as exc:
-            return _json({"error": exc.message, "code": exc.code}, 404 if exc.code == "ErrorItemNotFound" else 400)
+            return _json(
+                {"error": exc.message, "code": exc.code}, 404 if exc.code == "ErrorItemNotFound" else 400
+            )
 
     return wrapped
 
@@ -154,10 +156,25 @@ def item_to_json(view: CalendarItem | Occurrence) -> dict[str, Any]:
 
 
 _JSON_FIELDS = {
-    "subject", "body", "body_type", "start", "end", "is_all_day", "legacy_free_busy_status", "sensitivity",
-    "location", "categories", "recurrence", "extended_properties", "start_timezone", "end_timezone", "uid",
-    "required_attendees", "optional_attendees", "time_zone",
-}  # fmt: skip
+    "subject",
+    "body",
+    "body_type",
+    "start",
+    "end",
+    "is_all_day",
+    "legacy_free_busy_status",
+    "sensitivity",
+    "location",
+    "categories",
+    "recurrence",
+    "extended_properties",
+    "start_timezone",
+    "end_timezone",
+    "uid",
+    "required_attendees",
+    "optional_attendees",
+    "time_zone",
+}
 
 
 def fields_from_json(data: dict[str, Any], mailbox: Mailbox, creating: bool) -> dict[str, Any]:
@@ -201,7 +218,9 @@ def fields_from_json(data: dict[str, Any], mailbox: Mailbox, creating: bool) -> 
     zone = data.get("time_zone") or data.get("start_timezone")
     for given in (zone, data.get("end_timezone")):
         if given and not timezones.is_known(str(given)):
-            raise ControlError(400, f"unknown time zone {given!r}: use a Windows zone id such as 'GMT Standard Time'")
+            raise ControlError(
+                400, f"unknown time zone {given!r}: use a Windows zone id such as 'GMT Standard Time'"
+            )
     if zone:
         fields["start_timezone"] = str(zone)
         fields["end_timezone"] = str(data.get("end_timezone") or zone)
@@ -210,7 +229,9 @@ def fields_from_json(data: dict[str, Any], mailbox: Mailbox, creating: bool) -> 
         if start is None:
             raise ControlError(400, "a recurrence needs the series start")
         try:
-            fields["recurrence"] = recurrence.from_json(data["recurrence"], start, fields.get("start_timezone") or mailbox.time_zone)
+            fields["recurrence"] = recurrence.from_json(
+                data["recurrence"], start, fields.get("start_timezone") or mailbox.time_zone
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise ControlError(400, f"invalid recurrence: {exc}") from exc
     elif "recurrence" in data and not creating:
@@ -247,12 +268,21 @@ async def add_account(request: web.Request) -> web.Response:
     store = _emulator(request).store
     try:
         account = store.add_account(
-            str(data["address"]), str(data["password"]), data.get("display_name"), str(data.get("time_zone") or "UTC")
+            str(data["address"]),
+            str(data["password"]),
+            data.get("display_name"),
+            str(data.get("time_zone") or "UTC"),
         )
     except KeyError as exc:
         raise ControlError(409, f"an account {data['address']} exists already") from exc
-    return _json({"address": account.address, "display_name": account.display_name,
-                  "time_zone": account.mailbox.time_zone}, 201)  # fmt: skip
+    return _json(
+        {
+            "address": account.address,
+            "display_name": account.display_name,
+            "time_zone": account.mailbox.time_zone,
+        },
+        201,
+    )
 
 
 @_route
@@ -266,7 +296,9 @@ async def add_impersonation(request: web.Request) -> web.Response:
     if store.mailbox(str(data["service_account"])) is None:
         raise ControlError(404, f"no account {data['service_account']}")
     store.grant_impersonation(str(data["service_account"]), [str(m) for m in mailboxes])
-    return _json({"service_account": normalize_address(str(data["service_account"])), "mailboxes": mailboxes}, 201)
+    return _json(
+        {"service_account": normalize_address(str(data["service_account"])), "mailboxes": mailboxes}, 201
+    )
 
 
 @_route
@@ -279,7 +311,9 @@ async def add_delegate(request: web.Request) -> web.Response:
     for who in ("owner", "delegate"):
         if store.mailbox(str(data[who])) is None:
             raise ControlError(404, f"no account {data[who]}")
-    store.delegates[(normalize_address(str(data["owner"])), normalize_address(str(data["delegate"])))] = data["permission"]
+    store.delegates[(normalize_address(str(data["owner"])), normalize_address(str(data["delegate"])))] = data[
+        "permission"
+    ]
     return _json(data, 201)
 
 
@@ -289,9 +323,11 @@ async def add_oauth_app(request: web.Request) -> web.Response:
     _require(data, "tenant_id", "client_id", "client_secret")
     mailboxes = data.get("mailboxes") or ["*"]
     app = OAuthApp(
-        str(data["tenant_id"]), str(data["client_id"]), str(data["client_secret"]),
+        str(data["tenant_id"]),
+        str(data["client_id"]),
+        str(data["client_secret"]),
         None if "*" in mailboxes else {normalize_address(str(m)) for m in mailboxes},
-    )  # fmt: skip
+    )
     _emulator(request).store.oauth_apps[app.client_id] = app
     return _json({"tenant_id": app.tenant_id, "client_id": app.client_id, "mailboxes": mailboxes}, 201)
 
@@ -309,7 +345,9 @@ async def add_fault(request: web.Request) -> web.Response:
         emulator.notifications.inject(rule)
     else:
         emulator.faults.add(rule)
-    return _json({"kind": rule.kind, "operation": rule.operation, "mailbox": rule.mailbox, "count": rule.count}, 201)
+    return _json(
+        {"kind": rule.kind, "operation": rule.operation, "mailbox": rule.mailbox, "count": rule.count}, 201
+    )
 
 
 @_route
@@ -329,7 +367,9 @@ async def list_items(request: web.Request) -> web.Response:
         from emulators.ews.operations.find_item import calendar_view
 
         try:
-            window_start = parse_datetime(start) if start else datetime.now().astimezone() - timedelta(days=365)
+            window_start = (
+                parse_datetime(start) if start else datetime.now().astimezone() - timedelta(days=365)
+            )
             window_end = parse_datetime(end) if end else window_start + timedelta(days=730)
         except ValueError as exc:
             raise ControlError(400, f"start and end must be ISO 8601 date-times: {exc}") from exc
@@ -375,7 +415,11 @@ async def patch_item(request: web.Request) -> web.Response:
     if end < start:
         raise ControlError(400, "end is before start")
     store = _emulator(request).store
-    updated = store.modify_occurrence(item, fields) if isinstance(item, Occurrence) else store.update_item(item, fields)
+    updated = (
+        store.modify_occurrence(item, fields)
+        if isinstance(item, Occurrence)
+        else store.update_item(item, fields)
+    )
     return _json(item_to_json(updated))
 
 
@@ -391,22 +435,31 @@ async def delete_item(request: web.Request) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     emulator = _emulator(request)
     notifications = emulator.notifications.stats() if emulator.notifications is not None else {}
-    return _json({
-        "operations": dict(emulator.stats.operations),
-        "mailboxes": dict(emulator.stats.mailboxes),
-        "http_statuses": {str(k): v for k, v in emulator.stats.http_statuses.items()},
-        "faults_fired": dict(emulator.faults.fired),
-        "accounts": len(emulator.store.accounts),
-        "items": sum(len(m.items) for m in emulator.store.mailboxes.values()),
-        **notifications,
-    })  # fmt: skip
+    return _json(
+        {
+            "operations": dict(emulator.stats.operations),
+            "mailboxes": dict(emulator.stats.mailboxes),
+            "http_statuses": {str(k): v for k, v in emulator.stats.http_statuses.items()},
+            "faults_fired": dict(emulator.faults.fired),
+            "accounts": len(emulator.store.accounts),
+            "items": sum(len(m.items) for m in emulator.store.mailboxes.values()),
+            **notifications,
+        }
+    )
 
 
 _CONFIG_FIELDS = {
-    "latency_ms": int, "max_concurrency": int, "max_streaming_connections": int,
-    "max_subscriptions_per_connection": int, "subscription_idle_seconds": float, "heartbeat_seconds": float,
-    "find_count_limit": int, "token_lifetime_seconds": int, "validate_responses": bool, "capture": bool,
-}  # fmt: skip
+    "latency_ms": int,
+    "max_concurrency": int,
+    "max_streaming_connections": int,
+    "max_subscriptions_per_connection": int,
+    "subscription_idle_seconds": float,
+    "heartbeat_seconds": float,
+    "find_count_limit": int,
+    "token_lifetime_seconds": int,
+    "validate_responses": bool,
+    "capture": bool,
+}
 
 
 @_route

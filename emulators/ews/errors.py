@@ -44,4 +44,6 @@ def server_busy(back_off_ms: int) -> SoapFault:
     )
 
 
-ITEM_NOT_FOUND = "The specified object was not found in the store., The process failed to get the correct properties."
+ITEM_NOT_FOUND = (
+    "The specified object was not found in the store., The process failed to get the correct properties."
+)

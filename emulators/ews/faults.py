@@ -24,7 +24,15 @@ class FaultRule:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FaultRule:
-        unknown = set(data) - {"kind", "operation", "mailbox", "count", "probability", "back_off_ms", "delay_ms"}
+        unknown = set(data) - {
+            "kind",
+            "operation",
+            "mailbox",
+            "count",
+            "probability",
+            "back_off_ms",
+            "delay_ms",
+        }
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         kind = data.get("kind")

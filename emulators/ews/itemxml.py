@@ -248,7 +248,9 @@ def parse_calendar_item(el: etree._Element) -> dict[str, Any]:
             try:
                 fields["reminder_minutes_before_start"] = int(value)
             except ValueError as exc:
-                raise EwsError("ErrorInvalidValueForProperty", f"'{value}' is not a valid value for {name}.") from exc
+                raise EwsError(
+                    "ErrorInvalidValueForProperty", f"'{value}' is not a valid value for {name}."
+                ) from exc
         elif name == "ExtendedProperty":
             key, prop_value = parse_ext_property(node)
             ext[key] = prop_value
@@ -264,7 +266,9 @@ def parse_calendar_item(el: etree._Element) -> dict[str, Any]:
         elif name == "Location":
             fields["location"] = value
         elif name in ("RequiredAttendees", "OptionalAttendees"):
-            fields["required_attendees" if name == "RequiredAttendees" else "optional_attendees"] = _attendees(node)
+            fields["required_attendees" if name == "RequiredAttendees" else "optional_attendees"] = (
+                _attendees(node)
+            )
         elif name == "Recurrence":
             recurrence_el = node
         elif name in ("MeetingTimeZone", "StartTimeZone", "EndTimeZone"):
@@ -289,17 +293,27 @@ def _datetime_value(value: str, element: str) -> datetime:
     try:
         return parse_naive_or_aware(value)
     except (ValueError, OverflowError) as exc:
-        raise EwsError("ErrorInvalidValueForProperty", f"'{value}' is not a valid value for {element}.") from exc
+        raise EwsError(
+            "ErrorInvalidValueForProperty", f"'{value}' is not a valid value for {element}."
+        ) from exc
 
 
-def resolve_times(fields: dict[str, Any], context_zone: str | None, start_zone: str | None = None,
-                  end_zone: str | None = None) -> None:  # fmt: skip
+def resolve_times(
+    fields: dict[str, Any],
+    context_zone: str | None,
+    start_zone: str | None = None,
+    end_zone: str | None = None,
+) -> None:
     """Make Start / End aware UTC: a value without an offset is wall-clock time in StartTimeZone (EndTimeZone for the
     end, else StartTimeZone), else the request's TimeZoneContext, else UTC — "Time zones and EWS in Exchange".
     ``start_zone`` / ``end_zone`` are zones the item already has (UpdateItem), used after those set in ``fields``."""
     zones = {
         "start": fields.get("start_timezone") or start_zone or context_zone,
-        "end": fields.get("end_timezone") or fields.get("start_timezone") or end_zone or start_zone or context_zone,
+        "end": fields.get("end_timezone")
+        or fields.get("start_timezone")
+        or end_zone
+        or start_zone
+        or context_zone,
     }
     for name in ("start", "end"):
         value = fields.get(name)
@@ -312,7 +326,9 @@ def resolve_times(fields: dict[str, Any], context_zone: str | None, start_zone: 
         except (ValueError, OverflowError) as exc:
             raise EwsError("ErrorInvalidValueForProperty", f"'{value}' is not a valid {name}.") from exc
         if not in_supported_range(value):
-            raise EwsError("ErrorInvalidValueForProperty", f"Dates must be between the years {MIN_YEAR} and {MAX_YEAR}.")
+            raise EwsError(
+                "ErrorInvalidValueForProperty", f"Dates must be between the years {MIN_YEAR} and {MAX_YEAR}."
+            )
         fields[name] = value
 
 
@@ -325,38 +341,101 @@ def finish_recurrence(fields: dict[str, Any], start: datetime) -> None:
 
 def check_times(start: datetime, end: datetime) -> None:
     if end < start:
-        raise EwsError(
-            "ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate"
-        )
+        raise EwsError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate")
 
 
 # ---- shapes --------------------------------------------------------------------------------------------------------
 
 _DEFAULT_SHAPE = {
-    "ItemId", "Subject", "HasAttachments", "IsAssociated", "Start", "End", "LegacyFreeBusyStatus", "Location",
-    "CalendarItemType", "Organizer",
-}  # fmt: skip
+    "ItemId",
+    "Subject",
+    "HasAttachments",
+    "IsAssociated",
+    "Start",
+    "End",
+    "LegacyFreeBusyStatus",
+    "Location",
+    "CalendarItemType",
+    "Organizer",
+}
 _ALL_PROPERTIES = {
-    "ItemId", "ParentFolderId", "ItemClass", "Subject", "Sensitivity", "Body", "DateTimeReceived", "Size",
-    "Categories", "Importance", "IsSubmitted", "IsDraft", "IsFromMe", "IsResend", "IsUnmodified", "DateTimeSent",
-    "DateTimeCreated", "ReminderIsSet", "ReminderMinutesBeforeStart", "DisplayCc", "DisplayTo", "HasAttachments",
-    "Culture", "LastModifiedName", "LastModifiedTime", "IsAssociated", "UID", "RecurrenceId", "DateTimeStamp",
-    "Start", "End", "OriginalStart", "IsAllDayEvent", "LegacyFreeBusyStatus", "Location", "IsMeeting",
-    "IsCancelled", "IsRecurring", "MeetingRequestWasSent", "IsResponseRequested", "CalendarItemType",
-    "MyResponseType", "Organizer", "RequiredAttendees", "OptionalAttendees", "Duration", "AppointmentSequenceNumber",
-    "AppointmentState", "Recurrence", "FirstOccurrence", "LastOccurrence", "ModifiedOccurrences",
-    "DeletedOccurrences", "MeetingTimeZone", "StartTimeZone", "EndTimeZone",
-}  # fmt: skip
+    "ItemId",
+    "ParentFolderId",
+    "ItemClass",
+    "Subject",
+    "Sensitivity",
+    "Body",
+    "DateTimeReceived",
+    "Size",
+    "Categories",
+    "Importance",
+    "IsSubmitted",
+    "IsDraft",
+    "IsFromMe",
+    "IsResend",
+    "IsUnmodified",
+    "DateTimeSent",
+    "DateTimeCreated",
+    "ReminderIsSet",
+    "ReminderMinutesBeforeStart",
+    "DisplayCc",
+    "DisplayTo",
+    "HasAttachments",
+    "Culture",
+    "LastModifiedName",
+    "LastModifiedTime",
+    "IsAssociated",
+    "UID",
+    "RecurrenceId",
+    "DateTimeStamp",
+    "Start",
+    "End",
+    "OriginalStart",
+    "IsAllDayEvent",
+    "LegacyFreeBusyStatus",
+    "Location",
+    "IsMeeting",
+    "IsCancelled",
+    "IsRecurring",
+    "MeetingRequestWasSent",
+    "IsResponseRequested",
+    "CalendarItemType",
+    "MyResponseType",
+    "Organizer",
+    "RequiredAttendees",
+    "OptionalAttendees",
+    "Duration",
+    "AppointmentSequenceNumber",
+    "AppointmentState",
+    "Recurrence",
+    "FirstOccurrence",
+    "LastOccurrence",
+    "ModifiedOccurrences",
+    "DeletedOccurrences",
+    "MeetingTimeZone",
+    "StartTimeZone",
+    "EndTimeZone",
+}
 
 
 # What FindItem never returns (body formats, recipient lists, attachments, MIME); Exchange 2013 and later refuse them in
 # a FindItem shape with ErrorInvalidPropertyRequest, and leave them out of its AllProperties.
 # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/finditem-operation
 NOT_IN_FIND_ITEM = {
-    "item:Body", "item:UniqueBody", "item:NormalizedBody", "item:TextBody", "item:MimeContent", "item:Attachments",
-    "calendar:RequiredAttendees", "calendar:OptionalAttendees", "calendar:Resources", "message:ToRecipients",
-    "message:CcRecipients", "message:BccRecipients", "message:ReplyTo",
-}  # fmt: skip
+    "item:Body",
+    "item:UniqueBody",
+    "item:NormalizedBody",
+    "item:TextBody",
+    "item:MimeContent",
+    "item:Attachments",
+    "calendar:RequiredAttendees",
+    "calendar:OptionalAttendees",
+    "calendar:Resources",
+    "message:ToRecipients",
+    "message:CcRecipients",
+    "message:BccRecipients",
+    "message:ReplyTo",
+}
 _NOT_IN_FIND_ITEM_ELEMENTS = {"Body", "TextBody", "RequiredAttendees", "OptionalAttendees"}
 
 
@@ -538,7 +617,13 @@ def _write_optional(parent: etree._Element, view: ItemView, ctx: WriteContext) -
 
 def _write_recurrence_block(parent: etree._Element, view: ItemView, ctx: WriteContext) -> None:
     if isinstance(view, CalendarItem) and view.recurrence is not None:
-        wanted = {"Recurrence", "FirstOccurrence", "LastOccurrence", "ModifiedOccurrences", "DeletedOccurrences"}
+        wanted = {
+            "Recurrence",
+            "FirstOccurrence",
+            "LastOccurrence",
+            "ModifiedOccurrences",
+            "DeletedOccurrences",
+        }
         recurrence.write(parent, view, wanted & ctx.shape.names)
 
 
@@ -609,10 +694,18 @@ _WRITERS: list[tuple[str, Writer]] = [
     _zone_writer("EndTimeZone", "end_timezone"),
 ]
 
-_RECURRENCE_BLOCK = {"Recurrence", "FirstOccurrence", "LastOccurrence", "ModifiedOccurrences", "DeletedOccurrences"}
+_RECURRENCE_BLOCK = {
+    "Recurrence",
+    "FirstOccurrence",
+    "LastOccurrence",
+    "ModifiedOccurrences",
+    "DeletedOccurrences",
+}
 
 
-def write_calendar_item(parent: etree._Element, view: ItemView, shape: Shape, meeting_time_zone: bool = False) -> None:
+def write_calendar_item(
+    parent: etree._Element, view: ItemView, shape: Shape, meeting_time_zone: bool = False
+) -> None:
     """Append ``<t:CalendarItem>`` with the properties ``shape`` asks for, in schema order."""
     el = sub(parent, t("CalendarItem"))
     ctx = WriteContext(shape, meeting_time_zone)

@@ -179,7 +179,9 @@ class ChangeEvent:
 _ITEM = 1
 _OCCURRENCE = 2
 _FOLDER = 3
-_ID_PREFIX = b"\x00\x00\x00\x2e"  # decoded real ids start "AAAAL..." / "AAMk..." depending on kind; ours start "AAAAL"
+_ID_PREFIX = (
+    b"\x00\x00\x00\x2e"  # decoded real ids start "AAAAL..." / "AAMk..." depending on kind; ours start "AAAAL"
+)
 
 
 def _encode(payload: bytes) -> str:
@@ -201,7 +203,9 @@ def encode_item_id(mailbox_num: int, item_num: int) -> str:
 
 
 def occurrence_id(master: CalendarItem, original_start: datetime) -> str:
-    return _encode(struct.pack(">BIIq", _OCCURRENCE, master.mailbox.num, master.num, int(original_start.timestamp())))
+    return _encode(
+        struct.pack(">BIIq", _OCCURRENCE, master.mailbox.num, master.num, int(original_start.timestamp()))
+    )
 
 
 def encode_folder_id(mailbox_num: int, name: str) -> str:
@@ -327,8 +331,13 @@ class Store:
 
     def create_item(self, mailbox: Mailbox, fields: dict[str, Any]) -> CalendarItem:
         """Store a new item and raise CreatedEvent; EwsError (nothing stored) when Exchange would refuse it."""
-        item = CalendarItem(num=0, mailbox=mailbox, change_key=new_change_key(), start=fields.pop("start"),
-                            end=fields.pop("end"))  # fmt: skip
+        item = CalendarItem(
+            num=0,
+            mailbox=mailbox,
+            change_key=new_change_key(),
+            start=fields.pop("start"),
+            end=fields.pop("end"),
+        )
         apply_fields(item, fields)
         settle(item)
         item.num = next(self._item_nums)
@@ -429,8 +438,9 @@ def settle(item: CalendarItem) -> None:
 
     for value in (item.start, item.end):
         if not in_supported_range(value):
-            raise EwsError("ErrorInvalidValueForProperty",
-                           f"Dates must be between the years {MIN_YEAR} and {MAX_YEAR}.")  # fmt: skip
+            raise EwsError(
+                "ErrorInvalidValueForProperty", f"Dates must be between the years {MIN_YEAR} and {MAX_YEAR}."
+            )
     if item.is_all_day:
         item.start, item.end = timezones.all_day_bounds(item.start, item.end, recurrence.zone_id(item))
     if item.end < item.start:

@@ -88,8 +88,10 @@ class Subscription:
         if event.mailbox is not self.mailbox or event.kind not in self.event_types:
             return False
         # Calendar items live in the calendar; a move out of it is seen by the calendar and Deleted Items alike.
-        return "*" in self.folders or "calendar" in self.folders or (
-            event.kind == "MovedEvent" and "deleteditems" in self.folders
+        return (
+            "*" in self.folders
+            or "calendar" in self.folders
+            or (event.kind == "MovedEvent" and "deleteditems" in self.folders)
         )
 
 
@@ -169,8 +171,9 @@ class NotificationHub:
         # Real ids carry the backend's name and a GUID, base64-encoded; clients treat them as opaque.
         raw = backend_of(mailbox).encode() + secrets.token_bytes(16)
         sub_id = base64.b64encode(bytes([len(raw)]) + raw).decode()
-        sub = Subscription(sub_id, kind, mailbox, owner, frozenset(event_types), frozenset(folders),
-                           timeout_minutes, start)  # fmt: skip
+        sub = Subscription(
+            sub_id, kind, mailbox, owner, frozenset(event_types), frozenset(folders), timeout_minutes, start
+        )
         self.subscriptions[sub_id] = sub
         return sub
 
@@ -251,7 +254,12 @@ class NotificationHub:
         if more:
             sub.pull_cursor = (watermark, events[-1][0].seq)
         # With nothing to report, the StatusEvent's watermark moves past events this subscription filtered out.
-        return encode_watermark(sub.mailbox, seq), events, more, encode_watermark(sub.mailbox, sub.mailbox.seq)
+        return (
+            encode_watermark(sub.mailbox, seq),
+            events,
+            more,
+            encode_watermark(sub.mailbox, sub.mailbox.seq),
+        )
 
     # ---- streaming connections ----
 
@@ -267,9 +275,14 @@ class NotificationHub:
                 moved.setdefault(old.num, (old, []))[1].append(sub.id)
             sub.connection = connection
         for old, ids in moved.values():
-            old.errors.append(("ErrorNewEventStreamConnectionOpened",
-                               "A new event stream connection has been opened for this subscription.",
-                               ids, not old.subscriptions))  # fmt: skip
+            old.errors.append(
+                (
+                    "ErrorNewEventStreamConnectionOpened",
+                    "A new event stream connection has been opened for this subscription.",
+                    ids,
+                    not old.subscriptions,
+                )
+            )
             old.wake.set()
         self.connections.append(connection)
         return connection
@@ -322,8 +335,11 @@ class NotificationHub:
             self._missed(rule)
 
     def _matching_connections(self, rule: FaultRule) -> list[StreamConnection]:
-        return [c for c in self.connections
-                if not c.lost and (rule.mailbox is None or rule.mailbox in c.mailboxes())]  # fmt: skip
+        return [
+            c
+            for c in self.connections
+            if not c.lost and (rule.mailbox is None or rule.mailbox in c.mailboxes())
+        ]
 
     def _drop(self, rule: FaultRule) -> None:
         targets = self._matching_connections(rule)
@@ -339,8 +355,11 @@ class NotificationHub:
             connection.wake.set()
 
     def _expire(self, rule: FaultRule) -> None:
-        matched = [s for s in self.subscriptions.values()
-                   if not s.expired and (rule.mailbox is None or rule.mailbox == s.mailbox.address)]  # fmt: skip
+        matched = [
+            s
+            for s in self.subscriptions.values()
+            if not s.expired and (rule.mailbox is None or rule.mailbox == s.mailbox.address)
+        ]
         if rule.count is not None:
             matched = matched[: rule.count]
         for sub in matched:
@@ -349,8 +368,9 @@ class NotificationHub:
             self.emulator.faults.fired[rule.kind] += 1
             connection = sub.connection
             if connection is not None:
-                connection.errors.append(("ErrorSubscriptionNotFound", "The specified subscription was not found.",
-                                          [sub.id], True))  # fmt: skip
+                connection.errors.append(
+                    ("ErrorSubscriptionNotFound", "The specified subscription was not found.", [sub.id], True)
+                )
                 connection.wake.set()
 
     def _missed(self, rule: FaultRule) -> None:
@@ -358,10 +378,19 @@ class NotificationHub:
         for connection in self._matching_connections(rule):
             if rule.count is not None and rule.count <= 0:
                 break
-            ids = [s.id for s in connection.subscriptions
-                   if rule.mailbox is None or rule.mailbox == s.mailbox.address]  # fmt: skip
-            connection.errors.append(("ErrorMissedNotificationEvents",
-                                      "Events were lost; the subscription must be recreated.", ids, True))  # fmt: skip
+            ids = [
+                s.id
+                for s in connection.subscriptions
+                if rule.mailbox is None or rule.mailbox == s.mailbox.address
+            ]
+            connection.errors.append(
+                (
+                    "ErrorMissedNotificationEvents",
+                    "Events were lost; the subscription must be recreated.",
+                    ids,
+                    True,
+                )
+            )
             connection.wake.set()
             fired_on_open = True
             self._use(rule, [])
@@ -392,7 +421,9 @@ class NotificationHub:
         by_mailbox: Counter[str] = Counter(s.mailbox.address for s in live)
         return {
             "streaming_connections": sum(1 for c in self.connections if not c.lost),
-            "streaming_connections_by_account": dict(Counter(c.owner for c in self.connections if not c.lost)),
+            "streaming_connections_by_account": dict(
+                Counter(c.owner for c in self.connections if not c.lost)
+            ),
             "subscriptions": len(live),
             "subscriptions_by_mailbox": dict(by_mailbox),
             "affinity_cookies": dict(self.affinity),

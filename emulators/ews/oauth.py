@@ -11,7 +11,8 @@ async def token(request: web.Request) -> web.Response:
     """POST /{tenant}/oauth2/v2.0/token, form-encoded, as exchangelib's OAuth2Credentials send it."""
     if not request.content_type.startswith("application/x-www-form-urlencoded"):
         return web.json_response(
-            {"error": "invalid_request", "error_description": "The request body must be form-encoded."}, status=400
+            {"error": "invalid_request", "error_description": "The request body must be form-encoded."},
+            status=400,
         )
     form = await request.post()
     status, body = request.app[EMULATOR].auth.issue_token(request.match_info["tenant"], dict(form))

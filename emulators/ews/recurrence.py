@@ -64,9 +64,19 @@ DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
 DAY_GROUPS = {"Day": DAY_NAMES, "Weekday": DAY_NAMES[:5], "WeekendDay": DAY_NAMES[5:]}
 INDEXES = ("First", "Second", "Third", "Fourth", "Last")
 MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)  # fmt: skip
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 _RRULE_DAYS = (rrule.MO, rrule.TU, rrule.WE, rrule.TH, rrule.FR, rrule.SA, rrule.SU)
 
 # Exchange's own limits (Outlook's recurrence dialog): at most 999 numbered occurrences, intervals below 1000.
@@ -113,7 +123,9 @@ def _check(rec: Recurrence) -> Recurrence:
     if rec.first_day_of_week not in DAY_NAMES:
         raise _invalid(f"{rec.first_day_of_week!r} is not a day of the week.")
     if rec.pattern == "weekly" and not rec.days_of_week:
-        raise EwsError("ErrorCalendarInvalidDayForWeeklyRecurrence", "A weekly recurrence needs at least one day.")
+        raise EwsError(
+            "ErrorCalendarInvalidDayForWeeklyRecurrence", "A weekly recurrence needs at least one day."
+        )
     if rec.pattern.startswith("relative") and len(rec.days_of_week) != 1:
         raise _invalid("A relative recurrence names exactly one day (or Day, Weekday, WeekendDay).")
     if rec.pattern.startswith("relative") and rec.day_of_week_index not in INDEXES:
@@ -128,7 +140,9 @@ def _check(rec: Recurrence) -> Recurrence:
         if rec.end_date < rec.start_date:
             raise EwsError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate")
         if rec.end_date.year > MAX_YEAR:
-            raise EwsError("ErrorRecurrenceEndDateTooBig", f"The recurrence end date is after the year {MAX_YEAR}.")
+            raise EwsError(
+                "ErrorRecurrenceEndDateTooBig", f"The recurrence end date is after the year {MAX_YEAR}."
+            )
     if not MIN_YEAR <= rec.start_date.year <= MAX_YEAR:
         raise _invalid(f"The recurrence start date must be between the years {MIN_YEAR} and {MAX_YEAR}.")
     if rec.range_type == "numbered" and not (
@@ -416,7 +430,9 @@ def check_series(master: Any) -> None:
     (they would overlap each other)."""
     starts = [local for local in itertools.islice(_rule(master.recurrence, _dtstart(master)), 60)]
     if not starts:
-        raise EwsError("ErrorRecurrenceHasNoOccurrence", "The recurrence pattern has no occurrence in its range.")
+        raise EwsError(
+            "ErrorRecurrenceHasNoOccurrence", "The recurrence pattern has no occurrence in its range."
+        )
     if len(starts) < 2:
         return
     shortest = min(b - a for a, b in itertools.pairwise(starts))
@@ -583,9 +599,15 @@ def from_json(data: Any, start: datetime, time_zone: str | None) -> Recurrence:
     if not isinstance(data, dict):
         raise ValueError("recurrence must be an object")
     unknown = set(data) - {
-        "pattern", "interval", "days_of_week", "first_day_of_week", "day_of_month", "day_of_week_index", "month",
+        "pattern",
+        "interval",
+        "days_of_week",
+        "first_day_of_week",
+        "day_of_month",
+        "day_of_week_index",
+        "month",
         "range",
-    }  # fmt: skip
+    }
     if unknown:
         raise ValueError(f"unknown recurrence fields: {sorted(unknown)}")
     boundary = data.get("range") or {"type": "no_end"}
@@ -600,7 +622,9 @@ def from_json(data: Any, start: datetime, time_zone: str | None) -> Recurrence:
             Recurrence(
                 pattern=str(data.get("pattern", "")),
                 range_type=str(boundary.get("type", "")),
-                start_date=date.fromisoformat(boundary["start_date"]) if boundary.get("start_date") else local_start,
+                start_date=date.fromisoformat(boundary["start_date"])
+                if boundary.get("start_date")
+                else local_start,
                 interval=int(data.get("interval", 1)),
                 days_of_week=tuple(str(d) for d in days),
                 first_day_of_week=str(data.get("first_day_of_week") or "Sunday"),
@@ -609,7 +633,9 @@ def from_json(data: Any, start: datetime, time_zone: str | None) -> Recurrence:
                 month=data.get("month"),
                 end_date=date.fromisoformat(boundary["end_date"]) if boundary.get("end_date") else None,
                 number_of_occurrences=(
-                    int(boundary["number_of_occurrences"]) if boundary.get("number_of_occurrences") is not None else None
+                    int(boundary["number_of_occurrences"])
+                    if boundary.get("number_of_occurrences") is not None
+                    else None
                 ),
             )
         )
@@ -618,6 +644,15 @@ def from_json(data: Any, start: datetime, time_zone: str | None) -> Recurrence:
 
 
 __all__ = [
-    "Recurrence", "check_exception_bounds", "check_series", "expand", "from_json", "index_of", "occurrence_end", "parse",
-    "start_of_index", "to_json", "write",
-]  # fmt: skip
+    "Recurrence",
+    "check_exception_bounds",
+    "check_series",
+    "expand",
+    "from_json",
+    "index_of",
+    "occurrence_end",
+    "parse",
+    "start_of_index",
+    "to_json",
+    "write",
+]

@@ -66,9 +66,13 @@ class EwsEmulator:
         self.control("POST", "reset")
 
     def add_account(self, address: str, password: str = "pass-for-tests", **extra: Any) -> Any:
-        return self.control("POST", "accounts", {"address": address, "password": password, **extra}, expect=201)
+        return self.control(
+            "POST", "accounts", {"address": address, "password": password, **extra}, expect=201
+        )
 
     def items(self, address: str, **query: str) -> list[dict[str, Any]]:
-        response = self.http.get(f"{self.base_url}/_emulator/mailboxes/{address}/items", params=query, timeout=30)
+        response = self.http.get(
+            f"{self.base_url}/_emulator/mailboxes/{address}/items", params=query, timeout=30
+        )
         response.raise_for_status()
         return list(response.json())

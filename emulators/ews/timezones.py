@@ -82,7 +82,12 @@ def _rule_for(instant_utc: datetime, before_offset: timedelta) -> _Rule:
     local = (instant_utc + before_offset).replace(tzinfo=None)
     nth = (local.day - 1) // 7 + 1
     last = (local + timedelta(days=7)).month != local.month
-    return _Rule(local.month, local.weekday(), -1 if last and nth >= 4 else nth, local - local.replace(hour=0, minute=0, second=0))
+    return _Rule(
+        local.month,
+        local.weekday(),
+        -1 if last and nth >= 4 else nth,
+        local - local.replace(hour=0, minute=0, second=0),
+    )
 
 
 @functools.cache
@@ -138,9 +143,21 @@ def write_definition(parent: etree._Element, tag: str, windows_id: str) -> etree
     base = f"trule:Microsoft/Registry/{windows_id}/2025"
     periods = sub(el, t("Periods"))
     # Bias is what to add to local time to get UTC: the negated UTC offset.
-    sub(periods, t("Period"), Bias=_duration(-zone_rules.standard_offset), Name="Standard", Id=f"{base}-Standard")
+    sub(
+        periods,
+        t("Period"),
+        Bias=_duration(-zone_rules.standard_offset),
+        Name="Standard",
+        Id=f"{base}-Standard",
+    )
     if zone_rules.daylight_offset is not None:
-        sub(periods, t("Period"), Bias=_duration(-zone_rules.daylight_offset), Name="Daylight", Id=f"{base}-Daylight")
+        sub(
+            periods,
+            t("Period"),
+            Bias=_duration(-zone_rules.daylight_offset),
+            Name="Daylight",
+            Id=f"{base}-Daylight",
+        )
     groups = sub(el, t("TransitionsGroups"))
     group = sub(groups, t("TransitionsGroup"), Id="0")
     if zone_rules.to_daylight is None or zone_rules.to_standard is None:
@@ -162,9 +179,19 @@ def write_definition(parent: etree._Element, tag: str, windows_id: str) -> etree
 
 _INDEX_NAMES = {1: "First", 2: "Second", 3: "Third", 4: "Fourth", -1: "Last", 5: "Last"}
 _MONTH_NAMES = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)  # fmt: skip
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def _clock(value: timedelta) -> str:
@@ -202,10 +229,16 @@ def write_serializable(parent: etree._Element, tag: str, windows_id: str) -> etr
     sub(el, t("Bias"), int(-zone_rules.standard_offset.total_seconds() // 60))
     if zone_rules.daylight_offset is None or zone_rules.to_daylight is None or zone_rules.to_standard is None:
         # No daylight saving: both changes present (the schema requires them) but without any effect.
-        changes = (("StandardTime", _Rule(1, 6, 1, timedelta(0)), 0), ("DaylightTime", _Rule(12, 6, -1, timedelta(0)), 0))
+        changes = (
+            ("StandardTime", _Rule(1, 6, 1, timedelta(0)), 0),
+            ("DaylightTime", _Rule(12, 6, -1, timedelta(0)), 0),
+        )
     else:
         daylight_bias = int((zone_rules.standard_offset - zone_rules.daylight_offset).total_seconds() // 60)
-        changes = (("StandardTime", zone_rules.to_standard, 0), ("DaylightTime", zone_rules.to_daylight, daylight_bias))
+        changes = (
+            ("StandardTime", zone_rules.to_standard, 0),
+            ("DaylightTime", zone_rules.to_daylight, daylight_bias),
+        )
     for name, rule, bias in changes:
         change = sub(el, t(name))
         sub(change, t("Bias"), bias)
@@ -272,9 +305,12 @@ class SerializableZone:
 
     def _has_dst(self) -> bool:
         return bool(
-            self.standard and self.daylight and self.standard.month and self.daylight.month
+            self.standard
+            and self.daylight
+            and self.standard.month
+            and self.daylight.month
             and self.standard.bias != self.daylight.bias
-        )  # fmt: skip
+        )
 
     def offset_at(self, instant: datetime) -> timedelta:
         """The UTC offset in force at an aware instant."""
@@ -290,7 +326,11 @@ class SerializableZone:
         dst_start = (starts + self.daylight.clock + timedelta(minutes=std_bias)).replace(tzinfo=UTC)
         dst_end = (ends + self.standard.clock + timedelta(minutes=dst_bias)).replace(tzinfo=UTC)
         moment = instant.astimezone(UTC)
-        in_dst = dst_start <= moment < dst_end if dst_start < dst_end else (moment >= dst_start or moment < dst_end)
+        in_dst = (
+            dst_start <= moment < dst_end
+            if dst_start < dst_end
+            else (moment >= dst_start or moment < dst_end)
+        )
         return timedelta(minutes=-(dst_bias if in_dst else std_bias))
 
     def to_local(self, instant: datetime) -> datetime:

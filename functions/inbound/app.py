@@ -22,10 +22,16 @@ processor.raise_on_entire_batch_failure = False
 def sync(body: str) -> dict[str, Any]:
     """Sync one mailbox's Outlook changes into JRNI."""
     wake = decode(body)
-    report = sync_mailbox(inbound_services(),
-                          InboundMessage(wake.integration_id, wake.mailbox, wake.reason.value, wake.notified))  # fmt: skip
-    return {"mailbox": wake.mailbox, "reason": wake.reason.value, "jrni_writes": report.jrni_writes,
-            "reverted": len(report.reverted)}  # fmt: skip
+    report = sync_mailbox(
+        inbound_services(),
+        InboundMessage(wake.integration_id, wake.mailbox, wake.reason.value, wake.notified),
+    )
+    return {
+        "mailbox": wake.mailbox,
+        "reason": wake.reason.value,
+        "jrni_writes": report.jrni_writes,
+        "reverted": len(report.reverted),
+    }
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -34,4 +40,6 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -21,7 +21,9 @@ class CachedIntegrations:
     change to one (a new webhook secret, its removal) is seen within ``seconds``; whatever is queued meanwhile is
     checked again by the outbound function, which always reads the integration afresh."""
 
-    def __init__(self, store: IntegrationStore, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, store: IntegrationStore, seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._store = store
         self._seconds = seconds
         self._clock = clock

@@ -35,7 +35,12 @@ class Executor:
     """Carries out outbound actions for one integration."""
 
     def __init__(
-        self, integration_id: str, calendar: CalendarProvider, links: LinkStore, *, recreate_deleted: bool = True
+        self,
+        integration_id: str,
+        calendar: CalendarProvider,
+        links: LinkStore,
+        *,
+        recreate_deleted: bool = True,
     ) -> None:
         self.integration_id = integration_id
         self.calendar = calendar
@@ -59,7 +64,9 @@ class Executor:
         if len(writes) <= 1:
             outcomes = [self._outcome(action) for action in writes]
         else:
-            outcomes = [done.result() for done in [parallel.start(self._outcome, action) for action in writes]]
+            outcomes = [
+                done.result() for done in [parallel.start(self._outcome, action) for action in writes]
+            ]
         for done in outcomes:  # in the actions' order, whatever order they finished in
             if isinstance(done, ExecutionReport):
                 report.created += done.created
@@ -72,7 +79,9 @@ class Executor:
             raise crashed[0]
         return report
 
-    def _outcome(self, action: CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent) -> ExecutionReport | BaseException:
+    def _outcome(
+        self, action: CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent
+    ) -> ExecutionReport | BaseException:
         """One mailbox's action applied: its report, or the exception it ended with (raised by ``apply`` later)."""
         report = ExecutionReport()
         try:
@@ -83,7 +92,9 @@ class Executor:
             return exc
         return report
 
-    def _apply_one(self, action: CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent, report: ExecutionReport) -> None:
+    def _apply_one(
+        self, action: CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent, report: ExecutionReport
+    ) -> None:
         if isinstance(action, CreateEvent):
             self._create(action.mailbox, action.content, None)
             report.created.append(action.mailbox)
@@ -110,7 +121,9 @@ class Executor:
         return self.links.save(link)
 
     def _synced(self, pending: Link, ref: RemoteRef) -> Link:
-        return self.links.save(replace(pending, state=LinkState.SYNCED, remote_id=ref.remote_id, version=ref.version))
+        return self.links.save(
+            replace(pending, state=LinkState.SYNCED, remote_id=ref.remote_id, version=ref.version)
+        )
 
     def _create(self, mailbox: str, content: EventContent, previous: Link | None) -> Link:
         pending = self._pending(mailbox, content, previous)
@@ -133,16 +146,24 @@ class Executor:
 
     def _update(self, action: UpdateEvent) -> None:
         assert action.link.remote_id is not None
-        ref = self.calendar.update_event(action.mailbox, action.link.remote_id, action.content,
-                                         if_version=action.if_version)  # fmt: skip
+        ref = self.calendar.update_event(
+            action.mailbox, action.link.remote_id, action.content, if_version=action.if_version
+        )
         if ref is None:
             if self.recreate_deleted or action.revert:
                 # Deleted in Outlook while JRNI still has the booking: the lock (or JRNI's refusal) puts it back.
                 self._create(action.mailbox, action.content, action.link)
             # Else the link keeps naming the deleted item, so inbound recognises the deletion as ours to act on.
             return
-        self.links.save(replace(action.link, fingerprint=action.content.fingerprint, remote_id=ref.remote_id,
-                                version=ref.version, state=LinkState.SYNCED))  # fmt: skip
+        self.links.save(
+            replace(
+                action.link,
+                fingerprint=action.content.fingerprint,
+                remote_id=ref.remote_id,
+                version=ref.version,
+                state=LinkState.SYNCED,
+            )
+        )
 
     def _delete(self, action: DeleteEvent) -> None:
         link = action.link

@@ -80,7 +80,9 @@ class InboundExecutor:
                 report.notifications.append(action)
         return report
 
-    def _booking_change(self, report: InboundReport, action: MoveBooking | CancelBooking | ConfirmReservation) -> None:
+    def _booking_change(
+        self, report: InboundReport, action: MoveBooking | CancelBooking | ConfirmReservation
+    ) -> None:
         try:
             if isinstance(action, MoveBooking):
                 self.writer.move_booking(action.jrni_key, action.window)
@@ -92,20 +94,39 @@ class InboundExecutor:
             # JRNI refuses (a cancelled booking, or one made externally): JRNI's version goes back to Outlook.
             report.refused[action.jrni_key] = str(exc)
             version = None if isinstance(action, CancelBooking) else action.item_version
-            report.reverted.append(RevertItem(action.jrni_key, self.mapping.mailbox, f"JRNI refused: {exc}", version))
+            report.reverted.append(
+                RevertItem(action.jrni_key, self.mapping.mailbox, f"JRNI refused: {exc}", version)
+            )
             return
         report.bookings_changed.append(action.jrni_key)
 
     def _create(self, action: CreateBlock) -> None:
         event, mapping = action.event, action.mapping
-        pending = self.blocks.save(BlockLink(
-            integration_id=self.integration.id, mailbox=mapping.mailbox, remote_id=event.remote_id, jrni_key=None,
-            slot_id="", window=action.window, title=action.title, version=event.version, series_id=event.series_id,
-            state=LinkState.PENDING,
-        ))  # fmt: skip
-        created = self.writer.create_block(self.company_id, mapping.kind, mapping.jrni_id, action.window, action.title,
-                                           self.marker_of(event.remote_id))  # fmt: skip
-        self.blocks.save(replace(pending, jrni_key=created.jrni_key, slot_id=created.slot_id, state=LinkState.SYNCED))
+        pending = self.blocks.save(
+            BlockLink(
+                integration_id=self.integration.id,
+                mailbox=mapping.mailbox,
+                remote_id=event.remote_id,
+                jrni_key=None,
+                slot_id="",
+                window=action.window,
+                title=action.title,
+                version=event.version,
+                series_id=event.series_id,
+                state=LinkState.PENDING,
+            )
+        )
+        created = self.writer.create_block(
+            self.company_id,
+            mapping.kind,
+            mapping.jrni_id,
+            action.window,
+            action.title,
+            self.marker_of(event.remote_id),
+        )
+        self.blocks.save(
+            replace(pending, jrni_key=created.jrni_key, slot_id=created.slot_id, state=LinkState.SYNCED)
+        )
 
     def _move(self, action: MoveBlock) -> None:
         link = self._resolved(action.link)
@@ -113,7 +134,9 @@ class InboundExecutor:
             self._create(CreateBlock(self.mapping, action.event, action.window, action.title))
             return
         self.writer.move_block(self._company(link), link.slot_id, action.window, action.title)
-        self.blocks.save(replace(link, window=action.window, title=action.title, version=action.event.version))
+        self.blocks.save(
+            replace(link, window=action.window, title=action.title, version=action.event.version)
+        )
 
     def _remove(self, link: BlockLink) -> None:
         resolved = self._resolved(link)
@@ -125,12 +148,19 @@ class InboundExecutor:
         """A pending link completed from JRNI (the block made before a crash), or None when there is no block."""
         if link.state is LinkState.SYNCED:
             return link
-        found = self.writer.find_block(self.company_id, self.mapping.kind, self.mapping.jrni_id, link.window,
-                                       self.marker_of(link.remote_id))  # fmt: skip
+        found = self.writer.find_block(
+            self.company_id,
+            self.mapping.kind,
+            self.mapping.jrni_id,
+            link.window,
+            self.marker_of(link.remote_id),
+        )
         if found is None:
             self.blocks.delete(link)
             return None
-        return self.blocks.save(replace(link, jrni_key=found.jrni_key, slot_id=found.slot_id, state=LinkState.SYNCED))
+        return self.blocks.save(
+            replace(link, jrni_key=found.jrni_key, slot_id=found.slot_id, state=LinkState.SYNCED)
+        )
 
     def _company(self, link: BlockLink) -> str:
         return link.jrni_key.company_id if link.jrni_key is not None else self.company_id

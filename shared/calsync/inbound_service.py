@@ -78,18 +78,32 @@ def company_of(services: Services, integration: Integration, mapping: Mapping) -
         cached = _companies[integration.id]
     company = cached[1].get((mapping.kind, mapping.jrni_id))
     if company is None:
-        raise PermanentError(f"JRNI no longer has {mapping.kind.value} {mapping.jrni_id} (mapped to {mapping.mailbox})")
+        raise PermanentError(
+            f"JRNI no longer has {mapping.kind.value} {mapping.jrni_id} (mapped to {mapping.mailbox})"
+        )
     return company
 
 
 def _our_items(services: Services, integration: Integration, changes: MailboxChanges) -> dict[str, OurItem]:
     """Items calsync wrote that this change touches, each with what JRNI says it should be now (read fresh)."""
     ours: dict[str, OurItem] = {}
-    links = {link.remote_id: link for link in services.links.links_in(integration.id, changes.mailbox) if link.remote_id}
+    links = {
+        link.remote_id: link
+        for link in services.links.links_in(integration.id, changes.mailbox)
+        if link.remote_id
+    }
     touched = {e.remote_id: e for e in changes.upserts}
-    candidates = [(rid, link.jrni_key, link.version) for rid, link in links.items() if rid in touched or rid in changes.removed]
+    candidates = [
+        (rid, link.jrni_key, link.version)
+        for rid, link in links.items()
+        if rid in touched or rid in changes.removed
+    ]
     for event in changes.upserts:
-        if event.remote_id not in links and event.stamp is not None and event.stamp.integration_id == integration.id:
+        if (
+            event.remote_id not in links
+            and event.stamp is not None
+            and event.stamp.integration_id == integration.id
+        ):
             candidates.append((event.remote_id, event.stamp.jrni_key, None))  # ours, link lost: still ours
     source = services.bookings_for(integration)
     for remote_id, key, version in candidates:
@@ -98,11 +112,19 @@ def _our_items(services: Services, integration: Integration, changes: MailboxCha
             continue
         content = desired_content(booking, integration.id, "", "", integration.options)
         ours[remote_id] = OurItem(
-            jrni_key=key, expected_window=content.window, expected_free_busy=content.free_busy, version=version,
-            pre_time_seconds=int(booking.pre_time.total_seconds()) if integration.options.include_buffers else 0,
-            post_time_seconds=int(booking.post_time.total_seconds()) if integration.options.include_buffers else 0,
-            is_reservation=booking.status.value == "reservation", is_cancelled=not booking.is_active,
-        )  # fmt: skip
+            jrni_key=key,
+            expected_window=content.window,
+            expected_free_busy=content.free_busy,
+            version=version,
+            pre_time_seconds=int(booking.pre_time.total_seconds())
+            if integration.options.include_buffers
+            else 0,
+            post_time_seconds=int(booking.post_time.total_seconds())
+            if integration.options.include_buffers
+            else 0,
+            is_reservation=booking.status.value == "reservation",
+            is_cancelled=not booking.is_active,
+        )
     return ours
 
 
@@ -117,8 +139,9 @@ def _only_our_own_writes(services: Services, message: InboundMessage) -> bool:
     find nothing to do. The cursor stays where it is, so the next sync still reads past these items."""
     if not message.notified or len(message.notified) > MAX_OWN_WRITE_LOOKUPS:
         return False
-    versions = services.links.versions_of(message.integration_id, message.mailbox.strip().lower(),
-                                          [item.item_id for item in message.notified])  # fmt: skip
+    versions = services.links.versions_of(
+        message.integration_id, message.mailbox.strip().lower(), [item.item_id for item in message.notified]
+    )
     return all(versions.get(item.item_id) == item.change_key for item in message.notified)
 
 
@@ -163,24 +186,39 @@ def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
         try:
             report = _apply(services, integration, mapping, changes, now)
         except ConflictError as exc:
-            logger.info("item changed again while answering it; reading the mailbox again",
-                        extra={"mailbox": mailbox, "reason": str(exc)})  # fmt: skip
+            logger.info(
+                "item changed again while answering it; reading the mailbox again",
+                extra={"mailbox": mailbox, "reason": str(exc)},
+            )
             continue
         if changes.cursor:
             # Only now: a crash before this point replays the same changes, which the links make harmless.
             services.cursors.put(integration.id, mailbox, changes.cursor)
-        detail = (f"{report.created} blocked, {report.moved} moved, {report.removed} released, "
-                  f"{len(report.bookings_changed)} bookings changed, {len(report.reverted)} reverted")  # fmt: skip
-        _status(services, mapping, SyncState.OK, detail,
-                settles=tuple(outlook_change_subject(key) for key in report.bookings_changed))  # fmt: skip
+        detail = (
+            f"{report.created} blocked, {report.moved} moved, {report.removed} released, "
+            f"{len(report.bookings_changed)} bookings changed, {len(report.reverted)} reverted"
+        )
+        _status(
+            services,
+            mapping,
+            SyncState.OK,
+            detail,
+            settles=tuple(outlook_change_subject(key) for key in report.bookings_changed),
+        )
         for key, why in report.refused.items():
             # Open until JRNI accepts a later Outlook change to this booking, or the booking goes.
-            _status(services, mapping, SyncState.ERROR,
-                    f"booking {key}: JRNI refused the change made in Outlook, which was put back: {why}",
-                    subject=outlook_change_subject(key))  # fmt: skip
+            _status(
+                services,
+                mapping,
+                SyncState.ERROR,
+                f"booking {key}: JRNI refused the change made in Outlook, which was put back: {why}",
+                subject=outlook_change_subject(key),
+            )
         return report
-    raise RetryableError(f"items in {mailbox} kept changing while calsync answered them; trying again shortly",
-                         delay_seconds=RETRY_AFTER_CONFLICT_SECONDS)  # fmt: skip
+    raise RetryableError(
+        f"items in {mailbox} kept changing while calsync answered them; trying again shortly",
+        delay_seconds=RETRY_AFTER_CONFLICT_SECONDS,
+    )
 
 
 def _apply(
@@ -189,29 +227,49 @@ def _apply(
     """Plan one read of the mailbox's changes and apply it: JRNI first, then what goes back to Outlook."""
     assert services.writer_for and services.block_links
     options = InboundOptions(
-        now=now, window_days=SYNC_WINDOW_DAYS, blocking=frozenset(integration.inbound_free_busy),
-        appointment_lock=integration.appointment_lock, auto_confirm=integration.auto_confirm,
-    )  # fmt: skip
+        now=now,
+        window_days=SYNC_WINDOW_DAYS,
+        blocking=frozenset(integration.inbound_free_busy),
+        appointment_lock=integration.appointment_lock,
+        auto_confirm=integration.auto_confirm,
+    )
     blocks = services.block_links.blocks(integration.id, mapping.mailbox)
     ours = _our_items(services, integration, changes)
     actions = plan_inbound(changes, mapping, blocks, ours, options)
     executor = InboundExecutor(
-        integration, mapping, company_of(services, integration, mapping) if _needs_company(actions) else "",
-        services.writer_for(integration), services.block_links, lambda rid: block_marker(integration.id, rid),
-    )  # fmt: skip
+        integration,
+        mapping,
+        company_of(services, integration, mapping) if _needs_company(actions) else "",
+        services.writer_for(integration),
+        services.block_links,
+        lambda rid: block_marker(integration.id, rid),
+    )
     try:
         report = executor.apply(actions)
         if report.notifications and services.events is not None:
             # Right after the JRNI changes they describe: a failure later (a revert) must not lose them, because
             # the retry will not confirm the reservation a second time.
-            services.events.publish([
-                {"kind": n.kind, "integration_id": integration.id, "company_id": n.jrni_key.company_id,
-                 "booking_id": n.jrni_key.booking_id, "at": now.isoformat(), **n.detail}
-                for n in report.notifications
-            ])  # fmt: skip
+            services.events.publish(
+                [
+                    {
+                        "kind": n.kind,
+                        "integration_id": integration.id,
+                        "company_id": n.jrni_key.company_id,
+                        "booking_id": n.jrni_key.booking_id,
+                        "at": now.isoformat(),
+                        **n.detail,
+                    }
+                    for n in report.notifications
+                ]
+            )
         _revert(services, integration, report.reverted)
     except PermanentError as exc:
-        _status(services, mapping, SyncState.ERROR, f"Outlook changes in {mapping.mailbox} could not be applied: {exc}")
+        _status(
+            services,
+            mapping,
+            SyncState.ERROR,
+            f"Outlook changes in {mapping.mailbox} could not be applied: {exc}",
+        )
         raise
     return report
 
@@ -230,7 +288,24 @@ def _revert(services: Services, integration: Integration, reverts: Sequence[Reve
         sync_outbound(services, OutboundMessage(integration.id, key, "revert"), rewrite=rewrite)
 
 
-def _status(services: Services, mapping: Mapping, state: SyncState, detail: str, *, subject: str = OUTLOOK_CHANGES,
-            settles: tuple[str, ...] = ()) -> None:  # fmt: skip
-    services.mappings.record_status(MappingStatus(mapping.integration_id, mapping.kind, mapping.jrni_id, state, detail,
-                                                  services.clock(), subject, settles))  # fmt: skip
+def _status(
+    services: Services,
+    mapping: Mapping,
+    state: SyncState,
+    detail: str,
+    *,
+    subject: str = OUTLOOK_CHANGES,
+    settles: tuple[str, ...] = (),
+) -> None:
+    services.mappings.record_status(
+        MappingStatus(
+            mapping.integration_id,
+            mapping.kind,
+            mapping.jrni_id,
+            state,
+            detail,
+            services.clock(),
+            subject,
+            settles,
+        )
+    )

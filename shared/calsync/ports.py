@@ -192,13 +192,15 @@ class CreatedBlock:
 class BookingWriter(Protocol):
     """JRNI, written to by inbound sync. Every block calsync makes carries ``marker`` in its private note."""
 
-    def create_block(self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow, title: str,
-                     marker: str) -> CreatedBlock:  # fmt: skip
+    def create_block(
+        self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow, title: str, marker: str
+    ) -> CreatedBlock:
         """Block the staff member's or resource's time."""
         ...
 
-    def find_block(self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow,
-                   marker: str) -> CreatedBlock | None:  # fmt: skip
+    def find_block(
+        self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow, marker: str
+    ) -> CreatedBlock | None:
         """A block carrying ``marker`` around ``window`` (finds a block whose creation was not recorded)."""
         ...
 
@@ -236,32 +238,27 @@ class BlockLinkStore(Protocol):
         """Store conditionally on ``version_number``; StaleStateError when it lost a race."""
         ...
 
-    def delete(self, link: BlockLink) -> None:
-        ...
+    def delete(self, link: BlockLink) -> None: ...
 
 
 class CursorStore(Protocol):
     """Where each mailbox's change feed stands (EWS SyncState), stored only after its changes were applied."""
 
-    def get(self, integration_id: str, mailbox: str) -> str | None:
-        ...
+    def get(self, integration_id: str, mailbox: str) -> str | None: ...
 
-    def put(self, integration_id: str, mailbox: str, cursor: str) -> None:
-        ...
+    def put(self, integration_id: str, mailbox: str, cursor: str) -> None: ...
 
 
 class EventPublisher(Protocol):
     """The customer's event bus (EventBridge): what happened, for their own notifications."""
 
-    def publish(self, events: list[dict[str, object]]) -> None:
-        ...
+    def publish(self, events: list[dict[str, object]]) -> None: ...
 
 
 class StreamingStates(Protocol):
     """What the streaming task reports per mailbox, for the operator's status."""
 
-    def mailbox_states(self, integration_id: str) -> list[MailboxStreamState]:
-        ...
+    def mailbox_states(self, integration_id: str) -> list[MailboxStreamState]: ...
 
     def heartbeats(self) -> list[TaskHeartbeat]:
         """The last heartbeat of each streaming task seen lately."""

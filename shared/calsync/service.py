@@ -86,7 +86,9 @@ class Services:
     streaming: StreamingStates | None = None  # how each mailbox is watched (admin status)
     # The streaming task beats its heart this often; the admin status shows a watch as stale after 3 beats missed.
     streaming_heartbeat: timedelta = timedelta(seconds=30)
-    streaming_service: str = ""  # the ECS service running the streaming task, named in the stale watch's detail
+    streaming_service: str = (
+        ""  # the ECS service running the streaming task, named in the stale watch's detail
+    )
 
 
 def integration_or_404(services: Services, integration_id: str) -> Integration:
@@ -100,7 +102,9 @@ def templates_of(integration: Integration) -> Templates:
     # Imported here: the webhook function never renders, and python-liquid (with babel) is half its import time.
     from calsync.rendering import DEFAULT_BODY, DEFAULT_SUBJECT, Templates
 
-    return Templates(integration.subject_template or DEFAULT_SUBJECT, integration.body_template or DEFAULT_BODY)
+    return Templates(
+        integration.subject_template or DEFAULT_SUBJECT, integration.body_template or DEFAULT_BODY
+    )
 
 
 # API Gateway accepts up to 10 MB; no JRNI webhook comes near this, and anything larger is refused unread.
@@ -168,15 +172,28 @@ def sync_outbound(
         subject, body = templates_of(integration).render(booking_context(booking, company))
         content = desired_content(booking, integration.id, subject, body, integration.options)
     mirrored = booking is not None and is_our_block(services, integration, booking)
-    actions = plan_outbound(content, booking, mappings, links, integration.options, mirrored_from_exchange=mirrored,
-                            rewrite=rewrite)  # fmt: skip
-    executor = Executor(integration.id, services.calendar_for(integration), services.links,
-                        recreate_deleted=integration.appointment_lock)  # fmt: skip
+    actions = plan_outbound(
+        content,
+        booking,
+        mappings,
+        links,
+        integration.options,
+        mirrored_from_exchange=mirrored,
+        rewrite=rewrite,
+    )
+    executor = Executor(
+        integration.id,
+        services.calendar_for(integration),
+        services.links,
+        recreate_deleted=integration.appointment_lock,
+    )
     report = executor.apply(actions)
     _record(services, integration.id, message.jrni_key, mappings, actions, report.failed)
     if report.failed:
         # Every other mailbox is done; this message (for the ones that refused) goes to the dead-letter queue.
-        raise PermanentError("; ".join(f"{mailbox}: {reason}" for mailbox, reason in sorted(report.failed.items())))
+        raise PermanentError(
+            "; ".join(f"{mailbox}: {reason}" for mailbox, reason in sorted(report.failed.items()))
+        )
     return OutboundResult(booking, actions, report)
 
 
@@ -191,7 +208,10 @@ def is_our_block(services: Services, integration: Integration, booking: Booking)
         return False
     if f"calsync:{integration.id}:" in str(booking.details.get("private_note", "")):
         return True  # the marker is written with the block, so even a block made a moment ago is recognised
-    return services.block_links is not None and services.block_links.by_jrni_key(integration.id, booking.key) is not None
+    return (
+        services.block_links is not None
+        and services.block_links.by_jrni_key(integration.id, booking.key) is not None
+    )
 
 
 _VERBS = {CreateEvent: "created", UpdateEvent: "updated", RecoverEvent: "recovered", DeleteEvent: "removed"}
@@ -213,8 +233,11 @@ def _record(
     for action in actions:
         if isinstance(action, SkipUnmapped):
             detail = f"booking {key} not synced: no mailbox is mapped to this {action.kind.value}"
-            statuses.append(MappingStatus(integration_id, action.kind, action.jrni_id, SyncState.SKIPPED, detail, now,
-                                          UNMAPPED))  # fmt: skip
+            statuses.append(
+                MappingStatus(
+                    integration_id, action.kind, action.jrni_id, SyncState.SKIPPED, detail, now, UNMAPPED
+                )
+            )
             continue
         mapping = by_mailbox.get(action.mailbox)
         if mapping is None:
@@ -226,8 +249,9 @@ def _record(
             state, detail = SyncState.OK, f"booking {key} {_VERBS[type(action)]} in {action.mailbox}"
             if isinstance(action, DeleteEvent):
                 settles += (outlook_change_subject(key),)  # the booking is gone: nothing left to refuse
-        statuses.append(MappingStatus(integration_id, mapping.kind, mapping.jrni_id, state, detail, now, subject,
-                                      settles))  # fmt: skip
+        statuses.append(
+            MappingStatus(integration_id, mapping.kind, mapping.jrni_id, state, detail, now, subject, settles)
+        )
     services.mappings.record_status(*statuses)  # one write for the whole booking
 
 
@@ -241,9 +265,17 @@ def record_failure(services: Services, message: OutboundMessage, reason: str) ->
         mapping = mappings.get(link.mailbox)
         if mapping is not None and (mapping.kind, mapping.jrni_id) not in reported:
             reported.add((mapping.kind, mapping.jrni_id))
-            services.mappings.record_status(MappingStatus(
-                message.integration_id, mapping.kind, mapping.jrni_id, SyncState.ERROR,
-                f"booking {message.jrni_key} failed: {reason}", now, booking_subject(message.jrni_key)))  # fmt: skip
+            services.mappings.record_status(
+                MappingStatus(
+                    message.integration_id,
+                    mapping.kind,
+                    mapping.jrni_id,
+                    SyncState.ERROR,
+                    f"booking {message.jrni_key} failed: {reason}",
+                    now,
+                    booking_subject(message.jrni_key),
+                )
+            )
 
 
 __all__ = [

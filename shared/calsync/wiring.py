@@ -137,8 +137,9 @@ def _streaming_states() -> StreamingStates | None:
     current = settings()
     if not current.streaming_state_table:
         return None
-    return DynamoStreamingStateStore(current.streaming_state_table, region=current.region,
-                                     endpoint_url=current.aws_endpoint_url)  # fmt: skip
+    return DynamoStreamingStateStore(
+        current.streaming_state_table, region=current.region, endpoint_url=current.aws_endpoint_url
+    )
 
 
 @functools.cache
@@ -213,7 +214,19 @@ def inbound_services() -> Services:
 
 def reset() -> None:
     """Forget everything built (tests and the local stack change the environment between runs)."""
-    for cached in (settings, secrets, outbound_queue, inbound_queue, _stores, _inbound_stores, _events, _streaming_states,
-                   webhook_services, outbound_services, admin_services, inbound_services):  # fmt: skip
+    for cached in (
+        settings,
+        secrets,
+        outbound_queue,
+        inbound_queue,
+        _stores,
+        _inbound_stores,
+        _events,
+        _streaming_states,
+        webhook_services,
+        outbound_services,
+        admin_services,
+        inbound_services,
+    ):
         cached.cache_clear()
     _jrni_clients.clear()

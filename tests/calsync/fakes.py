@@ -79,13 +79,19 @@ class FakeCalendar:
 
     def find_stamped(self, mailbox: str, stamp: Stamp) -> list[RemoteRef]:
         self.requests += 1
-        return [RemoteRef(i.remote_id, i.version) for i in self.mailboxes.get(mailbox, {}).values()
-                if i.content.stamp == stamp]  # fmt: skip
+        return [
+            RemoteRef(i.remote_id, i.version)
+            for i in self.mailboxes.get(mailbox, {}).values()
+            if i.content.stamp == stamp
+        ]
 
     def contents(self) -> dict[str, list[EventContent]]:
         """Every mailbox's items (empty mailboxes left out), for comparing calendars."""
-        return {m: sorted((i.content for i in items.values()), key=lambda c: c.fingerprint)
-                for m, items in self.mailboxes.items() if items}  # fmt: skip
+        return {
+            m: sorted((i.content for i in items.values()), key=lambda c: c.fingerprint)
+            for m, items in self.mailboxes.items()
+            if items
+        }
 
 
 class FakeLinkStore:
@@ -101,8 +107,11 @@ class FakeLinkStore:
         return [link for (i, _, m), link in self.links.items() if i == integration_id and m == mailbox]
 
     def versions_of(self, integration_id: str, mailbox: str, item_ids: Sequence[str]) -> dict[str, str]:
-        return {link.remote_id: link.version for link in self.links_in(integration_id, mailbox)
-                if link.remote_id in item_ids and link.version}  # fmt: skip
+        return {
+            link.remote_id: link.version
+            for link in self.links_in(integration_id, mailbox)
+            if link.remote_id in item_ids and link.version
+        }
 
     def save(self, link: Link) -> Link:
         key = (link.integration_id, link.jrni_key, link.mailbox)
@@ -152,8 +161,11 @@ class FakeMappings:
 
     def put(self, mapping: Mapping) -> None:
         for key, other in self.items.items():
-            if other.mailbox == mapping.mailbox and other.integration_id == mapping.integration_id and \
-                    key[1:] != (mapping.kind, mapping.jrni_id):  # fmt: skip
+            if (
+                other.mailbox == mapping.mailbox
+                and other.integration_id == mapping.integration_id
+                and key[1:] != (mapping.kind, mapping.jrni_id)
+            ):
                 raise ConflictError(f"{mapping.mailbox} is mapped to {other.kind.value} {other.jrni_id}")
         self.items[(mapping.integration_id, mapping.kind, mapping.jrni_id)] = mapping
 
@@ -244,19 +256,27 @@ class FakeWriter:
         self.crash_after_create = False
         self._ids = itertools.count(900001)
 
-    def create_block(self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow, title: str,
-                     marker: str) -> CreatedBlock:  # fmt: skip
+    def create_block(
+        self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow, title: str, marker: str
+    ) -> CreatedBlock:
         slot = str(next(self._ids))
-        self.blocks[slot] = {"company": company_id, "kind": kind, "jrni_id": jrni_id, "window": window, "title": title,
-                             "marker": marker}  # fmt: skip
+        self.blocks[slot] = {
+            "company": company_id,
+            "kind": kind,
+            "jrni_id": jrni_id,
+            "window": window,
+            "title": title,
+            "marker": marker,
+        }
         self.writes.append(f"create {title}")
         if self.crash_after_create:
             self.crash_after_create = False
             raise ConnectionError("crash after the JRNI create")
         return CreatedBlock(JrniKey(company_id, "b" + slot), slot)
 
-    def find_block(self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow,
-                   marker: str) -> CreatedBlock | None:  # fmt: skip
+    def find_block(
+        self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow, marker: str
+    ) -> CreatedBlock | None:
         for slot, block in self.blocks.items():
             if block["marker"] == marker:
                 return CreatedBlock(JrniKey(company_id, "b" + slot), slot)
@@ -293,7 +313,10 @@ class FakeBlockLinks:
         return [b for (i, m, _), b in self.links.items() if i == integration_id and m == mailbox]
 
     def by_jrni_key(self, integration_id: str, jrni_key: JrniKey) -> BlockLink | None:
-        return next((b for b in self.links.values() if b.integration_id == integration_id and b.jrni_key == jrni_key), None)
+        return next(
+            (b for b in self.links.values() if b.integration_id == integration_id and b.jrni_key == jrni_key),
+            None,
+        )
 
     def save(self, link: BlockLink) -> BlockLink:
         key = (link.integration_id, link.mailbox, link.remote_id)
@@ -390,11 +413,14 @@ class FakeExchange(FakeCalendar):
         self.meetings.get(mailbox, {}).pop(remote_id, None)
         self._changed(mailbox, remote_id)
 
-    def adviser_meeting(self, mailbox: str, remote_id: str, window: TimeWindow, subject: str = "Meeting") -> None:
+    def adviser_meeting(
+        self, mailbox: str, remote_id: str, window: TimeWindow, subject: str = "Meeting"
+    ) -> None:
         """An Outlook meeting of the adviser's own (made, or moved when ``remote_id`` exists)."""
         version = f"v{next(self._versions)}"
-        self.meetings.setdefault(mailbox, {})[remote_id] = CalendarEvent(remote_id, version, window, FreeBusy.BUSY,
-                                                                          subject)  # fmt: skip
+        self.meetings.setdefault(mailbox, {})[remote_id] = CalendarEvent(
+            remote_id, version, window, FreeBusy.BUSY, subject
+        )
         self._changed(mailbox, remote_id)
 
     # ---- CalendarFeed
@@ -411,8 +437,16 @@ class FakeExchange(FakeCalendar):
             item = self.mailboxes.get(mailbox, {}).get(remote_id)
             meeting = self.meetings.get(mailbox, {}).get(remote_id)
             if item is not None:
-                upserts.append(CalendarEvent(remote_id, item.version, item.content.window, item.content.free_busy,
-                                             item.content.subject, stamp=item.content.stamp))  # fmt: skip
+                upserts.append(
+                    CalendarEvent(
+                        remote_id,
+                        item.version,
+                        item.content.window,
+                        item.content.free_busy,
+                        item.content.subject,
+                        stamp=item.content.stamp,
+                    )
+                )
             elif meeting is not None:
                 upserts.append(meeting)
             else:

@@ -35,10 +35,15 @@ CALENDARS = [
 @pytest.fixture
 def services() -> Services:
     return Services(
-        integrations=FakeIntegrations(integration()), mappings=FakeMappings(), links=FakeLinkStore(),
-        secrets=FakeSecrets(), outbound_queue=FakeQueue(), calendar_for=lambda _: FakeCalendar(),
-        bookings_for=lambda _: FakeBookingSource(calendars=CALENDARS), clock=lambda: datetime(2025, 7, 1, tzinfo=UTC),
-    )  # fmt: skip
+        integrations=FakeIntegrations(integration()),
+        mappings=FakeMappings(),
+        links=FakeLinkStore(),
+        secrets=FakeSecrets(),
+        outbound_queue=FakeQueue(),
+        calendar_for=lambda _: FakeCalendar(),
+        bookings_for=lambda _: FakeBookingSource(calendars=CALENDARS),
+        clock=lambda: datetime(2025, 7, 1, tzinfo=UTC),
+    )
 
 
 def call(services: Services, event: dict[str, Any]) -> tuple[int, Any]:
@@ -47,15 +52,21 @@ def call(services: Services, event: dict[str, Any]) -> tuple[int, Any]:
     return answer["statusCode"], json.loads(body) if body else None
 
 
-def mapping_path(kind: str, jrni_id: str, integration_id: str = INTEGRATION) -> tuple[str, str, dict[str, str]]:
-    return (f"/admin/integrations/{integration_id}/mappings/{kind}/{jrni_id}",
-            "/admin/integrations/{integration_id}/mappings/{kind}/{jrni_id}",
-            {"integration_id": integration_id, "kind": kind, "jrni_id": jrni_id})  # fmt: skip
+def mapping_path(
+    kind: str, jrni_id: str, integration_id: str = INTEGRATION
+) -> tuple[str, str, dict[str, str]]:
+    return (
+        f"/admin/integrations/{integration_id}/mappings/{kind}/{jrni_id}",
+        "/admin/integrations/{integration_id}/mappings/{kind}/{jrni_id}",
+        {"integration_id": integration_id, "kind": kind, "jrni_id": jrni_id},
+    )
 
 
 def put_mapping(services: Services, kind: str, jrni_id: str, mailbox: Any) -> tuple[int, Any]:
     path, resource, params = mapping_path(kind, jrni_id)
-    return call(services, rest_event("PUT", path, {"mailbox": mailbox}, resource=resource, path_parameters=params))
+    return call(
+        services, rest_event("PUT", path, {"mailbox": mailbox}, resource=resource, path_parameters=params)
+    )
 
 
 def test_create_integration_from_the_sample_event_and_list_it(services: Services) -> None:
@@ -70,15 +81,32 @@ def test_create_integration_from_the_sample_event_and_list_it(services: Services
     assert "password" not in json.dumps(listed)
 
 
-@pytest.mark.parametrize(("change", "status"), [
-    ({"name": ""}, 422),
-    ({"jrni": {"base_url": "ftp://x", "company_id": "1", "secret_name": "s"}}, 422),
-    ({"exchange": {"endpoint": "https://mail.example.com/EWS/Exchange.asmx", "secret_name": "s", "auth": "kerberos"}}, 422),
-    ({"password": "hunter2"}, 422),  # unknown fields are refused, so a secret cannot be smuggled into DynamoDB
-    ({"id": "example-bank"}, 409),
-    ({"body_template": "<p>{{ booking.nope }}</p>"}, 422),
-])  # fmt: skip
-def test_create_integration_refuses_bad_input(services: Services, change: dict[str, Any], status: int) -> None:
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        ({"name": ""}, 422),
+        ({"jrni": {"base_url": "ftp://x", "company_id": "1", "secret_name": "s"}}, 422),
+        (
+            {
+                "exchange": {
+                    "endpoint": "https://mail.example.com/EWS/Exchange.asmx",
+                    "secret_name": "s",
+                    "auth": "kerberos",
+                }
+            },
+            422,
+        ),
+        (
+            {"password": "hunter2"},
+            422,
+        ),  # unknown fields are refused, so a secret cannot be smuggled into DynamoDB
+        ({"id": "example-bank"}, 409),
+        ({"body_template": "<p>{{ booking.nope }}</p>"}, 422),
+    ],
+)
+def test_create_integration_refuses_bad_input(
+    services: Services, change: dict[str, Any], status: int
+) -> None:
     call(services, load_event("admin_create_integration.json"))
     body = {**json.loads(load_event("admin_create_integration.json")["body"]), **change}
     answer_status, answer = call(services, rest_event("POST", "/admin/integrations", body))
@@ -87,23 +115,45 @@ def test_create_integration_refuses_bad_input(services: Services, change: dict[s
 
 
 def test_a_bad_template_is_reported_with_line_and_column(services: Services) -> None:
-    body = {**json.loads(load_event("admin_create_integration.json")["body"]), "id": "other",
-            "body_template": "<p>ok</p>\n<p>{{ booking.nope }}</p>"}  # fmt: skip
+    body = {
+        **json.loads(load_event("admin_create_integration.json")["body"]),
+        "id": "other",
+        "body_template": "<p>ok</p>\n<p>{{ booking.nope }}</p>",
+    }
     status, answer = call(services, rest_event("POST", "/admin/integrations", body))
     assert status == 422 and answer["template"] == "body" and "2:6" in answer["detail"]
 
 
 def test_mappings_list_every_jrni_staff_member_and_resource_with_its_mailbox(services: Services) -> None:
-    assert put_mapping(services, "person", "11", "Alice@Example.com") == (200, {"kind": "person", "jrni_id": "11", "mailbox": ALICE})
-    services.mappings.record_status(MappingStatus(INTEGRATION, ResourceKind.PERSON, "12", SyncState.SKIPPED, "no mailbox",
-                                                  datetime(2025, 7, 1, tzinfo=UTC)))  # fmt: skip
-    status, answer = call(services, rest_event("GET", f"/admin/integrations/{INTEGRATION}/mappings",
-                                               resource="/admin/integrations/{integration_id}/mappings",
-                                               path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
+    assert put_mapping(services, "person", "11", "Alice@Example.com") == (
+        200,
+        {"kind": "person", "jrni_id": "11", "mailbox": ALICE},
+    )
+    services.mappings.record_status(
+        MappingStatus(
+            INTEGRATION,
+            ResourceKind.PERSON,
+            "12",
+            SyncState.SKIPPED,
+            "no mailbox",
+            datetime(2025, 7, 1, tzinfo=UTC),
+        )
+    )
+    status, answer = call(
+        services,
+        rest_event(
+            "GET",
+            f"/admin/integrations/{INTEGRATION}/mappings",
+            resource="/admin/integrations/{integration_id}/mappings",
+            path_parameters={"integration_id": INTEGRATION},
+        ),
+    )
     assert status == 200
     rows = {(r["kind"], r["jrni_id"]): r for r in answer["mappings"]}
     assert rows[("person", "11")]["mailbox"] == ALICE
-    assert rows[("person", "12")]["mailbox"] is None and rows[("person", "12")]["status"]["state"] == "skipped"
+    assert (
+        rows[("person", "12")]["mailbox"] is None and rows[("person", "12")]["status"]["state"] == "skipped"
+    )
     assert rows[("resource", "21")]["mailbox"] is None
 
 
@@ -114,9 +164,14 @@ def test_a_mailbox_can_be_mapped_once_per_integration(services: Services) -> Non
     assert put_mapping(services, "person", "11", ALICE)[0] == 200  # the same mapping again is fine
 
 
-@pytest.mark.parametrize(("kind", "mailbox", "status"), [
-    ("person", "not-an-address", 400), ("robot", "x@example.com", 422), ("person", 42, 422),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "mailbox", "status"),
+    [
+        ("person", "not-an-address", 400),
+        ("robot", "x@example.com", 422),
+        ("person", 42, 422),
+    ],
+)
 def test_mapping_validation(services: Services, kind: str, mailbox: Any, status: int) -> None:
     assert put_mapping(services, kind, "11", mailbox)[0] == status
     assert services.mappings.mappings(INTEGRATION) == []
@@ -131,25 +186,47 @@ def test_unmapping(services: Services) -> None:
 
 def test_unknown_integration_is_404(services: Services) -> None:
     path, resource, params = mapping_path("person", "11", "nope")
-    status, answer = call(services, rest_event("PUT", path, {"mailbox": ALICE}, resource=resource, path_parameters=params))
+    status, answer = call(
+        services, rest_event("PUT", path, {"mailbox": ALICE}, resource=resource, path_parameters=params)
+    )
     assert status == 404 and "nope" in answer["message"]
 
 
 def test_status_shows_problems_first(services: Services) -> None:
     put_mapping(services, "person", "11", ALICE)
-    services.mappings.record_status(MappingStatus(INTEGRATION, ResourceKind.PERSON, "11", SyncState.ERROR,
-                                                  "booking 100/501 failed: not granted", datetime(2025, 7, 1, tzinfo=UTC)))  # fmt: skip
-    status, answer = call(services, rest_event("GET", f"/admin/integrations/{INTEGRATION}/status",
-                                               resource="/admin/integrations/{integration_id}/status",
-                                               path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
+    services.mappings.record_status(
+        MappingStatus(
+            INTEGRATION,
+            ResourceKind.PERSON,
+            "11",
+            SyncState.ERROR,
+            "booking 100/501 failed: not granted",
+            datetime(2025, 7, 1, tzinfo=UTC),
+        )
+    )
+    status, answer = call(
+        services,
+        rest_event(
+            "GET",
+            f"/admin/integrations/{INTEGRATION}/status",
+            resource="/admin/integrations/{integration_id}/status",
+            path_parameters={"integration_id": INTEGRATION},
+        ),
+    )
     assert status == 200 and answer["mapped"] == 1 and answer["states"] == {"error": 1}
     assert answer["problems"][0]["detail"] == "booking 100/501 failed: not granted"
 
 
 def status_of(services: Services) -> dict[str, Any]:
-    status, answer = call(services, rest_event("GET", f"/admin/integrations/{INTEGRATION}/status",
-                                               resource="/admin/integrations/{integration_id}/status",
-                                               path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
+    status, answer = call(
+        services,
+        rest_event(
+            "GET",
+            f"/admin/integrations/{INTEGRATION}/status",
+            resource="/admin/integrations/{integration_id}/status",
+            path_parameters={"integration_id": INTEGRATION},
+        ),
+    )
     assert status == 200
     return answer
 
@@ -158,15 +235,33 @@ def test_a_problem_stays_in_the_status_until_its_own_subject_is_settled(services
     put_mapping(services, "person", "11", ALICE)
 
     def outcome(state: SyncState, detail: str, subject: str, hour: int) -> None:
-        services.mappings.record_status(MappingStatus(INTEGRATION, ResourceKind.PERSON, "11", state, detail,
-                                                      datetime(2025, 7, 1, hour, tzinfo=UTC), subject))  # fmt: skip
+        services.mappings.record_status(
+            MappingStatus(
+                INTEGRATION,
+                ResourceKind.PERSON,
+                "11",
+                state,
+                detail,
+                datetime(2025, 7, 1, hour, tzinfo=UTC),
+                subject,
+            )
+        )
 
-    outcome(SyncState.ERROR, "booking 100/501: JRNI refused the change made in Outlook", "Outlook change to 100/501", 9)
+    outcome(
+        SyncState.ERROR,
+        "booking 100/501: JRNI refused the change made in Outlook",
+        "Outlook change to 100/501",
+        9,
+    )
     outcome(SyncState.OK, "0 blocked, 0 moved", "Outlook changes", 10)  # later syncs of the mailbox go well
     outcome(SyncState.OK, "booking 100/502 created", "booking 100/502", 11)
     answer = status_of(services)
-    assert [p["detail"] for p in answer["problems"]] == ["booking 100/501: JRNI refused the change made in Outlook"]
-    assert answer["states"] == {"error": 1}  # still a calendar with a problem, although its last outcome was ok
+    assert [p["detail"] for p in answer["problems"]] == [
+        "booking 100/501: JRNI refused the change made in Outlook"
+    ]
+    assert answer["states"] == {
+        "error": 1
+    }  # still a calendar with a problem, although its last outcome was ok
 
     outcome(SyncState.OK, "1 bookings changed", "Outlook change to 100/501", 12)
     answer = status_of(services)
@@ -175,9 +270,12 @@ def test_a_problem_stays_in_the_status_until_its_own_subject_is_settled(services
 
 def test_openapi_document_is_generated_from_the_routes(services: Services) -> None:
     document = json.loads(build_admin_api(lambda: services).get_openapi_json_schema())
-    assert {"/admin/integrations", "/admin/integrations/{integration_id}/mappings",
-            "/admin/integrations/{integration_id}/mappings/{kind}/{jrni_id}",
-            "/admin/integrations/{integration_id}/status"} <= set(document["paths"])  # fmt: skip
+    assert {
+        "/admin/integrations",
+        "/admin/integrations/{integration_id}/mappings",
+        "/admin/integrations/{integration_id}/mappings/{kind}/{jrni_id}",
+        "/admin/integrations/{integration_id}/status",
+    } <= set(document["paths"])
     assert "IntegrationIn" in document["components"]["schemas"]
 
 
@@ -205,12 +303,24 @@ class Watching:
 
 def _views(services: Services) -> tuple[dict[tuple[str, str], Any], dict[str, Any]]:
     """The mappings view's rows by (kind, JRNI id), and the status."""
-    _, answer = call(services, rest_event("GET", f"/admin/integrations/{INTEGRATION}/mappings",
-                                          resource="/admin/integrations/{integration_id}/mappings",
-                                          path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
-    _, status = call(services, rest_event("GET", f"/admin/integrations/{INTEGRATION}/status",
-                                          resource="/admin/integrations/{integration_id}/status",
-                                          path_parameters={"integration_id": INTEGRATION}))  # fmt: skip
+    _, answer = call(
+        services,
+        rest_event(
+            "GET",
+            f"/admin/integrations/{INTEGRATION}/mappings",
+            resource="/admin/integrations/{integration_id}/mappings",
+            path_parameters={"integration_id": INTEGRATION},
+        ),
+    )
+    _, status = call(
+        services,
+        rest_event(
+            "GET",
+            f"/admin/integrations/{INTEGRATION}/status",
+            resource="/admin/integrations/{integration_id}/status",
+            path_parameters={"integration_id": INTEGRATION},
+        ),
+    )
     return {(r["kind"], r["jrni_id"]): r for r in answer["mappings"]}, status
 
 
@@ -220,9 +330,17 @@ def test_mappings_and_status_show_how_outlook_changes_are_watched(services: Serv
     from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
 
     at = datetime(2025, 7, 1, tzinfo=UTC)
-    watched = replace(services, streaming=Watching(
-        [MailboxStreamState(INTEGRATION, ALICE, "timed", "over the 2 connections allowed: synced every 5 min", at)],
-        [TaskHeartbeat("task-1", at, 1)]))  # fmt: skip
+    watched = replace(
+        services,
+        streaming=Watching(
+            [
+                MailboxStreamState(
+                    INTEGRATION, ALICE, "timed", "over the 2 connections allowed: synced every 5 min", at
+                )
+            ],
+            [TaskHeartbeat("task-1", at, 1)],
+        ),
+    )
     put_mapping(watched, "person", "11", ALICE)
     rows, status = _views(watched)
     assert rows[("person", "11")]["outlook_changes"]["mode"] == "timed"
@@ -239,11 +357,20 @@ def test_a_watch_is_stale_once_the_streaming_task_has_missed_three_heartbeats(se
 
     now = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
     beat = TaskHeartbeat("task-1", now - timedelta(seconds=46), 2)  # 3 x 15 s ago, and a second more
-    states = [MailboxStreamState(INTEGRATION, ALICE, "streaming", "subscribed", now - timedelta(hours=1)),
-              MailboxStreamState(INTEGRATION, BEN, "error", "impersonation not granted", now - timedelta(hours=1))]
-    stopped = TaskHeartbeat("task-0", now - timedelta(seconds=5), 0)  # a task that stopped cleanly watches nothing
-    dead = replace(services, clock=lambda: now, streaming=Watching(states, [beat, stopped]),
-                   streaming_heartbeat=timedelta(seconds=15), streaming_service="calsync-streaming")  # fmt: skip
+    states = [
+        MailboxStreamState(INTEGRATION, ALICE, "streaming", "subscribed", now - timedelta(hours=1)),
+        MailboxStreamState(INTEGRATION, BEN, "error", "impersonation not granted", now - timedelta(hours=1)),
+    ]
+    stopped = TaskHeartbeat(
+        "task-0", now - timedelta(seconds=5), 0
+    )  # a task that stopped cleanly watches nothing
+    dead = replace(
+        services,
+        clock=lambda: now,
+        streaming=Watching(states, [beat, stopped]),
+        streaming_heartbeat=timedelta(seconds=15),
+        streaming_service="calsync-streaming",
+    )
     put_mapping(dead, "person", "11", ALICE)
     put_mapping(dead, "person", "12", BEN)
     rows, status = _views(dead)
@@ -254,8 +381,11 @@ def test_a_watch_is_stale_once_the_streaming_task_has_missed_three_heartbeats(se
     assert "check the ECS service calsync-streaming" in watch["detail"]
     assert rows[("person", "12")]["outlook_changes"]["mode"] == "error"  # an error stays what it is
     assert status["outlook_changes"] == {"stale": 1, "error": 1}
-    assert status["streaming_task"] == {"state": "stale", "last_heartbeat": beat.at.isoformat(),
-                                        "stale_after_seconds": 45.0}  # fmt: skip
+    assert status["streaming_task"] == {
+        "state": "stale",
+        "last_heartbeat": beat.at.isoformat(),
+        "stale_after_seconds": 45.0,
+    }
 
     # Within 3 heartbeats, the same watch is fresh.
     alive = replace(dead, streaming=Watching(states, [replace(beat, at=now - timedelta(seconds=44))]))

@@ -82,7 +82,9 @@ def test_a_change_read_after_the_lock_went_off_is_never_answered_with_the_lock_o
     remote_id, jrni_time, _ = world.item_of(key)
     world.exchange.adviser_moves(ALICE, remote_id, later(jrni_time, 1))
 
-    def operator_then_adviser() -> None:  # just after calsync picked up the message, before it reads the mailbox
+    def operator_then_adviser() -> (
+        None
+    ):  # just after calsync picked up the message, before it reads the mailbox
         world.lock(False)
         world.exchange.adviser_moves(ALICE, remote_id, later(jrni_time, 2))
 

@@ -82,7 +82,9 @@ class LockAndMoves(RuleBasedStateMachine):
     @rule(data=st.data())
     def jrni_cancels(self, data: st.DataObject) -> None:
         key = data.draw(st.sampled_from(self.active()))
-        self.world.source.bookings[key] = replace(self.world.source.bookings[key], status=BookingStatus.CANCELLED)
+        self.world.source.bookings[key] = replace(
+            self.world.source.bookings[key], status=BookingStatus.CANCELLED
+        )
         self.webhooks.append(key)
         self.expected.pop(key, None)
 
@@ -113,8 +115,9 @@ class LockAndMoves(RuleBasedStateMachine):
 
     @precondition(lambda self: self.lock_on() and self.items())
     @rule(data=st.data(), first=SLOTS, second=SLOTS, unlock=st.booleans())
-    def adviser_moves_again_while_calsync_answers(self, data: st.DataObject, first: int, second: int,
-                                                   unlock: bool) -> None:  # fmt: skip
+    def adviser_moves_again_while_calsync_answers(
+        self, data: st.DataObject, first: int, second: int, unlock: bool
+    ) -> None:
         """make demo's steps 17-18 and their kin: an Outlook change (and perhaps the lock switched off) lands between
         calsync reading a move and writing its answer."""
         self.settle()
@@ -177,7 +180,9 @@ class LockAndMoves(RuleBasedStateMachine):
                 assert jrni[key].window == wanted, f"{key}: a change was lost"
             self.expected[key] = jrni[key].window
         blocks = sorted((b["window"].start, b["window"].end) for b in self.world.writer.blocks.values())  # type: ignore[attr-defined]
-        assert blocks == sorted((w.start, w.end) for w in self.meetings.values()), "one block per Outlook meeting"
+        assert blocks == sorted((w.start, w.end) for w in self.meetings.values()), (
+            "one block per Outlook meeting"
+        )
         # Everything delivered once more: not a single write on either side.
         writes = (self.world.exchange.writes, len(self.world.writer.writes))
         for key in list(jrni):
@@ -186,6 +191,7 @@ class LockAndMoves(RuleBasedStateMachine):
         assert (self.world.exchange.writes, len(self.world.writer.writes)) == writes, "an echo"
 
 
-LockAndMoves.TestCase.settings = settings(max_examples=60, stateful_step_count=20, deadline=None,
-                                          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+LockAndMoves.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 test_lock_and_moves = LockAndMoves.TestCase

@@ -41,12 +41,23 @@ def content_of(b: Booking, options: SyncOptions = DEFAULT_OPTIONS):  # type: ign
     return desired_content(b, INTEGRATION, f"Appointment {b.key.booking_id}", "<p>details</p>", options)
 
 
-def link(b: Booking, mailbox: str, *, state: LinkState = LinkState.SYNCED, fingerprint: str | None = None) -> Link:
-    return Link(INTEGRATION, b.key, mailbox, state, fingerprint or content_of(b).fingerprint,
-                remote_id=None if state is LinkState.PENDING else "item-1", version="v1")
+def link(
+    b: Booking, mailbox: str, *, state: LinkState = LinkState.SYNCED, fingerprint: str | None = None
+) -> Link:
+    return Link(
+        INTEGRATION,
+        b.key,
+        mailbox,
+        state,
+        fingerprint or content_of(b).fingerprint,
+        remote_id=None if state is LinkState.PENDING else "item-1",
+        version="v1",
+    )
 
 
-def plan(b: Booking | None, links: list[Link], options: SyncOptions = DEFAULT_OPTIONS, mirrored: bool = False) -> list:  # type: ignore[type-arg]
+def plan(
+    b: Booking | None, links: list[Link], options: SyncOptions = DEFAULT_OPTIONS, mirrored: bool = False
+) -> list:  # type: ignore[type-arg]
     content = content_of(b, options) if b is not None else None
     return plan_outbound(content, b, MAPPINGS, links, options, mirrored_from_exchange=mirrored)
 
@@ -73,31 +84,64 @@ CASES = [
     Case("adviser and room", booking(resource="21"), [], [("CreateEvent", ALICE), ("CreateEvent", ROOM)]),
     # An unmapped adviser: nothing written, and the operator is told.
     Case("unmapped adviser", booking(person="99"), [], [("SkipUnmapped", "person:99")]),
-    Case("unmapped adviser, mapped room", booking(person="99", resource="21"), [],
-         [("SkipUnmapped", "person:99"), ("CreateEvent", ROOM)]),
+    Case(
+        "unmapped adviser, mapped room",
+        booking(person="99", resource="21"),
+        [],
+        [("SkipUnmapped", "person:99"), ("CreateEvent", ROOM)],
+    ),
     # The same webhook again, or our own write coming back: the item already shows exactly this.
     Case("replay", booking(), [link(booking(), ALICE)], []),
     # Moved in JRNI: the item follows.
     Case("moved", MOVED, [link(booking(), ALICE)], [("UpdateEvent", ALICE)]),
     # Reassigned from Alice to Bob: deleted in the old calendar, created in the new one.
-    Case("reassigned", booking(person="12"), [link(booking(), ALICE)], [("CreateEvent", BOB), ("DeleteEvent", ALICE)]),
+    Case(
+        "reassigned",
+        booking(person="12"),
+        [link(booking(), ALICE)],
+        [("CreateEvent", BOB), ("DeleteEvent", ALICE)],
+    ),
     # Cancelled, or gone from JRNI altogether: every item goes.
-    Case("cancelled", booking(status=BookingStatus.CANCELLED), [link(booking(), ALICE)], [("DeleteEvent", ALICE)]),
+    Case(
+        "cancelled",
+        booking(status=BookingStatus.CANCELLED),
+        [link(booking(), ALICE)],
+        [("DeleteEvent", ALICE)],
+    ),
     Case("deleted in JRNI", None, [link(booking(), ALICE)], [("DeleteEvent", ALICE)]),
     Case("cancelled, never synced", booking(status=BookingStatus.CANCELLED), [], []),
     # A crash left a pending link: find our stamped item before creating anything.
     Case("pending", booking(), [link(booking(), ALICE, state=LinkState.PENDING)], [("RecoverEvent", ALICE)]),
     # A reservation confirmed: only the free/busy status differs, and that is a change.
-    Case("confirmed reservation", booking(),
-         [link(booking(), ALICE, fingerprint=content_of(booking(status=BookingStatus.RESERVATION)).fingerprint)],
-         [("UpdateEvent", ALICE)]),
+    Case(
+        "confirmed reservation",
+        booking(),
+        [
+            link(
+                booking(),
+                ALICE,
+                fingerprint=content_of(booking(status=BookingStatus.RESERVATION)).fingerprint,
+            )
+        ],
+        [("UpdateEvent", ALICE)],
+    ),
     # JRNI blocks not made by us are pushed as busy items; ours (mirrors of Outlook items) never go back.
     Case("JRNI block", booking(kind=BookingKind.BLOCK), [], [("CreateEvent", ALICE)]),
     Case("block mirrored from Outlook", booking(kind=BookingKind.BLOCK), [], [], mirrored=True),
-    Case("blocks not synced", booking(kind=BookingKind.BLOCK), [], [], options=SyncOptions(sync_jrni_blocks=False)),
+    Case(
+        "blocks not synced",
+        booking(kind=BookingKind.BLOCK),
+        [],
+        [],
+        options=SyncOptions(sync_jrni_blocks=False),
+    ),
     # The mapping was removed: the item in that mailbox goes.
-    Case("mailbox no longer mapped", booking(person="99"), [link(booking(), ALICE)],
-         [("SkipUnmapped", "person:99"), ("DeleteEvent", ALICE)]),
+    Case(
+        "mailbox no longer mapped",
+        booking(person="99"),
+        [link(booking(), ALICE)],
+        [("SkipUnmapped", "person:99"), ("DeleteEvent", ALICE)],
+    ),
 ]
 
 
@@ -131,9 +175,23 @@ rooms = st.sampled_from(["21", None])
 statuses = st.sampled_from(list(BookingStatus))
 bookings_st = st.builds(
     lambda person, room, status, hour, minutes, pre, post, kind: booking(
-        person=person, resource=room, status=status, start=at(7, hour), minutes=minutes, pre=pre, post=post, kind=kind),
-    people, rooms, statuses, st.integers(8, 17), st.sampled_from([15, 30, 60]), st.sampled_from([0, 10]),
-    st.sampled_from([0, 5]), st.sampled_from(list(BookingKind)),
+        person=person,
+        resource=room,
+        status=status,
+        start=at(7, hour),
+        minutes=minutes,
+        pre=pre,
+        post=post,
+        kind=kind,
+    ),
+    people,
+    rooms,
+    statuses,
+    st.integers(8, 17),
+    st.sampled_from([15, 30, 60]),
+    st.sampled_from([0, 10]),
+    st.sampled_from([0, 5]),
+    st.sampled_from(list(BookingKind)),
 )
 
 
@@ -159,14 +217,19 @@ def test_after_applying_a_plan_planning_again_yields_nothing(first: Booking, sec
     calendar, store = FakeCalendar(), FakeLinkStore()
     sync(first, calendar, store)
     sync(second, calendar, store)
-    again = [a for a in plan(second, store.links_for(INTEGRATION, second.key)) if not isinstance(a, SkipUnmapped)]
+    again = [
+        a for a in plan(second, store.links_for(INTEGRATION, second.key)) if not isinstance(a, SkipUnmapped)
+    ]
     assert again == []
     assert calendar.contents() == expected_calendar(second)
 
 
 @settings(max_examples=150, deadline=None)
-@given(states=st.lists(bookings_st, min_size=1, max_size=6), seed=st.integers(0, 10_000),
-       crashes=st.lists(st.sampled_from(["create_event", "update_event", "delete_event", None]), max_size=6))
+@given(
+    states=st.lists(bookings_st, min_size=1, max_size=6),
+    seed=st.integers(0, 10_000),
+    crashes=st.lists(st.sampled_from(["create_event", "update_event", "delete_event", None]), max_size=6),
+)
 def test_any_order_of_messages_with_crashes_converges_to_the_final_booking(
     states: list[Booking], seed: int, crashes: list[str | None]
 ) -> None:

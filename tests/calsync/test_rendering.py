@@ -22,18 +22,36 @@ class Case:
 CONTEXT = booking_context(
     booking(),
     "High Street <Branch>",
-) | {"booking": booking_context(booking(), "x")["booking"] | {
-    "service_name": "Advice", "client_name": "Ann <script>alert(1)</script>", "notes": "Bring ID & payslips"}}
+) | {
+    "booking": booking_context(booking(), "x")["booking"]
+    | {
+        "service_name": "Advice",
+        "client_name": "Ann <script>alert(1)</script>",
+        "notes": "Bring ID & payslips",
+    }
+}
 
 CASES = [
-    Case("values", "{{ booking.service_name }} with {{ booking.client_name }}", "{{ booking.notes }}",
-         ("Advice with Ann <script>alert(1)</script>", "Bring ID &amp; payslips")),
+    Case(
+        "values",
+        "{{ booking.service_name }} with {{ booking.client_name }}",
+        "{{ booking.notes }}",
+        ("Advice with Ann <script>alert(1)</script>", "Bring ID &amp; payslips"),
+    ),
     # The body is HTML: whatever a customer typed into JRNI is escaped there.
-    Case("escaped in the body", "x", "<p>{{ booking.client_name }}</p>",
-         ("x", "<p>Ann &lt;script&gt;alert(1)&lt;/script&gt;</p>")),
+    Case(
+        "escaped in the body",
+        "x",
+        "<p>{{ booking.client_name }}</p>",
+        ("x", "<p>Ann &lt;script&gt;alert(1)&lt;/script&gt;</p>"),
+    ),
     # The subject is one line of plain text, whatever the template's line breaks.
-    Case("subject on one line", "{{ booking.service_name }}\n\n  {{ company.name }}", "",
-         ("Advice High Street <Branch>", "")),
+    Case(
+        "subject on one line",
+        "{{ booking.service_name }}\n\n  {{ company.name }}",
+        "",
+        ("Advice High Street <Branch>", ""),
+    ),
     Case("unknown field", "{{ booking.colour }}", "", TemplateError),
     Case("syntax error", "ok", "{% if booking.notes %}unclosed", TemplateError),
     Case("unknown filter", "{{ booking.id | shout }}", "", TemplateError),
@@ -57,9 +75,13 @@ def test_a_bad_template_is_reported_with_line_and_column() -> None:
 
 
 def test_default_templates_render_a_readable_item() -> None:
-    subject, body = Templates().render(booking_context(booking(status=BookingStatus.RESERVATION), "Branch 12"))
+    subject, body = Templates().render(
+        booking_context(booking(status=BookingStatus.RESERVATION), "Branch 12")
+    )
     assert "awaiting confirmation" in body and "Branch 12" in body and "booking 501" in body
-    assert subject == "Appointment"  # no service or customer on this bare booking: a plain word, no stray colon
+    assert (
+        subject == "Appointment"
+    )  # no service or customer on this bare booking: a plain word, no stray colon
 
 
 def test_a_runaway_loop_is_stopped() -> None:

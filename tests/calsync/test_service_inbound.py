@@ -40,8 +40,11 @@ from tests.calsync.fakes import (
 )
 
 NOW = datetime(2025, 7, 1, 8, tzinfo=UTC)
-CALENDARS = [JrniCalendar(ResourceKind.PERSON, "11", "100", "Alice"), JrniCalendar(ResourceKind.PERSON, "12", "100", "Bob"),
-             JrniCalendar(ResourceKind.RESOURCE, "21", "100", "Room")]  # fmt: skip
+CALENDARS = [
+    JrniCalendar(ResourceKind.PERSON, "11", "100", "Alice"),
+    JrniCalendar(ResourceKind.PERSON, "12", "100", "Bob"),
+    JrniCalendar(ResourceKind.RESOURCE, "21", "100", "Room"),
+]
 
 
 class World:
@@ -54,17 +57,28 @@ class World:
         self.writer = FakeWriter(self.source)
         self.events = FakeEvents()
         self.services = Services(
-            integrations=FakeIntegrations(integration(**integration_options)), mappings=FakeMappings(*MAPPINGS),
-            links=FakeLinkStore(), secrets=FakeSecrets(), outbound_queue=FakeQueue(),
-            calendar_for=lambda _: self.calendar, bookings_for=lambda _: self.source, clock=lambda: NOW,
-            feed_for=lambda _: self.feed, writer_for=lambda _: self.writer, block_links=FakeBlockLinks(),
-            cursors=FakeCursors(), events=self.events,
-        )  # fmt: skip
+            integrations=FakeIntegrations(integration(**integration_options)),
+            mappings=FakeMappings(*MAPPINGS),
+            links=FakeLinkStore(),
+            secrets=FakeSecrets(),
+            outbound_queue=FakeQueue(),
+            calendar_for=lambda _: self.calendar,
+            bookings_for=lambda _: self.source,
+            clock=lambda: NOW,
+            feed_for=lambda _: self.feed,
+            writer_for=lambda _: self.writer,
+            block_links=FakeBlockLinks(),
+            cursors=FakeCursors(),
+            events=self.events,
+        )
 
     def adviser_moves(self, event: CalendarEvent, hours: int) -> CalendarEvent:
         """The adviser moves one of calsync's items in Outlook: the item changes, and so does its version."""
         item = self.calendar.mailboxes[ALICE][event.remote_id]
-        shifted = TimeWindow(item.content.window.start + timedelta(hours=hours), item.content.window.end + timedelta(hours=hours))
+        shifted = TimeWindow(
+            item.content.window.start + timedelta(hours=hours),
+            item.content.window.end + timedelta(hours=hours),
+        )
         item.content = replace(item.content, window=shifted)
         item.version = f"v{int(item.version[1:]) + 1}"
         return replace(event, version=item.version, window=shifted)
@@ -79,8 +93,13 @@ class World:
 
 def meeting(remote_id: str = "m1", hour: int = 9, **fields: Any) -> CalendarEvent:
     start = datetime(2025, 7, 2, hour, tzinfo=UTC)
-    values: dict[str, Any] = {"remote_id": remote_id, "version": f"v{hour}", "window": TimeWindow(start, start + timedelta(hours=1)),
-                              "free_busy": FreeBusy.BUSY, "subject": "Team meeting"}  # fmt: skip
+    values: dict[str, Any] = {
+        "remote_id": remote_id,
+        "version": f"v{hour}",
+        "window": TimeWindow(start, start + timedelta(hours=1)),
+        "free_busy": FreeBusy.BUSY,
+        "subject": "Team meeting",
+    }
     return CalendarEvent(**{**values, **fields})
 
 
@@ -132,8 +151,14 @@ def synced_booking(world: World, **changes: Any) -> tuple[JrniKey, CalendarEvent
     sync_outbound(world.services, OutboundMessage(INTEGRATION, b.key, "create"))
     [link] = world.services.links.links_for(INTEGRATION, b.key)
     item = world.calendar.mailboxes[ALICE][link.remote_id or ""]
-    event = CalendarEvent(link.remote_id or "", item.version, item.content.window, item.content.free_busy,
-                          item.content.subject, stamp=Stamp(INTEGRATION, b.key))  # fmt: skip
+    event = CalendarEvent(
+        link.remote_id or "",
+        item.version,
+        item.content.window,
+        item.content.free_busy,
+        item.content.subject,
+        stamp=Stamp(INTEGRATION, b.key),
+    )
     return b.key, event
 
 
@@ -178,7 +203,11 @@ def test_a_refused_move_is_reverted_and_reported() -> None:
 
     [item] = world.calendar.contents()[ALICE]
     assert item.window == event.window
-    status = next(s for s in world.services.mappings.statuses(INTEGRATION) if s.jrni_id == "11" and "refused" in s.detail)
+    status = next(
+        s
+        for s in world.services.mappings.statuses(INTEGRATION)
+        if s.jrni_id == "11" and "refused" in s.detail
+    )
     assert status.state is SyncState.ERROR and "made externally" in status.detail
 
 
@@ -196,7 +225,9 @@ def test_a_jrni_block_made_by_inbound_is_never_pushed_back_to_outlook() -> None:
     world = World()
     world.outlook(meeting())
     [(slot, block)] = world.writer.blocks.items()
-    as_jrni_reports_it = replace(booking("b" + slot, kind=BookingKind.BLOCK), details={"private_note": block["marker"]})
+    as_jrni_reports_it = replace(
+        booking("b" + slot, kind=BookingKind.BLOCK), details={"private_note": block["marker"]}
+    )
     world.source.bookings[as_jrni_reports_it.key] = as_jrni_reports_it
     sync_outbound(world.services, OutboundMessage(INTEGRATION, as_jrni_reports_it.key, "create"))
     assert world.calendar.contents() == {}  # no "Unavailable" echo of Alice's own meeting
@@ -205,8 +236,10 @@ def test_a_jrni_block_made_by_inbound_is_never_pushed_back_to_outlook() -> None:
 def test_lock_off_a_deletion_racing_jrnis_own_change_still_cancels_the_booking() -> None:
     world = World(appointment_lock=False)
     key, event = synced_booking(world)
-    moved = replace(world.source.bookings[key], window=TimeWindow(event.window.start + timedelta(hours=2),
-                                                                  event.window.end + timedelta(hours=2)))  # fmt: skip
+    moved = replace(
+        world.source.bookings[key],
+        window=TimeWindow(event.window.start + timedelta(hours=2), event.window.end + timedelta(hours=2)),
+    )
     world.source.bookings[key] = moved  # JRNI changes the booking...
     world.calendar.mailboxes[ALICE].clear()  # ...while the adviser deletes the item in Outlook
 
@@ -230,10 +263,14 @@ def test_a_notification_naming_only_our_own_writes_reads_nothing_from_the_mailbo
 
     assert world.feed.reads == []
     assert report.jrni_writes == 0 and world.writer.writes == []
-    assert world.services.cursors.get(INTEGRATION, ALICE) is None  # not moved: the next sync reads past the item
+    assert (
+        world.services.cursors.get(INTEGRATION, ALICE) is None
+    )  # not moved: the next sync reads past the item
 
 
-@pytest.mark.parametrize("case", ["changed since our write", "not ours", "one of ours and one not", "no items named"])
+@pytest.mark.parametrize(
+    "case", ["changed since our write", "not ours", "one of ours and one not", "no items named"]
+)
 def test_any_other_notification_reads_the_mailbox(case: str) -> None:
     world = World()
     _, event = synced_booking(world)

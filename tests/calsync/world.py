@@ -27,7 +27,10 @@ from tests.calsync.fakes import (
 )
 
 NOW = datetime(2025, 7, 1, 8, tzinfo=UTC)
-CALENDARS = [JrniCalendar(ResourceKind.PERSON, "11", "100", "Alice"), JrniCalendar(ResourceKind.RESOURCE, "21", "100", "Room")]
+CALENDARS = [
+    JrniCalendar(ResourceKind.PERSON, "11", "100", "Alice"),
+    JrniCalendar(ResourceKind.RESOURCE, "21", "100", "Room"),
+]
 
 
 class World:
@@ -39,11 +42,20 @@ class World:
         self.writer = FakeWriter(self.source)
         self.integrations = FakeIntegrations(integration(**options))
         self.services = Services(
-            integrations=self.integrations, mappings=FakeMappings(*MAPPINGS), links=FakeLinkStore(),
-            secrets=FakeSecrets(), outbound_queue=FakeQueue(), calendar_for=lambda _: self.exchange,
-            bookings_for=lambda _: self.source, clock=lambda: NOW, feed_for=lambda _: self.exchange,
-            writer_for=lambda _: self.writer, block_links=FakeBlockLinks(), cursors=FakeCursors(), events=FakeEvents(),
-        )  # fmt: skip
+            integrations=self.integrations,
+            mappings=FakeMappings(*MAPPINGS),
+            links=FakeLinkStore(),
+            secrets=FakeSecrets(),
+            outbound_queue=FakeQueue(),
+            calendar_for=lambda _: self.exchange,
+            bookings_for=lambda _: self.source,
+            clock=lambda: NOW,
+            feed_for=lambda _: self.exchange,
+            writer_for=lambda _: self.writer,
+            block_links=FakeBlockLinks(),
+            cursors=FakeCursors(),
+            events=FakeEvents(),
+        )
 
     def book(self, **fields: Any) -> JrniKey:
         made = booking(**fields)
@@ -54,14 +66,18 @@ class World:
         return made.key
 
     def item_of(self, key: JrniKey, mailbox: str = ALICE) -> tuple[str, TimeWindow, str]:
-        [(remote_id, item)] = [(rid, i) for rid, i in self.exchange.mailboxes[mailbox].items() if i.content.stamp.jrni_key == key]
+        [(remote_id, item)] = [
+            (rid, i) for rid, i in self.exchange.mailboxes[mailbox].items() if i.content.stamp.jrni_key == key
+        ]
         return remote_id, item.content.window, item.version
 
     def notified(self, mailbox: str = ALICE) -> Any:
         return sync_mailbox(self.services, InboundMessage(INTEGRATION, mailbox, "notification"))
 
     def lock(self, on: bool) -> None:
-        self.integrations.items[INTEGRATION] = replace(self.integrations.items[INTEGRATION], appointment_lock=on)
+        self.integrations.items[INTEGRATION] = replace(
+            self.integrations.items[INTEGRATION], appointment_lock=on
+        )
 
 
 def later(window: TimeWindow, hours: int) -> TimeWindow:

@@ -34,8 +34,12 @@ T = TypeVar("T")
 BRANCH = 37001
 ALICE, BEN, CHLOE, ROOM = "1", "2", "3", "11"
 MORTGAGE, SAVINGS = 21, 22  # Mortgage: 45 min, 15 before, 10 after; Savings review: 30 min, no buffers
-MAILBOX = {ALICE: "alice@bank.example.test", BEN: "ben@bank.example.test", CHLOE: "chloe@bank.example.test",
-           ROOM: "room1@bank.example.test"}  # fmt: skip
+MAILBOX = {
+    ALICE: "alice@bank.example.test",
+    BEN: "ben@bank.example.test",
+    CHLOE: "chloe@bank.example.test",
+    ROOM: "room1@bank.example.test",
+}
 MAILBOXES = tuple(MAILBOX.values())
 SERVICE_ACCOUNT = "calsync-svc@bank.example.test"
 PROPERTY_SET_ID = "4f0c2b9e-6d1a-4c3e-9b57-2a8e61c0d7f3"  # calsync's own; constant for ever (see stamps.py)
@@ -70,9 +74,14 @@ def utc(value: str) -> datetime:
 
 def stamp_of(item: dict[str, Any], name: str) -> str | None:
     """The value of one of calsync's extended properties on an item (None when absent)."""
-    return next((str(p["value"]) for p in item.get("extended_properties", [])
-                 if p.get("property_set_id", "").lower() == PROPERTY_SET_ID and p.get("property_name") == name),
-                None)  # fmt: skip
+    return next(
+        (
+            str(p["value"])
+            for p in item.get("extended_properties", [])
+            if p.get("property_set_id", "").lower() == PROPERTY_SET_ID and p.get("property_name") == name
+        ),
+        None,
+    )
 
 
 @dataclass(frozen=True)
@@ -100,15 +109,26 @@ def calsync_blocks(state: dict[str, Any], *, live: bool = True) -> list[Block]:
         if not lines or not lines[-1].startswith(MARKER_PREFIX) or (live and block.get("is_cancelled")):
             continue
         who = block.get("person_id") or block.get("resource_id")
-        found.append(Block(int(block["id"]), str(who), utc(block["datetime"]), utc(block["end_datetime"]),
-                           "\n".join(lines[:-1]), lines[-1]))  # fmt: skip
+        found.append(
+            Block(
+                int(block["id"]),
+                str(who),
+                utc(block["datetime"]),
+                utc(block["end_datetime"]),
+                "\n".join(lines[:-1]),
+                lines[-1],
+            )
+        )
     return sorted(found, key=lambda b: (b.who, b.start, b.id))
 
 
 def jrni_writes(stats: dict[str, Any]) -> dict[str, int]:
     """The admin-API writes in JRNI's request counts (logins left out): every block, slot and booking change."""
-    return {endpoint: count for endpoint, count in stats.get("requests", {}).items()
-            if "/api/" in endpoint and not endpoint.startswith("GET ") and "/login" not in endpoint}  # fmt: skip
+    return {
+        endpoint: count
+        for endpoint, count in stats.get("requests", {}).items()
+        if "/api/" in endpoint and not endpoint.startswith("GET ") and "/login" not in endpoint
+    }
 
 
 def minus(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
@@ -154,8 +174,11 @@ class E2E:
     @property
     def dead_letter_url(self) -> str:
         assert self.stack.resources is not None
-        arn = json.loads(self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"])
-                         ["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"]  # fmt: skip
+        arn = json.loads(
+            self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"])[
+                "Attributes"
+            ]["RedrivePolicy"]
+        )["deadLetterTargetArn"]
         logical = next(name for name, value in self.stack.resources.queue_arns.items() if value == arn)
         return self.stack.resources.queue_urls[logical]
 
@@ -167,18 +190,35 @@ class E2E:
 
     def jrni(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = self.http.request(method, f"{self.jrni_url}/_emulator/{path}", json=body, timeout=10)
-        assert response.status_code < 400, f"JRNI refused {method} {path}: {response.status_code} {response.text}"
+        assert response.status_code < 400, (
+            f"JRNI refused {method} {path}: {response.status_code} {response.text}"
+        )
         return response.json() if response.content else None
 
-    def book(self, start: datetime, *, person: str | None = ALICE, resource: str | None = None,
-             service: int = MORTGAGE, reservation: bool = False, client: str = "Pat Jones",
-             external: bool = False) -> dict[str, Any]:  # fmt: skip
+    def book(
+        self,
+        start: datetime,
+        *,
+        person: str | None = ALICE,
+        resource: str | None = None,
+        service: int = MORTGAGE,
+        reservation: bool = False,
+        client: str = "Pat Jones",
+        external: bool = False,
+    ) -> dict[str, Any]:
         """A booking made in JRNI's screens at the branch; the booking JSON JRNI answers. ``external``: one JRNI
         shows as made outside it (it refuses to move it: 403)."""
         first, last = client.split(" ", 1)
-        body: dict[str, Any] = {"company_id": BRANCH, "service_id": service, "datetime": start.isoformat(),
-                                "client": {"first_name": first, "last_name": last,
-                                           "email": f"{first.lower()}@customer.example.test"}}  # fmt: skip
+        body: dict[str, Any] = {
+            "company_id": BRANCH,
+            "service_id": service,
+            "datetime": start.isoformat(),
+            "client": {
+                "first_name": first,
+                "last_name": last,
+                "email": f"{first.lower()}@customer.example.test",
+            },
+        }
         if person is not None:
             body["person_id"] = int(person)
         if resource is not None:
@@ -205,8 +245,9 @@ class E2E:
         """The items in ``mailbox`` stamped with JRNI key ``key`` ("company/booking")."""
         return [item for item in self.items(mailbox) if stamp_of(item, KEY_PROPERTY) == key]
 
-    def one_item(self, mailbox: str, key: str, check: Callable[[dict[str, Any]], bool] = lambda _: True,
-                 what: str = "") -> dict[str, Any]:  # fmt: skip
+    def one_item(
+        self, mailbox: str, key: str, check: Callable[[dict[str, Any]], bool] = lambda _: True, what: str = ""
+    ) -> dict[str, Any]:
         """Wait until ``mailbox`` shows exactly one item for ``key`` and ``check`` holds for it; that item."""
 
         def found() -> dict[str, Any]:
@@ -226,35 +267,63 @@ class E2E:
     def captured(self, operation: str) -> list[Any]:
         """The EWS requests of ``operation`` the emulator received since the test began, as XML elements."""
         captured = list(self.stack.ews.settings.captured)
-        return [etree.fromstring(payload) for direction, name, payload, _ in captured
-                if direction == "request" and name == operation]  # fmt: skip
+        return [
+            etree.fromstring(payload)
+            for direction, name, payload, _ in captured
+            if direction == "request" and name == operation
+        ]
 
     # ---- Outlook, as the mailbox owner changes it (the EWS emulator's control plane) --------------------------
 
-    def outlook(self, method: str, mailbox: str, item_id: str | None = None,
-                body: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    def outlook(
+        self, method: str, mailbox: str, item_id: str | None = None, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         path = f"{self.ews}/_emulator/mailboxes/{mailbox}/items"
         if item_id is not None:
             path += "/" + quote(item_id, safe="")
         response = self.http.request(method, path, json=body, timeout=10)
-        assert response.status_code < 400, f"Outlook refused {method} {path}: {response.status_code} {response.text}"
+        assert response.status_code < 400, (
+            f"Outlook refused {method} {path}: {response.status_code} {response.text}"
+        )
         return dict(response.json()) if response.content else {}
 
-    def meeting(self, mailbox: str, start: datetime, minutes: int = 60, status: str = "Busy",
-                subject: str = "Team meeting", **fields: Any) -> dict[str, Any]:  # fmt: skip
+    def meeting(
+        self,
+        mailbox: str,
+        start: datetime,
+        minutes: int = 60,
+        status: str = "Busy",
+        subject: str = "Team meeting",
+        **fields: Any,
+    ) -> dict[str, Any]:
         """A meeting the adviser puts in their own calendar; the item JSON."""
-        return self.outlook("POST", mailbox, body={
-            "subject": subject, "start": start.isoformat(), "end": (start + timedelta(minutes=minutes)).isoformat(),
-            "legacy_free_busy_status": status, **fields})  # fmt: skip
+        return self.outlook(
+            "POST",
+            mailbox,
+            body={
+                "subject": subject,
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=minutes)).isoformat(),
+                "legacy_free_busy_status": status,
+                **fields,
+            },
+        )
 
     def move(self, mailbox: str, item_id: str, start: datetime, minutes: int = 60) -> dict[str, Any]:
-        return self.outlook("PATCH", mailbox, item_id, {"start": start.isoformat(),
-                                                       "end": (start + timedelta(minutes=minutes)).isoformat()})
+        return self.outlook(
+            "PATCH",
+            mailbox,
+            item_id,
+            {"start": start.isoformat(), "end": (start + timedelta(minutes=minutes)).isoformat()},
+        )
 
     def view(self, mailbox: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """The calendar's expanded view of ``start`` … ``end`` (occurrences with their own ids)."""
-        response = self.http.get(f"{self.ews}/_emulator/mailboxes/{mailbox}/items", timeout=10,
-                                 params={"start": start.isoformat(), "end": end.isoformat()})  # fmt: skip
+        response = self.http.get(
+            f"{self.ews}/_emulator/mailboxes/{mailbox}/items",
+            timeout=10,
+            params={"start": start.isoformat(), "end": end.isoformat()},
+        )
         response.raise_for_status()
         return list(response.json())
 
@@ -280,8 +349,13 @@ class E2E:
         booking: dict[str, Any] = next(b for b in self.jrni_state()["bookings"] if b["id"] == booking_id)
         return booking
 
-    def wait_blocks(self, who: str, windows: list[tuple[datetime, datetime]], what: str = "",
-                    timeout: float = WAIT_SECONDS) -> list[Block]:  # fmt: skip
+    def wait_blocks(
+        self,
+        who: str,
+        windows: list[tuple[datetime, datetime]],
+        what: str = "",
+        timeout: float = WAIT_SECONDS,
+    ) -> list[Block]:
         """Wait until ``who``'s calsync blocks are exactly ``windows`` (one block each); the blocks."""
         want = sorted(windows)
 
@@ -312,9 +386,12 @@ class E2E:
         if self.saved_blocking is None:
             item = dynamodb.get_item(TableName=os.environ["INTEGRATIONS_TABLE"], Key=key)["Item"]
             self.saved_blocking = [v["S"] for v in item.get("inbound_free_busy", {}).get("L", [])]
-        dynamodb.update_item(TableName=os.environ["INTEGRATIONS_TABLE"], Key=key,
-                             UpdateExpression="SET inbound_free_busy = :v",
-                             ExpressionAttributeValues={":v": {"L": [{"S": s} for s in statuses]}})  # fmt: skip
+        dynamodb.update_item(
+            TableName=os.environ["INTEGRATIONS_TABLE"],
+            Key=key,
+            UpdateExpression="SET inbound_free_busy = :v",
+            ExpressionAttributeValues={":v": {"L": [{"S": s} for s in statuses]}},
+        )
 
     # ---- the inbound queue ----------------------------------------------------------------------------------
 
@@ -329,20 +406,34 @@ class E2E:
         assert self.stack.inbound_poller is not None
         poller = self.stack.inbound_poller
         before = poller.deleted
-        entries = [{"Id": str(i), "MessageGroupId": f"{self.integration_id}/{MAILBOX[who]}",
-                    "MessageDeduplicationId": uuid.uuid4().hex,
-                    "MessageBody": json.dumps({"integration": self.integration_id, "mailbox": MAILBOX[who],
-                                               "reason": "timer"})} for i, who in enumerate(MAPPED)]  # fmt: skip
+        entries = [
+            {
+                "Id": str(i),
+                "MessageGroupId": f"{self.integration_id}/{MAILBOX[who]}",
+                "MessageDeduplicationId": uuid.uuid4().hex,
+                "MessageBody": json.dumps(
+                    {"integration": self.integration_id, "mailbox": MAILBOX[who], "reason": "timer"}
+                ),
+            }
+            for i, who in enumerate(MAPPED)
+        ]
         self.sqs.send_message_batch(QueueUrl=self.inbound_queue_url, Entries=entries)
-        wait_for(lambda: poller.deleted >= before + len(entries)
-                 and self.queue_counts(self.inbound_queue_url) == (0, 0, 0),
-                 "every mailbox synced and the inbound queue empty", timeout)  # fmt: skip
+        wait_for(
+            lambda: (
+                poller.deleted >= before + len(entries)
+                and self.queue_counts(self.inbound_queue_url) == (0, 0, 0)
+            ),
+            "every mailbox synced and the inbound queue empty",
+            timeout,
+        )
 
     # ---- the admin API -------------------------------------------------------------------------------------------
 
     def admin(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
         response = self.http.request(method, f"{self.api}/admin/{path}", json=body, timeout=30)
-        assert response.status_code == expect, f"{method} /admin/{path}: {response.status_code} {response.text}"
+        assert response.status_code == expect, (
+            f"{method} /admin/{path}: {response.status_code} {response.text}"
+        )
         return response.json() if response.content else None
 
     def mapping_row(self, kind: str, jrni_id: str, integration_id: str | None = None) -> dict[str, Any]:
@@ -354,9 +445,14 @@ class E2E:
 
     def queue_counts(self, url: str | None = None) -> tuple[int, int, int]:
         """(visible, in flight, delayed) messages of the outbound queue (or of ``url``)."""
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                 "ApproximateNumberOfMessagesDelayed"]  # fmt: skip
-        attributes = self.sqs.get_queue_attributes(QueueUrl=url or self.queue_url, AttributeNames=names)["Attributes"]
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=url or self.queue_url, AttributeNames=names)[
+            "Attributes"
+        ]
         visible, in_flight, delayed = (int(attributes.get(name, 0)) for name in names)
         return visible, in_flight, delayed
 
@@ -364,8 +460,13 @@ class E2E:
         """Receive and delete every message visible in queue ``url``; the messages, with their attributes."""
         drained: list[dict[str, Any]] = []
         while True:
-            answer = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                              MessageAttributeNames=["All"], AttributeNames=["All"])  # fmt: skip
+            answer = self.sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
+            )
             messages = answer.get("Messages", [])
             if not messages:
                 return drained
@@ -386,8 +487,10 @@ class E2E:
         def settled() -> bool:
             hooks = self.jrni_stats()["webhooks"]
             counts = self.queue_counts()
-            seen[:] = [f"webhooks {hooks['enqueued']} enqueued, {hooks['delivered']} delivered, {hooks['failed']} "
-                       f"failed; queue (visible, in flight, delayed) {counts}"]  # fmt: skip
+            seen[:] = [
+                f"webhooks {hooks['enqueued']} enqueued, {hooks['delivered']} delivered, {hooks['failed']} "
+                f"failed; queue (visible, in flight, delayed) {counts}"
+            ]
             return hooks["enqueued"] <= hooks["delivered"] + hooks["failed"] and counts == (0, 0, 0)
 
         try:
@@ -411,8 +514,10 @@ class E2E:
 def webhook_receiver_seed() -> dict[str, Any]:
     """The receiver the seed points JRNI's webhooks at (the demo integration's URL and credentials)."""
     webhook = json.loads(Path(DEMO_SEED).read_text(encoding="utf-8"))["integration"]["webhook"]
-    return {"format": webhook["format"],
-            "auth": {"basic": {"username": webhook["username"], "password": webhook["password"]}}}  # fmt: skip
+    return {
+        "format": webhook["format"],
+        "auth": {"basic": {"username": webhook["username"], "password": webhook["password"]}},
+    }
 
 
 class WebhookRecorder:
@@ -454,9 +559,19 @@ class WebhookRecorder:
 @pytest.fixture(scope="package")  # torn down before tests/local starts stacks of its own
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     log_path = tmp_path_factory.mktemp("e2e") / "functions.log"
-    with log_path.open("w", encoding="utf-8") as log, LocalStack(StackOptions(
-        api_port=0, ews_port=0, jrni_port=0, seed=DEMO_SEED, log_stream=log, log_level="WARNING",
-    )) as running:  # fmt: skip
+    with (
+        log_path.open("w", encoding="utf-8") as log,
+        LocalStack(
+            StackOptions(
+                api_port=0,
+                ews_port=0,
+                jrni_port=0,
+                seed=DEMO_SEED,
+                log_stream=log,
+                log_level="WARNING",
+            )
+        ) as running,
+    ):
         yield running
         # moto's server keeps its state in the process's global backends, which outlive the server: without this the
         # next LocalStack in this process (tests/local) finds the template's tables already there.

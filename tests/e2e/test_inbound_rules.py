@@ -31,7 +31,9 @@ def span(start: datetime, minutes: int = 60) -> tuple[datetime, datetime]:
     return start, start + timedelta(minutes=minutes)
 
 
-def test_busy_oof_tentative_and_working_elsewhere_each_block_their_time_and_free_blocks_nothing(e2e: E2E) -> None:
+def test_busy_oof_tentative_and_working_elsewhere_each_block_their_time_and_free_blocks_nothing(
+    e2e: E2E,
+) -> None:
     day = e2e.day()
     starts = {status: day.replace(hour=9 + n) for n, status in enumerate(ALL_BLOCKING)}
     for status, start in starts.items():
@@ -40,7 +42,9 @@ def test_busy_oof_tentative_and_working_elsewhere_each_block_their_time_and_free
 
     blocks = e2e.wait_blocks(ALICE, [span(start) for start in starts.values()])
 
-    assert {b.start: b.title for b in blocks} == {start: f"{status} meeting" for status, start in starts.items()}
+    assert {b.start: b.title for b in blocks} == {
+        start: f"{status} meeting" for status, start in starts.items()
+    }
     # The Free meeting never blocks, however long one waits; nobody else's calendar is touched.
     e2e.stays(lambda: len(e2e.blocks()) == 4, "only the four blocking meetings are blocked in JRNI")
 
@@ -53,7 +57,9 @@ def test_the_blocking_statuses_are_the_ones_the_integration_names(e2e: E2E) -> N
         e2e.meeting(MAILBOX[BEN], start, status=status, subject=f"{status} meeting")
 
     e2e.wait_blocks(BEN, [span(starts["Busy"]), span(starts["OOF"])])
-    e2e.stays(lambda: len(e2e.blocks(BEN)) == 2, "Tentative and WorkingElsewhere do not block for this integration")
+    e2e.stays(
+        lambda: len(e2e.blocks(BEN)) == 2, "Tentative and WorkingElsewhere do not block for this integration"
+    )
 
 
 def test_a_meeting_moved_in_outlook_moves_its_block_and_deleting_it_removes_the_block(e2e: E2E) -> None:
@@ -110,21 +116,37 @@ def test_a_weekly_series_blocks_each_occurrence_in_the_window_with_its_exception
     # so which occurrences are inside cannot change while the test runs.
     first = e2e.day() + timedelta(hours=(now.hour + 12) % 24)
     horizon = now + timedelta(days=90)
-    series = e2e.meeting(MAILBOX[BEN], first, minutes=30, subject="Branch huddle", time_zone="UTC", recurrence={
-        "pattern": "weekly", "interval": 1, "days_of_week": [f"{first:%A}"],
-        "range": {"type": "no_end", "start_date": f"{first:%Y-%m-%d}"}})  # fmt: skip
+    series = e2e.meeting(
+        MAILBOX[BEN],
+        first,
+        minutes=30,
+        subject="Branch huddle",
+        time_zone="UTC",
+        recurrence={
+            "pattern": "weekly",
+            "interval": 1,
+            "days_of_week": [f"{first:%A}"],
+            "range": {"type": "no_end", "start_date": f"{first:%Y-%m-%d}"},
+        },
+    )
     starts = [first + timedelta(weeks=n) for n in range(20) if first + timedelta(weeks=n) < horizon]
     assert len(starts) >= 4
     e2e.wait_blocks(BEN, [span(s, 30) for s in starts], "one block per occurrence inside the sync window")
 
     occurrences = {utc(o["start"]): o for o in e2e.view(MAILBOX[BEN], first - HOUR, starts[3] + HOUR)}
     moved_to = starts[1] + timedelta(days=1, hours=2)
-    e2e.outlook("PATCH", MAILBOX[BEN], occurrences[starts[1]]["id"],
-                {"start": moved_to.isoformat(), "end": (moved_to + timedelta(minutes=30)).isoformat()})  # fmt: skip
+    e2e.outlook(
+        "PATCH",
+        MAILBOX[BEN],
+        occurrences[starts[1]]["id"],
+        {"start": moved_to.isoformat(), "end": (moved_to + timedelta(minutes=30)).isoformat()},
+    )
     e2e.outlook("DELETE", MAILBOX[BEN], occurrences[starts[2]]["id"])
 
     expected = [span(s, 30) for s in starts if s not in (starts[1], starts[2])] + [span(moved_to, 30)]
-    blocks = e2e.wait_blocks(BEN, expected, "the modified occurrence at its new time, the deleted one released")
+    blocks = e2e.wait_blocks(
+        BEN, expected, "the modified occurrence at its new time, the deleted one released"
+    )
     assert {b.title for b in blocks} == {"Branch huddle"}
     assert series["id"] and len(blocks) == len(starts) - 1
 
@@ -144,7 +166,9 @@ def test_an_all_day_meeting_blocks_the_whole_day_in_the_mailboxs_time_zone(e2e: 
 # ---- items calsync wrote for JRNI bookings, edited in Outlook --------------------------------------------------
 
 
-def booked_item(e2e: E2E, start: datetime, *, reservation: bool = False, **extra: Any) -> tuple[dict[str, Any], str]:
+def booked_item(
+    e2e: E2E, start: datetime, *, reservation: bool = False, **extra: Any
+) -> tuple[dict[str, Any], str]:
     """A Savings review booked in JRNI for Alice, and its item once calsync has put it in her calendar."""
     booking = e2e.book(start, person=ALICE, service=SAVINGS, reservation=reservation, **extra)
     item = e2e.one_item(MAILBOX[ALICE], e2e.key(booking))
@@ -158,7 +182,9 @@ def test_with_the_appointment_lock_on_a_booking_moved_or_deleted_in_outlook_is_p
     key = e2e.key(booking)
 
     e2e.move(MAILBOX[ALICE], item_id, start + 2 * HOUR, minutes=30)
-    e2e.one_item(MAILBOX[ALICE], key, lambda item: utc(item["start"]) == start, "the item back at JRNI's time")
+    e2e.one_item(
+        MAILBOX[ALICE], key, lambda item: utc(item["start"]) == start, "the item back at JRNI's time"
+    )
     assert utc(e2e.booking_now(booking["id"])["datetime"]) == start
 
     e2e.outlook("DELETE", MAILBOX[ALICE], item_id)
@@ -177,14 +203,23 @@ def test_a_move_made_the_moment_the_lock_goes_off_is_followed_not_put_back(e2e: 
     before = e2e.ews_writes()
 
     e2e.move(MAILBOX[ALICE], item_id, later, minutes=30)
-    e2e.one_item(MAILBOX[ALICE], key, lambda item: utc(item["start"]) == start, "the item back at JRNI's time")
+    e2e.one_item(
+        MAILBOX[ALICE], key, lambda item: utc(item["start"]) == start, "the item back at JRNI's time"
+    )
     e2e.stack.set_integration(e2e.integration_id, appointment_lock=False)
     e2e.move(MAILBOX[ALICE], item_id, later, minutes=30)
 
-    wait_for(lambda: utc(e2e.booking_now(booking["id"])["datetime"]) == later, "JRNI following the second move")
+    wait_for(
+        lambda: utc(e2e.booking_now(booking["id"])["datetime"]) == later, "JRNI following the second move"
+    )
     e2e.quiet()
-    e2e.stays(lambda: utc(e2e.one_item(MAILBOX[ALICE], key)["start"]) == later
-              and utc(e2e.booking_now(booking["id"])["datetime"]) == later, "both sides at the adviser's time")  # fmt: skip
+    e2e.stays(
+        lambda: (
+            utc(e2e.one_item(MAILBOX[ALICE], key)["start"]) == later
+            and utc(e2e.booking_now(booking["id"])["datetime"]) == later
+        ),
+        "both sides at the adviser's time",
+    )
     # One revert for the first move; the second is answered in JRNI only, and JRNI's webhook about it rewrites the
     # item once (its body names the new time).
     assert minus(e2e.ews_writes(), before) == {"UpdateItem": 2}
@@ -196,7 +231,10 @@ def test_with_the_appointment_lock_off_the_jrni_booking_follows_outlook(e2e: E2E
     booking, item_id = booked_item(e2e, start)
 
     e2e.move(MAILBOX[ALICE], item_id, start + 3 * HOUR, minutes=30)
-    wait_for(lambda: utc(e2e.booking_now(booking["id"])["datetime"]) == start + 3 * HOUR, "the booking moved in JRNI")
+    wait_for(
+        lambda: utc(e2e.booking_now(booking["id"])["datetime"]) == start + 3 * HOUR,
+        "the booking moved in JRNI",
+    )
     assert e2e.booking_now(booking["id"])["duration"] == 30
     e2e.quiet()  # JRNI's webhook for the move has been through outbound (the item already shows it)
     e2e.sync_every_mailbox()
@@ -221,7 +259,9 @@ def test_with_the_appointment_lock_off_an_item_deleted_while_jrnis_move_is_on_it
     outbound.pause()
     try:
         e2e.move(MAILBOX[ALICE], item_id, start + 3 * HOUR, minutes=30)
-        wait_for(lambda: utc(e2e.booking_now(booking["id"])["datetime"]) == start + 3 * HOUR, "the booking moved")
+        wait_for(
+            lambda: utc(e2e.booking_now(booking["id"])["datetime"]) == start + 3 * HOUR, "the booking moved"
+        )
         inbound.pause()
         try:
             e2e.outlook("DELETE", MAILBOX[ALICE], item_id)
@@ -232,8 +272,9 @@ def test_with_the_appointment_lock_off_an_item_deleted_while_jrnis_move_is_on_it
     finally:
         outbound.resume()
 
-    wait_for(lambda: e2e.booking_now(booking["id"])["is_cancelled"], "the booking cancelled in JRNI",
-             timeout=5)  # fmt: skip
+    wait_for(
+        lambda: e2e.booking_now(booking["id"])["is_cancelled"], "the booking cancelled in JRNI", timeout=5
+    )
     e2e.gone(MAILBOX[ALICE], e2e.key(booking))
 
 
@@ -244,7 +285,9 @@ def test_a_booking_jrni_refuses_to_move_is_put_back_in_outlook_and_reported(e2e:
 
     e2e.move(MAILBOX[ALICE], item_id, start + HOUR, minutes=30)
 
-    e2e.one_item(MAILBOX[ALICE], e2e.key(booking), lambda item: utc(item["start"]) == start, "the item put back")
+    e2e.one_item(
+        MAILBOX[ALICE], e2e.key(booking), lambda item: utc(item["start"]) == start, "the item put back"
+    )
 
     def reported() -> list[dict[str, Any]]:
         status = e2e.admin("GET", f"integrations/{e2e.integration_id}/status")
@@ -262,8 +305,11 @@ def confirmation_events(e2e: E2E, booking: dict[str, Any]) -> list[str]:
     seen: list[str] = []
 
     def two() -> bool:
-        seen.extend(event["detail-type"] for event in e2e.stack.events()
-                    if str(event["detail"].get("booking_id")) == str(booking["id"]))  # fmt: skip
+        seen.extend(
+            event["detail-type"]
+            for event in e2e.stack.events()
+            if str(event["detail"].get("booking_id")) == str(booking["id"])
+        )
         return len(seen) >= 2
 
     wait_for(two, "two events on the bus")
@@ -277,7 +323,9 @@ def test_a_reservation_moved_in_outlook_is_confirmed_in_jrni_with_two_events(e2e
 
     e2e.move(MAILBOX[ALICE], item_id, start + HOUR, minutes=30)
 
-    wait_for(lambda: not e2e.booking_now(reservation["id"])["is_reservation"], "the reservation confirmed in JRNI")
+    wait_for(
+        lambda: not e2e.booking_now(reservation["id"])["is_reservation"], "the reservation confirmed in JRNI"
+    )
     assert confirmation_events(e2e, reservation) == ["booking.confirmed", "booking.updated"]
 
 
@@ -288,6 +336,8 @@ def test_a_reservation_given_an_attendee_in_outlook_is_confirmed_in_jrni_with_tw
 
     e2e.outlook("PATCH", MAILBOX[ALICE], item_id, {"required_attendees": ["colleague@bank.example.test"]})
 
-    wait_for(lambda: not e2e.booking_now(reservation["id"])["is_reservation"], "the reservation confirmed in JRNI")
+    wait_for(
+        lambda: not e2e.booking_now(reservation["id"])["is_reservation"], "the reservation confirmed in JRNI"
+    )
     assert utc(e2e.booking_now(reservation["id"])["datetime"]) == start  # confirmed where it was
     assert confirmation_events(e2e, reservation) == ["booking.confirmed", "booking.updated"]

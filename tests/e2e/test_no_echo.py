@@ -15,16 +15,25 @@ COUNT = 50
 HALF_HOUR = timedelta(minutes=30)
 
 
-def test_fifty_bookings_made_in_jrni_reach_outlook_and_the_inbound_path_writes_nothing_to_jrni(e2e: E2E) -> None:
+def test_fifty_bookings_made_in_jrni_reach_outlook_and_the_inbound_path_writes_nothing_to_jrni(
+    e2e: E2E,
+) -> None:
     day = e2e.day()
     before = jrni_writes(e2e.jrni_stats())
     ews_before = e2e.ews_writes()
     who = [(ALICE, BEN, ROOM)[n % 3] for n in range(COUNT)]
     keys = []
     for n, staff in enumerate(who):
-        start = day.replace(hour=7) + HALF_HOUR * (n // 3)  # 30-minute Savings reviews, back to back, no buffers
-        booking = e2e.book(start, person=None if staff == ROOM else staff, resource=staff if staff == ROOM else None,
-                           service=SAVINGS, client=f"Client{n} Number{n}")  # fmt: skip
+        start = day.replace(hour=7) + HALF_HOUR * (
+            n // 3
+        )  # 30-minute Savings reviews, back to back, no buffers
+        booking = e2e.book(
+            start,
+            person=None if staff == ROOM else staff,
+            resource=staff if staff == ROOM else None,
+            service=SAVINGS,
+            client=f"Client{n} Number{n}",
+        )
         keys.append((staff, e2e.key(booking)))
 
     def all_there() -> bool:

@@ -23,8 +23,9 @@ def inject(e2e: E2E, kind: str) -> None:
     e2e.ews_control("POST", "faults", {"operation": "*", "kind": kind, "count": 1})
 
 
-@pytest.mark.parametrize("faults", [[kind] for kind in FAULTS] + [list(FAULTS)],
-                         ids=[*FAULTS, "all_three_mixed"])  # fmt: skip
+@pytest.mark.parametrize(
+    "faults", [[kind] for kind in FAULTS] + [list(FAULTS)], ids=[*FAULTS, "all_three_mixed"]
+)
 def test_every_outlook_change_made_while_notifications_are_lost_reaches_jrni_exactly_once(
     e2e: E2E, faults: list[str]
 ) -> None:
@@ -48,20 +49,27 @@ def test_every_outlook_change_made_while_notifications_are_lost_reaches_jrni_exa
         # While the fault bites: new meetings, moves and deletions across the mailboxes.
         for n, who in enumerate(MAPPED):
             create(who, day.replace(hour=14 + round_) + timedelta(minutes=15 * n), minutes=15)
-        movable = sorted(live)[round_ :: 4]
+        movable = sorted(live)[round_::4]
         for item_id in movable[:2]:
             meeting = live[item_id]
             meeting["start"] = meeting["start"] + timedelta(days=1, minutes=30)
             e2e.move(MAILBOX[meeting["who"]], item_id, meeting["start"], meeting["minutes"])
         victim = sorted(live)[-1 - round_]
         e2e.outlook("DELETE", MAILBOX[live.pop(victim)["who"]], victim)
-        wait_for(lambda k=kind, f=fired: e2e.ews_stats().get("faults_fired", {}).get(k, 0) > f,  # type: ignore[misc]
-                 f"the {kind} fault fired")  # fmt: skip
+        wait_for(
+            lambda k=kind, f=fired: e2e.ews_stats().get("faults_fired", {}).get(k, 0) > f,  # type: ignore[misc]
+            f"the {kind} fault fired",
+        )
 
     for who in MAPPED:
-        want = [(m["start"], m["start"] + timedelta(minutes=m["minutes"])) for m in live.values() if m["who"] == who]
-        e2e.wait_blocks(who, want, f"{NAME[who]}'s blocks as Outlook shows them after {faults}",
-                        timeout=RECOVERY_SECONDS)  # fmt: skip
+        want = [
+            (m["start"], m["start"] + timedelta(minutes=m["minutes"]))
+            for m in live.values()
+            if m["who"] == who
+        ]
+        e2e.wait_blocks(
+            who, want, f"{NAME[who]}'s blocks as Outlook shows them after {faults}", timeout=RECOVERY_SECONDS
+        )
 
     state = e2e.jrni_state()
     blocks = calsync_blocks(state)

@@ -25,7 +25,11 @@ from tests.e2e.conftest import (
     utc,
 )
 
-PRE, LENGTH, POST = timedelta(minutes=15), timedelta(minutes=45), timedelta(minutes=10)  # the Mortgage appointment
+PRE, LENGTH, POST = (
+    timedelta(minutes=15),
+    timedelta(minutes=45),
+    timedelta(minutes=10),
+)  # the Mortgage appointment
 
 
 def assert_ours(e2e: E2E, item: dict[str, Any], key: str, integration_id: str | None = None) -> None:
@@ -40,8 +44,11 @@ def assert_ours(e2e: E2E, item: dict[str, Any], key: str, integration_id: str | 
 
 def assert_nobody_was_sent_anything(e2e: E2E) -> None:
     """Every write calsync made asked Exchange not to send invitations or cancellations."""
-    attributes = {"CreateItem": "SendMeetingInvitations", "UpdateItem": "SendMeetingInvitationsOrCancellations",
-                  "DeleteItem": "SendMeetingCancellations"}  # fmt: skip
+    attributes = {
+        "CreateItem": "SendMeetingInvitations",
+        "UpdateItem": "SendMeetingInvitationsOrCancellations",
+        "DeleteItem": "SendMeetingCancellations",
+    }
     writes = 0
     for operation, attribute in attributes.items():
         for request in e2e.captured(operation):
@@ -100,7 +107,9 @@ def test_a_moved_booking_moves_the_same_item(e2e: E2E) -> None:
     e2e.jrni("PUT", f"bookings/{booking['id']}", {"datetime": later.isoformat()})
 
     for m in (ALICE, ROOM):
-        after = e2e.one_item(MAILBOX[m], key, lambda i: utc(i["start"]) == later - PRE, f"booking {key} moved")
+        after = e2e.one_item(
+            MAILBOX[m], key, lambda i: utc(i["start"]) == later - PRE, f"booking {key} moved"
+        )
         assert after["id"] == before[m]["id"]  # moved, not deleted and written again
         assert window(after) == (later - PRE, later + LENGTH + POST)
         assert_ours(e2e, after, key)
@@ -152,7 +161,9 @@ def test_a_reservation_is_tentative_until_it_is_confirmed_then_busy(e2e: E2E) ->
 
     e2e.jrni("POST", f"bookings/{booking['id']}/confirm")
 
-    busy = e2e.one_item(MAILBOX[ALICE], key, lambda i: i["legacy_free_busy_status"] == "Busy", "confirmed → Busy")
+    busy = e2e.one_item(
+        MAILBOX[ALICE], key, lambda i: i["legacy_free_busy_status"] == "Busy", "confirmed → Busy"
+    )
     assert busy["id"] == tentative["id"]
     assert window(busy) == window(tentative)
 
@@ -161,8 +172,17 @@ def test_a_block_made_in_jrni_is_a_busy_unavailable_item(e2e: E2E) -> None:
     day = e2e.day()
     start, end = day.replace(hour=16), day.replace(hour=17)
     # booking: true answers the block's status-3 booking, whose id is what calsync stamps.
-    block = e2e.jrni("POST", "blocks", {"company_id": 37001, "person_id": int(BEN), "booking": True,
-                                        "start_time": start.isoformat(), "end_time": end.isoformat()})  # fmt: skip
+    block = e2e.jrni(
+        "POST",
+        "blocks",
+        {
+            "company_id": 37001,
+            "person_id": int(BEN),
+            "booking": True,
+            "start_time": start.isoformat(),
+            "end_time": end.isoformat(),
+        },
+    )
     key = e2e.key(block)
 
     item = e2e.one_item(MAILBOX[BEN], key)
@@ -192,22 +212,36 @@ def second_integration(e2e: E2E) -> Iterator[str]:
             value = secrets.get_secret_value(SecretId=f"calsync/{e2e.integration_id}/{part}")["SecretString"]
             secrets.create_secret(Name=names[part], SecretString=value)
         secrets.create_secret(Name=names["webhook"], SecretString=json.dumps(webhook))
-        demo = next(i for i in e2e.admin("GET", "integrations")["integrations"] if i["id"] == e2e.integration_id)
-        e2e.admin("POST", "integrations", {
-            "id": SECOND, "name": "Example Bank (no buffers)",
-            "jrni": {**demo["jrni"], "secret_name": names["jrni"]},
-            "exchange": {"endpoint": demo["exchange"]["endpoint"], "secret_name": names["exchange"]},
-            "webhook_secret_name": names["webhook"],
-            "options": {"include_buffers": False}, "appointment_lock": False,
-        }, expect=201)  # fmt: skip
+        demo = next(
+            i for i in e2e.admin("GET", "integrations")["integrations"] if i["id"] == e2e.integration_id
+        )
+        e2e.admin(
+            "POST",
+            "integrations",
+            {
+                "id": SECOND,
+                "name": "Example Bank (no buffers)",
+                "jrni": {**demo["jrni"], "secret_name": names["jrni"]},
+                "exchange": {"endpoint": demo["exchange"]["endpoint"], "secret_name": names["exchange"]},
+                "webhook_secret_name": names["webhook"],
+                "options": {"include_buffers": False},
+                "appointment_lock": False,
+            },
+            expect=201,
+        )
         e2e.admin("PUT", f"integrations/{SECOND}/mappings/person/{CHLOE}", {"mailbox": MAILBOX[CHLOE]})
-    e2e.jrni("POST", "webhooks", {"url": f"{e2e.api}/webhooks/jrni/{SECOND}", "format": "data",
-                                  "auth": {"basic": webhook}})  # fmt: skip
+    e2e.jrni(
+        "POST",
+        "webhooks",
+        {"url": f"{e2e.api}/webhooks/jrni/{SECOND}", "format": "data", "auth": {"basic": webhook}},
+    )
     yield SECOND
     # The e2e fixture puts JRNI's receivers back to the seed's alone.
 
 
-def test_an_integration_without_buffers_writes_the_bare_appointment_time(e2e: E2E, second_integration: str) -> None:
+def test_an_integration_without_buffers_writes_the_bare_appointment_time(
+    e2e: E2E, second_integration: str
+) -> None:
     start = e2e.day().replace(hour=10)
     booking = e2e.book(start, person=CHLOE)  # the Mortgage appointment: 15 min before, 10 after in JRNI
     key = e2e.key(booking)
@@ -226,4 +260,3 @@ def test_the_appointment_lock_is_stored_per_integration_and_shown_by_the_admin_a
     assert shown[e2e.integration_id]["appointment_lock"] is True  # the default when not given
     assert shown[second_integration]["options"]["include_buffers"] is False
     assert shown[e2e.integration_id]["options"]["include_buffers"] is True
-

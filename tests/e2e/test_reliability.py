@@ -33,7 +33,11 @@ from tests.e2e.conftest import (
     webhook_receiver_seed,
 )
 
-PRE, LENGTH, POST = timedelta(minutes=15), timedelta(minutes=45), timedelta(minutes=10)  # the Mortgage appointment
+PRE, LENGTH, POST = (
+    timedelta(minutes=15),
+    timedelta(minutes=45),
+    timedelta(minutes=10),
+)  # the Mortgage appointment
 
 
 def deliveries(e2e: E2E, booking_id: int) -> list[dict[str, Any]]:
@@ -50,8 +54,10 @@ def test_a_webhook_jrni_delivers_twice_makes_one_item(e2e: E2E) -> None:
     booking = e2e.book(start, person=ALICE)
     key = e2e.key(booking)
 
-    wait_for(lambda: len([d for d in deliveries(e2e, booking["id"]) if d["result"] == 202]) == 2,
-             "the create webhook delivered twice and accepted both times")  # fmt: skip
+    wait_for(
+        lambda: len([d for d in deliveries(e2e, booking["id"]) if d["result"] == 202]) == 2,
+        "the create webhook delivered twice and accepted both times",
+    )
     e2e.one_item(MAILBOX[ALICE], key)
     e2e.quiet()
 
@@ -59,7 +65,9 @@ def test_a_webhook_jrni_delivers_twice_makes_one_item(e2e: E2E) -> None:
     assert len(e2e.captured("CreateItem")) == 1
 
 
-def test_the_same_webhook_body_posted_three_times_and_its_message_replayed_make_one_unchanged_item(e2e: E2E) -> None:
+def test_the_same_webhook_body_posted_three_times_and_its_message_replayed_make_one_unchanged_item(
+    e2e: E2E,
+) -> None:
     with WebhookRecorder() as recorder:
         e2e.jrni("POST", "webhooks", {"url": recorder.url, "format": webhook_receiver_seed()["format"]})
         booking = e2e.book(e2e.day().replace(hour=11), person=ALICE)
@@ -71,16 +79,31 @@ def test_the_same_webhook_body_posted_three_times_and_its_message_replayed_make_
     token = base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
     url = f"{e2e.api}/webhooks/jrni/{e2e.integration_id}"
     for _ in range(3):
-        answer = requests.post(url, data=body, timeout=10,
-                               headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})  # fmt: skip
+        answer = requests.post(
+            url,
+            data=body,
+            timeout=10,
+            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        )
         assert answer.status_code == 202, answer.text
     # SQS delivers at least once: the same message handled twice more must change nothing either.
     handled = e2e.handled()
-    message = json.dumps({"integration_id": e2e.integration_id, "company_id": str(booking["company_id"]),
-                          "booking_id": str(booking["id"]), "trigger": "create"}, sort_keys=True)  # fmt: skip
+    message = json.dumps(
+        {
+            "integration_id": e2e.integration_id,
+            "company_id": str(booking["company_id"]),
+            "booking_id": str(booking["id"]),
+            "trigger": "create",
+        },
+        sort_keys=True,
+    )
     for n in range(2):
-        e2e.sqs.send_message(QueueUrl=e2e.queue_url, MessageBody=message, MessageGroupId=f"replay/{key}",
-                             MessageDeduplicationId=f"replay-{key}-{n}")  # fmt: skip
+        e2e.sqs.send_message(
+            QueueUrl=e2e.queue_url,
+            MessageBody=message,
+            MessageGroupId=f"replay/{key}",
+            MessageDeduplicationId=f"replay-{key}-{n}",
+        )
     wait_for(lambda: e2e.handled() >= handled + 2, "both replayed messages handled")
     e2e.quiet()
 
@@ -95,13 +118,20 @@ def test_a_modify_webhook_arriving_before_the_create_still_ends_with_the_moved_b
     day = e2e.day()
     booking = e2e.book(day.replace(hour=10), person=ALICE, resource=ROOM)
     later = day.replace(hour=13)
-    e2e.jrni("PUT", f"bookings/{booking['id']}", {"datetime": later.isoformat()})  # within the 0.5 s it is held
+    e2e.jrni(
+        "PUT", f"bookings/{booking['id']}", {"datetime": later.isoformat()}
+    )  # within the 0.5 s it is held
     key = e2e.key(booking)
 
     wait_for(lambda: len(deliveries(e2e, booking["id"])) == 2, "both webhooks delivered")
-    assert [d["trigger"] for d in deliveries(e2e, booking["id"])] == ["modify", "create"]  # really out of order
+    assert [d["trigger"] for d in deliveries(e2e, booking["id"])] == [
+        "modify",
+        "create",
+    ]  # really out of order
     for m in (ALICE, ROOM):
-        item = e2e.one_item(MAILBOX[m], key, lambda i: utc(i["start"]) == later - PRE, f"booking {key} at 13:00")
+        item = e2e.one_item(
+            MAILBOX[m], key, lambda i: utc(i["start"]) == later - PRE, f"booking {key} at 13:00"
+        )
         assert utc(item["end"]) == later + LENGTH + POST
     e2e.quiet()
     assert [len(e2e.ours(MAILBOX[m], key)) for m in (ALICE, ROOM)] == [1, 1]
@@ -146,15 +176,17 @@ def test_a_crash_between_the_exchange_create_and_the_link_write_leaves_one_item_
                 record_handler(record)
             except SimulatedCrash:
                 # Lambda would retry after the queue's visibility timeout (12 minutes); one second is enough here.
-                e2e.sqs.change_message_visibility(QueueUrl=e2e.queue_url, ReceiptHandle=record.receipt_handle,
-                                                  VisibilityTimeout=1)  # fmt: skip
+                e2e.sqs.change_message_visibility(
+                    QueueUrl=e2e.queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=1
+                )
                 raise
 
         return crashing_handler
 
     # In every environment of the outbound function (each poller worker runs its own copy of the module).
     forget = e2e.stack.functions["OutboundFunction"].customise(
-        lambda module: monkeypatch.setattr(module, "record_handler", crashing(module.record_handler)))
+        lambda module: monkeypatch.setattr(module, "record_handler", crashing(module.record_handler))
+    )
     request.addfinalizer(forget)
     start = e2e.day().replace(hour=9)
     booking = e2e.book(start, person=ALICE)
@@ -166,7 +198,9 @@ def test_a_crash_between_the_exchange_create_and_the_link_write_leaves_one_item_
 
     (item,) = e2e.ours(MAILBOX[ALICE], key)
     assert (utc(item["start"]), utc(item["end"])) == (start - PRE, start + LENGTH + POST)
-    assert len(e2e.captured("CreateItem")) == 1  # the retry found our item by its stamp instead of creating another
+    assert (
+        len(e2e.captured("CreateItem")) == 1
+    )  # the retry found our item by its stamp instead of creating another
     assert len(e2e.captured("FindItem")) == 1
     assert crash.crashed == 1
     assert e2e.mapping_row("person", ALICE)["status"]["state"] == "ok"
@@ -192,8 +226,11 @@ def test_exchange_server_busy_postpones_the_message_for_at_least_the_back_off_th
         return ref
 
     monkeypatch.setattr(EwsCalendar, "create_event", create_event)
-    e2e.ews_control("POST", "faults", {"operation": "CreateItem", "kind": "server_busy", "count": 1,
-                                       "back_off_ms": int(back_off * 1000)})  # fmt: skip
+    e2e.ews_control(
+        "POST",
+        "faults",
+        {"operation": "CreateItem", "kind": "server_busy", "count": 1, "back_off_ms": int(back_off * 1000)},
+    )
     booking = e2e.book(e2e.day().replace(hour=10), person=ALICE)
     key = e2e.key(booking)
 
@@ -234,14 +271,25 @@ def test_an_expired_jrni_token_means_one_more_login_and_the_booking_still_syncs(
 # ----------------------------------------------------------------------------------------------------- unmapped
 
 
-def test_a_booking_for_an_unmapped_adviser_is_skipped_writes_nothing_and_is_shown_in_the_status(e2e: E2E) -> None:
+def test_a_booking_for_an_unmapped_adviser_is_skipped_writes_nothing_and_is_shown_in_the_status(
+    e2e: E2E,
+) -> None:
     booking = e2e.book(e2e.day().replace(hour=10), person=CHLOE)
     key = e2e.key(booking)
 
     def skipped() -> dict[str, Any]:
         problems = e2e.admin("GET", f"integrations/{e2e.integration_id}/status")["problems"]
-        return next((p for p in problems if p["kind"] == "person" and p["jrni_id"] == CHLOE
-                     and p["state"] == "skipped" and key in p["detail"]), {})  # fmt: skip
+        return next(
+            (
+                p
+                for p in problems
+                if p["kind"] == "person"
+                and p["jrni_id"] == CHLOE
+                and p["state"] == "skipped"
+                and key in p["detail"]
+            ),
+            {},
+        )
 
     problem = wait_for(skipped, f"booking {key} shown as skipped in the integration's status")
     e2e.quiet()
@@ -260,7 +308,11 @@ def test_a_booking_for_an_unmapped_adviser_is_skipped_writes_nothing_and_is_show
 
 def dead_letters(e2e: E2E, booking_id: int) -> list[dict[str, Any]]:
     """The dead-letter queue's messages for one booking (received and removed: the queue is ours alone here)."""
-    return [m for m in e2e.drain(e2e.dead_letter_url) if json.loads(m["Body"]).get("booking_id") == str(booking_id)]
+    return [
+        m
+        for m in e2e.drain(e2e.dead_letter_url)
+        if json.loads(m["Body"]).get("booking_id") == str(booking_id)
+    ]
 
 
 def test_a_mailbox_that_refuses_us_sends_its_message_to_the_dead_letter_queue_and_others_still_sync(
@@ -290,13 +342,18 @@ def test_a_mailbox_that_refuses_us_sends_its_message_to_the_dead_letter_queue_an
 
 
 def test_a_mailbox_that_refuses_us_does_not_keep_the_meeting_room_of_the_same_booking_empty(e2e: E2E) -> None:
-    e2e.ews_control("POST", "impersonation", {"service_account": SERVICE_ACCOUNT,
-                                              "mailboxes": [MAILBOX[m] for m in (ALICE, ROOM, CHLOE)]})  # fmt: skip
+    e2e.ews_control(
+        "POST",
+        "impersonation",
+        {"service_account": SERVICE_ACCOUNT, "mailboxes": [MAILBOX[m] for m in (ALICE, ROOM, CHLOE)]},
+    )
     start = e2e.day().replace(hour=10)
     booking = e2e.book(start, person=BEN, resource=ROOM)
     key = e2e.key(booking)
 
-    (dead,) = wait_for(lambda: dead_letters(e2e, booking["id"]), "the booking's message in the dead-letter queue")
+    (dead,) = wait_for(
+        lambda: dead_letters(e2e, booking["id"]), "the booking's message in the dead-letter queue"
+    )
     assert "may not impersonate ben@bank.example.test" in dead["MessageAttributes"]["reason"]["StringValue"]
     e2e.quiet()  # the message is done with: nothing more will be written for it
     # The room's calendar is not Ben's: it shows the booking all the same, and its status is not Ben's error.

@@ -28,15 +28,20 @@ def _watch(e2e: E2E) -> dict[str, Any]:
     return watch
 
 
-def test_a_killed_streaming_task_is_replaced_and_the_change_made_meanwhile_reaches_jrni_once(e2e: E2E) -> None:
+def test_a_killed_streaming_task_is_replaced_and_the_change_made_meanwhile_reaches_jrni_once(
+    e2e: E2E,
+) -> None:
     supervisor = e2e.stack.streaming
     assert supervisor is not None
     wait_for(lambda: _watch(e2e).get("mode") == "streaming", "Alice's mailbox streamed")
 
     # Killed: a new task runs within seconds, with nobody asking.
     first = _kill(e2e)
-    wait_for(lambda: supervisor.pid != first and supervisor.returncode is None, "a new streaming task",
-             RESTART_SECONDS)  # fmt: skip
+    wait_for(
+        lambda: supervisor.pid != first and supervisor.returncode is None,
+        "a new streaming task",
+        RESTART_SECONDS,
+    )
 
     # Killed again, and (for the look at the status) not replaced until released.
     supervisor.hold()
@@ -56,11 +61,16 @@ def test_a_killed_streaming_task_is_replaced_and_the_change_made_meanwhile_reach
         assert e2e.blocks(ALICE) == []  # and indeed the meeting has not reached JRNI
     finally:
         supervisor.release()
-    wait_for(lambda: supervisor.pid not in (first, second) and supervisor.returncode is None, "a new streaming task",
-             RESTART_SECONDS)  # fmt: skip
+    wait_for(
+        lambda: supervisor.pid not in (first, second) and supervisor.returncode is None,
+        "a new streaming task",
+        RESTART_SECONDS,
+    )
 
     # The new task resyncs Alice's mailbox at start: one block for the meeting, and one only.
-    e2e.wait_blocks(ALICE, [(start, start + timedelta(minutes=60))], "the meeting made meanwhile, as one block")
+    e2e.wait_blocks(
+        ALICE, [(start, start + timedelta(minutes=60))], "the meeting made meanwhile, as one block"
+    )
     e2e.stays(lambda: len(e2e.blocks(ALICE)) == 1, "one block for the meeting")
     wait_for(lambda: _watch(e2e).get("mode") == "streaming", "Alice's mailbox streamed again")
     assert e2e.admin("GET", f"integrations/{e2e.integration_id}/status")["streaming_task"]["state"] == "ok"

@@ -51,13 +51,18 @@ def ews(ews_server: EwsEmulator) -> Iterator[EwsEmulator]:
     ews_server.settings.captured.clear()
     ews_server.control("DELETE", "faults")
     defaults = EmulatorSettings()
-    ews_server.control("POST", "config", {
-        "latency_ms": 0, "max_concurrency": defaults.max_concurrency,
-        "max_streaming_connections": defaults.max_streaming_connections,
-        "max_subscriptions_per_connection": defaults.max_subscriptions_per_connection,
-        "subscription_idle_seconds": defaults.subscription_idle_seconds,
-        "heartbeat_seconds": defaults.heartbeat_seconds,
-    })  # fmt: skip
+    ews_server.control(
+        "POST",
+        "config",
+        {
+            "latency_ms": 0,
+            "max_concurrency": defaults.max_concurrency,
+            "max_streaming_connections": defaults.max_streaming_connections,
+            "max_subscriptions_per_connection": defaults.max_subscriptions_per_connection,
+            "subscription_idle_seconds": defaults.subscription_idle_seconds,
+            "heartbeat_seconds": defaults.heartbeat_seconds,
+        },
+    )
 
 
 _DEFAULT_ADAPTER = BaseProtocol.HTTP_ADAPTER_CLS
@@ -77,7 +82,9 @@ def _fresh_exchangelib() -> Iterator[None]:
     BaseProtocol.HTTP_ADAPTER_CLS = _DEFAULT_ADAPTER
 
 
-def make_config(ews: EwsEmulator, user: str, auth_type: str = BASIC, password: str = PASSWORD, **kwargs: Any) -> Configuration:
+def make_config(
+    ews: EwsEmulator, user: str, auth_type: str = BASIC, password: str = PASSWORD, **kwargs: Any
+) -> Configuration:
     """An exchangelib configuration that goes straight to the emulator: no autodiscover, no version guessing."""
     return Configuration(
         service_endpoint=ews.ews_url,
@@ -92,8 +99,15 @@ def make_config(ews: EwsEmulator, user: str, auth_type: str = BASIC, password: s
 def account_for(ews: EwsEmulator) -> Callable[..., Account]:
     """Build an exchangelib Account for ``address``: as its owner, or through the service account."""
 
-    def build(address: str, *, via: str | None = None, access_type: str = DELEGATE, auth_type: str = BASIC,
-              password: str = PASSWORD, **config: Any) -> Account:
+    def build(
+        address: str,
+        *,
+        via: str | None = None,
+        access_type: str = DELEGATE,
+        auth_type: str = BASIC,
+        password: str = PASSWORD,
+        **config: Any,
+    ) -> Account:
         cfg = make_config(ews, via or address, auth_type=auth_type, password=password, **config)
         return Account(address, config=cfg, autodiscover=False, access_type=access_type, default_timezone=TZ)
 
@@ -103,7 +117,9 @@ def account_for(ews: EwsEmulator) -> Callable[..., Account]:
 @pytest.fixture
 def alice(ews: EwsEmulator, account_for: Callable[..., Account]) -> Account:
     """alice@example.com, signed in as herself."""
-    ews.add_account("alice@example.com", PASSWORD, display_name="Alice Adviser", time_zone="GMT Standard Time")
+    ews.add_account(
+        "alice@example.com", PASSWORD, display_name="Alice Adviser", time_zone="GMT Standard Time"
+    )
     return account_for("alice@example.com")
 
 

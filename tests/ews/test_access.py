@@ -29,14 +29,19 @@ def _people(ews: EwsEmulator) -> None:
 
 
 def book(account: Account, subject: str) -> CalendarItem:
-    item = CalendarItem(account=account, folder=account.calendar, subject=subject, start=at(7, 9), end=at(7, 10))
+    item = CalendarItem(
+        account=account, folder=account.calendar, subject=subject, start=at(7, 9), end=at(7, 10)
+    )
     item.save(send_meeting_invitations="SendToNone")
     return item
 
 
 def owner_books(ews: EwsEmulator, owner: str, subject: str) -> None:
-    ews.control("POST", f"mailboxes/{owner}/items",
-                {"subject": subject, "start": "2025-07-08T09:00:00Z", "end": "2025-07-08T10:00:00Z"})  # fmt: skip
+    ews.control(
+        "POST",
+        f"mailboxes/{owner}/items",
+        {"subject": subject, "start": "2025-07-08T09:00:00Z", "end": "2025-07-08T10:00:00Z"},
+    )
 
 
 def view(account: Account) -> list[str]:
@@ -100,15 +105,25 @@ def test_every_connecting_sid_form_is_checked(ews: EwsEmulator, form: str) -> No
     owner_books(ews, ALICE, "One")
     headers = {"Content-Type": "text/xml; charset=utf-8"}
 
-    granted = requests.post(ews.ews_url, data=impersonating_get_folder(form, ALICE.upper()), headers=headers,
-                            auth=(SERVICE, PASSWORD), timeout=10)  # fmt: skip
+    granted = requests.post(
+        ews.ews_url,
+        data=impersonating_get_folder(form, ALICE.upper()),
+        headers=headers,
+        auth=(SERVICE, PASSWORD),
+        timeout=10,
+    )
     assert granted.status_code == 200, granted.text
     root = etree.fromstring(granted.content)
     # The calendar answered is Alice's (one item), not the service account's (none).
     assert root.findtext(".//{*}CalendarFolder/{*}TotalCount") == "1"
 
-    denied = requests.post(ews.ews_url, data=impersonating_get_folder(form, CAROL), headers=headers,
-                           auth=(SERVICE, PASSWORD), timeout=10)  # fmt: skip
+    denied = requests.post(
+        ews.ews_url,
+        data=impersonating_get_folder(form, CAROL),
+        headers=headers,
+        auth=(SERVICE, PASSWORD),
+        timeout=10,
+    )
     assert denied.status_code == 500 and fault_code(denied) == "ErrorImpersonateUserDenied"
 
 
@@ -116,7 +131,9 @@ def test_every_connecting_sid_form_is_checked(ews: EwsEmulator, form: str) -> No
 
 
 def grant(ews: EwsEmulator, permission: str) -> None:
-    ews.control("POST", "delegates", {"owner": ALICE, "delegate": SERVICE, "permission": permission}, expect=201)
+    ews.control(
+        "POST", "delegates", {"owner": ALICE, "delegate": SERVICE, "permission": permission}, expect=201
+    )
 
 
 def test_editor_delegate_reads_and_writes_the_owners_calendar(
@@ -132,7 +149,9 @@ def test_editor_delegate_reads_and_writes_the_owners_calendar(
     assert sorted(i["subject"] for i in ews.items(ALICE)) == ["Alice's own", "By the delegate, edited"]
 
 
-def test_reviewer_delegate_reads_but_cannot_create(ews: EwsEmulator, account_for: Callable[..., Account]) -> None:
+def test_reviewer_delegate_reads_but_cannot_create(
+    ews: EwsEmulator, account_for: Callable[..., Account]
+) -> None:
     grant(ews, "Reviewer")
     owner_books(ews, ALICE, "Alice's own")
     account = account_for(ALICE, via=SERVICE)

@@ -53,7 +53,9 @@ def at(day: int, hour: int) -> EWSDateTime:
 
 
 def book(account: Account, subject: str) -> CalendarItem:
-    item = CalendarItem(account=account, folder=account.calendar, subject=subject, start=at(7, 9), end=at(7, 10))
+    item = CalendarItem(
+        account=account, folder=account.calendar, subject=subject, start=at(7, 9), end=at(7, 10)
+    )
     item.save(send_meeting_invitations="SendToNone")
     return item
 
@@ -81,7 +83,9 @@ def test_basic_with_a_wrong_password_is_unauthorized(
     with pytest.raises(UnauthorizedError):
         account.calendar.refresh()
     # Exchange offers every scheme it accepts; exchangelib's auth-type probe reads this header.
-    response = requests.post(ews.ews_url, data=GET_CALENDAR, headers=XML, auth=(owner, "not-the-password"), timeout=10)
+    response = requests.post(
+        ews.ews_url, data=GET_CALENDAR, headers=XML, auth=(owner, "not-the-password"), timeout=10
+    )
     assert response.status_code == 401
     offered = response.headers["WWW-Authenticate"]
     assert "NTLM" in offered and "Basic" in offered
@@ -98,7 +102,9 @@ def test_ntlm_handshake_lets_exchangelib_work_with_the_calendar(
     item = book(account, "NTLM booking")
     item.subject = "NTLM booking, moved"
     item.save(update_fields=["subject"], send_meeting_invitations="SendToNone")
-    assert [i.subject for i in account.calendar.view(start=at(1, 0), end=at(31, 0))] == ["NTLM booking, moved"]
+    assert [i.subject for i in account.calendar.view(start=at(1, 0), end=at(31, 0))] == [
+        "NTLM booking, moved"
+    ]
     item.delete(send_meeting_cancellations="SendToNone")
     assert ews.items(owner) == []
 
@@ -115,18 +121,24 @@ def test_ntlm_with_a_wrong_password_is_unauthorized(
         account_for(owner, auth_type=NTLM, password="not-the-password").calendar.refresh()
 
 
-def test_ntlm_challenge_is_per_connection_and_the_connection_stays_authenticated(ews: EwsEmulator, owner: str) -> None:
+def test_ntlm_challenge_is_per_connection_and_the_connection_stays_authenticated(
+    ews: EwsEmulator, owner: str
+) -> None:
     client = spnego.client("\\" + owner, PASSWORD, protocol="ntlm")
     with requests.Session() as session:
         negotiate = base64.b64encode(client.step()).decode()
-        response = session.post(ews.ews_url, data=GET_CALENDAR, headers={**XML, "Authorization": f"NTLM {negotiate}"})
+        response = session.post(
+            ews.ews_url, data=GET_CALENDAR, headers={**XML, "Authorization": f"NTLM {negotiate}"}
+        )
         assert response.status_code == 401
         scheme, _, challenge = response.headers["WWW-Authenticate"].partition(" ")
         type2 = base64.b64decode(challenge)
         assert scheme == "NTLM" and type2[:8] == b"NTLMSSP\x00" and type2[8] == 2
 
         authenticate = base64.b64encode(client.step(type2)).decode()
-        response = session.post(ews.ews_url, data=GET_CALENDAR, headers={**XML, "Authorization": f"NTLM {authenticate}"})
+        response = session.post(
+            ews.ews_url, data=GET_CALENDAR, headers={**XML, "Authorization": f"NTLM {authenticate}"}
+        )
         assert response.status_code == 200 and b"NoError" in response.content
 
         # IIS keeps an NTLM-authenticated connection authenticated: no Authorization header needed on it.
@@ -141,11 +153,15 @@ def test_ntlm_type3_on_another_connection_is_refused(ews: EwsEmulator, owner: st
     client = spnego.client("\\" + owner, PASSWORD, protocol="ntlm")
     negotiate = base64.b64encode(client.step()).decode()
     with requests.Session() as first:
-        response = first.post(ews.ews_url, data=GET_CALENDAR, headers={**XML, "Authorization": f"NTLM {negotiate}"})
+        response = first.post(
+            ews.ews_url, data=GET_CALENDAR, headers={**XML, "Authorization": f"NTLM {negotiate}"}
+        )
         type2 = base64.b64decode(response.headers["WWW-Authenticate"].split(" ", 1)[1])
     authenticate = base64.b64encode(client.step(type2)).decode()
     with requests.Session() as second:
-        response = second.post(ews.ews_url, data=GET_CALENDAR, headers={**XML, "Authorization": f"NTLM {authenticate}"})
+        response = second.post(
+            ews.ews_url, data=GET_CALENDAR, headers={**XML, "Authorization": f"NTLM {authenticate}"}
+        )
     assert response.status_code == 401
 
 
@@ -178,19 +194,30 @@ def oauth_account(ews: EwsEmulator, owner: str) -> Iterator[Callable[..., Accoun
 
     def build(client_id: str, secret: str = SECRET, target: str = owner) -> Account:
         credentials = LocalOAuth2Credentials(
-            client_id=client_id, client_secret=secret, tenant_id=TENANT,
+            client_id=client_id,
+            client_secret=secret,
+            tenant_id=TENANT,
             identity=Identity(primary_smtp_address=target),
-        )  # fmt: skip
-        config = Configuration(service_endpoint=ews.ews_url, credentials=credentials,
-                               version=Version(build=Build(15, 1, 2507, 6)))  # fmt: skip
-        return Account(target, config=config, autodiscover=False, access_type=IMPERSONATION, default_timezone=TZ)
+        )
+        config = Configuration(
+            service_endpoint=ews.ews_url,
+            credentials=credentials,
+            version=Version(build=Build(15, 1, 2507, 6)),
+        )
+        return Account(
+            target, config=config, autodiscover=False, access_type=IMPERSONATION, default_timezone=TZ
+        )
 
     yield build
 
 
 def add_app(ews: EwsEmulator, client_id: str, mailboxes: list[str]) -> None:
-    ews.control("POST", "oauth-apps", {"tenant_id": TENANT, "client_id": client_id, "client_secret": SECRET,
-                                       "mailboxes": mailboxes}, expect=201)  # fmt: skip
+    ews.control(
+        "POST",
+        "oauth-apps",
+        {"tenant_id": TENANT, "client_id": client_id, "client_secret": SECRET, "mailboxes": mailboxes},
+        expect=201,
+    )
 
 
 def tokens_issued(ews: EwsEmulator) -> int:
@@ -243,8 +270,9 @@ def test_oauth_expired_token_is_refused_and_exchangelib_cannot_refresh_it(
         time.sleep(2.7)
 
         # The server refuses the expired token with 401 and says why, as Exchange Online does.
-        raw = requests.post(ews.ews_url, data=GET_CALENDAR, headers={**XML, "Authorization": f"Bearer {token}"},
-                            timeout=10)  # fmt: skip
+        raw = requests.post(
+            ews.ews_url, data=GET_CALENDAR, headers={**XML, "Authorization": f"Bearer {token}"}, timeout=10
+        )
         assert raw.status_code == 401 and 'error="invalid_token"' in raw.headers["WWW-Authenticate"]
 
         # exchangelib (requests-oauthlib) notices the expiry itself and tries a refresh_token grant, which Entra ID
@@ -265,9 +293,13 @@ def seeded_autodiscover(ews: EwsEmulator) -> Iterator[Credentials]:
     (real discovery needs DNS and https on autodiscover.<domain>)."""
     credentials = Credentials(ALICE, PASSWORD)
     key = ("example.com", credentials)
-    autodiscover_cache[key] = AutodiscoverProtocol(config=Configuration(
-        service_endpoint=f"{ews.base_url}/autodiscover/autodiscover.svc", credentials=credentials, auth_type=BASIC,
-    ))  # fmt: skip
+    autodiscover_cache[key] = AutodiscoverProtocol(
+        config=Configuration(
+            service_endpoint=f"{ews.base_url}/autodiscover/autodiscover.svc",
+            credentials=credentials,
+            auth_type=BASIC,
+        )
+    )
     yield credentials
     with contextlib.suppress(KeyError):
         del autodiscover_cache[key]

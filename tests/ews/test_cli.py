@@ -58,10 +58,15 @@ def start_cli() -> Iterator[Callable[..., Cli]]:
         port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "emulators.ews", "--port", str(port), *args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert process.stdout is not None
-        banner = process.stdout.readline().rstrip("\n")  # blocks until the server listens (or the process dies)
+        banner = process.stdout.readline().rstrip(
+            "\n"
+        )  # blocks until the server listens (or the process dies)
         cli = Cli(process, banner, f"{scheme}://127.0.0.1:{port}")
         started.append(cli)
         assert banner, f"no banner; stderr: {process.stderr.read() if process.stderr else ''}"
@@ -75,10 +80,15 @@ def start_cli() -> Iterator[Callable[..., Cli]]:
 
 
 def open_calendar(cli: Cli) -> Account:
-    cli.http.post(f"{cli.base_url}/_emulator/accounts", json={"address": ALICE, "password": PASSWORD},
-                  timeout=10).raise_for_status()  # fmt: skip
-    config = Configuration(service_endpoint=cli.ews_url, credentials=Credentials(ALICE, PASSWORD), auth_type=BASIC,
-                           version=Version(build=Build(15, 1, 2507, 6)))  # fmt: skip
+    cli.http.post(
+        f"{cli.base_url}/_emulator/accounts", json={"address": ALICE, "password": PASSWORD}, timeout=10
+    ).raise_for_status()
+    config = Configuration(
+        service_endpoint=cli.ews_url,
+        credentials=Credentials(ALICE, PASSWORD),
+        auth_type=BASIC,
+        version=Version(build=Build(15, 1, 2507, 6)),
+    )
     account = Account(ALICE, config=config, autodiscover=False, access_type=DELEGATE, default_timezone=TZ)
     account.calendar.refresh()
     return account
@@ -117,6 +127,11 @@ def test_cli_serves_https_with_a_certificate(start_cli: Callable[..., Cli], tmp_
 
 def test_cli_refuses_a_certificate_without_its_key(tmp_path: Path) -> None:
     cert_file, _ = write_self_signed(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "emulators.ews", "--tls-cert", str(cert_file)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "emulators.ews", "--tls-cert", str(cert_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2 and "--tls-key" in result.stderr

@@ -26,8 +26,10 @@ ENVELOPE = """<?xml version="1.0" encoding="utf-8"?>
   xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
 <s:Header><t:RequestServerVersion Version="Exchange2016"/></s:Header>
 <s:Body>{body}</s:Body></s:Envelope>"""
-GET_CALENDAR = ENVELOPE.format(body="""<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>
-<m:FolderIds><t:DistinguishedFolderId Id="calendar"/></m:FolderIds></m:GetFolder>""")
+GET_CALENDAR = ENVELOPE.format(
+    body="""<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>
+<m:FolderIds><t:DistinguishedFolderId Id="calendar"/></m:FolderIds></m:GetFolder>"""
+)
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +42,9 @@ def at(day: int, hour: int) -> EWSDateTime:
 
 
 def book(account: Account, subject: str = "Booking") -> CalendarItem:
-    item = CalendarItem(account=account, folder=account.calendar, subject=subject, start=at(7, 9), end=at(7, 10))
+    item = CalendarItem(
+        account=account, folder=account.calendar, subject=subject, start=at(7, 9), end=at(7, 10)
+    )
     item.save(send_meeting_invitations="SendToNone")
     return item
 
@@ -69,7 +73,9 @@ def stats(ews: EwsEmulator) -> dict[str, Any]:
 # ---- throttling and injected faults --------------------------------------------------------------------------------
 
 
-def test_fault_tolerance_honours_the_back_off_and_succeeds(ews: EwsEmulator, account_for: Callable[..., Account]) -> None:
+def test_fault_tolerance_honours_the_back_off_and_succeeds(
+    ews: EwsEmulator, account_for: Callable[..., Account]
+) -> None:
     account = account_for(ALICE, retry_policy=FaultTolerance(max_wait=10))
     account.calendar.refresh()
     add_fault(ews, kind="server_busy", operation="CreateItem", count=1, back_off_ms=1200)
@@ -86,7 +92,9 @@ def test_fault_tolerance_honours_the_back_off_and_succeeds(ews: EwsEmulator, acc
     assert numbers["http_statuses"]["500"] == 1
 
 
-def test_fail_fast_raises_server_busy_with_the_back_off(ews: EwsEmulator, account_for: Callable[..., Account]) -> None:
+def test_fail_fast_raises_server_busy_with_the_back_off(
+    ews: EwsEmulator, account_for: Callable[..., Account]
+) -> None:
     account = account_for(ALICE, retry_policy=FailFast())
     add_fault(ews, kind="server_busy", operation="CreateItem", count=1, back_off_ms=2500)
     with pytest.raises(ErrorServerBusy) as raised:
@@ -130,13 +138,17 @@ def test_http_503_carries_retry_after_and_fault_tolerance_waits_for_it(
     assert stats(ews)["http_statuses"]["503"] == 2
 
 
-def test_http_503_under_fail_fast_is_server_busy(ews: EwsEmulator, account_for: Callable[..., Account]) -> None:
+def test_http_503_under_fail_fast_is_server_busy(
+    ews: EwsEmulator, account_for: Callable[..., Account]
+) -> None:
     add_fault(ews, kind="http_503", count=1, back_off_ms=1000)
     with pytest.raises(ErrorServerBusy):
         account_for(ALICE, retry_policy=FailFast()).calendar.refresh()
 
 
-def test_connection_reset_is_a_connection_error(ews: EwsEmulator, account_for: Callable[..., Account]) -> None:
+def test_connection_reset_is_a_connection_error(
+    ews: EwsEmulator, account_for: Callable[..., Account]
+) -> None:
     add_fault(ews, kind="connection_reset", count=1)
     with pytest.raises(requests.ConnectionError):
         post(ews, GET_CALENDAR)
@@ -150,7 +162,9 @@ def test_connection_reset_is_a_connection_error(ews: EwsEmulator, account_for: C
     assert stats(ews)["faults_fired"] == {"connection_reset": 2}
 
 
-def test_delay_slows_only_the_matching_operation(ews: EwsEmulator, account_for: Callable[..., Account]) -> None:
+def test_delay_slows_only_the_matching_operation(
+    ews: EwsEmulator, account_for: Callable[..., Account]
+) -> None:
     account = account_for(ALICE)
     account.calendar.refresh()
     add_fault(ews, kind="delay", operation="CreateItem", delay_ms=500)
@@ -162,7 +176,9 @@ def test_delay_slows_only_the_matching_operation(ews: EwsEmulator, account_for: 
     assert time.monotonic() - started >= 0.5
 
 
-def test_faults_are_scoped_by_mailbox_and_probability(ews: EwsEmulator, account_for: Callable[..., Account]) -> None:
+def test_faults_are_scoped_by_mailbox_and_probability(
+    ews: EwsEmulator, account_for: Callable[..., Account]
+) -> None:
     ews.add_account("carol@example.com", PASSWORD)
     add_fault(ews, kind="server_busy", mailbox="CAROL@example.com", back_off_ms=100)
     add_fault(ews, kind="server_busy", mailbox=ALICE, probability=0.0)
@@ -191,12 +207,19 @@ BILLION_LAUGHS = """<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
 <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
 <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]>
-""" + ENVELOPE.split("\n", 1)[1].replace("{body}", """<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items>
+""" + ENVELOPE.split("\n", 1)[1].replace(
+    "{body}",
+    """<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items>
 <t:CalendarItem><t:Subject>&lol4;</t:Subject><t:Start>2025-07-07T09:00:00Z</t:Start><t:End>2025-07-07T10:00:00Z</t:End>
-</t:CalendarItem></m:Items></m:CreateItem>""")
+</t:CalendarItem></m:Items></m:CreateItem>""",
+)
 
-EXTERNAL_ENTITY = BILLION_LAUGHS.split("<!DOCTYPE", 1)[0] + """<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
-""" + BILLION_LAUGHS.split("]>\n", 1)[1].replace("&lol4;", "&xxe;")
+EXTERNAL_ENTITY = (
+    BILLION_LAUGHS.split("<!DOCTYPE", 1)[0]
+    + """<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+"""
+    + BILLION_LAUGHS.split("]>\n", 1)[1].replace("&lol4;", "&xxe;")
+)
 
 
 @pytest.mark.parametrize("body", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["billion-laughs", "external-entity"])
@@ -226,9 +249,11 @@ def test_a_body_over_10_mb_is_refused(ews: EwsEmulator) -> None:
 
 
 def test_schema_invalid_request_names_the_line_and_position(ews: EwsEmulator) -> None:
-    body = ENVELOPE.format(body="""<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items>
+    body = ENVELOPE.format(
+        body="""<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items>
 <t:CalendarItem><t:Subject>x</t:Subject><t:Colour>Red</t:Colour></t:CalendarItem>
-</m:Items></m:CreateItem>""")
+</m:Items></m:CreateItem>"""
+    )
     response = post(ews, body)
     assert response.status_code == 500
     code, detail = fault(response)
@@ -263,12 +288,19 @@ def test_a_non_soap_body_is_a_fault(ews: EwsEmulator, body: str) -> None:
 
 
 def test_control_plane_rejects_duplicates_bad_json_and_unknown_faults(ews: EwsEmulator) -> None:
-    duplicate = ews.http.post(f"{ews.base_url}/_emulator/accounts",
-                              json={"address": "Alice@Example.COM", "password": "other"}, timeout=10)  # fmt: skip
+    duplicate = ews.http.post(
+        f"{ews.base_url}/_emulator/accounts",
+        json={"address": "Alice@Example.COM", "password": "other"},
+        timeout=10,
+    )
     assert duplicate.status_code == 409
 
-    bad_json = ews.http.post(f"{ews.base_url}/_emulator/accounts", data="{not json",
-                             headers={"Content-Type": "application/json"}, timeout=10)  # fmt: skip
+    bad_json = ews.http.post(
+        f"{ews.base_url}/_emulator/accounts",
+        data="{not json",
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert bad_json.status_code == 400 and "JSON" in bad_json.json()["error"]
 
     unknown = ews.http.post(f"{ews.base_url}/_emulator/faults", json={"kind": "meteor_strike"}, timeout=10)

@@ -33,9 +33,14 @@ class NodeScript:
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            args, cwd=JS_DIR, env=env, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            args,
+            cwd=JS_DIR,
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -133,9 +138,16 @@ def test_ews_javascript_api_crud_find_and_streaming(ews: EwsEmulator) -> None:
 
         script.expect("subscribed")
         # Alice adds a meeting in Outlook while the Node client listens.
-        outlook_item = ews.control("POST", f"mailboxes/{OWNER}/items", {
-            "subject": "Added in Outlook", "start": "2030-07-05T10:00:00Z", "end": "2030-07-05T11:00:00Z",
-        }, expect=201)  # fmt: skip
+        outlook_item = ews.control(
+            "POST",
+            f"mailboxes/{OWNER}/items",
+            {
+                "subject": "Added in Outlook",
+                "start": "2030-07-05T10:00:00Z",
+                "end": "2030-07-05T11:00:00Z",
+            },
+            expect=201,
+        )
         script.go_on()
 
         result = script.next()["result"]
@@ -144,6 +156,12 @@ def test_ews_javascript_api_crud_find_and_streaming(ews: EwsEmulator) -> None:
 
     assert result["calendar"]["display_name"] == "Calendar"
     found = [f for f in result["found"] if f["id"] == created["id"]]
-    assert found == [{"id": created["id"], "subject": "JS client check",
-                      "start": "2030-07-04T08:00:00Z", "end": "2030-07-04T09:00:00Z"}]  # fmt: skip
+    assert found == [
+        {
+            "id": created["id"],
+            "subject": "JS client check",
+            "start": "2030-07-04T08:00:00Z",
+            "end": "2030-07-04T09:00:00Z",
+        }
+    ]
     assert {"type": "Created", "item_id": outlook_item["id"]} in result["notifications"]

@@ -19,8 +19,11 @@ ALICE = "alice@example.com"
 
 
 def owner_creates(ews: EwsEmulator, subject: str) -> str:
-    item = ews.control("POST", f"mailboxes/{ALICE}/items",
-                       {"subject": subject, "start": "2025-10-01T09:00:00Z", "end": "2025-10-01T10:00:00Z"})
+    item = ews.control(
+        "POST",
+        f"mailboxes/{ALICE}/items",
+        {"subject": subject, "start": "2025-10-01T09:00:00Z", "end": "2025-10-01T10:00:00Z"},
+    )
     return str(item["id"])
 
 
@@ -47,9 +50,16 @@ def test_events_since_the_watermark_then_a_status_event(ews: EwsEmulator, alice:
 
 def test_many_events_come_in_batches_with_more_events(ews: EwsEmulator, alice: Account) -> None:
     sub_id, watermark = alice.calendar.subscribe_to_pull(event_types=["CreatedEvent"])
-    items = [CalendarItem(account=alice, folder=alice.calendar, subject=f"Slot {n}",
-                          start=EWSDateTime(2025, 10, 2, 9, tzinfo=TZ), end=EWSDateTime(2025, 10, 2, 10, tzinfo=TZ))
-             for n in range(70)]  # fmt: skip
+    items = [
+        CalendarItem(
+            account=alice,
+            folder=alice.calendar,
+            subject=f"Slot {n}",
+            start=EWSDateTime(2025, 10, 2, 9, tzinfo=TZ),
+            end=EWSDateTime(2025, 10, 2, 10, tzinfo=TZ),
+        )
+        for n in range(70)
+    ]
     alice.bulk_create(folder=alice.calendar, items=items, send_meeting_invitations="SendToNone")
 
     notifications = list(alice.calendar.get_events(sub_id, watermark))
@@ -59,8 +69,13 @@ def test_many_events_come_in_batches_with_more_events(ews: EwsEmulator, alice: A
 
 def test_move_to_deleted_items_is_a_moved_event(ews: EwsEmulator, alice: Account) -> None:
     sub_id, watermark = alice.calendar.subscribe_to_pull(event_types=["MovedEvent"])
-    item = CalendarItem(account=alice, folder=alice.calendar, subject="Cancelled",
-                        start=EWSDateTime(2025, 10, 3, 9, tzinfo=TZ), end=EWSDateTime(2025, 10, 3, 10, tzinfo=TZ))
+    item = CalendarItem(
+        account=alice,
+        folder=alice.calendar,
+        subject="Cancelled",
+        start=EWSDateTime(2025, 10, 3, 9, tzinfo=TZ),
+        end=EWSDateTime(2025, 10, 3, 10, tzinfo=TZ),
+    )
     item.save(send_meeting_invitations="SendToNone")
     item_id = item.id
     # What Outlook's "Delete" does: the item moves to Deleted Items.

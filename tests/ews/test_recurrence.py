@@ -35,10 +35,15 @@ def london(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> E
 def weekly_series(account: Account, number: int = 6) -> CalendarItem:
     """Mondays 09:00-10:00 London from 6 October 2025: the clocks go back on Sunday 26 October."""
     item = CalendarItem(
-        account=account, folder=account.calendar, subject="Weekly review",
-        start=london(2025, 10, 6, 9), end=london(2025, 10, 6, 10),
-        recurrence=Recurrence(pattern=WeeklyPattern(interval=1, weekdays=[1]), start=EWSDate(2025, 10, 6), number=number),
-    )  # fmt: skip
+        account=account,
+        folder=account.calendar,
+        subject="Weekly review",
+        start=london(2025, 10, 6, 9),
+        end=london(2025, 10, 6, 10),
+        recurrence=Recurrence(
+            pattern=WeeklyPattern(interval=1, weekdays=[1]), start=EWSDate(2025, 10, 6), number=number
+        ),
+    )
     item.save(send_meeting_invitations="SendToNone")
     return item
 
@@ -54,7 +59,9 @@ def starts(ews: EwsEmulator, start: str, end: str) -> list[str]:
     return [v["start"] for v in ews.items(ALICE, start=start, end=end)]
 
 
-def test_view_expands_a_series_with_an_exception_and_a_deleted_occurrence(ews: EwsEmulator, alice: Account) -> None:
+def test_view_expands_a_series_with_an_exception_and_a_deleted_occurrence(
+    ews: EwsEmulator, alice: Account
+) -> None:
     master = weekly_series(alice)
 
     occurrence = master.occurrence(index=3)
@@ -75,7 +82,9 @@ def test_view_expands_a_series_with_an_exception_and_a_deleted_occurrence(ews: E
         ("Occurrence", "11-03 09:00", "Weekly review"),
         ("Occurrence", "11-10 09:00", "Weekly review"),
     ]
-    assert view[0].start == EWSDateTime(2025, 10, 6, 8, tzinfo=UTC) and view[2].start == EWSDateTime(2025, 10, 27, 9, tzinfo=UTC)
+    assert view[0].start == EWSDateTime(2025, 10, 6, 8, tzinfo=UTC) and view[2].start == EWSDateTime(
+        2025, 10, 27, 9, tzinfo=UTC
+    )
 
     master.refresh()
     assert master.type == "RecurringMaster"
@@ -92,14 +101,19 @@ def test_view_expands_a_series_with_an_exception_and_a_deleted_occurrence(ews: E
     assert alice.calendar.get(id=occurrence.id).subject == "Weekly review (moved)"
     [stored] = ews.items(ALICE)
     assert stored["recurrence"] == {
-        "pattern": "weekly", "interval": 1, "days_of_week": ["Monday"], "first_day_of_week": "Monday",
+        "pattern": "weekly",
+        "interval": 1,
+        "days_of_week": ["Monday"],
+        "first_day_of_week": "Monday",
         "range": {"type": "numbered", "start_date": "2025-10-06", "number_of_occurrences": 6},
-    }  # fmt: skip
+    }
     assert stored["deleted_occurrences"] == ["2025-10-13T08:00:00Z"]
     assert [e["start"] for e in stored["modified_occurrences"]] == ["2025-10-20T13:00:00Z"]
 
 
-def test_a_deleted_occurrence_asked_for_by_index_is_reported_as_deleted(ews: EwsEmulator, alice: Account) -> None:
+def test_a_deleted_occurrence_asked_for_by_index_is_reported_as_deleted(
+    ews: EwsEmulator, alice: Account
+) -> None:
     master = weekly_series(alice)
     master.occurrence(index=2).delete(send_meeting_cancellations="SendToNone")
 
@@ -124,13 +138,19 @@ def test_deleting_the_master_removes_every_occurrence(ews: EwsEmulator, alice: A
 
 
 def test_no_end_series_is_expanded_only_up_to_the_window(ews: EwsEmulator, alice: Account) -> None:
-    create(ews, start="2020-01-06T09:00:00Z", end="2020-01-06T09:30:00Z",
-           recurrence={"pattern": "daily", "interval": 1, "range": {"type": "no_end"}})  # fmt: skip
+    create(
+        ews,
+        start="2020-01-06T09:00:00Z",
+        end="2020-01-06T09:30:00Z",
+        recurrence={"pattern": "daily", "interval": 1, "range": {"type": "no_end"}},
+    )
     began = time.monotonic()
     view = list(alice.calendar.view(start=london(2029, 7, 2), end=london(2029, 7, 9)))
     elapsed = time.monotonic() - began
     # 09:00 GMT in winter is 10:00 BST in July: the series keeps its London wall-clock time.
-    assert [v.start.astimezone(TZ).strftime("%d %H:%M") for v in view] == [f"{d:02d} 09:00" for d in range(2, 9)]
+    assert [v.start.astimezone(TZ).strftime("%d %H:%M") for v in view] == [
+        f"{d:02d} 09:00" for d in range(2, 9)
+    ]
     assert elapsed < 2.0
 
 
@@ -138,36 +158,59 @@ def test_no_end_series_is_expanded_only_up_to_the_window(ews: EwsEmulator, alice
     ("recurrence", "start", "expected"),
     [
         pytest.param(  # day 31 falls back to the month's last day, as Exchange does
-            {"pattern": "absolute_monthly", "interval": 1, "day_of_month": 31,
-             "range": {"type": "numbered", "number_of_occurrences": 4}},
+            {
+                "pattern": "absolute_monthly",
+                "interval": 1,
+                "day_of_month": 31,
+                "range": {"type": "numbered", "number_of_occurrences": 4},
+            },
             "2025-01-31T10:00:00Z",
             ["2025-01-31T10:00:00Z", "2025-02-28T10:00:00Z", "2025-03-31T09:00:00Z", "2025-04-30T09:00:00Z"],
             id="absolute-monthly-31st",
         ),
         pytest.param(
-            {"pattern": "relative_monthly", "interval": 2, "days_of_week": ["Friday"], "day_of_week_index": "Last",
-             "range": {"type": "end_date", "start_date": "2025-01-01", "end_date": "2025-07-25"}},
+            {
+                "pattern": "relative_monthly",
+                "interval": 2,
+                "days_of_week": ["Friday"],
+                "day_of_week_index": "Last",
+                "range": {"type": "end_date", "start_date": "2025-01-01", "end_date": "2025-07-25"},
+            },
             "2025-01-31T15:00:00Z",
             ["2025-01-31T15:00:00Z", "2025-03-28T15:00:00Z", "2025-05-30T14:00:00Z", "2025-07-25T14:00:00Z"],
             id="relative-monthly-last-friday-every-2-months-end-date-inclusive",
         ),
         pytest.param(
-            {"pattern": "relative_monthly", "interval": 1, "days_of_week": ["Weekday"], "day_of_week_index": "First",
-             "range": {"type": "numbered", "number_of_occurrences": 3}},
+            {
+                "pattern": "relative_monthly",
+                "interval": 1,
+                "days_of_week": ["Weekday"],
+                "day_of_week_index": "First",
+                "range": {"type": "numbered", "number_of_occurrences": 3},
+            },
             "2025-03-03T09:00:00Z",
             ["2025-03-03T09:00:00Z", "2025-04-01T08:00:00Z", "2025-05-01T08:00:00Z"],
             id="relative-monthly-first-weekday",
         ),
         pytest.param(
-            {"pattern": "weekly", "interval": 2, "days_of_week": ["Tuesday", "Thursday"],
-             "first_day_of_week": "Monday", "range": {"type": "numbered", "number_of_occurrences": 4}},
+            {
+                "pattern": "weekly",
+                "interval": 2,
+                "days_of_week": ["Tuesday", "Thursday"],
+                "first_day_of_week": "Monday",
+                "range": {"type": "numbered", "number_of_occurrences": 4},
+            },
             "2025-06-03T12:00:00Z",
             ["2025-06-03T12:00:00Z", "2025-06-05T12:00:00Z", "2025-06-17T12:00:00Z", "2025-06-19T12:00:00Z"],
             id="weekly-every-other-week-two-days",
         ),
         pytest.param(
-            {"pattern": "absolute_yearly", "day_of_month": 29, "month": "February",
-             "range": {"type": "numbered", "number_of_occurrences": 3}},
+            {
+                "pattern": "absolute_yearly",
+                "day_of_month": 29,
+                "month": "February",
+                "range": {"type": "numbered", "number_of_occurrences": 3},
+            },
             "2024-02-29T09:00:00Z",
             ["2024-02-29T09:00:00Z", "2025-02-28T09:00:00Z", "2026-02-28T09:00:00Z"],
             id="absolute-yearly-29-february",
@@ -190,10 +233,18 @@ def test_patterns_expand_as_exchange_does(
 
 def test_relative_yearly_series_reads_back_through_exchangelib(ews: EwsEmulator, alice: Account) -> None:
     created = create(
-        ews, start="2025-11-27T17:00:00Z", end="2025-11-27T20:00:00Z", subject="Thanksgiving dinner",
-        recurrence={"pattern": "relative_yearly", "days_of_week": ["Thursday"], "day_of_week_index": "Fourth",
-                    "month": "November", "range": {"type": "no_end", "start_date": "2025-11-01"}},
-    )  # fmt: skip
+        ews,
+        start="2025-11-27T17:00:00Z",
+        end="2025-11-27T20:00:00Z",
+        subject="Thanksgiving dinner",
+        recurrence={
+            "pattern": "relative_yearly",
+            "days_of_week": ["Thursday"],
+            "day_of_week_index": "Fourth",
+            "month": "November",
+            "range": {"type": "no_end", "start_date": "2025-11-01"},
+        },
+    )
     master = alice.calendar.get(id=created["id"])
     pattern = master.recurrence.pattern
     assert isinstance(pattern, RelativeYearlyPattern)
@@ -207,17 +258,32 @@ def test_relative_yearly_series_reads_back_through_exchangelib(ews: EwsEmulator,
 
 def test_series_created_through_exchangelib_with_an_end_date(ews: EwsEmulator, alice: Account) -> None:
     item = CalendarItem(
-        account=alice, folder=alice.calendar, subject="Surgery", start=london(2025, 1, 15, 8), end=london(2025, 1, 15, 9),
-        recurrence=Recurrence(pattern=AbsoluteMonthlyPattern(interval=1, day_of_month=15),
-                              start=EWSDate(2025, 1, 15), end=EWSDate(2025, 4, 15)),
-    )  # fmt: skip
+        account=alice,
+        folder=alice.calendar,
+        subject="Surgery",
+        start=london(2025, 1, 15, 8),
+        end=london(2025, 1, 15, 9),
+        recurrence=Recurrence(
+            pattern=AbsoluteMonthlyPattern(interval=1, day_of_month=15),
+            start=EWSDate(2025, 1, 15),
+            end=EWSDate(2025, 4, 15),
+        ),
+    )
     item.save(send_meeting_invitations="SendToNone")
     master = alice.calendar.get(id=item.id)
     assert isinstance(master.recurrence.boundary, EndDatePattern)
     assert master.recurrence.boundary.end == EWSDate(2025, 4, 15)
     view = alice.calendar.view(start=london(2025, 1, 1), end=london(2025, 12, 31))
-    assert [(v.start.astimezone(TZ).month, v.start.astimezone(TZ).hour) for v in view] == [(1, 8), (2, 8), (3, 8), (4, 8)]
-    assert isinstance(master.recurrence.pattern, AbsoluteMonthlyPattern) and master.recurrence.pattern.day_of_month == 15
+    assert [(v.start.astimezone(TZ).month, v.start.astimezone(TZ).hour) for v in view] == [
+        (1, 8),
+        (2, 8),
+        (3, 8),
+        (4, 8),
+    ]
+    assert (
+        isinstance(master.recurrence.pattern, AbsoluteMonthlyPattern)
+        and master.recurrence.pattern.day_of_month == 15
+    )
 
 
 def test_changing_an_exception_again_keeps_one_exception(ews: EwsEmulator, alice: Account) -> None:
@@ -238,12 +304,24 @@ def test_changing_an_exception_again_keeps_one_exception(ews: EwsEmulator, alice
 
 def test_relative_monthly_pattern_round_trips(ews: EwsEmulator, alice: Account) -> None:
     item = CalendarItem(
-        account=alice, folder=alice.calendar, subject="Board", start=london(2025, 9, 1, 9), end=london(2025, 9, 1, 10),
-        recurrence=Recurrence(pattern=RelativeMonthlyPattern(interval=1, weekday=1, week_number=1), start=EWSDate(2025, 9, 1), number=3),
-    )  # fmt: skip
+        account=alice,
+        folder=alice.calendar,
+        subject="Board",
+        start=london(2025, 9, 1, 9),
+        end=london(2025, 9, 1, 10),
+        recurrence=Recurrence(
+            pattern=RelativeMonthlyPattern(interval=1, weekday=1, week_number=1),
+            start=EWSDate(2025, 9, 1),
+            number=3,
+        ),
+    )
     item.save(send_meeting_invitations="SendToNone")
     view = alice.calendar.view(start=london(2025, 9, 1), end=london(2025, 12, 31))
-    assert [v.start.astimezone(TZ).strftime("%m-%d %H:%M") for v in view] == ["09-01 09:00", "10-06 09:00", "11-03 09:00"]
+    assert [v.start.astimezone(TZ).strftime("%m-%d %H:%M") for v in view] == [
+        "09-01 09:00",
+        "10-06 09:00",
+        "11-03 09:00",
+    ]
     stored = ews.items(ALICE)[0]["recurrence"]
     assert stored["pattern"] == "relative_monthly" and stored["days_of_week"] == ["Monday"]
     assert stored["day_of_week_index"] == "First"
@@ -254,13 +332,22 @@ def test_control_plane_refuses_an_invalid_recurrence(ews: EwsEmulator, alice: Ac
         {"pattern": "weekly", "days_of_week": [], "range": {"type": "no_end"}},
         {"pattern": "fortnightly", "range": {"type": "no_end"}},
         {"pattern": "daily", "range": {"type": "numbered", "number_of_occurrences": 0}},
-        {"pattern": "daily", "range": {"type": "end_date", "start_date": "2025-02-01", "end_date": "2025-01-01"}},
+        {
+            "pattern": "daily",
+            "range": {"type": "end_date", "start_date": "2025-02-01", "end_date": "2025-01-01"},
+        },
     ):
         ews.control(
-            "POST", f"mailboxes/{ALICE}/items",
-            {"subject": "x", "start": "2025-01-06T09:00:00Z", "end": "2025-01-06T10:00:00Z", "recurrence": recurrence},
+            "POST",
+            f"mailboxes/{ALICE}/items",
+            {
+                "subject": "x",
+                "start": "2025-01-06T09:00:00Z",
+                "end": "2025-01-06T10:00:00Z",
+                "recurrence": recurrence,
+            },
             expect=400,
-        )  # fmt: skip
+        )
     assert ews.items(ALICE) == []
 
 

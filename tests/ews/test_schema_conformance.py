@@ -29,9 +29,14 @@ def compile_schema() -> etree.XMLSchema:
     work = Path(tempfile.mkdtemp())
     try:
         shutil.copy(SCHEMA_DIR / "xml.xsd", work / "xml.xsd")
-        (work / "types.xsd").write_text((SCHEMA_DIR / "types.xsd").read_text().replace(
-            '<xs:import namespace="http://www.w3.org/XML/1998/namespace"/>',
-            '<xs:import namespace="http://www.w3.org/XML/1998/namespace" schemaLocation="xml.xsd"/>'))  # fmt: skip
+        (work / "types.xsd").write_text(
+            (SCHEMA_DIR / "types.xsd")
+            .read_text()
+            .replace(
+                '<xs:import namespace="http://www.w3.org/XML/1998/namespace"/>',
+                '<xs:import namespace="http://www.w3.org/XML/1998/namespace" schemaLocation="xml.xsd"/>',
+            )
+        )
         shutil.copy(SCHEMA_DIR / "messages.xsd", work / "messages.xsd")
         return etree.XMLSchema(etree.parse(str(work / "messages.xsd")))
     finally:
@@ -40,10 +45,23 @@ def compile_schema() -> etree.XMLSchema:
 
 # The operations every run must have exchanged (and checked): the whole protocol surface calsync relies on.
 CORE_OPERATIONS = {
-    "GetFolder", "FindFolder", "FindItem", "GetItem", "CreateItem", "UpdateItem", "DeleteItem", "SyncFolderItems",
-    "Subscribe", "GetStreamingEvents", "GetEvents", "Unsubscribe", "GetServerTimeZones", "GetUserAvailabilityRequest",
-    "ResolveNames", "ConvertId",
-}  # fmt: skip
+    "GetFolder",
+    "FindFolder",
+    "FindItem",
+    "GetItem",
+    "CreateItem",
+    "UpdateItem",
+    "DeleteItem",
+    "SyncFolderItems",
+    "Subscribe",
+    "GetStreamingEvents",
+    "GetEvents",
+    "Unsubscribe",
+    "GetServerTimeZones",
+    "GetUserAvailabilityRequest",
+    "ResolveNames",
+    "ConvertId",
+}
 # The whole EWS suite checks about 500 requests and 500 responses; a run of this test alone a few dozen. A floor well
 # above the latter catches a capture that silently stopped (e.g. a fixture that no longer records).
 SUITE_MINIMUM = 400
@@ -52,8 +70,14 @@ SUITE_MINIMUM = 400
 def exercise(ews: EwsEmulator, account: Account) -> None:
     """A workload touching every core operation, so that the check reads all of them even when it runs on its own."""
     start = EWSDateTime(2025, 3, 3, 9, 0, tzinfo=TZ)
-    item = CalendarItem(account=account, folder=account.calendar, subject="Schema check", start=start,
-                        end=start + timedelta(hours=1), body="Notes")  # fmt: skip
+    item = CalendarItem(
+        account=account,
+        folder=account.calendar,
+        subject="Schema check",
+        start=start,
+        end=start + timedelta(hours=1),
+        body="Notes",
+    )
     item.save(send_meeting_invitations="SendToNone")
     item.subject = "Schema check, moved"
     item.save(update_fields=["subject"], send_meeting_invitations="SendToNone")
@@ -62,17 +86,32 @@ def exercise(ews: EwsEmulator, account: Account) -> None:
     sub_id, watermark = account.calendar.subscribe_to_pull()
     list(account.calendar.get_events(sub_id, watermark))
     account.calendar.unsubscribe(sub_id)
-    list(account.protocol.get_free_busy_info(accounts=[(account, "Organizer", False)], start=start - timedelta(hours=1),
-                                             end=start + timedelta(hours=8)))  # fmt: skip
+    list(
+        account.protocol.get_free_busy_info(
+            accounts=[(account, "Organizer", False)],
+            start=start - timedelta(hours=1),
+            end=start + timedelta(hours=8),
+        )
+    )
     list(account.protocol.get_timezones(timezones=[TZ], return_full_timezone_data=True))
     account.protocol.resolve_names(names=["alice"])
     list(FolderCollection(account=account, folders=[account.root]).find_folders())
-    list(account.protocol.convert_ids([AlternateId(id=item.id, format="EwsId", mailbox=account.primary_smtp_address)],
-                                      destination_format="EntryId"))  # fmt: skip
+    list(
+        account.protocol.convert_ids(
+            [AlternateId(id=item.id, format="EwsId", mailbox=account.primary_smtp_address)],
+            destination_format="EntryId",
+        )
+    )
     ews.control("POST", "config", {"heartbeat_seconds": 0.1})
     stream_id = account.calendar.subscribe_to_streaming()
-    with requests.post(ews.ews_url, data=_streaming_request(stream_id), auth=(account.primary_smtp_address, PASSWORD),
-                       headers={"Content-Type": "text/xml; charset=utf-8"}, stream=True, timeout=10) as response:  # fmt: skip
+    with requests.post(
+        ews.ews_url,
+        data=_streaming_request(stream_id),
+        auth=(account.primary_smtp_address, PASSWORD),
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+        stream=True,
+        timeout=10,
+    ) as response:
         response.raw.read(200)  # the first envelope (a heartbeat) has been written, checked and captured
     item.delete(send_meeting_cancellations="SendToNone")
 

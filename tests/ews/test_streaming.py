@@ -38,7 +38,9 @@ class Consumer:
 
     def _run(self, account: Account, sub_ids: list[str], kwargs: dict[str, Any]) -> None:
         try:
-            for notification in account.calendar.get_streaming_events(sub_ids, connection_timeout=1, **kwargs):
+            for notification in account.calendar.get_streaming_events(
+                sub_ids, connection_timeout=1, **kwargs
+            ):
                 self.received.put((time.monotonic(), notification))
         except BaseException as exc:  # handed to the test
             self.error = exc
@@ -71,7 +73,9 @@ def raw_stream(
     ids = "".join(f"<t:SubscriptionId>{s}</t:SubscriptionId>" for s in sub_ids)
     impersonation = (
         f"<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{impersonate}</t:PrimarySmtpAddress>"
-        "</t:ConnectingSID></t:ExchangeImpersonation>" if impersonate else ""
+        "</t:ConnectingSID></t:ExchangeImpersonation>"
+        if impersonate
+        else ""
     )
     body = (
         '<?xml version="1.0" encoding="utf-8"?>'
@@ -82,8 +86,14 @@ def raw_stream(
         f"<m:GetStreamingEvents><m:SubscriptionIds>{ids}</m:SubscriptionIds>"
         f"<m:ConnectionTimeout>{minutes}</m:ConnectionTimeout></m:GetStreamingEvents></s:Body></s:Envelope>"
     )
-    return requests.post(ews.ews_url, data=body.encode(), auth=(user, PASSWORD), stream=True, timeout=10,
-                         headers={"Content-Type": "text/xml; charset=utf-8"})  # fmt: skip
+    return requests.post(
+        ews.ews_url,
+        data=body.encode(),
+        auth=(user, PASSWORD),
+        stream=True,
+        timeout=10,
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+    )
 
 
 def another_client(ews: EwsEmulator, account_for: Callable[..., Account]) -> Account:
@@ -105,8 +115,13 @@ def test_change_by_another_client_reaches_the_open_stream_within_a_second(
     wait_for(lambda: open_streams(ews) == 1)
 
     other = another_client(ews, account_for)
-    item = CalendarItem(account=other, folder=other.calendar, subject="Walk-in",
-                        start=EWSDateTime(2025, 9, 1, 9, tzinfo=TZ), end=EWSDateTime(2025, 9, 1, 10, tzinfo=TZ))
+    item = CalendarItem(
+        account=other,
+        folder=other.calendar,
+        subject="Walk-in",
+        start=EWSDateTime(2025, 9, 1, 9, tzinfo=TZ),
+        end=EWSDateTime(2025, 9, 1, 10, tzinfo=TZ),
+    )
     item.save(send_meeting_invitations="SendToNone")
     saved_at = time.monotonic()
 
@@ -121,13 +136,21 @@ def test_change_by_another_client_reaches_the_open_stream_within_a_second(
     wait_for(lambda: open_streams(ews) == 0)
 
 
-def test_owner_edits_in_outlook_are_streamed_and_filtered_by_event_type(ews: EwsEmulator, alice: Account) -> None:
-    created = ews.control("POST", f"mailboxes/{ALICE}/items",
-                          {"subject": "Before", "start": "2025-09-02T09:00:00Z", "end": "2025-09-02T10:00:00Z"})
+def test_owner_edits_in_outlook_are_streamed_and_filtered_by_event_type(
+    ews: EwsEmulator, alice: Account
+) -> None:
+    created = ews.control(
+        "POST",
+        f"mailboxes/{ALICE}/items",
+        {"subject": "Before", "start": "2025-09-02T09:00:00Z", "end": "2025-09-02T10:00:00Z"},
+    )
     sub_id = alice.calendar.subscribe_to_streaming(event_types=["ModifiedEvent"])
     # Events raised before the stream opens wait for it, as on Exchange.
-    ews.control("POST", f"mailboxes/{ALICE}/items",
-                {"subject": "Not wanted", "start": "2025-09-03T09:00:00Z", "end": "2025-09-03T10:00:00Z"})
+    ews.control(
+        "POST",
+        f"mailboxes/{ALICE}/items",
+        {"subject": "Not wanted", "start": "2025-09-03T09:00:00Z", "end": "2025-09-03T10:00:00Z"},
+    )
     ews.control("PATCH", f"mailboxes/{ALICE}/items/{created['id']}", {"subject": "After"})
 
     consumer = Consumer(alice, [sub_id], max_notifications_returned=1)
@@ -155,8 +178,10 @@ def test_stream_is_chunked_unprefixed_envelopes_with_heartbeats_and_a_closed_end
     # Unsubscribing the stream's only subscription ends it properly: a Closed envelope, then the end of the body.
     alice.calendar.unsubscribe(sub_id)
     rest = b"".join(chunks)
-    assert rest.rstrip().endswith(b"<m:ConnectionStatus>Closed</m:ConnectionStatus></m:GetStreamingEventsResponseMessage>"
-                                  b"</m:ResponseMessages></m:GetStreamingEventsResponse></soap11:Body></Envelope>")
+    assert rest.rstrip().endswith(
+        b"<m:ConnectionStatus>Closed</m:ConnectionStatus></m:GetStreamingEventsResponseMessage>"
+        b"</m:ResponseMessages></m:GetStreamingEventsResponse></soap11:Body></Envelope>"
+    )
 
 
 def test_connection_limit_per_account(ews: EwsEmulator, alice: Account) -> None:
@@ -174,8 +199,11 @@ def test_connection_limit_per_account(ews: EwsEmulator, alice: Account) -> None:
     wait_for(lambda: open_streams(ews) == 0)
     consumer = Consumer(alice, [second_sub], max_notifications_returned=1)
     wait_for(lambda: open_streams(ews) == 1)
-    ews.control("POST", f"mailboxes/{ALICE}/items",
-                {"subject": "Now", "start": "2025-09-04T09:00:00Z", "end": "2025-09-04T10:00:00Z"})
+    ews.control(
+        "POST",
+        f"mailboxes/{ALICE}/items",
+        {"subject": "Now", "start": "2025-09-04T09:00:00Z", "end": "2025-09-04T10:00:00Z"},
+    )
     consumer.received.get(timeout=5)
     consumer.wait()
 
@@ -207,17 +235,26 @@ def test_one_connection_carries_a_group_of_impersonated_mailboxes(
     connection anchored on one mailbox of the group; but only mailboxes the caller may impersonate."""
     for address in (ALICE, "carol@example.com", "dave@example.com", "svc@example.com"):
         ews.add_account(address, PASSWORD)
-    ews.control("POST", "impersonation", {"service_account": "svc@example.com", "mailboxes": [ALICE, "carol@example.com"]})
+    ews.control(
+        "POST",
+        "impersonation",
+        {"service_account": "svc@example.com", "mailboxes": [ALICE, "carol@example.com"]},
+    )
     alice = account_for(ALICE, via="svc@example.com", access_type=IMPERSONATION)
     carol = account_for("carol@example.com", via="svc@example.com", access_type=IMPERSONATION)
     ids = [alice.calendar.subscribe_to_streaming(), carol.calendar.subscribe_to_streaming()]
-    dave_sub = account_for("dave@example.com").calendar.subscribe_to_streaming()  # dave's own, not the service's
+    dave_sub = account_for(
+        "dave@example.com"
+    ).calendar.subscribe_to_streaming()  # dave's own, not the service's
 
     consumer = Consumer(alice, ids, max_notifications_returned=2)
     wait_for(lambda: open_streams(ews) == 1)
     for address in (ALICE, "carol@example.com"):
-        ews.control("POST", f"mailboxes/{address}/items",
-                    {"subject": "Group", "start": "2025-09-04T09:00:00Z", "end": "2025-09-04T10:00:00Z"})
+        ews.control(
+            "POST",
+            f"mailboxes/{address}/items",
+            {"subject": "Group", "start": "2025-09-04T09:00:00Z", "end": "2025-09-04T10:00:00Z"},
+        )
     got = [consumer.received.get(timeout=5)[1] for _ in range(2)]
     consumer.wait()
     assert sorted(n.subscription_id for n in got) == sorted(ids)
@@ -253,9 +290,14 @@ def test_new_connection_for_a_subscription_closes_the_old_one(ews: EwsEmulator, 
     old_body = b"".join(first.iter_content(chunk_size=None))
     assert b"<m:ResponseCode>ErrorNewEventStreamConnectionOpened</m:ResponseCode>" in old_body
     assert f"<t:SubscriptionId>{sub_id}</t:SubscriptionId>".encode() in old_body
-    assert old_body.endswith(b"</Envelope>") and b"<m:ConnectionStatus>Closed</m:ConnectionStatus>" in old_body
-    ews.control("POST", f"mailboxes/{ALICE}/items",
-                {"subject": "To the new one", "start": "2025-09-05T09:00:00Z", "end": "2025-09-05T10:00:00Z"})
+    assert (
+        old_body.endswith(b"</Envelope>") and b"<m:ConnectionStatus>Closed</m:ConnectionStatus>" in old_body
+    )
+    ews.control(
+        "POST",
+        f"mailboxes/{ALICE}/items",
+        {"subject": "To the new one", "start": "2025-09-05T09:00:00Z", "end": "2025-09-05T10:00:00Z"},
+    )
     second.received.get(timeout=5)
     second.wait()
 
@@ -263,25 +305,37 @@ def test_new_connection_for_a_subscription_closes_the_old_one(ews: EwsEmulator, 
 def test_affinity_cookie_is_set_on_subscribe_and_sent_back(ews: EwsEmulator, alice: Account) -> None:
     sub_id = alice.calendar.subscribe_to_streaming()
     cookie = alice.affinity_cookie
-    assert cookie and alice.calendar.subscribe_to_streaming() and alice.affinity_cookie == cookie  # stable per mailbox
+    assert (
+        cookie and alice.calendar.subscribe_to_streaming() and alice.affinity_cookie == cookie
+    )  # stable per mailbox
 
     consumer = Consumer(alice, [sub_id], max_notifications_returned=1)
     wait_for(lambda: open_streams(ews) == 1)
-    ews.control("POST", f"mailboxes/{ALICE}/items",
-                {"subject": "Routed", "start": "2025-09-06T09:00:00Z", "end": "2025-09-06T10:00:00Z"})
+    ews.control(
+        "POST",
+        f"mailboxes/{ALICE}/items",
+        {"subject": "Routed", "start": "2025-09-06T09:00:00Z", "end": "2025-09-06T10:00:00Z"},
+    )
     consumer.wait()
     alice.calendar.unsubscribe(sub_id)
     # GetStreamingEvents and Unsubscribe both came back with the cookie naming the mailbox's backend.
     assert stats(ews)["affinity_cookies"] == {"matched": 2}
 
     # Without X-PreferServerAffinity there is no cookie.
-    plain = requests.post(ews.ews_url, auth=(ALICE, PASSWORD), timeout=10, data=(
-        b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
-        b'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" '
-        b'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Body><m:Subscribe>'
-        b'<m:StreamingSubscriptionRequest><t:FolderIds><t:DistinguishedFolderId Id="calendar"/></t:FolderIds>'
-        b'<t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes></m:StreamingSubscriptionRequest>'
-        b'</m:Subscribe></s:Body></s:Envelope>'), headers={"Content-Type": "text/xml"})  # fmt: skip
+    plain = requests.post(
+        ews.ews_url,
+        auth=(ALICE, PASSWORD),
+        timeout=10,
+        data=(
+            b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+            b'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" '
+            b'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Body><m:Subscribe>'
+            b'<m:StreamingSubscriptionRequest><t:FolderIds><t:DistinguishedFolderId Id="calendar"/></t:FolderIds>'
+            b"<t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes></m:StreamingSubscriptionRequest>"
+            b"</m:Subscribe></s:Body></s:Envelope>"
+        ),
+        headers={"Content-Type": "text/xml"},
+    )
     assert plain.status_code == 200 and b"<m:SubscriptionId>" in plain.content
     assert "X-BackEndOverrideCookie" not in plain.cookies
 
@@ -300,8 +354,11 @@ def test_drop_stream_cuts_an_open_connection_without_closed(ews: EwsEmulator, al
     # The subscription survives: the client reconnects and carries on.
     again = Consumer(alice, [sub_id], max_notifications_returned=1)
     wait_for(lambda: open_streams(ews) == 1)
-    ews.control("POST", f"mailboxes/{ALICE}/items",
-                {"subject": "After the cut", "start": "2025-09-07T09:00:00Z", "end": "2025-09-07T10:00:00Z"})
+    ews.control(
+        "POST",
+        f"mailboxes/{ALICE}/items",
+        {"subject": "After the cut", "start": "2025-09-07T09:00:00Z", "end": "2025-09-07T10:00:00Z"},
+    )
     again.received.get(timeout=5)
     again.wait()
 
@@ -315,7 +372,9 @@ def test_drop_stream_with_nothing_open_cuts_the_next_connection(ews: EwsEmulator
     assert stats(ews)["faults_fired"]["drop_stream"] == 1
 
 
-def test_expire_subscriptions_ends_open_streams_with_subscription_not_found(ews: EwsEmulator, alice: Account) -> None:
+def test_expire_subscriptions_ends_open_streams_with_subscription_not_found(
+    ews: EwsEmulator, alice: Account
+) -> None:
     sub_id = alice.calendar.subscribe_to_streaming()
     consumer = Consumer(alice, [sub_id])
     wait_for(lambda: open_streams(ews) == 1)

@@ -21,9 +21,16 @@ def at(day: int, hour: int) -> EWSDateTime:
 
 def owner_creates(ews: EwsEmulator, subject: str, day: int = 1) -> str:
     """Create an item as alice would in Outlook; its id."""
-    item = ews.control("POST", f"mailboxes/{ALICE}/items", {
-        "subject": subject, "start": f"2025-09-{day:02d}T09:00:00Z", "end": f"2025-09-{day:02d}T10:00:00Z",
-    }, expect=201)  # fmt: skip
+    item = ews.control(
+        "POST",
+        f"mailboxes/{ALICE}/items",
+        {
+            "subject": subject,
+            "start": f"2025-09-{day:02d}T09:00:00Z",
+            "end": f"2025-09-{day:02d}T10:00:00Z",
+        },
+        expect=201,
+    )
     return str(item["id"])
 
 
@@ -65,13 +72,17 @@ def test_each_change_is_seen_exactly_once(ews: EwsEmulator, alice: Account) -> N
 
     changes = sync(alice)
     assert sorted(changes, key=lambda c: c[0]) == [
-        ("create", new.id, "New"), ("delete", removed, None), ("update", changed, "Changed"),
-    ]  # fmt: skip
+        ("create", new.id, "New"),
+        ("delete", removed, None),
+        ("update", changed, "Changed"),
+    ]
     assert kept not in {c[1] for c in changes}
     assert sync(alice) == []
 
 
-def test_small_pages_still_report_each_change_once_with_the_right_kind(ews: EwsEmulator, alice: Account) -> None:
+def test_small_pages_still_report_each_change_once_with_the_right_kind(
+    ews: EwsEmulator, alice: Account
+) -> None:
     old = [owner_creates(ews, f"Old {n}", n) for n in range(1, 4)]
     sync(alice)
     fresh = [owner_creates(ews, f"Fresh {n}", n) for n in range(1, 6)]
@@ -93,7 +104,9 @@ def test_small_pages_still_report_each_change_once_with_the_right_kind(ews: EwsE
     assert sync(alice) == []
 
 
-def test_ignored_items_are_not_reported_but_later_changes_are_updates(ews: EwsEmulator, alice: Account) -> None:
+def test_ignored_items_are_not_reported_but_later_changes_are_updates(
+    ews: EwsEmulator, alice: Account
+) -> None:
     sync(alice)
     mine = CalendarItem(account=alice, folder=alice.calendar, subject="Mine", start=at(3, 9), end=at(3, 10))
     mine.save(send_meeting_invitations="SendToNone")
@@ -106,11 +119,22 @@ def test_ignored_items_are_not_reported_but_later_changes_are_updates(ews: EwsEm
 
 
 def test_recurring_series_is_returned_as_its_master(ews: EwsEmulator, alice: Account) -> None:
-    ews.control("POST", f"mailboxes/{ALICE}/items", {
-        "subject": "Weekly clinic", "start": "2025-09-01T09:00:00Z", "end": "2025-09-01T10:00:00Z",
-        "recurrence": {"pattern": "weekly", "interval": 1, "days_of_week": ["Monday"],
-                       "range": {"type": "numbered", "number_of_occurrences": 4}},
-    }, expect=201)  # fmt: skip
+    ews.control(
+        "POST",
+        f"mailboxes/{ALICE}/items",
+        {
+            "subject": "Weekly clinic",
+            "start": "2025-09-01T09:00:00Z",
+            "end": "2025-09-01T10:00:00Z",
+            "recurrence": {
+                "pattern": "weekly",
+                "interval": 1,
+                "days_of_week": ["Monday"],
+                "range": {"type": "numbered", "number_of_occurrences": 4},
+            },
+        },
+        expect=201,
+    )
 
     [(change, item)] = list(alice.calendar.sync_items())
     assert change == "create"

@@ -74,21 +74,31 @@ class Aws:
         """Receive (and delete) everything on a queue, with attributes."""
         found: list[dict[str, Any]] = []
         while True:
-            answer = self.sqs.receive_message(QueueUrl=url or self.outbound_url, MaxNumberOfMessages=10,
-                                              WaitTimeSeconds=wait, AttributeNames=["All"],
-                                              MessageAttributeNames=["All"])  # fmt: skip
+            answer = self.sqs.receive_message(
+                QueueUrl=url or self.outbound_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=wait,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
             messages = answer.get("Messages", [])
             if not messages:
                 return found
             for message in messages:
-                self.sqs.delete_message(QueueUrl=url or self.outbound_url, ReceiptHandle=message["ReceiptHandle"])
+                self.sqs.delete_message(
+                    QueueUrl=url or self.outbound_url, ReceiptHandle=message["ReceiptHandle"]
+                )
             found.extend(messages)
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():  # fmt: skip
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
@@ -131,24 +141,38 @@ def ews(ews_server: EwsEmulator) -> EwsEmulator:
     ews_server.reset()
     for address in (ALICE, BOB, ROOM, SERVICE_ACCOUNT):
         ews_server.add_account(address, PASSWORD)
-    ews_server.control("POST", "impersonation", {"service_account": SERVICE_ACCOUNT, "mailboxes": [ALICE, BOB, ROOM]})
+    ews_server.control(
+        "POST", "impersonation", {"service_account": SERVICE_ACCOUNT, "mailboxes": [ALICE, BOB, ROOM]}
+    )
     return ews_server
 
 
 def configure_integration(aws: Aws, jrni: str, ews: EwsEmulator, function: str, **options: Any) -> Any:
     """Store the secrets, the integration (with the given options) and its mappings; returns the function's handler."""
     admin = next(a for a in SEED["admins"] if a["company_id"] == 10)
-    aws.put_secret("jrni", {"app_id": SEED["apps"][0]["app_id"], "app_key": SEED["apps"][0]["app_key"],
-                            "email": admin["email"], "password": admin["password"]})  # fmt: skip
+    aws.put_secret(
+        "jrni",
+        {
+            "app_id": SEED["apps"][0]["app_id"],
+            "app_key": SEED["apps"][0]["app_key"],
+            "email": admin["email"],
+            "password": admin["password"],
+        },
+    )
     aws.put_secret("exchange", {"username": SERVICE_ACCOUNT, "password": PASSWORD})
-    DynamoIntegrationStore(aws.tables["IntegrationsTable"], region=REGION).create(integration(
-        id=INTEGRATION,
-        jrni=JrniConnection(jrni, "10", "jrni"),
-        exchange=ExchangeConnection(ews.ews_url, "exchange", access_type=AccessType.IMPERSONATION),
-        **options,
-    ))  # fmt: skip
+    DynamoIntegrationStore(aws.tables["IntegrationsTable"], region=REGION).create(
+        integration(
+            id=INTEGRATION,
+            jrni=JrniConnection(jrni, "10", "jrni"),
+            exchange=ExchangeConnection(ews.ews_url, "exchange", access_type=AccessType.IMPERSONATION),
+            **options,
+        )
+    )
     mappings = DynamoMappingStore(aws.tables["MappingsTable"], region=REGION)
-    for kind, jrni_id, mailbox in ((ResourceKind.PERSON, ALICE_ID, ALICE), (ResourceKind.PERSON, BOB_ID, BOB),
-                                   (ResourceKind.RESOURCE, ROOM_ID, ROOM)):  # fmt: skip
+    for kind, jrni_id, mailbox in (
+        (ResourceKind.PERSON, ALICE_ID, ALICE),
+        (ResourceKind.PERSON, BOB_ID, BOB),
+        (ResourceKind.RESOURCE, ROOM_ID, ROOM),
+    ):
         mappings.put(Mapping(INTEGRATION, kind, str(jrni_id), mailbox))
     return load_function(function).lambda_handler

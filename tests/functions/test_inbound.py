@@ -62,16 +62,29 @@ def wake(aws: Aws, *bodies: str, mailbox: str = ALICE) -> dict[str, Any]:
     """Queue messages as the streaming task does, then receive them as Lambda's poller would: a real SQS event."""
     url = aws.queues["InboundQueue"]
     for body in bodies:
-        aws.sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=f"{INTEGRATION}/{mailbox}/{uuid.uuid4().hex}",
-                             MessageDeduplicationId=uuid.uuid4().hex)  # fmt: skip
-    messages = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+        aws.sqs.send_message(
+            QueueUrl=url,
+            MessageBody=body,
+            MessageGroupId=f"{INTEGRATION}/{mailbox}/{uuid.uuid4().hex}",
+            MessageDeduplicationId=uuid.uuid4().hex,
+        )
+    messages = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])[
+        "Messages"
+    ]
     template = load_event("outbound_sqs.json")["Records"][0]
     arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     records = []
     for message in messages:
         record = copy.deepcopy(template)
-        record.update({"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
-                       "body": message["Body"], "attributes": message["Attributes"], "eventSourceARN": arn})  # fmt: skip
+        record.update(
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message["Attributes"],
+                "eventSourceARN": arn,
+            }
+        )
         records.append(record)
     assert len(records) == len(bodies)
     return {"Records": records}
@@ -104,8 +117,11 @@ def meet(ews: EwsEmulator, mailbox: str = ALICE, **fields: Any) -> dict[str, Any
 def move_in_outlook(ews: EwsEmulator, item: dict[str, Any], hours: int) -> None:
     start = datetime.fromisoformat(item["start"]) + timedelta(hours=hours)
     end = datetime.fromisoformat(item["end"]) + timedelta(hours=hours)
-    ews.control("PATCH", f"mailboxes/{ALICE}/items/{item['id']}",
-                {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "end": end.strftime("%Y-%m-%dT%H:%M:%SZ")})  # fmt: skip
+    ews.control(
+        "PATCH",
+        f"mailboxes/{ALICE}/items/{item['id']}",
+        {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "end": end.strftime("%Y-%m-%dT%H:%M:%SZ")},
+    )
 
 
 def jrni_state(jrni: str) -> dict[str, Any]:
@@ -128,21 +144,46 @@ def jrni_writes(jrni: str) -> dict[str, int]:
     return {k: v for k, v in counts.items() if not k.startswith("GET") and "login" not in k}
 
 
-def synced_booking(aws: Aws, jrni: str, ews: EwsEmulator, **body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def synced_booking(
+    aws: Aws, jrni: str, ews: EwsEmulator, **body: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """A booking made in JRNI, pushed to Alice's calendar by the outbound function; (booking, Outlook item)."""
-    data = {"company_id": NORTH, "service_id": 401, "person_id": ALICE_ID, "datetime": at(10),
-            "client": {"first_name": "Sam", "last_name": "Sample", "email": "sam@example.com"}, **body}  # fmt: skip
+    data = {
+        "company_id": NORTH,
+        "service_id": 401,
+        "person_id": ALICE_ID,
+        "datetime": at(10),
+        "client": {"first_name": "Sam", "last_name": "Sample", "email": "sam@example.com"},
+        **body,
+    }
     answer = requests.post(f"{jrni}/_emulator/bookings", json=data, timeout=10)
     assert answer.status_code in (200, 201), answer.text
     booking = answer.json()
-    message = json.dumps({"integration_id": INTEGRATION, "company_id": str(NORTH), "booking_id": str(booking["id"]),
-                          "trigger": "create"}, sort_keys=True)  # fmt: skip
-    aws.sqs.send_message(QueueUrl=aws.outbound_url, MessageBody=message, MessageGroupId=f"b/{booking['id']}",
-                         MessageDeduplicationId=uuid.uuid4().hex)  # fmt: skip
+    message = json.dumps(
+        {
+            "integration_id": INTEGRATION,
+            "company_id": str(NORTH),
+            "booking_id": str(booking["id"]),
+            "trigger": "create",
+        },
+        sort_keys=True,
+    )
+    aws.sqs.send_message(
+        QueueUrl=aws.outbound_url,
+        MessageBody=message,
+        MessageGroupId=f"b/{booking['id']}",
+        MessageDeduplicationId=uuid.uuid4().hex,
+    )
     [received] = aws.sqs.receive_message(QueueUrl=aws.outbound_url, AttributeNames=["All"])["Messages"]
     event = load_event("outbound_sqs.json")
-    event["Records"][0].update({"messageId": received["MessageId"], "receiptHandle": received["ReceiptHandle"],
-                                "body": received["Body"], "attributes": received["Attributes"]})  # fmt: skip
+    event["Records"][0].update(
+        {
+            "messageId": received["MessageId"],
+            "receiptHandle": received["ReceiptHandle"],
+            "body": received["Body"],
+            "attributes": received["Attributes"],
+        }
+    )
     assert load_function("outbound").lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
     aws.sqs.delete_message(QueueUrl=aws.outbound_url, ReceiptHandle=received["ReceiptHandle"])
     [item] = ews.items(ALICE)
@@ -189,9 +230,11 @@ def test_the_cursor_is_stored_only_after_success_and_the_retry_blocks_exactly_on
     cursor = cursors.get(INTEGRATION, ALICE)
     assert cursor
     meet(ews, subject="School run", start=at(16), end=at(17))
-    requests.post(f"{jrni}/_emulator/faults", json={"kind": "http_500", "count": 1,
-                                                    "path": f"/api/v1/admin/{NORTH}/people/{ALICE_ID}/block"},
-                  timeout=10).raise_for_status()  # fmt: skip
+    requests.post(
+        f"{jrni}/_emulator/faults",
+        json={"kind": "http_500", "count": 1, "path": f"/api/v1/admin/{NORTH}/people/{ALICE_ID}/block"},
+        timeout=10,
+    ).raise_for_status()
 
     event = wake(aws, record())
     answer = handler(event, LambdaContext())
@@ -207,7 +250,9 @@ def test_the_cursor_is_stored_only_after_success_and_the_retry_blocks_exactly_on
     assert cursors.get(INTEGRATION, ALICE) != cursor
 
 
-def test_lock_on_a_booking_moved_in_outlook_is_put_back(aws: Aws, handler: Any, jrni: str, ews: EwsEmulator) -> None:
+def test_lock_on_a_booking_moved_in_outlook_is_put_back(
+    aws: Aws, handler: Any, jrni: str, ews: EwsEmulator
+) -> None:
     booking, item = synced_booking(aws, jrni, ews)
     sync(aws, handler)  # our own write coming back: nothing to do
     writes = jrni_writes(jrni)
@@ -221,7 +266,9 @@ def test_lock_on_a_booking_moved_in_outlook_is_put_back(aws: Aws, handler: Any, 
     assert jrni_writes(jrni) == writes and live_blocks(jrni) == []
 
 
-def test_lock_off_a_booking_moved_in_outlook_moves_in_jrni(aws: Aws, connect: Any, jrni: str, ews: EwsEmulator) -> None:
+def test_lock_off_a_booking_moved_in_outlook_moves_in_jrni(
+    aws: Aws, connect: Any, jrni: str, ews: EwsEmulator
+) -> None:
     handler = connect(appointment_lock=False)
     booking, item = synced_booking(aws, jrni, ews)
     sync(aws, handler)
@@ -241,9 +288,15 @@ def test_a_reservation_moved_in_outlook_is_confirmed_with_two_events_on_the_bus(
     handler = connect(auto_confirm=True)
     events, bus = boto3.client("events", region_name=REGION), os.environ["EVENT_BUS_NAME"]
     target = aws.sqs.create_queue(QueueName="customer-notifications")["QueueUrl"]
-    target_arn = aws.sqs.get_queue_attributes(QueueUrl=target, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="calsync-bookings", EventBusName=bus, EventPattern=json.dumps({"source": ["calsync"]}))
-    events.put_targets(Rule="calsync-bookings", EventBusName=bus, Targets=[{"Id": "queue", "Arn": target_arn}])
+    target_arn = aws.sqs.get_queue_attributes(QueueUrl=target, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="calsync-bookings", EventBusName=bus, EventPattern=json.dumps({"source": ["calsync"]})
+    )
+    events.put_targets(
+        Rule="calsync-bookings", EventBusName=bus, Targets=[{"Id": "queue", "Arn": target_arn}]
+    )
     booking, item = synced_booking(aws, jrni, ews, reservation=True)
     assert item["legacy_free_busy_status"] == "Tentative"
     sync(aws, handler)
@@ -272,8 +325,11 @@ def test_jrni_refusing_a_move_reverts_outlook_and_the_status_says_why(
     assert jrni_booking(jrni, booking["id"])["datetime"] == booking["datetime"]
     [back] = ews.items(ALICE)
     assert (back["start"], back["end"]) == (item["start"], item["end"])
-    [status] = [s for s in DynamoMappingStore(aws.tables["MappingsTable"], region=REGION).statuses(INTEGRATION)
-                if s.jrni_id == str(ALICE_ID)]  # fmt: skip
+    [status] = [
+        s
+        for s in DynamoMappingStore(aws.tables["MappingsTable"], region=REGION).statuses(INTEGRATION)
+        if s.jrni_id == str(ALICE_ID)
+    ]
     assert status.state is SyncState.ERROR and "made externally" in status.detail
 
 
@@ -298,16 +354,26 @@ def test_throttling_postpones_the_record_by_the_servers_back_off(
     aws: Aws, handler: Any, jrni: str, ews: EwsEmulator
 ) -> None:
     meet(ews)
-    ews.control("POST", "faults", {"operation": "SyncFolderItems", "kind": "server_busy", "back_off_ms": 30_000, "count": 1})
+    ews.control(
+        "POST",
+        "faults",
+        {"operation": "SyncFolderItems", "kind": "server_busy", "back_off_ms": 30_000, "count": 1},
+    )
     event = wake(aws, record())
     [rec] = event["Records"]
     # As if the visibility timeout were running out: only the handler's postponement hides the message now.
-    aws.sqs.change_message_visibility(QueueUrl=aws.queues["InboundQueue"], ReceiptHandle=rec["receiptHandle"],
-                                      VisibilityTimeout=0)  # fmt: skip
+    aws.sqs.change_message_visibility(
+        QueueUrl=aws.queues["InboundQueue"], ReceiptHandle=rec["receiptHandle"], VisibilityTimeout=0
+    )
 
     answer = handler(event, LambdaContext())
 
     assert answer == {"batchItemFailures": [{"itemIdentifier": rec["messageId"]}]}
-    assert aws.sqs.receive_message(QueueUrl=aws.queues["InboundQueue"], MaxNumberOfMessages=10).get("Messages", []) == []
+    assert (
+        aws.sqs.receive_message(QueueUrl=aws.queues["InboundQueue"], MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        == []
+    )
     assert live_blocks(jrni) == []
     assert DynamoCursorStore(aws.tables["CursorsTable"], region=REGION).get(INTEGRATION, ALICE) is None

@@ -24,7 +24,8 @@ WEBHOOK_SECRET = {"username": "jrni-webhooks", "password": "webhook-pass-for-tes
 def handler(aws: Aws) -> Any:
     aws.put_secret("example-bank/webhook", WEBHOOK_SECRET)
     DynamoIntegrationStore(aws.tables["IntegrationsTable"], region=REGION).create(
-        integration(id="example-bank", webhook_secret_name="example-bank/webhook"))
+        integration(id="example-bank", webhook_secret_name="example-bank/webhook")
+    )
     return load_function("jrni_webhook").lambda_handler
 
 
@@ -40,8 +41,15 @@ def queued(aws: Aws) -> list[dict[str, Any]]:
 def test_data_webhook_queues_one_message_per_booking_grouped_by_booking(aws: Aws, handler: Any) -> None:
     status, body = invoke(handler, load_event("jrni_webhook_data.json"))
     assert (status, body) == (202, {"queued": 1})
-    assert queued(aws) == [{"integration_id": "example-bank", "company_id": "37001", "booking_id": "100001",
-                            "trigger": "create", "group": "example-bank/37001/100001"}]  # fmt: skip
+    assert queued(aws) == [
+        {
+            "integration_id": "example-bank",
+            "company_id": "37001",
+            "booking_id": "100001",
+            "trigger": "create",
+            "group": "example-bank/37001/100001",
+        }
+    ]
 
 
 def test_legacy_callback_is_accepted_too(aws: Aws, handler: Any) -> None:
@@ -93,18 +101,41 @@ def test_authorization_sent_under_two_spellings_counts_as_two(aws: Aws, handler:
     assert queued(aws) == []
 
 
-@pytest.mark.parametrize(("name", "event", "status"), [
-    ("unknown integration", _event(pathParameters={"integration_id": "nope"}), 404),
-    ("no credentials", _event(headers={"Content-Type": "application/json"}), 401),
-    ("wrong password", _event(headers={"Authorization": "Basic " + base64.b64encode(b"jrni-webhooks:guess").decode()}), 401),
-    ("not JSON", _event(body="<xml/>"), 400),
-    ("unknown format", _event(body=json.dumps({"hello": "world"})), 400),
-    ("booking id missing", _event(body=json.dumps({"appointment": {}, "company": {"jrniId": 1}, "triggerName": "create"})), 400),
-    ("over 256 KB", _event(body=json.dumps({"appointment": {"bookingId": 1, "notes": "x" * 262_144},
-                                            "company": {"jrniId": 1}, "triggerName": "create"})), 413),
-])  # fmt: skip
-def test_bad_input_is_refused_and_nothing_is_queued(aws: Aws, handler: Any, name: str, event: dict[str, Any],
-                                                    status: int) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "event", "status"),
+    [
+        ("unknown integration", _event(pathParameters={"integration_id": "nope"}), 404),
+        ("no credentials", _event(headers={"Content-Type": "application/json"}), 401),
+        (
+            "wrong password",
+            _event(headers={"Authorization": "Basic " + base64.b64encode(b"jrni-webhooks:guess").decode()}),
+            401,
+        ),
+        ("not JSON", _event(body="<xml/>"), 400),
+        ("unknown format", _event(body=json.dumps({"hello": "world"})), 400),
+        (
+            "booking id missing",
+            _event(body=json.dumps({"appointment": {}, "company": {"jrniId": 1}, "triggerName": "create"})),
+            400,
+        ),
+        (
+            "over 256 KB",
+            _event(
+                body=json.dumps(
+                    {
+                        "appointment": {"bookingId": 1, "notes": "x" * 262_144},
+                        "company": {"jrniId": 1},
+                        "triggerName": "create",
+                    }
+                )
+            ),
+            413,
+        ),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_queued(
+    aws: Aws, handler: Any, name: str, event: dict[str, Any], status: int
+) -> None:
     answer_status, body = invoke(handler, event)
     assert answer_status == status, body
     assert body["message"]
@@ -119,10 +150,17 @@ def test_base64_encoded_bodies_are_read(aws: Aws, handler: Any) -> None:
 
 
 def test_the_webhook_function_never_loads_exchangelib() -> None:
-    probe = ("import importlib.util, sys; "
-             "spec = importlib.util.spec_from_file_location('app', 'functions/jrni_webhook/app.py'); "
-             "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
-             "print('exchangelib' in sys.modules)")  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                            env={"PYTHONPATH": ".:shared", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    probe = (
+        "import importlib.util, sys; "
+        "spec = importlib.util.spec_from_file_location('app', 'functions/jrni_webhook/app.py'); "
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+        "print('exchangelib' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": ".:shared", "PATH": "/usr/bin:/bin"},
+    )
     assert result.stdout.strip() == "False"

@@ -41,8 +41,14 @@ def handler(aws: Aws, jrni: str, ews: EwsEmulator) -> Any:
 
 def book(jrni: str, **body: Any) -> dict[str, Any]:
     """A booking made in JRNI's own screens."""
-    data = {"company_id": NORTH, "service_id": 401, "person_id": ALICE_ID, "datetime": "2026-07-06T10:00:00+01:00",
-            "client": {"first_name": "Sam", "last_name": "Sample", "email": "sam@example.com"}, **body}  # fmt: skip
+    data = {
+        "company_id": NORTH,
+        "service_id": 401,
+        "person_id": ALICE_ID,
+        "datetime": "2026-07-06T10:00:00+01:00",
+        "client": {"first_name": "Sam", "last_name": "Sample", "email": "sam@example.com"},
+        **body,
+    }
     answer = requests.post(f"{jrni}/_emulator/bookings", json=data, timeout=10)
     assert answer.status_code in (200, 201), answer.text
     return answer.json()  # type: ignore[no-any-return]
@@ -51,17 +57,36 @@ def book(jrni: str, **body: Any) -> dict[str, Any]:
 def enqueue_and_receive(aws: Aws, booking_ids: list[int]) -> dict[str, Any]:
     """Queue messages as the webhook function does, then receive them as Lambda's poller would: a real SQS event."""
     for booking_id in booking_ids:
-        body = json.dumps({"integration_id": "example-bank", "company_id": str(NORTH), "booking_id": str(booking_id),
-                           "trigger": "create"}, sort_keys=True)  # fmt: skip
-        aws.sqs.send_message(QueueUrl=aws.outbound_url, MessageBody=body, MessageGroupId=f"example-bank/{NORTH}/{booking_id}",
-                             MessageDeduplicationId=uuid.uuid4().hex)  # fmt: skip
-    messages = aws.sqs.receive_message(QueueUrl=aws.outbound_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+        body = json.dumps(
+            {
+                "integration_id": "example-bank",
+                "company_id": str(NORTH),
+                "booking_id": str(booking_id),
+                "trigger": "create",
+            },
+            sort_keys=True,
+        )
+        aws.sqs.send_message(
+            QueueUrl=aws.outbound_url,
+            MessageBody=body,
+            MessageGroupId=f"example-bank/{NORTH}/{booking_id}",
+            MessageDeduplicationId=uuid.uuid4().hex,
+        )
+    messages = aws.sqs.receive_message(
+        QueueUrl=aws.outbound_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+    )["Messages"]
     template = load_event("outbound_sqs.json")["Records"][0]
     records = []
     for message in messages:
         record = copy.deepcopy(template)
-        record.update({"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
-                       "body": message["Body"], "attributes": message["Attributes"]})  # fmt: skip
+        record.update(
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message["Attributes"],
+            }
+        )
         records.append(record)
     return {"Records": records}
 
@@ -76,7 +101,9 @@ def deliver(aws: Aws, handler: Any, event: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def test_a_booking_appears_in_the_advisers_calendar_with_buffers(aws: Aws, handler: Any, jrni: str, ews: EwsEmulator) -> None:
+def test_a_booking_appears_in_the_advisers_calendar_with_buffers(
+    aws: Aws, handler: Any, jrni: str, ews: EwsEmulator
+) -> None:
     booking = book(jrni)
     answer = handler(enqueue_and_receive(aws, [booking["id"]]), LambdaContext())
 
@@ -103,7 +130,9 @@ def test_a_replayed_message_changes_nothing(aws: Aws, handler: Any, jrni: str, e
 def test_a_permanently_failing_mailbox_goes_to_the_dead_letter_queue_and_others_are_unaffected(
     aws: Aws, handler: Any, jrni: str, ews: EwsEmulator
 ) -> None:
-    ews.control("POST", "impersonation", {"service_account": SERVICE_ACCOUNT, "mailboxes": [ALICE, ROOM]})  # Bob not granted
+    ews.control(
+        "POST", "impersonation", {"service_account": SERVICE_ACCOUNT, "mailboxes": [ALICE, ROOM]}
+    )  # Bob not granted
     for_bob, for_alice = book(jrni, person_id=BOB_ID), book(jrni, datetime="2026-07-06T12:00:00+01:00")
 
     answer = handler(enqueue_and_receive(aws, [for_bob["id"], for_alice["id"]]), LambdaContext())
@@ -122,16 +151,24 @@ def test_throttling_puts_the_message_back_delayed_by_the_servers_back_off(
     aws: Aws, handler: Any, jrni: str, ews: EwsEmulator
 ) -> None:
     booking = book(jrni)
-    ews.control("POST", "faults", {"operation": "CreateItem", "kind": "server_busy", "back_off_ms": 30_000, "count": 1})
+    ews.control(
+        "POST",
+        "faults",
+        {"operation": "CreateItem", "kind": "server_busy", "back_off_ms": 30_000, "count": 1},
+    )
     event = enqueue_and_receive(aws, [booking["id"]])
     [record] = event["Records"]
     # As if the message's visibility timeout were running out: only the handler's postponement hides it now.
-    aws.sqs.change_message_visibility(QueueUrl=aws.outbound_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0)
+    aws.sqs.change_message_visibility(
+        QueueUrl=aws.outbound_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0
+    )
 
     answer = handler(event, LambdaContext())
 
     assert answer == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
-    assert aws.sqs.receive_message(QueueUrl=aws.outbound_url, MaxNumberOfMessages=10).get("Messages", []) == []
+    assert (
+        aws.sqs.receive_message(QueueUrl=aws.outbound_url, MaxNumberOfMessages=10).get("Messages", []) == []
+    )
     assert ews.items(ALICE) == []
 
 
@@ -150,14 +187,17 @@ def test_a_crash_between_the_ews_create_and_the_link_write_leaves_one_item_after
 
     monkeypatch.setattr(DynamoLinkStore, "save", save_then_crash)
     event = enqueue_and_receive(aws, [booking["id"]])
-    assert handler(event, LambdaContext())["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
+    assert handler(event, LambdaContext())["batchItemFailures"] == [
+        {"itemIdentifier": event["Records"][0]["messageId"]}
+    ]
     assert len(ews.items(ALICE)) == 1
 
     handler(event, LambdaContext())  # the retry
 
     assert len(ews.items(ALICE)) == 1
     [link] = DynamoLinkStore(aws.tables["LinksTable"], region=REGION).links_for(
-        "example-bank", JrniKey(str(NORTH), str(booking["id"])))
+        "example-bank", JrniKey(str(NORTH), str(booking["id"]))
+    )
     assert link.state.value == "synced" and link.remote_id == ews.items(ALICE)[0]["id"]
 
 

@@ -389,8 +389,13 @@ def test_service_in_reservation_mode_starts_bookings_as_reservations(
 
 
 def test_client_address_is_kept_and_a_null_channel_is_the_default(client: JrniClient) -> None:
-    address = {"address1": "1 High Street", "address2": "Flat 2", "address5": "Shire", "postcode": "AB1 2CD",
-               "country": "United Kingdom"}  # fmt: skip
+    address = {
+        "address1": "1 High Street",
+        "address2": "Flat 2",
+        "address5": "Shire",
+        "postcode": "AB1 2CD",
+        "country": "United Kingdom",
+    }
     booking = book(
         client, datetime="2026-06-01T09:00:00+01:00", channel=None, client={"first_name": "Cleo", **address}
     )

@@ -194,16 +194,30 @@ CONTROL_400: list[tuple[str, Any, int, str]] = [
     ("webhooks", {"url": HOOK, "format": "data", "auth": {"basic": {"username": "u"}}}, 400, "auth"),
     ("faults", {"kind": "gremlins"}, 400, "kind"),
     ("faults", {"kind": "http_500", "probability": 2}, 400, "probability"),
-    ("blocks", {"company_id": NORTH, "person_id": ALICE, "resource_id": ROOM_1, "start_time": "x", "end_time": "y"},
-     400, "exactly one"),
+    (
+        "blocks",
+        {"company_id": NORTH, "person_id": ALICE, "resource_id": ROOM_1, "start_time": "x", "end_time": "y"},
+        400,
+        "exactly one",
+    ),
     ("bookings", GOOD, 400, "company_id"),
     ("bookings/999999/confirm", None, 404, "999999"),
     ("clock", {"advance_seconds": -5}, 400, "advance_seconds"),
     ("clock", {"advance_seconds": 10**20}, 400, "advance_seconds"),
     ("webhooks", {"url": HOOK, "format": "data", "auth": {"token": "t\r\nX-Injected: 1"}}, 400, "control"),
-    ("blocks", {"company_id": NORTH, "person_id": ALICE, "start_time": "2026-06-01T09:00:00Z",
-                "end_time": "2026-06-01T10:00:00Z", "booking": "yes"}, 400, "booking"),
-]  # fmt: skip
+    (
+        "blocks",
+        {
+            "company_id": NORTH,
+            "person_id": ALICE,
+            "start_time": "2026-06-01T09:00:00Z",
+            "end_time": "2026-06-01T10:00:00Z",
+            "booking": "yes",
+        },
+        400,
+        "booking",
+    ),
+]
 
 
 @pytest.mark.parametrize(("path", "body", "status", "words"), CONTROL_400)

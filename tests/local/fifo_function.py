@@ -37,8 +37,9 @@ def record_handler(record: SQSRecord) -> None:
         if body.get("fail"):
             assert queue is not None
             sqs, url = queue
-            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=record.receipt_handle,
-                                          VisibilityTimeout=POSTPONE_SECONDS)  # fmt: skip
+            sqs.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=POSTPONE_SECONDS
+            )
             logger.warning("message postponed", extra={"n": body["n"]})
             ledger.failed(record.message_id)
             raise Postponed(body["n"])
@@ -51,4 +52,6 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(worker=threading.current_thread().name)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -59,10 +59,12 @@ class Ledger:
 @pytest.fixture
 def fifo() -> Iterator[tuple[Any, str, str]]:
     with mock_aws():
-        sqs = boto3.Session(region_name="eu-west-2", aws_access_key_id="testing",
-                            aws_secret_access_key="testing").client("sqs")  # fmt: skip
-        url = sqs.create_queue(QueueName="calsync-test.fifo", Attributes={
-            "FifoQueue": "true", "VisibilityTimeout": "60"})["QueueUrl"]  # fmt: skip
+        sqs = boto3.Session(
+            region_name="eu-west-2", aws_access_key_id="testing", aws_secret_access_key="testing"
+        ).client("sqs")
+        url = sqs.create_queue(
+            QueueName="calsync-test.fifo", Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"}
+        )["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         yield sqs, url, arn
     forget_log_routing()
@@ -73,10 +75,17 @@ def _send_all(sqs: Any, url: str) -> tuple[set[str], set[str]]:
     succeeding, failing = set(), set()
     entries = [(g, n) for n in range(PER_GROUP) for g in range(GROUPS)]
     for start in range(0, len(entries), 10):
-        batch = [{"Id": str(i), "MessageGroupId": f"group-{g}", "MessageDeduplicationId": f"{g}-{n}",
-                  "MessageBody": json.dumps({"group": f"group-{g}", "n": n,
-                                             "fail": g % 2 == 0 and n == PER_GROUP - 1})}
-                 for i, (g, n) in enumerate(entries[start : start + 10])]  # fmt: skip
+        batch = [
+            {
+                "Id": str(i),
+                "MessageGroupId": f"group-{g}",
+                "MessageDeduplicationId": f"{g}-{n}",
+                "MessageBody": json.dumps(
+                    {"group": f"group-{g}", "n": n, "fail": g % 2 == 0 and n == PER_GROUP - 1}
+                ),
+            }
+            for i, (g, n) in enumerate(entries[start : start + 10])
+        ]
         answer = sqs.send_message_batch(QueueUrl=url, Entries=batch)
         for sent in answer["Successful"]:
             body = json.loads(batch[int(sent["Id"])]["MessageBody"])
@@ -96,13 +105,23 @@ def test_concurrent_pollers_report_every_failing_record_and_never_run_one_group_
 
     environments.customise(wire)
     succeeding, failing = _send_all(sqs, url)
-    poller = SqsPoller(sqs, url, arn, environments.invoke, lambda: LambdaContext("calsync-fifo"), batch_size=10,
-                       workers=2, name="fifo").start()  # fmt: skip
+    poller = SqsPoller(
+        sqs,
+        url,
+        arn,
+        environments.invoke,
+        lambda: LambdaContext("calsync-fifo"),
+        batch_size=10,
+        workers=2,
+        name="fifo",
+    ).start()
     try:
         deadline = time.monotonic() + 120
         while not (set(ledger.failures) >= failing and poller.deleted >= len(succeeding)):
-            assert time.monotonic() < deadline, (f"{len(ledger.successes)} of {len(succeeding)} succeeded, "
-                                                 f"{len(ledger.failures)} of {len(failing)} failed")  # fmt: skip
+            assert time.monotonic() < deadline, (
+                f"{len(ledger.successes)} of {len(succeeding)} succeeded, "
+                f"{len(ledger.failures)} of {len(failing)} failed"
+            )
             time.sleep(0.05)
     finally:
         poller.stop()
@@ -116,25 +135,38 @@ def test_concurrent_pollers_report_every_failing_record_and_never_run_one_group_
     back: set[str] = set()
     deadline = time.monotonic() + 30
     while back != failing and time.monotonic() < deadline:
-        answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=120)
+        answer = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=120
+        )
         back |= {m["MessageId"] for m in answer.get("Messages", [])}
-    assert back == failing, f"{len(failing - back)} of {len(failing)} failing records were deleted unprocessed"
+    assert back == failing, (
+        f"{len(failing - back)} of {len(failing)} failing records were deleted unprocessed"
+    )
     assert len(environments.modules) == 2  # one environment per worker: each invocation alone in its copy
 
 
 def test_each_environment_logs_with_its_own_function_s_keys() -> None:
     streams = {name: io.StringIO() for name in ("calsync-outbound", "calsync-inbound")}
-    functions = {name: FunctionEnvironments("fifo", stream, source=FUNCTION) for name, stream in streams.items()}
+    functions = {
+        name: FunctionEnvironments("fifo", stream, source=FUNCTION) for name, stream in streams.items()
+    }
     ledger = Ledger()
     for environments in functions.values():
         environments.customise(lambda module: setattr(module, "ledger", ledger))
 
     def invoke(name: str) -> None:
         for n in range(20):
-            record = {"messageId": f"{name}-{n}", "receiptHandle": "r", "body": json.dumps({"group": name, "n": n}),
-                      "attributes": {"MessageGroupId": name}, "messageAttributes": {}, "md5OfBody": "",
-                      "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:eu-west-2:1:q.fifo",
-                      "awsRegion": "eu-west-2"}  # fmt: skip
+            record = {
+                "messageId": f"{name}-{n}",
+                "receiptHandle": "r",
+                "body": json.dumps({"group": name, "n": n}),
+                "attributes": {"MessageGroupId": name},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-2:1:q.fifo",
+                "awsRegion": "eu-west-2",
+            }
             functions[name].invoke({"Records": [record]}, LambdaContext(name))
 
     try:

@@ -12,7 +12,11 @@ import requests
 
 from local.moto_server import STATS_PATH, MotoProcess, start_moto
 
-_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "eu-west-2"}
+_CREDENTIALS = {
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+    "region_name": "eu-west-2",
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +37,21 @@ def _url(server: MotoProcess) -> str:
 def dynamodb(moto: MotoProcess) -> Any:
     client = boto3.client("dynamodb", endpoint_url=_url(moto), **_CREDENTIALS)
     client.create_table(
-        TableName="links", BillingMode="PAY_PER_REQUEST",
+        TableName="links",
+        BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "owner")],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[{"IndexName": "by_owner", "Projection": {"ProjectionType": "ALL"},
-                                 "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"},
-                                               {"AttributeName": "sk", "KeyType": "RANGE"}]}],
-    )  # fmt: skip
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_owner",
+                "Projection": {"ProjectionType": "ALL"},
+                "KeySchema": [
+                    {"AttributeName": "owner", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+            }
+        ],
+    )
     # 12 partitions of 10 items; owners a/b alternate; sk m0..m9; some items without an owner (not in the index).
     for p in range(12):
         for m in range(10):
@@ -50,7 +62,11 @@ def dynamodb(moto: MotoProcess) -> Any:
     return client
 
 
-ALL = [(f"p{p:02d}", f"m{m}", "ab"[(p + m) % 2] if m != 7 else None, p * 10 + m) for p in range(12) for m in range(10)]
+ALL = [
+    (f"p{p:02d}", f"m{m}", "ab"[(p + m) % 2] if m != 7 else None, p * 10 + m)
+    for p in range(12)
+    for m in range(10)
+]
 
 
 def _query_all(client: Any, **kwargs: Any) -> list[tuple[str, str]]:
@@ -65,25 +81,54 @@ def _query_all(client: Any, **kwargs: Any) -> list[tuple[str, str]]:
 
 
 def test_a_query_on_the_table_key_answers_its_partition_in_key_order(dynamodb: Any) -> None:
-    assert _query_all(dynamodb, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p03"}}) \
-        == [("p03", f"m{m}") for m in range(10)]  # fmt: skip
-    backwards = _query_all(dynamodb, KeyConditionExpression="pk = :p AND sk > :s", ScanIndexForward=False, Limit=3,
-                           ExpressionAttributeValues={":p": {"S": "p05"}, ":s": {"S": "m4"}})  # fmt: skip
+    assert _query_all(
+        dynamodb, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p03"}}
+    ) == [("p03", f"m{m}") for m in range(10)]
+    backwards = _query_all(
+        dynamodb,
+        KeyConditionExpression="pk = :p AND sk > :s",
+        ScanIndexForward=False,
+        Limit=3,
+        ExpressionAttributeValues={":p": {"S": "p05"}, ":s": {"S": "m4"}},
+    )
     assert backwards == [("p05", f"m{m}") for m in range(9, 4, -1)]
-    assert _query_all(dynamodb, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "nope"}}) == []
-    filtered = _query_all(dynamodb, KeyConditionExpression="pk = :p", FilterExpression="n > :n",
-                          ExpressionAttributeValues={":p": {"S": "p11"}, ":n": {"N": "115"}})  # fmt: skip
+    assert (
+        _query_all(
+            dynamodb, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "nope"}}
+        )
+        == []
+    )
+    filtered = _query_all(
+        dynamodb,
+        KeyConditionExpression="pk = :p",
+        FilterExpression="n > :n",
+        ExpressionAttributeValues={":p": {"S": "p11"}, ":n": {"N": "115"}},
+    )
     assert filtered == [("p11", f"m{m}") for m in range(6, 10)]
 
 
 def test_a_query_on_an_index_finds_every_matching_item_across_partitions(dynamodb: Any) -> None:
     expected = sorted((pk, sk) for pk, sk, owner, _ in ALL if owner == "a" and sk == "m4")
-    assert sorted(_query_all(dynamodb, IndexName="by_owner", KeyConditionExpression="#o = :o AND sk = :s",
-                             ExpressionAttributeNames={"#o": "owner"},
-                             ExpressionAttributeValues={":o": {"S": "a"}, ":s": {"S": "m4"}})) == expected  # fmt: skip
-    paged = _query_all(dynamodb, IndexName="by_owner", KeyConditionExpression="#o = :o AND begins_with(sk, :s)",
-                       ExpressionAttributeNames={"#o": "owner"}, Limit=4,
-                       ExpressionAttributeValues={":o": {"S": "b"}, ":s": {"S": "m"}})  # fmt: skip
+    assert (
+        sorted(
+            _query_all(
+                dynamodb,
+                IndexName="by_owner",
+                KeyConditionExpression="#o = :o AND sk = :s",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":o": {"S": "a"}, ":s": {"S": "m4"}},
+            )
+        )
+        == expected
+    )
+    paged = _query_all(
+        dynamodb,
+        IndexName="by_owner",
+        KeyConditionExpression="#o = :o AND begins_with(sk, :s)",
+        ExpressionAttributeNames={"#o": "owner"},
+        Limit=4,
+        ExpressionAttributeValues={":o": {"S": "b"}, ":s": {"S": "m"}},
+    )
     assert sorted(paged) == sorted((pk, sk) for pk, sk, owner, _ in ALL if owner == "b")
     assert len(paged) == len(set(paged))
 

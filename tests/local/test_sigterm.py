@@ -38,7 +38,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _in_background(command: list[str], log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], int]:
+def _in_background(
+    command: list[str], log: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], int]:
     """``bash -c '<command> >log 2>&1 & echo $!; wait $!; echo $?'``: the shell and the background job's pid."""
     script = f"{shlex.join(command)} >{shlex.quote(str(log))} 2>&1 & echo $!; wait $!; echo $?"
     shell = subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
@@ -46,14 +48,18 @@ def _in_background(command: list[str], log: Path, env: dict[str, str] | None = N
     return shell, int(shell.stdout.readline())
 
 
-def _stops_on_sigterm(command: list[str], ready: Callable[[str], bool], tmp_path: Path,
-                      env: dict[str, str] | None = None) -> str:  # fmt: skip
+def _stops_on_sigterm(
+    command: list[str], ready: Callable[[str], bool], tmp_path: Path, env: dict[str, str] | None = None
+) -> str:
     """Start ``command`` in the background, wait until ``ready(its output)``, SIGTERM it: it exits with status 0."""
     log = tmp_path / "output.log"
     shell, pid = _in_background(command, log, env)
     try:
-        _wait(lambda: ready(log.read_text(errors="replace")) if log.exists() else False,
-              f"{command[2:4]} ready", READY_SECONDS)  # fmt: skip
+        _wait(
+            lambda: ready(log.read_text(errors="replace")) if log.exists() else False,
+            f"{command[2:4]} ready",
+            READY_SECONDS,
+        )
         os.kill(pid, signal.SIGTERM)
         out, _ = shell.communicate(timeout=STOP_SECONDS)
         assert not _alive(pid)
@@ -74,20 +80,34 @@ def _env() -> dict[str, str]:
 
 @pytest.mark.parametrize("module", ["emulators.ews", "emulators.jrni"])
 def test_an_emulator_started_in_the_background_stops_on_sigterm(module: str, tmp_path: Path) -> None:
-    _stops_on_sigterm([sys.executable, "-m", module, "--port", str(_free_port())], lambda out: "listening on" in out,
-                      tmp_path, _env())  # fmt: skip
+    _stops_on_sigterm(
+        [sys.executable, "-m", module, "--port", str(_free_port())],
+        lambda out: "listening on" in out,
+        tmp_path,
+        _env(),
+    )
 
 
-def test_calsync_local_started_in_the_background_stops_on_sigterm_with_its_streaming_task(tmp_path: Path) -> None:
-    out = _stops_on_sigterm([sys.executable, "-m", "local", "local", "--api-port", "0", "--ews-port", "0",
-                             "--jrni-port", "0"], lambda out: "calsync local ready" in out, tmp_path, _env())  # fmt: skip
+def test_calsync_local_started_in_the_background_stops_on_sigterm_with_its_streaming_task(
+    tmp_path: Path,
+) -> None:
+    out = _stops_on_sigterm(
+        [sys.executable, "-m", "local", "local", "--api-port", "0", "--ews-port", "0", "--jrni-port", "0"],
+        lambda out: "calsync local ready" in out,
+        tmp_path,
+        _env(),
+    )
     assert "calsync local stopped" in out
 
 
 @pytest.fixture
 def stack_without_task() -> Iterator[LocalStack]:
-    with open(os.devnull, "w") as logs, LocalStack(StackOptions(api_port=0, ews_port=0, jrni_port=0, log_stream=logs,
-                                                                streaming=False)) as running:  # fmt: skip
+    with (
+        open(os.devnull, "w") as logs,
+        LocalStack(
+            StackOptions(api_port=0, ews_port=0, jrni_port=0, log_stream=logs, streaming=False)
+        ) as running,
+    ):
         yield running
 
 
@@ -96,13 +116,19 @@ def test_the_streaming_task_started_in_the_background_stops_on_sigterm(
 ) -> None:
     stack = stack_without_task
     assert stack.urls is not None
-    env = {**os.environ, **stack.streaming_environment(), "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}"}
+    env = {
+        **os.environ,
+        **stack.streaming_environment(),
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}",
+    }
     stats = f"{stack.urls.ews}/_emulator/stats"
 
     def subscribed(out: str) -> bool:
         return bool(requests.get(stats, timeout=5).json()["streaming_connections"])
 
-    _stops_on_sigterm([sys.executable, str(ROOT / "functions" / "streaming" / "main.py")], subscribed, tmp_path, env)
+    _stops_on_sigterm(
+        [sys.executable, str(ROOT / "functions" / "streaming" / "main.py")], subscribed, tmp_path, env
+    )
     assert requests.get(stats, timeout=5).json()["streaming_connections"] == 0  # it closed its connection
 
 

@@ -47,15 +47,33 @@ def _wait(predicate: Any, timeout: float = 15.0) -> Any:
 def test_calsync_local_prints_one_ready_line_then_stops_cleanly_on_sigterm() -> None:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "local", "local", "--api-port", "0", "--ews-port", "0", "--jrni-port", "0",
-         "--seed", "none"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "local",
+            "local",
+            "--api-port",
+            "0",
+            "--ews-port",
+            "0",
+            "--jrni-port",
+            "0",
+            "--seed",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         first = process.stdout.readline().rstrip("\n")
         match = READY.match(first)
-        assert match, f"not a ready line: {first!r}; stderr: {process.stderr.read() if process.stderr else ''}"
+        assert match, (
+            f"not a ready line: {first!r}; stderr: {process.stderr.read() if process.stderr else ''}"
+        )
         urls = json.loads(match.group(1))
         assert set(urls) == {"api", "ews", "jrni"}
         # Every URL answers: the front routes to the admin function, the emulators serve their control planes.
@@ -74,8 +92,10 @@ def test_calsync_local_prints_one_ready_line_then_stops_cleanly_on_sigterm() -> 
 
 @pytest.fixture
 def stack() -> Iterator[LocalStack]:
-    with open(os.devnull, "w") as logs, LocalStack(StackOptions(api_port=0, ews_port=0, jrni_port=0,
-                                                                log_stream=logs)) as running:  # fmt: skip
+    with (
+        open(os.devnull, "w") as logs,
+        LocalStack(StackOptions(api_port=0, ews_port=0, jrni_port=0, log_stream=logs)) as running,
+    ):
         yield running
 
 
@@ -91,10 +111,18 @@ def test_a_booking_made_in_jrni_appears_in_the_advisers_and_the_rooms_calendars_
 ) -> None:
     assert stack.urls is not None and stack.seeded is not None
     start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=3)
-    made = requests.post(f"{stack.urls.jrni}/_emulator/bookings", json={
-        "company_id": 37001, "service_id": 21, "person_id": 1, "resource_id": 11, "datetime": start.isoformat(),
-        "client": {"first_name": "Pat", "last_name": "Jones", "email": "pat@customer.example.test"},
-    }, timeout=5)  # fmt: skip
+    made = requests.post(
+        f"{stack.urls.jrni}/_emulator/bookings",
+        json={
+            "company_id": 37001,
+            "service_id": 21,
+            "person_id": 1,
+            "resource_id": 11,
+            "datetime": start.isoformat(),
+            "client": {"first_name": "Pat", "last_name": "Jones", "email": "pat@customer.example.test"},
+        },
+        timeout=5,
+    )
     assert made.status_code == 201, made.text
     for mailbox in ("alice@bank.example.test", "room1@bank.example.test"):
         (item,) = _wait(lambda m=mailbox: _items(stack, m))
@@ -113,8 +141,11 @@ def test_a_booking_made_in_jrni_appears_in_the_advisers_and_the_rooms_calendars_
 
 
 def _echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return {"statusCode": 202, "headers": {"Content-Type": "application/json", "X-Function": context.function_name},
-            "body": json.dumps(event)}  # fmt: skip
+    return {
+        "statusCode": 202,
+        "headers": {"Content-Type": "application/json", "X-Function": context.function_name},
+        "body": json.dumps(event),
+    }
 
 
 def _boom(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -123,14 +154,22 @@ def _boom(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def front() -> Iterator[str]:
-    app = build_front((_echo, lambda: LambdaContext("webhook-fn")), (_boom, lambda: LambdaContext("admin-fn")))
+    app = build_front(
+        (_echo, lambda: LambdaContext("webhook-fn")), (_boom, lambda: LambdaContext("admin-fn"))
+    )
     with BackgroundServer(lambda: app, "127.0.0.1", 0) as server:
         yield server.base_url
 
 
-def test_the_front_hands_the_webhook_function_a_rest_proxy_event_and_answers_with_what_it_returns(front: str) -> None:
-    response = requests.post(f"{front}/v1/webhooks/jrni/bank-1?x=1&x=2", data=b'{"a": 1}',
-                             headers={"Authorization": "Basic abc", "Content-Type": "application/json"}, timeout=5)  # fmt: skip
+def test_the_front_hands_the_webhook_function_a_rest_proxy_event_and_answers_with_what_it_returns(
+    front: str,
+) -> None:
+    response = requests.post(
+        f"{front}/v1/webhooks/jrni/bank-1?x=1&x=2",
+        data=b'{"a": 1}',
+        headers={"Authorization": "Basic abc", "Content-Type": "application/json"},
+        timeout=5,
+    )
     assert response.status_code == 202
     assert response.headers["X-Function"] == "webhook-fn"
     event = response.json()
@@ -179,7 +218,9 @@ def test_the_front_answers_like_api_gateway_for_unknown_routes_and_failing_funct
 @pytest.fixture
 def aws() -> Iterator[tuple[Any, Resources]]:
     with mock_aws():
-        session = boto3.Session(region_name="eu-west-2", aws_access_key_id="testing", aws_secret_access_key="testing")
+        session = boto3.Session(
+            region_name="eu-west-2", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
         yield session, create_resources(session, load_template())
 
 
@@ -196,10 +237,15 @@ def test_the_functions_get_the_template_s_environment_pointing_at_what_was_creat
     session, created = aws
     env = function_environment(load_template(), created)
     sqs, dynamodb = session.client("sqs"), session.client("dynamodb")
-    attributes = sqs.get_queue_attributes(QueueUrl=env["OUTBOUND_QUEUE_URL"], AttributeNames=["All"])["Attributes"]
+    attributes = sqs.get_queue_attributes(QueueUrl=env["OUTBOUND_QUEUE_URL"], AttributeNames=["All"])[
+        "Attributes"
+    ]
     assert attributes["FifoQueue"] == "true"
     dead_letters = sqs.get_queue_attributes(QueueUrl=env["OUTBOUND_DLQ_URL"], AttributeNames=["QueueArn"])
-    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == dead_letters["Attributes"]["QueueArn"]
+    assert (
+        json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]
+        == dead_letters["Attributes"]["QueueArn"]
+    )
     for variable in ("INTEGRATIONS_TABLE", "MAPPINGS_TABLE", "LINKS_TABLE", "CURSORS_TABLE"):
         assert dynamodb.describe_table(TableName=env[variable])["Table"]["TableStatus"] == "ACTIVE"
     assert env["SECRETS_PREFIX"] == "calsync/"
@@ -210,8 +256,12 @@ def test_the_poller_sends_real_sqs_records_and_deletes_only_what_the_handler_did
 ) -> None:
     sqs, url, arn = outbound_queue
     for n in range(3):
-        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": n}), MessageGroupId=f"booking-{n}",
-                         MessageDeduplicationId=f"d{n}")  # fmt: skip
+        sqs.send_message(
+            QueueUrl=url,
+            MessageBody=json.dumps({"n": n}),
+            MessageGroupId=f"booking-{n}",
+            MessageDeduplicationId=f"d{n}",
+        )
     batches: list[list[dict[str, Any]]] = []
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -224,8 +274,13 @@ def test_the_poller_sends_real_sqs_records_and_deletes_only_what_the_handler_did
     (records,) = batches
     record = records[0]
     assert record["eventSource"] == "aws:sqs" and record["eventSourceARN"] == arn
-    for attribute in ("MessageGroupId", "MessageDeduplicationId", "SequenceNumber", "ApproximateReceiveCount",
-                      "SentTimestamp"):  # fmt: skip
+    for attribute in (
+        "MessageGroupId",
+        "MessageDeduplicationId",
+        "SequenceNumber",
+        "ApproximateReceiveCount",
+        "SentTimestamp",
+    ):
         assert attribute in record["attributes"], attribute
     assert record["receiptHandle"] and record["messageId"]
     counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -255,11 +310,20 @@ def _calsync_blocks(stack: LocalStack) -> list[dict[str, Any]]:
     return [b for b in state["blocks"] if not b.get("is_cancelled")]
 
 
-def _meeting(stack: LocalStack, mailbox: str, start: datetime, subject: str = "Team meeting") -> dict[str, Any]:
+def _meeting(
+    stack: LocalStack, mailbox: str, start: datetime, subject: str = "Team meeting"
+) -> dict[str, Any]:
     assert stack.urls is not None
-    made = requests.post(f"{stack.urls.ews}/_emulator/mailboxes/{mailbox}/items", json={
-        "subject": subject, "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat(),
-        "legacy_free_busy_status": "Busy"}, timeout=5)  # fmt: skip
+    made = requests.post(
+        f"{stack.urls.ews}/_emulator/mailboxes/{mailbox}/items",
+        json={
+            "subject": subject,
+            "start": start.isoformat(),
+            "end": (start + timedelta(hours=1)).isoformat(),
+            "legacy_free_busy_status": "Busy",
+        },
+        timeout=5,
+    )
     assert made.status_code == 201, made.text
     return dict(made.json())
 
@@ -278,12 +342,16 @@ def test_a_meeting_made_in_outlook_becomes_one_jrni_block_through_streaming_and_
     assert len(_calsync_blocks(stack)) == 1
 
 
-def test_reset_brings_the_stack_back_to_the_seed_and_inbound_still_works_afterwards(stack: LocalStack) -> None:
+def test_reset_brings_the_stack_back_to_the_seed_and_inbound_still_works_afterwards(
+    stack: LocalStack,
+) -> None:
     assert stack.urls is not None and stack.seeded is not None
     start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=5)
     _meeting(stack, "alice@bank.example.test", start)
     _wait(lambda: _calsync_blocks(stack))
-    requests.post(f"{stack.urls.ews}/_emulator/faults", json={"operation": "*", "kind": "server_busy"}, timeout=5)
+    requests.post(
+        f"{stack.urls.ews}/_emulator/faults", json={"operation": "*", "kind": "server_busy"}, timeout=5
+    )
     stack.set_integration(stack.seeded.integration_id, appointment_lock=False)
 
     stack.reset()
@@ -291,7 +359,9 @@ def test_reset_brings_the_stack_back_to_the_seed_and_inbound_still_works_afterwa
     assert _calsync_blocks(stack) == []
     assert _items(stack, "alice@bank.example.test") == []
     listed = requests.get(f"{stack.urls.api}/admin/integrations", timeout=5).json()["integrations"]
-    assert [(i["appointment_lock"], i["auto_confirm"]) for i in listed] == [(True, True)]  # as the demo seed says
+    assert [(i["appointment_lock"], i["auto_confirm"]) for i in listed] == [
+        (True, True)
+    ]  # as the demo seed says
     dynamodb = stack.client("dynamodb")
     for variable in ("BLOCK_LINKS_TABLE", "CURSORS_TABLE", "LINKS_TABLE"):
         assert dynamodb.scan(TableName=os.environ[variable])["Items"] == [], variable
@@ -303,8 +373,9 @@ def test_reset_brings_the_stack_back_to_the_seed_and_inbound_still_works_afterwa
 
 def test_the_streaming_task_runs_as_a_process_subscribed_to_the_mapped_mailboxes_and_stops_cleanly() -> None:
     with open(os.devnull, "w") as logs:
-        stack = LocalStack(StackOptions(api_port=0, ews_port=0, jrni_port=0, log_stream=logs,
-                                        streaming_connection_limit=2))  # fmt: skip
+        stack = LocalStack(
+            StackOptions(api_port=0, ews_port=0, jrni_port=0, log_stream=logs, streaming_connection_limit=2)
+        )
         stack.start()
         try:
             assert stack.streaming is not None and stack.urls is not None
@@ -312,16 +383,23 @@ def test_the_streaming_task_runs_as_a_process_subscribed_to_the_mapped_mailboxes
             assert process.returncode is None
             env = stack.streaming_environment()
             assert env["STREAMING_CONNECTION_LIMIT"] == "2"
-            assert env["INBOUND_QUEUE_URL"] == os.environ["INBOUND_QUEUE_URL"]  # the template's task environment
+            assert (
+                env["INBOUND_QUEUE_URL"] == os.environ["INBOUND_QUEUE_URL"]
+            )  # the template's task environment
             stats_url = f"{stack.urls.ews}/_emulator/stats"
 
             def subscribed() -> set[str]:
                 stats = requests.get(stats_url, timeout=5).json()
-                return set(stats["subscriptions_by_mailbox"]) if stats["streaming_connections"] == 1 else set()
+                return (
+                    set(stats["subscriptions_by_mailbox"]) if stats["streaming_connections"] == 1 else set()
+                )
 
             # The seed maps Alice, Ben and the room (not Chloe): one connection carries their subscriptions.
-            assert _wait(subscribed) == {"alice@bank.example.test", "ben@bank.example.test",
-                                         "room1@bank.example.test"}  # fmt: skip
+            assert _wait(subscribed) == {
+                "alice@bank.example.test",
+                "ben@bank.example.test",
+                "room1@bank.example.test",
+            }
         finally:
             stack.stop()
     assert process.returncode == 0  # SIGTERM: ended its subscriptions and connections, exited normally

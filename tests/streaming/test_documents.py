@@ -10,8 +10,10 @@ from exchangelib import errors as ews
 
 from calsync.streaming.ews import soap_documents
 
-ONE = (b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:GetStreamingEventsResponse>'
-       b"<m:ConnectionStatus>OK</m:ConnectionStatus></m:GetStreamingEventsResponse></s:Body></s:Envelope>")  # fmt: skip
+ONE = (
+    b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:GetStreamingEventsResponse>'
+    b"<m:ConnectionStatus>OK</m:ConnectionStatus></m:GetStreamingEventsResponse></s:Body></s:Envelope>"
+)
 TWO = ONE.replace(b"OK", b"Closed")
 DECLARATION = b"<?xml version='1.0' encoding='utf-8'?>\n"
 
@@ -33,7 +35,7 @@ def reads(*parts: bytes) -> tuple[list[bytes], list[int]]:
 
 
 def split(data: bytes, size: int) -> Iterable[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 @pytest.mark.parametrize("size", [1, 2, 7, 13, 64, 4096])

@@ -41,10 +41,22 @@ CASES = [
     Case("450 with a limit of 2: the rest on the timer", refs(450), 2, 200, [200, 200], 50),
     Case("no connection allowed: everything timed", refs(5), 0, 200, [], 5),
     Case("groups never mix integrations", refs(3, "int-a") + refs(2, "int-b"), 10, 200, [3, 2], 0),
-    Case("the limit binds per integration (each has its own account)", refs(5, "int-a") + refs(5, "int-b"), 1, 4,
-         [4, 4], 2),
-    Case("an address differing only in case is one mailbox", [MailboxRef("i", "A@x.test"), MailboxRef("i", "a@x.test")],
-         10, 200, [1], 0),
+    Case(
+        "the limit binds per integration (each has its own account)",
+        refs(5, "int-a") + refs(5, "int-b"),
+        1,
+        4,
+        [4, 4],
+        2,
+    ),
+    Case(
+        "an address differing only in case is one mailbox",
+        [MailboxRef("i", "A@x.test"), MailboxRef("i", "a@x.test")],
+        10,
+        200,
+        [1],
+        0,
+    ),
 ]
 
 
@@ -103,7 +115,11 @@ def test_a_shard_that_does_not_exist_is_refused() -> None:
 # ---- properties --------------------------------------------------------------------------------------------------
 
 mailboxes = st.lists(
-    st.builds(MailboxRef, st.sampled_from(["int-a", "int-b", "int-c"]), st.from_regex(r"[a-e]{1,3}@x\.test", fullmatch=True)),
+    st.builds(
+        MailboxRef,
+        st.sampled_from(["int-a", "int-b", "int-c"]),
+        st.from_regex(r"[a-e]{1,3}@x\.test", fullmatch=True),
+    ),
     max_size=60,
 )
 
@@ -125,7 +141,13 @@ def check(plan: StreamingPlan, owned: set[MailboxRef], limit: int, size: int, sh
 
 
 @settings(max_examples=150, deadline=None)
-@given(first=mailboxes, second=mailboxes, limit=st.integers(0, 5), size=st.integers(1, 7), count=st.integers(1, 4))
+@given(
+    first=mailboxes,
+    second=mailboxes,
+    limit=st.integers(0, 5),
+    size=st.integers(1, 7),
+    count=st.integers(1, 4),
+)
 def test_plans_partition_respect_the_limits_and_stay_stable(
     first: list[MailboxRef], second: list[MailboxRef], limit: int, size: int, count: int
 ) -> None:
@@ -148,4 +170,7 @@ def test_plans_partition_respect_the_limits_and_stay_stable(
         for ref, group in before.items():
             if ref in still and MailboxRef(ref.integration_id, group.anchor) in still:
                 assert after[ref].anchor == group.anchor, "a streaming mailbox moved to another group"
-        assert plan_streaming(second, connection_limit=limit, group_size=size, shard=shard, previous=again) == again
+        assert (
+            plan_streaming(second, connection_limit=limit, group_size=size, shard=shard, previous=again)
+            == again
+        )

@@ -43,8 +43,14 @@ def ews(ews_server: EwsEmulator) -> Iterator[EwsEmulator]:
     yield ews_server
     ews_server.control("DELETE", "faults")
     defaults = EmulatorSettings()
-    ews_server.control("POST", "config", {"heartbeat_seconds": defaults.heartbeat_seconds,
-                                          "max_streaming_connections": defaults.max_streaming_connections})  # fmt: skip
+    ews_server.control(
+        "POST",
+        "config",
+        {
+            "heartbeat_seconds": defaults.heartbeat_seconds,
+            "max_streaming_connections": defaults.max_streaming_connections,
+        },
+    )
 
 
 @pytest.fixture
@@ -71,8 +77,10 @@ class Queue:
 
     def send(self, wakes: list[InboundWake]) -> None:
         with self.lock:
-            self.seen.extend(Message(w.integration_id, w.mailbox, w.reason.value, group_of(w), time.time(), w.notified)
-                             for w in wakes)  # fmt: skip
+            self.seen.extend(
+                Message(w.integration_id, w.mailbox, w.reason.value, group_of(w), time.time(), w.notified)
+                for w in wakes
+            )
 
     def messages(self) -> list[Message]:
         with self.lock:
@@ -88,7 +96,9 @@ class Queue:
             for message in self.messages():
                 if predicate(message):
                     return message
-            assert time.monotonic() < deadline, f"no such message; last ones: {[(m.mailbox, m.reason) for m in self.seen][-20:]}"
+            assert time.monotonic() < deadline, (
+                f"no such message; last ones: {[(m.mailbox, m.reason) for m in self.seen][-20:]}"
+            )
             time.sleep(0.01)
 
 
@@ -118,17 +128,32 @@ class Task:
     def __init__(self, ews: EwsEmulator, queue: Queue, mailboxes: list[str], **settings: Any) -> None:
         for mailbox in mailboxes:
             ews.control("POST", "accounts", {"address": mailbox, "password": PASSWORD}, expect=201)
-        connection = ExchangeConnection(endpoint=ews.ews_url, secret_name="exchange", auth=ExchangeAuth.BASIC,
-                                        access_type=AccessType.IMPERSONATION)  # fmt: skip
-        exchange = EwsStreamingExchange(connection, {"username": SERVICE, "password": PASSWORD},
-                                        accounts=AccountCache(), sessions=12)  # fmt: skip
+        connection = ExchangeConnection(
+            endpoint=ews.ews_url,
+            secret_name="exchange",
+            auth=ExchangeAuth.BASIC,
+            access_type=AccessType.IMPERSONATION,
+        )
+        exchange = EwsStreamingExchange(
+            connection, {"username": SERVICE, "password": PASSWORD}, accounts=AccountCache(), sessions=12
+        )
         self.directory = Directory(mailboxes)
         self.state = State()
-        options: dict[str, Any] = {"coalesce_seconds": 0.2, "retry_seconds": 0.1, "refresh_seconds": 60,
-                                   "heartbeat_seconds": 0.5, "timed_interval_seconds": 60, **settings}  # fmt: skip
-        self.runner = StreamingRunner(RunnerSettings(task_id="task-1", **options), directory=self.directory,
-                                      exchange_for=lambda _: exchange, notifier=queue,
-                                      state=self.state)  # fmt: skip
+        options: dict[str, Any] = {
+            "coalesce_seconds": 0.2,
+            "retry_seconds": 0.1,
+            "refresh_seconds": 60,
+            "heartbeat_seconds": 0.5,
+            "timed_interval_seconds": 60,
+            **settings,
+        }
+        self.runner = StreamingRunner(
+            RunnerSettings(task_id="task-1", **options),
+            directory=self.directory,
+            exchange_for=lambda _: exchange,
+            notifier=queue,
+            state=self.state,
+        )
         self.thread = threading.Thread(target=self.runner.run, daemon=True)
 
     def __enter__(self) -> Task:
@@ -159,16 +184,20 @@ def outlook_change(ews: EwsEmulator, mailbox: str, subject: str = "Meeting") -> 
     """A meeting created as the mailbox owner would in Outlook; returns when it was asked for (a message sent after
     that and for this mailbox wakes a sync that sees it)."""
     asked_at = time.time()
-    ews.control("POST", f"mailboxes/{mailbox}/items",
-                {"subject": subject, "start": "2025-09-01T09:00:00Z", "end": "2025-09-01T10:00:00Z"})
+    ews.control(
+        "POST",
+        f"mailboxes/{mailbox}/items",
+        {"subject": subject, "start": "2025-09-01T09:00:00Z", "end": "2025-09-01T10:00:00Z"},
+    )
     return asked_at
-
 
 
 ALICE, BOB = "alice@bank.test", "bob@bank.test"
 
 
-def test_a_change_in_outlook_reaches_the_inbound_queue_within_a_second(ews: EwsEmulator, queue: Queue) -> None:
+def test_a_change_in_outlook_reaches_the_inbound_queue_within_a_second(
+    ews: EwsEmulator, queue: Queue
+) -> None:
     with Task(ews, queue, [ALICE, BOB]) as task:
         # A (re)start resyncs every mailbox: anything may have happened while nobody listened.
         for mailbox in (ALICE, BOB):
@@ -180,7 +209,11 @@ def test_a_change_in_outlook_reaches_the_inbound_queue_within_a_second(ews: EwsE
         made_at = outlook_change(ews, ALICE)
         message = queue.wait_for(lambda m: m.mailbox == ALICE)
         assert time.time() - made_at < 1.0
-        assert (message.integration, message.reason, message.group) == (INTEGRATION, "notification", f"{INTEGRATION}/{ALICE}")
+        assert (message.integration, message.reason, message.group) == (
+            INTEGRATION,
+            "notification",
+            f"{INTEGRATION}/{ALICE}",
+        )
         time.sleep(0.3)
         assert [m.mailbox for m in queue.messages()] == [ALICE]  # bob's calendar did not change
         assert task.state.modes[ALICE][0] == "streaming"
@@ -188,14 +221,19 @@ def test_a_change_in_outlook_reaches_the_inbound_queue_within_a_second(ews: EwsE
     assert set(stats(ews)["affinity_cookies"]) == {"matched"}
 
 
-def test_a_notified_item_travels_with_its_change_key_and_a_deletion_names_nothing(ews: EwsEmulator, queue: Queue) -> None:
+def test_a_notified_item_travels_with_its_change_key_and_a_deletion_names_nothing(
+    ews: EwsEmulator, queue: Queue
+) -> None:
     with Task(ews, queue, [ALICE]):
         queue.wait_for(lambda m: m.reason == "start")
         eventually(streaming(ews))
         time.sleep(0.3)
         queue.clear()
-        item = ews.control("POST", f"mailboxes/{ALICE}/items",
-                           {"subject": "Meeting", "start": "2025-09-01T09:00:00Z", "end": "2025-09-01T10:00:00Z"})
+        item = ews.control(
+            "POST",
+            f"mailboxes/{ALICE}/items",
+            {"subject": "Meeting", "start": "2025-09-01T09:00:00Z", "end": "2025-09-01T10:00:00Z"},
+        )
         created = queue.wait_for(lambda m: m.mailbox == ALICE)
         # What Exchange sends in a CreatedEvent: the item's id and its change key at that moment.
         assert created.notified == (NotifiedItem(item["id"], item["change_key"]),)
@@ -219,9 +257,17 @@ def test_a_burst_of_changes_is_coalesced_but_its_end_is_never_dropped(ews: EwsEm
     assert 1 <= len(queue.messages()) <= 3
 
 
-@pytest.mark.parametrize(("fault", "reason"), [("drop_stream", "dropped"), ("expire_subscriptions", "resubscribed"),
-                                               ("missed_events", "missed_events")])  # fmt: skip
-def test_each_stream_fault_still_gets_every_change_synced(ews: EwsEmulator, queue: Queue, fault: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("drop_stream", "dropped"),
+        ("expire_subscriptions", "resubscribed"),
+        ("missed_events", "missed_events"),
+    ],
+)
+def test_each_stream_fault_still_gets_every_change_synced(
+    ews: EwsEmulator, queue: Queue, fault: str, reason: str
+) -> None:
     with Task(ews, queue, [ALICE, BOB]):
         queue.wait_for(lambda m: m.mailbox == ALICE and m.reason == "start")
         eventually(streaming(ews))
@@ -243,9 +289,12 @@ def test_450_mailboxes_with_a_limit_of_2_connections(ews: EwsEmulator, queue: Qu
     mailboxes = [f"adviser{n:03d}@bank.test" for n in range(450)]
     ews.control("POST", "config", {"max_streaming_connections": 2})
     with Task(ews, queue, mailboxes, connection_limit=2, timed_interval_seconds=0.5) as task:
-        eventually(lambda: stats(ews)["subscriptions"] == 400 and stats(ews)["streaming_connections"] == 2, 20)
-        sizes = ews.call(lambda: sorted(len(c.subscriptions) for c in ews.emulator.notifications.connections
-                                        if not c.lost))  # fmt: skip
+        eventually(
+            lambda: stats(ews)["subscriptions"] == 400 and stats(ews)["streaming_connections"] == 2, 20
+        )
+        sizes = ews.call(
+            lambda: sorted(len(c.subscriptions) for c in ews.emulator.notifications.connections if not c.lost)
+        )
         assert sizes == [200, 200]
         # Both count against the service account's limit, whichever mailbox each is anchored on.
         assert stats(ews)["streaming_connections_by_account"] == {SERVICE: 2}
@@ -259,7 +308,9 @@ def test_450_mailboxes_with_a_limit_of_2_connections(ews: EwsEmulator, queue: Qu
         # A streaming one's by its notification.
         streamed = next(m for m, (mode, _) in task.state.modes.items() if mode == "streaming")
         made_at = outlook_change(ews, streamed)
-        queue.wait_for(lambda m: m.mailbox == streamed and m.reason == "notification" and m.sent_at >= made_at)
+        queue.wait_for(
+            lambda m: m.mailbox == streamed and m.reason == "notification" and m.sent_at >= made_at
+        )
 
 
 def test_mappings_added_and_removed_while_running(ews: EwsEmulator, queue: Queue) -> None:
@@ -271,7 +322,9 @@ def test_mappings_added_and_removed_while_running(ews: EwsEmulator, queue: Queue
         task.runner.refresh_soon()
 
         queue.wait_for(lambda m: m.mailbox == carol and m.reason == "subscribed")
-        eventually(lambda: stats(ews)["subscriptions_by_mailbox"] == {ALICE: 1, carol: 1} and streaming(ews)())
+        eventually(
+            lambda: stats(ews)["subscriptions_by_mailbox"] == {ALICE: 1, carol: 1} and streaming(ews)()
+        )
         made_at = outlook_change(ews, carol)
         queue.wait_for(lambda m: m.mailbox == carol and m.reason == "notification" and m.sent_at >= made_at)
         made_at = outlook_change(ews, BOB)  # no longer mapped: nobody is woken for it
@@ -279,7 +332,9 @@ def test_mappings_added_and_removed_while_running(ews: EwsEmulator, queue: Queue
         assert all(m.mailbox != BOB for m in queue.messages() if m.sent_at >= made_at)
 
 
-def test_stop_ends_subscriptions_and_connections_and_beats_a_last_time(ews: EwsEmulator, queue: Queue) -> None:
+def test_stop_ends_subscriptions_and_connections_and_beats_a_last_time(
+    ews: EwsEmulator, queue: Queue
+) -> None:
     task = Task(ews, queue, [ALICE, BOB]).__enter__()
     eventually(lambda: stats(ews)["subscriptions"] == 2 and stats(ews)["streaming_connections"] == 1)
     assert ("task-1", 2) in task.state.heartbeats

@@ -26,15 +26,20 @@ class Clock:
 
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStreamingStateStore]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         tables = create_in_moto().tables
         yield DynamoStreamingStateStore(tables["StreamingStateTable"], region=REGION)
 
 
-def test_each_task_takes_its_own_share_and_a_surplus_task_finds_none(store: DynamoStreamingStateStore) -> None:
+def test_each_task_takes_its_own_share_and_a_surplus_task_finds_none(
+    store: DynamoStreamingStateStore,
+) -> None:
     clock = Clock()
     first = ShareLease(store, "task-a", 2, LEASE, clock)
     second = ShareLease(store, "task-b", 2, LEASE, clock)
@@ -66,8 +71,13 @@ def test_a_released_share_is_taken_over_at_once(store: DynamoStreamingStateStore
 
 
 def test_several_shards_without_an_index_claim_a_share() -> None:
-    env = {"INTEGRATIONS_TABLE": "i", "MAPPINGS_TABLE": "m", "STREAMING_STATE_TABLE": "s", "INBOUND_QUEUE_URL": "q",
-           "STREAMING_SHARDS": "3"}  # fmt: skip
+    env = {
+        "INTEGRATIONS_TABLE": "i",
+        "MAPPINGS_TABLE": "m",
+        "STREAMING_STATE_TABLE": "s",
+        "INBOUND_QUEUE_URL": "q",
+        "STREAMING_SHARDS": "3",
+    }
     assert StreamingSettings.from_env(env).claim_share is True
     assert StreamingSettings.from_env({**env, "STREAMING_SHARD_INDEX": "2"}).claim_share is False
     assert StreamingSettings.from_env({**env, "STREAMING_SHARDS": "1"}).claim_share is False

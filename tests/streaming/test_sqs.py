@@ -19,8 +19,11 @@ REGION = "eu-west-2"
 
 @pytest.fixture
 def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
@@ -32,7 +35,9 @@ def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
 
 def receive_all(client: Any, url: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
-    while answer := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages"):
+    while answer := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+        "Messages"
+    ):
         for message in answer:
             client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         found.extend(answer)
@@ -50,11 +55,17 @@ def test_one_message_per_wake_grouped_by_mailbox_and_never_deduplicated_away(sqs
     messages = receive_all(client, url)
     assert len(messages) == 24
     first = messages[0]
-    assert json.loads(first["Body"]) == {"integration": "int-1", "mailbox": "m00@bank.test", "reason": "notification"}
+    assert json.loads(first["Body"]) == {
+        "integration": "int-1",
+        "mailbox": "m00@bank.test",
+        "reason": "notification",
+    }
     assert first["Attributes"]["MessageGroupId"] == "int-1/m00@bank.test"
     # What the inbound function reads back.
     assert sorted((w.mailbox, w.reason) for w in (decode(m["Body"]) for m in messages))[:2] == [
-        ("m00@bank.test", WakeReason.NOTIFICATION), ("m00@bank.test", WakeReason.TIMER)]
+        ("m00@bank.test", WakeReason.NOTIFICATION),
+        ("m00@bank.test", WakeReason.TIMER),
+    ]
 
 
 def test_a_body_that_is_not_ours_is_a_permanent_error() -> None:
@@ -73,8 +84,13 @@ def test_a_wake_naming_its_notified_items_carries_them_and_one_without_names_non
 
 
 def test_a_body_from_before_items_existed_or_naming_too_many_means_read_the_mailbox() -> None:
-    assert decode('{"integration": "int-1", "mailbox": "m@bank.test", "reason": "notification"}').notified is None
+    assert (
+        decode('{"integration": "int-1", "mailbox": "m@bank.test", "reason": "notification"}').notified
+        is None
+    )
     too_many = [[f"id{n}", "ck"] for n in range(MAX_NOTIFIED_ITEMS + 1)]
-    body = json.dumps({"integration": "int-1", "mailbox": "m@bank.test", "reason": "notification", "items": too_many})
+    body = json.dumps(
+        {"integration": "int-1", "mailbox": "m@bank.test", "reason": "notification", "items": too_many}
+    )
     assert decode(body).notified is None
     assert decode(json.dumps({"integration": "i", "mailbox": "m", "items": []})).notified is None

@@ -52,9 +52,15 @@ def _occurrence_by_index(ctx: RequestContext, master: CalendarItem, index: int) 
 
     start = recurrence.start_of_index(master, index)
     if start is None:
-        raise EwsError("ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange", "Occurrence index is out of recurrence range.")
+        raise EwsError(
+            "ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange",
+            "Occurrence index is out of recurrence range.",
+        )
     if start in master.deleted_occurrences:
-        raise EwsError("ErrorCalendarOccurrenceIsDeletedFromRecurrence", "Occurrence has been deleted from the recurrence.")
+        raise EwsError(
+            "ErrorCalendarOccurrenceIsDeletedFromRecurrence",
+            "Occurrence has been deleted from the recurrence.",
+        )
     return ctx.store.occurrence(master, start)
 
 
@@ -75,7 +81,9 @@ def each_message(
             continue
         except (ValueError, OverflowError) as exc:
             # A value the schema lets through but no calendar can hold (hour 24, a date out of range, ...).
-            soap.error(messages, operation, EwsError("ErrorInvalidValueForProperty", f"A value is not valid: {exc}"))
+            soap.error(
+                messages, operation, EwsError("ErrorInvalidValueForProperty", f"A value is not valid: {exc}")
+            )
             continue
         message = soap.success(messages, operation)
         for node in scratch:

@@ -45,8 +45,13 @@ def convert_id(ctx: RequestContext, request: etree._Element, body: etree._Elemen
         # Our ids are the same bytes in every format; only their spelling differs.
         if decode_id(base64.b64encode(raw).decode()) is None:
             raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
-        alternate = sub(message, m("AlternateId"), Format=destination, Id=_from_raw(raw, destination),
-                        Mailbox=source.get("Mailbox", ""))  # fmt: skip
+        alternate = sub(
+            message,
+            m("AlternateId"),
+            Format=destination,
+            Id=_from_raw(raw, destination),
+            Mailbox=source.get("Mailbox", ""),
+        )
         alternate.set(f"{{{XSI_NS}}}type", "t:AlternateIdType")
 
     each_message(messages, "ConvertId", sources, handle)

@@ -28,7 +28,10 @@ def create_item(ctx: RequestContext, request: etree._Element, body: etree._Eleme
 
     def handle(item_el: etree._Element, message: etree._Element) -> None:
         if local(item_el) != "CalendarItem":
-            raise EwsError("ErrorInvalidItemForOperation", f"This mailbox keeps calendar items only, not {local(item_el)}.")
+            raise EwsError(
+                "ErrorInvalidItemForOperation",
+                f"This mailbox keeps calendar items only, not {local(item_el)}.",
+            )
         if invitations is None:
             # Exchange insists on being told whether to send invitations for calendar items.
             raise EwsError(

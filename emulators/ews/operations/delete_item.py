@@ -27,7 +27,8 @@ def delete_item(ctx: RequestContext, request: etree._Element, body: etree._Eleme
         if cancellations is None:
             # As for CreateItem and UpdateItem: required for calendar items (the only items here).
             raise EwsError(
-                "ErrorSendMeetingCancellationsRequired", "SendMeetingCancellations attribute is required for Calendar items."
+                "ErrorSendMeetingCancellationsRequired",
+                "SendMeetingCancellations attribute is required for Calendar items.",
             )
         ctx.store.delete_item(item, kind)
 

@@ -35,7 +35,9 @@ def calendar_view(mailbox: Mailbox, start: datetime, end: datetime) -> list[Item
                 found.append(item)
             continue
         # A day of slack: an occurrence's wall-clock duration may be an hour longer than the master's across DST.
-        for original_start, index in recurrence.expand(item, start - (item.end - item.start) - timedelta(days=1), end):
+        for original_start, index in recurrence.expand(
+            item, start - (item.end - item.start) - timedelta(days=1), end
+        ):
             if original_start in item.deleted_occurrences:
                 continue
             view: ItemView = item.exceptions.get(original_start) or Occurrence(item, original_start, index)
@@ -100,7 +102,10 @@ def _value_of(item: CalendarItem, path: etree._Element) -> Any:
     if kind == "FieldURI":
         getter = _FIELD_GETTERS.get(path.get("FieldURI", ""))
         if getter is None:
-            raise EwsError("ErrorUnsupportedPathForQuery", f"The property {path.get('FieldURI')} cannot be used in a restriction.")
+            raise EwsError(
+                "ErrorUnsupportedPathForQuery",
+                f"The property {path.get('FieldURI')} cannot be used in a restriction.",
+            )
         value = getter(item)
         return _MISSING if value is None else value
     raise EwsError("ErrorUnsupportedPathForQuery", f"{kind} cannot be used in a restriction.")
@@ -122,7 +127,9 @@ def _constant(expr: etree._Element, sample: Any) -> Any:
         if isinstance(sample, float):
             return float(raw)
     except ValueError as exc:
-        raise EwsError("ErrorInvalidValueForProperty", f"'{raw}' is not a valid value for that property.") from exc
+        raise EwsError(
+            "ErrorInvalidValueForProperty", f"'{raw}' is not a valid value for that property."
+        ) from exc
     return raw
 
 
@@ -152,7 +159,14 @@ def _contains(value: Any, expr: etree._Element) -> bool:
 
 
 def _path(expr: etree._Element) -> etree._Element:
-    path = next((el for el in expr if isinstance(el.tag, str) and local(el) in ("FieldURI", "ExtendedFieldURI", "IndexedFieldURI")), None)
+    path = next(
+        (
+            el
+            for el in expr
+            if isinstance(el.tag, str) and local(el) in ("FieldURI", "ExtendedFieldURI", "IndexedFieldURI")
+        ),
+        None,
+    )
     if path is None:
         raise EwsError("ErrorUnsupportedQueryFilter", "A restriction names no property.")
     return path
@@ -201,7 +215,9 @@ def find_item(ctx: RequestContext, request: etree._Element, body: etree._Element
     calendar = child(request, M_NS, "CalendarView")
     paged = child(request, M_NS, "IndexedPageItemView")
     restriction = child(request, M_NS, "Restriction")
-    expression = next((e for e in restriction if isinstance(e.tag, str)), None) if restriction is not None else None
+    expression = (
+        next((e for e in restriction if isinstance(e.tag, str)), None) if restriction is not None else None
+    )
     _, messages = response(body, "FindItem")
 
     def handle(folder_el: etree._Element, message: etree._Element) -> None:
@@ -210,13 +226,19 @@ def find_item(ctx: RequestContext, request: etree._Element, body: etree._Element
         offset = 0
         if calendar is not None:
             if expression is not None:
-                raise EwsError("ErrorRestrictionTooComplex", "Restrictions cannot be used with a CalendarView.")
+                raise EwsError(
+                    "ErrorRestrictionTooComplex", "Restrictions cannot be used with a CalendarView."
+                )
             start = ctx.datetime_value(calendar.get("StartDate", ""))
             end = ctx.datetime_value(calendar.get("EndDate", ""))
             if end < start:
-                raise EwsError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate")
+                raise EwsError(
+                    "ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate"
+                )
             if end - start > MAX_VIEW_SPAN:
-                raise EwsError("ErrorCalendarViewRangeTooBig", "The time span between StartDate and EndDate is too big.")
+                raise EwsError(
+                    "ErrorCalendarViewRangeTooBig", "The time span between StartDate and EndDate is too big."
+                )
             views = calendar_view(mailbox, start, end)
             total = len(views)
             asked = int(calendar.get("MaxEntriesReturned", "0") or 0)
@@ -226,7 +248,9 @@ def find_item(ctx: RequestContext, request: etree._Element, body: etree._Element
             # (a calendar view has no offset to continue from: the client must narrow the range; see README).
             includes_last = len(page) >= total
         else:
-            items: list[ItemView] = [i for i in mailbox.items.values() if expression is None or matches(i, expression)]
+            items: list[ItemView] = [
+                i for i in mailbox.items.values() if expression is None or matches(i, expression)
+            ]
             items.sort(key=lambda i: i.num if isinstance(i, CalendarItem) else 0)
             total = len(items)
             limit = ctx.settings.find_count_limit

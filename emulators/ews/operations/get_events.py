@@ -35,7 +35,9 @@ def get_events(ctx: RequestContext, request: etree._Element, body: etree._Elemen
             raise EwsError("ErrorInvalidPullSubscriptionId", "The subscription is not a pull subscription.")
         note_affinity(ctx, hub, [subscription])
         if hub.take_missed("GetEvents", {subscription.mailbox.address}):
-            raise EwsError("ErrorMissedNotificationEvents", "Events were lost; the subscription must be recreated.")
+            raise EwsError(
+                "ErrorMissedNotificationEvents", "Events were lost; the subscription must be recreated."
+            )
         previous, events, more, current = hub.pull(subscription, watermark, BATCH)
     except EwsError as err:
         soap.error(messages, "GetEvents", err)

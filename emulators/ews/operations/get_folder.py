@@ -31,7 +31,12 @@ def write_folder(
     el = sub(parent, t(kind))
     sub(el, t("FolderId"), Id=encode_folder_id(mailbox.num, name), ChangeKey=mailbox.folder_change_key)
     if parent_name:
-        sub(el, t("ParentFolderId"), Id=encode_folder_id(mailbox.num, parent_name), ChangeKey=mailbox.folder_change_key)
+        sub(
+            el,
+            t("ParentFolderId"),
+            Id=encode_folder_id(mailbox.num, parent_name),
+            ChangeKey=mailbox.folder_change_key,
+        )
     if folder_class:
         sub(el, t("FolderClass"), folder_class)
     sub(el, t("DisplayName"), display_name)
@@ -81,8 +86,13 @@ def find_folder(ctx: RequestContext, request: etree._Element, body: etree._Eleme
                 nxt = [n for n, spec in FOLDERS.items() if spec[3] in frontier]
                 below.extend(nxt)
                 frontier = nxt
-        root = sub(message, m("RootFolder"), IndexedPagingOffset=len(below), TotalItemsInView=len(below),
-                   IncludesLastItemInRange=True)  # fmt: skip
+        root = sub(
+            message,
+            m("RootFolder"),
+            IndexedPagingOffset=len(below),
+            TotalItemsInView=len(below),
+            IncludesLastItemInRange=True,
+        )
         folders = sub(root, t("Folders"))
         for found in below:
             write_folder(folders, mailbox, found, False)

@@ -24,7 +24,9 @@ def get_server_time_zones(ctx: RequestContext, request: etree._Element, body: et
     if unknown:
         # One unknown id fails the whole (single) message, as Exchange does; the schema still wants the container.
         message = soap.error(
-            messages, "GetServerTimeZones", EwsError("ErrorTimeZone", f"The time zone '{unknown[0]}' is not valid.")
+            messages,
+            "GetServerTimeZones",
+            EwsError("ErrorTimeZone", f"The time zone '{unknown[0]}' is not valid."),
         )
         sub(message, m("TimeZoneDefinitions"))
         return

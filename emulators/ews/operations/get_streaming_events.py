@@ -141,7 +141,9 @@ class _Stream:
             sub(message, m("ConnectionStatus"), status)
         await self.write(resp)
 
-    async def status(self, status: str, notifications: dict[Subscription, list[ChangeEvent]] | None = None) -> None:
+    async def status(
+        self, status: str, notifications: dict[Subscription, list[ChangeEvent]] | None = None
+    ) -> None:
         resp, message = self.message(True)
         if notifications:
             holder = sub(message, m("Notifications"))
@@ -164,19 +166,27 @@ def account_of(ctx: RequestContext) -> str:
     return ctx.principal.name.lower()
 
 
-def _check_request(ctx: RequestContext, hub: NotificationHub, ids: list[str], owner: str) -> list[Subscription]:
+def _check_request(
+    ctx: RequestContext, hub: NotificationHub, ids: list[str], owner: str
+) -> list[Subscription]:
     """The subscriptions a request names, or the EwsError (with the bad ids) the stream answers instead."""
     settings = ctx.settings
     # The hanging-connection limit is the authenticated account's (the service account's, when it impersonates):
     # that is what bounds a sync service and makes it pack up to 200 mailboxes into each connection.
     if hub.open_count(account_of(ctx)) >= settings.max_streaming_connections:
-        raise _IdsError("ErrorExceededConnectionCount",
-                        "You have exceeded the available concurrent connections for your account. "
-                        "Try again once your other requests have completed.", [])  # fmt: skip
+        raise _IdsError(
+            "ErrorExceededConnectionCount",
+            "You have exceeded the available concurrent connections for your account. "
+            "Try again once your other requests have completed.",
+            [],
+        )
     if len(ids) > settings.max_subscriptions_per_connection:
-        raise _IdsError("ErrorInvalidArgument",
-                        f"A streaming connection can carry at most {settings.max_subscriptions_per_connection} "
-                        "subscriptions.", [])  # fmt: skip
+        raise _IdsError(
+            "ErrorInvalidArgument",
+            f"A streaming connection can carry at most {settings.max_subscriptions_per_connection} "
+            "subscriptions.",
+            [],
+        )
     subs: list[Subscription] = []
     bad: list[str] = []
     for sub_id in dict.fromkeys(ids):
@@ -189,7 +199,9 @@ def _check_request(ctx: RequestContext, hub: NotificationHub, ids: list[str], ow
                 continue
             found = grouped
         if found.kind != "streaming":
-            raise _IdsError("ErrorInvalidSubscription", "The subscription is not a streaming subscription.", [sub_id])
+            raise _IdsError(
+                "ErrorInvalidSubscription", "The subscription is not a streaming subscription.", [sub_id]
+            )
         subs.append(found)
     if bad:
         raise _IdsError("ErrorSubscriptionNotFound", _NOT_FOUND, bad)
@@ -198,8 +210,11 @@ def _check_request(ctx: RequestContext, hub: NotificationHub, ids: list[str], ow
         # More events waited than the server keeps: they are gone, and the subscriptions must be recreated.
         raise _IdsError(MISSED_CODE, MISSED_MESSAGE, overflowed)
     if hub.take_missed("GetStreamingEvents", {s.mailbox.address for s in subs}):
-        raise _IdsError("ErrorMissedNotificationEvents", "Events were lost; the subscription must be recreated.",
-                        [s.id for s in subs])  # fmt: skip
+        raise _IdsError(
+            "ErrorMissedNotificationEvents",
+            "Events were lost; the subscription must be recreated.",
+            [s.id for s in subs],
+        )
     return subs
 
 
@@ -233,16 +248,24 @@ class _IdsError(EwsError):
 
 
 @streaming_operation("GetStreamingEvents")
-async def get_streaming_events(ctx: RequestContext, request: etree._Element, http: web.Request) -> web.StreamResponse:
+async def get_streaming_events(
+    ctx: RequestContext, request: etree._Element, http: web.Request
+) -> web.StreamResponse:
     """Hold the connection open for ConnectionTimeout minutes, writing notifications as they happen."""
     hub = hub_of(ctx)
     owner = owner_of(ctx)
-    ids = [el.text.strip() for el in children(child(request, M_NS, "SubscriptionIds"), T_NS, "SubscriptionId") if el.text]
+    ids = [
+        el.text.strip()
+        for el in children(child(request, M_NS, "SubscriptionIds"), T_NS, "SubscriptionId")
+        if el.text
+    ]
     minutes = int(text_of(request, M_NS, "ConnectionTimeout", "0") or 0)
     stream = _Stream(ctx, http)
     try:
         if not 1 <= minutes <= 30:
-            raise _IdsError("ErrorInvalidArgument", "ConnectionTimeout must be between 1 and 30, inclusive.", [])
+            raise _IdsError(
+                "ErrorInvalidArgument", "ConnectionTimeout must be between 1 and 30, inclusive.", []
+            )
         subs = _check_request(ctx, hub, ids, owner)
     except _IdsError as err:
         await stream.start()

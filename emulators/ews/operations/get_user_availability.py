@@ -63,7 +63,9 @@ def _may_see_details(ctx: RequestContext, mailbox: Mailbox) -> bool:
 
 
 def _published(views: list[ItemView]) -> list[ItemView]:
-    return [v for v in views if _field(v, "legacy_free_busy_status") != "Free" and not _field(v, "is_cancelled")]
+    return [
+        v for v in views if _field(v, "legacy_free_busy_status") != "Free" and not _field(v, "is_cancelled")
+    ]
 
 
 def _merged(views: list[ItemView], start: datetime, end: datetime, minutes: int) -> str:
@@ -124,7 +126,9 @@ def _write_working_hours(parent: etree._Element, mailbox: Mailbox) -> None:
 def _options(request: etree._Element) -> tuple[datetime, datetime, int, str]:
     options = child(request, T_NS, "FreeBusyViewOptions")
     if options is None:
-        raise SoapFault("ErrorInvalidRequest", "The emulator answers free/busy requests only, not suggestions.")
+        raise SoapFault(
+            "ErrorInvalidRequest", "The emulator answers free/busy requests only, not suggestions."
+        )
     window = child(options, T_NS, "TimeWindow")
     start = parse_datetime(text_of(window, T_NS, "StartTime", "") or "")
     end = parse_datetime(text_of(window, T_NS, "EndTime", "") or "")
@@ -157,10 +161,13 @@ def get_user_availability(ctx: RequestContext, request: etree._Element, body: et
         if mailbox is None:
             # One unknown attendee fails only its own entry, never the request.
             message = sub(answer, m("ResponseMessage"), ResponseClass="Error")
-            soap.fill_error(message, EwsError(
-                "ErrorMailRecipientNotFound",
-                f"Unable to resolve e-mail address <>;{address} to an Active Directory object.",
-            ))  # fmt: skip
+            soap.fill_error(
+                message,
+                EwsError(
+                    "ErrorMailRecipientNotFound",
+                    f"Unable to resolve e-mail address <>;{address} to an Active Directory object.",
+                ),
+            )
             sub(sub(answer, m("FreeBusyView")), t("FreeBusyViewType"), "None")
             continue
         message = sub(answer, m("ResponseMessage"), ResponseClass="Success")

@@ -23,9 +23,13 @@ def resolve_names(ctx: RequestContext, request: etree._Element, body: etree._Ele
     found = [
         account
         for account in ctx.store.accounts.values()
-        if entry and (account.address == entry or account.display_name.lower().startswith(entry)
-                      or account.address.startswith(entry))
-    ]  # fmt: skip
+        if entry
+        and (
+            account.address == entry
+            or account.display_name.lower().startswith(entry)
+            or account.address.startswith(entry)
+        )
+    ]
     if not found:
         error(messages, "ResolveNames", EwsError("ErrorNameResolutionNoResults", "No results were found."))
         return
@@ -37,7 +41,9 @@ def resolve_names(ctx: RequestContext, request: etree._Element, body: etree._Ele
     else:
         message = sub(messages, m("ResolveNamesResponseMessage"), ResponseClass="Success")
         sub(message, m("ResponseCode"), "NoError")
-    resolution_set = sub(message, m("ResolutionSet"), TotalItemsInView=len(found), IncludesLastItemInRange=True)
+    resolution_set = sub(
+        message, m("ResolutionSet"), TotalItemsInView=len(found), IncludesLastItemInRange=True
+    )
     for account in found:
         resolution = sub(resolution_set, t("Resolution"))
         mailbox = sub(resolution, t("Mailbox"))

@@ -27,7 +27,9 @@ _KINDS = {"StreamingSubscriptionRequest": "streaming", "PullSubscriptionRequest"
 def _subscribe(ctx: RequestContext, request_el: etree._Element) -> Subscription:
     kind = _KINDS.get(local(request_el))
     if kind is None:
-        raise EwsError("ErrorInvalidSubscriptionRequest", "The emulator supports streaming and pull subscriptions only.")
+        raise EwsError(
+            "ErrorInvalidSubscriptionRequest", "The emulator supports streaming and pull subscriptions only."
+        )
     hub = hub_of(ctx)
     folders: set[str] = set()
     mailboxes: list[Mailbox] = []
@@ -42,10 +44,16 @@ def _subscribe(ctx: RequestContext, request_el: etree._Element) -> Subscription:
         raise EwsError("ErrorInvalidSubscriptionRequest", "The subscription request names no folder.")
     if len({mb.num for mb in mailboxes}) > 1:
         # Exchange: "all folders in a subscription request must belong to the same mailbox".
-        raise EwsError("ErrorInvalidSubscriptionRequest", "Subscriptions can only cover folders of one mailbox.")
+        raise EwsError(
+            "ErrorInvalidSubscriptionRequest", "Subscriptions can only cover folders of one mailbox."
+        )
     mailbox = mailboxes[0]
     ctx.check_access(mailbox, "read")
-    event_types = {el.text.strip() for el in children(child(request_el, T_NS, "EventTypes"), T_NS, "EventType") if el.text}
+    event_types = {
+        el.text.strip()
+        for el in children(child(request_el, T_NS, "EventTypes"), T_NS, "EventType")
+        if el.text
+    }
     timeout = int(text_of(request_el, T_NS, "Timeout", "0") or 0)
     # Pull requests put the Watermark in the messages namespace (exchangelib) or types namespace (the schema).
     watermark_el = child(request_el, M_NS, "Watermark")
@@ -84,5 +92,7 @@ async def subscribe(ctx: RequestContext, request: etree._Element, http: web.Requ
     if created is not None and (header(ctx, "X-PreferServerAffinity") or "").lower() == "true":
         # Exchange answers X-PreferServerAffinity with the backend that hosts the mailbox; clients send it back on
         # GetStreamingEvents / GetEvents / Unsubscribe so the group's requests reach the same server.
-        response.set_cookie("X-BackEndOverrideCookie", affinity_cookie(created.mailbox), path="/", httponly=True)
+        response.set_cookie(
+            "X-BackEndOverrideCookie", affinity_cookie(created.mailbox), path="/", httponly=True
+        )
     return response

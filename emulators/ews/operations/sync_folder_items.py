@@ -45,7 +45,9 @@ class SyncState:
         nums = sorted(self.known)
         deltas = [b - a for a, b in zip([0, *nums], nums, strict=False)]
         payload = {"v": 1, "m": self.mailbox, "a": self.address, "s": self.seq, "k": deltas}
-        return base64.b64encode(gzip.compress(json.dumps(payload, separators=(",", ":")).encode(), mtime=0)).decode()
+        return base64.b64encode(
+            gzip.compress(json.dumps(payload, separators=(",", ":")).encode(), mtime=0)
+        ).decode()
 
     @classmethod
     def decode(cls, value: str, mailbox: Mailbox) -> SyncState:
@@ -71,7 +73,9 @@ def _changes(mailbox: Mailbox, state: SyncState) -> list[tuple[int, str, int, Ca
     changes: list[tuple[int, str, int, CalendarItem | None]] = []
     for item in mailbox.items.values():
         if item.modified_seq > state.seq:
-            changes.append((item.modified_seq, "Update" if item.num in state.known else "Create", item.num, item))
+            changes.append(
+                (item.modified_seq, "Update" if item.num in state.known else "Create", item.num, item)
+            )
     for num, seq in mailbox.tombstones.items():
         if seq > state.seq and num in state.known:
             changes.append((seq, "Delete", num, None))
@@ -83,7 +87,11 @@ def _ignored(request: etree._Element, mailbox: Mailbox) -> set[int]:
     nums = set()
     for id_el in item_id_elements(child(request, M_NS, "Ignore")):
         decoded = decode_id(id_el.get("Id", "") or id_el.get("RecurringMasterId", ""))
-        if decoded is not None and decoded.kind in ("item", "occurrence") and decoded.mailbox_num == mailbox.num:
+        if (
+            decoded is not None
+            and decoded.kind in ("item", "occurrence")
+            and decoded.mailbox_num == mailbox.num
+        ):
             nums.add(decoded.item_num)
     return nums
 

@@ -48,7 +48,15 @@ def collect_updates(item: CalendarItem | Occurrence, updates: etree._Element) ->
         if not isinstance(update.tag, str):
             continue
         kind = local(update)
-        uri = next((el for el in update if isinstance(el.tag, str) and local(el) in ("FieldURI", "ExtendedFieldURI", "IndexedFieldURI")), None)
+        uri = next(
+            (
+                el
+                for el in update
+                if isinstance(el.tag, str)
+                and local(el) in ("FieldURI", "ExtendedFieldURI", "IndexedFieldURI")
+            ),
+            None,
+        )
         if uri is None:
             raise EwsError("ErrorInvalidPropertySet", "An update names no property.")
         if local(uri) == "ExtendedFieldURI":
@@ -57,9 +65,13 @@ def collect_updates(item: CalendarItem | Occurrence, updates: etree._Element) ->
                 ext.pop(key, None)
             else:
                 item_el = child(update, T_NS, "CalendarItem")
-                value = parse_calendar_item(item_el).get("extended_properties", {}) if item_el is not None else {}
+                value = (
+                    parse_calendar_item(item_el).get("extended_properties", {}) if item_el is not None else {}
+                )
                 if key not in value:
-                    raise EwsError("ErrorInvalidPropertySet", "The update carries no value for its extended property.")
+                    raise EwsError(
+                        "ErrorInvalidPropertySet", "The update carries no value for its extended property."
+                    )
                 ext[key] = value[key]
             ext_changed = True
             continue

@@ -12,7 +12,12 @@ from calsync.domain import PermanentError, RetryableError
 
 CACHE_SECONDS = 300
 # Errors that will not go away by themselves.
-_PERMANENT = ("ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure", "InvalidRequestException")
+_PERMANENT = (
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "DecryptionFailure",
+    "InvalidRequestException",
+)
 
 
 class SecretsManagerStore:
@@ -32,7 +37,9 @@ class SecretsManagerStore:
             cause = exc.__cause__
             code = cause.response.get("Error", {}).get("Code", "") if isinstance(cause, ClientError) else ""
             if code in _PERMANENT or any(c in str(exc) for c in _PERMANENT):
-                raise PermanentError(f"secret {full!r} cannot be read ({code or exc}): create it or grant access") from exc
+                raise PermanentError(
+                    f"secret {full!r} cannot be read ({code or exc}): create it or grant access"
+                ) from exc
             raise RetryableError(f"secret {full!r} could not be read now: {exc}") from exc
         if not isinstance(value, dict):
             raise PermanentError(f"secret {full!r} is not a JSON object")

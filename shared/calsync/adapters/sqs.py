@@ -17,20 +17,26 @@ _BATCH = 10
 
 
 def encode(message: OutboundMessage) -> str:
-    return json.dumps({
-        "integration_id": message.integration_id,
-        "company_id": message.jrni_key.company_id,
-        "booking_id": message.jrni_key.booking_id,
-        "trigger": message.trigger,
-    }, sort_keys=True)  # fmt: skip
+    return json.dumps(
+        {
+            "integration_id": message.integration_id,
+            "company_id": message.jrni_key.company_id,
+            "booking_id": message.jrni_key.booking_id,
+            "trigger": message.trigger,
+        },
+        sort_keys=True,
+    )
 
 
 def decode(body: str) -> OutboundMessage:
     """Parse a message body; PermanentError for anything that is not one of ours (it can never succeed)."""
     try:
         data = json.loads(body)
-        return OutboundMessage(str(data["integration_id"]), JrniKey(str(data["company_id"]), str(data["booking_id"])),
-                               str(data.get("trigger", "")))  # fmt: skip
+        return OutboundMessage(
+            str(data["integration_id"]),
+            JrniKey(str(data["company_id"]), str(data["booking_id"])),
+            str(data.get("trigger", "")),
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise PermanentError(f"not an outbound message: {exc}") from exc
 
@@ -55,8 +61,14 @@ class SqsOutboundQueue:
         for index, message in enumerate(messages):
             body = encode(message)
             dedup = hashlib.sha256(f"{delivery_id}|{body}".encode()).hexdigest()
-            entries.append({"Id": str(index), "MessageBody": body, "MessageGroupId": group_of(message),
-                            "MessageDeduplicationId": dedup})  # fmt: skip
+            entries.append(
+                {
+                    "Id": str(index),
+                    "MessageBody": body,
+                    "MessageGroupId": group_of(message),
+                    "MessageDeduplicationId": dedup,
+                }
+            )
         for start in range(0, len(entries), _BATCH):
             chunk = entries[start : start + _BATCH]
             try:
@@ -64,13 +76,16 @@ class SqsOutboundQueue:
             except (BotoCoreError, ClientError) as exc:
                 raise RetryableError(f"the outbound queue refused messages: {exc}") from exc
             if answer.get("Failed"):
-                raise RetryableError(f"the outbound queue refused {len(answer['Failed'])} message(s): {answer['Failed']}")
+                raise RetryableError(
+                    f"the outbound queue refused {len(answer['Failed'])} message(s): {answer['Failed']}"
+                )
 
     def postpone(self, receipt_handle: str, seconds: float) -> None:
         """Keep a received message invisible for ``seconds`` (a server's back-off), instead of retrying at once."""
         delay = min(MAX_DELAY_SECONDS, max(1, int(seconds + 0.999)))
-        self.client.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=receipt_handle,
-                                              VisibilityTimeout=delay)  # fmt: skip
+        self.client.change_message_visibility(
+            QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
+        )
 
     def dead_letter(self, body: str, group: str, reason: str, message_id: str) -> None:
         """Move a message that can never succeed to the dead-letter queue, with the reason beside it."""

@@ -49,12 +49,16 @@ class _Strict(BaseModel):
 class JrniIn(_Strict):
     base_url: str = Field(pattern=r"^https?://", description="JRNI API root, e.g. https://example.jrni.com")
     company_id: str = Field(min_length=1, description="the parent company")
-    secret_name: str = Field(min_length=1, description='Secrets Manager name of {"app_id","app_key","email","password"}')
+    secret_name: str = Field(
+        min_length=1, description='Secrets Manager name of {"app_id","app_key","email","password"}'
+    )
 
 
 class ExchangeIn(_Strict):
-    endpoint: str = Field(pattern=r"^https?://", description="the EWS URL, e.g. https://mail.example.com/EWS/Exchange.asmx")
-    secret_name: str = Field(min_length=1, description='Secrets Manager name of the Exchange credentials')
+    endpoint: str = Field(
+        pattern=r"^https?://", description="the EWS URL, e.g. https://mail.example.com/EWS/Exchange.asmx"
+    )
+    secret_name: str = Field(min_length=1, description="Secrets Manager name of the Exchange credentials")
     auth: ExchangeAuth = ExchangeAuth.BASIC
     access_type: AccessType = AccessType.IMPERSONATION
     server_version: str = "Exchange2016"
@@ -73,7 +77,9 @@ class IntegrationIn(_Strict):
     name: str = Field(min_length=1, max_length=200)
     jrni: JrniIn
     exchange: ExchangeIn
-    webhook_secret_name: str = Field(min_length=1, description='Secrets Manager name of {"username","password"} or {"token"}')
+    webhook_secret_name: str = Field(
+        min_length=1, description='Secrets Manager name of {"username","password"} or {"token"}'
+    )
     options: OptionsIn = OptionsIn()
     subject_template: str | None = None
     body_template: str | None = None
@@ -90,34 +96,50 @@ def integration_json(integration: Integration) -> dict[str, Any]:
     return {
         "id": integration.id,
         "name": integration.name,
-        "jrni": {"base_url": integration.jrni.base_url, "company_id": integration.jrni.company_id,
-                 "secret_name": integration.jrni.secret_name},
-        "exchange": {"endpoint": integration.exchange.endpoint, "secret_name": integration.exchange.secret_name,
-                     "auth": integration.exchange.auth.value, "access_type": integration.exchange.access_type.value,
-                     "server_version": integration.exchange.server_version,
-                     "verify_tls": integration.exchange.verify_tls, "token_url": integration.exchange.token_url},
+        "jrni": {
+            "base_url": integration.jrni.base_url,
+            "company_id": integration.jrni.company_id,
+            "secret_name": integration.jrni.secret_name,
+        },
+        "exchange": {
+            "endpoint": integration.exchange.endpoint,
+            "secret_name": integration.exchange.secret_name,
+            "auth": integration.exchange.auth.value,
+            "access_type": integration.exchange.access_type.value,
+            "server_version": integration.exchange.server_version,
+            "verify_tls": integration.exchange.verify_tls,
+            "token_url": integration.exchange.token_url,
+        },
         "webhook_secret_name": integration.webhook_secret_name,
         "webhook_path": f"/webhooks/jrni/{integration.id}",
-        "options": {"include_buffers": integration.options.include_buffers,
-                    "sync_jrni_blocks": integration.options.sync_jrni_blocks,
-                    "block_subject": integration.options.block_subject},
+        "options": {
+            "include_buffers": integration.options.include_buffers,
+            "sync_jrni_blocks": integration.options.sync_jrni_blocks,
+            "block_subject": integration.options.block_subject,
+        },
         "subject_template": integration.subject_template,
         "body_template": integration.body_template,
         "appointment_lock": integration.appointment_lock,
         "auto_confirm": integration.auto_confirm,
-    }  # fmt: skip
+    }
 
 
 def _error(status: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"message": message, **extra})
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body={"message": message, **extra}
+    )
 
 
 def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
     """The admin API's routes; ``services`` is called per request (built once per cold start by the caller)."""
     app = APIGatewayRestResolver(enable_validation=True)
     # The OpenAPI document, generated from the routes below: GET /admin/openapi (UI) or ?format=json.
-    app.enable_swagger(path="/admin/openapi", title="calsync admin API", version="1",
-                       description="Integrations between JRNI and Exchange, and staff and resources mapped to mailboxes.")  # fmt: skip
+    app.enable_swagger(
+        path="/admin/openapi",
+        title="calsync admin API",
+        version="1",
+        description="Integrations between JRNI and Exchange, and staff and resources mapped to mailboxes.",
+    )
 
     @app.exception_handler(RequestError)
     def request_error(exc: RequestError) -> Response[dict[str, Any]]:
@@ -159,9 +181,14 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
             auto_confirm=body.auto_confirm,
         )
         services().integrations.create(integration)
-        return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=integration_json(integration))
+        return Response(
+            status_code=201, content_type=content_types.APPLICATION_JSON, body=integration_json(integration)
+        )
 
-    @app.get("/admin/integrations/<integration_id>/mappings", summary="JRNI staff and resources with their mailboxes")
+    @app.get(
+        "/admin/integrations/<integration_id>/mappings",
+        summary="JRNI staff and resources with their mailboxes",
+    )
     def list_mappings(integration_id: Annotated[str, Path()]) -> dict[str, Any]:
         svc = services()
         integration = integration_or_404(svc, integration_id)
@@ -170,26 +197,43 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
         problems: dict[tuple[ResourceKind, str], list[dict[str, Any]]] = {}
         for problem in _newest_first(svc.mappings.problems(integration.id)):
             problems.setdefault((problem.kind, problem.jrni_id), []).append(_problem(problem))
-        watched = {w.mailbox: w for w in svc.streaming.mailbox_states(integration.id)} if svc.streaming else {}
+        watched = (
+            {w.mailbox: w for w in svc.streaming.mailbox_states(integration.id)} if svc.streaming else {}
+        )
         freshness = _Freshness.of(svc)
         rows = []
         for calendar in svc.bookings_for(integration).calendars():
             key = (calendar.kind, calendar.jrni_id)
             status = statuses.get(key)
-            rows.append({
-                "kind": calendar.kind.value, "jrni_id": calendar.jrni_id, "company_id": calendar.company_id,
-                "name": calendar.name, "jrni_ews_email": calendar.ews_email, "disabled": calendar.disabled,
-                "mailbox": mapped.get(key),
-                "status": None if status is None else {"state": status.state.value, "detail": status.detail,
-                                                       "at": status.at.isoformat() if status.at else None},
-                "problems": problems.get(key, []),
-                "outlook_changes": _watch(watched.get(mapped.get(key) or ""), freshness),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "kind": calendar.kind.value,
+                    "jrni_id": calendar.jrni_id,
+                    "company_id": calendar.company_id,
+                    "name": calendar.name,
+                    "jrni_ews_email": calendar.ews_email,
+                    "disabled": calendar.disabled,
+                    "mailbox": mapped.get(key),
+                    "status": None
+                    if status is None
+                    else {
+                        "state": status.state.value,
+                        "detail": status.detail,
+                        "at": status.at.isoformat() if status.at else None,
+                    },
+                    "problems": problems.get(key, []),
+                    "outlook_changes": _watch(watched.get(mapped.get(key) or ""), freshness),
+                }
+            )
         return {"mappings": rows}
 
     @app.put("/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>", summary="Map to a mailbox")
-    def put_mapping(integration_id: Annotated[str, Path()], kind: Annotated[ResourceKind, Path()],
-                    jrni_id: Annotated[str, Path()], body: MailboxIn) -> dict[str, Any]:  # fmt: skip
+    def put_mapping(
+        integration_id: Annotated[str, Path()],
+        kind: Annotated[ResourceKind, Path()],
+        jrni_id: Annotated[str, Path()],
+        body: MailboxIn,
+    ) -> dict[str, Any]:
         svc = services()
         integration = integration_or_404(svc, integration_id)
         mailbox = body.mailbox.strip().lower()
@@ -199,8 +243,11 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
         return {"kind": kind.value, "jrni_id": jrni_id, "mailbox": mailbox}
 
     @app.delete("/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>", summary="Unmap")
-    def delete_mapping(integration_id: Annotated[str, Path()], kind: Annotated[ResourceKind, Path()],
-                       jrni_id: Annotated[str, Path()]) -> Response[None]:  # fmt: skip
+    def delete_mapping(
+        integration_id: Annotated[str, Path()],
+        kind: Annotated[ResourceKind, Path()],
+        jrni_id: Annotated[str, Path()],
+    ) -> Response[None]:
         svc = services()
         integration = integration_or_404(svc, integration_id)
         if not svc.mappings.remove(integration.id, kind, jrni_id):
@@ -229,9 +276,16 @@ def build_admin_api(services: Callable[[], Services]) -> APIGatewayRestResolver:
         for state in svc.streaming.mailbox_states(integration.id) if svc.streaming else []:
             mode = freshness.mode(state) if freshness is not None else state.mode
             watching[mode] = watching.get(mode, 0) + 1
-        answer = {"integration_id": integration.id, "mapped": len(svc.mappings.mappings(integration.id)),
-                  "states": counts, "outlook_changes": watching, "problems": problems}  # fmt: skip
-        if freshness is not None and (watching or freshness.last is not None):  # none without a streaming task
+        answer = {
+            "integration_id": integration.id,
+            "mapped": len(svc.mappings.mappings(integration.id)),
+            "states": counts,
+            "outlook_changes": watching,
+            "problems": problems,
+        }
+        if freshness is not None and (
+            watching or freshness.last is not None
+        ):  # none without a streaming task
             answer["streaming_task"] = freshness.summary()
         return answer
 
@@ -244,8 +298,14 @@ def _newest_first(statuses: list[MappingStatus]) -> list[MappingStatus]:
 
 def _problem(status: MappingStatus) -> dict[str, Any]:
     """An open problem: what it is about, what happened, and since when."""
-    return {"kind": status.kind.value, "jrni_id": status.jrni_id, "state": status.state.value,
-            "subject": status.subject, "detail": status.detail, "at": status.at.isoformat() if status.at else None}
+    return {
+        "kind": status.kind.value,
+        "jrni_id": status.jrni_id,
+        "state": status.state.value,
+        "subject": status.subject,
+        "detail": status.detail,
+        "at": status.at.isoformat() if status.at else None,
+    }
 
 
 # A watch (streaming or timed) is stale once the streaming task has missed this many heartbeats: the task is gone
@@ -271,7 +331,9 @@ class _Freshness:
             return None
         watching = [beat for beat in svc.streaming.heartbeats() if beat.mailboxes > 0]
         last = max(watching, key=lambda beat: beat.at, default=None)
-        return cls(svc.clock(), svc.streaming_heartbeat, last, svc.streaming_service or "of the streaming task")
+        return cls(
+            svc.clock(), svc.streaming_heartbeat, last, svc.streaming_service or "of the streaming task"
+        )
 
     @property
     def stale_after(self) -> timedelta:
@@ -285,18 +347,24 @@ class _Freshness:
         return "stale" if state.mode in ("streaming", "timed") and not self.fresh else state.mode
 
     def detail(self) -> str:
-        check = (f"check the ECS service {self.service}: its running tasks, their stopped reasons and logs; a new task "
-                 f"resyncs every mailbox when it starts")  # fmt: skip
+        check = (
+            f"check the ECS service {self.service}: its running tasks, their stopped reasons and logs; a new task "
+            f"resyncs every mailbox when it starts"
+        )
         if self.last is None:
             return f"no streaming task has reported watching mailboxes: Outlook changes are not reaching calsync; {check}"
         age = int((self.now - self.last.at).total_seconds())
-        return (f"the streaming task last reported at {self.last.at.isoformat()} ({age} s ago; it reports every "
-                f"{self.interval.total_seconds():g} s): Outlook changes are not reaching calsync; {check}")
+        return (
+            f"the streaming task last reported at {self.last.at.isoformat()} ({age} s ago; it reports every "
+            f"{self.interval.total_seconds():g} s): Outlook changes are not reaching calsync; {check}"
+        )
 
     def summary(self) -> dict[str, Any]:
-        return {"state": "ok" if self.fresh else "stale",
-                "last_heartbeat": self.last.at.isoformat() if self.last else None,
-                "stale_after_seconds": self.stale_after.total_seconds()}  # fmt: skip
+        return {
+            "state": "ok" if self.fresh else "stale",
+            "last_heartbeat": self.last.at.isoformat() if self.last else None,
+            "stale_after_seconds": self.stale_after.total_seconds(),
+        }
 
 
 def _watch(state: MailboxStreamState | None, freshness: _Freshness | None) -> dict[str, Any] | None:
@@ -307,8 +375,12 @@ def _watch(state: MailboxStreamState | None, freshness: _Freshness | None) -> di
         return None
     watch: dict[str, Any] = {"mode": state.mode, "detail": state.detail, "at": state.at.isoformat()}
     if freshness is not None and freshness.mode(state) == "stale":
-        watch.update(mode="stale", detail=freshness.detail(), watched_as=state.mode,
-                     last_heartbeat=freshness.last.at.isoformat() if freshness.last else None)  # fmt: skip
+        watch.update(
+            mode="stale",
+            detail=freshness.detail(),
+            watched_as=state.mode,
+            last_heartbeat=freshness.last.at.isoformat() if freshness.last else None,
+        )
     return watch
 
 

@@ -22,13 +22,17 @@ class ControlledQueue(Protocol):
     def dead_letter(self, body: str, group: str, reason: str, message_id: str) -> None: ...
 
 
-def handle_record(record: SQSRecord, queue: ControlledQueue, work: Callable[[str], dict[str, Any]], logger: Any) -> None:
+def handle_record(
+    record: SQSRecord, queue: ControlledQueue, work: Callable[[str], dict[str, Any]], logger: Any
+) -> None:
     """Run ``work(record.body)`` (which returns what to log on success) and map its errors to SQS outcomes."""
     try:
         done = work(record.body)
     except PermanentError as exc:
         logger.error("message dead-lettered", extra={"reason": str(exc), "message_id": record.message_id})
-        queue.dead_letter(record.body, record.attributes.message_group_id or "unknown", str(exc), record.message_id)
+        queue.dead_letter(
+            record.body, record.attributes.message_group_id or "unknown", str(exc), record.message_id
+        )
         return
     except RetryableError as exc:
         queue.postpone(record.receipt_handle, exc.delay_seconds)

@@ -31,7 +31,9 @@ class MailboxChanges:
 
     mailbox: str
     upserts: list[CalendarEvent] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)  # ids of deleted items (a deleted series: its master's id)
+    removed: list[str] = field(
+        default_factory=list
+    )  # ids of deleted items (a deleted series: its master's id)
     # Series whose occurrences inside the sync window are all among ``upserts``: any other occurrence we hold a
     # block for has gone (deleted occurrence, or moved out of the window).
     complete_series: list[str] = field(default_factory=list)

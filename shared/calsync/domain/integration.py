@@ -63,8 +63,12 @@ class Integration:
     body_template: str | None = None
     appointment_lock: bool = True  # inbound: revert Outlook edits of JRNI bookings (next issue)
     auto_confirm: bool = False  # inbound: a reservation moved in Outlook is confirmed (next issue)
-    inbound_free_busy: tuple[FreeBusy, ...] = (FreeBusy.BUSY, FreeBusy.OOF, FreeBusy.TENTATIVE,
-                                               FreeBusy.WORKING_ELSEWHERE)  # fmt: skip
+    inbound_free_busy: tuple[FreeBusy, ...] = (
+        FreeBusy.BUSY,
+        FreeBusy.OOF,
+        FreeBusy.TENTATIVE,
+        FreeBusy.WORKING_ELSEWHERE,
+    )
     created_at: datetime | None = None
 
 

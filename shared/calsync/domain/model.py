@@ -149,15 +149,23 @@ class EventContent:
     def fingerprint(self) -> str:
         """Stable over equal content: lets the engine tell a real change from an echo or a replay."""
         canonical = json.dumps(
-            [self.subject, self.body, self.window.utc().start.isoformat(), self.window.utc().end.isoformat(),
-             self.free_busy.value, self.is_html],
+            [
+                self.subject,
+                self.body,
+                self.window.utc().start.isoformat(),
+                self.window.utc().end.isoformat(),
+                self.free_busy.value,
+                self.is_html,
+            ],
             separators=(",", ":"),
-        )  # fmt: skip
+        )
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 class LinkState(enum.StrEnum):
-    PENDING = "pending"  # recorded before the remote create: a crash leaves this, and recovery looks for our stamp
+    PENDING = (
+        "pending"  # recorded before the remote create: a crash leaves this, and recovery looks for our stamp
+    )
     SYNCED = "synced"
 
 

@@ -80,7 +80,9 @@ class RevertItem:
 class MoveBooking:
     jrni_key: JrniKey
     window: TimeWindow  # the appointment itself: the buffers we added are taken off again
-    item_version: str | None = None  # the Outlook item's version this answers (put back from it if JRNI refuses)
+    item_version: str | None = (
+        None  # the Outlook item's version this answers (put back from it if JRNI refuses)
+    )
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,14 @@ class Notify:
 
 
 InboundAction = (
-    CreateBlock | MoveBlock | RemoveBlock | RevertItem | MoveBooking | CancelBooking | ConfirmReservation | Notify
+    CreateBlock
+    | MoveBlock
+    | RemoveBlock
+    | RevertItem
+    | MoveBooking
+    | CancelBooking
+    | ConfirmReservation
+    | Notify
 )
 
 
@@ -177,7 +186,9 @@ def plan_inbound(
     return actions
 
 
-def _our_item_changed(event: CalendarEvent, our: OurItem, mailbox: str, options: InboundOptions) -> list[InboundAction]:
+def _our_item_changed(
+    event: CalendarEvent, our: OurItem, mailbox: str, options: InboundOptions
+) -> list[InboundAction]:
     if our.is_cancelled:
         return []  # JRNI cancelled it; outbound is removing the item
     if our.version is not None and event.version == our.version:
@@ -194,8 +205,11 @@ def _our_item_changed(event: CalendarEvent, our: OurItem, mailbox: str, options:
         actions.append(MoveBooking(our.jrni_key, TimeWindow(start, max(start, end)), event.version))
     elif options.appointment_lock and (moved or event.free_busy != our.expected_free_busy):
         # The lock: a booking can only be changed where it was made; Outlook gets JRNI's version back.
-        actions.append(RevertItem(our.jrni_key, mailbox, "changed in Outlook while the appointment lock is on",
-                                  event.version))  # fmt: skip
+        actions.append(
+            RevertItem(
+                our.jrni_key, mailbox, "changed in Outlook while the appointment lock is on", event.version
+            )
+        )
     if confirming:
         actions.append(Notify("booking.updated", our.jrni_key, {"mailbox": mailbox}))
         actions.append(Notify("booking.confirmed", our.jrni_key, {"mailbox": mailbox}))

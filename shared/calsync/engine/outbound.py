@@ -91,7 +91,9 @@ def desired_content(
     if options.include_buffers:
         window = window.widened(booking.pre_time, booking.post_time)
     if booking.kind is BookingKind.BLOCK:
-        return EventContent(Stamp(integration_id, booking.key), options.block_subject, "", window, FreeBusy.BUSY, False)
+        return EventContent(
+            Stamp(integration_id, booking.key), options.block_subject, "", window, FreeBusy.BUSY, False
+        )
     free_busy = FreeBusy.TENTATIVE if booking.status is BookingStatus.RESERVATION else FreeBusy.BUSY
     return EventContent(Stamp(integration_id, booking.key), subject, body, window, free_busy)
 
@@ -121,7 +123,9 @@ def plan_outbound(
         booking is not None
         and content is not None
         and booking.is_active
-        and not (booking.kind is BookingKind.BLOCK and (mirrored_from_exchange or not options.sync_jrni_blocks))
+        and not (
+            booking.kind is BookingKind.BLOCK and (mirrored_from_exchange or not options.sync_jrni_blocks)
+        )
     )
     if wanted:
         assert booking is not None and content is not None

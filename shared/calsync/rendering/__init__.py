@@ -13,4 +13,11 @@ from calsync.rendering.templates import (
     booking_context,
 )
 
-__all__ = ["DEFAULT_BODY", "DEFAULT_SUBJECT", "SAMPLE_CONTEXT", "TemplateError", "Templates", "booking_context"]
+__all__ = [
+    "DEFAULT_BODY",
+    "DEFAULT_SUBJECT",
+    "SAMPLE_CONTEXT",
+    "TemplateError",
+    "Templates",
+    "booking_context",
+]

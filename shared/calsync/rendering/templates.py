@@ -83,13 +83,23 @@ def booking_context(booking: Booking, company_name: str, time_zone_label: str = 
 
 SAMPLE_CONTEXT: dict[str, Any] = {
     "booking": {
-        "id": "1001", "service_name": "Mortgage advice", "client_name": "Sam Sample", "client_email": "sam@example.com",
-        "client_phone": "", "person_name": "Alice Adviser", "resource_name": "Room 1", "notes": "", "channel": "Client",
-        "start_local": "Mon 07 Jul 2025 10:00", "end_local": "11:00", "duration": 60, "is_reservation": False,
+        "id": "1001",
+        "service_name": "Mortgage advice",
+        "client_name": "Sam Sample",
+        "client_email": "sam@example.com",
+        "client_phone": "",
+        "person_name": "Alice Adviser",
+        "resource_name": "Room 1",
+        "notes": "",
+        "channel": "Client",
+        "start_local": "Mon 07 Jul 2025 10:00",
+        "end_local": "11:00",
+        "duration": 60,
+        "is_reservation": False,
         "is_cancelled": False,
     },
     "company": {"name": "Example Bank, High Street", "timezone": "Europe/London"},
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,10 @@ class Templates:
 
     def check(self) -> None:
         """Raise TemplateError unless both templates compile and render the sample booking without unknown names."""
-        for which, kind, source in (("subject", "text", self.subject_source), ("body", "html", self.body_source)):
+        for which, kind, source in (
+            ("subject", "text", self.subject_source),
+            ("body", "html", self.body_source),
+        ):
             try:
                 _checked(kind, source)
             except LiquidError as exc:

@@ -50,9 +50,13 @@ from calsync.streaming.ports import (
 COOKIE = "X-BackEndOverrideCookie"
 # What can change a calendar; NewMail and FreeBusyChanged say nothing a calendar sync needs.
 EVENT_TYPES = ("CreatedEvent", "ModifiedEvent", "DeletedEvent", "MovedEvent", "CopiedEvent")
-_LOST = (ews.ErrorSubscriptionNotFound, ews.ErrorInvalidSubscription, ews.ErrorExpiredSubscription,
-         # Another connection took our subscriptions over (e.g. a task that still believes it owns them).
-         ews.ErrorNewEventStreamConnectionOpened)  # fmt: skip
+_LOST = (
+    ews.ErrorSubscriptionNotFound,
+    ews.ErrorInvalidSubscription,
+    ews.ErrorExpiredSubscription,
+    # Another connection took our subscriptions over (e.g. a task that still believes it owns them).
+    ews.ErrorNewEventStreamConnectionOpened,
+)
 _BROKEN = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, ews.TransportError, OSError)
 
 
@@ -135,12 +139,12 @@ def soap_documents(read: Callable[[], bytes], limit: int = MAX_DOCUMENT_BYTES) -
                 break
             end = _ENVELOPE_END.search(buffer, start.end())
             if end is None:
-                buffer = buffer[start.start():]
+                buffer = buffer[start.start() :]
                 if len(buffer) > limit:
                     raise ews.TransportError(f"a streaming response document exceeds {limit} bytes")
                 break
-            yield _XML_DECLARATION + buffer[start.start():end.end()]
-            buffer = buffer[end.end():]
+            yield _XML_DECLARATION + buffer[start.start() : end.end()]
+            buffer = buffer[end.end() :]
 
 
 class _GroupStreamingEvents(_Anchored, GetStreamingEvents):  # type: ignore[misc]
@@ -154,7 +158,9 @@ class _GroupStreamingEvents(_Anchored, GetStreamingEvents):  # type: ignore[misc
         raw = response.raw
         for document in soap_documents(lambda: raw.read1(_READ_BYTES, decode_content=True)):
             try:
-                _, soap_body = super(GetStreamingEvents, self)._get_soap_parts(response=DummyResponse(content=document))
+                _, soap_body = super(GetStreamingEvents, self)._get_soap_parts(
+                    response=DummyResponse(content=document)
+                )
             except Exception:
                 response.close()  # release the connection
                 raise
@@ -177,7 +183,12 @@ def notification_of(notification: Any) -> StreamNotification:
     complete = True
     for event in notification.events or ():
         item_id = getattr(event, "item_id", None)
-        if isinstance(event, CreatedEvent | ModifiedEvent) and item_id is not None and item_id.id and item_id.changekey:
+        if (
+            isinstance(event, CreatedEvent | ModifiedEvent)
+            and item_id is not None
+            and item_id.id
+            and item_id.changekey
+        ):
             items.append(NotifiedItem(str(item_id.id), str(item_id.changekey)))
         else:
             complete = False
@@ -187,7 +198,9 @@ def notification_of(notification: Any) -> StreamNotification:
 class EwsEventStream:
     """One open ``GetStreamingEvents`` connection (``EventStream``)."""
 
-    def __init__(self, service: _GroupStreamingEvents, subscription_ids: list[str], minutes: int, where: Where) -> None:
+    def __init__(
+        self, service: _GroupStreamingEvents, subscription_ids: list[str], minutes: int, where: Where
+    ) -> None:
         self._service = service
         self._ids = subscription_ids
         self._minutes = minutes
@@ -204,24 +217,35 @@ class EwsEventStream:
                     break
                 yield notification_of(notification)
         except ews.ErrorMissedNotificationEvents as exc:
-            raise MissedEventsError(f"Exchange lost notifications for {self._where.mailbox}'s group: {exc}") from exc
+            raise MissedEventsError(
+                f"Exchange lost notifications for {self._where.mailbox}'s group: {exc}"
+            ) from exc
         except _LOST as exc:
-            raise SubscriptionsLostError(f"subscriptions of {self._where.mailbox}'s group are gone: {exc}") from exc
+            raise SubscriptionsLostError(
+                f"subscriptions of {self._where.mailbox}'s group are gone: {exc}"
+            ) from exc
         except ews.EWSError as exc:
             if isinstance(exc, ews.TransportError) and not self._aborted.is_set():
-                raise StreamDroppedError(f"the connection of {self._where.mailbox}'s group broke: {exc}") from exc
+                raise StreamDroppedError(
+                    f"the connection of {self._where.mailbox}'s group broke: {exc}"
+                ) from exc
             domain = translate(exc, self._where)
             if domain is None or self._aborted.is_set():
-                raise StreamDroppedError(f"the connection of {self._where.mailbox}'s group broke: {exc}") from exc
+                raise StreamDroppedError(
+                    f"the connection of {self._where.mailbox}'s group broke: {exc}"
+                ) from exc
             raise domain from exc
         except _BROKEN as exc:
-            raise StreamDroppedError(f"the connection of {self._where.mailbox}'s group broke: "
-                                     f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
+            raise StreamDroppedError(
+                f"the connection of {self._where.mailbox}'s group broke: {type(exc).__name__}: {exc}"
+            ) from exc
         finally:
             with contextlib.suppress(Exception):
                 service.stop_streaming()
         if self._aborted.is_set() or service.connection_status != GetStreamingEvents.CLOSED:
-            raise StreamDroppedError(f"the connection of {self._where.mailbox}'s group ended without being closed")
+            raise StreamDroppedError(
+                f"the connection of {self._where.mailbox}'s group ended without being closed"
+            )
 
     def abort(self) -> None:
         """Hang up from any thread: shutting the socket down wakes the reader blocked on it (closing would not)."""
@@ -240,8 +264,15 @@ class EwsEventStream:
 class EwsStreamingExchange:
     """``StreamingExchange`` on one integration's Exchange, with the credentials from its secret."""
 
-    def __init__(self, connection: ExchangeConnection, secret: dict[str, str], *, accounts: AccountCache,
-                 sessions: int = 8, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        connection: ExchangeConnection,
+        secret: dict[str, str],
+        *,
+        accounts: AccountCache,
+        sessions: int = 8,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
         self.connection = connection
         self._secret = dict(secret)
         self._accounts = accounts
@@ -254,8 +285,13 @@ class EwsStreamingExchange:
             SelectiveVerifyHTTPAdapter.skip_verification_for(connection.endpoint)
 
     def _where(self, mailbox: str) -> Where:
-        return Where(mailbox=mailbox, account=self._who, endpoint=self.connection.endpoint,
-                     secret_name=self.connection.secret_name, access_type=self.connection.access_type)  # fmt: skip
+        return Where(
+            mailbox=mailbox,
+            account=self._who,
+            endpoint=self.connection.endpoint,
+            secret_name=self.connection.secret_name,
+            access_type=self.connection.access_type,
+        )
 
     def _account(self, mailbox: str) -> Any:
         account = self._accounts.account(self.connection, self._secret, mailbox, self._timeout)
@@ -273,7 +309,9 @@ class EwsStreamingExchange:
             subscription_id = service.get(folders=[_calendar(account, mailbox)], event_types=EVENT_TYPES)
         return Subscribed(str(subscription_id), affinity.cookie)
 
-    def open(self, subscription_ids: list[str], *, anchor: str, cookie: str | None, minutes: int) -> EwsEventStream:
+    def open(
+        self, subscription_ids: list[str], *, anchor: str, cookie: str | None, minutes: int
+    ) -> EwsEventStream:
         """A streaming connection impersonating the anchor; nothing is sent until it is iterated."""
         if not 1 <= minutes <= 30:
             raise ValueError("a streaming connection lasts 1 to 30 minutes")
@@ -288,4 +326,5 @@ class EwsStreamingExchange:
             account = self._account(mailbox)
             with contextlib.suppress(*_LOST):
                 _GroupUnsubscribe(account=account, affinity=_Affinity(anchor, cookie)).get(
-                    subscription_id=subscription_id)
+                    subscription_id=subscription_id
+                )

@@ -119,8 +119,9 @@ def plan_streaming(
     return StreamingPlan(groups=tuple(groups), timed=tuple(timed))
 
 
-def _pack(integration_id: str, mailboxes: list[str], before: list[ConnectionGroup], budget: int, size: int
-          ) -> tuple[list[ConnectionGroup], list[str]]:  # fmt: skip
+def _pack(
+    integration_id: str, mailboxes: list[str], before: list[ConnectionGroup], budget: int, size: int
+) -> tuple[list[ConnectionGroup], list[str]]:
     """One integration's mailboxes (sorted) into at most ``budget`` groups of at most ``size``; the rest returned."""
     wanted = set(mailboxes)
     kept: list[tuple[str, list[str]]] = []  # (anchor, members), earlier groups first, in their order

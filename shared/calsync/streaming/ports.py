@@ -125,7 +125,9 @@ class StreamingExchange(Protocol):
         """Subscribe ``mailbox``'s calendar, routed with the group's anchor mailbox and affinity cookie."""
         ...
 
-    def open(self, subscription_ids: list[str], *, anchor: str, cookie: str | None, minutes: int) -> EventStream:
+    def open(
+        self, subscription_ids: list[str], *, anchor: str, cookie: str | None, minutes: int
+    ) -> EventStream:
         """One streaming connection carrying ``subscription_ids`` for at most ``minutes`` (1 to 30)."""
         ...
 

@@ -58,7 +58,9 @@ class RunnerSettings:
     shard: Shard = field(default_factory=Shard)
     connection_limit: int = 10  # hanging connections per Exchange account (EXO, 2016, 2019: 10; 2013: 3)
     group_size: int = MAX_GROUP_SIZE
-    connection_minutes: int = 29  # asked of Exchange (1 to 30); it closes the connection then and we reopen it
+    connection_minutes: int = (
+        29  # asked of Exchange (1 to 30); it closes the connection then and we reopen it
+    )
     refresh_seconds: float = 60.0  # how often the mappings are re-read
     heartbeat_seconds: float = 30.0
     timed_interval_seconds: float = 300.0  # timed sync: one wake per mailbox this often
@@ -82,7 +84,9 @@ class Coalescer:
         self._last: dict[MailboxRef, float] = {}
         self._lock = threading.Lock()
 
-    def add(self, ref: MailboxRef, reason: WakeReason, notified: tuple[NotifiedItem, ...] | None = None) -> None:
+    def add(
+        self, ref: MailboxRef, reason: WakeReason, notified: tuple[NotifiedItem, ...] | None = None
+    ) -> None:
         with self._lock:
             first = ref not in self._held
             # A resync reason says more in the logs than "notification"; the sync itself is the same.
@@ -98,10 +102,17 @@ class Coalescer:
     def take(self, now: float, everything: bool = False) -> list[InboundWake]:
         """The wakes due at ``now`` (all held ones with ``everything``), marked as sent."""
         with self._lock:
-            due = [ref for ref in self._held
-                   if everything or now - self._last.get(ref, -math.inf) >= self._interval]  # fmt: skip
-            wakes = [InboundWake(ref.integration_id, ref.mailbox, self._held.pop(ref), _items(self._notified.pop(ref)))
-                     for ref in due]  # fmt: skip
+            due = [
+                ref
+                for ref in self._held
+                if everything or now - self._last.get(ref, -math.inf) >= self._interval
+            ]
+            wakes = [
+                InboundWake(
+                    ref.integration_id, ref.mailbox, self._held.pop(ref), _items(self._notified.pop(ref))
+                )
+                for ref in due
+            ]
             for ref in due:
                 self._last[ref] = now
             if len(self._last) > 2 * len(due) + 1024:
@@ -128,8 +139,13 @@ class _GroupWorker:
     """One connection group: its subscriptions and its streaming connection, in a thread of its own (exchangelib's
     streaming read blocks)."""
 
-    def __init__(self, runner: StreamingRunner, group: ConnectionGroup, exchange: StreamingExchange,
-                 first_reason: WakeReason) -> None:  # fmt: skip
+    def __init__(
+        self,
+        runner: StreamingRunner,
+        group: ConnectionGroup,
+        exchange: StreamingExchange,
+        first_reason: WakeReason,
+    ) -> None:
         self.group = group
         self._runner = runner
         self._exchange = exchange
@@ -164,8 +180,11 @@ class _GroupWorker:
         added one needs its subscription on the connection, so the connection is reopened."""
         with self._lock:
             added = set(group.mailboxes) - self._members
-            removed = {m: self._subscriptions.pop(m) for m in self._members - set(group.mailboxes)
-                       if m in self._subscriptions}  # fmt: skip
+            removed = {
+                m: self._subscriptions.pop(m)
+                for m in self._members - set(group.mailboxes)
+                if m in self._subscriptions
+            }
             self._members = set(group.mailboxes)
             self.group = group
             for mailbox in added:
@@ -194,8 +213,11 @@ class _GroupWorker:
                 self._failures = 0
             except (SubscriptionsLostError, MissedEventsError) as exc:
                 logger.warning("recreating subscriptions of group %s: %s", self.anchor, exc)
-                self._forget_subscriptions(WakeReason.MISSED_EVENTS if isinstance(exc, MissedEventsError)
-                                           else WakeReason.RESUBSCRIBED)  # fmt: skip
+                self._forget_subscriptions(
+                    WakeReason.MISSED_EVENTS
+                    if isinstance(exc, MissedEventsError)
+                    else WakeReason.RESUBSCRIBED
+                )
             except StreamDroppedError as exc:
                 if self._stopping.is_set():
                     break
@@ -204,7 +226,9 @@ class _GroupWorker:
                     logger.warning("connection of group %s dropped: %s", self.anchor, exc)
                 # Notifications in flight on the old connection may be lost: sync every mailbox it carried.
                 for mailbox in self._subscribed():
-                    self._runner.wake(self._ref(mailbox), WakeReason.REOPENED if reopened else WakeReason.DROPPED)
+                    self._runner.wake(
+                        self._ref(mailbox), WakeReason.REOPENED if reopened else WakeReason.DROPPED
+                    )
                 if not reopened:
                     self._pause(None)
             except RetryableError as exc:
@@ -230,8 +254,9 @@ class _GroupWorker:
             self._pause(None)
             return
         self._reopen.clear()
-        stream = self._exchange.open(ids, anchor=self.anchor, cookie=self._cookie,
-                                     minutes=self._settings.connection_minutes)  # fmt: skip
+        stream = self._exchange.open(
+            ids, anchor=self.anchor, cookie=self._cookie, minutes=self._settings.connection_minutes
+        )
         with self._lock:
             self._stream = stream
         if self._stopping.is_set() or self._reopen.is_set():
@@ -313,9 +338,16 @@ class _GroupWorker:
 class StreamingRunner:
     """Keeps this task's share of the mapped mailboxes watched until ``stop()``."""
 
-    def __init__(self, settings: RunnerSettings, *, directory: MailboxDirectory,
-                 exchange_for: Callable[[str], StreamingExchange], notifier: InboundNotifier,
-                 state: StreamingStateStore, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: RunnerSettings,
+        *,
+        directory: MailboxDirectory,
+        exchange_for: Callable[[str], StreamingExchange],
+        notifier: InboundNotifier,
+        state: StreamingStateStore,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.settings = settings
         self._directory = directory
         self._exchange_for = exchange_for
@@ -338,7 +370,9 @@ class StreamingRunner:
 
     # ---- used by the workers (any thread) ----
 
-    def wake(self, ref: MailboxRef, reason: WakeReason, notified: tuple[NotifiedItem, ...] | None = None) -> None:
+    def wake(
+        self, ref: MailboxRef, reason: WakeReason, notified: tuple[NotifiedItem, ...] | None = None
+    ) -> None:
         """Ask for an inbound sync of ``ref`` (coalesced); ``notified``: the items a notification named, if that is
         all it said."""
         self._coalescer.add(ref, reason, notified)
@@ -406,8 +440,13 @@ class StreamingRunner:
             return
         first = self._plan is None
         settings = self.settings
-        plan = plan_streaming(refs, connection_limit=settings.connection_limit, shard=settings.shard,
-                              group_size=settings.group_size, previous=self._plan)  # fmt: skip
+        plan = plan_streaming(
+            refs,
+            connection_limit=settings.connection_limit,
+            shard=settings.shard,
+            group_size=settings.group_size,
+            previous=self._plan,
+        )
         wanted = {group.key: group for group in plan.groups}
         for key in [k for k in self._workers if k not in wanted]:
             worker = self._workers.pop(key)
@@ -441,8 +480,10 @@ class StreamingRunner:
     def _timed_detail(self) -> str:
         settings = self.settings
         budget = connection_budget(settings.connection_limit, settings.shard)
-        return (f"timed sync every {settings.timed_interval_seconds:g} s: the {budget} streaming connection(s) this "
-                f"task may open for this integration are full ({settings.group_size} mailboxes each)")
+        return (
+            f"timed sync every {settings.timed_interval_seconds:g} s: the {budget} streaming connection(s) this "
+            f"task may open for this integration are full ({settings.group_size} mailboxes each)"
+        )
 
     # ---- helpers ----
 

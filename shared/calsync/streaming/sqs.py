@@ -16,7 +16,11 @@ _BATCH = 10  # SQS SendMessageBatch maximum
 
 def encode(wake: InboundWake) -> str:
     """The message body. ``items`` (``[[item id, change key], ...]``) only when the wake names its notified items."""
-    data: dict[str, Any] = {"integration": wake.integration_id, "mailbox": wake.mailbox, "reason": wake.reason.value}
+    data: dict[str, Any] = {
+        "integration": wake.integration_id,
+        "mailbox": wake.mailbox,
+        "reason": wake.reason.value,
+    }
     if wake.notified is not None:
         data["items"] = [[item.item_id, item.change_key] for item in wake.notified]
     return json.dumps(data, sort_keys=True)
@@ -33,8 +37,9 @@ def decode(body: str) -> InboundWake:
         notified: tuple[NotifiedItem, ...] | None = None
         if isinstance(raw_items, list) and 0 < len(raw_items) <= MAX_NOTIFIED_ITEMS:
             notified = tuple(NotifiedItem(str(item_id), str(change_key)) for item_id, change_key in raw_items)
-        return InboundWake(str(data["integration"]), str(data["mailbox"]), WakeReason(data.get("reason", "timer")),
-                           notified)  # fmt: skip
+        return InboundWake(
+            str(data["integration"]), str(data["mailbox"]), WakeReason(data.get("reason", "timer")), notified
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise PermanentError(f"not an inbound message: {exc}") from exc
 
@@ -55,8 +60,15 @@ class SqsInboundNotifier:
         """Enqueue, ten per request. Each message gets its own deduplication id, kept when the SDK retries a
         request, so a retried send is delivered once while a later wake of the same mailbox is never dropped as a
         duplicate (the task coalesces wakes itself)."""
-        entries = [{"Id": str(index), "MessageBody": encode(wake), "MessageGroupId": group_of(wake),
-                    "MessageDeduplicationId": uuid.uuid4().hex} for index, wake in enumerate(wakes)]  # fmt: skip
+        entries = [
+            {
+                "Id": str(index),
+                "MessageBody": encode(wake),
+                "MessageGroupId": group_of(wake),
+                "MessageDeduplicationId": uuid.uuid4().hex,
+            }
+            for index, wake in enumerate(wakes)
+        ]
         for start in range(0, len(entries), _BATCH):
             self._send(entries[start : start + _BATCH])
 
@@ -69,5 +81,6 @@ class SqsInboundNotifier:
         if failed and attempts > 1:
             self._send([entry for entry in entries if entry["Id"] in failed], attempts - 1)
         elif failed:
-            raise RetryableError(f"the inbound queue refused {len(failed)} message(s): {answer['Failed']}",
-                                 delay_seconds=1.0)  # fmt: skip
+            raise RetryableError(
+                f"the inbound queue refused {len(failed)} message(s): {answer['Failed']}", delay_seconds=1.0
+            )

@@ -79,9 +79,11 @@ class StoreMailboxDirectory:
         self._mappings = mappings
 
     def mailboxes(self) -> list[MailboxRef]:
-        return [MailboxRef(integration.id, mapping.mailbox)
-                for integration in self._integrations.all()
-                for mapping in self._mappings.mappings(integration.id)]  # fmt: skip
+        return [
+            MailboxRef(integration.id, mapping.mailbox)
+            for integration in self._integrations.all()
+            for mapping in self._mappings.mappings(integration.id)
+        ]
 
 
 class EwsExchanges:
@@ -109,8 +111,9 @@ class EwsExchanges:
         with self._lock:
             exchange = self._built.get(key)
             if exchange is None:
-                exchange = EwsStreamingExchange(integration.exchange, secret, accounts=self._accounts,
-                                                sessions=self._sessions)  # fmt: skip
+                exchange = EwsStreamingExchange(
+                    integration.exchange, secret, accounts=self._accounts, sessions=self._sessions
+                )
                 self._built[key] = exchange
             return exchange
 
@@ -127,18 +130,25 @@ def build_runner(settings: StreamingSettings, boto3_session: Any = None) -> Stre
     options = {"region": settings.region, "endpoint_url": settings.aws_endpoint_url}
     integrations = DynamoIntegrationStore(settings.integrations_table, **options)
     mappings = DynamoMappingStore(settings.mappings_table, **options)
-    secrets = SecretsManagerStore(session.client("secretsmanager", endpoint_url=settings.aws_endpoint_url),
-                                  prefix=settings.secrets_prefix)  # fmt: skip
-    notifier = SqsInboundNotifier(session.client("sqs", endpoint_url=settings.aws_endpoint_url),
-                                  settings.inbound_queue_url)  # fmt: skip
+    secrets = SecretsManagerStore(
+        session.client("secretsmanager", endpoint_url=settings.aws_endpoint_url),
+        prefix=settings.secrets_prefix,
+    )
+    notifier = SqsInboundNotifier(
+        session.client("sqs", endpoint_url=settings.aws_endpoint_url), settings.inbound_queue_url
+    )
     # Each open stream holds a pooled session; subscribing needs one more per group beside it.
     sessions = 2 * settings.runner.connection_limit + 2
     state: Any = DynamoStreamingStateStore(settings.streaming_state_table, **options)
     runner_settings = settings.runner
     lease: ShareLease | None = None
     if settings.claim_share:
-        lease = ShareLease(state, runner_settings.task_id, runner_settings.shard.count,
-                           timedelta(seconds=3 * runner_settings.heartbeat_seconds))  # fmt: skip
+        lease = ShareLease(
+            state,
+            runner_settings.task_id,
+            runner_settings.shard.count,
+            timedelta(seconds=3 * runner_settings.heartbeat_seconds),
+        )
         runner_settings = replace(runner_settings, shard=Shard(lease.claim(), runner_settings.shard.count))
         state = LeasedState(state, lease)
     runner = StreamingRunner(
@@ -164,8 +174,14 @@ def release_share(runner: StreamingRunner) -> None:
 class ShareLease:
     """A task's hold on one share of the mailboxes: claimed at start, renewed with each heartbeat, given up at stop."""
 
-    def __init__(self, store: Any, task_id: str, shards: int, length: timedelta,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: Any,
+        task_id: str,
+        shards: int,
+        length: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.store, self.task_id, self.shards, self.length, self.clock = store, task_id, shards, length, clock
         self.index: int | None = None
         self.on_lost: Callable[[], None] = lambda: None
@@ -179,11 +195,14 @@ class ShareLease:
                 logger.info("holding share %s of %s", index, self.shards)
                 return int(index)
             time.sleep(wait_seconds)
-        raise ConfigurationError(f"no share of {self.shards} came free: more tasks run than STREAMING_SHARDS allows")
+        raise ConfigurationError(
+            f"no share of {self.shards} came free: more tasks run than STREAMING_SHARDS allows"
+        )
 
     def renew(self) -> None:
-        if self.index is not None and not self.store.renew_shard(self.task_id, self.shards, self.index, self.clock(),
-                                                                 self.length):  # fmt: skip
+        if self.index is not None and not self.store.renew_shard(
+            self.task_id, self.shards, self.index, self.clock(), self.length
+        ):
             # Another task took our share (we were too slow to renew): stop, and let ECS start a fresh task.
             logger.error("lost share %s of %s: stopping", self.index, self.shards)
             self.index = None

@@ -43,8 +43,20 @@ SEED: dict[str, Any] = {
             "email": "bob@example.test",
             "ews_email": "bob@exchange.example.test",
         },
-        {"id": CAROL, "company_id": PARIS, "name": "Carol Away", "email": "carol@example.test", "disabled": True},
-        {"id": DORA, "company_id": PARIS, "name": "Dora Deleted", "email": "dora@example.test", "deleted": True},
+        {
+            "id": CAROL,
+            "company_id": PARIS,
+            "name": "Carol Away",
+            "email": "carol@example.test",
+            "disabled": True,
+        },
+        {
+            "id": DORA,
+            "company_id": PARIS,
+            "name": "Dora Deleted",
+            "email": "dora@example.test",
+            "deleted": True,
+        },
         {"id": FRED, "company_id": PARIS, "name": "Fred Finance", "email": "fred@example.test"},
         {"id": ERIN, "company_id": ANNEX, "name": "Erin Annex", "email": "erin@example.test"},
         {"id": DAVE, "company_id": OTHER, "name": "Dave Elsewhere", "email": "dave@example.test"},
@@ -56,11 +68,17 @@ SEED: dict[str, Any] = {
         {"id": OTHER_ROOM, "company_id": OTHER, "name": "Other Room"},
     ],
     "services": [
-        {"id": CONSULTATION, "company_id": PARIS, "name": "Consultation", "duration": 60, "pre_time": 5,
-         "post_time": 10},
+        {
+            "id": CONSULTATION,
+            "company_id": PARIS,
+            "name": "Consultation",
+            "duration": 60,
+            "pre_time": 5,
+            "post_time": 10,
+        },
         {"id": LONDON_CHAT, "company_id": HEAD_OFFICE, "name": "London Chat", "duration": 30},
     ],
-}  # fmt: skip
+}
 
 FAST = JrniSettings(
     webhook_timeout_seconds=0.5, webhook_backoff_seconds=0.05, webhook_backoff_max_seconds=0.2

@@ -54,8 +54,11 @@ BOOKING = JrniKey("100", "501")
 
 @pytest.fixture
 def tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "pass-for-tests"}.items():  # fmt: skip
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "pass-for-tests",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
@@ -102,7 +105,9 @@ def streaming(tables: dict[str, str]) -> DynamoStreamingStateStore:
 
 def raw_items(table: str) -> list[dict[str, object]]:
     """Everything in a table, as DynamoDB holds it: to prove nothing was half-written."""
-    items: list[dict[str, object]] = boto3.client("dynamodb", region_name=REGION).scan(TableName=table)["Items"]
+    items: list[dict[str, object]] = boto3.client("dynamodb", region_name=REGION).scan(TableName=table)[
+        "Items"
+    ]
     return items
 
 
@@ -112,11 +117,17 @@ def raw_items(table: str) -> list[dict[str, object]]:
 FULL_INTEGRATION = Integration(
     id="int-7",
     name="Bank of Tests",
-    jrni=JrniConnection(base_url="http://127.0.0.1:8088", company_id="37000", secret_name="calsync/int-7/jrni"),
+    jrni=JrniConnection(
+        base_url="http://127.0.0.1:8088", company_id="37000", secret_name="calsync/int-7/jrni"
+    ),
     exchange=ExchangeConnection(
-        endpoint="http://127.0.0.1:8089/EWS/Exchange.asmx", secret_name="calsync/int-7/exchange",
-        auth=ExchangeAuth.OAUTH2, access_type=AccessType.DELEGATE, server_version="Exchange2019",
-        verify_tls=False, token_url="http://127.0.0.1:8089/token",
+        endpoint="http://127.0.0.1:8089/EWS/Exchange.asmx",
+        secret_name="calsync/int-7/exchange",
+        auth=ExchangeAuth.OAUTH2,
+        access_type=AccessType.DELEGATE,
+        server_version="Exchange2019",
+        verify_tls=False,
+        token_url="http://127.0.0.1:8089/token",
     ),
     webhook_secret_name="calsync/int-7/webhook",
     options=SyncOptions(include_buffers=False, sync_jrni_blocks=False, block_subject="Busy elsewhere"),
@@ -129,8 +140,9 @@ FULL_INTEGRATION = Integration(
 )
 
 
-@pytest.mark.parametrize("value", [FULL_INTEGRATION, FULL_INTEGRATION.exchange, FULL_INTEGRATION.options],
-                         ids=type)  # fmt: skip
+@pytest.mark.parametrize(
+    "value", [FULL_INTEGRATION, FULL_INTEGRATION.exchange, FULL_INTEGRATION.options], ids=type
+)
 def test_the_sample_integration_sets_every_field_away_from_its_default(value: object) -> None:
     # Given a sample meant to exercise every stored field
     for field in dataclasses.fields(value):  # type: ignore[arg-type]
@@ -154,22 +166,32 @@ def test_an_integration_reads_back_exactly_as_it_was_created(integrations: Dynam
 
 
 def test_defaults_and_empty_values_read_back_too(integrations: DynamoIntegrationStore) -> None:
-    plain = dataclasses.replace(FULL_INTEGRATION, id="int-8", options=SyncOptions(block_subject=""),
-                                subject_template=None, body_template=None, inbound_free_busy=(),
-                                created_at=None, exchange=ExchangeConnection("https://mail.example.com/EWS", "s"))  # fmt: skip
+    plain = dataclasses.replace(
+        FULL_INTEGRATION,
+        id="int-8",
+        options=SyncOptions(block_subject=""),
+        subject_template=None,
+        body_template=None,
+        inbound_free_busy=(),
+        created_at=None,
+        exchange=ExchangeConnection("https://mail.example.com/EWS", "s"),
+    )
     integrations.create(plain)
     assert integrations.get("int-8") == plain
 
 
-def test_an_integration_stores_secret_names_never_secrets(integrations: DynamoIntegrationStore,
-                                                          tables: dict[str, str]) -> None:  # fmt: skip
+def test_an_integration_stores_secret_names_never_secrets(
+    integrations: DynamoIntegrationStore, tables: dict[str, str]
+) -> None:
     integrations.create(FULL_INTEGRATION)
     stored = str(raw_items(tables["IntegrationsTable"]))
     assert "calsync/int-7/exchange" in stored
     assert "password" not in stored.lower() and "client_secret" not in stored.lower()
 
 
-def test_creating_an_existing_integration_is_a_conflict_and_keeps_the_first(integrations: DynamoIntegrationStore) -> None:
+def test_creating_an_existing_integration_is_a_conflict_and_keeps_the_first(
+    integrations: DynamoIntegrationStore,
+) -> None:
     integrations.create(FULL_INTEGRATION)
     with pytest.raises(ConflictError):
         integrations.create(dataclasses.replace(FULL_INTEGRATION, name="Impostor"))
@@ -191,9 +213,10 @@ def test_mappings_read_back_with_mailboxes_normalised(mappings: DynamoMappingSto
     mappings.put(Mapping(INTEGRATION, RESOURCE, "21", ROOM))
     # Then all three are listed, the mailbox in its normal form; another integration sees none of them
     assert sorted(mappings.mappings(INTEGRATION), key=lambda m: m.jrni_id) == [
-        Mapping(INTEGRATION, PERSON, "11", ALICE), Mapping(INTEGRATION, PERSON, "12", BOB),
+        Mapping(INTEGRATION, PERSON, "11", ALICE),
+        Mapping(INTEGRATION, PERSON, "12", BOB),
         Mapping(INTEGRATION, RESOURCE, "21", ROOM),
-    ]  # fmt: skip
+    ]
     assert mappings.mappings("int-other") == []
 
 
@@ -233,12 +256,16 @@ def test_remapping_frees_the_old_mailbox(mappings: DynamoMappingStore) -> None:
     # Then Alice's mailbox can be given to 12, and 11 holds Carol's
     mappings.put(Mapping(INTEGRATION, PERSON, "12", ALICE))
     assert sorted(mappings.mappings(INTEGRATION), key=lambda m: m.jrni_id) == [
-        Mapping(INTEGRATION, PERSON, "11", CAROL), Mapping(INTEGRATION, PERSON, "12", ALICE)]
+        Mapping(INTEGRATION, PERSON, "11", CAROL),
+        Mapping(INTEGRATION, PERSON, "12", ALICE),
+    ]
     with pytest.raises(ConflictError):
         mappings.put(Mapping(INTEGRATION, RESOURCE, "21", CAROL))
 
 
-def test_putting_the_same_mapping_again_changes_nothing(mappings: DynamoMappingStore, tables: dict[str, str]) -> None:
+def test_putting_the_same_mapping_again_changes_nothing(
+    mappings: DynamoMappingStore, tables: dict[str, str]
+) -> None:
     mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
     before = raw_items(tables["MappingsTable"])
     mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
@@ -251,7 +278,9 @@ def test_the_same_mailbox_may_serve_two_integrations(mappings: DynamoMappingStor
     assert mappings.mappings("int-2") == [Mapping("int-2", PERSON, "99", ALICE)]
 
 
-def test_unmapping_frees_the_mailbox_and_says_whether_there_was_a_mapping(mappings: DynamoMappingStore) -> None:
+def test_unmapping_frees_the_mailbox_and_says_whether_there_was_a_mapping(
+    mappings: DynamoMappingStore,
+) -> None:
     mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
     assert mappings.remove(INTEGRATION, PERSON, "11") is True
     assert mappings.remove(INTEGRATION, PERSON, "11") is False
@@ -288,7 +317,9 @@ def test_a_remap_racing_a_concurrent_change_rereads_instead_of_leaking_the_mailb
 # ---------------------------------------------------------------- statuses
 
 
-def test_statuses_are_kept_for_mapped_and_unmapped_calendars_latest_first(mappings: DynamoMappingStore) -> None:
+def test_statuses_are_kept_for_mapped_and_unmapped_calendars_latest_first(
+    mappings: DynamoMappingStore,
+) -> None:
     # Given 11 mapped, 12 not
     mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
     t1, t2 = datetime(2025, 7, 7, 9, tzinfo=UTC), datetime(2025, 7, 7, 10, tzinfo=UTC)
@@ -306,16 +337,30 @@ def test_statuses_are_kept_for_mapped_and_unmapped_calendars_latest_first(mappin
 
 def test_a_problem_stays_open_until_an_outcome_settles_its_subject(mappings: DynamoMappingStore) -> None:
     t1, t2, t3 = (datetime(2025, 7, 7, hour, tzinfo=UTC) for hour in (9, 10, 11))
-    refused = MappingStatus(INTEGRATION, PERSON, "11", SyncState.ERROR, "JRNI refused", t1, "Outlook change to 1/2")
+    refused = MappingStatus(
+        INTEGRATION, PERSON, "11", SyncState.ERROR, "JRNI refused", t1, "Outlook change to 1/2"
+    )
     # Given a refusal, then a later sync of something else that went well
     mappings.record_status(refused)
-    mappings.record_status(MappingStatus(INTEGRATION, PERSON, "11", SyncState.OK, "all good", t2, "Outlook changes"))
+    mappings.record_status(
+        MappingStatus(INTEGRATION, PERSON, "11", SyncState.OK, "all good", t2, "Outlook changes")
+    )
     # Then the last outcome is ok, and the refusal is still open
     assert [s.state for s in mappings.statuses(INTEGRATION)] == [SyncState.OK]
     assert mappings.problems(INTEGRATION) == [refused]
     # When an outcome settles it (as its own subject, or by naming it), it is gone
-    mappings.record_status(MappingStatus(INTEGRATION, PERSON, "11", SyncState.OK, "removed", t3, "booking 1/2",
-                                         settles=("Outlook change to 1/2",)))  # fmt: skip
+    mappings.record_status(
+        MappingStatus(
+            INTEGRATION,
+            PERSON,
+            "11",
+            SyncState.OK,
+            "removed",
+            t3,
+            "booking 1/2",
+            settles=("Outlook change to 1/2",),
+        )
+    )
     assert mappings.problems(INTEGRATION) == []
     assert [s.detail for s in mappings.statuses(INTEGRATION)] == ["removed"]
 
@@ -324,18 +369,30 @@ def test_a_booking_s_outcomes_are_recorded_together_the_later_of_two_for_one_cal
     mappings: DynamoMappingStore,
 ) -> None:
     t1, t2 = datetime(2025, 7, 7, 9, tzinfo=UTC), datetime(2025, 7, 7, 10, tzinfo=UTC)
-    refused = MappingStatus(INTEGRATION, PERSON, "11", SyncState.ERROR, "JRNI refused", t1, "Outlook change to 1/2")
+    refused = MappingStatus(
+        INTEGRATION, PERSON, "11", SyncState.ERROR, "JRNI refused", t1, "Outlook change to 1/2"
+    )
     mappings.record_status(refused)
     # When one call records a booking's outcomes: the room's, 11's failure, then 11's success settling the refusal
     mappings.record_status(
         MappingStatus(INTEGRATION, RESOURCE, "21", SyncState.OK, "created", t2, "booking 1/2"),
         MappingStatus(INTEGRATION, PERSON, "11", SyncState.ERROR, "timed out", t2, "booking 1/2"),
-        MappingStatus(INTEGRATION, PERSON, "11", SyncState.OK, "created", t2, "booking 1/2",
-                      settles=("booking 1/2", "Outlook change to 1/2")),
-    )  # fmt: skip
+        MappingStatus(
+            INTEGRATION,
+            PERSON,
+            "11",
+            SyncState.OK,
+            "created",
+            t2,
+            "booking 1/2",
+            settles=("booking 1/2", "Outlook change to 1/2"),
+        ),
+    )
     # Then each calendar shows the later of its outcomes, and nothing it settled is left open
-    assert sorted((s.jrni_id, s.detail) for s in mappings.statuses(INTEGRATION)) == [("11", "created"),
-                                                                                     ("21", "created")]  # fmt: skip
+    assert sorted((s.jrni_id, s.detail) for s in mappings.statuses(INTEGRATION)) == [
+        ("11", "created"),
+        ("21", "created"),
+    ]
     assert mappings.problems(INTEGRATION) == []
     mappings.record_status()  # nothing to record: no write, no error
 
@@ -358,8 +415,11 @@ def link(mailbox: str = ALICE, *, version_number: int = 0, **changes: object) ->
 def test_a_link_reads_back_exactly_with_its_version_counted(links: DynamoLinkStore) -> None:
     # When a pending link is saved, then completed
     pending = links.save(link())
-    synced = links.save(dataclasses.replace(pending, state=LinkState.SYNCED, remote_id="AAMk=", version="CK1",
-                                            provider="graph"))  # fmt: skip
+    synced = links.save(
+        dataclasses.replace(
+            pending, state=LinkState.SYNCED, remote_id="AAMk=", version="CK1", provider="graph"
+        )
+    )
     # Then each save bumps the version, and the last one reads back field for field
     assert (pending.version_number, synced.version_number) == (1, 2)
     assert links.links_for(INTEGRATION, BOOKING) == [synced]
@@ -376,7 +436,10 @@ def test_links_for_lists_every_mailbox_of_one_booking_only(links: DynamoLinkStor
 def test_concurrent_updates_of_a_link_let_exactly_one_win(links: DynamoLinkStore) -> None:
     # Given a link that two workers read at the same version
     stored = links.save(link())
-    first, second = dataclasses.replace(stored, fingerprint="fp-first"), dataclasses.replace(stored, fingerprint="fp-2nd")
+    first, second = (
+        dataclasses.replace(stored, fingerprint="fp-first"),
+        dataclasses.replace(stored, fingerprint="fp-2nd"),
+    )
     # When both write
     links.save(first)
     # Then the second loses, and the first one's content stays
@@ -420,7 +483,10 @@ def test_links_in_lists_every_booking_in_one_mailbox_only(links: DynamoLinkStore
     links.save(link(ROOM))
     links.save(dataclasses.replace(link(ALICE), integration_id="int-2"))
     # Then Alice's mailbox shows exactly her two, field for field
-    assert sorted(links.links_in(INTEGRATION, ALICE), key=lambda found: str(found.jrni_key)) == [first, second]
+    assert sorted(links.links_in(INTEGRATION, ALICE), key=lambda found: str(found.jrni_key)) == [
+        first,
+        second,
+    ]
     # And a deleted link leaves it; a mailbox with none has none
     links.delete(second)
     assert links.links_in(INTEGRATION, ALICE) == [first]
@@ -429,7 +495,9 @@ def test_links_in_lists_every_booking_in_one_mailbox_only(links: DynamoLinkStore
 
 def test_links_in_a_mailbox_follow_their_updates(links: DynamoLinkStore) -> None:
     stored = links.save(link(ALICE))
-    updated = links.save(dataclasses.replace(stored, state=LinkState.SYNCED, remote_id="AAMk=", version="CK2"))
+    updated = links.save(
+        dataclasses.replace(stored, state=LinkState.SYNCED, remote_id="AAMk=", version="CK2")
+    )
     assert links.links_in(INTEGRATION, ALICE) == [updated]
     # what tells our own writes coming back
     assert links.versions_of(INTEGRATION, ALICE, ["AAMk=", "AAMother="]) == {"AAMk=": "CK2"}
@@ -439,9 +507,14 @@ def test_versions_of_items_leave_out_pending_links_other_mailboxes_and_other_int
     links: DynamoLinkStore,
 ) -> None:
     links.save(dataclasses.replace(link(ALICE), remote_id=None, version=None))  # pending: nothing written yet
-    room = links.save(dataclasses.replace(link(ROOM), state=LinkState.SYNCED, remote_id="AAMr=", version="CKr"))
-    links.save(dataclasses.replace(link(ALICE), integration_id="int-2", state=LinkState.SYNCED, remote_id="AAMa=",
-                                   version="CKa"))  # fmt: skip
+    room = links.save(
+        dataclasses.replace(link(ROOM), state=LinkState.SYNCED, remote_id="AAMr=", version="CKr")
+    )
+    links.save(
+        dataclasses.replace(
+            link(ALICE), integration_id="int-2", state=LinkState.SYNCED, remote_id="AAMa=", version="CKa"
+        )
+    )
     assert links.versions_of(INTEGRATION, ALICE, ["AAMr=", "AAMa="]) == {}
     assert links.versions_of(INTEGRATION, ROOM, ["AAMr="]) == {"AAMr=": "CKr"}
     assert links.versions_of(INTEGRATION, ROOM, []) == {}
@@ -457,12 +530,23 @@ def test_versions_of_items_leave_out_pending_links_other_mailboxes_and_other_int
 BLOCK_KEY = JrniKey("100", "9001")
 # A window in a non-UTC zone: it must come back as the same instants.
 LONDON_SUMMER = timezone(timedelta(hours=1))
-WINDOW = TimeWindow(datetime(2025, 7, 8, 14, tzinfo=LONDON_SUMMER), datetime(2025, 7, 8, 15, 30, tzinfo=LONDON_SUMMER))
+WINDOW = TimeWindow(
+    datetime(2025, 7, 8, 14, tzinfo=LONDON_SUMMER), datetime(2025, 7, 8, 15, 30, tzinfo=LONDON_SUMMER)
+)
 
 
 def pending_block(mailbox: str = ALICE, remote_id: str = "AAMkItem1=", **changes: object) -> BlockLink:
-    base = BlockLink(INTEGRATION, mailbox, remote_id, jrni_key=None, slot_id="", window=WINDOW, title="Team meeting",
-                     version="CK1", state=LinkState.PENDING)  # fmt: skip
+    base = BlockLink(
+        INTEGRATION,
+        mailbox,
+        remote_id,
+        jrni_key=None,
+        slot_id="",
+        window=WINDOW,
+        title="Team meeting",
+        version="CK1",
+        state=LinkState.PENDING,
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -512,7 +596,9 @@ def test_concurrent_updates_of_a_block_link_let_exactly_one_win(block_links: Dyn
     assert [found.title for found in block_links.blocks(INTEGRATION, ALICE)] == ["Moved by the first"]
 
 
-def test_two_workers_creating_the_same_block_link_let_exactly_one_win(block_links: DynamoBlockLinkStore) -> None:
+def test_two_workers_creating_the_same_block_link_let_exactly_one_win(
+    block_links: DynamoBlockLinkStore,
+) -> None:
     # Two deliveries of the same change racing: only one may go on to make a JRNI block
     block_links.save(pending_block(title="first"))
     with pytest.raises(StaleStateError):
@@ -520,7 +606,9 @@ def test_two_workers_creating_the_same_block_link_let_exactly_one_win(block_link
     assert [found.title for found in block_links.blocks(INTEGRATION, ALICE)] == ["first"]
 
 
-def test_deleting_a_block_link_changed_since_it_was_read_is_refused(block_links: DynamoBlockLinkStore) -> None:
+def test_deleting_a_block_link_changed_since_it_was_read_is_refused(
+    block_links: DynamoBlockLinkStore,
+) -> None:
     stale = block_links.save(pending_block())
     block_links.save(created(stale))  # someone else completed it meanwhile
     with pytest.raises(StaleStateError):
@@ -528,7 +616,9 @@ def test_deleting_a_block_link_changed_since_it_was_read_is_refused(block_links:
     assert len(block_links.blocks(INTEGRATION, ALICE)) == 1
 
 
-def test_deleting_a_block_link_removes_it_and_deleting_again_is_harmless(block_links: DynamoBlockLinkStore) -> None:
+def test_deleting_a_block_link_removes_it_and_deleting_again_is_harmless(
+    block_links: DynamoBlockLinkStore,
+) -> None:
     stored = block_links.save(created(pending_block()))
     block_links.delete(stored)
     assert block_links.blocks(INTEGRATION, ALICE) == []
@@ -548,7 +638,10 @@ def test_cursors_are_kept_per_mailbox_and_integration_and_the_latest_wins(cursor
     cursors.put(INTEGRATION, BOB, "H4sIAAAA-bob")
     cursors.put("int-2", ALICE, "H4sIAAAA-other")
     assert [cursors.get(INTEGRATION, ALICE), cursors.get(INTEGRATION, BOB), cursors.get("int-2", ALICE)] == [
-        "H4sIAAAA-alice-2", "H4sIAAAA-bob", "H4sIAAAA-other"]
+        "H4sIAAAA-alice-2",
+        "H4sIAAAA-bob",
+        "H4sIAAAA-other",
+    ]
 
 
 def test_a_large_sync_state_reads_back_whole(cursors: DynamoCursorStore) -> None:
@@ -575,11 +668,14 @@ def test_each_task_shows_its_latest_heartbeat(streaming: DynamoStreamingStateSto
     streaming.heartbeat("task-b", T1, 50)
     streaming.heartbeat("task-a", T2, 198)
     assert sorted(streaming.heartbeats(), key=lambda h: h.task_id) == [
-        TaskHeartbeat("task-a", T2, 198), TaskHeartbeat("task-b", T1, 50)]
+        TaskHeartbeat("task-a", T2, 198),
+        TaskHeartbeat("task-b", T1, 50),
+    ]
 
 
-def test_a_heartbeat_expires_a_day_later_so_dead_tasks_disappear(streaming: DynamoStreamingStateStore,
-                                                                 tables: dict[str, str]) -> None:  # fmt: skip
+def test_a_heartbeat_expires_a_day_later_so_dead_tasks_disappear(
+    streaming: DynamoStreamingStateStore, tables: dict[str, str]
+) -> None:
     streaming.heartbeat("task-a", T1, 3)
     (item,) = raw_items(tables["StreamingStateTable"])
     expiry = item["expires_at"]
@@ -588,10 +684,14 @@ def test_a_heartbeat_expires_a_day_later_so_dead_tasks_disappear(streaming: Dyna
     assert int(expiry["N"]) == int((T1 + timedelta(days=1)).timestamp())
 
 
-def test_mailbox_states_show_how_each_mailbox_is_watched_latest_first(streaming: DynamoStreamingStateStore) -> None:
+def test_mailbox_states_show_how_each_mailbox_is_watched_latest_first(
+    streaming: DynamoStreamingStateStore,
+) -> None:
     # When the task records a subscription, a mailbox over capacity, and later moves Bob onto a connection
     streaming.record_mailbox(INTEGRATION, ALICE, "streaming", "connection 1 of 2", T1)
-    streaming.record_mailbox(INTEGRATION, BOB, "timed", "no streaming connection left: synced every 5 minutes", T1)
+    streaming.record_mailbox(
+        INTEGRATION, BOB, "timed", "no streaming connection left: synced every 5 minutes", T1
+    )
     streaming.record_mailbox(INTEGRATION, ROOM, "error", "access to the mailbox not granted", T1)
     streaming.record_mailbox(INTEGRATION, BOB, "streaming", "connection 2 of 2", T2)
     streaming.record_mailbox("int-2", ALICE, "timed", "", T1)
@@ -638,7 +738,9 @@ def test_several_tasks_each_take_a_different_share_and_none_is_left_for_a_third(
     assert streaming.claim_shard("task-b", 2, T2, LEASE) == 1
 
 
-def test_a_share_whose_task_died_is_taken_over_once_its_lease_runs_out(streaming: DynamoStreamingStateStore) -> None:
+def test_a_share_whose_task_died_is_taken_over_once_its_lease_runs_out(
+    streaming: DynamoStreamingStateStore,
+) -> None:
     streaming.claim_shard("task-a", 1, T1, LEASE)
     # While the lease runs, the share stays with task-a and it can renew
     assert streaming.claim_shard("task-b", 1, T1 + LEASE / 2, LEASE) is None

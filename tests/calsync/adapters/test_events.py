@@ -42,8 +42,11 @@ class Bus:
 @pytest.fixture
 def bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[Bus]:
     """A customer's bus with a rule for calsync's events that forwards them to an SQS queue."""
-    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "pass-for-tests"}.items():  # fmt: skip
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "pass-for-tests",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
@@ -122,13 +125,33 @@ CASES = [
     Case("throttled", None, "ThrottlingException", RetryableError, "ThrottlingException"),
     Case("EventBridge failing", None, "InternalException", RetryableError, "InternalException"),
     Case("not allowed to put events", None, "AccessDeniedException", PermanentError, "may calsync's role"),
-    Case("some entries throttled", {"FailedEntryCount": 1, "Entries": [
-        {"EventId": "e1"}, {"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}]}, "",
-        RetryableError, "refused 1 of 2 event.*ThrottlingException"),
-    Case("an entry EventBridge cannot accept", {"FailedEntryCount": 1, "Entries": [
-        {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}, {"EventId": "e2"}]}, "",
-        PermanentError, "MalformedDetail"),
-]  # fmt: skip
+    Case(
+        "some entries throttled",
+        {
+            "FailedEntryCount": 1,
+            "Entries": [
+                {"EventId": "e1"},
+                {"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"},
+            ],
+        },
+        "",
+        RetryableError,
+        "refused 1 of 2 event.*ThrottlingException",
+    ),
+    Case(
+        "an entry EventBridge cannot accept",
+        {
+            "FailedEntryCount": 1,
+            "Entries": [
+                {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."},
+                {"EventId": "e2"},
+            ],
+        },
+        "",
+        PermanentError,
+        "MalformedDetail",
+    ),
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

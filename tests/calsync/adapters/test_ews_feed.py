@@ -74,8 +74,9 @@ def window(start: str, end: str) -> TimeWindow:
     return TimeWindow(utc(start), utc(end))
 
 
-def outlook_creates(ews: EwsEmulator, subject: str, start: str, end: str, mailbox: str = ALICE,
-                    **fields: Any) -> dict[str, Any]:  # fmt: skip
+def outlook_creates(
+    ews: EwsEmulator, subject: str, start: str, end: str, mailbox: str = ALICE, **fields: Any
+) -> dict[str, Any]:
     """An item made by the adviser in Outlook."""
     body = {"subject": subject, "start": start, "end": end, **fields}
     return dict(ews.control("POST", f"mailboxes/{mailbox}/items", body, expect=201))
@@ -96,15 +97,21 @@ def requests_made(ews: EwsEmulator) -> dict[str, int]:
 def event(item: dict[str, Any], **expected: Any) -> CalendarEvent:
     """What ``item`` (control-plane JSON, as Exchange now holds it) must come back as."""
     fields: dict[str, Any] = {
-        "remote_id": item["id"], "version": item["change_key"], "window": window(item["start"], item["end"]),
-        "free_busy": FreeBusy(item["legacy_free_busy_status"]), "subject": item["subject"],
-    }  # fmt: skip
+        "remote_id": item["id"],
+        "version": item["change_key"],
+        "window": window(item["start"], item["end"]),
+        "free_busy": FreeBusy(item["legacy_free_busy_status"]),
+        "subject": item["subject"],
+    }
     return CalendarEvent(**{**fields, **expected})
 
 
 def weekly(count: int = 4) -> dict[str, Any]:
-    return {"pattern": "weekly", "days_of_week": ["Monday"],
-            "range": {"type": "numbered", "start_date": "2025-04-07", "number_of_occurrences": count}}  # fmt: skip
+    return {
+        "pattern": "weekly",
+        "days_of_week": ["Monday"],
+        "range": {"type": "numbered", "start_date": "2025-04-07", "number_of_occurrences": count},
+    }
 
 
 # ---- the first sync ------------------------------------------------------------------------------------------------
@@ -119,8 +126,9 @@ def test_the_first_sync_returns_every_item_in_one_request_and_the_next_one_nothi
     ews: EwsEmulator, feed: EwsFeed
 ) -> None:
     one = outlook_creates(ews, "Dentist", "2025-04-01T09:00:00Z", "2025-04-01T10:00:00Z")
-    two = outlook_creates(ews, "Team lunch", "2025-04-02T11:00:00Z", "2025-04-02T12:00:00Z",
-                          legacy_free_busy_status="Tentative")  # fmt: skip
+    two = outlook_creates(
+        ews, "Team lunch", "2025-04-02T11:00:00Z", "2025-04-02T12:00:00Z", legacy_free_busy_status="Tentative"
+    )
     outlook_creates(ews, "Bob's own", "2025-04-01T09:00:00Z", "2025-04-01T10:00:00Z", mailbox=BOB)
 
     first = feed.changes(ALICE, None, WINDOW)
@@ -152,25 +160,42 @@ def test_an_incremental_sync_reports_creates_moves_deletes_and_what_each_item_sh
     private = outlook_creates(
         ews, "Therapy", "2025-04-04T08:00:00Z", "2025-04-04T09:00:00Z", sensitivity="Private"
     )
-    secret = outlook_creates(ews, "Board", "2025-04-04T10:00:00Z", "2025-04-04T11:00:00Z",
-                             sensitivity="Confidential", legacy_free_busy_status="OOF")  # fmt: skip
-    personal = outlook_creates(ews, "Call mum", "2025-04-04T12:00:00Z", "2025-04-04T12:30:00Z",
-                               sensitivity="Personal")  # fmt: skip
-    meeting = outlook_creates(ews, "Review", "2025-04-04T14:00:00Z", "2025-04-04T15:00:00Z",
-                              optional_attendees=[BOB], legacy_free_busy_status="WorkingElsewhere")  # fmt: skip
+    secret = outlook_creates(
+        ews,
+        "Board",
+        "2025-04-04T10:00:00Z",
+        "2025-04-04T11:00:00Z",
+        sensitivity="Confidential",
+        legacy_free_busy_status="OOF",
+    )
+    personal = outlook_creates(
+        ews, "Call mum", "2025-04-04T12:00:00Z", "2025-04-04T12:30:00Z", sensitivity="Personal"
+    )
+    meeting = outlook_creates(
+        ews,
+        "Review",
+        "2025-04-04T14:00:00Z",
+        "2025-04-04T15:00:00Z",
+        optional_attendees=[BOB],
+        legacy_free_busy_status="WorkingElsewhere",
+    )
 
     changes = feed.changes(ALICE, cursor, WINDOW)
 
     assert changes == MailboxChanges(
         mailbox=ALICE,
         upserts=[
-            event(moved), event(freed), event(private, is_private=True), event(secret, is_private=True),
-            event(personal), event(meeting, has_attendees=True),
+            event(moved),
+            event(freed),
+            event(private, is_private=True),
+            event(secret, is_private=True),
+            event(personal),
+            event(meeting, has_attendees=True),
         ],
         removed=[gone["id"]],
         complete_series=[moved["id"], freed["id"]],  # updated single items: no occurrences (see series below)
         cursor=changes.cursor,
-    )  # fmt: skip
+    )
     assert changes.cursor not in (None, cursor)
     after = requests_made(ews)
     assert (
@@ -185,14 +210,20 @@ class FreeBusyCase:
     expected: FreeBusy
 
 
-@pytest.mark.parametrize("case", [
-    FreeBusyCase("Free", FreeBusy.FREE),
-    FreeBusyCase("Tentative", FreeBusy.TENTATIVE),
-    FreeBusyCase("Busy", FreeBusy.BUSY),
-    FreeBusyCase("OOF", FreeBusy.OOF),
-    FreeBusyCase("WorkingElsewhere", FreeBusy.WORKING_ELSEWHERE),
-    FreeBusyCase("NoData", FreeBusy.BUSY),  # says nothing about availability: blocks, rather than risk a double booking
-], ids=lambda c: c.exchange)  # fmt: skip
+@pytest.mark.parametrize(
+    "case",
+    [
+        FreeBusyCase("Free", FreeBusy.FREE),
+        FreeBusyCase("Tentative", FreeBusy.TENTATIVE),
+        FreeBusyCase("Busy", FreeBusy.BUSY),
+        FreeBusyCase("OOF", FreeBusy.OOF),
+        FreeBusyCase("WorkingElsewhere", FreeBusy.WORKING_ELSEWHERE),
+        FreeBusyCase(
+            "NoData", FreeBusy.BUSY
+        ),  # says nothing about availability: blocks, rather than risk a double booking
+    ],
+    ids=lambda c: c.exchange,
+)
 def test_free_busy_status(ews: EwsEmulator, feed: EwsFeed, case: FreeBusyCase) -> None:
     outlook_creates(
         ews, "Item", "2025-04-01T09:00:00Z", "2025-04-01T10:00:00Z", legacy_free_busy_status=case.exchange
@@ -204,22 +235,42 @@ def test_free_busy_status(ews: EwsEmulator, feed: EwsFeed, case: FreeBusyCase) -
 def test_an_item_written_by_calsync_comes_back_with_its_stamp(ews: EwsEmulator, feed: EwsFeed) -> None:
     start = datetime.datetime(2025, 4, 1, 9, tzinfo=UTC)
     stamp = Stamp("int-1", JrniKey("37000", "101"))
-    ours = EwsCalendar(connection(ews), SECRET).create_event(ALICE, EventContent(
-        stamp=stamp, subject="Haircut with Sam", body="", window=TimeWindow(start, start + datetime.timedelta(hours=1)),
-        free_busy=FreeBusy.TENTATIVE,
-    ))  # fmt: skip
+    ours = EwsCalendar(connection(ews), SECRET).create_event(
+        ALICE,
+        EventContent(
+            stamp=stamp,
+            subject="Haircut with Sam",
+            body="",
+            window=TimeWindow(start, start + datetime.timedelta(hours=1)),
+            free_busy=FreeBusy.TENTATIVE,
+        ),
+    )
     # Someone else's property set, and half of a stamp, are not ours.
-    outlook_creates(ews, "Imported", "2025-04-02T09:00:00Z", "2025-04-02T10:00:00Z", extended_properties=[
-        {"property_set_id": "11111111-2222-3333-4444-555555555555", "property_name": "CalsyncJrniKey",
-         "property_type": "String", "value": "37000/102"},
-    ])  # fmt: skip
+    outlook_creates(
+        ews,
+        "Imported",
+        "2025-04-02T09:00:00Z",
+        "2025-04-02T10:00:00Z",
+        extended_properties=[
+            {
+                "property_set_id": "11111111-2222-3333-4444-555555555555",
+                "property_name": "CalsyncJrniKey",
+                "property_type": "String",
+                "value": "37000/102",
+            },
+        ],
+    )
 
     by_id = {e.remote_id: e for e in feed.changes(ALICE, None, WINDOW).upserts}
 
     assert by_id.pop(ours.remote_id) == CalendarEvent(
-        remote_id=ours.remote_id, version=ours.version, window=TimeWindow(start, start + datetime.timedelta(hours=1)),
-        free_busy=FreeBusy.TENTATIVE, subject="Haircut with Sam", stamp=stamp,
-    )  # fmt: skip
+        remote_id=ours.remote_id,
+        version=ours.version,
+        window=TimeWindow(start, start + datetime.timedelta(hours=1)),
+        free_busy=FreeBusy.TENTATIVE,
+        subject="Haircut with Sam",
+        stamp=stamp,
+    )
     assert [e.stamp for e in by_id.values()] == [None]
 
 
@@ -233,8 +284,9 @@ def test_all_day_items_block_their_days_in_the_mailbox_zone_also_across_a_clock_
     day = outlook_creates(
         ews, "Holiday", "2025-04-10T10:00:00+02:00", "2025-04-10T11:00:00+02:00", is_all_day=True
     )
-    spring = outlook_creates(ews, "Weekend away", "2025-03-29T00:00:00+01:00", "2025-03-31T00:00:00+02:00",
-                             is_all_day=True)  # fmt: skip
+    spring = outlook_creates(
+        ews, "Weekend away", "2025-03-29T00:00:00+01:00", "2025-03-31T00:00:00+02:00", is_all_day=True
+    )
 
     got = {e.remote_id: e for e in feed.changes(ALICE, None, WINDOW).upserts}
 
@@ -248,15 +300,24 @@ def test_all_day_items_block_their_days_in_the_mailbox_zone_also_across_a_clock_
 
 
 def occurrences(ews: EwsEmulator) -> list[dict[str, Any]]:
-    return [v for v in ews.items(ALICE, start="2025-03-01T00:00:00Z", end="2025-06-01T00:00:00Z")
-            if v["calendar_item_type"] in ("Occurrence", "Exception")]  # fmt: skip
+    return [
+        v
+        for v in ews.items(ALICE, start="2025-03-01T00:00:00Z", end="2025-06-01T00:00:00Z")
+        if v["calendar_item_type"] in ("Occurrence", "Exception")
+    ]
 
 
 def test_a_series_becomes_its_occurrences_inside_the_window_with_one_more_request(
     ews: EwsEmulator, feed: EwsFeed
 ) -> None:
-    master = outlook_creates(ews, "Stand-up", "2025-04-07T09:00:00+02:00", "2025-04-07T09:30:00+02:00",
-                             recurrence=weekly(10), time_zone="W. Europe Standard Time")  # fmt: skip
+    master = outlook_creates(
+        ews,
+        "Stand-up",
+        "2025-04-07T09:00:00+02:00",
+        "2025-04-07T09:30:00+02:00",
+        recurrence=weekly(10),
+        time_zone="W. Europe Standard Time",
+    )
     single = outlook_creates(ews, "Dentist", "2025-04-08T09:00:00Z", "2025-04-08T10:00:00Z")
     inside = TimeWindow(utc("2025-04-01T00:00:00+00:00"), utc("2025-04-22T00:00:00+00:00"))
 
@@ -264,8 +325,12 @@ def test_a_series_becomes_its_occurrences_inside_the_window_with_one_more_reques
 
     expected = [event(o, series_id=master["id"]) for o in occurrences(ews) if utc(o["start"]) < inside.end]
     assert [e.window.start for e in expected] == [utc(f"2025-04-{d:02d}T09:00:00+02:00") for d in (7, 14, 21)]
-    assert changes == MailboxChanges(mailbox=ALICE, upserts=[event(single), *expected],
-                                     complete_series=[master["id"]], cursor=changes.cursor)  # fmt: skip
+    assert changes == MailboxChanges(
+        mailbox=ALICE,
+        upserts=[event(single), *expected],
+        complete_series=[master["id"]],
+        cursor=changes.cursor,
+    )
     assert requests_made(ews) == {"SyncFolderItems": 1, "FindItem": 1}
 
 
@@ -275,8 +340,13 @@ def test_an_exception_and_a_deleted_occurrence_change_the_series_as_outlook_show
     master = outlook_creates(
         ews, "Stand-up", "2025-04-07T09:00:00Z", "2025-04-07T09:30:00Z", recurrence=weekly(4)
     )
-    other = outlook_creates(ews, "Other series", "2025-04-08T09:00:00Z", "2025-04-08T09:30:00Z",
-                            recurrence=weekly(4) | {"days_of_week": ["Tuesday"]})  # fmt: skip
+    other = outlook_creates(
+        ews,
+        "Other series",
+        "2025-04-08T09:00:00Z",
+        "2025-04-08T09:30:00Z",
+        recurrence=weekly(4) | {"days_of_week": ["Tuesday"]},
+    )
     cursor = feed.changes(ALICE, None, WINDOW).cursor
     first, second, third, _ = [o for o in occurrences(ews) if o["subject"] == "Stand-up"]
     before = requests_made(ews)
@@ -290,11 +360,16 @@ def test_an_exception_and_a_deleted_occurrence_change_the_series_as_outlook_show
 
     now = [o for o in occurrences(ews) if o["subject"] == "Stand-up"]
     assert [(o["calendar_item_type"], o["start"]) for o in now] == [
-        ("Occurrence", "2025-04-07T09:00:00Z"), ("Exception", "2025-04-15T13:00:00Z"),
+        ("Occurrence", "2025-04-07T09:00:00Z"),
+        ("Exception", "2025-04-15T13:00:00Z"),
         ("Occurrence", "2025-04-28T09:00:00Z"),
-    ]  # fmt: skip
-    assert changes == MailboxChanges(mailbox=ALICE, upserts=[event(o, series_id=master["id"]) for o in now],
-                                     complete_series=[master["id"]], cursor=changes.cursor)  # fmt: skip
+    ]
+    assert changes == MailboxChanges(
+        mailbox=ALICE,
+        upserts=[event(o, series_id=master["id"]) for o in now],
+        complete_series=[master["id"]],
+        cursor=changes.cursor,
+    )
     assert now[0]["id"] == first["id"]  # an occurrence keeps its id
     assert other["id"] not in {e.series_id for e in changes.upserts}  # unchanged series are not expanded
     after = requests_made(ews)
@@ -384,8 +459,11 @@ def test_a_cursor_exchange_no_longer_accepts_asks_for_a_resync(ews: EwsEmulator,
 
 
 def test_throttling_is_retryable_after_the_servers_back_off(ews: EwsEmulator, feed: EwsFeed) -> None:
-    ews.control("POST", "faults", {"operation": "SyncFolderItems", "kind": "server_busy", "back_off_ms": 3000,
-                                   "count": 1})  # fmt: skip
+    ews.control(
+        "POST",
+        "faults",
+        {"operation": "SyncFolderItems", "kind": "server_busy", "back_off_ms": 3000, "count": 1},
+    )
     with pytest.raises(RetryableError) as raised:
         feed.changes(ALICE, None, WINDOW)
     assert raised.value.delay_seconds == 3.0

@@ -75,14 +75,25 @@ def calendar(ews: EwsEmulator) -> EwsCalendar:
     return EwsCalendar(connect(ews), BASIC_SECRET)
 
 
-def content(booking: str = "101", *, integration: str = "int-1", subject: str = "Haircut with Sam",
-            body: str = "<p>Client: <b>Pat</b></p>", hour: int = 9, free_busy: FreeBusy = FreeBusy.BUSY,
-            is_html: bool = True) -> EventContent:  # fmt: skip
+def content(
+    booking: str = "101",
+    *,
+    integration: str = "int-1",
+    subject: str = "Haircut with Sam",
+    body: str = "<p>Client: <b>Pat</b></p>",
+    hour: int = 9,
+    free_busy: FreeBusy = FreeBusy.BUSY,
+    is_html: bool = True,
+) -> EventContent:
     start = datetime.datetime(2025, 7, 7, hour, tzinfo=LONDON)  # BST: 09:00 London is 08:00 UTC
     return EventContent(
-        stamp=Stamp(integration, JrniKey("37000", booking)), subject=subject, body=body,
-        window=TimeWindow(start, start + datetime.timedelta(minutes=45)), free_busy=free_busy, is_html=is_html,
-    )  # fmt: skip
+        stamp=Stamp(integration, JrniKey("37000", booking)),
+        subject=subject,
+        body=body,
+        window=TimeWindow(start, start + datetime.timedelta(minutes=45)),
+        free_busy=free_busy,
+        is_html=is_html,
+    )
 
 
 def operations(ews: EwsEmulator) -> dict[str, int]:
@@ -90,8 +101,11 @@ def operations(ews: EwsEmulator) -> dict[str, int]:
 
 
 def extended(item: dict[str, Any]) -> dict[str, str]:
-    return {p["property_name"]: p["value"] for p in item["extended_properties"]
-            if p.get("property_set_id") == PROPERTY_SET_ID}  # fmt: skip
+    return {
+        p["property_name"]: p["value"]
+        for p in item["extended_properties"]
+        if p.get("property_set_id") == PROPERTY_SET_ID
+    }
 
 
 # ---- round trips ---------------------------------------------------------------------------------------------------
@@ -131,12 +145,18 @@ def test_update_overwrites_subject_body_times_and_free_busy_in_one_request(
 ) -> None:
     ref = calendar.create_event(ALICE, content())
     # The adviser edits the item in Outlook meanwhile: JRNI still wins, and no change key is needed for that.
-    ews.control("PATCH", f"mailboxes/{ALICE}/items/{ref.remote_id}", {"subject": "Edited in Outlook",
-                                                                      "location": "Room 2"})  # fmt: skip
+    ews.control(
+        "PATCH",
+        f"mailboxes/{ALICE}/items/{ref.remote_id}",
+        {"subject": "Edited in Outlook", "location": "Room 2"},
+    )
     before = operations(ews)
 
-    updated = calendar.update_event(ALICE, ref.remote_id, content(subject="Colour with Sam", body="<p>moved</p>",
-                                                                  hour=14, free_busy=FreeBusy.OOF))  # fmt: skip
+    updated = calendar.update_event(
+        ALICE,
+        ref.remote_id,
+        content(subject="Colour with Sam", body="<p>moved</p>", hour=14, free_busy=FreeBusy.OOF),
+    )
 
     assert operations(ews).get("UpdateItem", 0) == before.get("UpdateItem", 0) + 1
     assert sum(operations(ews).values()) == sum(before.values()) + 1
@@ -175,8 +195,11 @@ def test_find_stamped_finds_only_items_with_both_parts_of_the_stamp_in_one_reque
     calendar.create_event(ALICE, content("102"))  # another booking
     calendar.create_event(ALICE, content("101", integration="int-2"))  # the same booking, another integration
     calendar.create_event(BOB, content("101"))  # another mailbox
-    ews.control("POST", f"mailboxes/{ALICE}/items", {"subject": "Lunch", "start": "2025-07-07T11:00:00Z",
-                                                     "end": "2025-07-07T12:00:00Z"})  # fmt: skip
+    ews.control(
+        "POST",
+        f"mailboxes/{ALICE}/items",
+        {"subject": "Lunch", "start": "2025-07-07T11:00:00Z", "end": "2025-07-07T12:00:00Z"},
+    )
     before = operations(ews).get("FindItem", 0)
 
     found = calendar.find_stamped(ALICE, Stamp("int-1", JrniKey("37000", "101")))
@@ -211,14 +234,25 @@ def test_ntlm_impersonation_round_trip(ews: EwsEmulator) -> None:
 
 @pytest.fixture
 def oauth(ews: EwsEmulator) -> Callable[..., EwsCalendar]:
-    ews.control("POST", "oauth-apps", {"tenant_id": TENANT, "client_id": "calsync-app", "client_secret": CLIENT_SECRET,
-                                       "mailboxes": [ALICE, BOB]}, expect=201)  # fmt: skip
+    ews.control(
+        "POST",
+        "oauth-apps",
+        {
+            "tenant_id": TENANT,
+            "client_id": "calsync-app",
+            "client_secret": CLIENT_SECRET,
+            "mailboxes": [ALICE, BOB],
+        },
+        expect=201,
+    )
 
     def build(client_secret: str = CLIENT_SECRET) -> EwsCalendar:
-        connection = connect(ews, auth=ExchangeAuth.OAUTH2,
-                             token_url=f"{ews.base_url}/{{tenant}}/oauth2/v2.0/token")  # fmt: skip
-        return EwsCalendar(connection, {"tenant_id": TENANT, "client_id": "calsync-app",
-                                        "client_secret": client_secret})  # fmt: skip
+        connection = connect(
+            ews, auth=ExchangeAuth.OAUTH2, token_url=f"{ews.base_url}/{{tenant}}/oauth2/v2.0/token"
+        )
+        return EwsCalendar(
+            connection, {"tenant_id": TENANT, "client_id": "calsync-app", "client_secret": client_secret}
+        )
 
     return build
 
@@ -367,18 +401,41 @@ class AccessCase:
 
 
 ACCESS_CASES = [
-    AccessCase("unknown mailbox", lambda ews: None, AccessType.IMPERSONATION, "nobody@example.com", BASIC_SECRET,
-               r"no mailbox nobody@example\.com"),
-    AccessCase("impersonation not granted", lambda ews: ews.control("POST", "impersonation", {
-        "service_account": SERVICE, "mailboxes": [BOB]}), AccessType.IMPERSONATION, ALICE, BASIC_SECRET,
-               r"svc@example\.com may not impersonate alice@example\.com.*ApplicationImpersonation"),
-    AccessCase("delegate without write access", lambda ews: ews.control("POST", "delegates", {
-        "owner": ALICE, "delegate": SERVICE, "permission": "Reviewer"}), AccessType.DELEGATE, ALICE, BASIC_SECRET,
-               r"no write access to the calendar of alice@example\.com.*Editor"),
-    AccessCase("wrong password", lambda ews: None, AccessType.IMPERSONATION, ALICE,
-               {"username": SERVICE, "password": "not-the-password"},
-               r"refused the credentials of svc@example\.com.*'calsync/exchange'"),
-]  # fmt: skip
+    AccessCase(
+        "unknown mailbox",
+        lambda ews: None,
+        AccessType.IMPERSONATION,
+        "nobody@example.com",
+        BASIC_SECRET,
+        r"no mailbox nobody@example\.com",
+    ),
+    AccessCase(
+        "impersonation not granted",
+        lambda ews: ews.control("POST", "impersonation", {"service_account": SERVICE, "mailboxes": [BOB]}),
+        AccessType.IMPERSONATION,
+        ALICE,
+        BASIC_SECRET,
+        r"svc@example\.com may not impersonate alice@example\.com.*ApplicationImpersonation",
+    ),
+    AccessCase(
+        "delegate without write access",
+        lambda ews: ews.control(
+            "POST", "delegates", {"owner": ALICE, "delegate": SERVICE, "permission": "Reviewer"}
+        ),
+        AccessType.DELEGATE,
+        ALICE,
+        BASIC_SECRET,
+        r"no write access to the calendar of alice@example\.com.*Editor",
+    ),
+    AccessCase(
+        "wrong password",
+        lambda ews: None,
+        AccessType.IMPERSONATION,
+        ALICE,
+        {"username": SERVICE, "password": "not-the-password"},
+        r"refused the credentials of svc@example\.com.*'calsync/exchange'",
+    ),
+]
 
 
 @pytest.mark.parametrize("case", ACCESS_CASES, ids=lambda c: c.name)
@@ -390,17 +447,25 @@ def test_access_problems_are_permanent_and_say_what_to_fix(ews: EwsEmulator, cas
     assert ews.items(ALICE) == []
 
 
-WHERE = Where(mailbox=ALICE, account=SERVICE, endpoint="https://mail.example.com/EWS/Exchange.asmx",
-              secret_name="calsync/exchange", access_type=AccessType.IMPERSONATION)  # fmt: skip
+WHERE = Where(
+    mailbox=ALICE,
+    account=SERVICE,
+    endpoint="https://mail.example.com/EWS/Exchange.asmx",
+    secret_name="calsync/exchange",
+    access_type=AccessType.IMPERSONATION,
+)
 
 
-@pytest.mark.parametrize(("error", "expected"), [
-    (ews_errors.ErrorIrresolvableConflict("changed"), ConflictError),
-    (ews_errors.ErrorInvalidSchemaVersionForMailboxVersion("Invalid server version"), PermanentError),
-    (ews_errors.ErrorServerBusy("busy"), RetryableError),
-    (ews_errors.ErrorInternalServerTransientError("later"), RetryableError),
-    (ews_errors.ErrorQuotaExceeded("full"), PermanentError),
-    (ValueError("a bug of ours"), type(None)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (ews_errors.ErrorIrresolvableConflict("changed"), ConflictError),
+        (ews_errors.ErrorInvalidSchemaVersionForMailboxVersion("Invalid server version"), PermanentError),
+        (ews_errors.ErrorServerBusy("busy"), RetryableError),
+        (ews_errors.ErrorInternalServerTransientError("later"), RetryableError),
+        (ews_errors.ErrorQuotaExceeded("full"), PermanentError),
+        (ValueError("a bug of ours"), type(None)),
+    ],
+)
 def test_translation_of_errors_the_emulator_cannot_provoke(error: Exception, expected: type) -> None:
     assert isinstance(translate(error, WHERE), expected)

@@ -127,9 +127,13 @@ def test_a_block_reads_as_a_block_and_as_cancelled_once_its_slot_is_deleted(
         jrni_url,
         "POST",
         "blocks",
-        json={"company_id": PARIS, "resource_id": ROOM, "start_time": "2026-07-07T12:00:00Z",
-              "end_time": "2026-07-07T13:30:00Z"},
-    )  # fmt: skip
+        json={
+            "company_id": PARIS,
+            "resource_id": ROOM,
+            "start_time": "2026-07-07T12:00:00Z",
+            "end_time": "2026-07-07T13:30:00Z",
+        },
+    )
     source = JrniBookingSource(client)
 
     block = source.get_booking(str(PARIS), str(slot["booking_id"]))
@@ -165,18 +169,41 @@ class ZoneCase:
 
 H = timedelta(hours=1)
 ZONE_CASES = [
-    ZoneCase("Paris winter", PARIS, {"datetime": "2026-01-12T09:00:00Z"}, datetime(2026, 1, 12, 9, tzinfo=UTC),
-             (H, H), ("Mon 12 Jan 2026 10:00", "11:00")),
-    ZoneCase("Paris summer", PARIS, {"datetime": "2026-07-13T09:00:00Z"}, datetime(2026, 7, 13, 9, tzinfo=UTC),
-             (2 * H, 2 * H), ("Mon 13 Jul 2026 11:00", "12:00")),
+    ZoneCase(
+        "Paris winter",
+        PARIS,
+        {"datetime": "2026-01-12T09:00:00Z"},
+        datetime(2026, 1, 12, 9, tzinfo=UTC),
+        (H, H),
+        ("Mon 12 Jan 2026 10:00", "11:00"),
+    ),
+    ZoneCase(
+        "Paris summer",
+        PARIS,
+        {"datetime": "2026-07-13T09:00:00Z"},
+        datetime(2026, 7, 13, 9, tzinfo=UTC),
+        (2 * H, 2 * H),
+        ("Mon 13 Jul 2026 11:00", "12:00"),
+    ),
     # Clocks go forward at 02:00 on 29 March: 01:30 CET + 60 minutes is 03:30 CEST.
-    ZoneCase("Paris across the spring change", PARIS, {"datetime": "2026-03-29T00:30:00Z"},
-             datetime(2026, 3, 29, 0, 30, tzinfo=UTC), (H, 2 * H), ("Sun 29 Mar 2026 01:30", "03:30")),
+    ZoneCase(
+        "Paris across the spring change",
+        PARIS,
+        {"datetime": "2026-03-29T00:30:00Z"},
+        datetime(2026, 3, 29, 0, 30, tzinfo=UTC),
+        (H, 2 * H),
+        ("Sun 29 Mar 2026 01:30", "03:30"),
+    ),
     # London's clocks go back at 02:00 BST on 25 October: 01:45 BST + 30 minutes is 01:15 GMT.
-    ZoneCase("London across the autumn change", HEAD_OFFICE,
-             {"datetime": "2026-10-25T00:45:00Z", "service_id": LONDON_CHAT, "person_id": ALICE},
-             datetime(2026, 10, 25, 0, 45, tzinfo=UTC), (H, timedelta(0)), ("Sun 25 Oct 2026 01:45", "01:15")),
-]  # fmt: skip
+    ZoneCase(
+        "London across the autumn change",
+        HEAD_OFFICE,
+        {"datetime": "2026-10-25T00:45:00Z", "service_id": LONDON_CHAT, "person_id": ALICE},
+        datetime(2026, 10, 25, 0, 45, tzinfo=UTC),
+        (H, timedelta(0)),
+        ("Sun 25 Oct 2026 01:45", "01:15"),
+    ),
+]
 
 
 @pytest.mark.parametrize("case", ZONE_CASES, ids=lambda c: c.name)
@@ -203,9 +230,11 @@ def test_public_notes_are_joined_and_private_ones_left_out() -> None:
         "datetime": "2026-07-06T10:00:00+02:00",
         "end_datetime": "2026-07-07T09:00:00+02:00",
         "status": 4,
-        "notes": {"public": [{"id": 1, "note": "Bring ID"}, {"id": 2, "note": "Step-free access"}],
-                  "private": [{"id": 3, "note": "Known to be late"}]},
-    }  # fmt: skip
+        "notes": {
+            "public": [{"id": 1, "note": "Bring ID"}, {"id": 2, "note": "Step-free access"}],
+            "private": [{"id": 3, "note": "Known to be late"}],
+        },
+    }
     booking = booking_from_json(row, "11", None)
     assert booking.details["notes"] == "Bring ID\nStep-free access"
     assert "Known to be late" not in str(booking.details)
@@ -317,11 +346,13 @@ class LoginCase:
 
 
 LOGIN_CASES = [
-    LoginCase("wrong password", {"password": "not-the-pass-for-tests"}, HEAD_OFFICE, "check app_id, app_key, email"),
+    LoginCase(
+        "wrong password", {"password": "not-the-pass-for-tests"}, HEAD_OFFICE, "check app_id, app_key, email"
+    ),
     LoginCase("unknown app", {"app_id": "unknown-app"}, HEAD_OFFICE, "check app_id, app_key, email"),
     LoginCase("company outside the admin's tree", {}, OTHER, "does not administer JRNI company 20"),
     LoginCase("unknown company", {}, 999, "knows no company 999"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("case", LOGIN_CASES, ids=lambda c: c.name)

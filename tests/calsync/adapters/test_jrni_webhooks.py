@@ -217,7 +217,9 @@ CASES = [
     Case("something else", {"event": "ping"}, "not a JRNI webhook"),
     Case("data: no trigger", data(trigger=None), "triggerName is missing"),
     Case("data: appointment a string", data(appointment="100001"), "appointment is missing or not an object"),
-    Case("data: no company", {"appointment": {"bookingId": 1}, "triggerName": "create"}, "company is missing"),
+    Case(
+        "data: no company", {"appointment": {"bookingId": 1}, "triggerName": "create"}, "company is missing"
+    ),
     Case("data: no booking id", data(appointment={"origin": "booking"}), "appointment.bookingId"),
     Case("data: booking id not a number", data(appointment={"bookingId": "abc"}), "appointment.bookingId"),
     Case("data: booking id true", data(appointment={"bookingId": True}), "not a JRNI id"),
@@ -228,18 +230,30 @@ CASES = [
     Case("legacy: bookings an object", purchase({"id": 1}), "_embedded.bookings is missing or not a list"),
     Case("legacy: a booking a number", purchase([100001]), "_embedded.bookings[0] is not an object"),
     Case("legacy: no company anywhere", purchase([{"id": 100001}]), "_embedded.bookings[0].company_id"),
-    Case("legacy: second booking without id", purchase([{"id": 1, "company_id": 11}, {"company_id": 11}]),
-         "_embedded.bookings[1].id"),
+    Case(
+        "legacy: second booking without id",
+        purchase([{"id": 1, "company_id": 11}, {"company_id": 11}]),
+        "_embedded.bookings[1].id",
+    ),
     # Accepted shapes at the edges.
-    Case("data: ids as digit strings", data(appointment={"bookingId": "100001"}, company={"jrniId": "11"}),
-         [AffectedBooking("11", "100001", "modify")]),
-    Case("data: a trigger JRNI may add later", data(trigger="reminder"), [AffectedBooking("11", "100001", "reminder")]),
+    Case(
+        "data: ids as digit strings",
+        data(appointment={"bookingId": "100001"}, company={"jrniId": "11"}),
+        [AffectedBooking("11", "100001", "modify")],
+    ),
+    Case(
+        "data: a trigger JRNI may add later",
+        data(trigger="reminder"),
+        [AffectedBooking("11", "100001", "reminder")],
+    ),
     Case("data: a queue entry is not a booking", data(appointment={"origin": "queuer", "bookingId": 7}), []),
-    Case("legacy: company from the purchase, two bookings",
-         purchase([{"id": 1, "is_cancelled": True}, {"id": 2, "booking_updated": False}], company_id=12),
-         [AffectedBooking("12", "1", "cancelled"), AffectedBooking("12", "2", "create")]),
+    Case(
+        "legacy: company from the purchase, two bookings",
+        purchase([{"id": 1, "is_cancelled": True}, {"id": 2, "booking_updated": False}], company_id=12),
+        [AffectedBooking("12", "1", "cancelled"), AffectedBooking("12", "2", "create")],
+    ),
     Case("legacy: an empty purchase", purchase([]), []),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -268,28 +282,48 @@ class AuthCase:
 
 AUTH_CASES = [
     AuthCase("basic, right", {"Authorization": basic("hook-user", "pass-for-tests")}, BASIC_SECRET, True),
-    AuthCase("basic, header name in lower case (HTTP API)", {"authorization": basic("hook-user", "pass-for-tests")},
-             BASIC_SECRET, True),
-    AuthCase("basic, scheme in lower case", {"Authorization": "basic " + basic("hook-user", "pass-for-tests")[6:]},
-             BASIC_SECRET, True),
+    AuthCase(
+        "basic, header name in lower case (HTTP API)",
+        {"authorization": basic("hook-user", "pass-for-tests")},
+        BASIC_SECRET,
+        True,
+    ),
+    AuthCase(
+        "basic, scheme in lower case",
+        {"Authorization": "basic " + basic("hook-user", "pass-for-tests")[6:]},
+        BASIC_SECRET,
+        True,
+    ),
     AuthCase("basic, wrong password", {"Authorization": basic("hook-user", "guess")}, BASIC_SECRET, False),
     AuthCase("basic, wrong user", {"Authorization": basic("someone", "pass-for-tests")}, BASIC_SECRET, False),
-    AuthCase("basic, password prefix only", {"Authorization": basic("hook-user", "pass")}, BASIC_SECRET, False),
+    AuthCase(
+        "basic, password prefix only", {"Authorization": basic("hook-user", "pass")}, BASIC_SECRET, False
+    ),
     AuthCase("basic, not base64", {"Authorization": "Basic !!!"}, BASIC_SECRET, False),
-    AuthCase("basic, raw user:password", {"Authorization": "Basic hook-user:pass-for-tests"}, BASIC_SECRET, False),
+    AuthCase(
+        "basic, raw user:password", {"Authorization": "Basic hook-user:pass-for-tests"}, BASIC_SECRET, False
+    ),
     AuthCase("token, right", {"Authorization": "Basic token-for-tests"}, TOKEN_SECRET, True),
     AuthCase("token, wrong", {"Authorization": "Basic token-for-test"}, TOKEN_SECRET, False),
     AuthCase("token, as Bearer", {"Authorization": "Bearer token-for-tests"}, TOKEN_SECRET, False),
-    AuthCase("token, base64 of it", {"Authorization": "Basic " + base64.b64encode(b"token-for-tests").decode()},
-             TOKEN_SECRET, False),
+    AuthCase(
+        "token, base64 of it",
+        {"Authorization": "Basic " + base64.b64encode(b"token-for-tests").decode()},
+        TOKEN_SECRET,
+        False,
+    ),
     AuthCase("no header", {"Content-Type": "application/json"}, BASIC_SECRET, False),
     AuthCase("empty header", {"Authorization": ""}, TOKEN_SECRET, False),
     AuthCase("empty credentials, empty token", {"Authorization": "Basic "}, {"token": ""}, False),
     AuthCase("no usable secret", {"Authorization": basic("", "")}, {"username": "", "password": ""}, False),
     AuthCase("non-ASCII credentials", {"Authorization": "Basic tökén"}, TOKEN_SECRET, False),
-    AuthCase("secret with both, token sent", {"Authorization": "Basic token-for-tests"},
-             BASIC_SECRET | TOKEN_SECRET, True),
-]  # fmt: skip
+    AuthCase(
+        "secret with both, token sent",
+        {"Authorization": "Basic token-for-tests"},
+        BASIC_SECRET | TOKEN_SECRET,
+        True,
+    ),
+]
 
 
 @pytest.mark.parametrize("case", AUTH_CASES, ids=lambda c: c.name)

@@ -158,10 +158,18 @@ def test_outbound_reads_back_a_block_as_ours_and_another_integrations_or_jrnis_o
     writer: JrniBookingWriter, client: JrniClient, jrni_url: str
 ) -> None:
     ours = writer.create_block(str(PARIS), ResourceKind.PERSON, str(BOB), at(9), "Dentist", MARKER)
-    jrnis = control(jrni_url, "POST", "blocks", json={
-        "company_id": PARIS, "person_id": BOB, "start_time": "2026-07-06T12:00:00Z",
-        "end_time": "2026-07-06T13:00:00Z", "booking": True,
-    })  # fmt: skip
+    jrnis = control(
+        jrni_url,
+        "POST",
+        "blocks",
+        json={
+            "company_id": PARIS,
+            "person_id": BOB,
+            "start_time": "2026-07-06T12:00:00Z",
+            "end_time": "2026-07-06T13:00:00Z",
+            "booking": True,
+        },
+    )
     source = JrniBookingSource(client)
 
     read = source.get_booking(str(PARIS), ours.jrni_key.booking_id)
@@ -342,9 +350,14 @@ def test_a_block_over_a_booking_is_a_conflict_and_leaves_nothing_behind(
     ],
 )
 def test_blocks_jrni_cannot_make_are_permanent_errors(
-    writer: JrniBookingWriter, jrni_url: str, case: str, company: int, person: int,
-    error: type[Exception], words: str,
-) -> None:  # fmt: skip
+    writer: JrniBookingWriter,
+    jrni_url: str,
+    case: str,
+    company: int,
+    person: int,
+    error: type[Exception],
+    words: str,
+) -> None:
     with pytest.raises(error, match=words):
         writer.create_block(str(company), ResourceKind.PERSON, str(person), at(9), case, MARKER)
     assert blocks(jrni_url) == {}

@@ -10,6 +10,15 @@ from calsync.adapters.dynamo.models import TableSettings
 from calsync.adapters.dynamo.stores import DynamoIntegrationStore, DynamoLinkStore, DynamoMappingStore
 from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
 
-__all__ = ["DynamoBlockLinkStore", "DynamoCursorStore", "DynamoIntegrationStore", "DynamoLinkStore",
-           "DynamoMappingStore", "DynamoStreamingStateStore", "MailboxStreamState", "StreamMode", "TableSettings",
-           "TaskHeartbeat"]  # fmt: skip
+__all__ = [
+    "DynamoBlockLinkStore",
+    "DynamoCursorStore",
+    "DynamoIntegrationStore",
+    "DynamoLinkStore",
+    "DynamoMappingStore",
+    "DynamoStreamingStateStore",
+    "MailboxStreamState",
+    "StreamMode",
+    "TableSettings",
+    "TaskHeartbeat",
+]

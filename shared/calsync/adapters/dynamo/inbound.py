@@ -58,14 +58,18 @@ class DynamoBlockLinkStore:
     ``by_jrni_key`` reads the sparse ``by_jrni_key`` index, which is eventually consistent; outbound recognises a
     block made a moment ago by the marker in its private note first."""
 
-    def __init__(self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
+    ) -> None:
         self._model = block_link_model(TableSettings(table_name, region, endpoint_url))
 
     def blocks(self, integration_id: str, mailbox: str) -> list[BlockLink]:
         """Every block calsync made (or is making) for one mailbox."""
         try:
-            return [_block_link(record) for record in self._model.query(_mailbox_pk(integration_id, mailbox),
-                                                                        consistent_read=True)]  # fmt: skip
+            return [
+                _block_link(record)
+                for record in self._model.query(_mailbox_pk(integration_id, mailbox), consistent_read=True)
+            ]
         except PynamoDBException as exc:
             raise _translate(exc, f"reading the block links of {mailbox}") from exc
 
@@ -80,13 +84,20 @@ class DynamoBlockLinkStore:
     def save(self, link: BlockLink) -> BlockLink:
         """Store ``link`` if nobody changed it since it was read (``version_number``); StaleStateError otherwise."""
         record = self._model(
-            _mailbox_pk(link.integration_id, link.mailbox), link.remote_id,
+            _mailbox_pk(link.integration_id, link.mailbox),
+            link.remote_id,
             jrni_ref=_jrni_ref(link.integration_id, link.jrni_key) if link.jrni_key is not None else None,
-            integration_id=link.integration_id, mailbox=link.mailbox,
-            jrni_key=str(link.jrni_key) if link.jrni_key is not None else None, slot_id=link.slot_id or None,
-            start=link.window.start, end=link.window.end, title=link.title, remote_version=link.version,
-            series_id=link.series_id, state=link.state.value,
-        )  # fmt: skip
+            integration_id=link.integration_id,
+            mailbox=link.mailbox,
+            jrni_key=str(link.jrni_key) if link.jrni_key is not None else None,
+            slot_id=link.slot_id or None,
+            start=link.window.start,
+            end=link.window.end,
+            title=link.title,
+            remote_version=link.version,
+            series_id=link.series_id,
+            state=link.state.value,
+        )
         what = f"the block link of {link.remote_id} in {link.mailbox}"
         return replace(link, version_number=save_versioned(record, link.version_number, what))
 
@@ -94,7 +105,9 @@ class DynamoBlockLinkStore:
         """Remove ``link`` if nobody changed it since it was read; a link already gone counts as removed."""
         model = self._model
         record = model(_mailbox_pk(link.integration_id, link.mailbox), link.remote_id)
-        delete_versioned(model, record, link.version_number, f"the block link of {link.remote_id} in {link.mailbox}")
+        delete_versioned(
+            model, record, link.version_number, f"the block link of {link.remote_id} in {link.mailbox}"
+        )
 
 
 # ---------------------------------------------------------------- cursors
@@ -109,7 +122,9 @@ class DynamoCursorStore:
 
     Writes are last-writer-wins: one mailbox's messages are handled one at a time (its own FIFO message group)."""
 
-    def __init__(self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
+    ) -> None:
         self._model = cursor_model(TableSettings(table_name, region, endpoint_url))
 
     def get(self, integration_id: str, mailbox: str) -> str | None:
@@ -147,8 +162,6 @@ _HEARTBEATS = "heartbeat"
 HEARTBEAT_KEPT = timedelta(days=1)
 
 
-
-
 def _integration_pk(integration_id: str) -> str:
     return f"integration#{integration_id}"
 
@@ -167,13 +180,16 @@ def _mode(value: str) -> StreamMode:
 class DynamoStreamingStateStore:
     """The streaming task's heartbeats and per-mailbox subscription state, on the streaming state table."""
 
-    def __init__(self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
+    ) -> None:
         self._models = streaming_state_models(TableSettings(table_name, region, endpoint_url))
 
     def heartbeat(self, task_id: str, at: datetime, mailboxes: int) -> None:
         """Record that ``task_id`` is alive at ``at``, watching ``mailboxes`` mailboxes."""
-        record = self._models.heartbeat(_HEARTBEATS, task_id, at=at, mailboxes=mailboxes,
-                                        expires_at=at + HEARTBEAT_KEPT)  # fmt: skip
+        record = self._models.heartbeat(
+            _HEARTBEATS, task_id, at=at, mailboxes=mailboxes, expires_at=at + HEARTBEAT_KEPT
+        )
         try:
             record.save()
         except PynamoDBException as exc:
@@ -183,15 +199,23 @@ class DynamoStreamingStateStore:
         """The last heartbeat of every streaming task seen in the last day, by task id."""
         model = self._models.heartbeat
         try:
-            return [TaskHeartbeat(record.sk, record.at, int(record.mailboxes))
-                    for record in model.query(_HEARTBEATS, consistent_read=True)]  # fmt: skip
+            return [
+                TaskHeartbeat(record.sk, record.at, int(record.mailboxes))
+                for record in model.query(_HEARTBEATS, consistent_read=True)
+            ]
         except PynamoDBException as exc:
             raise _translate(exc, "reading the streaming tasks' heartbeats") from exc
 
     def record_mailbox(self, integration_id: str, mailbox: str, mode: str, detail: str, at: datetime) -> None:
         """Record how ``mailbox`` is watched now (the latest write wins); ValueError for a mode not in ``StreamMode``."""
-        record = self._models.mailbox(_integration_pk(integration_id), _mailbox_key(mailbox), mailbox=mailbox,
-                                      mode=_mode(mode), detail=detail, at=at)  # fmt: skip
+        record = self._models.mailbox(
+            _integration_pk(integration_id),
+            _mailbox_key(mailbox),
+            mailbox=mailbox,
+            mode=_mode(mode),
+            detail=detail,
+            at=at,
+        )
         try:
             record.save()
         except PynamoDBException as exc:
@@ -208,9 +232,14 @@ class DynamoStreamingStateStore:
         """How each mailbox of one integration is watched, by mailbox."""
         model = self._models.mailbox
         try:
-            return [MailboxStreamState(integration_id, record.mailbox, _mode(record.mode), record.detail, record.at)
-                    for record in model.query(_integration_pk(integration_id), model.sk.startswith("mailbox#"),
-                                              consistent_read=True)]  # fmt: skip
+            return [
+                MailboxStreamState(
+                    integration_id, record.mailbox, _mode(record.mode), record.detail, record.at
+                )
+                for record in model.query(
+                    _integration_pk(integration_id), model.sk.startswith("mailbox#"), consistent_read=True
+                )
+            ]
         except PynamoDBException as exc:
             raise _translate(exc, f"reading how the mailboxes of {integration_id} are watched") from exc
 
@@ -222,7 +251,9 @@ class DynamoStreamingStateStore:
         model = self._models.shard
         pk = f"shards#{shards}"
         try:
-            held = [int(record.sk) for record in model.query(pk, consistent_read=True) if record.owner == task_id]
+            held = [
+                int(record.sk) for record in model.query(pk, consistent_read=True) if record.owner == task_id
+            ]
         except PynamoDBException as exc:
             raise _translate(exc, "reading the shares of the mailboxes") from exc
         for index in held + [i for i in range(shards) if i not in held]:
@@ -240,12 +271,16 @@ class DynamoStreamingStateStore:
         try:
             model(f"shards#{shards}", str(index)).delete(condition=model.owner == task_id)
         except DeleteError as exc:
-            if exc.cause_response_code != _CONDITION_FAILED:  # held by another task already: nothing to give up
+            if (
+                exc.cause_response_code != _CONDITION_FAILED
+            ):  # held by another task already: nothing to give up
                 raise _translate(exc, f"releasing share {index}") from exc
 
     def _lease(self, task_id: str, pk: str, index: int, at: datetime, lease: timedelta) -> bool:
         model = self._models.shard
-        record = model(pk, str(index), owner=task_id, lease_until=at + lease, expires_at=at + lease + HEARTBEAT_KEPT)
+        record = model(
+            pk, str(index), owner=task_id, lease_until=at + lease, expires_at=at + lease + HEARTBEAT_KEPT
+        )
         free = model.pk.does_not_exist() | (model.owner == task_id) | (model.lease_until < at)
         try:
             record.save(condition=free)

@@ -246,7 +246,9 @@ _M = TypeVar("_M", bound=Model)
 
 
 def _bind(base: type[_M], table: TableSettings) -> type[_M]:
-    meta = type("Meta", (), {"table_name": table.table_name, "region": table.region, "host": table.endpoint_url})
+    meta = type(
+        "Meta", (), {"table_name": table.table_name, "region": table.region, "host": table.endpoint_url}
+    )
     return cast(type[_M], type(base.__name__, (base,), {"Meta": meta, "__module__": __name__}))
 
 
@@ -266,7 +268,9 @@ class MappingModels:
 @functools.cache
 def mapping_models(table: TableSettings) -> MappingModels:
     """The mappings table's three item models bound to ``table``."""
-    return MappingModels(_bind(MappingRecord, table), _bind(MailboxClaimRecord, table), _bind(StatusRecord, table))
+    return MappingModels(
+        _bind(MappingRecord, table), _bind(MailboxClaimRecord, table), _bind(StatusRecord, table)
+    )
 
 
 @functools.cache
@@ -297,5 +301,6 @@ class StreamingStateModels:
 @functools.cache
 def streaming_state_models(table: TableSettings) -> StreamingStateModels:
     """The streaming state table's two item models bound to ``table``."""
-    return StreamingStateModels(_bind(HeartbeatRecord, table), _bind(MailboxStateRecord, table),
-                                _bind(ShardLeaseRecord, table))
+    return StreamingStateModels(
+        _bind(HeartbeatRecord, table), _bind(MailboxStateRecord, table), _bind(ShardLeaseRecord, table)
+    )

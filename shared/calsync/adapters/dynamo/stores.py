@@ -49,8 +49,15 @@ from calsync.domain import (
 )
 
 # Codes that will fail the same way on every retry: a missing table, a bad request, missing permissions.
-_PERMANENT_CODES = frozenset({"ResourceNotFoundException", "ValidationException", "AccessDeniedException",
-                              "UnrecognizedClientException", "SerializationException"})  # fmt: skip
+_PERMANENT_CODES = frozenset(
+    {
+        "ResourceNotFoundException",
+        "ValidationException",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "SerializationException",
+    }
+)
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 # How often put/remove re-read and try again when a concurrent change to the same mapping won the race.
 _ATTEMPTS = 3
@@ -100,15 +107,24 @@ def _integration_record(model: type[IntegrationRecord], integration: Integration
     return model(
         integration.id,
         name=integration.name,
-        jrni=JrniConnectionMap(base_url=jrni.base_url, company_id=jrni.company_id, secret_name=jrni.secret_name),
+        jrni=JrniConnectionMap(
+            base_url=jrni.base_url, company_id=jrni.company_id, secret_name=jrni.secret_name
+        ),
         exchange=ExchangeConnectionMap(
-            endpoint=exchange.endpoint, secret_name=exchange.secret_name, auth=exchange.auth.value,
-            access_type=exchange.access_type.value, server_version=exchange.server_version,
-            verify_tls=exchange.verify_tls, token_url=exchange.token_url,
+            endpoint=exchange.endpoint,
+            secret_name=exchange.secret_name,
+            auth=exchange.auth.value,
+            access_type=exchange.access_type.value,
+            server_version=exchange.server_version,
+            verify_tls=exchange.verify_tls,
+            token_url=exchange.token_url,
         ),
         webhook_secret_name=integration.webhook_secret_name,
-        options=SyncOptionsMap(include_buffers=options.include_buffers, sync_jrni_blocks=options.sync_jrni_blocks,
-                               block_subject=options.block_subject),
+        options=SyncOptionsMap(
+            include_buffers=options.include_buffers,
+            sync_jrni_blocks=options.sync_jrni_blocks,
+            block_subject=options.block_subject,
+        ),
         subject_template=integration.subject_template,
         body_template=integration.body_template,
         appointment_lock=integration.appointment_lock,
@@ -125,13 +141,20 @@ def _integration(record: IntegrationRecord) -> Integration:
         name=record.name,
         jrni=JrniConnection(base_url=jrni.base_url, company_id=jrni.company_id, secret_name=jrni.secret_name),
         exchange=ExchangeConnection(
-            endpoint=exchange.endpoint, secret_name=exchange.secret_name, auth=ExchangeAuth(exchange.auth),
-            access_type=AccessType(exchange.access_type), server_version=exchange.server_version,
-            verify_tls=exchange.verify_tls, token_url=exchange.token_url,
+            endpoint=exchange.endpoint,
+            secret_name=exchange.secret_name,
+            auth=ExchangeAuth(exchange.auth),
+            access_type=AccessType(exchange.access_type),
+            server_version=exchange.server_version,
+            verify_tls=exchange.verify_tls,
+            token_url=exchange.token_url,
         ),
         webhook_secret_name=record.webhook_secret_name,
-        options=SyncOptions(include_buffers=options.include_buffers, sync_jrni_blocks=options.sync_jrni_blocks,
-                            block_subject=options.block_subject),
+        options=SyncOptions(
+            include_buffers=options.include_buffers,
+            sync_jrni_blocks=options.sync_jrni_blocks,
+            block_subject=options.block_subject,
+        ),
         subject_template=record.subject_template,
         body_template=record.body_template,
         appointment_lock=record.appointment_lock,
@@ -144,7 +167,9 @@ def _integration(record: IntegrationRecord) -> Integration:
 class DynamoIntegrationStore:
     """``IntegrationStore`` on the integrations table."""
 
-    def __init__(self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
+    ) -> None:
         self._model = integration_model(TableSettings(table_name, region, endpoint_url))
 
     def get(self, integration_id: str) -> Integration | None:
@@ -201,7 +226,9 @@ class DynamoMappingStore:
     """``MappingStore`` on the mappings table: each mapping and its mailbox claim are written in one transaction,
     so a mailbox is mapped to at most one staff member or resource per integration even under concurrent edits."""
 
-    def __init__(self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
+    ) -> None:
         self._models = mapping_models(TableSettings(table_name, region, endpoint_url))
         self._connection = Connection(region=region, host=endpoint_url)
 
@@ -209,15 +236,20 @@ class DynamoMappingStore:
         """Every mapping of one integration."""
         model = self._models.mapping
         try:
-            return [Mapping(integration_id, ResourceKind(record.kind), record.jrni_id, record.mailbox)
-                    for record in model.query(integration_id, model.sk.startswith("mapping#"),
-                                              consistent_read=True)]  # fmt: skip
+            return [
+                Mapping(integration_id, ResourceKind(record.kind), record.jrni_id, record.mailbox)
+                for record in model.query(
+                    integration_id, model.sk.startswith("mapping#"), consistent_read=True
+                )
+            ]
         except PynamoDBException as exc:
             raise _translate(exc, f"listing mappings of {integration_id}") from exc
 
     def _mailbox_of(self, integration_id: str, kind: ResourceKind, jrni_id: str) -> str | None:
         try:
-            return self._models.mapping.get(integration_id, _mapping_key(kind, jrni_id), consistent_read=True).mailbox
+            return self._models.mapping.get(
+                integration_id, _mapping_key(kind, jrni_id), consistent_read=True
+            ).mailbox
         except DoesNotExist:
             return None
         except PynamoDBException as exc:
@@ -240,21 +272,37 @@ class DynamoMappingStore:
             if current == mapping.mailbox:
                 return
             claim = claim_model(integration_id, _claim_key(mapping.mailbox), owner=owner)
-            record = mapping_model(integration_id, _mapping_key(mapping.kind, mapping.jrni_id), kind=mapping.kind.value,
-                                   jrni_id=mapping.jrni_id, mailbox=mapping.mailbox)  # fmt: skip
+            record = mapping_model(
+                integration_id,
+                _mapping_key(mapping.kind, mapping.jrni_id),
+                kind=mapping.kind.value,
+                jrni_id=mapping.jrni_id,
+                mailbox=mapping.mailbox,
+            )
             try:
                 with TransactWrite(connection=self._connection) as transaction:
                     # Its failure alone means the mailbox belongs to someone else.
-                    transaction.save(claim, condition=claim_model.sk.does_not_exist() | (claim_model.owner == owner))
+                    transaction.save(
+                        claim, condition=claim_model.sk.does_not_exist() | (claim_model.owner == owner)
+                    )
                     # The mapping must still be what we read, or a concurrent re-map would leak a claim.
-                    unchanged = (mapping_model.sk.does_not_exist() if current is None
-                                 else mapping_model.mailbox == current)  # fmt: skip
+                    unchanged = (
+                        mapping_model.sk.does_not_exist()
+                        if current is None
+                        else mapping_model.mailbox == current
+                    )
                     transaction.save(record, condition=unchanged)
                     if current is not None:
-                        transaction.delete(claim_model(integration_id, _claim_key(current)),
-                                           condition=claim_model.owner == owner)  # fmt: skip
+                        transaction.delete(
+                            claim_model(integration_id, _claim_key(current)),
+                            condition=claim_model.owner == owner,
+                        )
             except TransactWriteError as exc:
-                reasons = exc.cancellation_reasons if exc.cause_response_code == "TransactionCanceledException" else []
+                reasons = (
+                    exc.cancellation_reasons
+                    if exc.cause_response_code == "TransactionCanceledException"
+                    else []
+                )
                 if not reasons:
                     raise _translate(exc, f"mapping {owner} to {mapping.mailbox}") from exc
                 # PynamoDB sends deletes before puts, so the claim is item 1 when an old claim is deleted.
@@ -276,10 +324,13 @@ class DynamoMappingStore:
                 return False
             try:
                 with TransactWrite(connection=self._connection) as transaction:
-                    transaction.delete(mapping_model(integration_id, _mapping_key(kind, jrni_id)),
-                                       condition=mapping_model.mailbox == current)  # fmt: skip
-                    transaction.delete(claim_model(integration_id, _claim_key(current)),
-                                       condition=claim_model.owner == owner)  # fmt: skip
+                    transaction.delete(
+                        mapping_model(integration_id, _mapping_key(kind, jrni_id)),
+                        condition=mapping_model.mailbox == current,
+                    )
+                    transaction.delete(
+                        claim_model(integration_id, _claim_key(current)), condition=claim_model.owner == owner
+                    )
             except TransactWriteError as exc:
                 if exc.cause_response_code != "TransactionCanceledException":
                     raise _translate(exc, f"unmapping {owner}") from exc
@@ -298,9 +349,18 @@ class DynamoMappingStore:
     def _status_records(self, integration_id: str, prefix: str) -> list[MappingStatus]:
         model = self._models.status
         try:
-            return [MappingStatus(integration_id, ResourceKind(record.kind), record.jrni_id, SyncState(record.state),
-                                  record.detail, record.at, record.subject or "")
-                    for record in model.query(integration_id, model.sk.startswith(prefix))]  # fmt: skip
+            return [
+                MappingStatus(
+                    integration_id,
+                    ResourceKind(record.kind),
+                    record.jrni_id,
+                    SyncState(record.state),
+                    record.detail,
+                    record.at,
+                    record.subject or "",
+                )
+                for record in model.query(integration_id, model.sk.startswith(prefix))
+            ]
         except PynamoDBException as exc:
             raise _translate(exc, f"listing statuses of {integration_id}") from exc
 
@@ -309,13 +369,22 @@ class DynamoMappingStore:
         opens and the problems it settles: one BatchWriteItem for all of them (up to 25 rows; more take one per 25).
         A row written twice is written once, as the later of the two says."""
         model = self._models.status
-        rows: dict[tuple[str, str], StatusRecord | None] = {}  # (pk, sk) → the row to save, or None: delete it
+        rows: dict[
+            tuple[str, str], StatusRecord | None
+        ] = {}  # (pk, sk) → the row to save, or None: delete it
         for status in statuses:
-            values: dict[str, Any] = {"kind": status.kind.value, "jrni_id": status.jrni_id,
-                                      "state": status.state.value, "detail": status.detail, "at": status.at}  # fmt: skip
+            values: dict[str, Any] = {
+                "kind": status.kind.value,
+                "jrni_id": status.jrni_id,
+                "state": status.state.value,
+                "detail": status.detail,
+                "at": status.at,
+            }
             pk = status.integration_id
             key = _status_key(status.kind, status.jrni_id)
-            rows.pop((pk, key), None)  # re-inserted last: the order of the writes is the order of the outcomes
+            rows.pop(
+                (pk, key), None
+            )  # re-inserted last: the order of the writes is the order of the outcomes
             rows[(pk, key)] = model(pk, key, **values)
             if status.is_problem:
                 problem = _problem_key(status.kind, status.jrni_id, status.subject)
@@ -368,14 +437,18 @@ def _remote_ref(integration_id: str, mailbox: str, item_id: str) -> str:
 class DynamoLinkStore:
     """``LinkStore`` on the links table: every write is conditional on the ``version_number`` that was read."""
 
-    def __init__(self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
+    ) -> None:
         self._model = link_model(TableSettings(table_name, region, endpoint_url))
 
     def links_for(self, integration_id: str, jrni_key: JrniKey) -> list[Link]:
         """Every mailbox's link for one JRNI object (one Query)."""
         try:
-            return [_link(record) for record in self._model.query(_link_pk(integration_id, jrni_key),
-                                                                  consistent_read=True)]  # fmt: skip
+            return [
+                _link(record)
+                for record in self._model.query(_link_pk(integration_id, jrni_key), consistent_read=True)
+            ]
         except PynamoDBException as exc:
             raise _translate(exc, f"reading links of {jrni_key}") from exc
 
@@ -399,7 +472,9 @@ class DynamoLinkStore:
         versions: dict[str, str] = {}
         try:
             for item_id in dict.fromkeys(item_ids):
-                for record in self._model.by_remote_item.query(_remote_ref(integration_id, mailbox, item_id), limit=1):
+                for record in self._model.by_remote_item.query(
+                    _remote_ref(integration_id, mailbox, item_id), limit=1
+                ):
                     if record.remote_version:
                         versions[item_id] = record.remote_version
         except PynamoDBException as exc:
@@ -409,12 +484,19 @@ class DynamoLinkStore:
     def save(self, link: Link) -> Link:
         """Store ``link`` if nobody changed it since it was read (``version_number``); StaleStateError otherwise."""
         record = self._model(
-            _link_pk(link.integration_id, link.jrni_key), link.mailbox,
-            integration_id=link.integration_id, jrni_key=str(link.jrni_key), state=link.state.value,
-            fingerprint=link.fingerprint, remote_id=link.remote_id, remote_version=link.version,
-            remote_ref=_remote_ref(link.integration_id, link.mailbox, link.remote_id) if link.remote_id else None,
+            _link_pk(link.integration_id, link.jrni_key),
+            link.mailbox,
+            integration_id=link.integration_id,
+            jrni_key=str(link.jrni_key),
+            state=link.state.value,
+            fingerprint=link.fingerprint,
+            remote_id=link.remote_id,
+            remote_version=link.version,
+            remote_ref=_remote_ref(link.integration_id, link.mailbox, link.remote_id)
+            if link.remote_id
+            else None,
             provider=link.provider,
-        )  # fmt: skip
+        )
         what = f"the link of {link.jrni_key} in {link.mailbox}"
         return replace(link, version_number=save_versioned(record, link.version_number, what))
 

@@ -128,8 +128,15 @@ class ScopedCredentials(Credentials):  # type: ignore[misc]
 class TenantOAuth2Credentials(OAuth2Credentials):  # type: ignore[misc]
     """Client-credentials grant whose token endpoint may be moved from Entra ID's (tests, sovereign clouds)."""
 
-    def __init__(self, *, client_id: str, client_secret: str, tenant_id: str, token_url: str | None,
-                 scope: tuple[str, ...]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        tenant_id: str,
+        token_url: str | None,
+        scope: tuple[str, ...],
+    ) -> None:
         super().__init__(client_id=client_id, client_secret=client_secret, tenant_id=tenant_id)
         # Both take part in equality (and so in exchangelib's Protocol cache key).
         self.custom_token_url = token_url.format(tenant=tenant_id) if token_url else None
@@ -164,10 +171,12 @@ def build_credentials(connection: ExchangeConnection, secret: dict[str, str]) ->
     if connection.auth is ExchangeAuth.OAUTH2:
         client_id = _field(secret, "client_id", connection.secret_name)
         credentials = TenantOAuth2Credentials(
-            client_id=client_id, client_secret=_field(secret, "client_secret", connection.secret_name),
-            tenant_id=_field(secret, "tenant_id", connection.secret_name), token_url=connection.token_url,
+            client_id=client_id,
+            client_secret=_field(secret, "client_secret", connection.secret_name),
+            tenant_id=_field(secret, "tenant_id", connection.secret_name),
+            token_url=connection.token_url,
             scope=scope,
-        )  # fmt: skip
+        )
         return credentials, f"OAuth application {client_id}"
     username = _field(secret, "username", connection.secret_name)
     password = _field(secret, "password", connection.secret_name)

@@ -50,8 +50,9 @@ def translate(exc: BaseException, where: Where) -> Exception | None:
     mailbox, account = where.mailbox, where.account
     if isinstance(exc, ews.ErrorServerBusy):
         delay = float(exc.back_off) if exc.back_off else DEFAULT_BACK_OFF_SECONDS
-        return RetryableError(f"Exchange is throttling {account} (mailbox {mailbox}): retry in {delay:g} s",
-                              delay_seconds=delay)  # fmt: skip
+        return RetryableError(
+            f"Exchange is throttling {account} (mailbox {mailbox}): retry in {delay:g} s", delay_seconds=delay
+        )
     if isinstance(exc, ews.ErrorIrresolvableConflict):
         return ConflictError(
             f"Exchange refused a change to an item in {mailbox}: it changed in the meantime ({exc})"
@@ -70,10 +71,12 @@ def translate(exc: BaseException, where: Where) -> Exception | None:
             f"application the full_access_as_app permission"
         )
     if isinstance(exc, ews.ErrorAccessDenied):
-        how = (f"give {account} Editor rights on the calendar (Add-MailboxFolderPermission -Identity "
-               f"{mailbox}:\\Calendar -User {account} -AccessRights Editor)"
-               if where.access_type is AccessType.DELEGATE
-               else f"grant {account} ApplicationImpersonation over {mailbox}")  # fmt: skip
+        how = (
+            f"give {account} Editor rights on the calendar (Add-MailboxFolderPermission -Identity "
+            f"{mailbox}:\\Calendar -User {account} -AccessRights Editor)"
+            if where.access_type is AccessType.DELEGATE
+            else f"grant {account} ApplicationImpersonation over {mailbox}"
+        )
         return PermanentError(f"{account} has no write access to the calendar of {mailbox}: {how}")
     if isinstance(exc, ews.ErrorInvalidSchemaVersionForMailboxVersion | ews.ErrorInvalidServerVersion):
         return PermanentError(
@@ -81,8 +84,10 @@ def translate(exc: BaseException, where: Where) -> Exception | None:
             f"set the integration's server_version to the server's Exchange version ({exc})"
         )
     if isinstance(exc, _TRANSIENT):
-        return RetryableError(f"Exchange did not answer for {mailbox} ({type(exc).__name__}: {exc})",
-                              delay_seconds=DEFAULT_BACK_OFF_SECONDS)  # fmt: skip
+        return RetryableError(
+            f"Exchange did not answer for {mailbox} ({type(exc).__name__}: {exc})",
+            delay_seconds=DEFAULT_BACK_OFF_SECONDS,
+        )
     if isinstance(exc, requests.exceptions.SSLError) or (
         isinstance(exc, ews.TransportError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
     ):
@@ -93,18 +98,28 @@ def translate(exc: BaseException, where: Where) -> Exception | None:
     if isinstance(exc, ews.ResponseMessageError):
         # Any other Exchange response code is a property of the request or the mailbox: retrying will not help.
         return PermanentError(f"Exchange refused the request for {mailbox}: {type(exc).__name__}: {exc}")
-    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout | ConnectionError
-                  | TimeoutError | ews.TransportError):  # fmt: skip
-        return RetryableError(f"could not reach Exchange at {where.endpoint} ({type(exc).__name__}: {exc})",
-                              delay_seconds=DEFAULT_BACK_OFF_SECONDS)  # fmt: skip
+    if isinstance(
+        exc,
+        requests.exceptions.ConnectionError
+        | requests.exceptions.Timeout
+        | ConnectionError
+        | TimeoutError
+        | ews.TransportError,
+    ):
+        return RetryableError(
+            f"could not reach Exchange at {where.endpoint} ({type(exc).__name__}: {exc})",
+            delay_seconds=DEFAULT_BACK_OFF_SECONDS,
+        )
     if isinstance(exc, OAuth2Error):
         if exc.error in ("invalid_client", "unauthorized_client", "invalid_grant", "invalid_scope"):
             return PermanentError(
                 f"the token endpoint refused OAuth application {account} ({exc.error}): check tenant_id, client_id "
                 f"and client_secret in secret {where.secret_name!r}, and that the secret has not expired"
             )
-        return RetryableError(f"could not get an OAuth token for {account} ({exc.error})",
-                              delay_seconds=DEFAULT_BACK_OFF_SECONDS)  # fmt: skip
+        return RetryableError(
+            f"could not get an OAuth token for {account} ({exc.error})",
+            delay_seconds=DEFAULT_BACK_OFF_SECONDS,
+        )
     if isinstance(exc, ews.EWSError):
         return PermanentError(f"Exchange could not be used for {mailbox}: {type(exc).__name__}: {exc}")
     return None

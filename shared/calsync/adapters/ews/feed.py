@@ -63,9 +63,19 @@ _SERIES_PARTS = frozenset({"Occurrence", "Exception"})
 # What sync needs of every item. Duration (end - start, exact) gives an all-day item's end: exchangelib turns an
 # all-day End into a date by going back 24 hours, a day too far when that day is 23 hours long (spring forward).
 _ITEM_FIELDS = (
-    "subject", "start", "end", "duration", "is_all_day", "legacy_free_busy_status", "sensitivity", "is_cancelled",
-    "type", "uid", INTEGRATION_FIELD, JRNI_KEY_FIELD,
-)  # fmt: skip
+    "subject",
+    "start",
+    "end",
+    "duration",
+    "is_all_day",
+    "legacy_free_busy_status",
+    "sensitivity",
+    "is_cancelled",
+    "type",
+    "uid",
+    INTEGRATION_FIELD,
+    JRNI_KEY_FIELD,
+)
 # Recipient lists cannot be asked for in FindItem (ErrorInvalidPropertyRequest; exchangelib would add a GetItem):
 # occurrences take their master's, which SyncFolderItems does return.
 _ATTENDEE_FIELDS = ("required_attendees", "optional_attendees")
@@ -76,9 +86,16 @@ class EwsFeed(MailboxSession):
 
     name = "ews"
 
-    def __init__(self, connection: ExchangeConnection, secret: dict[str, str], *,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS, accounts: AccountCache | None = None,
-                 max_changes_returned: int = MAX_CHANGES_RETURNED, view_page_size: int = VIEW_PAGE_SIZE) -> None:  # fmt: skip
+    def __init__(
+        self,
+        connection: ExchangeConnection,
+        secret: dict[str, str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        accounts: AccountCache | None = None,
+        max_changes_returned: int = MAX_CHANGES_RETURNED,
+        view_page_size: int = VIEW_PAGE_SIZE,
+    ) -> None:
         if not 1 <= max_changes_returned <= MAX_CHANGES_RETURNED:
             raise ValueError(f"max_changes_returned must be 1..{MAX_CHANGES_RETURNED}")
         super().__init__(connection, secret, timeout=timeout, accounts=accounts)
@@ -112,8 +129,9 @@ class EwsFeed(MailboxSession):
         updated: set[str] = set()  # items the previous sync already reported
         removed: dict[str, None] = {}  # ordered set
         try:
-            for change, item in calendar.sync_items(sync_state=cursor, only_fields=self._sync_fields,
-                                                    max_changes_returned=self._max_changes):  # fmt: skip
+            for change, item in calendar.sync_items(
+                sync_state=cursor, only_fields=self._sync_fields, max_changes_returned=self._max_changes
+            ):
                 if isinstance(item, Exception):
                     raise item
                 if change == "delete":
@@ -145,11 +163,17 @@ class EwsFeed(MailboxSession):
                     complete.append(item.id)
         if masters:
             upserts.extend(self._occurrences(account, mailbox, masters, window))
-        return MailboxChanges(mailbox=mailbox, upserts=upserts, removed=list(removed), complete_series=complete,
-                              cursor=calendar.item_sync_state)  # fmt: skip
+        return MailboxChanges(
+            mailbox=mailbox,
+            upserts=upserts,
+            removed=list(removed),
+            complete_series=complete,
+            cursor=calendar.item_sync_state,
+        )
 
-    def _occurrences(self, account: Any, mailbox: str, masters: dict[str, CalendarItem],
-                     window: TimeWindow) -> list[CalendarEvent]:  # fmt: skip
+    def _occurrences(
+        self, account: Any, mailbox: str, masters: dict[str, CalendarItem], window: TimeWindow
+    ) -> list[CalendarEvent]:
         """Every occurrence and exception of ``masters`` overlapping ``window``: one CalendarView over the window.
 
         EWS cannot combine a CalendarView with a restriction, so the view shows the whole calendar and only the
@@ -178,10 +202,17 @@ class EwsFeed(MailboxSession):
         # (ICalUid in a CalendarView is how the EWS Managed API ties occurrences to their series).
         view = CalendarView(start=_ews_utc(start), end=_ews_utc(end), max_items=self._view_page_size)
         found = FindItem(account=account, page_size=self._view_page_size).call(
-            folders=[_calendar(account, mailbox)], additional_fields=self._view_paths, restriction=None,
-            order_fields=None, shape=ID_ONLY, query_string=None, depth=SHALLOW, calendar_view=view,
-            max_items=self._view_page_size, offset=0,
-        )  # fmt: skip
+            folders=[_calendar(account, mailbox)],
+            additional_fields=self._view_paths,
+            restriction=None,
+            order_fields=None,
+            shape=ID_ONLY,
+            query_string=None,
+            depth=SHALLOW,
+            calendar_view=view,
+            max_items=self._view_page_size,
+            offset=0,
+        )
         items = []
         for item in found:
             if isinstance(item, Exception):

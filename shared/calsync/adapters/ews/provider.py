@@ -52,10 +52,19 @@ class EwsCalendar(MailboxSession):
 
         def create(account: Any) -> RemoteRef:
             calendar = _calendar(account, mailbox)
-            item = CalendarItem(account=account, folder=calendar, reminder_is_set=False,
-                                **self._fields(content), **stamp_values(content.stamp))  # fmt: skip
-            [result] = account.bulk_create(folder=calendar, items=[item], message_disposition=SAVE_ONLY,
-                                           send_meeting_invitations=SEND_TO_NONE)  # fmt: skip
+            item = CalendarItem(
+                account=account,
+                folder=calendar,
+                reminder_is_set=False,
+                **self._fields(content),
+                **stamp_values(content.stamp),
+            )
+            [result] = account.bulk_create(
+                folder=calendar,
+                items=[item],
+                message_disposition=SAVE_ONLY,
+                send_meeting_invitations=SEND_TO_NONE,
+            )
             if isinstance(result, Exception):
                 raise result
             return RemoteRef(result.id, result.changekey)
@@ -76,10 +85,12 @@ class EwsCalendar(MailboxSession):
             # when answering an Outlook change: a newer Outlook change must be read and decided on, not overwritten.
             resolution = ALWAYS_OVERWRITE if if_version is None else NEVER_OVERWRITE
             [result] = account.bulk_update(
-                items=[(item, _UPDATED_FIELDS)], conflict_resolution=resolution,
-                message_disposition=SAVE_ONLY, send_meeting_invitations_or_cancellations=SEND_TO_NONE,
+                items=[(item, _UPDATED_FIELDS)],
+                conflict_resolution=resolution,
+                message_disposition=SAVE_ONLY,
+                send_meeting_invitations_or_cancellations=SEND_TO_NONE,
                 suppress_read_receipts=True,
-            )  # fmt: skip
+            )
             if isinstance(result, ErrorItemNotFound):
                 return None
             if isinstance(result, Exception):
@@ -94,9 +105,12 @@ class EwsCalendar(MailboxSession):
 
         def delete(account: Any) -> None:
             [result] = account.bulk_delete(
-                ids=[(remote_id, None)], delete_type=HARD_DELETE, send_meeting_cancellations=SEND_TO_NONE,
-                affected_task_occurrences=ALL_OCCURRENCES, suppress_read_receipts=True,
-            )  # fmt: skip
+                ids=[(remote_id, None)],
+                delete_type=HARD_DELETE,
+                send_meeting_cancellations=SEND_TO_NONE,
+                affected_task_occurrences=ALL_OCCURRENCES,
+                suppress_read_receipts=True,
+            )
             if isinstance(result, Exception) and not isinstance(result, ErrorItemNotFound):
                 raise result
 

@@ -29,8 +29,14 @@ ACCOUNTS = AccountCache()
 class MailboxSession:
     """Exchange mailboxes reached through one ``ExchangeConnection`` with the credentials from its secret."""
 
-    def __init__(self, connection: ExchangeConnection, secret: dict[str, str], *,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS, accounts: AccountCache | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        connection: ExchangeConnection,
+        secret: dict[str, str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        accounts: AccountCache | None = None,
+    ) -> None:
         self.connection = connection
         self._secret = dict(secret)
         self._timeout = timeout
@@ -45,8 +51,13 @@ class MailboxSession:
 
     def _call(self, mailbox: str, operation: Callable[[Any], T]) -> T:
         """Run ``operation`` on the mailbox's Account, with Exchange's errors translated into the domain's."""
-        where = Where(mailbox=mailbox, account=self._who, endpoint=self.connection.endpoint,
-                      secret_name=self.connection.secret_name, access_type=self.connection.access_type)  # fmt: skip
+        where = Where(
+            mailbox=mailbox,
+            account=self._who,
+            endpoint=self.connection.endpoint,
+            secret_name=self.connection.secret_name,
+            access_type=self.connection.access_type,
+        )
         with translated(where):
             account = self._accounts.account(self.connection, self._secret, mailbox, self._timeout)
             try:

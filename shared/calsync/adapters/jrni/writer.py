@@ -106,22 +106,34 @@ class JrniBookingWriter:
 
     # ------------------------------------------------------------------------------------------------ blocks
 
-    def create_block(self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow, title: str,
-                     marker: str) -> CreatedBlock:  # fmt: skip
+    def create_block(
+        self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow, title: str, marker: str
+    ) -> CreatedBlock:
         """Block the time; the answer is the status-3 booking JRNI's webhooks will name. 409 over a booking."""
-        answer = self._write("PUT", f"/api/v1/admin/{company_id}/{_collection(kind)}/{jrni_id}/block", {
-            "start_time": _iso(window.start),
-            "end_time": _iso(window.end),
-            "booking": True,
-            "private_note": block_note(title, marker),
-        })  # fmt: skip
+        answer = self._write(
+            "PUT",
+            f"/api/v1/admin/{company_id}/{_collection(kind)}/{jrni_id}/block",
+            {
+                "start_time": _iso(window.start),
+                "end_time": _iso(window.end),
+                "booking": True,
+                "private_note": block_note(title, marker),
+            },
+        )
         created = _created(answer, company_id)
-        log.info("blocked %s %s in JRNI company %s: booking %s, slot %s", kind.value, jrni_id, company_id,
-                 created.jrni_key.booking_id, created.slot_id)  # fmt: skip
+        log.info(
+            "blocked %s %s in JRNI company %s: booking %s, slot %s",
+            kind.value,
+            jrni_id,
+            company_id,
+            created.jrni_key.booking_id,
+            created.slot_id,
+        )
         return created
 
-    def find_block(self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow,
-                   marker: str) -> CreatedBlock | None:  # fmt: skip
+    def find_block(
+        self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow, marker: str
+    ) -> CreatedBlock | None:
         """The live block carrying ``marker`` among the staff member's or resource's bookings around ``window``
         (the one at exactly ``window`` first, should there be several)."""
         params: dict[str, str | int] = {
@@ -187,8 +199,10 @@ class JrniBookingWriter:
         """Confirm a reservation (``confirm: true``); a booking already confirmed stays as it is."""
         answer = self._change(key, {"confirm": True}, "confirmed")
         if answer.get("is_reservation") and not answer.get("is_cancelled"):
-            raise PermanentError(f"JRNI accepted the confirmation of reservation {key} but still shows it as a "
-                                 "reservation: confirm it in JRNI, or check the tenant's reservation workflow")  # fmt: skip
+            raise PermanentError(
+                f"JRNI accepted the confirmation of reservation {key} but still shows it as a "
+                "reservation: confirm it in JRNI, or check the tenant's reservation workflow"
+            )
 
     # ------------------------------------------------------------------------------------------------ plumbing
 
@@ -265,8 +279,10 @@ def _created(answer: Json, company_id: str) -> CreatedBlock:
 
 def _window_of(row: Json) -> TimeWindow | None:
     try:
-        return TimeWindow(datetime.fromisoformat(str(row.get("datetime"))),
-                          datetime.fromisoformat(str(row.get("end_datetime")))).utc()  # fmt: skip
+        return TimeWindow(
+            datetime.fromisoformat(str(row.get("datetime"))),
+            datetime.fromisoformat(str(row.get("end_datetime"))),
+        ).utc()
     except ValueError:
         return None
 
