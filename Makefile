@@ -84,6 +84,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy emulators
 	$(BIN)/mypy --strict shared/calsync
+	$(BIN)/lint-imports
 
 # The product working, on loopback: the local stack (moto, both emulators, the real handlers) and a scripted
 # JRNI scenario whose timeline shows each change arriving in Outlook.

@@ -4,7 +4,7 @@ function → block in JRNI.
 Run: ``PYTHONPATH=.:shared .venv/bin/python bench/inbound.py`` (a few minutes; loopback only). For each emulator
 latency (``--latency-ms 0 50``) it starts moto (server mode, in its own process, as the local stack runs it) and,
 in this process, the EWS and JRNI emulators and a webhook receiver for JRNI; creates the template's tables and queues, one integration and ``--mailboxes`` mapped
-advisers; runs the real streaming runner (``calsync.streaming.wiring.build_runner``, sending to the inbound queue)
+advisers; runs the real streaming runner (``calsync.bootstrap.streaming.build_task``, sending to the inbound queue)
 and the real inbound handler behind the local stack's SQS poller (``local.poller.SqsPoller``). Then ``--changes``
 meetings are put in Outlook one after the other (EWS control plane, as the mailbox owner) and each one's latency runs
 from just before that call to the arrival of JRNI's webhook for the block it became (legacy format: the block's
@@ -126,8 +126,9 @@ def jrni_seed(mailboxes: int) -> dict[str, Any]:
 def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -> dict[str, Any]:
     import boto3
 
-    from calsync import wiring
     from calsync.adapters.dynamo import DynamoCursorStore, DynamoIntegrationStore, DynamoMappingStore
+    from calsync.bootstrap import functions as wiring
+    from calsync.bootstrap.streaming import StreamingSettings, build_task
     from calsync.domain import (
         AccessType,
         ExchangeConnection,
@@ -136,7 +137,6 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
         Mapping,
         ResourceKind,
     )
-    from calsync.streaming.wiring import StreamingSettings, build_runner
     from emulators.common.server import BackgroundServer
     from emulators.ews.settings import EmulatorSettings
     from emulators.ews.testing import EwsEmulator
@@ -221,7 +221,7 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
         for n in range(mailboxes):
             mappings.put(Mapping(INTEGRATION, ResourceKind.PERSON, str(n + 1), mailbox(n)))
 
-        runner = build_runner(StreamingSettings.from_env(), session)
+        runner = build_task(StreamingSettings.from_env(), session)
         runner_thread = threading.Thread(target=runner.run, name="streaming-runner", daemon=True)
         runner_thread.start()
         queue_url = resources.queue_urls["InboundQueue"]
@@ -360,12 +360,12 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
 
 
 def memory_child(ews_url: str, mailboxes: int, connection_limit: int) -> None:
-    """In its own process: the streaming runner (as ``build_runner`` wires it, minus AWS: a static directory, an
+    """In its own process: the streaming runner (as ``build_task`` wires it, minus AWS: a static directory, an
     in-memory notifier and state) subscribing ``mailboxes`` mailboxes; prints RSS before and after as JSON."""
+    from calsync.bootstrap.streaming import EwsExchanges
     from calsync.domain import AccessType, ExchangeConnection, Integration, JrniConnection
     from calsync.streaming.planner import MailboxRef
     from calsync.streaming.runner import RunnerSettings, StreamingRunner
-    from calsync.streaming.wiring import EwsExchanges
 
     integration = Integration(
         INTEGRATION,

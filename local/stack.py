@@ -191,7 +191,7 @@ class LocalStack:
         self.cpu.watch("ews_emulator", self.ews.server.thread)
         self.cpu.watch("jrni_emulator", self.jrni.thread)
 
-        from calsync import wiring
+        from calsync.bootstrap import functions as wiring
 
         wiring.reset()
         # One environment of each function loaded now (an import error shows at start); the pollers' workers each
@@ -430,8 +430,8 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self._saved_env.clear()
-        if "calsync.wiring" in sys.modules:
-            sys.modules["calsync.wiring"].reset()
+        if "calsync.bootstrap.functions" in sys.modules:
+            sys.modules["calsync.bootstrap.functions"].reset()
 
 
 def _freeze_heap() -> None:

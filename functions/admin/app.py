@@ -6,11 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from calsync.api.admin import build_admin_api
-from calsync.wiring import admin_services
+from calsync.bootstrap.functions import admin_deps
+from calsync.transport.admin import build_admin_api
 
 logger = Logger()
-app = build_admin_api(admin_services)
+app = build_admin_api(admin_deps)
 
 
 @logger.inject_lambda_context(clear_state=True, correlation_id_path="requestContext.requestId")

@@ -8,10 +8,10 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from calsync.api.sqs import handle_record
-from calsync.inbound_service import InboundMessage, sync_mailbox
-from calsync.streaming.sqs import decode
-from calsync.wiring import inbound_queue, inbound_services
+from calsync.adapters.aws.queues import decode_inbound
+from calsync.bootstrap.functions import inbound_deps, inbound_queue
+from calsync.transport.sqs import handle_record
+from calsync.usecases.sync_mailbox import sync_mailbox
 
 logger = Logger()
 # One mailbox (message group) at a time, and a stuck mailbox does not hold up the others.
@@ -21,14 +21,11 @@ processor.raise_on_entire_batch_failure = False
 
 def sync(body: str) -> dict[str, Any]:
     """Sync one mailbox's Outlook changes into JRNI."""
-    wake = decode(body)
-    report = sync_mailbox(
-        inbound_services(),
-        InboundMessage(wake.integration_id, wake.mailbox, wake.reason.value, wake.notified),
-    )
+    message = decode_inbound(body)
+    report = sync_mailbox(inbound_deps(), message)
     return {
-        "mailbox": wake.mailbox,
-        "reason": wake.reason.value,
+        "mailbox": message.mailbox,
+        "reason": message.reason.value,
         "jrni_writes": report.jrni_writes,
         "reverted": len(report.reverted),
     }

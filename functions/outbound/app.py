@@ -8,10 +8,10 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from calsync.adapters.sqs import decode
-from calsync.api.sqs import handle_record
-from calsync.service import sync_outbound
-from calsync.wiring import outbound_queue, outbound_services
+from calsync.adapters.aws.queues import decode_outbound
+from calsync.bootstrap.functions import outbound_deps, outbound_queue
+from calsync.transport.sqs import handle_record
+from calsync.usecases.sync_booking import sync_booking
 
 logger = Logger()
 # One stuck booking (message group) must not hold up the others; its later messages wait for it.
@@ -23,8 +23,8 @@ processor.raise_on_entire_batch_failure = False
 
 def sync(body: str) -> dict[str, Any]:
     """Sync one booking; a permanent failure is already recorded in the status of the staff or resources concerned."""
-    message = decode(body)
-    result = sync_outbound(outbound_services(), message)
+    message = decode_outbound(body)
+    result = sync_booking(outbound_deps(), message)
     return {"booking": str(message.jrni_key), "actions": [type(a).__name__ for a in result.actions]}
 
 

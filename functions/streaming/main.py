@@ -1,6 +1,6 @@
 """The streaming task (ECS Fargate): keeps EWS streaming subscriptions of the mapped mailboxes and wakes inbound.
 
-Settings come from the environment (see ``calsync.streaming.wiring``); it runs until SIGTERM (or SIGINT), then ends
+Settings come from the environment (see ``calsync.bootstrap.streaming``); it runs until SIGTERM (or SIGINT), then ends
 its subscriptions and connections, sends what it holds and writes a last heartbeat, within ECS's stop timeout.
 """
 
@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 
-from calsync.streaming.wiring import StreamingSettings, build_runner, release_share
+from calsync.bootstrap.streaming import StreamingSettings, build_task
 
 
 def main() -> int:
@@ -19,13 +19,10 @@ def main() -> int:
         stream=sys.stdout,
         format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",
     )
-    runner = build_runner(StreamingSettings.from_env())
+    task = build_task(StreamingSettings.from_env())
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: runner.stop())
-    try:
-        runner.run()
-    finally:
-        release_share(runner)
+        signal.signal(signum, lambda *_: task.stop())
+    task.run()  # gives up its share of the mailboxes (if it holds one) when it ends
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping as ReadOnlyMap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,6 +20,7 @@ from calsync.domain import (
     TimeWindow,
 )
 from calsync.domain.inbound import BlockLink, MailboxChanges, MailboxStreamState, TaskHeartbeat
+from calsync.domain.messages import OutboundMessage
 
 
 @dataclass(frozen=True)
@@ -149,19 +151,24 @@ class MappingStore(Protocol):
         ...
 
 
+class WebhookFormat(Protocol):
+    """How the booking platform's webhooks are checked and read (JRNI's today)."""
+
+    def authentic(
+        self, headers: ReadOnlyMap[str, str | Sequence[str]], secret: ReadOnlyMap[str, str]
+    ) -> bool:
+        """Whether the delivery carries the integration's webhook credentials (``secret``)."""
+        ...
+
+    def bookings(self, body: bytes) -> list[tuple[JrniKey, str]]:
+        """The bookings a delivery names, each with what happened to it; InvalidInputError for anything else."""
+        ...
+
+
 class SecretStore(Protocol):
     def get(self, name: str) -> dict[str, str]:
         """A secret's JSON fields (cached); PermanentError when it does not exist."""
         ...
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    """One booking to sync outbound. Carries no booking state: the handler reads the booking fresh from JRNI."""
-
-    integration_id: str
-    jrni_key: JrniKey
-    trigger: str  # what JRNI said happened (create, modify, cancelled, confirmed...), for the logs only
 
 
 class OutboundQueue(Protocol):

@@ -24,7 +24,8 @@ from calsync.domain import (
     TimeWindow,
 )
 from calsync.domain.inbound import BlockLink, CalendarEvent, MailboxChanges
-from calsync.ports import CreatedBlock, JrniCalendar, OutboundMessage, RemoteRef
+from calsync.domain.messages import OutboundMessage
+from calsync.ports import CreatedBlock, JrniCalendar, RemoteRef
 
 
 @dataclass

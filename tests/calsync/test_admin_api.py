@@ -8,20 +8,16 @@ from typing import Any
 
 import pytest
 
-from calsync.api.admin import build_admin_api
 from calsync.domain import MappingStatus, ResourceKind, SyncState
 from calsync.ports import JrniCalendar
-from calsync.service import Services
+from calsync.transport.admin import build_admin_api
+from calsync.usecases.admin import AdminDeps
 from tests.apigw import LambdaContext, load_event, rest_event
 from tests.calsync.builders import ALICE, INTEGRATION, integration
 from tests.calsync.fakes import (
     FakeBookingSource,
-    FakeCalendar,
     FakeIntegrations,
-    FakeLinkStore,
     FakeMappings,
-    FakeQueue,
-    FakeSecrets,
 )
 
 BEN = "bob.banker@bank.example.test"
@@ -33,20 +29,17 @@ CALENDARS = [
 
 
 @pytest.fixture
-def services() -> Services:
-    return Services(
+def services() -> AdminDeps:
+    return AdminDeps(
         integrations=FakeIntegrations(integration()),
         mappings=FakeMappings(),
-        links=FakeLinkStore(),
-        secrets=FakeSecrets(),
-        outbound_queue=FakeQueue(),
-        calendar_for=lambda _: FakeCalendar(),
         bookings_for=lambda _: FakeBookingSource(calendars=CALENDARS),
         clock=lambda: datetime(2025, 7, 1, tzinfo=UTC),
+        streaming=None,
     )
 
 
-def call(services: Services, event: dict[str, Any]) -> tuple[int, Any]:
+def call(services: AdminDeps, event: dict[str, Any]) -> tuple[int, Any]:
     answer = build_admin_api(lambda: services).resolve(event, LambdaContext())
     body = answer.get("body")
     return answer["statusCode"], json.loads(body) if body else None
@@ -62,14 +55,14 @@ def mapping_path(
     )
 
 
-def put_mapping(services: Services, kind: str, jrni_id: str, mailbox: Any) -> tuple[int, Any]:
+def put_mapping(services: AdminDeps, kind: str, jrni_id: str, mailbox: Any) -> tuple[int, Any]:
     path, resource, params = mapping_path(kind, jrni_id)
     return call(
         services, rest_event("PUT", path, {"mailbox": mailbox}, resource=resource, path_parameters=params)
     )
 
 
-def test_create_integration_from_the_sample_event_and_list_it(services: Services) -> None:
+def test_create_integration_from_the_sample_event_and_list_it(services: AdminDeps) -> None:
     status, created = call(services, load_event("admin_create_integration.json"))
     assert status == 201
     assert created["id"] == "example-bank" and created["webhook_path"] == "/webhooks/jrni/example-bank"
@@ -105,7 +98,7 @@ def test_create_integration_from_the_sample_event_and_list_it(services: Services
     ],
 )
 def test_create_integration_refuses_bad_input(
-    services: Services, change: dict[str, Any], status: int
+    services: AdminDeps, change: dict[str, Any], status: int
 ) -> None:
     call(services, load_event("admin_create_integration.json"))
     body = {**json.loads(load_event("admin_create_integration.json")["body"]), **change}
@@ -114,7 +107,7 @@ def test_create_integration_refuses_bad_input(
     assert len(services.integrations.all()) == 2  # nothing half-created
 
 
-def test_a_bad_template_is_reported_with_line_and_column(services: Services) -> None:
+def test_a_bad_template_is_reported_with_line_and_column(services: AdminDeps) -> None:
     body = {
         **json.loads(load_event("admin_create_integration.json")["body"]),
         "id": "other",
@@ -124,7 +117,7 @@ def test_a_bad_template_is_reported_with_line_and_column(services: Services) -> 
     assert status == 422 and answer["template"] == "body" and "2:6" in answer["detail"]
 
 
-def test_mappings_list_every_jrni_staff_member_and_resource_with_its_mailbox(services: Services) -> None:
+def test_mappings_list_every_jrni_staff_member_and_resource_with_its_mailbox(services: AdminDeps) -> None:
     assert put_mapping(services, "person", "11", "Alice@Example.com") == (
         200,
         {"kind": "person", "jrni_id": "11", "mailbox": ALICE},
@@ -157,7 +150,7 @@ def test_mappings_list_every_jrni_staff_member_and_resource_with_its_mailbox(ser
     assert rows[("resource", "21")]["mailbox"] is None
 
 
-def test_a_mailbox_can_be_mapped_once_per_integration(services: Services) -> None:
+def test_a_mailbox_can_be_mapped_once_per_integration(services: AdminDeps) -> None:
     assert put_mapping(services, "person", "11", ALICE)[0] == 200
     status, answer = put_mapping(services, "resource", "21", ALICE)
     assert status == 409 and "alice@example.com" in answer["message"]
@@ -172,19 +165,19 @@ def test_a_mailbox_can_be_mapped_once_per_integration(services: Services) -> Non
         ("person", 42, 422),
     ],
 )
-def test_mapping_validation(services: Services, kind: str, mailbox: Any, status: int) -> None:
+def test_mapping_validation(services: AdminDeps, kind: str, mailbox: Any, status: int) -> None:
     assert put_mapping(services, kind, "11", mailbox)[0] == status
     assert services.mappings.mappings(INTEGRATION) == []
 
 
-def test_unmapping(services: Services) -> None:
+def test_unmapping(services: AdminDeps) -> None:
     put_mapping(services, "person", "11", ALICE)
     path, resource, params = mapping_path("person", "11")
     assert call(services, rest_event("DELETE", path, resource=resource, path_parameters=params))[0] == 204
     assert call(services, rest_event("DELETE", path, resource=resource, path_parameters=params))[0] == 404
 
 
-def test_unknown_integration_is_404(services: Services) -> None:
+def test_unknown_integration_is_404(services: AdminDeps) -> None:
     path, resource, params = mapping_path("person", "11", "nope")
     status, answer = call(
         services, rest_event("PUT", path, {"mailbox": ALICE}, resource=resource, path_parameters=params)
@@ -192,7 +185,7 @@ def test_unknown_integration_is_404(services: Services) -> None:
     assert status == 404 and "nope" in answer["message"]
 
 
-def test_status_shows_problems_first(services: Services) -> None:
+def test_status_shows_problems_first(services: AdminDeps) -> None:
     put_mapping(services, "person", "11", ALICE)
     services.mappings.record_status(
         MappingStatus(
@@ -217,7 +210,7 @@ def test_status_shows_problems_first(services: Services) -> None:
     assert answer["problems"][0]["detail"] == "booking 100/501 failed: not granted"
 
 
-def status_of(services: Services) -> dict[str, Any]:
+def status_of(services: AdminDeps) -> dict[str, Any]:
     status, answer = call(
         services,
         rest_event(
@@ -231,7 +224,7 @@ def status_of(services: Services) -> dict[str, Any]:
     return answer
 
 
-def test_a_problem_stays_in_the_status_until_its_own_subject_is_settled(services: Services) -> None:
+def test_a_problem_stays_in_the_status_until_its_own_subject_is_settled(services: AdminDeps) -> None:
     put_mapping(services, "person", "11", ALICE)
 
     def outcome(state: SyncState, detail: str, subject: str, hour: int) -> None:
@@ -268,7 +261,7 @@ def test_a_problem_stays_in_the_status_until_its_own_subject_is_settled(services
     assert answer["problems"] == [] and answer["states"] == {"ok": 1}
 
 
-def test_openapi_document_is_generated_from_the_routes(services: Services) -> None:
+def test_openapi_document_is_generated_from_the_routes(services: AdminDeps) -> None:
     document = json.loads(build_admin_api(lambda: services).get_openapi_json_schema())
     assert {
         "/admin/integrations",
@@ -279,7 +272,7 @@ def test_openapi_document_is_generated_from_the_routes(services: Services) -> No
     assert "IntegrationIn" in document["components"]["schemas"]
 
 
-def test_the_openapi_document_is_served_to_operators(services: Services) -> None:
+def test_the_openapi_document_is_served_to_operators(services: AdminDeps) -> None:
     event = rest_event("GET", "/admin/openapi")
     event["queryStringParameters"] = {"format": "json"}
     event["multiValueQueryStringParameters"] = {"format": ["json"]}
@@ -301,7 +294,7 @@ class Watching:
         return list(self.beats)
 
 
-def _views(services: Services) -> tuple[dict[tuple[str, str], Any], dict[str, Any]]:
+def _views(services: AdminDeps) -> tuple[dict[tuple[str, str], Any], dict[str, Any]]:
     """The mappings view's rows by (kind, JRNI id), and the status."""
     _, answer = call(
         services,
@@ -324,7 +317,7 @@ def _views(services: Services) -> tuple[dict[tuple[str, str], Any], dict[str, An
     return {(r["kind"], r["jrni_id"]): r for r in answer["mappings"]}, status
 
 
-def test_mappings_and_status_show_how_outlook_changes_are_watched(services: Services) -> None:
+def test_mappings_and_status_show_how_outlook_changes_are_watched(services: AdminDeps) -> None:
     from dataclasses import replace
 
     from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
@@ -350,7 +343,7 @@ def test_mappings_and_status_show_how_outlook_changes_are_watched(services: Serv
     assert status["streaming_task"]["state"] == "ok"
 
 
-def test_a_watch_is_stale_once_the_streaming_task_has_missed_three_heartbeats(services: Services) -> None:
+def test_a_watch_is_stale_once_the_streaming_task_has_missed_three_heartbeats(services: AdminDeps) -> None:
     from dataclasses import replace
 
     from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat

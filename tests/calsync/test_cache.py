@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from calsync.cache import CachedIntegrations
+from calsync.adapters.cache import CachedIntegrations
 from tests.calsync.builders import INTEGRATION, integration
 from tests.calsync.fakes import FakeIntegrations
 

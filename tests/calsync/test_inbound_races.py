@@ -49,7 +49,7 @@ def test_a_revert_never_overwrites_an_outlook_change_made_after_the_one_it_answe
 
     _, now, version = world.item_of(key)
     assert now == jrni_time and world.source.bookings[key].window == booking().window
-    [link] = world.services.links.links_for(INTEGRATION, key)
+    [link] = world.services.booking.links.links_for(INTEGRATION, key)
     assert link.version == version  # so the revert's echo is recognised
 
 

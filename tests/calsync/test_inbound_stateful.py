@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from calsync.domain import BookingStatus, JrniKey, TimeWindow
-from calsync.ports import OutboundMessage
-from calsync.service import sync_outbound
+from calsync.domain.messages import OutboundMessage
+from calsync.usecases.sync_booking import sync_booking
 from tests.calsync.builders import ALICE, INTEGRATION, at, booking
 from tests.calsync.world import World
 
@@ -53,7 +53,7 @@ class LockAndMoves(RuleBasedStateMachine):
         for _ in range(6):
             before = (self.world.exchange.writes, len(self.world.writer.writes))
             for key in list(dict.fromkeys(self.webhooks)) + self.active():
-                sync_outbound(self.world.services, OutboundMessage(INTEGRATION, key, "webhook"))
+                sync_booking(self.world.services.booking, OutboundMessage(INTEGRATION, key, "webhook"))
             self.webhooks.clear()
             self.world.notified()
             self.outlook_pending.clear()
@@ -95,7 +95,7 @@ class LockAndMoves(RuleBasedStateMachine):
         key = data.draw(st.sampled_from(self.webhooks))
         if not again:
             self.webhooks.remove(key)
-        sync_outbound(self.world.services, OutboundMessage(INTEGRATION, key, "webhook"))
+        sync_booking(self.world.services.booking, OutboundMessage(INTEGRATION, key, "webhook"))
 
     # ---- Outlook
 
@@ -186,7 +186,7 @@ class LockAndMoves(RuleBasedStateMachine):
         # Everything delivered once more: not a single write on either side.
         writes = (self.world.exchange.writes, len(self.world.writer.writes))
         for key in list(jrni):
-            sync_outbound(self.world.services, OutboundMessage(INTEGRATION, key, "again"))
+            sync_booking(self.world.services.booking, OutboundMessage(INTEGRATION, key, "again"))
         self.world.notified()
         assert (self.world.exchange.writes, len(self.world.writer.writes)) == writes, "an echo"
 

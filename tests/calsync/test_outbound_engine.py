@@ -32,7 +32,7 @@ from calsync.engine import (
     desired_content,
     plan_outbound,
 )
-from calsync.executor import Executor
+from calsync.usecases.booking_executor import Executor
 from tests.calsync.builders import ALICE, BOB, DEFAULT_OPTIONS, INTEGRATION, MAPPINGS, ROOM, at, booking
 from tests.calsync.fakes import FakeCalendar, FakeLinkStore
 
@@ -50,6 +50,7 @@ def link(
         mailbox,
         state,
         fingerprint or content_of(b).fingerprint,
+        "ews",
         remote_id=None if state is LinkState.PENDING else "item-1",
         version="v1",
     )

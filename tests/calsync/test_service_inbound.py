@@ -19,10 +19,10 @@ from calsync.domain import (
     TimeWindow,
 )
 from calsync.domain.inbound import CalendarEvent, MailboxChanges
-from calsync.inbound_service import InboundMessage, sync_mailbox
-from calsync.ports import JrniCalendar, OutboundMessage
-from calsync.service import Services, sync_outbound
-from calsync.streaming.ports import NotifiedItem
+from calsync.domain.messages import InboundMessage, NotifiedItem, OutboundMessage, WakeReason
+from calsync.ports import JrniCalendar
+from calsync.usecases.sync_booking import BookingDeps, sync_booking
+from calsync.usecases.sync_mailbox import MailboxDeps, sync_mailbox
 from tests.calsync.builders import ALICE, INTEGRATION, MAPPINGS, booking, integration
 from tests.calsync.fakes import (
     FakeBlockLinks,
@@ -34,8 +34,6 @@ from tests.calsync.fakes import (
     FakeIntegrations,
     FakeLinkStore,
     FakeMappings,
-    FakeQueue,
-    FakeSecrets,
     FakeWriter,
 )
 
@@ -56,18 +54,18 @@ class World:
         self.feed = FakeFeed()
         self.writer = FakeWriter(self.source)
         self.events = FakeEvents()
-        self.services = Services(
-            integrations=FakeIntegrations(integration(**integration_options)),
-            mappings=FakeMappings(*MAPPINGS),
-            links=FakeLinkStore(),
-            secrets=FakeSecrets(),
-            outbound_queue=FakeQueue(),
-            calendar_for=lambda _: self.calendar,
-            bookings_for=lambda _: self.source,
-            clock=lambda: NOW,
+        self.services = MailboxDeps(
+            booking=BookingDeps(
+                integrations=FakeIntegrations(integration(**integration_options)),
+                mappings=FakeMappings(*MAPPINGS),
+                links=FakeLinkStore(),
+                block_links=FakeBlockLinks(),
+                calendar_for=lambda _: self.calendar,
+                bookings_for=lambda _: self.source,
+                clock=lambda: NOW,
+            ),
             feed_for=lambda _: self.feed,
             writer_for=lambda _: self.writer,
-            block_links=FakeBlockLinks(),
             cursors=FakeCursors(),
             events=self.events,
         )
@@ -86,7 +84,7 @@ class World:
     def outlook(self, *upserts: CalendarEvent, removed: tuple[str, ...] = ()) -> Any:
         """An Outlook change arrives and the streaming task wakes inbound for the mailbox."""
         self.feed.push(MailboxChanges(ALICE, list(upserts), list(removed)))
-        report = sync_mailbox(self.services, InboundMessage(INTEGRATION, ALICE, "notification"))
+        report = sync_mailbox(self.services, InboundMessage(INTEGRATION, ALICE, WakeReason.NOTIFICATION))
         self.feed.acknowledge(ALICE)
         return report
 
@@ -110,7 +108,7 @@ def test_a_meeting_blocks_jrni_and_the_cursor_is_stored_after() -> None:
     assert block["title"] == "Team meeting" and block["company"] == "100" and block["jrni_id"] == "11"
     assert str(block["marker"]).startswith(f"calsync:{INTEGRATION}:")
     assert world.services.cursors.get(INTEGRATION, ALICE) == f"{ALICE}#1"
-    [status] = world.services.mappings.statuses(INTEGRATION)
+    [status] = world.services.booking.mappings.statuses(INTEGRATION)
     assert status.state is SyncState.OK and status.detail.startswith("1 blocked")
 
 
@@ -129,7 +127,7 @@ def test_moved_then_deleted_in_outlook() -> None:
     [block] = world.writer.blocks.values()
     assert block["window"].start.hour == 14  # type: ignore[attr-defined]
     world.outlook(removed=("m1",))
-    assert world.writer.blocks == {} and world.services.block_links.blocks(INTEGRATION, ALICE) == []  # type: ignore[union-attr]
+    assert world.writer.blocks == {} and world.services.booking.block_links.blocks(INTEGRATION, ALICE) == []  # type: ignore[union-attr]
 
 
 def test_a_crash_after_the_jrni_create_does_not_duplicate_the_block() -> None:
@@ -137,10 +135,10 @@ def test_a_crash_after_the_jrni_create_does_not_duplicate_the_block() -> None:
     world.writer.crash_after_create = True
     world.feed.push(MailboxChanges(ALICE, [meeting()]))
     with pytest.raises(ConnectionError):
-        sync_mailbox(world.services, InboundMessage(INTEGRATION, ALICE, "notification"))
+        sync_mailbox(world.services, InboundMessage(INTEGRATION, ALICE, WakeReason.NOTIFICATION))
     assert world.services.cursors.get(INTEGRATION, ALICE) is None  # not stored: the changes come again
 
-    sync_mailbox(world.services, InboundMessage(INTEGRATION, ALICE, "retry"))
+    sync_mailbox(world.services, InboundMessage(INTEGRATION, ALICE, WakeReason.TIMER))
     assert len(world.writer.blocks) == 1  # found by its marker, not made twice
 
 
@@ -148,8 +146,8 @@ def synced_booking(world: World, **changes: Any) -> tuple[JrniKey, CalendarEvent
     """A JRNI booking synced to Alice's Outlook by outbound; the item as the change feed would show it."""
     b = replace(booking(), **changes)
     world.source.bookings[b.key] = b
-    sync_outbound(world.services, OutboundMessage(INTEGRATION, b.key, "create"))
-    [link] = world.services.links.links_for(INTEGRATION, b.key)
+    sync_booking(world.services.booking, OutboundMessage(INTEGRATION, b.key, "create"))
+    [link] = world.services.booking.links.links_for(INTEGRATION, b.key)
     item = world.calendar.mailboxes[ALICE][link.remote_id or ""]
     event = CalendarEvent(
         link.remote_id or "",
@@ -205,7 +203,7 @@ def test_a_refused_move_is_reverted_and_reported() -> None:
     assert item.window == event.window
     status = next(
         s
-        for s in world.services.mappings.statuses(INTEGRATION)
+        for s in world.services.booking.mappings.statuses(INTEGRATION)
         if s.jrni_id == "11" and "refused" in s.detail
     )
     assert status.state is SyncState.ERROR and "made externally" in status.detail
@@ -229,7 +227,7 @@ def test_a_jrni_block_made_by_inbound_is_never_pushed_back_to_outlook() -> None:
         booking("b" + slot, kind=BookingKind.BLOCK), details={"private_note": block["marker"]}
     )
     world.source.bookings[as_jrni_reports_it.key] = as_jrni_reports_it
-    sync_outbound(world.services, OutboundMessage(INTEGRATION, as_jrni_reports_it.key, "create"))
+    sync_booking(world.services.booking, OutboundMessage(INTEGRATION, as_jrni_reports_it.key, "create"))
     assert world.calendar.contents() == {}  # no "Unavailable" echo of Alice's own meeting
 
 
@@ -243,7 +241,9 @@ def test_lock_off_a_deletion_racing_jrnis_own_change_still_cancels_the_booking()
     world.source.bookings[key] = moved  # JRNI changes the booking...
     world.calendar.mailboxes[ALICE].clear()  # ...while the adviser deletes the item in Outlook
 
-    sync_outbound(world.services, OutboundMessage(INTEGRATION, key, "modify"))  # JRNI's change arrives first
+    sync_booking(
+        world.services.booking, OutboundMessage(INTEGRATION, key, "modify")
+    )  # JRNI's change arrives first
     assert world.calendar.contents() == {}  # the deletion is not undone behind the adviser's back
 
     world.outlook(removed=(event.remote_id,))  # then the deletion reaches inbound
@@ -259,7 +259,9 @@ def test_a_notification_naming_only_our_own_writes_reads_nothing_from_the_mailbo
     world.feed.push(MailboxChanges(ALICE, [event]))  # what a sync would find: our item, as we wrote it
 
     notified = (NotifiedItem(event.remote_id, event.version),)
-    report = sync_mailbox(world.services, InboundMessage(INTEGRATION, ALICE, "notification", notified))
+    report = sync_mailbox(
+        world.services, InboundMessage(INTEGRATION, ALICE, WakeReason.NOTIFICATION, notified)
+    )
 
     assert world.feed.reads == []
     assert report.jrni_writes == 0 and world.writer.writes == []
@@ -283,7 +285,7 @@ def test_any_other_notification_reads_the_mailbox(case: str) -> None:
     }[case]
     world.feed.push(MailboxChanges(ALICE, [meeting()]))
 
-    sync_mailbox(world.services, InboundMessage(INTEGRATION, ALICE, "notification", notified))
+    sync_mailbox(world.services, InboundMessage(INTEGRATION, ALICE, WakeReason.NOTIFICATION, notified))
 
     assert world.feed.reads == [(ALICE, None)]
     assert len(world.writer.blocks) == 1  # the Outlook meeting the sync found became a block
@@ -295,6 +297,6 @@ def test_our_write_named_in_another_mailbox_is_not_ours_there() -> None:
     bob = next(m.mailbox for m in MAPPINGS if m.mailbox != ALICE)
     notified = (NotifiedItem(event.remote_id, event.version),)
 
-    sync_mailbox(world.services, InboundMessage(INTEGRATION, bob, "notification", notified))
+    sync_mailbox(world.services, InboundMessage(INTEGRATION, bob, WakeReason.NOTIFICATION, notified))
 
     assert world.feed.reads == [(bob, None)]

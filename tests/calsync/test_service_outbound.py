@@ -8,29 +8,27 @@ from datetime import UTC, datetime
 import pytest
 
 from calsync.domain import BookingStatus, JrniKey, PermanentError, ResourceKind, SyncState
-from calsync.ports import OutboundMessage
-from calsync.service import Services, sync_outbound
+from calsync.domain.messages import OutboundMessage
+from calsync.usecases.sync_booking import BookingDeps, sync_booking
 from tests.calsync.builders import ALICE, INTEGRATION, MAPPINGS, ROOM, booking, integration
 from tests.calsync.fakes import (
+    FakeBlockLinks,
     FakeBookingSource,
     FakeCalendar,
     FakeIntegrations,
     FakeLinkStore,
     FakeMappings,
-    FakeQueue,
-    FakeSecrets,
 )
 
 NOW = datetime(2025, 7, 1, 12, tzinfo=UTC)
 
 
-def services(source: FakeBookingSource, calendar: FakeCalendar | None = None) -> Services:
-    return Services(
+def services(source: FakeBookingSource, calendar: FakeCalendar | None = None) -> BookingDeps:
+    return BookingDeps(
         integrations=FakeIntegrations(integration()),
         mappings=FakeMappings(*MAPPINGS),
         links=FakeLinkStore(),
-        secrets=FakeSecrets(),
-        outbound_queue=FakeQueue(),
+        block_links=FakeBlockLinks(),
         calendar_for=lambda _: calendar or FakeCalendar(),
         bookings_for=lambda _: source,
         clock=lambda: NOW,
@@ -47,7 +45,7 @@ def test_a_booking_is_read_fresh_rendered_and_written_to_each_mapped_calendar() 
     calendar = FakeCalendar()
     svc = services(FakeBookingSource(fresh), calendar)
 
-    sync_outbound(svc, message(trigger="modify"))  # the trigger does not matter: JRNI's current state does
+    sync_booking(svc, message(trigger="modify"))  # the trigger does not matter: JRNI's current state does
 
     contents = calendar.contents()
     assert sorted(contents) == [ALICE, ROOM]
@@ -63,7 +61,7 @@ def test_a_booking_for_an_unmapped_adviser_is_skipped_and_shows_in_the_status() 
     calendar = FakeCalendar()
     svc = services(FakeBookingSource(booking(person="99")), calendar)
 
-    sync_outbound(svc, message())
+    sync_booking(svc, message())
 
     assert calendar.contents() == {}
     [status] = svc.mappings.statuses(INTEGRATION)
@@ -74,10 +72,10 @@ def test_a_booking_for_an_unmapped_adviser_is_skipped_and_shows_in_the_status() 
 def test_a_booking_gone_from_jrni_is_removed_from_outlook() -> None:
     source, calendar = FakeBookingSource(booking()), FakeCalendar()
     svc = services(source, calendar)
-    sync_outbound(svc, message())
+    sync_booking(svc, message())
     source.bookings.clear()
 
-    sync_outbound(svc, message(trigger="cancelled"))
+    sync_booking(svc, message(trigger="cancelled"))
 
     assert calendar.contents() == {}
     assert svc.links.links_for(INTEGRATION, JrniKey("100", "501")) == []
@@ -90,7 +88,7 @@ def test_a_permanent_failure_is_recorded_against_the_mapping_and_raised() -> Non
 
     svc = services(FakeBookingSource(booking(status=BookingStatus.RESERVATION)), Refusing())
     with pytest.raises(PermanentError):
-        sync_outbound(svc, message())
+        sync_booking(svc, message())
     [status] = svc.mappings.statuses(INTEGRATION)
     assert status.state is SyncState.ERROR and "may not impersonate alice@example.com" in status.detail
 
@@ -98,4 +96,4 @@ def test_a_permanent_failure_is_recorded_against_the_mapping_and_raised() -> Non
 def test_an_unknown_integration_can_never_succeed() -> None:
     svc = services(FakeBookingSource(booking()))
     with pytest.raises(PermanentError, match="no integration"):
-        sync_outbound(svc, OutboundMessage("gone", JrniKey("100", "501"), "create"))
+        sync_booking(svc, OutboundMessage("gone", JrniKey("100", "501"), "create"))

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from calsync.domain import JrniKey, ResourceKind, TimeWindow
-from calsync.inbound_service import InboundMessage, sync_mailbox
-from calsync.ports import JrniCalendar, OutboundMessage
-from calsync.service import Services, sync_outbound
+from calsync.domain.messages import InboundMessage, OutboundMessage, WakeReason
+from calsync.ports import JrniCalendar
+from calsync.usecases.sync_booking import BookingDeps, sync_booking
+from calsync.usecases.sync_mailbox import MailboxDeps, sync_mailbox
 from tests.calsync.builders import ALICE, INTEGRATION, MAPPINGS, ROOM, booking, integration
 from tests.calsync.fakes import (
     FakeBlockLinks,
@@ -21,8 +22,6 @@ from tests.calsync.fakes import (
     FakeIntegrations,
     FakeLinkStore,
     FakeMappings,
-    FakeQueue,
-    FakeSecrets,
     FakeWriter,
 )
 
@@ -41,18 +40,18 @@ class World:
         self.exchange = FakeExchange()
         self.writer = FakeWriter(self.source)
         self.integrations = FakeIntegrations(integration(**options))
-        self.services = Services(
-            integrations=self.integrations,
-            mappings=FakeMappings(*MAPPINGS),
-            links=FakeLinkStore(),
-            secrets=FakeSecrets(),
-            outbound_queue=FakeQueue(),
-            calendar_for=lambda _: self.exchange,
-            bookings_for=lambda _: self.source,
-            clock=lambda: NOW,
+        self.services = MailboxDeps(
+            booking=BookingDeps(
+                integrations=self.integrations,
+                mappings=FakeMappings(*MAPPINGS),
+                links=FakeLinkStore(),
+                block_links=FakeBlockLinks(),
+                calendar_for=lambda _: self.exchange,
+                bookings_for=lambda _: self.source,
+                clock=lambda: NOW,
+            ),
             feed_for=lambda _: self.exchange,
             writer_for=lambda _: self.writer,
-            block_links=FakeBlockLinks(),
             cursors=FakeCursors(),
             events=FakeEvents(),
         )
@@ -60,7 +59,7 @@ class World:
     def book(self, **fields: Any) -> JrniKey:
         made = booking(**fields)
         self.source.bookings[made.key] = made
-        sync_outbound(self.services, OutboundMessage(INTEGRATION, made.key, "create"))
+        sync_booking(self.services.booking, OutboundMessage(INTEGRATION, made.key, "create"))
         self.notified(ALICE)
         self.notified(ROOM)  # calsync's own creates coming back
         return made.key
@@ -72,7 +71,7 @@ class World:
         return remote_id, item.content.window, item.version
 
     def notified(self, mailbox: str = ALICE) -> Any:
-        return sync_mailbox(self.services, InboundMessage(INTEGRATION, mailbox, "notification"))
+        return sync_mailbox(self.services, InboundMessage(INTEGRATION, mailbox, WakeReason.NOTIFICATION))
 
     def lock(self, on: bool) -> None:
         self.integrations.items[INTEGRATION] = replace(

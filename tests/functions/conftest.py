@@ -17,8 +17,8 @@ import pytest
 import requests
 from moto import mock_aws
 
-from calsync import wiring
 from calsync.adapters.dynamo import DynamoIntegrationStore, DynamoMappingStore
+from calsync.bootstrap import functions as wiring
 from calsync.domain import AccessType, ExchangeConnection, JrniConnection, Mapping, ResourceKind
 from emulators.common.server import BackgroundServer
 from emulators.ews.testing import EwsEmulator

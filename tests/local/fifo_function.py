@@ -1,6 +1,6 @@
 """A Lambda function shaped like functions/outbound and functions/inbound (a module-level FIFO batch processor and
 Powertools Logger), for the local stack's environments and pollers to run: a record whose body says ``fail``
-postpones itself and raises, as ``calsync.api.sqs.handle_record`` does with a RetryableError.
+postpones itself and raises, as ``calsync.transport.sqs.handle_record`` does with a RetryableError.
 
 The test sets ``ledger`` (what ran, shared by every copy of the module) and ``queue`` (an SQS client and URL).
 """

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import pytest
 from exchangelib import errors as ews
 
-from calsync.streaming.ews import soap_documents
+from calsync.adapters.ews.streaming import soap_documents
 
 ONE = (
     b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:GetStreamingEventsResponse>'

@@ -16,9 +16,9 @@ from exchangelib.properties import (
     StatusEvent,
 )
 
-from calsync.streaming.ews import notification_of
+from calsync.adapters.ews.streaming import notification_of
+from calsync.domain.messages import MAX_NOTIFIED_ITEMS, NotifiedItem, WakeReason
 from calsync.streaming.planner import MailboxRef
-from calsync.streaming.ports import MAX_NOTIFIED_ITEMS, NotifiedItem, WakeReason
 from calsync.streaming.runner import Coalescer
 
 AT = datetime(2025, 9, 1, 9, tzinfo=UTC)

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from calsync.adapters.aws.queues import inbound_group as group_of
 from calsync.adapters.ews.connection import AccountCache
+from calsync.adapters.ews.streaming import EwsStreamingExchange
 from calsync.domain import AccessType, ExchangeAuth, ExchangeConnection
-from calsync.streaming.ews import EwsStreamingExchange
+from calsync.domain.messages import InboundMessage, NotifiedItem
 from calsync.streaming.planner import MailboxRef
-from calsync.streaming.ports import InboundWake, NotifiedItem
 from calsync.streaming.runner import RunnerSettings, StreamingRunner
-from calsync.streaming.sqs import group_of
 from emulators.ews.settings import EmulatorSettings
 from emulators.ews.testing import EwsEmulator
 
@@ -75,7 +75,7 @@ class Queue:
     seen: list[Message] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def send(self, wakes: list[InboundWake]) -> None:
+    def send(self, wakes: list[InboundMessage]) -> None:
         with self.lock:
             self.seen.extend(
                 Message(w.integration_id, w.mailbox, w.reason.value, group_of(w), time.time(), w.notified)

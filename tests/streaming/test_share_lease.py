@@ -9,8 +9,8 @@ import pytest
 from moto import mock_aws
 
 from calsync.adapters.dynamo import DynamoStreamingStateStore
-from calsync.settings import ConfigurationError
-from calsync.streaming.wiring import LeasedState, ShareLease, StreamingSettings
+from calsync.bootstrap.streaming import StreamingSettings
+from calsync.streaming.lease import LeasedState, NoShareFreeError, ShareLease
 from tests.aws import REGION, create_in_moto
 
 LEASE = timedelta(seconds=90)
@@ -44,7 +44,7 @@ def test_each_task_takes_its_own_share_and_a_surplus_task_finds_none(
     first = ShareLease(store, "task-a", 2, LEASE, clock)
     second = ShareLease(store, "task-b", 2, LEASE, clock)
     assert {first.claim(), second.claim()} == {0, 1}
-    with pytest.raises(ConfigurationError, match="no share of 2 came free"):
+    with pytest.raises(NoShareFreeError, match="no share of 2 came free"):
         ShareLease(store, "task-c", 2, LEASE, clock).claim(wait_seconds=0, attempts=2)
 
 

@@ -10,9 +10,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from calsync.adapters.aws.queues import SqsInboundQueue
+from calsync.adapters.aws.queues import decode_inbound as decode
+from calsync.adapters.aws.queues import encode_inbound as encode
 from calsync.domain import PermanentError
-from calsync.streaming.ports import MAX_NOTIFIED_ITEMS, InboundWake, NotifiedItem, WakeReason
-from calsync.streaming.sqs import SqsInboundNotifier, decode, encode
+from calsync.domain.messages import MAX_NOTIFIED_ITEMS, InboundMessage, NotifiedItem, WakeReason
 
 REGION = "eu-west-2"
 
@@ -46,11 +48,11 @@ def receive_all(client: Any, url: str) -> list[dict[str, Any]]:
 
 def test_one_message_per_wake_grouped_by_mailbox_and_never_deduplicated_away(sqs: tuple[Any, str]) -> None:
     client, url = sqs
-    notifier = SqsInboundNotifier(client, url)
-    wakes = [InboundWake("int-1", f"m{n:02d}@bank.test", WakeReason.NOTIFICATION) for n in range(23)]
+    notifier = SqsInboundQueue(client, url)
+    wakes = [InboundMessage("int-1", f"m{n:02d}@bank.test", WakeReason.NOTIFICATION) for n in range(23)]
     notifier.send(wakes)
     # The same mailbox woken again later (a new change) is a new message, not a duplicate of the first.
-    notifier.send([InboundWake("int-1", "m00@bank.test", WakeReason.TIMER)])
+    notifier.send([InboundMessage("int-1", "m00@bank.test", WakeReason.TIMER)])
 
     messages = receive_all(client, url)
     assert len(messages) == 24
@@ -75,10 +77,10 @@ def test_a_body_that_is_not_ours_is_a_permanent_error() -> None:
 
 def test_a_wake_naming_its_notified_items_carries_them_and_one_without_names_none() -> None:
     items = (NotifiedItem("AAMk1=", "DwAA1"), NotifiedItem("AAMk2=", "DwAA2"))
-    named = InboundWake("int-1", "m@bank.test", WakeReason.NOTIFICATION, items)
+    named = InboundMessage("int-1", "m@bank.test", WakeReason.NOTIFICATION, items)
     assert json.loads(encode(named))["items"] == [["AAMk1=", "DwAA1"], ["AAMk2=", "DwAA2"]]
     assert decode(encode(named)) == named
-    plain = InboundWake("int-1", "m@bank.test", WakeReason.START)
+    plain = InboundMessage("int-1", "m@bank.test", WakeReason.START)
     assert "items" not in json.loads(encode(plain))
     assert decode(encode(plain)).notified is None
 

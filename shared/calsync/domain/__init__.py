@@ -11,12 +11,14 @@ from calsync.domain.errors import (
     ResyncRequiredError,
     RetryableError,
     StaleStateError,
+    TemplateError,
     TooLargeError,
 )
 from calsync.domain.integration import (
     OUTLOOK_CHANGES,
     UNMAPPED,
     AccessType,
+    ExchangeApi,
     ExchangeAuth,
     ExchangeConnection,
     Integration,
@@ -27,6 +29,7 @@ from calsync.domain.integration import (
     outlook_change_subject,
 )
 from calsync.domain.model import (
+    BLOCKING_FREE_BUSY,
     Booking,
     BookingKind,
     BookingStatus,
@@ -43,6 +46,7 @@ from calsync.domain.model import (
 )
 
 __all__ = [
+    "BLOCKING_FREE_BUSY",
     "OUTLOOK_CHANGES",
     "UNMAPPED",
     "AccessType",
@@ -53,6 +57,7 @@ __all__ = [
     "CalsyncError",
     "ConflictError",
     "EventContent",
+    "ExchangeApi",
     "ExchangeAuth",
     "ExchangeConnection",
     "FreeBusy",
@@ -74,6 +79,7 @@ __all__ = [
     "Stamp",
     "SyncOptions",
     "SyncState",
+    "TemplateError",
     "TimeWindow",
     "TooLargeError",
     "booking_subject",

@@ -32,26 +32,32 @@ class ResyncRequiredError(CalsyncError):
 
 
 class RequestError(CalsyncError):
-    """Bad input from a caller: answered with a 4xx, and nothing is applied."""
-
-    status = 400
+    """Bad input from a caller: refused, and nothing is applied (each trigger answers it in its own terms)."""
 
 
 class InvalidInputError(RequestError):
     """Malformed, or not in a format we accept."""
 
-    status = 400
-
 
 class AuthenticationError(RequestError):
     """The caller did not prove who it is."""
 
-    status = 401
-
 
 class NotFoundError(RequestError):
-    status = 404
+    """What the caller names does not exist (or is not theirs to see)."""
 
 
 class TooLargeError(RequestError):
-    status = 413
+    """More than calsync accepts in one request."""
+
+
+class TemplateError(PermanentError):
+    """An integration's subject or body template cannot be used: what is wrong and where (``line:col`` and a caret).
+
+    Refused when the template is saved; met at sync time (a template saved before a check existed), the booking
+    fails for good with this reason on its calendars' status, rather than being retried."""
+
+    def __init__(self, which: str, detail: str) -> None:
+        super().__init__(f"{which} template: {detail}")
+        self.which = which
+        self.detail = detail

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,9 +32,8 @@ class MailboxChanges:
 
     mailbox: str
     upserts: list[CalendarEvent] = field(default_factory=list)
-    removed: list[str] = field(
-        default_factory=list
-    )  # ids of deleted items (a deleted series: its master's id)
+    # Ids of deleted items (a deleted series: its master's id)
+    removed: list[str] = field(default_factory=list)
     # Series whose occurrences inside the sync window are all among ``upserts``: any other occurrence we hold a
     # block for has gone (deleted occurrence, or moved out of the window).
     complete_series: list[str] = field(default_factory=list)
@@ -81,6 +81,14 @@ class TaskHeartbeat:
     mailboxes: int
 
 
+class WatchMode(enum.StrEnum):
+    """How a mailbox's Outlook changes reach calsync."""
+
+    STREAMING = "streaming"  # a subscription on a streaming connection
+    TIMED = "timed"  # synced on a timer (beyond the connections Exchange allows)
+    ERROR = "error"  # cannot be subscribed (e.g. access not granted): the detail says what to change
+
+
 @dataclass(frozen=True)
 class MailboxStreamState:
     """How one mailbox is watched for changes: a streaming subscription, a timed sync (when over capacity), or not at
@@ -88,6 +96,6 @@ class MailboxStreamState:
 
     integration_id: str
     mailbox: str
-    mode: str  # streaming | timed | error
+    mode: WatchMode
     detail: str
     at: datetime

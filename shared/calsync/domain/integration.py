@@ -10,7 +10,15 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from calsync.domain.model import FreeBusy, ResourceKind, SyncOptions
+from calsync.domain.model import BLOCKING_FREE_BUSY, FreeBusy, ResourceKind, SyncOptions
+
+
+class ExchangeApi(enum.StrEnum):
+    """Which of Exchange's APIs an integration speaks: EWS (Exchange Server on premises, and Exchange Online until
+    EWS is switched off there); Microsoft Graph is the next choice. The adapters are picked by it, in one place
+    (``calsync.bootstrap``); nothing above them depends on it."""
+
+    EWS = "ews"
 
 
 class ExchangeAuth(enum.StrEnum):
@@ -37,6 +45,7 @@ class ExchangeConnection:
     verify_tls: bool = True
     # Token endpoint for OAuth2; None means Microsoft Entra ID's for the tenant.
     token_url: str | None = None
+    api: ExchangeApi = ExchangeApi.EWS
 
 
 @dataclass(frozen=True)
@@ -61,14 +70,9 @@ class Integration:
     options: SyncOptions = field(default_factory=SyncOptions)
     subject_template: str | None = None  # None: the product's default template
     body_template: str | None = None
-    appointment_lock: bool = True  # inbound: revert Outlook edits of JRNI bookings (next issue)
-    auto_confirm: bool = False  # inbound: a reservation moved in Outlook is confirmed (next issue)
-    inbound_free_busy: tuple[FreeBusy, ...] = (
-        FreeBusy.BUSY,
-        FreeBusy.OOF,
-        FreeBusy.TENTATIVE,
-        FreeBusy.WORKING_ELSEWHERE,
-    )
+    appointment_lock: bool = True  # inbound: Outlook edits of JRNI bookings are put back as JRNI has them
+    auto_confirm: bool = False  # inbound: a reservation moved in Outlook, or given an attendee, is confirmed
+    inbound_free_busy: tuple[FreeBusy, ...] = BLOCKING_FREE_BUSY  # what blocks time in JRNI
     created_at: datetime | None = None
 
 

@@ -65,6 +65,10 @@ class FreeBusy(enum.StrEnum):
     WORKING_ELSEWHERE = "WorkingElsewhere"
 
 
+# What blocks time in JRNI unless an integration says otherwise: everything but Free.
+BLOCKING_FREE_BUSY = (FreeBusy.BUSY, FreeBusy.OOF, FreeBusy.TENTATIVE, FreeBusy.WORKING_ELSEWHERE)
+
+
 @dataclass(frozen=True)
 class JrniKey:
     """Names one JRNI object across calsync: the company it lives in and its booking id."""
@@ -163,9 +167,8 @@ class EventContent:
 
 
 class LinkState(enum.StrEnum):
-    PENDING = (
-        "pending"  # recorded before the remote create: a crash leaves this, and recovery looks for our stamp
-    )
+    # Recorded before the remote create: a crash leaves this, and recovery looks for our stamp.
+    PENDING = "pending"
     SYNCED = "synced"
 
 
@@ -178,9 +181,9 @@ class Link:
     mailbox: str
     state: LinkState
     fingerprint: str
+    provider: str  # the calendar provider that wrote the item (``CalendarProvider.name``): "ews" today
     remote_id: str | None = None
     version: str | None = None  # EWS ChangeKey today, Graph @odata.etag later
-    provider: str = "ews"
     version_number: int = 0  # optimistic locking of the stored record
 
 

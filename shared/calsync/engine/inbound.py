@@ -20,17 +20,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from calsync.domain import FreeBusy, JrniKey, LinkState, Mapping, TimeWindow
+from calsync.domain import BLOCKING_FREE_BUSY, FreeBusy, JrniKey, LinkState, Mapping, TimeWindow
 from calsync.domain.inbound import BlockLink, CalendarEvent, MailboxChanges, OurItem
 
-DEFAULT_BLOCKING = frozenset({FreeBusy.BUSY, FreeBusy.OOF, FreeBusy.TENTATIVE, FreeBusy.WORKING_ELSEWHERE})
+# How far ahead a mailbox's items are mirrored into JRNI.
+SYNC_WINDOW_DAYS = 90
 
 
 @dataclass(frozen=True)
 class InboundOptions:
     now: datetime
-    window_days: int = 90
-    blocking: frozenset[FreeBusy] = DEFAULT_BLOCKING
+    window_days: int = SYNC_WINDOW_DAYS
+    blocking: frozenset[FreeBusy] = frozenset(BLOCKING_FREE_BUSY)
     appointment_lock: bool = True
     auto_confirm: bool = False
     private_title: str = "Private appointment"
@@ -80,9 +81,8 @@ class RevertItem:
 class MoveBooking:
     jrni_key: JrniKey
     window: TimeWindow  # the appointment itself: the buffers we added are taken off again
-    item_version: str | None = (
-        None  # the Outlook item's version this answers (put back from it if JRNI refuses)
-    )
+    # The Outlook item's version this answers (put back from it if JRNI refuses).
+    item_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,12 +125,10 @@ def block_title(event: CalendarEvent, options: InboundOptions) -> str:
 
 
 def _blocks(event: CalendarEvent, options: InboundOptions) -> bool:
-    window = options.window
     return (
         not event.is_cancelled
         and event.free_busy in options.blocking
-        and event.window.end > window.start
-        and event.window.start < window.end
+        and event.window.overlaps(options.window)
     )
 
 

@@ -53,15 +53,19 @@ class RecoverEvent:
 
 @dataclass(frozen=True)
 class UpdateEvent:
-    """Bring our item to ``content``. ``revert``: an answer to an Outlook change (the item is put back, re-created if
-    it was deleted), written only if the item still has ``if_version`` when one is given, so that a newer Outlook
-    change is never overwritten."""
+    """Bring our item to ``content``. ``revert``: an answer to an Outlook change, written only if the item still has
+    ``if_version`` when one is given, so that a newer Outlook change is never overwritten.
+
+    ``recreate_if_gone``: when the item turns out to be deleted in Outlook, write it again (a revert, or the
+    appointment lock on). Otherwise the deletion is the adviser's word: inbound cancels the booking when it reads
+    it, and the link keeps naming the deleted item so that inbound knows it for ours."""
 
     mailbox: str
     content: EventContent
     link: Link
     revert: bool = False
     if_version: str | None = None
+    recreate_if_gone: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,13 +111,15 @@ def plan_outbound(
     *,
     mirrored_from_exchange: bool = False,
     rewrite: ReadOnlyMap[str, str | None] | None = None,
+    appointment_lock: bool = True,
 ) -> list[Action]:
     """The actions that make every mailbox show ``booking`` as ``content`` (or not at all), in a stable order.
 
     ``booking`` None means JRNI no longer has it (deleted): every linked item goes. ``mirrored_from_exchange`` marks
     a JRNI block that calsync itself made for an Outlook item: pushing it back would echo. ``rewrite``: mailboxes
     whose item was changed in Outlook and must show JRNI's version again although the link says it does, each with
-    the item version that was read (None: the item was deleted).
+    the item version that was read (None: the item was deleted). ``appointment_lock``: an item deleted in Outlook
+    comes back with the next update (on), or stays deleted for inbound to cancel the booking (off).
     """
     rewrite = rewrite or {}
     by_calendar = {(m.kind, m.jrni_id): m for m in mappings}
@@ -146,9 +152,13 @@ def plan_outbound(
             actions.append(RecoverEvent(mailbox, target, link))
         elif mailbox in rewrite:
             # Changed in Outlook behind the link's back: written again, but only over the version that was read.
-            actions.append(UpdateEvent(mailbox, target, link, revert=True, if_version=rewrite[mailbox]))
+            actions.append(
+                UpdateEvent(
+                    mailbox, target, link, revert=True, if_version=rewrite[mailbox], recreate_if_gone=True
+                )
+            )
         elif link.fingerprint != target.fingerprint:
-            actions.append(UpdateEvent(mailbox, target, link))
+            actions.append(UpdateEvent(mailbox, target, link, recreate_if_gone=appointment_lock))
         # else: the item already shows exactly this; a replayed or duplicate message changes nothing.
     for mailbox in sorted(set(linked) - set(desired)):
         actions.append(DeleteEvent(mailbox, linked[mailbox]))

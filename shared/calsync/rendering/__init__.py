@@ -4,13 +4,14 @@ Strict: an unknown name is an error, found when the template is saved (with line
 adviser's calendar. The body is HTML and every value from JRNI is escaped; the subject is plain text.
 """
 
+from calsync.domain import TemplateError
 from calsync.rendering.templates import (
     DEFAULT_BODY,
     DEFAULT_SUBJECT,
     SAMPLE_CONTEXT,
-    TemplateError,
     Templates,
     booking_context,
+    templates_of,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "TemplateError",
     "Templates",
     "booking_context",
+    "templates_of",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 from liquid import BoundTemplate, Environment, StrictUndefined
 from liquid.exceptions import LiquidError
 
-from calsync.domain import Booking, BookingStatus
+from calsync.domain import Booking, BookingStatus, Integration, TemplateError
 
 DEFAULT_SUBJECT = (
     '{{ booking.service_name | default: "Appointment" }}'
@@ -45,15 +45,6 @@ def _compiled(kind: str, source: str) -> BoundTemplate:
 def _checked(kind: str, source: str) -> None:
     """Compile ``source`` and render the sample booking with it; only a success is remembered."""
     _compiled(kind, source).render(**SAMPLE_CONTEXT)
-
-
-class TemplateError(ValueError):
-    """A template that cannot be used: what is wrong and where (``template:line:col`` with a caret)."""
-
-    def __init__(self, which: str, detail: str) -> None:
-        super().__init__(f"{which} template: {detail}")
-        self.which = which
-        self.detail = detail
 
 
 def booking_context(booking: Booking, company_name: str, time_zone_label: str = "") -> dict[str, Any]:
@@ -131,3 +122,10 @@ class Templates:
         except LiquidError as exc:
             raise TemplateError("subject or body", str(exc)) from exc
         return " ".join(subject.split())[:255], body
+
+
+def templates_of(integration: Integration) -> Templates:
+    """The integration's templates, or the defaults for those it leaves empty."""
+    return Templates(
+        integration.subject_template or DEFAULT_SUBJECT, integration.body_template or DEFAULT_BODY
+    )

@@ -1,44 +1,20 @@
 """What the streaming runner needs from the outside world, as Protocols, and the errors a stream ends with.
 
-The EWS adapter (``streaming/ews.py``) translates exchangelib's errors into these; the runner never sees a vendor
+The EWS adapter (``calsync.adapters.ews.streaming``) translates exchangelib's errors into these; the runner never sees a vendor
 error. A Microsoft Graph change-notification source could implement the same ports later.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from calsync.domain import RetryableError
+from calsync.domain.inbound import WatchMode
+from calsync.domain.messages import InboundMessage, NotifiedItem
 from calsync.streaming.planner import MailboxRef
-
-
-class WakeReason(enum.StrEnum):
-    """Why the inbound function is asked to sync a mailbox now (for its logs; it always reads since its cursor)."""
-
-    NOTIFICATION = "notification"  # a streaming notification
-    START = "start"  # this task (re)started: anything may have happened while nobody listened
-    SUBSCRIBED = "subscribed"  # a new mapping, just subscribed
-    RESUBSCRIBED = "resubscribed"  # the subscription expired or was not found, and was recreated
-    MISSED_EVENTS = "missed_events"  # Exchange said it lost notifications
-    DROPPED = "dropped"  # the connection broke without Exchange closing it: notifications may be lost
-    REOPENED = "reopened"  # we reopened the connection to add mailboxes to it
-    TIMER = "timer"  # timed sync: no streaming connection left for this mailbox
-
-
-# Notified items carried in one inbound message at most; a wake with more says "sync" without naming them.
-MAX_NOTIFIED_ITEMS = 50
-
-
-@dataclass(frozen=True)
-class NotifiedItem:
-    """An item a notification says was created or modified, at the version (EWS change key) it then had."""
-
-    item_id: str
-    change_key: str
 
 
 @dataclass(frozen=True)
@@ -54,32 +30,8 @@ class StreamNotification:
     complete: bool = False
 
 
-@dataclass(frozen=True)
-class InboundWake:
-    """One inbound queue message: sync this mailbox now.
-
-    ``notified``: when every change behind the wake was an item created or modified (a notification), those items;
-    the inbound function may then skip reading the mailbox when they are all its own writes. None (a resync, a timer,
-    anything else, or more than ``MAX_NOTIFIED_ITEMS``): the mailbox must be read."""
-
-    integration_id: str
-    mailbox: str
-    reason: WakeReason
-    notified: tuple[NotifiedItem, ...] | None = None
-
-    @property
-    def ref(self) -> MailboxRef:
-        return MailboxRef(self.integration_id, self.mailbox)
-
-
-class MailboxMode(enum.StrEnum):
-    STREAMING = "streaming"
-    TIMED = "timed"
-    ERROR = "error"  # cannot be subscribed (e.g. access not granted): the detail says what to change
-
-
 class InboundNotifier(Protocol):
-    def send(self, wakes: list[InboundWake]) -> None:
+    def send(self, wakes: list[InboundMessage]) -> None:
         """Enqueue one message per wake (message group = the mailbox); RetryableError when the queue refuses."""
         ...
 
@@ -91,8 +43,10 @@ class StreamingStateStore(Protocol):
         """The task is alive at ``at`` and owns ``mailboxes`` mailboxes (0 when it stopped)."""
         ...
 
-    def record_mailbox(self, integration_id: str, mailbox: str, mode: str, detail: str, at: datetime) -> None:
-        """How one mailbox is watched now (``MailboxMode``), and why."""
+    def record_mailbox(
+        self, integration_id: str, mailbox: str, mode: WatchMode, detail: str, at: datetime
+    ) -> None:
+        """How one mailbox is watched now (``WatchMode``), and why."""
         ...
 
 

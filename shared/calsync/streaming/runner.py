@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from calsync.domain import CalsyncError, PermanentError, RetryableError
+from calsync.domain.inbound import WatchMode
+from calsync.domain.messages import MAX_NOTIFIED_ITEMS, InboundMessage, NotifiedItem, WakeReason
 from calsync.streaming.planner import (
     MAX_GROUP_SIZE,
     ConnectionGroup,
@@ -32,19 +34,14 @@ from calsync.streaming.planner import (
     plan_streaming,
 )
 from calsync.streaming.ports import (
-    MAX_NOTIFIED_ITEMS,
     EventStream,
     InboundNotifier,
-    InboundWake,
     MailboxDirectory,
-    MailboxMode,
     MissedEventsError,
-    NotifiedItem,
     StreamDroppedError,
     StreamingExchange,
     StreamingStateStore,
     SubscriptionsLostError,
-    WakeReason,
 )
 
 logger = logging.getLogger(__name__)
@@ -58,9 +55,8 @@ class RunnerSettings:
     shard: Shard = field(default_factory=Shard)
     connection_limit: int = 10  # hanging connections per Exchange account (EXO, 2016, 2019: 10; 2013: 3)
     group_size: int = MAX_GROUP_SIZE
-    connection_minutes: int = (
-        29  # asked of Exchange (1 to 30); it closes the connection then and we reopen it
-    )
+    # Asked of Exchange (1 to 30); it closes the connection then and we reopen it
+    connection_minutes: int = 29
     refresh_seconds: float = 60.0  # how often the mappings are re-read
     heartbeat_seconds: float = 30.0
     timed_interval_seconds: float = 300.0  # timed sync: one wake per mailbox this often
@@ -99,7 +95,7 @@ class Coalescer:
                 held.update(dict.fromkeys(notified))
                 self._notified[ref] = held
 
-    def take(self, now: float, everything: bool = False) -> list[InboundWake]:
+    def take(self, now: float, everything: bool = False) -> list[InboundMessage]:
         """The wakes due at ``now`` (all held ones with ``everything``), marked as sent."""
         with self._lock:
             due = [
@@ -108,7 +104,7 @@ class Coalescer:
                 if everything or now - self._last.get(ref, -math.inf) >= self._interval
             ]
             wakes = [
-                InboundWake(
+                InboundMessage(
                     ref.integration_id, ref.mailbox, self._held.pop(ref), _items(self._notified.pop(ref))
                 )
                 for ref in due
@@ -119,10 +115,10 @@ class Coalescer:
                 self._last = {r: t for r, t in self._last.items() if now - t < self._interval}
             return wakes
 
-    def put_back(self, wakes: list[InboundWake]) -> None:
+    def put_back(self, wakes: list[InboundMessage]) -> None:
         """Hold wakes again whose sending failed."""
         for wake in wakes:
-            self.add(wake.ref, wake.reason, wake.notified)
+            self.add(MailboxRef(wake.integration_id, wake.mailbox), wake.reason, wake.notified)
 
     def next_due(self, now: float) -> float | None:
         with self._lock:
@@ -237,7 +233,7 @@ class _GroupWorker:
             except PermanentError as exc:
                 logger.error("group %s cannot stream: %s", self.anchor, exc)
                 for mailbox in self.group.mailboxes:
-                    self._runner.record(self._ref(mailbox), MailboxMode.ERROR, str(exc))
+                    self._runner.record(self._ref(mailbox), WatchMode.ERROR, str(exc))
                 self._pause(self._settings.refresh_seconds)
             except Exception:
                 logger.exception("group %s failed unexpectedly", self.anchor)
@@ -263,7 +259,7 @@ class _GroupWorker:
             return  # nothing was sent yet: stop, or subscribe the mailboxes just added first
         detail = f"streaming: {len(ids)} subscription(s) on the connection anchored on {self.anchor}"
         for mailbox in self._subscribed():
-            self._runner.record(self._ref(mailbox), MailboxMode.STREAMING, detail)
+            self._runner.record(self._ref(mailbox), WatchMode.STREAMING, detail)
         for notification in stream:
             self._failures = 0
             notified = self._mailbox_of.get(notification.subscription_id)
@@ -291,7 +287,7 @@ class _GroupWorker:
             except PermanentError as exc:
                 # This mailbox only (unknown, or access not granted): the others carry on; tried again later.
                 self._failed_until[mailbox] = now + self._settings.refresh_seconds
-                self._runner.record(self._ref(mailbox), MailboxMode.ERROR, str(exc))
+                self._runner.record(self._ref(mailbox), WatchMode.ERROR, str(exc))
                 continue
             self._failed_until.pop(mailbox, None)
             self._cookie = subscribed.cookie or self._cookie
@@ -378,14 +374,14 @@ class StreamingRunner:
         self._coalescer.add(ref, reason, notified)
         self._wakeup.set()
 
-    def record(self, ref: MailboxRef, mode: MailboxMode, detail: str) -> None:
+    def record(self, ref: MailboxRef, mode: WatchMode, detail: str) -> None:
         """Record how a mailbox is watched, when that changed."""
         with self._record_lock:
             if self._recorded.get(ref) == (mode.value, detail):
                 return
             self._recorded[ref] = (mode.value, detail)
         try:
-            self._state.record_mailbox(ref.integration_id, ref.mailbox, mode.value, detail, self._now())
+            self._state.record_mailbox(ref.integration_id, ref.mailbox, mode, detail, self._now())
         except Exception:  # the state is for operators; watching the mailbox matters more
             logger.exception("could not record the state of %s", ref.mailbox)
             with self._record_lock:
@@ -461,7 +457,7 @@ class StreamingRunner:
                 exchange = self._exchange_for(group.integration_id)
             except CalsyncError as exc:  # e.g. its secret cannot be read: tried again at the next refresh
                 for ref in group.refs():
-                    self.record(ref, MailboxMode.ERROR, str(exc))
+                    self.record(ref, WatchMode.ERROR, str(exc))
                 continue
             worker = _GroupWorker(self, group, exchange, WakeReason.START if first else WakeReason.SUBSCRIBED)
             self._workers[key] = worker
@@ -470,7 +466,7 @@ class StreamingRunner:
         for ref in plan.timed:
             if ref not in earlier_timed:  # nobody watches it until the timer: sync it now
                 self.wake(ref, WakeReason.START if first else WakeReason.TIMER)
-            self.record(ref, MailboxMode.TIMED, self._timed_detail())
+            self.record(ref, WatchMode.TIMED, self._timed_detail())
         with self._record_lock:
             owned = plan.owned()
             for ref in [r for r in self._recorded if r not in owned]:

@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from calsync.adapters.events import EventBridgePublisher
+from calsync.adapters.aws.events import EventBridgePublisher
 from calsync.domain import PermanentError, RetryableError
 from tests.aws import REGION
 

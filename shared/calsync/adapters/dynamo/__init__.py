@@ -1,13 +1,12 @@
 """DynamoDB (PynamoDB) adapters of the state ports; table names and endpoints come in through the constructors."""
 
-from calsync.adapters.dynamo.inbound import (
+from calsync.adapters.dynamo.models import TableSettings
+from calsync.adapters.dynamo.stores import DynamoIntegrationStore, DynamoLinkStore, DynamoMappingStore
+from calsync.adapters.dynamo.sync_state import (
     DynamoBlockLinkStore,
     DynamoCursorStore,
     DynamoStreamingStateStore,
-    StreamMode,
 )
-from calsync.adapters.dynamo.models import TableSettings
-from calsync.adapters.dynamo.stores import DynamoIntegrationStore, DynamoLinkStore, DynamoMappingStore
 from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
 
 __all__ = [
@@ -18,7 +17,6 @@ __all__ = [
     "DynamoMappingStore",
     "DynamoStreamingStateStore",
     "MailboxStreamState",
-    "StreamMode",
     "TableSettings",
     "TaskHeartbeat",
 ]

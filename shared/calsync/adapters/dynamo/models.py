@@ -58,6 +58,7 @@ class ExchangeConnectionMap(_Map):
     server_version = UnicodeAttribute()
     verify_tls = BooleanAttribute()
     token_url = UnicodeAttribute(null=True)
+    api = UnicodeAttribute(null=True)  # absent on integrations stored before the choice existed: EWS
 
 
 class SyncOptionsMap(_Map):

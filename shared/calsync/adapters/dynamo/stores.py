@@ -30,6 +30,7 @@ from calsync.domain import (
     AccessType,
     CalsyncError,
     ConflictError,
+    ExchangeApi,
     ExchangeAuth,
     ExchangeConnection,
     FreeBusy,
@@ -118,6 +119,7 @@ def _integration_record(model: type[IntegrationRecord], integration: Integration
             server_version=exchange.server_version,
             verify_tls=exchange.verify_tls,
             token_url=exchange.token_url,
+            api=exchange.api.value,
         ),
         webhook_secret_name=integration.webhook_secret_name,
         options=SyncOptionsMap(
@@ -148,6 +150,7 @@ def _integration(record: IntegrationRecord) -> Integration:
             server_version=exchange.server_version,
             verify_tls=exchange.verify_tls,
             token_url=exchange.token_url,
+            api=ExchangeApi(exchange.api or ExchangeApi.EWS),
         ),
         webhook_secret_name=record.webhook_secret_name,
         options=SyncOptions(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from exchangelib import CalendarItem
 from exchangelib.errors import ErrorInvalidSyncStateData
@@ -30,13 +30,10 @@ from calsync.adapters.ews.connection import (
     DEFAULT_TIMEOUT_SECONDS,
     AccountCache,
 )
-from calsync.adapters.ews.provider import _calendar, _ews_utc
-from calsync.adapters.ews.session import MailboxSession
+from calsync.adapters.ews.session import MailboxSession, calendar_of, ews_utc
 from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD
 from calsync.domain import ExchangeConnection, FreeBusy, JrniKey, ResyncRequiredError, Stamp, TimeWindow
 from calsync.domain.inbound import CalendarEvent, MailboxChanges
-
-T = TypeVar("T")
 
 # Microsoft's upper bound for one SyncFolderItems page.
 MAX_CHANGES_RETURNED = 512
@@ -124,7 +121,7 @@ class EwsFeed(MailboxSession):
     # ---- the requests ----------------------------------------------------------------------------------------------
 
     def _changes(self, account: Any, mailbox: str, cursor: str | None, window: TimeWindow) -> MailboxChanges:
-        calendar = _calendar(account, mailbox)
+        calendar = calendar_of(account, mailbox)
         latest: dict[str, CalendarItem] = {}  # by id, the item as its last reported change has it
         updated: set[str] = set()  # items the previous sync already reported
         removed: dict[str, None] = {}  # ordered set
@@ -200,9 +197,9 @@ class EwsFeed(MailboxSession):
         # The FindItem service itself rather than folders.view().only(): exchangelib counts UID and extended
         # properties as "complex" and would add a GetItem for them, while Exchange returns both in a FindItem
         # (ICalUid in a CalendarView is how the EWS Managed API ties occurrences to their series).
-        view = CalendarView(start=_ews_utc(start), end=_ews_utc(end), max_items=self._view_page_size)
+        view = CalendarView(start=ews_utc(start), end=ews_utc(end), max_items=self._view_page_size)
         found = FindItem(account=account, page_size=self._view_page_size).call(
-            folders=[_calendar(account, mailbox)],
+            folders=[calendar_of(account, mailbox)],
             additional_fields=self._view_paths,
             restriction=None,
             order_fields=None,

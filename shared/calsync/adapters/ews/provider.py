@@ -7,13 +7,11 @@ auth-type or autodiscover probe is sent. Items are plain appointments: nobody is
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from exchangelib import UTC as EWS_UTC
-from exchangelib import CalendarItem, EWSDateTime
+from exchangelib import CalendarItem
 from exchangelib.errors import ErrorItemNotFound
-from exchangelib.folders import Calendar, FolderCollection, Root
+from exchangelib.folders import FolderCollection
 from exchangelib.items import (
     ALL_OCCURRENCES,
     ALWAYS_OVERWRITE,
@@ -22,19 +20,16 @@ from exchangelib.items import (
     SAVE_ONLY,
     SEND_TO_NONE,
 )
-from exchangelib.properties import Body, DistinguishedFolderId, HTMLBody, Mailbox
+from exchangelib.properties import Body, HTMLBody
 
 from calsync.adapters.ews.connection import (
     supports_working_elsewhere,
 )
-from calsync.adapters.ews.session import MailboxSession
+from calsync.adapters.ews.session import MailboxSession, calendar_of, ews_utc
 from calsync.adapters.ews.stamps import stamp_values
 from calsync.domain import FreeBusy
 from calsync.domain.model import EventContent, Stamp
 from calsync.ports import RemoteRef
-
-T = TypeVar("T")
-
 
 # The fields update_event overwrites: what JRNI decides. Location, categories and the like stay as Outlook has them.
 _UPDATED_FIELDS = ["subject", "body", "start", "end", "legacy_free_busy_status"]
@@ -51,7 +46,7 @@ class EwsCalendar(MailboxSession):
         """Write a new appointment carrying ``content.stamp``: one CreateItem."""
 
         def create(account: Any) -> RemoteRef:
-            calendar = _calendar(account, mailbox)
+            calendar = calendar_of(account, mailbox)
             item = CalendarItem(
                 account=account,
                 folder=calendar,
@@ -120,7 +115,7 @@ class EwsCalendar(MailboxSession):
         """Items in the calendar carrying both parts of ``stamp``: one FindItem with an IsEqualTo restriction on each."""
 
         def find(account: Any) -> list[RemoteRef]:
-            found = FolderCollection(account=account, folders=[_calendar(account, mailbox)])
+            found = FolderCollection(account=account, folders=[calendar_of(account, mailbox)])
             items = found.filter(**stamp_values(stamp)).only("id", "changekey")
             return [RemoteRef(item.id, item.changekey) for item in items]
 
@@ -136,18 +131,7 @@ class EwsCalendar(MailboxSession):
         return {
             "subject": content.subject,
             "body": HTMLBody(content.body) if content.is_html else Body(content.body),
-            "start": _ews_utc(window.start),
-            "end": _ews_utc(window.end),
+            "start": ews_utc(window.start),
+            "end": ews_utc(window.end),
             "legacy_free_busy_status": free_busy.value,
         }
-
-
-def _calendar(account: Any, mailbox: str) -> Any:
-    """The mailbox's calendar by its well-known name, built without asking Exchange (``account.calendar`` would send
-    two GetFolder requests first)."""
-    folder_id = DistinguishedFolderId(id="calendar", mailbox=Mailbox(email_address=mailbox))
-    return Calendar(root=Root(account=account), _distinguished_id=folder_id)
-
-
-def _ews_utc(value: datetime) -> Any:
-    return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWS_UTC)

@@ -4,8 +4,13 @@ translated into the domain's (with one retry when an OAuth token expired in a wa
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from exchangelib import UTC as EWS_UTC
+from exchangelib import EWSDateTime
+from exchangelib.folders import Calendar, Root
+from exchangelib.properties import DistinguishedFolderId, Mailbox
 from oauthlib.oauth2 import InvalidClientIdError, TokenExpiredError
 
 from calsync.adapters.ews.connection import (
@@ -67,3 +72,15 @@ class MailboxSession:
                 # exchangelib has already fetched a new token for the session, so one immediate retry is safe (a
                 # write was not sent; a sync only reads).
                 return operation(account)
+
+
+def calendar_of(account: Any, mailbox: str) -> Any:
+    """The mailbox's calendar by its well-known name, built without asking Exchange (``account.calendar`` would send
+    two GetFolder requests first)."""
+    folder_id = DistinguishedFolderId(id="calendar", mailbox=Mailbox(email_address=mailbox))
+    return Calendar(root=Root(account=account), _distinguished_id=folder_id)
+
+
+def ews_utc(value: datetime) -> Any:
+    """A datetime as exchangelib writes it (UTC)."""
+    return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWS_UTC)

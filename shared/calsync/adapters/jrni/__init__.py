@@ -12,10 +12,9 @@ from calsync.adapters.jrni.writer import (
     BlockGoneError,
     BookingLockedError,
     JrniBookingWriter,
-    block_note,
     carries_marker,
-    marker_prefix,
 )
+from calsync.domain.markers import block_note, marker_prefix
 
 __all__ = [
     "AffectedBooking",

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from calsync.domain import JrniKey
+from calsync.domain import InvalidInputError, JrniKey
 
 # The data webhook's trigger names; others (JRNI adds events over time) pass through as they come.
 TRIGGERS = ("create", "modify", "cancelled", "confirmed")
@@ -149,3 +149,16 @@ def _ident(value: object, where: str) -> str:
     if isinstance(value, str) and value.isascii() and value.isdigit() and int(value) > 0:
         return value
     raise WebhookFormatError(f"{where} is missing or not a JRNI id (a positive integer): {value!r}")
+
+
+class JrniWebhooks:
+    """``WebhookFormat`` for JRNI: its data webhooks and legacy callbacks, with Basic or bearer credentials."""
+
+    def authentic(self, headers: Mapping[str, str | Sequence[str]], secret: Mapping[str, str]) -> bool:
+        return check_webhook_auth(headers, secret)
+
+    def bookings(self, body: bytes) -> list[tuple[JrniKey, str]]:
+        try:
+            return [(affected.key, affected.trigger) for affected in parse_webhook(body)]
+        except WebhookFormatError as exc:
+            raise InvalidInputError(str(exc)) from exc

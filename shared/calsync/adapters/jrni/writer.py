@@ -16,8 +16,8 @@ block's details. So the note is the block's title on the first line(s) and calsy
     Dentist
     calsync:<integration id>:<hash of the Outlook item id>
 
-The marker is how calsync recognises its own blocks: ``find_block`` finds a block whose creation was not recorded,
-and outbound sync (``carries_marker``) never pushes such a block back to Outlook.
+The marker is made and read in ``calsync.domain.markers``: ``find_block`` finds a block whose creation was not
+recorded by it, and outbound sync never pushes such a block back to Outlook.
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from calsync.adapters.jrni.bookings import STATUS_BLOCKED
 from calsync.adapters.jrni.client import JrniClient
 from calsync.domain import JrniKey, PermanentError, ResourceKind, TimeWindow
+from calsync.domain.markers import block_note, has_exact_marker, has_marker, split_note
 from calsync.ports import CreatedBlock
 
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 
-MARKER_PREFIX = "calsync:"
-STATUS_BLOCKED = 3
 _STATUS = re.compile(r"JRNI answered (\d{3}) to ")  # JrniClient's wording for a refused call
 _SEARCH_MARGIN = timedelta(days=1)  # JRNI's date filters use the company's zone: a day either side covers any
 
@@ -54,24 +54,12 @@ class BlockGoneError(PermanentError):
 # ---------------------------------------------------------------------------------------------------- notes
 
 
-def block_note(title: str, marker: str) -> str:
-    """The private note of a block calsync makes: its title, then the marker on a line of its own."""
-    title = title.strip()
-    return f"{title}\n{marker}" if title else marker
-
-
-def marker_prefix(integration_id: str) -> str:
-    """What every marker of one integration starts with (``calsync:<integration id>:``)."""
-    return f"{MARKER_PREFIX}{integration_id}:"
-
-
 def carries_marker(booking: Mapping[str, Any], integration_id: str) -> bool:
     """Whether a JRNI booking's JSON, or a domain ``Booking.details``, is a block this integration made.
 
     Reads ``private_note`` and, for JRNI's JSON, ``notes.private[].note`` too.
     """
-    prefix = marker_prefix(integration_id)
-    return any(line.startswith(prefix) for note in _private_notes(booking) for line in _lines(note))
+    return has_marker(_private_notes(booking), integration_id)
 
 
 def _private_notes(booking: Mapping[str, Any]) -> list[str]:
@@ -80,18 +68,6 @@ def _private_notes(booking: Mapping[str, Any]) -> list[str]:
     if isinstance(grouped, dict) and isinstance(grouped.get("private"), list):
         notes += [n.get("note") if isinstance(n, dict) else n for n in grouped["private"]]
     return [n for n in notes if isinstance(n, str) and n]
-
-
-def _lines(note: str) -> list[str]:
-    return [line.strip() for line in note.splitlines() if line.strip()]
-
-
-def _split_note(note: str) -> tuple[str, str | None]:
-    """(title, marker) of a block's note; the marker is the last ``calsync:`` line, if any."""
-    lines = _lines(note)
-    markers = [line for line in lines if line.startswith(MARKER_PREFIX)]
-    title = "\n".join(line for line in lines if not line.startswith(MARKER_PREFIX))
-    return title, markers[-1] if markers else None
 
 
 # ---------------------------------------------------------------------------------------------------- writer
@@ -149,7 +125,7 @@ class JrniBookingWriter:
                 continue
             if str(row.get(f"{kind.value}_id")) != str(jrni_id):
                 continue  # the filter should have done this; never take another calendar's block for ours
-            if any(marker in _lines(note) for note in _private_notes(row)):
+            if has_exact_marker(_private_notes(row), marker):
                 found.append(row)
         if not found:
             return None
@@ -171,7 +147,7 @@ class JrniBookingWriter:
         else:  # a slot answer without its booking's note: read the booking
             booking = self._slot_booking(company_id, answer)
             note, booking_id = booking.get("private_note"), booking.get("id")
-        current, marker = _split_note(note if isinstance(note, str) else "")
+        current, marker = split_note(note if isinstance(note, str) else "")
         if current == title.strip():
             return
         path = f"/api/v1/admin/{company_id}/bookings/{_id(booking_id, f'booking of slot {slot_id}')}"

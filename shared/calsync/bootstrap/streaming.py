@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import socket
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from calsync.domain import PermanentError
+from calsync.bootstrap.settings import ConfigurationError, region_of, secret_fingerprint
+from calsync.domain import ExchangeApi, PermanentError
 from calsync.ports import IntegrationStore, MappingStore, SecretStore
-from calsync.settings import ConfigurationError
+from calsync.streaming.lease import LeasedState, ShareLease
 from calsync.streaming.planner import MAX_GROUP_SIZE, MailboxRef, Shard
 from calsync.streaming.ports import StreamingExchange
 from calsync.streaming.runner import RunnerSettings, StreamingRunner
@@ -64,7 +62,7 @@ class StreamingSettings:
             streaming_state_table=env["STREAMING_STATE_TABLE"],
             inbound_queue_url=env["INBOUND_QUEUE_URL"],
             secrets_prefix=env.get("SECRETS_PREFIX", ""),
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "eu-west-2",
+            region=region_of(env),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             runner=runner,
             claim_share=shards > 1 and not fixed_index,
@@ -101,13 +99,17 @@ class EwsExchanges:
         self._lock = threading.Lock()
 
     def __call__(self, integration_id: str) -> StreamingExchange:
-        from calsync.streaming.ews import EwsStreamingExchange
+        from calsync.adapters.ews.streaming import EwsStreamingExchange
 
         integration = self._integrations.get(integration_id)
         if integration is None:
             raise PermanentError(f"integration {integration_id} does not exist")
+        if integration.exchange.api is not ExchangeApi.EWS:
+            raise PermanentError(
+                f"integration {integration_id} speaks {integration.exchange.api.value}: not streamed over EWS"
+            )
         secret = self._secrets.get(integration.exchange.secret_name)
-        key = (integration_id, hashlib.sha256(json.dumps(secret, sort_keys=True).encode()).hexdigest())
+        key = (integration_id, secret_fingerprint(secret))
         with self._lock:
             exchange = self._built.get(key)
             if exchange is None:
@@ -118,13 +120,13 @@ class EwsExchanges:
             return exchange
 
 
-def build_runner(settings: StreamingSettings, boto3_session: Any = None) -> StreamingRunner:
-    """The runner wired to DynamoDB, Secrets Manager, SQS and Exchange."""
+def build_task(settings: StreamingSettings, boto3_session: Any = None) -> StreamingTask:
+    """The runner wired to DynamoDB, Secrets Manager, SQS and Exchange, with its share lease when it needs one."""
     import boto3
 
+    from calsync.adapters.aws.queues import SqsInboundQueue
+    from calsync.adapters.aws.secrets import SecretsManagerStore
     from calsync.adapters.dynamo import DynamoIntegrationStore, DynamoMappingStore, DynamoStreamingStateStore
-    from calsync.adapters.secrets import SecretsManagerStore
-    from calsync.streaming.sqs import SqsInboundNotifier
 
     session = boto3_session or boto3.Session(region_name=settings.region)
     options = {"region": settings.region, "endpoint_url": settings.aws_endpoint_url}
@@ -134,7 +136,7 @@ def build_runner(settings: StreamingSettings, boto3_session: Any = None) -> Stre
         session.client("secretsmanager", endpoint_url=settings.aws_endpoint_url),
         prefix=settings.secrets_prefix,
     )
-    notifier = SqsInboundNotifier(
+    notifier = SqsInboundQueue(
         session.client("sqs", endpoint_url=settings.aws_endpoint_url), settings.inbound_queue_url
     )
     # Each open stream holds a pooled session; subscribing needs one more per group beside it.
@@ -160,69 +162,23 @@ def build_runner(settings: StreamingSettings, boto3_session: Any = None) -> Stre
     )
     if lease is not None:
         lease.on_lost = runner.stop
-        runner.share_lease = lease  # type: ignore[attr-defined]  # released by the entry point after the run
-    return runner
+    return StreamingTask(runner, lease)
 
 
-def release_share(runner: StreamingRunner) -> None:
-    """Give up the share a task claimed, so the task replacing it takes it over at once (not after the lease)."""
-    lease = getattr(runner, "share_lease", None)
-    if lease is not None:
-        lease.release()
+@dataclass
+class StreamingTask:
+    """The runner, and the share of the mailboxes it holds when several tasks split them (given up when it ends, so
+    the task replacing it takes the share over at once, not after the lease runs out)."""
 
+    runner: StreamingRunner
+    lease: ShareLease | None = None
 
-class ShareLease:
-    """A task's hold on one share of the mailboxes: claimed at start, renewed with each heartbeat, given up at stop."""
+    def run(self) -> None:
+        try:
+            self.runner.run()
+        finally:
+            if self.lease is not None:
+                self.lease.release()
 
-    def __init__(
-        self,
-        store: Any,
-        task_id: str,
-        shards: int,
-        length: timedelta,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.store, self.task_id, self.shards, self.length, self.clock = store, task_id, shards, length, clock
-        self.index: int | None = None
-        self.on_lost: Callable[[], None] = lambda: None
-
-    def claim(self, wait_seconds: float = 5.0, attempts: int = 120) -> int:
-        """A free (or expired) share; waits while every share is held by a live task (e.g. during a deployment)."""
-        for _ in range(attempts):
-            index = self.store.claim_shard(self.task_id, self.shards, self.clock(), self.length)
-            if index is not None:
-                self.index = index
-                logger.info("holding share %s of %s", index, self.shards)
-                return int(index)
-            time.sleep(wait_seconds)
-        raise ConfigurationError(
-            f"no share of {self.shards} came free: more tasks run than STREAMING_SHARDS allows"
-        )
-
-    def renew(self) -> None:
-        if self.index is not None and not self.store.renew_shard(
-            self.task_id, self.shards, self.index, self.clock(), self.length
-        ):
-            # Another task took our share (we were too slow to renew): stop, and let ECS start a fresh task.
-            logger.error("lost share %s of %s: stopping", self.index, self.shards)
-            self.index = None
-            self.on_lost()
-
-    def release(self) -> None:
-        if self.index is not None:
-            self.store.release_shard(self.task_id, self.shards, self.index)
-            self.index = None
-
-
-class LeasedState:
-    """The streaming state store, with the share lease renewed on every heartbeat and released with the last one."""
-
-    def __init__(self, store: Any, lease: ShareLease) -> None:
-        self._store, self._lease = store, lease
-
-    def heartbeat(self, task_id: str, at: datetime, mailboxes: int) -> None:
-        self._store.heartbeat(task_id, at, mailboxes)
-        self._lease.renew()
-
-    def record_mailbox(self, integration_id: str, mailbox: str, mode: str, detail: str, at: datetime) -> None:
-        self._store.record_mailbox(integration_id, mailbox, mode, detail, at)
+    def stop(self) -> None:
+        self.runner.stop()

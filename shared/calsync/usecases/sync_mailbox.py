@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from calsync.domain import (
     OUTLOOK_CHANGES,
+    BookingStatus,
     ConflictError,
     Integration,
     JrniKey,
@@ -28,6 +29,8 @@ from calsync.domain import (
     outlook_change_subject,
 )
 from calsync.domain.inbound import MailboxChanges, OurItem
+from calsync.domain.markers import block_marker
+from calsync.domain.messages import InboundMessage, OutboundMessage
 from calsync.engine import desired_content
 from calsync.engine.inbound import (
     CreateBlock,
@@ -38,41 +41,40 @@ from calsync.engine.inbound import (
     RevertItem,
     plan_inbound,
 )
-from calsync.inbound_executor import InboundExecutor, InboundReport
-from calsync.ports import OutboundMessage
-from calsync.service import Services, block_marker, sync_outbound
-from calsync.streaming.ports import NotifiedItem
+from calsync.ports import BookingWriter, CalendarFeed, CursorStore, EventPublisher
+from calsync.usecases.mailbox_executor import InboundExecutor, InboundReport
+from calsync.usecases.sync_booking import BookingDeps, sync_booking
 
 logger = logging.getLogger(__name__)
 
-SYNC_WINDOW_DAYS = 90
 # How long a process remembers which JRNI company each staff member or resource belongs to.
 _COMPANY_CACHE_SECONDS = 300
 
 
 @dataclass(frozen=True)
-class InboundMessage:
-    """Look at this mailbox now. ``reason``: a notification, a resync after missed events, a timer...
+class MailboxDeps:
+    """What syncing a mailbox reads and writes: syncing a booking's (a revert is one), and Exchange's change feed,
+    JRNI writes, the feed's cursors and the customer's event bus."""
 
-    ``notified``: the items a notification named (created or modified, with their change keys), when that is all
-    that happened; None when the mailbox must be read whatever it holds."""
-
-    integration_id: str
-    mailbox: str
-    reason: str
-    notified: tuple[NotifiedItem, ...] | None = None
+    booking: BookingDeps
+    feed_for: Callable[[Integration], CalendarFeed]
+    writer_for: Callable[[Integration], BookingWriter]
+    cursors: CursorStore
+    events: EventPublisher | None  # None: no event bus configured, nothing is published
 
 
 _companies: dict[str, tuple[float, dict[tuple[ResourceKind, str], str]]] = {}
 _companies_lock = threading.Lock()
 
 
-def company_of(services: Services, integration: Integration, mapping: Mapping) -> str:
+def company_of(deps: MailboxDeps, integration: Integration, mapping: Mapping) -> str:
     """The JRNI company of a mapped staff member or resource (blocks are made in that company)."""
     with _companies_lock:
         cached = _companies.get(integration.id)
     if cached is None or cached[0] < time.monotonic() or (mapping.kind, mapping.jrni_id) not in cached[1]:
-        table = {(c.kind, c.jrni_id): c.company_id for c in services.bookings_for(integration).calendars()}
+        table = {
+            (c.kind, c.jrni_id): c.company_id for c in deps.booking.bookings_for(integration).calendars()
+        }
         with _companies_lock:
             _companies[integration.id] = (time.monotonic() + _COMPANY_CACHE_SECONDS, table)
         cached = _companies[integration.id]
@@ -84,12 +86,12 @@ def company_of(services: Services, integration: Integration, mapping: Mapping) -
     return company
 
 
-def _our_items(services: Services, integration: Integration, changes: MailboxChanges) -> dict[str, OurItem]:
+def _our_items(deps: MailboxDeps, integration: Integration, changes: MailboxChanges) -> dict[str, OurItem]:
     """Items calsync wrote that this change touches, each with what JRNI says it should be now (read fresh)."""
     ours: dict[str, OurItem] = {}
     links = {
         link.remote_id: link
-        for link in services.links.links_in(integration.id, changes.mailbox)
+        for link in deps.booking.links.links_in(integration.id, changes.mailbox)
         if link.remote_id
     }
     touched = {e.remote_id: e for e in changes.upserts}
@@ -105,7 +107,7 @@ def _our_items(services: Services, integration: Integration, changes: MailboxCha
             and event.stamp.integration_id == integration.id
         ):
             candidates.append((event.remote_id, event.stamp.jrni_key, None))  # ours, link lost: still ours
-    source = services.bookings_for(integration)
+    source = deps.booking.bookings_for(integration)
     for remote_id, key, version in candidates:
         booking = source.get_booking(key.company_id, key.booking_id)
         if booking is None:
@@ -122,7 +124,7 @@ def _our_items(services: Services, integration: Integration, changes: MailboxCha
             post_time_seconds=int(booking.post_time.total_seconds())
             if integration.options.include_buffers
             else 0,
-            is_reservation=booking.status.value == "reservation",
+            is_reservation=booking.status is BookingStatus.RESERVATION,
             is_cancelled=not booking.is_active,
         )
     return ours
@@ -133,13 +135,13 @@ def _our_items(services: Services, integration: Integration, changes: MailboxCha
 MAX_OWN_WRITE_LOOKUPS = 10
 
 
-def _only_our_own_writes(services: Services, message: InboundMessage) -> bool:
+def _only_our_own_writes(deps: MailboxDeps, message: InboundMessage) -> bool:
     """Whether every item the notification named is one calsync wrote in this mailbox, at exactly the change key
     recorded in its link: the notification is our own write coming back, and reading the mailbox's changes would
     find nothing to do. The cursor stays where it is, so the next sync still reads past these items."""
     if not message.notified or len(message.notified) > MAX_OWN_WRITE_LOOKUPS:
         return False
-    versions = services.links.versions_of(
+    versions = deps.booking.links.versions_of(
         message.integration_id, message.mailbox.strip().lower(), [item.item_id for item in message.notified]
     )
     return all(versions.get(item.item_id) == item.change_key for item in message.notified)
@@ -150,27 +152,26 @@ MAX_READS = 3
 RETRY_AFTER_CONFLICT_SECONDS = 2.0
 
 
-def _integration(services: Services, integration_id: str) -> Integration:
-    integration = services.integrations.get(integration_id)
+def _integration(deps: MailboxDeps, integration_id: str) -> Integration:
+    integration = deps.booking.integrations.get(integration_id)
     if integration is None:
         raise PermanentError(f"no integration {integration_id!r}: the message cannot be processed")
     return integration
 
 
-def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
+def sync_mailbox(deps: MailboxDeps, message: InboundMessage) -> InboundReport:
     """Apply one mailbox's Outlook changes to JRNI.
 
     An answer written back to Outlook (a revert) is conditional on the item version read; when the item changed
     again meanwhile, the mailbox is read again from the same cursor and the changes decided on afresh."""
-    assert services.feed_for and services.writer_for and services.block_links and services.cursors
-    if _only_our_own_writes(services, message):
+    if _only_our_own_writes(deps, message):
         return InboundReport()
     mailbox = message.mailbox.strip().lower()
-    feed = services.feed_for(_integration(services, message.integration_id))
-    cursor = services.cursors.get(message.integration_id, mailbox)
+    feed = deps.feed_for(_integration(deps, message.integration_id))
+    cursor = deps.cursors.get(message.integration_id, mailbox)
     for _ in range(MAX_READS):
-        now = services.clock()
-        window = InboundOptions(now=now, window_days=SYNC_WINDOW_DAYS).window
+        now = deps.booking.clock()
+        window = InboundOptions(now=now).window
         # Start the window a day back so that an item moved into the past releases its block.
         read_window = replace(window, start=window.start - timedelta(days=1))
         try:
@@ -179,12 +180,14 @@ def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
             changes = feed.changes(mailbox, None, read_window)
         # Read after the changes: a switch (the appointment lock, auto-confirm) or a mapping changed before an Outlook
         # change that is seen here is always seen with it.
-        integration = _integration(services, message.integration_id)
-        mapping = next((m for m in services.mappings.mappings(integration.id) if m.mailbox == mailbox), None)
+        integration = _integration(deps, message.integration_id)
+        mapping = next(
+            (m for m in deps.booking.mappings.mappings(integration.id) if m.mailbox == mailbox), None
+        )
         if mapping is None:
             return InboundReport()  # unmapped meanwhile: nothing to block any more
         try:
-            report = _apply(services, integration, mapping, changes, now)
+            report = _apply(deps, integration, mapping, changes, now)
         except ConflictError as exc:
             logger.info(
                 "item changed again while answering it; reading the mailbox again",
@@ -193,13 +196,13 @@ def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
             continue
         if changes.cursor:
             # Only now: a crash before this point replays the same changes, which the links make harmless.
-            services.cursors.put(integration.id, mailbox, changes.cursor)
+            deps.cursors.put(integration.id, mailbox, changes.cursor)
         detail = (
             f"{report.created} blocked, {report.moved} moved, {report.removed} released, "
             f"{len(report.bookings_changed)} bookings changed, {len(report.reverted)} reverted"
         )
         _status(
-            services,
+            deps,
             mapping,
             SyncState.OK,
             detail,
@@ -208,7 +211,7 @@ def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
         for key, why in report.refused.items():
             # Open until JRNI accepts a later Outlook change to this booking, or the booking goes.
             _status(
-                services,
+                deps,
                 mapping,
                 SyncState.ERROR,
                 f"booking {key}: JRNI refused the change made in Outlook, which was put back: {why}",
@@ -222,34 +225,32 @@ def sync_mailbox(services: Services, message: InboundMessage) -> InboundReport:
 
 
 def _apply(
-    services: Services, integration: Integration, mapping: Mapping, changes: MailboxChanges, now: datetime
+    deps: MailboxDeps, integration: Integration, mapping: Mapping, changes: MailboxChanges, now: datetime
 ) -> InboundReport:
     """Plan one read of the mailbox's changes and apply it: JRNI first, then what goes back to Outlook."""
-    assert services.writer_for and services.block_links
     options = InboundOptions(
         now=now,
-        window_days=SYNC_WINDOW_DAYS,
         blocking=frozenset(integration.inbound_free_busy),
         appointment_lock=integration.appointment_lock,
         auto_confirm=integration.auto_confirm,
     )
-    blocks = services.block_links.blocks(integration.id, mapping.mailbox)
-    ours = _our_items(services, integration, changes)
+    blocks = deps.booking.block_links.blocks(integration.id, mapping.mailbox)
+    ours = _our_items(deps, integration, changes)
     actions = plan_inbound(changes, mapping, blocks, ours, options)
     executor = InboundExecutor(
         integration,
         mapping,
-        company_of(services, integration, mapping) if _needs_company(actions) else "",
-        services.writer_for(integration),
-        services.block_links,
+        company_of(deps, integration, mapping) if _needs_company(actions) else "",
+        deps.writer_for(integration),
+        deps.booking.block_links,
         lambda rid: block_marker(integration.id, rid),
     )
     try:
         report = executor.apply(actions)
-        if report.notifications and services.events is not None:
+        if report.notifications and deps.events is not None:
             # Right after the JRNI changes they describe: a failure later (a revert) must not lose them, because
             # the retry will not confirm the reservation a second time.
-            services.events.publish(
+            deps.events.publish(
                 [
                     {
                         "kind": n.kind,
@@ -262,10 +263,10 @@ def _apply(
                     for n in report.notifications
                 ]
             )
-        _revert(services, integration, report.reverted)
+        _revert(deps, integration, report.reverted)
     except PermanentError as exc:
         _status(
-            services,
+            deps,
             mapping,
             SyncState.ERROR,
             f"Outlook changes in {mapping.mailbox} could not be applied: {exc}",
@@ -278,18 +279,18 @@ def _needs_company(actions: Sequence[InboundAction]) -> bool:
     return any(isinstance(a, CreateBlock | MoveBlock | RemoveBlock) for a in actions)
 
 
-def _revert(services: Services, integration: Integration, reverts: Sequence[RevertItem]) -> None:
+def _revert(deps: MailboxDeps, integration: Integration, reverts: Sequence[RevertItem]) -> None:
     """Put items changed in Outlook back as JRNI has them (re-created when deleted): only the items answered, and
     only over the version read; ConflictError when one changed again since."""
     by_booking: dict[JrniKey, dict[str, str | None]] = {}
     for revert in reverts:
         by_booking.setdefault(revert.jrni_key, {})[revert.mailbox] = revert.version
     for key, rewrite in by_booking.items():
-        sync_outbound(services, OutboundMessage(integration.id, key, "revert"), rewrite=rewrite)
+        sync_booking(deps.booking, OutboundMessage(integration.id, key, "revert"), rewrite=rewrite)
 
 
 def _status(
-    services: Services,
+    deps: MailboxDeps,
     mapping: Mapping,
     state: SyncState,
     detail: str,
@@ -297,14 +298,14 @@ def _status(
     subject: str = OUTLOOK_CHANGES,
     settles: tuple[str, ...] = (),
 ) -> None:
-    services.mappings.record_status(
+    deps.booking.mappings.record_status(
         MappingStatus(
             mapping.integration_id,
             mapping.kind,
             mapping.jrni_id,
             state,
             detail,
-            services.clock(),
+            deps.booking.clock(),
             subject,
             settles,
         )

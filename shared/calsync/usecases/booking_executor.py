@@ -26,10 +26,6 @@ class ExecutionReport:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # mailbox → why it refused us for good
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.created or self.updated or self.deleted or self.recovered)
-
 
 class Executor:
     """Carries out outbound actions for one integration."""
@@ -39,15 +35,10 @@ class Executor:
         integration_id: str,
         calendar: CalendarProvider,
         links: LinkStore,
-        *,
-        recreate_deleted: bool = True,
     ) -> None:
         self.integration_id = integration_id
         self.calendar = calendar
         self.links = links
-        # Appointment lock on: an item deleted in Outlook comes back. Off: the deletion is the adviser's word, and
-        # inbound cancels the booking when it reads it; writing the item again would lose that deletion.
-        self.recreate_deleted = recreate_deleted
 
     def apply(self, actions: list[Action]) -> ExecutionReport:
         """Apply ``actions``: one per mailbox, the mailboxes at the same time (a booking in an adviser's and a room's
@@ -150,8 +141,7 @@ class Executor:
             action.mailbox, action.link.remote_id, action.content, if_version=action.if_version
         )
         if ref is None:
-            if self.recreate_deleted or action.revert:
-                # Deleted in Outlook while JRNI still has the booking: the lock (or JRNI's refusal) puts it back.
+            if action.recreate_if_gone:
                 self._create(action.mailbox, action.content, action.link)
             # Else the link keeps naming the deleted item, so inbound recognises the deletion as ours to act on.
             return

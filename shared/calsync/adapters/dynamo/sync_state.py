@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Literal, get_args
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, PynamoDBException
 
@@ -21,7 +20,7 @@ from calsync.adapters.dynamo.models import (
 )
 from calsync.adapters.dynamo.stores import _CONDITION_FAILED, _translate, delete_versioned, save_versioned
 from calsync.domain import JrniKey, LinkState, TimeWindow
-from calsync.domain.inbound import BlockLink, MailboxStreamState, TaskHeartbeat
+from calsync.domain.inbound import BlockLink, MailboxStreamState, TaskHeartbeat, WatchMode
 
 # ---------------------------------------------------------------- block links
 
@@ -153,10 +152,6 @@ class DynamoCursorStore:
 
 # ---------------------------------------------------------------- streaming state
 
-# streaming: a subscription on a streaming connection; timed: synced on a timer (beyond the connection capacity);
-# error: cannot be subscribed (e.g. access not granted), the detail says what to change.
-StreamMode = Literal["streaming", "timed", "error"]
-STREAM_MODES: tuple[StreamMode, ...] = get_args(StreamMode)
 _HEARTBEATS = "heartbeat"
 # A task silent this long is certainly gone; its heartbeat is left for DynamoDB's TTL to remove.
 HEARTBEAT_KEPT = timedelta(days=1)
@@ -170,11 +165,13 @@ def _mailbox_key(mailbox: str) -> str:
     return f"mailbox#{mailbox}"
 
 
-def _mode(value: str) -> StreamMode:
-    for mode in STREAM_MODES:
-        if value == mode:
-            return mode
-    raise ValueError(f"not a streaming mode: {value!r} (one of {', '.join(STREAM_MODES)})")
+def _mode(value: str) -> WatchMode:
+    try:
+        return WatchMode(value)
+    except ValueError:
+        raise ValueError(
+            f"not a way of watching a mailbox: {value!r} (one of {', '.join(m.value for m in WatchMode)})"
+        ) from None
 
 
 class DynamoStreamingStateStore:
@@ -206,13 +203,15 @@ class DynamoStreamingStateStore:
         except PynamoDBException as exc:
             raise _translate(exc, "reading the streaming tasks' heartbeats") from exc
 
-    def record_mailbox(self, integration_id: str, mailbox: str, mode: str, detail: str, at: datetime) -> None:
-        """Record how ``mailbox`` is watched now (the latest write wins); ValueError for a mode not in ``StreamMode``."""
+    def record_mailbox(
+        self, integration_id: str, mailbox: str, mode: WatchMode, detail: str, at: datetime
+    ) -> None:
+        """Record how ``mailbox`` is watched now (the latest write wins); ValueError for a mode that is not a ``WatchMode``."""
         record = self._models.mailbox(
             _integration_pk(integration_id),
             _mailbox_key(mailbox),
             mailbox=mailbox,
-            mode=_mode(mode),
+            mode=_mode(mode).value,
             detail=detail,
             at=at,
         )

@@ -24,8 +24,7 @@ from typing import Any
 import requests
 import urllib3
 from exchangelib import errors as ews
-from exchangelib.folders import Calendar, Root
-from exchangelib.properties import CreatedEvent, DistinguishedFolderId, Mailbox, ModifiedEvent
+from exchangelib.properties import CreatedEvent, ModifiedEvent
 from exchangelib.services import GetStreamingEvents, SubscribeToStreaming, Unsubscribe
 from exchangelib.util import DummyResponse
 
@@ -37,10 +36,11 @@ from calsync.adapters.ews.connection import (
     install_tls_adapter,
 )
 from calsync.adapters.ews.errors import Where, translate, translated
+from calsync.adapters.ews.session import calendar_of
 from calsync.domain import ExchangeConnection
+from calsync.domain.messages import NotifiedItem
 from calsync.streaming.ports import (
     MissedEventsError,
-    NotifiedItem,
     StreamDroppedError,
     StreamNotification,
     Subscribed,
@@ -167,12 +167,6 @@ class _GroupStreamingEvents(_Anchored, GetStreamingEvents):  # type: ignore[misc
             yield from super(GetStreamingEvents, self)._get_soap_messages(body=soap_body)
             if self.connection_status == self.CLOSED:
                 break  # do not wait for the server to hang up
-
-
-def _calendar(account: Any, mailbox: str) -> Any:
-    """The mailbox's calendar by its well-known name, built without a GetFolder round trip."""
-    folder_id = DistinguishedFolderId(id="calendar", mailbox=Mailbox(email_address=mailbox))
-    return Calendar(root=Root(account=account), _distinguished_id=folder_id)
 
 
 def notification_of(notification: Any) -> StreamNotification:
@@ -306,7 +300,7 @@ class EwsStreamingExchange:
         with translated(self._where(mailbox)):
             account = self._account(mailbox)
             service = _GroupSubscribe(account=account, affinity=affinity)
-            subscription_id = service.get(folders=[_calendar(account, mailbox)], event_types=EVENT_TYPES)
+            subscription_id = service.get(folders=[calendar_of(account, mailbox)], event_types=EVENT_TYPES)
         return Subscribed(str(subscription_id), affinity.cookie)
 
     def open(

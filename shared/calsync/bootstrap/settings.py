@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -9,6 +11,19 @@ from dataclasses import dataclass
 
 class ConfigurationError(RuntimeError):
     """The function was deployed without something it needs."""
+
+
+# Where calsync runs when neither AWS_REGION nor AWS_DEFAULT_REGION says (Lambda and ECS always set AWS_REGION).
+DEFAULT_REGION = "eu-west-2"
+
+
+def region_of(env: Mapping[str, str]) -> str:
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def secret_fingerprint(secret: Mapping[str, str]) -> str:
+    """Tells one version of a secret from another (a rotated secret gets fresh clients), without keeping it."""
+    return hashlib.sha256(json.dumps(dict(secret), sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -49,7 +64,7 @@ class Settings:
             outbound_queue_url=env["OUTBOUND_QUEUE_URL"],
             outbound_dlq_url=env.get("OUTBOUND_DLQ_URL") or None,
             secrets_prefix=env.get("SECRETS_PREFIX", ""),
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "eu-west-2",
+            region=region_of(env),
             block_links_table=env.get("BLOCK_LINKS_TABLE", ""),
             streaming_state_table=env.get("STREAMING_STATE_TABLE", ""),
             inbound_queue_url=env.get("INBOUND_QUEUE_URL", ""),

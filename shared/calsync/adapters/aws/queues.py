@@ -1,0 +1,194 @@
+"""calsync's two SQS FIFO queues, each with its one codec and a dead-letter queue that says why.
+
+- the outbound queue (``OutboundMessage``): one message group per booking, sent by the webhook function;
+- the inbound queue (``InboundMessage``): one message group per mailbox, sent by the streaming task.
+
+Both SQS-triggered functions can postpone a message (a server's back-off) and dead-letter one that can never
+succeed, with its reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from calsync.domain import JrniKey, PermanentError, RetryableError
+from calsync.domain.messages import (
+    MAX_NOTIFIED_ITEMS,
+    InboundMessage,
+    NotifiedItem,
+    OutboundMessage,
+    WakeReason,
+)
+
+# SQS caps a visibility change at 12 hours; a back-off beyond that is not a back-off any more.
+MAX_DELAY_SECONDS = 12 * 60 * 60
+_BATCH = 10  # SQS SendMessageBatch maximum
+
+
+# ---------------------------------------------------------------------------------------------------- codecs
+
+
+def encode_outbound(message: OutboundMessage) -> str:
+    return json.dumps(
+        {
+            "integration_id": message.integration_id,
+            "company_id": message.jrni_key.company_id,
+            "booking_id": message.jrni_key.booking_id,
+            "trigger": message.trigger,
+        },
+        sort_keys=True,
+    )
+
+
+def decode_outbound(body: str) -> OutboundMessage:
+    """Parse an outbound message body; PermanentError for anything that is not one of ours (it can never succeed)."""
+    try:
+        data = json.loads(body)
+        return OutboundMessage(
+            str(data["integration_id"]),
+            JrniKey(str(data["company_id"]), str(data["booking_id"])),
+            str(data.get("trigger", "")),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PermanentError(f"not an outbound message: {exc}") from exc
+
+
+def outbound_group(message: OutboundMessage) -> str:
+    """One message group per booking: its changes stay in order, other bookings are not held up."""
+    return f"{message.integration_id}/{message.jrni_key}"
+
+
+def encode_inbound(message: InboundMessage) -> str:
+    """The body. ``items`` (``[[item id, change key], ...]``) only when the message names its notified items."""
+    data: dict[str, Any] = {
+        "integration": message.integration_id,
+        "mailbox": message.mailbox,
+        "reason": message.reason.value,
+    }
+    if message.notified is not None:
+        data["items"] = [[item.item_id, item.change_key] for item in message.notified]
+    return json.dumps(data, sort_keys=True)
+
+
+def decode_inbound(body: str) -> InboundMessage:
+    """Parse an inbound message body; PermanentError for anything that is not one of ours (it can never succeed).
+
+    A body without ``items`` (one written before they existed, or a resync) names no items: the mailbox is read; so
+    does one naming more than ``MAX_NOTIFIED_ITEMS``."""
+    try:
+        data = json.loads(body)
+        raw_items = data.get("items")
+        notified: tuple[NotifiedItem, ...] | None = None
+        if isinstance(raw_items, list) and 0 < len(raw_items) <= MAX_NOTIFIED_ITEMS:
+            notified = tuple(NotifiedItem(str(item_id), str(change_key)) for item_id, change_key in raw_items)
+        return InboundMessage(
+            str(data["integration"]), str(data["mailbox"]), WakeReason(data.get("reason", "timer")), notified
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PermanentError(f"not an inbound message: {exc}") from exc
+
+
+def inbound_group(message: InboundMessage) -> str:
+    """One message group per mailbox: one mailbox is synced by one Lambda at a time, others are not held up."""
+    return f"{message.integration_id}/{message.mailbox}"
+
+
+# ---------------------------------------------------------------------------------------------------- queues
+
+
+class _FifoQueue:
+    """What both queues share: sending in batches of ten, postponing, dead-lettering."""
+
+    name = "queue"
+
+    def __init__(self, client: Any, queue_url: str, dead_letter_url: str | None = None) -> None:
+        self.client = client
+        self.queue_url = queue_url
+        self.dead_letter_url = dead_letter_url
+
+    def _send_entries(self, entries: list[dict[str, str]], *, delay: float = 0.0, attempts: int = 1) -> None:
+        for start in range(0, len(entries), _BATCH):
+            chunk = entries[start : start + _BATCH]
+            for attempt in range(attempts, 0, -1):
+                try:
+                    answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=chunk)
+                except (BotoCoreError, ClientError) as exc:
+                    raise RetryableError(
+                        f"the {self.name} refused messages: {exc}", delay_seconds=delay
+                    ) from exc
+                failed = {entry["Id"] for entry in answer.get("Failed", [])}
+                if not failed:
+                    break
+                if attempt == 1:
+                    raise RetryableError(
+                        f"the {self.name} refused {len(failed)} message(s): {answer['Failed']}",
+                        delay_seconds=delay,
+                    )
+                chunk = [entry for entry in chunk if entry["Id"] in failed]
+
+    def postpone(self, receipt_handle: str, seconds: float) -> None:
+        """Keep a received message invisible for ``seconds`` (a server's back-off), instead of retrying at once."""
+        delay = min(MAX_DELAY_SECONDS, max(1, int(seconds + 0.999)))
+        self.client.change_message_visibility(
+            QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
+        )
+
+    def dead_letter(self, body: str, group: str, reason: str, message_id: str) -> None:
+        """Move a message that can never succeed to the dead-letter queue, with the reason beside it."""
+        if not self.dead_letter_url:
+            raise PermanentError(reason)
+        self.client.send_message(
+            QueueUrl=self.dead_letter_url,
+            MessageBody=body,
+            MessageGroupId=group,
+            MessageDeduplicationId=hashlib.sha256(f"{message_id}|dead".encode()).hexdigest(),
+            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:1000]}},
+        )
+
+
+class SqsOutboundQueue(_FifoQueue):
+    """``OutboundQueue`` on the outbound SQS FIFO queue (with its FIFO dead-letter queue)."""
+
+    name = "outbound queue"
+
+    def send(self, messages: list[OutboundMessage], delivery_id: str = "") -> None:
+        """Enqueue in order. ``delivery_id`` identifies the webhook delivery: an exact redelivery is deduplicated by
+        SQS, while a new change to the same booking (a different delivery) is always queued."""
+        entries = []
+        for index, message in enumerate(messages):
+            body = encode_outbound(message)
+            entries.append(
+                {
+                    "Id": str(index),
+                    "MessageBody": body,
+                    "MessageGroupId": outbound_group(message),
+                    "MessageDeduplicationId": hashlib.sha256(f"{delivery_id}|{body}".encode()).hexdigest(),
+                }
+            )
+        self._send_entries(entries)
+
+
+class SqsInboundQueue(_FifoQueue):
+    """``InboundNotifier`` on the inbound SQS FIFO queue (with its FIFO dead-letter queue)."""
+
+    name = "inbound queue"
+
+    def send(self, messages: list[InboundMessage]) -> None:
+        """Enqueue, ten per request. Each message gets its own deduplication id, kept when the SDK retries a
+        request, so a retried send is delivered once while a later wake of the same mailbox is never dropped as a
+        duplicate (the streaming task coalesces wakes itself). Entries a batch refused are sent once more."""
+        entries = [
+            {
+                "Id": str(index),
+                "MessageBody": encode_inbound(message),
+                "MessageGroupId": inbound_group(message),
+                "MessageDeduplicationId": uuid.uuid4().hex,
+            }
+            for index, message in enumerate(messages)
+        ]
+        self._send_entries(entries, delay=1.0, attempts=2)

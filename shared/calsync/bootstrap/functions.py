@@ -1,0 +1,267 @@
+"""The one place that builds concrete adapters from settings: once per cold start, reused while the process lives.
+
+Each function's entry point asks for the dependencies of its use case (``webhook_deps``, ``outbound_deps``,
+``inbound_deps``, ``admin_deps``); imports of heavy adapters happen inside, so the webhook function never loads
+exchangelib. The calendar provider is picked per integration here (``calendar_for``, ``feed_for``).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from calsync.bootstrap.settings import ConfigurationError, Settings, secret_fingerprint
+from calsync.domain import ExchangeApi, Integration, PermanentError
+from calsync.ports import (
+    BlockLinkStore,
+    BookingSource,
+    BookingWriter,
+    CalendarFeed,
+    CalendarProvider,
+    CursorStore,
+    EventPublisher,
+    SecretStore,
+    StreamingStates,
+)
+from calsync.usecases.accept_webhook import WebhookDeps
+from calsync.usecases.admin import AdminDeps
+from calsync.usecases.sync_booking import BookingDeps
+from calsync.usecases.sync_mailbox import MailboxDeps
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def _boto3_client(service: str) -> Any:
+    import boto3
+
+    current = settings()
+    return boto3.client(service, region_name=current.region, endpoint_url=current.aws_endpoint_url)
+
+
+@functools.cache
+def secrets() -> SecretStore:
+    from calsync.adapters.aws.secrets import SecretsManagerStore
+
+    return SecretsManagerStore(_boto3_client("secretsmanager"), prefix=settings().secrets_prefix)
+
+
+@functools.cache
+def outbound_queue() -> Any:
+    """The outbound queue with the SQS-only operations the outbound handler needs (postpone, dead-letter)."""
+    from calsync.adapters.aws.queues import SqsOutboundQueue
+
+    current = settings()
+    return SqsOutboundQueue(_boto3_client("sqs"), current.outbound_queue_url, current.outbound_dlq_url)
+
+
+@functools.cache
+def _stores() -> tuple[Any, Any, Any]:
+    from calsync.adapters.dynamo import DynamoIntegrationStore, DynamoLinkStore, DynamoMappingStore
+
+    current = settings()
+    options = {"region": current.region, "endpoint_url": current.aws_endpoint_url}
+    return (
+        DynamoIntegrationStore(current.integrations_table, **options),
+        DynamoMappingStore(current.mappings_table, **options),
+        DynamoLinkStore(current.links_table, **options),
+    )
+
+
+# Per integration and secret version: a warm function reuses its JRNI login and its Exchange connections, and a
+# rotated secret (new values) gets fresh ones.
+_jrni_clients: dict[tuple[str, str], Any] = {}
+
+
+def _jrni_client(integration: Integration) -> Any:
+    from calsync.adapters.jrni.client import JrniClient
+
+    secret = secrets().get(integration.jrni.secret_name)
+    key = (integration.id, secret_fingerprint(secret))
+    with _lock:
+        client = _jrni_clients.get(key)
+        if client is None:
+            client = JrniClient(integration.jrni, secret)
+            _jrni_clients[key] = client
+    return client
+
+
+def bookings_for(integration: Integration) -> BookingSource:
+    from calsync.adapters.jrni.bookings import JrniBookingSource
+
+    return JrniBookingSource(_jrni_client(integration))
+
+
+def writer_for(integration: Integration) -> BookingWriter:
+    from calsync.adapters.jrni.writer import JrniBookingWriter
+
+    return JrniBookingWriter(_jrni_client(integration))
+
+
+def feed_for(integration: Integration) -> CalendarFeed:
+    """The integration's change feed, for the Exchange API it speaks."""
+    if integration.exchange.api is ExchangeApi.EWS:
+        from calsync.adapters.ews.feed import EwsFeed
+
+        return EwsFeed(integration.exchange, secrets().get(integration.exchange.secret_name))
+    raise _unsupported(integration)
+
+
+def _unsupported(integration: Integration) -> PermanentError:
+    return PermanentError(
+        f"integration {integration.id} speaks {integration.exchange.api.value}, which this version of calsync "
+        f"does not support; set its Exchange API to ews"
+    )
+
+
+@functools.cache
+def inbound_queue() -> Any:
+    """The inbound queue's SQS-only operations the inbound handler needs (postpone, dead-letter)."""
+    from calsync.adapters.aws.queues import SqsInboundQueue
+
+    current = settings()
+    return SqsInboundQueue(_boto3_client("sqs"), current.inbound_queue_url, current.inbound_dlq_url)
+
+
+def _required(value: str, variable: str) -> str:
+    if not value:
+        raise ConfigurationError(f"this function needs the environment variable {variable}")
+    return value
+
+
+@functools.cache
+def _block_links() -> BlockLinkStore:
+    from calsync.adapters.dynamo import DynamoBlockLinkStore
+
+    current = settings()
+    table = _required(current.block_links_table, "BLOCK_LINKS_TABLE")
+    return DynamoBlockLinkStore(table, region=current.region, endpoint_url=current.aws_endpoint_url)
+
+
+@functools.cache
+def _cursors() -> CursorStore:
+    from calsync.adapters.dynamo import DynamoCursorStore
+
+    current = settings()
+    table = _required(current.cursors_table, "CURSORS_TABLE")
+    return DynamoCursorStore(table, region=current.region, endpoint_url=current.aws_endpoint_url)
+
+
+@functools.cache
+def _streaming_states() -> StreamingStates | None:
+    from calsync.adapters.dynamo import DynamoStreamingStateStore
+
+    current = settings()
+    if not current.streaming_state_table:
+        return None
+    return DynamoStreamingStateStore(
+        current.streaming_state_table, region=current.region, endpoint_url=current.aws_endpoint_url
+    )
+
+
+@functools.cache
+def _events() -> EventPublisher | None:
+    from calsync.adapters.aws.events import EventBridgePublisher
+
+    name = settings().event_bus_name
+    return EventBridgePublisher(_boto3_client("events"), name) if name else None
+
+
+def calendar_for(integration: Integration) -> CalendarProvider:
+    """The integration's calendars, for the Exchange API it speaks."""
+    if integration.exchange.api is ExchangeApi.EWS:
+        from calsync.adapters.ews.provider import EwsCalendar
+
+        return EwsCalendar(integration.exchange, secrets().get(integration.exchange.secret_name))
+    raise _unsupported(integration)
+
+
+def _booking_deps() -> BookingDeps:
+    integrations, mappings, links = _stores()
+    return BookingDeps(
+        integrations=integrations,
+        mappings=mappings,
+        links=links,
+        block_links=_block_links(),
+        calendar_for=calendar_for,
+        bookings_for=bookings_for,
+        clock=_now,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@functools.cache
+def webhook_deps() -> WebhookDeps:
+    """For the JRNI webhook function: no Exchange, no JRNI calls. Integrations are read through a short cache
+    (``calsync.adapters.cache``), as the secrets are."""
+    from calsync.adapters.cache import WEBHOOK_INTEGRATION_SECONDS, CachedIntegrations
+    from calsync.adapters.jrni.webhooks import JrniWebhooks
+
+    integrations, _, _ = _stores()
+    return WebhookDeps(
+        integrations=CachedIntegrations(integrations, WEBHOOK_INTEGRATION_SECONDS),
+        secrets=secrets(),
+        webhooks=JrniWebhooks(),
+        outbound_queue=outbound_queue(),
+    )
+
+
+@functools.cache
+def outbound_deps() -> BookingDeps:
+    return _booking_deps()
+
+
+@functools.cache
+def inbound_deps() -> MailboxDeps:
+    """For the inbound function: Exchange's change feed and calendars, JRNI writes, block links, cursors, events."""
+    return MailboxDeps(
+        booking=_booking_deps(),
+        feed_for=feed_for,
+        writer_for=writer_for,
+        cursors=_cursors(),
+        events=_events(),
+    )
+
+
+@functools.cache
+def admin_deps() -> AdminDeps:
+    integrations, mappings, _ = _stores()
+    return AdminDeps(
+        integrations=integrations,
+        mappings=mappings,
+        bookings_for=bookings_for,
+        clock=_now,
+        streaming=_streaming_states(),
+        streaming_heartbeat=timedelta(seconds=settings().streaming_heartbeat_seconds),
+        streaming_service=settings().streaming_service,
+    )
+
+
+def reset() -> None:
+    """Forget everything built (tests and the local stack change the environment between runs)."""
+    for cached in (
+        settings,
+        secrets,
+        outbound_queue,
+        inbound_queue,
+        _stores,
+        _block_links,
+        _cursors,
+        _events,
+        _streaming_states,
+        webhook_deps,
+        outbound_deps,
+        admin_deps,
+        inbound_deps,
+    ):
+        cached.cache_clear()
+    _jrni_clients.clear()

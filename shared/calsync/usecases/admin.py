@@ -1,0 +1,244 @@
+"""The operator's queries and commands on integrations and their mappings: what the admin API (and an operator
+CLI) calls. Each answer is plain data, ready to be shown as JSON; errors are domain errors, each trigger answers them
+in its own terms.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from calsync.domain import (
+    Integration,
+    InvalidInputError,
+    Mapping,
+    MappingStatus,
+    NotFoundError,
+    ResourceKind,
+    SyncState,
+)
+from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
+from calsync.ports import BookingSource, IntegrationStore, MappingStore, StreamingStates
+from calsync.rendering import templates_of
+
+_MAILBOX = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class AdminDeps:
+    """What the operator's queries and commands read and write."""
+
+    integrations: IntegrationStore
+    mappings: MappingStore
+    bookings_for: Callable[[Integration], BookingSource]  # JRNI's staff and resources, to map
+    clock: Callable[[], datetime]
+    streaming: StreamingStates | None  # how each mailbox is watched; None: no streaming task deployed
+    # The streaming task beats its heart this often; a watch shows as stale after 3 beats missed.
+    streaming_heartbeat: timedelta = timedelta(seconds=30)
+    streaming_service: str = ""  # the ECS service running the streaming task, named in a stale watch's detail
+
+
+def find_integration(integrations: IntegrationStore, integration_id: str) -> Integration:
+    """The integration, or NotFoundError."""
+    integration = integrations.get(integration_id)
+    if integration is None:
+        raise NotFoundError(f"no integration {integration_id!r}")
+    return integration
+
+
+def integrations(deps: AdminDeps) -> list[Integration]:
+    return deps.integrations.all()
+
+
+def create_integration(deps: AdminDeps, integration: Integration) -> Integration:
+    """Store a new integration; a template that would fail at sync time is refused now (TemplateError, with line
+    and column), an id in use is a ConflictError."""
+    templates_of(integration)
+    deps.integrations.create(integration)
+    return integration
+
+
+def calendar_rows(deps: AdminDeps, integration_id: str) -> list[dict[str, Any]]:
+    """Every JRNI staff member and resource, with its mailbox, its last outcome, its open problems and how its
+    Outlook changes reach calsync."""
+    integration = find_integration(deps.integrations, integration_id)
+    mapped = {(m.kind, m.jrni_id): m.mailbox for m in deps.mappings.mappings(integration.id)}
+    statuses = {(s.kind, s.jrni_id): s for s in deps.mappings.statuses(integration.id)}
+    problems: dict[tuple[ResourceKind, str], list[dict[str, Any]]] = {}
+    for problem in _newest_first(deps.mappings.problems(integration.id)):
+        problems.setdefault((problem.kind, problem.jrni_id), []).append(_problem(problem))
+    watched = {w.mailbox: w for w in deps.streaming.mailbox_states(integration.id)} if deps.streaming else {}
+    freshness = _Freshness.of(deps)
+    rows = []
+    for calendar in deps.bookings_for(integration).calendars():
+        key = (calendar.kind, calendar.jrni_id)
+        status = statuses.get(key)
+        rows.append(
+            {
+                "kind": calendar.kind.value,
+                "jrni_id": calendar.jrni_id,
+                "company_id": calendar.company_id,
+                "name": calendar.name,
+                "jrni_ews_email": calendar.ews_email,
+                "disabled": calendar.disabled,
+                "mailbox": mapped.get(key),
+                "status": None
+                if status is None
+                else {
+                    "state": status.state.value,
+                    "detail": status.detail,
+                    "at": status.at.isoformat() if status.at else None,
+                },
+                "problems": problems.get(key, []),
+                "outlook_changes": _watch(watched.get(mapped.get(key) or ""), freshness),
+            }
+        )
+    return rows
+
+
+def map_mailbox(
+    deps: AdminDeps, integration_id: str, kind: ResourceKind, jrni_id: str, mailbox: str
+) -> Mapping:
+    """Map a staff member or resource to a mailbox (replacing any mailbox it had)."""
+    integration = find_integration(deps.integrations, integration_id)
+    address = mailbox.strip().lower()
+    if not _MAILBOX.match(address):
+        raise InvalidInputError(f"{mailbox!r} is not an e-mail address")
+    mapping = Mapping(integration.id, kind, jrni_id, address)
+    deps.mappings.put(mapping)
+    return mapping
+
+
+def unmap(deps: AdminDeps, integration_id: str, kind: ResourceKind, jrni_id: str) -> None:
+    """Remove a mapping; NotFoundError when there is none."""
+    integration = find_integration(deps.integrations, integration_id)
+    if not deps.mappings.remove(integration.id, kind, jrni_id):
+        raise NotFoundError(f"{kind.value} {jrni_id} is not mapped")
+
+
+def integration_status(deps: AdminDeps, integration_id: str) -> dict[str, Any]:
+    """How the integration's calendars stand, its open problems, and whether the streaming task is alive."""
+    integration = find_integration(deps.integrations, integration_id)
+    # A calendar counts as its worst open problem (an error before a skip); one without any, as its last outcome.
+    shown = {(s.kind, s.jrni_id): s.state for s in deps.mappings.statuses(integration.id)}
+    open_problems = _newest_first(deps.mappings.problems(integration.id))
+    with_problems = {(p.kind, p.jrni_id) for p in open_problems}
+    for key in with_problems:
+        shown[key] = SyncState.SKIPPED
+    for problem in open_problems:
+        if problem.state is SyncState.ERROR:
+            shown[(problem.kind, problem.jrni_id)] = SyncState.ERROR
+    counts: dict[str, int] = {}
+    for value in shown.values():
+        counts[value.value] = counts.get(value.value, 0) + 1
+    problems = [_problem(p) for p in open_problems]
+    watching: dict[str, int] = {}
+    freshness = _Freshness.of(deps)
+    for state in deps.streaming.mailbox_states(integration.id) if deps.streaming else []:
+        mode = freshness.mode(state) if freshness is not None else state.mode
+        watching[mode] = watching.get(mode, 0) + 1
+    answer = {
+        "integration_id": integration.id,
+        "mapped": len(deps.mappings.mappings(integration.id)),
+        "states": counts,
+        "outlook_changes": watching,
+        "problems": problems,
+    }
+    if freshness is not None and (watching or freshness.last is not None):  # none without a streaming task
+        answer["streaming_task"] = freshness.summary()
+    return answer
+
+
+def _newest_first(statuses: list[MappingStatus]) -> list[MappingStatus]:
+    return sorted(statuses, key=lambda s: (s.at is not None, s.at or datetime.min), reverse=True)
+
+
+def _problem(status: MappingStatus) -> dict[str, Any]:
+    """An open problem: what it is about, what happened, and since when."""
+    return {
+        "kind": status.kind.value,
+        "jrni_id": status.jrni_id,
+        "state": status.state.value,
+        "subject": status.subject,
+        "detail": status.detail,
+        "at": status.at.isoformat() if status.at else None,
+    }
+
+
+# A watch (streaming or timed) is stale once the streaming task has missed this many heartbeats: the task is gone
+# (or cannot write), and nobody is watching. The same window in which a task's share lease runs out.
+STALE_AFTER_HEARTBEATS = 3
+
+
+@dataclass(frozen=True)
+class _Freshness:
+    """Whether the streaming task still watches: its last heartbeat, against 3 heartbeat intervals.
+
+    The task's heartbeats do not say which mailboxes each watches, so with several tasks a watch is stale only when
+    none of them is beating (one dead task among several live ones is not seen here)."""
+
+    now: datetime
+    interval: timedelta
+    last: TaskHeartbeat | None  # the newest heartbeat of a task that was watching mailboxes
+    service: str
+
+    @classmethod
+    def of(cls, deps: AdminDeps) -> _Freshness | None:
+        if deps.streaming is None:
+            return None
+        watching = [beat for beat in deps.streaming.heartbeats() if beat.mailboxes > 0]
+        last = max(watching, key=lambda beat: beat.at, default=None)
+        return cls(
+            deps.clock(), deps.streaming_heartbeat, last, deps.streaming_service or "of the streaming task"
+        )
+
+    @property
+    def stale_after(self) -> timedelta:
+        return STALE_AFTER_HEARTBEATS * self.interval
+
+    @property
+    def fresh(self) -> bool:
+        return self.last is not None and self.now - self.last.at <= self.stale_after
+
+    def mode(self, state: MailboxStreamState) -> str:
+        return "stale" if state.mode in ("streaming", "timed") and not self.fresh else state.mode
+
+    def detail(self) -> str:
+        check = (
+            f"check the ECS service {self.service}: its running tasks, their stopped reasons and logs; a new task "
+            f"resyncs every mailbox when it starts"
+        )
+        if self.last is None:
+            return f"no streaming task has reported watching mailboxes: Outlook changes are not reaching calsync; {check}"
+        age = int((self.now - self.last.at).total_seconds())
+        return (
+            f"the streaming task last reported at {self.last.at.isoformat()} ({age} s ago; it reports every "
+            f"{self.interval.total_seconds():g} s): Outlook changes are not reaching calsync; {check}"
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "state": "ok" if self.fresh else "stale",
+            "last_heartbeat": self.last.at.isoformat() if self.last else None,
+            "stale_after_seconds": self.stale_after.total_seconds(),
+        }
+
+
+def _watch(state: MailboxStreamState | None, freshness: _Freshness | None) -> dict[str, Any] | None:
+    """How a mailbox's Outlook changes reach calsync: a streaming subscription, a timed sync (beyond the connections
+    Exchange allows), not at all (an error, with why), or no longer (stale: the streaming task stopped reporting;
+    ``watched_as`` says how it was watched then)."""
+    if state is None:
+        return None
+    watch: dict[str, Any] = {"mode": state.mode, "detail": state.detail, "at": state.at.isoformat()}
+    if freshness is not None and freshness.mode(state) == "stale":
+        watch.update(
+            mode="stale",
+            detail=freshness.detail(),
+            watched_as=state.mode,
+            last_heartbeat=freshness.last.at.isoformat() if freshness.last else None,
+        )
+    return watch
