@@ -11,7 +11,7 @@ from exchangelib import Account, EWSDateTime, EWSTimeZone
 from exchangelib.errors import ErrorMailRecipientNotFound, ErrorTimeIntervalTooBig
 
 from emulators.ews.testing import EwsEmulator
-from tests.ews.conftest import TZ
+from tests.emulators.ews.conftest import TZ
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"

@@ -116,7 +116,7 @@ def test_latency_setting_applies_to_every_api_call() -> None:
 
 
 def test_example_seed_file_is_valid(server: BackgroundServer) -> None:
-    seed = json.loads((Path(__file__).resolve().parents[2] / "emulators/jrni/example-seed.json").read_text())
+    seed = json.loads((Path(__file__).resolve().parents[3] / "emulators/jrni/example-seed.json").read_text())
     control(server.base_url, "POST", "reset")
     control(server.base_url, "POST", "seed", status=201, json=seed)
     assert len(control(server.base_url, "GET", "state")["people"]) == len(seed["people"])

@@ -19,7 +19,7 @@ from exchangelib.errors import (
 from exchangelib.recurrence import DailyPattern, EndDatePattern, Recurrence, WeeklyPattern
 
 from emulators.ews.testing import EwsEmulator
-from tests.ews.conftest import TZ
+from tests.emulators.ews.conftest import TZ
 
 ALICE = "alice@example.com"
 PACIFIC = EWSTimeZone("America/Los_Angeles")

@@ -12,7 +12,7 @@ import requests
 
 from .conftest import APP_ID, BRANCH_ADMIN, NORTH, SEED
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _free_port() -> int:

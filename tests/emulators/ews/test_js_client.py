@@ -22,7 +22,7 @@ from emulators.ews.testing import EwsEmulator
 
 from .conftest import PASSWORD, SERVICE
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
+JS_DIR = Path(__file__).resolve().parents[2] / "js"
 SCRIPT = JS_DIR / "ews_client_check.js"
 OWNER = "alice@example.com"
 LINE_TIMEOUT = 30.0

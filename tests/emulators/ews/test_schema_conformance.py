@@ -19,9 +19,9 @@ from exchangelib.properties import AlternateId
 from lxml import etree
 
 from emulators.ews.testing import EwsEmulator
-from tests.ews.conftest import CAPTURED, PASSWORD, TZ
+from tests.emulators.ews.conftest import CAPTURED, PASSWORD, TZ
 
-SCHEMA_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ews-schema"
+SCHEMA_DIR = Path(__file__).resolve().parents[4] / "shared" / "reference" / "ews-schema"
 REAL_CLIENTS = ("exchangelib", "axios")
 
 

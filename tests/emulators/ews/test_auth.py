@@ -31,7 +31,7 @@ from oauthlib.oauth2 import InvalidClientError, InvalidClientIdError
 from requests_ntlm import HttpNtlmAuth
 
 from emulators.ews.testing import EwsEmulator
-from tests.ews.conftest import PASSWORD, TZ
+from tests.emulators.ews.conftest import PASSWORD, TZ
 
 ALICE = "alice@example.com"
 TENANT = "contoso-tenant"

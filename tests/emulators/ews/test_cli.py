@@ -15,10 +15,10 @@ import requests
 from exchangelib import BASIC, DELEGATE, Account, Build, Configuration, Credentials, Version
 from exchangelib.protocol import BaseProtocol, NoVerifyHTTPAdapter
 
-from tests.ews.conftest import PASSWORD, TZ
+from tests.emulators.ews.conftest import PASSWORD, TZ
 from tests.tls import write_self_signed
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ALICE = "alice@example.com"
 
 

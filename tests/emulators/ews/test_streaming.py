@@ -21,7 +21,7 @@ from exchangelib.errors import (
 from exchangelib.properties import CreatedEvent, ModifiedEvent
 
 from emulators.ews.testing import EwsEmulator
-from tests.ews.conftest import PASSWORD, TZ
+from tests.emulators.ews.conftest import PASSWORD, TZ
 
 ALICE = "alice@example.com"
 

@@ -23,7 +23,7 @@ from exchangelib.recurrence import (
 )
 
 from emulators.ews.testing import EwsEmulator
-from tests.ews.conftest import TZ
+from tests.emulators.ews.conftest import TZ
 
 ALICE = "alice@example.com"
 

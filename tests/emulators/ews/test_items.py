@@ -10,7 +10,7 @@ from exchangelib.errors import ErrorIrresolvableConflict, ErrorItemNotFound
 from exchangelib.extended_properties import ExtendedProperty
 
 from emulators.ews.testing import EwsEmulator
-from tests.ews.conftest import TZ
+from tests.emulators.ews.conftest import TZ
 
 PROPERTY_SET = "c11ff724-aa03-4555-9952-8fa248a11c3e"
 

@@ -19,7 +19,7 @@ from emulators.ews import notifications
 from emulators.ews.operations import get_streaming_events
 from emulators.ews.testing import EwsEmulator
 from emulators.ews.xml import format_datetime
-from tests.ews.conftest import PASSWORD, TZ
+from tests.emulators.ews.conftest import PASSWORD, TZ
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"

@@ -14,7 +14,7 @@ from exchangelib.errors import ErrorServerBusy, ErrorTimeoutExpired
 from lxml import etree
 
 from emulators.ews.testing import EwsEmulator
-from tests.ews.conftest import PASSWORD, TZ
+from tests.emulators.ews.conftest import PASSWORD, TZ
 
 ALICE = "alice@example.com"
 E_NS = "http://schemas.microsoft.com/exchange/services/2006/errors"

@@ -11,7 +11,7 @@ from exchangelib.errors import ErrorAccessDenied, ErrorImpersonateUserDenied, Er
 from lxml import etree
 
 from emulators.ews.testing import EwsEmulator
-from tests.ews.conftest import PASSWORD, SERVICE, TZ
+from tests.emulators.ews.conftest import PASSWORD, SERVICE, TZ
 
 ALICE = "alice@example.com"
 CAROL = "carol@example.com"

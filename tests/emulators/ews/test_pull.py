@@ -13,7 +13,7 @@ from exchangelib.errors import (
 from exchangelib.properties import CreatedEvent, DeletedEvent, ModifiedEvent, MovedEvent, StatusEvent
 
 from emulators.ews.testing import EwsEmulator
-from tests.ews.conftest import TZ
+from tests.emulators.ews.conftest import TZ
 
 ALICE = "alice@example.com"
 

@@ -14,7 +14,7 @@ from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
 from lxml import etree
 
 from emulators.ews.testing import EwsEmulator
-from tests.ews.conftest import PASSWORD
+from tests.emulators.ews.conftest import PASSWORD
 
 ALICE = "alice@example.com"
 NEW_YORK = EWSTimeZone("America/New_York")

@@ -10,7 +10,7 @@ from exchangelib import Account, CalendarItem, EWSDateTime
 from exchangelib.errors import ErrorInvalidSyncStateData
 
 from emulators.ews.testing import EwsEmulator
-from tests.ews.conftest import TZ
+from tests.emulators.ews.conftest import TZ
 
 ALICE = "alice@example.com"
 
