@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from calsync.domain import BookingStatus, JrniKey, PermanentError, ResourceKind, SyncState
+from calsync.domain import BookingStatus, JrniKey, Mapping, PermanentError, ResourceKind, SyncState
 from calsync.domain.messages import OutboundMessage
 from calsync.usecases.sync_booking import BookingDeps, sync_booking
 from tests.calsync.builders import ALICE, INTEGRATION, MAPPINGS, ROOM, booking, integration
@@ -91,6 +91,22 @@ def test_a_permanent_failure_is_recorded_against_the_mapping_and_raised() -> Non
         sync_booking(svc, message())
     [status] = svc.mappings.statuses(INTEGRATION)
     assert status.state is SyncState.ERROR and "may not impersonate alice@example.com" in status.detail
+
+
+def test_a_template_that_cannot_render_fails_the_booking_for_good_and_says_why() -> None:
+    # Given an integration whose subject template names a field no booking has (stored before templates were checked)
+    svc = services(FakeBookingSource(booking()))
+    svc.integrations.create(replace(integration(), id="int-2", subject_template="{{ booking.colour }}"))
+    svc.mappings.put(Mapping("int-2", ResourceKind.PERSON, "11", ALICE))
+    # When the booking is synced, it fails for good (dead-lettered, not retried)
+    with pytest.raises(PermanentError, match="subject template"):
+        sync_booking(svc, OutboundMessage("int-2", JrniKey("100", "501"), "create"))
+    # Then the staff member's status says which template is wrong, and nothing was written to Outlook
+    [status] = svc.mappings.statuses("int-2")
+    assert (
+        status.state is SyncState.ERROR and "subject template" in status.detail and "colour" in status.detail
+    )
+    assert svc.links.links_for("int-2", JrniKey("100", "501")) == []
 
 
 def test_an_unknown_integration_can_never_succeed() -> None:

@@ -17,6 +17,13 @@ class ConfigurationError(RuntimeError):
 DEFAULT_REGION = "eu-west-2"
 
 
+def require(env: Mapping[str, str], *names: str) -> None:
+    """ConfigurationError naming every one of ``names`` the environment lacks (all at once, not one per deploy)."""
+    missing = [name for name in names if not env.get(name)]
+    if missing:
+        raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+
+
 def region_of(env: Mapping[str, str]) -> str:
     return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
 
@@ -52,10 +59,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        required = ("INTEGRATIONS_TABLE", "MAPPINGS_TABLE", "LINKS_TABLE", "OUTBOUND_QUEUE_URL")
-        missing = [name for name in required if not env.get(name)]
-        if missing:
-            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        require(env, "INTEGRATIONS_TABLE", "MAPPINGS_TABLE", "LINKS_TABLE", "OUTBOUND_QUEUE_URL")
         return cls(
             integrations_table=env["INTEGRATIONS_TABLE"],
             mappings_table=env["MAPPINGS_TABLE"],

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from calsync.bootstrap.settings import ConfigurationError, region_of, secret_fingerprint
+from calsync.bootstrap.settings import region_of, require, secret_fingerprint
 from calsync.domain import ExchangeApi, PermanentError
 from calsync.ports import IntegrationStore, MappingStore, SecretStore
 from calsync.streaming.lease import LeasedState, ShareLease
@@ -37,10 +37,7 @@ class StreamingSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamingSettings:
         env = os.environ if env is None else env
-        required = ("INTEGRATIONS_TABLE", "MAPPINGS_TABLE", "STREAMING_STATE_TABLE", "INBOUND_QUEUE_URL")
-        missing = [name for name in required if not env.get(name)]
-        if missing:
-            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        require(env, "INTEGRATIONS_TABLE", "MAPPINGS_TABLE", "STREAMING_STATE_TABLE", "INBOUND_QUEUE_URL")
         shards = int(env.get("STREAMING_SHARDS") or 1)
         # Without an index, a task of several claims a free share at start (a lease in the state table): the tasks
         # of one ECS service are identical, so none can be told its share in advance.

@@ -21,7 +21,6 @@ from calsync.domain import (
     Mapping,
     MappingStatus,
     PermanentError,
-    ResourceKind,
     SyncState,
     booking_subject,
     outlook_change_subject,
@@ -88,9 +87,13 @@ def sync_booking(
     reading = parallel.start(source.get_booking, message.jrni_key.company_id, message.jrni_key.booking_id)
     try:
         booking = reading.result()
-        content = None if booking is None else _content(integration, booking)
-    except PermanentError as exc:  # JRNI refuses us, or a template cannot render this booking
+    except PermanentError as exc:  # JRNI refuses us (credentials, access)
         record_failure(deps, message, str(exc))
+        raise
+    try:
+        content = None if booking is None else _content(integration, booking)
+    except PermanentError as exc:  # a template that cannot render this booking: retrying would not help
+        record_failure(deps, message, str(exc), booking)
         raise
     mappings, links = mappings_read.result(), links_read.result()
     mirrored = booking is not None and is_our_block(deps, integration, booking)
@@ -173,27 +176,35 @@ def _record(
     deps.mappings.record_status(*statuses)  # one write for the whole booking
 
 
-def record_failure(deps: BookingDeps, message: OutboundMessage, reason: str) -> None:
-    """A message given up on (dead-lettered): show it on every mapping of the booking's calendars we know of."""
-    links = deps.links.links_for(message.integration_id, message.jrni_key)
-    mappings = {m.mailbox: m for m in deps.mappings.mappings(message.integration_id)}
+def record_failure(
+    deps: BookingDeps, message: OutboundMessage, reason: str, booking: Booking | None = None
+) -> None:
+    """A message given up on (dead-lettered): show why on every mapped calendar of the booking calsync knows of, those
+    it has items in and, when the booking was read, those it belongs in."""
+    by_mailbox = {m.mailbox: m for m in deps.mappings.mappings(message.integration_id)}
+    by_calendar = {(m.kind, m.jrni_id): m for m in by_mailbox.values()}
+    concerned = [
+        by_mailbox.get(link.mailbox)
+        for link in deps.links.links_for(message.integration_id, message.jrni_key)
+    ]
+    if booking is not None:
+        concerned += [by_calendar.get(calendar) for calendar in booking.calendar_ids()]
+    calendars = dict.fromkeys((m.kind, m.jrni_id) for m in concerned if m is not None)
     now = deps.clock()
-    reported: set[tuple[ResourceKind, str]] = set()
-    for link in links:
-        mapping = mappings.get(link.mailbox)
-        if mapping is not None and (mapping.kind, mapping.jrni_id) not in reported:
-            reported.add((mapping.kind, mapping.jrni_id))
-            deps.mappings.record_status(
-                MappingStatus(
-                    message.integration_id,
-                    mapping.kind,
-                    mapping.jrni_id,
-                    SyncState.ERROR,
-                    f"booking {message.jrni_key} failed: {reason}",
-                    now,
-                    booking_subject(message.jrni_key),
-                )
-            )
+    statuses = [
+        MappingStatus(
+            message.integration_id,
+            kind,
+            jrni_id,
+            SyncState.ERROR,
+            f"booking {message.jrni_key} failed: {reason}",
+            now,
+            booking_subject(message.jrni_key),
+        )
+        for kind, jrni_id in calendars
+    ]
+    if statuses:
+        deps.mappings.record_status(*statuses)
 
 
 __all__ = ["BookingDeps", "OutboundResult", "is_our_block", "record_failure", "sync_booking"]
