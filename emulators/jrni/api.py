@@ -249,6 +249,7 @@ async def list_bookings(request: web.Request) -> web.Response:
         resource_id=query_int(request, "resource_id"),
         service_id=query_int(request, "service_id"),
         slot_id=query_int(request, "slot_id"),
+        children=parse_bool(q.get("children", "false"), "children"),
     )
     api = api_base(request)
     return paged(request, "bookings", rows, lambda b: hal.booking_json(emu.state, api, b), 100)

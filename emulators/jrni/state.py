@@ -733,14 +733,16 @@ class State:
         resource_id: int | None = None,
         service_id: int | None = None,
         slot_id: int | None = None,
+        children: bool = False,
     ) -> list[Booking]:
-        """The company's bookings matching every given filter, by start time then id."""
-        tz = self.company(company_id).tz
+        """The company's bookings matching every given filter, by start time then id; with ``children`` its child
+        companies' (and theirs) too, each day compared in the booking's own company's time zone."""
+        self.company(company_id)
         found = []
         for b in self.bookings.values():
-            local_day = b.start.astimezone(tz).date()
+            local_day = b.start.astimezone(self.company(b.company_id).tz).date()
             if (
-                b.company_id != company_id
+                (b.company_id != company_id and not (children and self.is_within(b.company_id, company_id)))
                 or (b.is_cancelled and not include_cancelled)
                 or (start_date is not None and local_day < start_date)
                 or (end_date is not None and local_day > end_date)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping as ReadOnlyMap
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from calsync.domain import (
@@ -20,7 +21,8 @@ from calsync.domain import (
     TimeWindow,
 )
 from calsync.domain.inbound import BlockLink, MailboxChanges, MailboxStreamState, TaskHeartbeat
-from calsync.domain.messages import OutboundMessage
+from calsync.domain.messages import OutboundMessage, ReconcileMessage
+from calsync.domain.reconcile import ReconcileRun, Repairs
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,15 @@ class RemoteRef:
 
     remote_id: str
     version: str
+
+
+@dataclass(frozen=True)
+class StampedItem:
+    """An item carrying the integration's stamp, as a listing of the mailbox shows it."""
+
+    jrni_key: JrniKey
+    ref: RemoteRef
+    window: TimeWindow
 
 
 class CalendarProvider(Protocol):
@@ -55,6 +66,11 @@ class CalendarProvider(Protocol):
 
     def find_stamped(self, mailbox: str, stamp: Stamp) -> list[RemoteRef]:
         """Our items carrying ``stamp`` (normally none or one)."""
+        ...
+
+    def our_items(self, mailbox: str, integration_id: str) -> list[StampedItem]:
+        """Every item of the mailbox stamped by the integration, with the JRNI object each shows (a deep reconcile:
+        one request per page)."""
         ...
 
 
@@ -105,6 +121,17 @@ class BookingSource(Protocol):
 
     def calendars(self) -> list[JrniCalendar]:
         """Every staff member and resource of the parent company and its child companies."""
+        ...
+
+    def changed_since(self, since: datetime) -> list[Booking]:
+        """Every booking and block of the company tree changed at or after ``since``, cancelled ones included (one
+        query, paged): what reconciliation looks at between deep runs."""
+        ...
+
+    def bookings_of(
+        self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow
+    ) -> list[Booking]:
+        """The live bookings and blocks of one staff member or resource around ``window`` (a deep reconcile)."""
         ...
 
 
@@ -270,3 +297,35 @@ class StreamingStates(Protocol):
     def heartbeats(self) -> list[TaskHeartbeat]:
         """The last heartbeat of each streaming task seen lately."""
         ...
+
+
+# ---- reconciliation -------------------------------------------------------------------------------------------------
+
+
+class ReconcileQueue(Protocol):
+    def send(self, messages: list[ReconcileMessage]) -> None:
+        """Enqueue: one message group per integration for its run, one per mailbox for a mapping's reconcile (never
+        at the same time as another reconcile of the same mailbox)."""
+        ...
+
+
+class RunStore(Protocol):
+    """Reconcile runs and their progress, and where each integration's read of JRNI's changes stands."""
+
+    def start(self, run: ReconcileRun) -> None:
+        """Record a run (or its mapping count, once known); a later ``start`` of the same run overwrites it."""
+        ...
+
+    def get(self, integration_id: str, run_id: str) -> ReconcileRun | None: ...
+
+    def mapping_done(self, integration_id: str, run_id: str, repairs: Repairs) -> None:
+        """One more mapping reconciled, with what it repaired (atomic: mappings finish side by side)."""
+        ...
+
+    def failed(self, integration_id: str, run_id: str, reason: str) -> None: ...
+
+    def jrni_cursor(self, integration_id: str) -> datetime | None:
+        """Since when JRNI's changes are still to be read (None: never read; a deep run reads everything)."""
+        ...
+
+    def set_jrni_cursor(self, integration_id: str, at: datetime) -> None: ...

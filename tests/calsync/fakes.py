@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from calsync.domain import (
     Booking,
@@ -22,10 +23,12 @@ from calsync.domain import (
     StaleStateError,
     Stamp,
     TimeWindow,
+    UnknownOutcomeError,
 )
 from calsync.domain.inbound import BlockLink, CalendarEvent, MailboxChanges
-from calsync.domain.messages import OutboundMessage
-from calsync.ports import CreatedBlock, JrniCalendar, RemoteRef
+from calsync.domain.messages import OutboundMessage, ReconcileMessage
+from calsync.domain.reconcile import ReconcileRun, Repairs
+from calsync.ports import CreatedBlock, JrniCalendar, RemoteRef, StampedItem
 
 
 @dataclass
@@ -44,13 +47,14 @@ class FakeCalendar:
         self.mailboxes: dict[str, dict[str, FakeItem]] = {}
         self.requests = 0
         self._ids = itertools.count(1)
-        # Set to a method name to make the next call to it raise (after doing its work, like a lost reply).
+        # Set to a method name to make the next call to it raise (after doing its work, like a lost reply: the adapter
+        # says UnknownOutcomeError).
         self.crash_after: str | None = None
 
     def _maybe_crash(self, method: str) -> None:
         if self.crash_after == method:
             self.crash_after = None
-            raise ConnectionError(f"crash after {method}")
+            raise UnknownOutcomeError(f"no answer after {method}")
 
     def create_event(self, mailbox: str, content: EventContent) -> RemoteRef:
         self.requests += 1
@@ -84,6 +88,14 @@ class FakeCalendar:
             RemoteRef(i.remote_id, i.version)
             for i in self.mailboxes.get(mailbox, {}).values()
             if i.content.stamp == stamp
+        ]
+
+    def our_items(self, mailbox: str, integration_id: str) -> list[StampedItem]:
+        self.requests += 1
+        return [
+            StampedItem(i.content.stamp.jrni_key, RemoteRef(i.remote_id, i.version), i.content.window)
+            for i in self.mailboxes.get(mailbox, {}).values()
+            if i.content.stamp.integration_id == integration_id
         ]
 
     def contents(self) -> dict[str, list[EventContent]]:
@@ -221,6 +233,20 @@ class FakeBookingSource:
 
     def calendars(self) -> list[JrniCalendar]:
         return list(self.listed)
+
+    def changed_since(self, since: datetime) -> list[Booking]:
+        self.reads += 1
+        return [b for b in self.bookings.values() if b.updated_at is None or b.updated_at >= since]
+
+    def bookings_of(
+        self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow
+    ) -> list[Booking]:
+        self.reads += 1
+        return [
+            b
+            for b in self.bookings.values()
+            if b.is_active and (kind, jrni_id) in b.calendar_ids() and b.window.overlaps(window)
+        ]
 
 
 class FakeFeed:
@@ -453,3 +479,40 @@ class FakeExchange(FakeCalendar):
             else:
                 removed.append(remote_id)
         return MailboxChanges(mailbox, upserts, removed, cursor=str(len(self.log)))
+
+
+class FakeRuns:
+    """Reconcile runs in a dict, counted as the DynamoDB store counts them."""
+
+    def __init__(self) -> None:
+        self.runs: dict[tuple[str, str], ReconcileRun] = {}
+        self.cursors: dict[str, datetime] = {}
+
+    def start(self, run: ReconcileRun) -> None:
+        self.runs[(run.integration_id, run.run_id)] = run
+
+    def get(self, integration_id: str, run_id: str) -> ReconcileRun | None:
+        return self.runs.get((integration_id, run_id))
+
+    def mapping_done(self, integration_id: str, run_id: str, repairs: Repairs) -> None:
+        run = self.runs[(integration_id, run_id)]
+        self.runs[(integration_id, run_id)] = replace(
+            run, mappings_done=run.mappings_done + 1, repaired=run.repaired + repairs
+        )
+
+    def failed(self, integration_id: str, run_id: str, reason: str) -> None:
+        self.runs[(integration_id, run_id)] = replace(self.runs[(integration_id, run_id)], error=reason)
+
+    def jrni_cursor(self, integration_id: str) -> datetime | None:
+        return self.cursors.get(integration_id)
+
+    def set_jrni_cursor(self, integration_id: str, at: datetime) -> None:
+        self.cursors[integration_id] = at
+
+
+class FakeReconcileQueue:
+    def __init__(self) -> None:
+        self.sent: list[ReconcileMessage] = []
+
+    def send(self, messages: list[ReconcileMessage]) -> None:
+        self.sent.extend(messages)

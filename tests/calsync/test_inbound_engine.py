@@ -18,6 +18,7 @@ from calsync.engine.inbound import (
     MoveBooking,
     Notify,
     RemoveBlock,
+    RemoveStrayItem,
     RevertItem,
     plan_inbound,
 )
@@ -112,6 +113,8 @@ def describe(action: object) -> str:
         return f"remove {action.link.remote_id}"
     if isinstance(action, RevertItem):
         return f"revert {action.jrni_key.booking_id}"
+    if isinstance(action, RemoveStrayItem):
+        return f"remove stray {action.remote_id}"
     if isinstance(action, MoveBooking):
         return (
             f"move booking {action.jrni_key.booking_id} {action.window.start:%H:%M}-{action.window.end:%H:%M}"
@@ -266,8 +269,9 @@ CASES = [
     ),
     # JRNI already cancelled the booking: outbound is removing the item; inbound does nothing.
     Case("ours cancelled in JRNI", removed=["our-1"], ours={"our-1": ours(is_cancelled=True)}, expected=[]),
-    # Stamped by us, but the booking is unknown now: never turned into a block (that would echo).
-    Case("ours, booking gone", [our_event()], expected=[]),
+    # Stamped by us, but no booking owns it here (unknown, cancelled, moved away, or a second item of a booking that
+    # has one): removed from Outlook, never turned into a block (that would echo).
+    Case("ours, booking gone", [our_event()], expected=["remove stray our-1"]),
 ]
 
 

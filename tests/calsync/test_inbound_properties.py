@@ -34,6 +34,7 @@ from calsync.engine.inbound import (
     MoveBooking,
     Notify,
     RemoveBlock,
+    RemoveStrayItem,
     RevertItem,
     block_title,
     plan_inbound,
@@ -223,6 +224,11 @@ class Model:
                 remote_id, our = self._our(action.jrni_key)
                 self.ours[remote_id] = replace(our, is_reservation=False)
                 self.jrni_writes.append(action)
+            elif isinstance(action, RemoveStrayItem):
+                # Outlook: an item of ours no booking owns here is deleted (never a JRNI write).
+                assert action.remote_id in self.mailbox and action.remote_id not in self.ours
+                del self.mailbox[action.remote_id]
+                self.deleted.add(action.remote_id)
             else:
                 assert isinstance(action, Notify)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -17,11 +17,14 @@ from calsync.domain import (
     Booking,
     BookingKind,
     BookingStatus,
+    EventContent,
     FreeBusy,
     Link,
     LinkState,
     ResourceKind,
+    RetryableError,
     SyncOptions,
+    UnknownOutcomeError,
 )
 from calsync.engine import (
     CreateEvent,
@@ -32,6 +35,8 @@ from calsync.engine import (
     desired_content,
     plan_outbound,
 )
+from calsync.engine.outbound import WRITE_MAY_LAND
+from calsync.ports import RemoteRef
 from calsync.usecases.booking_executor import Executor
 from tests.calsync.builders import ALICE, BOB, DEFAULT_OPTIONS, INTEGRATION, MAPPINGS, ROOM, at, booking
 from tests.calsync.fakes import FakeCalendar, FakeLinkStore
@@ -196,11 +201,13 @@ bookings_st = st.builds(
 )
 
 
-def sync(b: Booking | None, calendar: FakeCalendar, store: FakeLinkStore) -> None:
+def sync(
+    b: Booking | None, calendar: FakeCalendar, store: FakeLinkStore, now: datetime | None = None
+) -> None:
     """What the outbound handler does for one message: read links, plan, apply."""
     key = (b or booking()).key
     actions = plan(b, store.links_for(INTEGRATION, key))
-    Executor(INTEGRATION, calendar, store).apply(actions)
+    Executor(INTEGRATION, calendar, store, lambda: now or at(1, 0)).apply(actions)
 
 
 def expected_calendar(b: Booking | None) -> dict[str, list]:  # type: ignore[type-arg]
@@ -244,18 +251,21 @@ def test_any_order_of_messages_with_crashes_converges_to_the_final_booking(
     pending = 0  # messages waiting in the queue (they carry no state: the handler reads JRNI fresh)
     current: Booking | None = None
     crash_plan = list(crashes)
+    now = at(1, 0)
     for state in states:
         current = state
         pending += rng.choice([1, 1, 2])  # a webhook, sometimes duplicated
         while pending and rng.random() < 0.5:
             calendar.crash_after = crash_plan.pop() if crash_plan else None
+            now += timedelta(seconds=rng.choice([1, 30, 300]))
             try:
-                sync(current, calendar, store)
+                sync(current, calendar, store, now)
                 pending -= 1
-            except ConnectionError:
-                pass  # the message stays in the queue and is retried
+            except RetryableError:
+                pass  # the message stays in the queue and is retried (later, when it asked to be)
     calendar.crash_after = None
-    sync(current, calendar, store)  # the queue drains (and reconciliation would run) once things are quiet
+    # The queue drains (and reconciliation would run) once things are quiet.
+    sync(current, calendar, store, now + WRITE_MAY_LAND)
 
     assert calendar.contents() == expected_calendar(current)
 
@@ -263,7 +273,7 @@ def test_any_order_of_messages_with_crashes_converges_to_the_final_booking(
 def test_a_crash_between_the_create_and_the_link_write_does_not_duplicate() -> None:
     calendar, store = FakeCalendar(), FakeLinkStore()
     calendar.crash_after = "create_event"
-    with pytest.raises(ConnectionError):
+    with pytest.raises(UnknownOutcomeError):
         sync(booking(), calendar, store)
     assert [lk.state for lk in store.links_for(INTEGRATION, booking().key)] == [LinkState.PENDING]
 
@@ -294,3 +304,94 @@ def test_kinds_cover_every_action() -> None:
     kinds = {type(a) for c in CASES for a in plan(c.booking, c.links, c.options, c.mirrored)}
     assert kinds == {CreateEvent, UpdateEvent, DeleteEvent, RecoverEvent, SkipUnmapped}
     assert ResourceKind.PERSON.value == "person"
+
+
+# ---- at most one item per booking and mailbox, whatever the timing ----------------------------------------------
+
+
+class HeldCreate(FakeCalendar):
+    """Exchange holding the first create: the client hears nothing (UnknownOutcomeError), the item lands later."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[tuple[str, EventContent]] = []
+
+    def create_event(self, mailbox: str, content: EventContent) -> RemoteRef:
+        if not self.held and not self.requests:
+            self.requests += 1
+            self.held.append((mailbox, content))
+            raise UnknownOutcomeError("no answer within 30 s")
+        return super().create_event(mailbox, content)
+
+    def land(self) -> None:
+        for mailbox, content in self.held:
+            super().create_event(mailbox, content)
+
+
+def sync_at(b: Booking, calendar: FakeCalendar, store: FakeLinkStore, now: datetime) -> None:
+    Executor(INTEGRATION, calendar, store, lambda: now).apply(plan(b, store.links_for(INTEGRATION, b.key)))
+
+
+def test_a_retry_soon_after_an_unanswered_create_looks_again_later_instead_of_writing_a_second_item() -> None:
+    calendar, store = HeldCreate(), FakeLinkStore()
+    sent = at(1, 9)
+    with pytest.raises(UnknownOutcomeError):
+        sync_at(booking(), calendar, store, sent)
+
+    with pytest.raises(
+        RetryableError
+    ) as retry:  # 40 s later: nothing there yet, but the write may still land
+        sync_at(booking(), calendar, store, sent + timedelta(seconds=40))
+    assert retry.value.delay_seconds == pytest.approx(
+        (WRITE_MAY_LAND - timedelta(seconds=40)).total_seconds()
+    )
+    assert calendar.contents() == {}
+
+    calendar.land()  # at 70 s Exchange carries out the held write
+    sync_at(booking(), calendar, store, sent + WRITE_MAY_LAND)
+    assert calendar.contents() == expected_calendar(booking())
+    [link] = store.links_for(INTEGRATION, booking().key)
+    assert link.state is LinkState.SYNCED
+
+
+def test_once_an_unanswered_create_can_no_longer_land_an_empty_search_means_write_it() -> None:
+    calendar, store = HeldCreate(), FakeLinkStore()
+    sent = at(1, 9)
+    with pytest.raises(UnknownOutcomeError):
+        sync_at(booking(), calendar, store, sent)
+    calendar.held.clear()  # never carried out
+
+    sync_at(booking(), calendar, store, sent + WRITE_MAY_LAND)
+    assert calendar.contents() == expected_calendar(booking())
+
+
+def test_a_create_exchange_refused_is_written_again_at_once_by_the_retry() -> None:
+    calendar, store = FakeCalendar(), FakeLinkStore()
+    refused = FakeCalendar.create_event
+
+    def busy(self: FakeCalendar, mailbox: str, content: EventContent) -> RemoteRef:
+        self.create_event = lambda m, c: refused(self, m, c)  # type: ignore[method-assign]
+        raise RetryableError("server busy", delay_seconds=1)
+
+    calendar.create_event = lambda m, c: busy(calendar, m, c)  # type: ignore[method-assign]
+    with pytest.raises(RetryableError):
+        sync_at(booking(), calendar, store, at(1, 9))
+    [link] = store.links_for(INTEGRATION, booking().key)
+    assert link.state is LinkState.PENDING and link.written_at is None  # Exchange said no: nothing can land
+
+    sync_at(booking(), calendar, store, at(1, 9) + timedelta(seconds=2))
+    assert calendar.contents() == expected_calendar(booking())
+
+
+def test_an_update_or_a_cancellation_removes_a_second_item_of_the_booking() -> None:
+    calendar, store = FakeCalendar(), FakeLinkStore()
+    sync(booking(), calendar, store)
+    calendar.create_event(ALICE, content_of(booking()))  # a write that landed after its retry wrote another
+    assert len(calendar.mailboxes[ALICE]) == 2
+
+    sync(MOVED, calendar, store)
+    assert calendar.contents() == expected_calendar(MOVED)
+
+    calendar.create_event(ALICE, content_of(MOVED))
+    sync(replace(MOVED, status=BookingStatus.CANCELLED), calendar, store)
+    assert calendar.contents() == {}

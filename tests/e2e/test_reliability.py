@@ -206,6 +206,37 @@ def test_a_crash_between_the_exchange_create_and_the_link_write_leaves_one_item_
     assert e2e.mapping_row("person", ALICE)["status"]["state"] == "ok"
 
 
+def test_a_create_exchange_holds_for_70_s_ends_as_one_item_also_after_the_booking_is_moved_and_cancelled(
+    e2e: E2E,
+) -> None:
+    """Exchange holds the first CreateItem for 70 s, then carries it out: calsync gave up waiting after 30 s and was
+    retried meanwhile. The retry must not take an empty search for "not written" while that write may still land."""
+    e2e.ews_control(
+        "POST", "faults", {"operation": "CreateItem", "kind": "delay", "count": 1, "delay_ms": 70_000}
+    )
+    mailbox = MAILBOX[ALICE]
+    start = e2e.day().replace(hour=11)
+    booking = e2e.book(start, person=ALICE)
+    key = e2e.key(booking)
+
+    # The held write lands at about 70 s; the retry, told to look again once it may have, finds it by its stamp.
+    wait_for(lambda: e2e.ours(mailbox, key), "the held write landing", timeout=90)
+    e2e.quiet(timeout=150)
+    e2e.stays(lambda: len(e2e.ours(mailbox, key)) == 1, "exactly one item for the booking", seconds=3)
+    assert len(e2e.captured("CreateItem")) == 1  # nothing was written a second time
+
+    later = start + timedelta(hours=2)
+    e2e.jrni("PUT", f"bookings/{booking['id']}", {"datetime": later.isoformat()})
+    e2e.one_item(mailbox, key, lambda item: utc(item["start"]) == later - PRE, "the item moved")
+    e2e.quiet()
+    assert len(e2e.ours(mailbox, key)) == 1
+
+    e2e.jrni("POST", f"bookings/{booking['id']}/cancel", {"cancel_reason": "customer cancelled"})
+    e2e.gone(mailbox, key)
+    e2e.quiet()
+    e2e.stays(lambda: not e2e.ours(mailbox, key), "no item left for the cancelled booking")
+
+
 # --------------------------------------------------------------------------------------------------- throttling
 
 

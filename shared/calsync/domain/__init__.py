@@ -13,6 +13,7 @@ from calsync.domain.errors import (
     StaleStateError,
     TemplateError,
     TooLargeError,
+    UnknownOutcomeError,
 )
 from calsync.domain.integration import (
     OUTLOOK_CHANGES,
@@ -82,6 +83,7 @@ __all__ = [
     "TemplateError",
     "TimeWindow",
     "TooLargeError",
+    "UnknownOutcomeError",
     "booking_subject",
     "outlook_change_subject",
 ]

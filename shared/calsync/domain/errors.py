@@ -15,6 +15,11 @@ class RetryableError(CalsyncError):
         self.delay_seconds = delay_seconds
 
 
+class UnknownOutcomeError(RetryableError):
+    """A request was sent but its answer never came (a read timeout, a connection dropped mid-request): it may have
+    been carried out, and may even be carried out later. Look before writing again."""
+
+
 class PermanentError(CalsyncError):
     """Will fail the same way every time until someone changes something (bad credentials, unknown mailbox)."""
 

@@ -80,6 +80,9 @@ class SyncState(enum.StrEnum):
     OK = "ok"
     SKIPPED = "skipped"  # e.g. a booking for an unmapped adviser
     ERROR = "error"  # a permanent failure: its message is in the dead-letter queue
+    NEEDS_ATTENTION = (
+        "needs_attention"  # calsync held something back until an operator decides (a mass delete)
+    )
 
 
 # The subjects of sync outcomes (MappingStatus.subject).

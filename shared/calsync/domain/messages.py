@@ -4,6 +4,8 @@
   function; a revert sends none (it syncs the booking in place).
 - ``InboundMessage`` (the inbound queue): sync this mailbox now. Sent by the streaming task, read by the inbound
   function.
+- ``ReconcileMessage`` (the reconcile queue): the schedule's tick, one integration's run, or one mapping to
+  reconcile. Sent by the schedule, the admin API and the reconcile function itself, read by the reconcile function.
 
 Neither carries the state it is about: the booking and the mailbox are always read fresh, so a late, repeated or
 reordered message is harmless. Each queue has one codec (``calsync.adapters.aws.queues``).
@@ -37,6 +39,7 @@ class WakeReason(enum.StrEnum):
     DROPPED = "dropped"  # the connection broke without Exchange closing it: notifications may be lost
     REOPENED = "reopened"  # the connection was reopened to add mailboxes to it
     TIMER = "timer"  # timed sync: no streaming connection left for this mailbox, or a retry
+    RECONCILE = "reconcile"  # a scheduled or requested reconcile of the mapping
 
 
 # Notified items carried in one inbound message at most; a wake with more says "sync" without naming them.
@@ -63,3 +66,24 @@ class InboundMessage:
     mailbox: str
     reason: WakeReason
     notified: tuple[NotifiedItem, ...] | None = None
+
+
+class ReconcileStep(enum.StrEnum):
+    """What a reconcile message asks for."""
+
+    SCHEDULE = "schedule"  # the timer: a run for every integration
+    RUN = "run"  # one integration: what JRNI changed since its cursor, then one message per mapping
+    MAPPING = "mapping"  # one mapping, both directions
+
+
+@dataclass(frozen=True)
+class ReconcileMessage:
+    """A step of reconciliation. ``deep``: the whole sync window, not only what changed since the cursors.
+    ``force``: apply removals the mass-delete guard would hold back (an operator's resync)."""
+
+    step: ReconcileStep
+    deep: bool = False
+    integration_id: str = ""
+    run_id: str = ""
+    mailbox: str = ""
+    force: bool = False

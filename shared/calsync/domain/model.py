@@ -185,6 +185,9 @@ class Link:
     remote_id: str | None = None
     version: str | None = None  # EWS ChangeKey today, Graph @odata.etag later
     version_number: int = 0  # optimistic locking of the stored record
+    # When the last remote write for this link was sent. While the link is pending, that write may still land:
+    # Exchange finishes a request it has started even after the client gave up waiting.
+    written_at: datetime | None = None
 
 
 @dataclass(frozen=True)

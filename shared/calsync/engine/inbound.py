@@ -9,6 +9,10 @@ For an Outlook item that is *not* ours (the adviser's own meeting):
 | yes                                    | yes, other   | MoveBlock (time or title changed)         |
 | no (Free, cancelled, outside, deleted) | yes          | RemoveBlock                               |
 
+An item carrying our stamp that is not the booking's item in this mailbox (JRNI cancelled or no longer has the
+booking, it is not in this calendar any more, or it is a second item of a booking already linked to another one:
+a write that landed late) is removed: RemoveStrayItem. It never blocks JRNI.
+
 For an item *we* wrote for a JRNI booking, edited or deleted in Outlook: our own write coming back (same change
 key) is nothing; otherwise with the appointment lock on, RevertItem (JRNI's version is written again, only if the
 item still has the version decided on); off, the booking follows (MoveBooking, or CancelBooking when deleted). A reservation moved or given an attendee is confirmed
@@ -64,6 +68,16 @@ class RemoveBlock:
 
 
 @dataclass(frozen=True)
+class RemoveStrayItem:
+    """Delete an item carrying our stamp that no booking owns in this mailbox (cancelled, moved away, or a second
+    item of a booking that already has one)."""
+
+    mailbox: str
+    remote_id: str
+    jrni_key: JrniKey
+
+
+@dataclass(frozen=True)
 class RevertItem:
     """Write the booking back as JRNI has it over the item changed in Outlook (appointment lock, or JRNI refused).
 
@@ -109,6 +123,7 @@ InboundAction = (
     CreateBlock
     | MoveBlock
     | RemoveBlock
+    | RemoveStrayItem
     | RevertItem
     | MoveBooking
     | CancelBooking
@@ -141,7 +156,8 @@ def plan_inbound(
 ) -> list[InboundAction]:
     """The JRNI changes that make JRNI agree with one mailbox's Outlook changes, in a stable order.
 
-    ``blocks``: the mailbox's block links; ``ours``: items calsync wrote, by Outlook id, with JRNI's view of each.
+    ``blocks``: the mailbox's block links; ``ours``: the items that are a booking's item in this mailbox, by Outlook
+    id, with JRNI's view of each (any other item carrying our stamp is a stray).
     """
     actions: list[InboundAction] = []
     by_remote = {link.remote_id: link for link in blocks}
@@ -150,7 +166,8 @@ def plan_inbound(
         seen.add(event.remote_id)
         our = ours.get(event.remote_id)
         if event.stamp is not None and event.stamp.integration_id == mapping.integration_id and our is None:
-            continue  # ours, but JRNI no longer has the booking: outbound removes the item; never block it
+            actions.append(RemoveStrayItem(mapping.mailbox, event.remote_id, event.stamp.jrni_key))
+            continue  # never a block
         if our is not None:
             actions.extend(_our_item_changed(event, our, mapping.mailbox, options))
             continue

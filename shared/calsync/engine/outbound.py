@@ -6,6 +6,8 @@ The table, per mailbox (``desired`` = the booking should show there; ``link`` = 
 |---------|---------------------|--------------------------------------------------------------------|
 | yes     | none                | CreateEvent                                                        |
 | yes     | pending             | RecoverEvent: a create or update may have happened before a crash |
+|         |                     | (an empty search is trusted only ``WRITE_MAY_LAND`` after the     |
+|         |                     | write was sent: Exchange finishes what it started)                 |
 | yes     | synced, same print  | nothing: replay, duplicate webhook or our own echo                 |
 | yes     | synced, other print | UpdateEvent                                                        |
 | yes     | synced, to rewrite  | UpdateEvent if the item still has the version read (an Outlook     |
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Mapping as ReadOnlyMap
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from calsync.domain import (
     Booking,
@@ -42,13 +45,26 @@ class CreateEvent:
     content: EventContent
 
 
+# How long after a write was sent it may still land in the mailbox. Exchange finishes a request it has started even
+# when the client stopped waiting (a timeout, a Lambda cut off), so a search that finds nothing soon after says
+# nothing about whether the write happened. Two minutes is four times calsync's own EWS deadline (30 s) and longer
+# than IIS lets a request run (110 s by default); a write that lands later still is removed as an extra by the next
+# sync of its booking or of its mailbox.
+WRITE_MAY_LAND = timedelta(minutes=2)
+
+
 @dataclass(frozen=True)
 class RecoverEvent:
-    """A pending link: find our stamped item and bring it to ``content``, creating it only if it is not there."""
+    """A pending link (or none, when a reconcile found our stamped item without one): find our stamped item and bring
+    it to ``content``, creating it only if it is not there.
+
+    ``create_after``: until then, an empty search means "not landed yet", not "not written": look again later rather
+    than write a second item."""
 
     mailbox: str
     content: EventContent
-    link: Link
+    link: Link | None
+    create_after: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +165,8 @@ def plan_outbound(
         if link is None:
             actions.append(CreateEvent(mailbox, target))
         elif link.state is LinkState.PENDING or link.remote_id is None:
-            actions.append(RecoverEvent(mailbox, target, link))
+            landing = None if link.written_at is None else link.written_at + WRITE_MAY_LAND
+            actions.append(RecoverEvent(mailbox, target, link, landing))
         elif mailbox in rewrite:
             # Changed in Outlook behind the link's back: written again, but only over the version that was read.
             actions.append(

@@ -3,16 +3,42 @@
 Order matters: a link is saved as *pending* before an item is created, so a retry after a crash between the
 remote write and the final link write finds our stamped item instead of creating a second one. The normal path
 still costs exactly one remote request per created item.
+
+At most one item per booking and mailbox, whatever the timing: a retry trusts an empty search for our stamp only once
+an earlier write can no longer land (``RecoverEvent.create_after``), and every update or removal also looks for our
+stamped items (at the same time as the write, so it costs no waiting) and removes any extra one.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from calsync import parallel
-from calsync.domain import EventContent, Link, LinkState, PermanentError, Stamp
+from calsync.domain import (
+    EventContent,
+    Link,
+    LinkState,
+    PermanentError,
+    RetryableError,
+    Stamp,
+    UnknownOutcomeError,
+)
 from calsync.engine import Action, CreateEvent, DeleteEvent, RecoverEvent, SkipUnmapped, UpdateEvent
 from calsync.ports import CalendarProvider, LinkStore, RemoteRef
+
+logger = logging.getLogger(__name__)
+
+Search = Future[list[RemoteRef]]
+
+
+def _stamp_of(action: UpdateEvent | DeleteEvent) -> Stamp:
+    if isinstance(action, UpdateEvent):
+        return action.content.stamp
+    return Stamp(action.link.integration_id, action.link.jrni_key)
 
 
 @dataclass
@@ -25,6 +51,9 @@ class ExecutionReport:
     recovered: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # mailbox → why it refused us for good
+    extras_removed: list[str] = field(
+        default_factory=list
+    )  # mailboxes where a second item of ours was removed
 
 
 class Executor:
@@ -35,10 +64,12 @@ class Executor:
         integration_id: str,
         calendar: CalendarProvider,
         links: LinkStore,
+        clock: Callable[[], datetime],
     ) -> None:
         self.integration_id = integration_id
         self.calendar = calendar
         self.links = links
+        self.clock = clock
 
     def apply(self, actions: list[Action]) -> ExecutionReport:
         """Apply ``actions``: one per mailbox, the mailboxes at the same time (a booking in an adviser's and a room's
@@ -52,11 +83,25 @@ class Executor:
                 report.skipped.append(f"{action.kind.value}:{action.jrni_id}")
             else:
                 writes.append(action)
+        # Our stamped items in each mailbox an update or a removal touches, looked up while the writes are under way
+        # (started first, so that no write waits on a search queued behind it).
+        searches = [
+            parallel.start(self.calendar.find_stamped, action.mailbox, _stamp_of(action))
+            if isinstance(action, UpdateEvent | DeleteEvent)
+            else None
+            for action in writes
+        ]
         if len(writes) <= 1:
-            outcomes = [self._outcome(action) for action in writes]
+            outcomes = [
+                self._outcome(action, search) for action, search in zip(writes, searches, strict=True)
+            ]
         else:
             outcomes = [
-                done.result() for done in [parallel.start(self._outcome, action) for action in writes]
+                done.result()
+                for done in [
+                    parallel.start(self._outcome, action, search)
+                    for action, search in zip(writes, searches, strict=True)
+                ]
             ]
         for done in outcomes:  # in the actions' order, whatever order they finished in
             if isinstance(done, ExecutionReport):
@@ -65,18 +110,19 @@ class Executor:
                 report.deleted += done.deleted
                 report.recovered += done.recovered
                 report.failed.update(done.failed)
+                report.extras_removed += done.extras_removed
         crashed = [done for done in outcomes if isinstance(done, BaseException)]
         if crashed:
             raise crashed[0]
         return report
 
     def _outcome(
-        self, action: CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent
+        self, action: CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent, search: Search | None
     ) -> ExecutionReport | BaseException:
         """One mailbox's action applied: its report, or the exception it ended with (raised by ``apply`` later)."""
         report = ExecutionReport()
         try:
-            self._apply_one(action, report)
+            self._apply_one(action, report, search)
         except PermanentError as exc:
             report.failed[action.mailbox] = str(exc)
         except Exception as exc:
@@ -84,7 +130,10 @@ class Executor:
         return report
 
     def _apply_one(
-        self, action: CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent, report: ExecutionReport
+        self,
+        action: CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent,
+        report: ExecutionReport,
+        search: Search | None,
     ) -> None:
         if isinstance(action, CreateEvent):
             self._create(action.mailbox, action.content, None)
@@ -93,10 +142,12 @@ class Executor:
             self._recover(action)
             report.recovered.append(action.mailbox)
         elif isinstance(action, UpdateEvent):
-            self._update(action)
+            assert search is not None
+            self._update(action, report, search)
             report.updated.append(action.mailbox)
         else:
-            self._delete(action)
+            assert search is not None
+            self._delete(action, search)
             report.deleted.append(action.mailbox)
 
     def _pending(self, mailbox: str, content: EventContent, previous: Link | None) -> Link:
@@ -108,6 +159,7 @@ class Executor:
             fingerprint=content.fingerprint,
             provider=self.calendar.name,
             version_number=previous.version_number if previous else 0,
+            written_at=self.clock(),
         )
         return self.links.save(link)
 
@@ -118,16 +170,31 @@ class Executor:
 
     def _create(self, mailbox: str, content: EventContent, previous: Link | None) -> Link:
         pending = self._pending(mailbox, content, previous)
-        return self._synced(pending, self.calendar.create_event(mailbox, content))
+        try:
+            ref = self.calendar.create_event(mailbox, content)
+        except UnknownOutcomeError:
+            raise  # the write may still land: the pending link keeps when it was sent
+        except Exception:
+            # Exchange answered, and nothing was written: a retry may trust an empty search at once.
+            self.links.save(replace(pending, written_at=None))
+            raise
+        return self._synced(pending, ref)
 
     def _recover(self, action: RecoverEvent) -> None:
         found = self.calendar.find_stamped(action.mailbox, action.content.stamp)
         if not found:
+            now = self.clock()
+            if action.create_after is not None and now < action.create_after:
+                wait = (action.create_after - now).total_seconds()
+                raise RetryableError(
+                    f"booking {action.content.stamp.jrni_key}: an earlier write to {action.mailbox} has not shown up "
+                    f"yet and may still land (Exchange finishes what it started); looking again in {wait:.0f} s",
+                    delay_seconds=wait,
+                )
             self._create(action.mailbox, action.content, action.link)
             return
         keep, *extra = found
-        for duplicate in extra:  # heal, should a duplicate ever exist
-            self.calendar.delete_event(action.mailbox, duplicate.remote_id)
+        self._remove_extras(action.mailbox, action.content.stamp, extra)
         pending = self._pending(action.mailbox, action.content, action.link)
         ref = self.calendar.update_event(action.mailbox, keep.remote_id, action.content)
         if ref is None:
@@ -135,15 +202,20 @@ class Executor:
         else:
             self._synced(pending, ref)
 
-    def _update(self, action: UpdateEvent) -> None:
+    def _update(self, action: UpdateEvent, report: ExecutionReport, search: Search) -> None:
         assert action.link.remote_id is not None
         ref = self.calendar.update_event(
             action.mailbox, action.link.remote_id, action.content, if_version=action.if_version
         )
+        kept = action.link.remote_id if ref is None else ref.remote_id
+        if ref is None and action.recreate_if_gone:
+            kept = self._create(action.mailbox, action.content, action.link).remote_id or kept
+        extra = [found for found in search.result() if found.remote_id != kept]
+        if self._remove_extras(action.mailbox, action.content.stamp, extra):
+            report.extras_removed.append(action.mailbox)
         if ref is None:
-            if action.recreate_if_gone:
-                self._create(action.mailbox, action.content, action.link)
-            # Else the link keeps naming the deleted item, so inbound recognises the deletion as ours to act on.
+            # Else (not re-created) the link keeps naming the deleted item, so inbound recognises the deletion as
+            # ours to act on.
             return
         self.links.save(
             replace(
@@ -155,12 +227,21 @@ class Executor:
             )
         )
 
-    def _delete(self, action: DeleteEvent) -> None:
+    def _remove_extras(self, mailbox: str, stamp: Stamp, extra: list[RemoteRef]) -> bool:
+        for duplicate in extra:
+            logger.warning(
+                "removing a second item of one booking",
+                extra={"mailbox": mailbox, "booking": str(stamp.jrni_key), "item": duplicate.remote_id},
+            )
+            self.calendar.delete_event(mailbox, duplicate.remote_id)
+        return bool(extra)
+
+    def _delete(self, action: DeleteEvent, search: Search) -> None:
         link = action.link
         if link.remote_id is not None:
             self.calendar.delete_event(action.mailbox, link.remote_id)
-        # A pending link may have an item we never heard back about: remove whatever carries our stamp.
-        if link.state is LinkState.PENDING or link.remote_id is None:
-            for ref in self.calendar.find_stamped(action.mailbox, Stamp(link.integration_id, link.jrni_key)):
+        # Whatever carries our stamp goes too: a pending link's item we never heard back about, or a second item.
+        for ref in search.result():
+            if ref.remote_id != link.remote_id:
                 self.calendar.delete_event(action.mailbox, ref.remote_id)
         self.links.delete(link)

@@ -20,6 +20,7 @@ from calsync.engine.inbound import (
     MoveBooking,
     Notify,
     RemoveBlock,
+    RemoveStrayItem,
     RevertItem,
 )
 from calsync.ports import BlockLinkStore, BookingWriter
@@ -32,6 +33,9 @@ class InboundReport:
     removed: int = 0
     bookings_changed: list[JrniKey] = field(default_factory=list)
     reverted: list[RevertItem] = field(default_factory=list)  # items to put back as JRNI has them
+    strays: list[RemoveStrayItem] = field(
+        default_factory=list
+    )  # items of ours no booking owns here: to remove
     notifications: list[Notify] = field(default_factory=list)
     refused: dict[JrniKey, str] = field(default_factory=dict)  # JRNI refused a booking change (reverted): why
 
@@ -60,7 +64,8 @@ class InboundExecutor:
         self.marker_of = marker_of
 
     def apply(self, actions: list[InboundAction]) -> InboundReport:
-        """Apply in order; RevertItem actions are returned in the report for the caller to run through outbound."""
+        """Apply in order; what goes back to Outlook (RevertItem, RemoveStrayItem) is returned in the report for the
+        caller to write."""
         report = InboundReport()
         for action in actions:
             if isinstance(action, CreateBlock):
@@ -74,6 +79,8 @@ class InboundExecutor:
                 report.removed += 1
             elif isinstance(action, RevertItem):
                 report.reverted.append(action)
+            elif isinstance(action, RemoveStrayItem):
+                report.strays.append(action)
             elif isinstance(action, MoveBooking | CancelBooking | ConfirmReservation):
                 self._booking_change(report, action)
             elif isinstance(action, Notify):

@@ -91,7 +91,7 @@ def sync_booking(
         record_failure(deps, message, str(exc))
         raise
     try:
-        content = None if booking is None else _content(integration, booking)
+        content = None if booking is None else content_of(integration, booking)
     except PermanentError as exc:  # a template that cannot render this booking: retrying would not help
         record_failure(deps, message, str(exc), booking)
         raise
@@ -107,7 +107,7 @@ def sync_booking(
         rewrite=rewrite,
         appointment_lock=integration.appointment_lock,
     )
-    executor = Executor(integration.id, deps.calendar_for(integration), deps.links)
+    executor = Executor(integration.id, deps.calendar_for(integration), deps.links, deps.clock)
     report = executor.apply(actions)
     _record(deps, integration.id, message.jrni_key, mappings, actions, report.failed)
     if report.failed:
@@ -118,7 +118,8 @@ def sync_booking(
     return OutboundResult(booking, actions, report)
 
 
-def _content(integration: Integration, booking: Booking) -> EventContent:
+def content_of(integration: Integration, booking: Booking) -> EventContent:
+    """How the booking should look in Outlook, templates rendered."""
     company = str(booking.details.get("company_name", ""))
     subject, body = templates_of(integration).render(booking_context(booking, company))
     return desired_content(booking, integration.id, subject, body, integration.options)
@@ -207,4 +208,4 @@ def record_failure(
         deps.mappings.record_status(*statuses)
 
 
-__all__ = ["BookingDeps", "OutboundResult", "is_our_block", "record_failure", "sync_booking"]
+__all__ = ["BookingDeps", "OutboundResult", "content_of", "is_our_block", "record_failure", "sync_booking"]

@@ -19,6 +19,7 @@ from calsync.domain import (
     ConflictError,
     Integration,
     JrniKey,
+    LinkState,
     Mapping,
     MappingStatus,
     PermanentError,
@@ -38,6 +39,7 @@ from calsync.engine.inbound import (
     InboundOptions,
     MoveBlock,
     RemoveBlock,
+    RemoveStrayItem,
     RevertItem,
     plan_inbound,
 )
@@ -86,32 +88,41 @@ def company_of(deps: MailboxDeps, integration: Integration, mapping: Mapping) ->
     return company
 
 
-def _our_items(deps: MailboxDeps, integration: Integration, changes: MailboxChanges) -> dict[str, OurItem]:
-    """Items calsync wrote that this change touches, each with what JRNI says it should be now (read fresh)."""
+def _our_items(
+    deps: MailboxDeps, integration: Integration, mapping: Mapping, changes: MailboxChanges
+) -> dict[str, OurItem]:
+    """The items this change touches that are a booking's item in this mailbox, each with what JRNI says it should be
+    now (read fresh). An item carrying our stamp that is left out is a stray, to be removed: JRNI has no such booking,
+    it is cancelled or no longer in this calendar, or it has another item here already (a write that landed late)."""
     ours: dict[str, OurItem] = {}
-    links = {
-        link.remote_id: link
-        for link in deps.booking.links.links_in(integration.id, changes.mailbox)
-        if link.remote_id
+    mailbox_links = deps.booking.links.links_in(integration.id, changes.mailbox)
+    links = {link.remote_id: link for link in mailbox_links if link.remote_id}
+    # Bookings whose link here names one item for certain: any other item stamped for them is a second one.
+    settled = {
+        link.jrni_key: link.remote_id
+        for link in mailbox_links
+        if link.state is LinkState.SYNCED and link.remote_id
     }
     touched = {e.remote_id: e for e in changes.upserts}
     candidates = [
-        (rid, link.jrni_key, link.version)
+        (rid, link.jrni_key, link.version, True)
         for rid, link in links.items()
         if rid in touched or rid in changes.removed
     ]
     for event in changes.upserts:
-        if (
-            event.remote_id not in links
-            and event.stamp is not None
-            and event.stamp.integration_id == integration.id
-        ):
-            candidates.append((event.remote_id, event.stamp.jrni_key, None))  # ours, link lost: still ours
+        stamp = event.stamp
+        if event.remote_id in links or stamp is None or stamp.integration_id != integration.id:
+            continue
+        if settled.get(stamp.jrni_key, event.remote_id) == event.remote_id:
+            candidates.append((event.remote_id, stamp.jrni_key, None, False))  # ours, link lost: still ours
     source = deps.booking.bookings_for(integration)
-    for remote_id, key, version in candidates:
+    calendar = (mapping.kind, mapping.jrni_id)
+    for remote_id, key, version, linked in candidates:
         booking = source.get_booking(key.company_id, key.booking_id)
         if booking is None:
             continue
+        if not linked and (not booking.is_active or calendar not in booking.calendar_ids()):
+            continue  # no link will ever own this item: a stray
         content = desired_content(booking, integration.id, "", "", integration.options)
         ours[remote_id] = OurItem(
             jrni_key=key,
@@ -235,7 +246,7 @@ def _apply(
         auto_confirm=integration.auto_confirm,
     )
     blocks = deps.booking.block_links.blocks(integration.id, mapping.mailbox)
-    ours = _our_items(deps, integration, changes)
+    ours = _our_items(deps, integration, mapping, changes)
     actions = plan_inbound(changes, mapping, blocks, ours, options)
     executor = InboundExecutor(
         integration,
@@ -264,6 +275,7 @@ def _apply(
                 ]
             )
         _revert(deps, integration, report.reverted)
+        _remove_strays(deps, integration, report.strays)
     except PermanentError as exc:
         _status(
             deps,
@@ -287,6 +299,19 @@ def _revert(deps: MailboxDeps, integration: Integration, reverts: Sequence[Rever
         by_booking.setdefault(revert.jrni_key, {})[revert.mailbox] = revert.version
     for key, rewrite in by_booking.items():
         sync_booking(deps.booking, OutboundMessage(integration.id, key, "revert"), rewrite=rewrite)
+
+
+def _remove_strays(deps: MailboxDeps, integration: Integration, strays: Sequence[RemoveStrayItem]) -> None:
+    """Delete items of ours that no booking owns in their mailbox (an item already gone counts as removed)."""
+    if not strays:
+        return
+    calendar = deps.booking.calendar_for(integration)
+    for stray in strays:
+        logger.warning(
+            "removing an item of ours that no booking owns here",
+            extra={"mailbox": stray.mailbox, "booking": str(stray.jrni_key), "item": stray.remote_id},
+        )
+        calendar.delete_event(stray.mailbox, stray.remote_id)
 
 
 def _status(

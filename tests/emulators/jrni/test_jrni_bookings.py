@@ -11,6 +11,7 @@ from .conftest import (
     CONSULTATION,
     LONG_MEETING,
     NORTH,
+    PARENT,
     ROOM_1,
     ROOM_2,
     JrniClient,
@@ -163,6 +164,22 @@ def test_listing_filters(client: JrniClient, base_url: str) -> None:
     client.ok("PUT", f"{BOOKINGS}/{b['id']}", json={"duration": 30})
     assert listed(modified_since=since) == [b["id"]]
     assert listed(modified_since=since, include_cancelled="true") == [b["id"]]
+
+
+def test_a_parent_company_lists_its_branches_bookings_with_children_true(
+    client: JrniClient, parent_client: JrniClient
+) -> None:
+    a = book(client, datetime="2026-06-01T09:00:00+01:00", person_id=ALICE)
+    b = book(client, datetime="2026-06-02T09:00:00+01:00", person_id=BOB)
+    parent = f"/api/v1/admin/{PARENT}/bookings"
+
+    assert ids(parent_client.ok("GET", parent)) == []  # the head office has no bookings of its own
+    assert ids(parent_client.ok("GET", parent, params={"children": "true"})) == [a["id"], b["id"]]
+    assert ids(parent_client.ok("GET", parent, params={"children": "true", "person_id": BOB})) == [b["id"]]
+    parent_client.ok("GET", parent, status=400, params={"children": "perhaps"})
+    client.ok(
+        "GET", parent, status=403, params={"children": "true"}
+    )  # a branch's admin sees no other company
 
 
 def test_250_bookings_in_three_pages_following_next(client: JrniClient) -> None:

@@ -159,6 +159,7 @@ class LinkRecord(Model):
     remote_version = UnicodeAttribute(null=True)
     remote_ref = UnicodeAttribute(null=True)
     provider = UnicodeAttribute()
+    written_at = UTCDateTimeAttribute(null=True)
     version_number = VersionAttribute()
 
 
@@ -241,6 +242,32 @@ class ShardLeaseRecord(Model):
     expires_at = TTLAttribute()
 
 
+# ---------------------------------------------------------------- reconcile runs
+#   pk <integration id>, sk "run#<run id>"     one run and its progress (TTL: kept a week)
+#   pk <integration id>, sk "jrni-cursor"      since when JRNI's changes are still to be read
+
+
+class RunRecord(Model):
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    deep = BooleanAttribute(null=True)
+    started_at = UTCDateTimeAttribute(null=True)
+    mappings_total = NumberAttribute(null=True)
+    mappings_done = NumberAttribute(null=True)
+    bookings_queued = NumberAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    # What the run repaired, one counter per kind of repair (Repairs' fields), added to as each mapping finishes.
+    repaired_created = NumberAttribute(null=True)
+    repaired_updated = NumberAttribute(null=True)
+    repaired_removed = NumberAttribute(null=True)
+    repaired_blocked = NumberAttribute(null=True)
+    repaired_moved = NumberAttribute(null=True)
+    repaired_released = NumberAttribute(null=True)
+    repaired_bookings_changed = NumberAttribute(null=True)
+    cursor = UTCDateTimeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
 # ---------------------------------------------------------------- binding to a table
 
 _M = TypeVar("_M", bound=Model)
@@ -305,3 +332,9 @@ def streaming_state_models(table: TableSettings) -> StreamingStateModels:
     return StreamingStateModels(
         _bind(HeartbeatRecord, table), _bind(MailboxStateRecord, table), _bind(ShardLeaseRecord, table)
     )
+
+
+@functools.cache
+def run_model(table: TableSettings) -> type[RunRecord]:
+    """The reconcile runs model bound to ``table``."""
+    return _bind(RunRecord, table)

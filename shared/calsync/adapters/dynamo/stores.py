@@ -429,6 +429,7 @@ def _link(record: LinkRecord) -> Link:
         version=record.remote_version,
         provider=record.provider,
         version_number=record.version_number or 0,
+        written_at=record.written_at,
     )
 
 
@@ -499,6 +500,7 @@ class DynamoLinkStore:
             if link.remote_id
             else None,
             provider=link.provider,
+            written_at=link.written_at,
         )
         what = f"the link of {link.jrni_key} in {link.mailbox}"
         return replace(link, version_number=save_versioned(record, link.version_number, what))

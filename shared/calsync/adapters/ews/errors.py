@@ -14,7 +14,7 @@ import requests
 from exchangelib import errors as ews
 from oauthlib.oauth2 import OAuth2Error
 
-from calsync.domain import AccessType, ConflictError, PermanentError, RetryableError
+from calsync.domain import AccessType, ConflictError, PermanentError, RetryableError, UnknownOutcomeError
 
 # exchangelib's own wait when Exchange asks for a back-off without saying how long (BaseProtocol.RETRY_WAIT).
 DEFAULT_BACK_OFF_SECONDS = 10.0
@@ -48,6 +48,12 @@ class Where:
 def translate(exc: BaseException, where: Where) -> Exception | None:
     """The domain error for ``exc``, or None when it is not an error of Exchange or of the way to it."""
     mailbox, account = where.mailbox, where.account
+    if _unanswered(exc):
+        return UnknownOutcomeError(
+            f"no answer from Exchange at {where.endpoint} for {mailbox} in time ({type(exc).__name__}: {exc}); what "
+            f"was sent may still be carried out",
+            delay_seconds=DEFAULT_BACK_OFF_SECONDS,
+        )
     if isinstance(exc, ews.ErrorServerBusy):
         delay = float(exc.back_off) if exc.back_off else DEFAULT_BACK_OFF_SECONDS
         return RetryableError(
@@ -98,6 +104,11 @@ def translate(exc: BaseException, where: Where) -> Exception | None:
     if isinstance(exc, ews.ResponseMessageError):
         # Any other Exchange response code is a property of the request or the mailbox: retrying will not help.
         return PermanentError(f"Exchange refused the request for {mailbox}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return RetryableError(  # never connected: nothing was sent
+            f"could not reach Exchange at {where.endpoint} ({type(exc).__name__}: {exc})",
+            delay_seconds=DEFAULT_BACK_OFF_SECONDS,
+        )
     if isinstance(
         exc,
         requests.exceptions.ConnectionError
@@ -106,8 +117,10 @@ def translate(exc: BaseException, where: Where) -> Exception | None:
         | TimeoutError
         | ews.TransportError,
     ):
-        return RetryableError(
-            f"could not reach Exchange at {where.endpoint} ({type(exc).__name__}: {exc})",
+        # Sent, or maybe sent, with no answer: Exchange may have carried it out, or may still.
+        return UnknownOutcomeError(
+            f"no answer from Exchange at {where.endpoint} for {mailbox} ({type(exc).__name__}: {exc}); what was "
+            f"sent may still be carried out",
             delay_seconds=DEFAULT_BACK_OFF_SECONDS,
         )
     if isinstance(exc, OAuth2Error):
@@ -123,6 +136,29 @@ def translate(exc: BaseException, where: Where) -> Exception | None:
     if isinstance(exc, ews.EWSError):
         return PermanentError(f"Exchange could not be used for {mailbox}: {type(exc).__name__}: {exc}")
     return None
+
+
+def _unanswered(exc: BaseException) -> bool:
+    """Whether ``exc`` means a request went out and no answer came back (a read timeout, a connection dropped midway),
+    however exchangelib re-raised it: it turns them into ErrorTimeoutExpired, and that into ErrorServerBusy when it
+    backs off. A connection never made (ConnectTimeout, a certificate refused) sent nothing."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+            return False
+        if isinstance(
+            seen,
+            requests.exceptions.Timeout
+            | requests.exceptions.ConnectionError
+            | requests.exceptions.ChunkedEncodingError
+            | TimeoutError
+            | ConnectionResetError,
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @contextmanager

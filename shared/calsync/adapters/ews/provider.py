@@ -7,6 +7,7 @@ auth-type or autodiscover probe is sent. Items are plain appointments: nobody is
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from exchangelib import CalendarItem
@@ -26,10 +27,13 @@ from calsync.adapters.ews.connection import (
     supports_working_elsewhere,
 )
 from calsync.adapters.ews.session import MailboxSession, calendar_of, ews_utc
-from calsync.adapters.ews.stamps import stamp_values
-from calsync.domain import FreeBusy
+from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD, stamp_values
+from calsync.domain import FreeBusy, JrniKey, TimeWindow
 from calsync.domain.model import EventContent, Stamp
-from calsync.ports import RemoteRef
+from calsync.ports import RemoteRef, StampedItem
+
+# Items per FindItem page when listing our items: Exchange's default find-count limit is 1000.
+OUR_ITEMS_PAGE = 1000
 
 # The fields update_event overwrites: what JRNI decides. Location, categories and the like stay as Outlook has them.
 _UPDATED_FIELDS = ["subject", "body", "start", "end", "legacy_free_busy_status"]
@@ -118,6 +122,28 @@ class EwsCalendar(MailboxSession):
             found = FolderCollection(account=account, folders=[calendar_of(account, mailbox)])
             items = found.filter(**stamp_values(stamp)).only("id", "changekey")
             return [RemoteRef(item.id, item.changekey) for item in items]
+
+        return self._call(mailbox, find)
+
+    def our_items(self, mailbox: str, integration_id: str) -> list[StampedItem]:
+        """Every item of the calendar stamped by ``integration_id``, with the JRNI object each shows: FindItem with an
+        IsEqualTo restriction, ``OUR_ITEMS_PAGE`` items a request."""
+
+        def find(account: Any) -> list[StampedItem]:
+            found = FolderCollection(account=account, folders=[calendar_of(account, mailbox)])
+            query = found.filter(**{INTEGRATION_FIELD: integration_id}).only(
+                "id", "changekey", "start", "end", JRNI_KEY_FIELD
+            )
+            query.page_size = OUR_ITEMS_PAGE
+            items = []
+            for item in query:
+                try:
+                    key = JrniKey.parse(str(getattr(item, JRNI_KEY_FIELD, "") or ""))
+                except ValueError:
+                    continue  # stamped by us but naming nothing JRNI could have: not ours to touch
+                window = TimeWindow(item.start.astimezone(UTC), item.end.astimezone(UTC))
+                items.append(StampedItem(key, RemoteRef(item.id, item.changekey), window))
+            return items
 
         return self._call(mailbox, find)
 

@@ -8,7 +8,7 @@ documented choices (emulators/jrni/README.md, "Choices"): a reservation is ``is_
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -45,6 +45,40 @@ class JrniBookingSource:
         if found is None:
             return None
         return booking_from_json(found, company_id, self._zone(company_id, found))
+
+    def changed_since(self, since: datetime) -> list[Booking]:
+        """Every booking and block of the company tree JRNI changed at or after ``since``, cancelled ones included: one
+        paged query on the parent company (``children=true``), ``page_size`` a page."""
+        company_id = self.client.connection.company_id
+        params: dict[str, str | int] = {
+            "children": "true",
+            "include_cancelled": "true",
+            "modified_since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            "per_page": self.page_size,
+        }
+        return self._bookings(company_id, params)
+
+    def bookings_of(
+        self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow
+    ) -> list[Booking]:
+        """The live bookings and blocks of one staff member or resource starting inside ``window`` (by the company's
+        dates, a day either side: the engine compares exact times), ``page_size`` a page."""
+        field = "person_id" if kind is ResourceKind.PERSON else "resource_id"
+        params: dict[str, str | int] = {
+            field: jrni_id,
+            "start_date": (window.start - timedelta(days=1)).date().isoformat(),
+            "end_date": (window.end + timedelta(days=1)).date().isoformat(),
+            "per_page": self.page_size,
+        }
+        return self._bookings(company_id, params)
+
+    def _bookings(self, company_id: str, params: dict[str, str | int]) -> list[Booking]:
+        rows = self.client.get_all(f"/api/v1/admin/{company_id}/bookings", "bookings", params)
+        found = []
+        for row in rows:
+            owner = str(row.get("company_id") or company_id)
+            found.append(booking_from_json(row, owner, self._zone(owner, row)))
+        return found
 
     def calendars(self) -> list[JrniCalendar]:
         """Every staff member and resource of the parent company and its descendants, deleted ones left out."""
