@@ -33,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     local.add_argument("--latency-ms", type=int, default=0, help="added to every request by both emulators")
     local.add_argument(
+        "--reconcile-every",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="run the reconcile schedule this often (the template's default is 15 minutes); 0: never",
+    )
+    local.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -53,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=seed,
             latency_ms=args.latency_ms,
             log_level=args.log_level,
+            reconcile_every=args.reconcile_every or None,
         )
     )
     stopping = threading.Event()

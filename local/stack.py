@@ -18,6 +18,8 @@ import json
 import logging
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,7 @@ FUNCTIONS = {
     "OutboundFunction": "outbound",
     "AdminFunction": "admin",
     "InboundFunction": "inbound",
+    "ReconcileFunction": "reconcile",
 }
 # The streaming task's intervals on the local stack (seconds): mappings re-read, heartbeat, and wakes coalesced
 # much more often than in AWS, so that a meeting made in Outlook reaches JRNI in well under a second.
@@ -97,6 +100,9 @@ class StackOptions:
     # VisibilityTimeout of the outbound and inbound queues (template: 6 x the function's timeout); a short one makes a
     # batch that failed as a whole come back sooner.
     queue_visibility_seconds: int | None = None
+    # The reconcile schedule (the template's EventBridge Scheduler): an incremental run of every integration this
+    # often, in seconds; None: never (tests ask for runs themselves).
+    reconcile_every: float | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,38 @@ class StackUrls:
 
     def ready_line(self) -> str:
         return "calsync local ready " + json.dumps({"api": self.api, "ews": self.ews, "jrni": self.jrni})
+
+
+class ReconcileScheduler:
+    """The template's reconcile schedule on the local stack: ``{"kind": "schedule", "deep": false}`` sent to the
+    reconcile queue every ``period`` seconds, as EventBridge Scheduler sends it."""
+
+    def __init__(self, sqs: Any, queue_url: str, period: float) -> None:
+        self.sqs, self.queue_url, self.period = sqs, queue_url, period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reconcile-schedule", daemon=True)
+        self.ticks = 0
+
+    def start(self) -> ReconcileScheduler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self.sqs.send_message(
+                    QueueUrl=self.queue_url,
+                    MessageBody=json.dumps({"kind": "schedule", "deep": False}),
+                    MessageGroupId="schedule",
+                    MessageDeduplicationId=f"schedule-{time.time_ns()}",
+                )
+                self.ticks += 1
+            except Exception as exc:  # the next tick tries again, as Scheduler's retries would
+                print(f"calsync local: the reconcile schedule could not send: {exc}", file=sys.stderr)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def _load(module: str) -> Any:
@@ -130,6 +168,8 @@ class LocalStack:
         self.front: Any = None
         self.poller: SqsPoller | None = None
         self.inbound_poller: SqsPoller | None = None
+        self.reconcile_poller: SqsPoller | None = None
+        self.scheduler: ReconcileScheduler | None = None
         self.streaming: StreamingSupervisor | None = None
         self.cpu = CpuMeter()
         self.events_queue_url: str | None = None
@@ -219,6 +259,7 @@ class LocalStack:
         self.cpu.watch("api_front", self.front.thread)
         self.poller = self._poller("OutboundFunction", "outbound")
         self.inbound_poller = self._poller("InboundFunction", "inbound")
+        self.reconcile_poller = self._poller("ReconcileFunction", "reconcile")
         self.events_queue_url = self._capture_events()
 
         self.urls = StackUrls(api=self.front.base_url, ews=self.ews.base_url, jrni=self.jrni.base_url)
@@ -235,6 +276,10 @@ class LocalStack:
             # After the seed: its first plan already holds the seeded mappings (it re-reads them every second).
             # Supervised, as the ECS service does: a task that exits is replaced by a new one.
             self.streaming = StreamingSupervisor(self.streaming_environment(), opts.log_stream).start()
+        if opts.reconcile_every is not None:
+            self.scheduler = ReconcileScheduler(
+                self.client("sqs"), self.resources.queue_urls["ReconcileQueue"], opts.reconcile_every
+            ).start()
         _freeze_heap()
         self._saved_switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
@@ -343,14 +388,14 @@ class LocalStack:
         The pollers are paused meanwhile, so no function acts half-way through; wakes the streaming task sends
         during the reset only make the inbound function look at an empty mailbox afterwards."""
         assert self.urls is not None and self.resources is not None
-        pollers = [p for p in (self.poller, self.inbound_poller) if p is not None]
+        pollers = [p for p in (self.poller, self.inbound_poller, self.reconcile_poller) if p is not None]
         for poller in pollers:
             poller.pause()
         try:
             seed = load_seed(self.options.seed) if self.options.seed is not None else None
             reseed(seed, self.seeded, ews_url=self.urls.ews, jrni_url=self.urls.jrni)
             dynamodb = self.client("dynamodb")
-            for variable in ("LINKS_TABLE", "BLOCK_LINKS_TABLE", "CURSORS_TABLE"):
+            for variable in ("LINKS_TABLE", "BLOCK_LINKS_TABLE", "CURSORS_TABLE", "RUNS_TABLE"):
                 _empty_table(dynamodb, os.environ[variable])
             _empty_table(
                 dynamodb,
@@ -400,7 +445,15 @@ class LocalStack:
                 self.streaming.stop()
             except Exception as exc:
                 print(f"calsync local: stopping the streaming task failed: {exc}", file=sys.stderr)
-        for part in (self.inbound_poller, self.poller, self.front, self.jrni, self.ews):
+        for part in (
+            self.scheduler,
+            self.reconcile_poller,
+            self.inbound_poller,
+            self.poller,
+            self.front,
+            self.jrni,
+            self.ews,
+        ):
             if part is not None:
                 try:
                     part.stop()
@@ -421,7 +474,8 @@ class LocalStack:
             sys.setswitchinterval(self._saved_switch_interval)
             self._saved_switch_interval = None
         self.streaming = None
-        self.poller = self.inbound_poller = self.front = self.jrni = self.ews = self.moto = None
+        self.poller = self.inbound_poller = self.reconcile_poller = self.front = self.jrni = self.ews = None
+        self.scheduler = self.moto = None
         self.functions = {}
         forget_log_routing()
         for name, value in self._saved_env.items():

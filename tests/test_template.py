@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,8 +81,17 @@ def sqs_events() -> Iterator[tuple[str, dict[str, Any]]]:
                 yield name, event["Properties"]
 
 
-def test_each_direction_has_its_sqs_triggered_function() -> None:
-    assert sorted(name for name, _ in sqs_events()) == ["InboundFunction", "OutboundFunction"]
+def test_each_direction_and_reconciliation_has_its_sqs_triggered_function() -> None:
+    assert sorted(name for name, _ in sqs_events()) == [
+        "InboundFunction",
+        "OutboundFunction",
+        "ReconcileFunction",
+    ]
+    assert {name: event["Queue"] for name, event in sqs_events()} == {
+        "OutboundFunction": {"Fn::GetAtt": ["OutboundQueue", "Arn"]},
+        "InboundFunction": {"Fn::GetAtt": ["InboundQueue", "Arn"]},
+        "ReconcileFunction": {"Fn::GetAtt": ["ReconcileQueue", "Arn"]},
+    }
 
 
 @pytest.mark.parametrize(("name", "event"), list(sqs_events()), ids=lambda v: v if isinstance(v, str) else "")
@@ -93,6 +103,23 @@ def test_a_queue_outlasts_six_runs_of_its_function_and_reports_partial_failures(
     assert 6 * function_property(FUNCTIONS[name], "Timeout") <= queue["VisibilityTimeout"]
     assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 1 <= event["BatchSize"] <= 10  # FIFO sources take at most 10
+
+
+@pytest.mark.parametrize(("name", "event"), list(sqs_events()), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_function_that_talks_to_exchange_runs_at_most_exchange_concurrency_at_once(
+    name: str, event: dict[str, Any]
+) -> None:
+    # A backfill or a mass reschedule queues up instead of causing ErrorServerBusy storms; one setting for all three.
+    assert event["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "ExchangeConcurrency"}}
+    parameter = TEMPLATE["Parameters"]["ExchangeConcurrency"]
+    # Lambda accepts 2 to 1000; Microsoft advises at most 10 concurrent EWS requests per account.
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (
+        "Number",
+        10,
+        2,
+        1000,
+    )
+    assert "EWSMaxConcurrency" in parameter["Description"]
 
 
 def dead_letter_targets() -> set[str]:
@@ -114,13 +141,59 @@ def test_every_work_queue_has_a_matching_dead_letter_queue(name: str) -> None:
     assert dead_letter["MessageRetentionPeriod"] > properties.get("MessageRetentionPeriod", 345600)
 
 
-@pytest.mark.parametrize("name", ["OutboundQueue", "InboundQueue"])
+def test_the_work_queues_are_the_outbound_inbound_and_reconcile_queues() -> None:
+    assert sorted(set(QUEUES) - dead_letter_targets()) == ["InboundQueue", "OutboundQueue", "ReconcileQueue"]
+
+
+ALARMS = resources_of_type(TEMPLATE, "AWS::CloudWatch::Alarm")
+
+
+@pytest.mark.parametrize("name", sorted(dead_letter_targets()))
+def test_every_dead_letter_queue_alarms_and_both_its_queues_are_outputs(name: str) -> None:
+    watched = [
+        alarm_name
+        for alarm_name, alarm in ALARMS.items()
+        if alarm["Properties"].get("Dimensions")
+        == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [name, "QueueName"]}}]
+    ]
+    assert len(watched) == 1, name
+    alarm = ALARMS[watched[0]]["Properties"]
+    assert (alarm["MetricName"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "ApproximateNumberOfMessagesVisible",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    (source,) = [
+        q
+        for q, queue in QUEUES.items()
+        if queue["Properties"].get("RedrivePolicy", {}).get("deadLetterTargetArn")
+        == {"Fn::GetAtt": [name, "Arn"]}
+    ]
+    outputs = {o["Value"].get("Ref") for o in TEMPLATE["Outputs"].values() if isinstance(o["Value"], dict)}
+    assert {source, name} <= outputs
+
+
+def test_the_function_errors_alarm_counts_every_function() -> None:
+    metrics = TEMPLATE["Resources"]["FunctionErrorsAlarm"]["Properties"]["Metrics"]
+    counted = {
+        m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]: m["Id"]
+        for m in metrics
+        if "MetricStat" in m
+    }
+    assert set(counted) == set(FUNCTIONS)
+    (expression,) = [m["Expression"] for m in metrics if "Expression" in m]
+    assert sorted(expression.split(" + ")) == sorted(counted.values())
+
+
+@pytest.mark.parametrize("name", ["OutboundQueue", "InboundQueue", "ReconcileQueue"])
 def test_the_work_queues_are_fifo_and_deduplicate_by_our_ids(name: str) -> None:
     properties = QUEUES[name]["Properties"]
     assert properties["FifoQueue"] is True
     # Every inbound message about one mailbox reads the same: content-based deduplication would drop a second
-    # change made within five minutes of the first.
-    assert properties["ContentBasedDeduplication"] is False
+    # change made within five minutes of the first. The one exception is the reconcile queue: EventBridge Scheduler
+    # cannot set a deduplication id, and a FIFO target without one needs content-based deduplication. Our own
+    # senders (the admin function, the dispatcher step) pass explicit ids there, which take precedence.
+    assert properties["ContentBasedDeduplication"] is (name == "ReconcileQueue")
     # Ordering and deduplication per group (one booking, one mailbox), so one busy group does not slow the rest.
     assert (properties["DeduplicationScope"], properties["FifoThroughputLimit"]) == (
         "messageGroup",
@@ -138,10 +211,25 @@ def test_tables_are_recoverable_encrypted_on_demand_and_kept(name: str) -> None:
     assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
 
+def test_the_runs_table_is_keyed_pk_sk_and_expires_old_runs() -> None:
+    properties = TABLES["RunsTable"]["Properties"]
+    assert properties["TableName"] == {"Fn::Sub": "${NamePrefix}-runs"}
+    assert properties["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert properties["AttributeDefinitions"] == [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
 def test_every_table_and_the_queue_reach_the_functions_by_environment() -> None:
     variables = GLOBAL_FUNCTION["Environment"]["Variables"]
     referenced = {value["Ref"] for value in variables.values() if isinstance(value, dict) and "Ref" in value}
     assert set(TABLES) | {"OutboundQueue"} <= referenced
+    assert variables["RUNS_TABLE"] == {"Ref": "RunsTable"}
 
 
 def api_routes() -> dict[tuple[str, str], str]:
@@ -199,10 +287,12 @@ def test_the_inbound_function_reads_its_queue_and_may_dead_letter_but_never_writ
     assert event["Queue"] == {"Fn::GetAtt": ["InboundQueue", "Arn"]}
 
 
-def test_only_the_inbound_function_may_publish_and_only_to_the_stacks_bus() -> None:
+def test_only_the_inbound_and_reconcile_functions_may_publish_and_only_to_the_stacks_bus() -> None:
     publishers = {name for name in FUNCTIONS if policies_on(name, "EventBus")}
-    assert publishers == {"InboundFunction"}
-    assert policies_on("InboundFunction", "EventBus") == ["EventBridgePutEventsPolicy"]
+    # Both apply Outlook changes to JRNI, which may confirm reservations.
+    assert publishers == {"InboundFunction", "ReconcileFunction"}
+    for name in publishers:
+        assert policies_on(name, "EventBus") == ["EventBridgePutEventsPolicy"], name
     assert [
         a for a in actions(TEMPLATE["Resources"]) if a.startswith("events:")
     ] == []  # no broader statement
@@ -232,9 +322,120 @@ def test_outbound_may_read_block_links_to_recognise_its_own_blocks_but_not_chang
 
 
 def test_the_functions_that_talk_to_exchange_join_the_vpc_when_one_is_given() -> None:
-    for name in ("OutboundFunction", "InboundFunction"):
+    for name in ("OutboundFunction", "InboundFunction", "ReconcileFunction"):
         vpc = FUNCTIONS[name]["Properties"]["VpcConfig"]["Fn::If"]
         assert vpc[0] == "HasVpc" and vpc[2] == {"Ref": "AWS::NoValue"}, name
+
+
+# ---------------------------------------------------------------- reconciliation
+
+
+def test_the_reconcile_function_reads_its_queue_requeues_per_mapping_dead_letters_and_may_queue_outbound() -> (
+    None
+):
+    assert policies_on("ReconcileFunction", "ReconcileQueue") == ["SQSPollerPolicy", "SQSSendMessagePolicy"]
+    assert policies_on("ReconcileFunction", "ReconcileDeadLetterQueue") == ["SQSSendMessagePolicy"]
+    # A booking JRNI changed behind a missed webhook goes to the outbound function; never the other way round.
+    assert policies_on("ReconcileFunction", "OutboundQueue") == ["SQSSendMessagePolicy"]
+    assert policies_on("OutboundFunction", "ReconcileQueue") == []
+    assert policies_on("ReconcileFunction", "InboundQueue") == []
+    senders = {name for name in FUNCTIONS if "SQSSendMessagePolicy" in policies_on(name, "ReconcileQueue")}
+    assert senders == {"ReconcileFunction", "AdminFunction"}
+    (event,) = [e for n, e in sqs_events() if n == "ReconcileFunction"]
+    assert event["BatchSize"] == 1
+
+
+def test_the_reconcile_function_holds_exactly_the_tables_it_needs() -> None:
+    held: dict[str, list[str]] = {}
+    for policy in FUNCTIONS["ReconcileFunction"]["Properties"]["Policies"]:
+        for template_name, argument in policy.items():
+            if "TableName" in argument:
+                held.setdefault(argument["TableName"]["Ref"], []).append(template_name)
+    assert held == {
+        "IntegrationsTable": ["DynamoDBReadPolicy"],
+        "MappingsTable": ["DynamoDBCrudPolicy"],
+        "LinksTable": ["DynamoDBCrudPolicy"],
+        "BlockLinksTable": ["DynamoDBCrudPolicy"],
+        "CursorsTable": ["DynamoDBCrudPolicy"],
+        "RunsTable": ["DynamoDBCrudPolicy"],
+    }
+    assert policies_on("ReconcileFunction", "NamePrefix") == ["AWSSecretsManagerGetSecretValuePolicy"]
+
+
+def test_the_reconcile_function_is_told_where_its_queues_and_bus_are() -> None:
+    reconcile = FUNCTIONS["ReconcileFunction"]["Properties"]
+    assert (reconcile["CodeUri"], reconcile["Handler"], reconcile["Timeout"]) == (
+        "functions/reconcile/",
+        "app.lambda_handler",
+        300,
+    )
+    assert reconcile["LoggingConfig"] == {"LogGroup": {"Ref": "ReconcileLogGroup"}}
+    assert reconcile["Environment"]["Variables"] == {
+        "RECONCILE_QUEUE_URL": {"Ref": "ReconcileQueue"},
+        "RECONCILE_DLQ_URL": {"Ref": "ReconcileDeadLetterQueue"},
+        "EVENT_BUS_NAME": {"Fn::GetAtt": ["EventBus", "Name"]},
+    }
+
+
+def test_the_admin_function_may_record_a_requested_run_and_queue_it_for_the_reconcile_function() -> None:
+    assert policies_on("AdminFunction", "RunsTable") == ["DynamoDBCrudPolicy"]
+    assert policies_on("AdminFunction", "ReconcileQueue") == ["SQSSendMessagePolicy"]
+    assert FUNCTIONS["AdminFunction"]["Properties"]["Environment"]["Variables"] == {
+        "RECONCILE_QUEUE_URL": {"Ref": "ReconcileQueue"}
+    }
+
+
+SCHEDULES = resources_of_type(TEMPLATE, "AWS::Scheduler::Schedule")
+
+
+def test_the_schedules_ask_the_reconcile_queue_for_an_incremental_and_a_deep_run() -> None:
+    assert set(SCHEDULES) == {"ReconcileSchedule", "DeepReconcileSchedule"}
+    inputs = {}
+    for name, schedule in SCHEDULES.items():
+        properties = schedule["Properties"]
+        assert (properties["FlexibleTimeWindow"], properties["State"]) == ({"Mode": "OFF"}, "ENABLED"), name
+        target = properties["Target"]
+        assert target["Arn"] == {"Fn::GetAtt": ["ReconcileQueue", "Arn"]}, name
+        assert target["RoleArn"] == {"Fn::GetAtt": ["ReconcileSchedulerRole", "Arn"]}, name
+        assert target["SqsParameters"] == {"MessageGroupId": "schedule"}, name
+        inputs[name] = json.loads(target["Input"])
+    assert inputs == {
+        "ReconcileSchedule": {"kind": "schedule", "deep": False},
+        "DeepReconcileSchedule": {"kind": "schedule", "deep": True},
+    }
+
+
+@pytest.mark.parametrize(
+    ("schedule", "parameter", "condition", "unit", "default", "most"),
+    [
+        ("ReconcileSchedule", "ReconcileEveryMinutes", "ReconcileEveryMinute", "minute", 15, 1440),
+        ("DeepReconcileSchedule", "DeepReconcileEveryHours", "DeepReconcileEveryHour", "hour", 24, 168),
+    ],
+)
+def test_a_schedule_runs_at_its_parameter_s_rate_in_the_singular_for_one(
+    schedule: str, parameter: str, condition: str, unit: str, default: int, most: int
+) -> None:
+    spec = TEMPLATE["Parameters"][parameter]
+    assert (spec["Type"], spec["Default"], spec["MinValue"], spec["MaxValue"]) == ("Number", default, 1, most)
+    # "rate(1 minutes)" is rejected: 1 takes the singular.
+    assert TEMPLATE["Conditions"][condition] == {"Fn::Equals": [{"Ref": parameter}, "1"]}
+    assert SCHEDULES[schedule]["Properties"]["ScheduleExpression"] == {
+        "Fn::If": [condition, f"rate(1 {unit})", {"Fn::Sub": f"rate(${{{parameter}}} {unit}s)"}]
+    }
+
+
+def test_the_schedules_role_may_only_send_to_the_reconcile_queue_for_this_account() -> None:
+    role = TEMPLATE["Resources"]["ReconcileSchedulerRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert "ManagedPolicyArns" not in role
+    granted = [
+        (listed(s["Effect"]), listed(s["Action"]), listed(s["Resource"]))
+        for s in statements("ReconcileSchedulerRole")
+    ]
+    assert granted == [(["Allow"], ["sqs:SendMessage"], [{"Fn::GetAtt": ["ReconcileQueue", "Arn"]}])]
 
 
 # ---------------------------------------------------------------- streaming task
@@ -386,3 +587,19 @@ def test_the_local_stack_builds_the_bus_and_resolves_every_variable_the_function
             "demo-block-links",
             "demo-streaming-state",
         )
+        # And the reconcile function's queues and the runs table exist under the names it is given
+        assert env["RECONCILE_QUEUE_URL"] == created.queue_urls["ReconcileQueue"]
+        assert env["RECONCILE_QUEUE_URL"].endswith("/demo-reconcile.fifo")
+        assert env["RECONCILE_DLQ_URL"].endswith("/demo-reconcile-dlq.fifo")
+        assert env["RUNS_TABLE"] == created.tables["RunsTable"] == "demo-runs"
+        sqs = boto3.client("sqs", region_name=REGION)
+        attributes = sqs.get_queue_attributes(QueueUrl=env["RECONCILE_QUEUE_URL"], AttributeNames=["All"])[
+            "Attributes"
+        ]
+        assert (attributes["FifoQueue"], attributes["ContentBasedDeduplication"]) == ("true", "true")
+        assert (
+            json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]
+            == created.queue_arns["ReconcileDeadLetterQueue"]
+        )
+        # Every variable of every function resolved: nothing is left a reference
+        assert all("${" not in value and "Fn::" not in value for value in env.values())

@@ -18,6 +18,8 @@ from tests.calsync.fakes import (
     FakeBookingSource,
     FakeIntegrations,
     FakeMappings,
+    FakeReconcileQueue,
+    FakeRuns,
 )
 
 BEN = "bob.banker@bank.example.test"
@@ -35,6 +37,8 @@ def services() -> AdminDeps:
         mappings=FakeMappings(),
         bookings_for=lambda _: FakeBookingSource(calendars=CALENDARS),
         clock=lambda: datetime(2025, 7, 1, tzinfo=UTC),
+        runs=FakeRuns(),
+        reconcile_queue=FakeReconcileQueue(),
         streaming=None,
     )
 

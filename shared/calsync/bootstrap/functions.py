@@ -1,7 +1,7 @@
 """The one place that builds concrete adapters from settings: once per cold start, reused while the process lives.
 
 Each function's entry point asks for the dependencies of its use case (``webhook_deps``, ``outbound_deps``,
-``inbound_deps``, ``admin_deps``); imports of heavy adapters happen inside, so the webhook function never loads
+``inbound_deps``, ``reconcile_deps``, ``admin_deps``); imports of heavy adapters happen inside, so the webhook function never loads
 exchangelib. The calendar provider is picked per integration here (``calendar_for``, ``feed_for``).
 """
 
@@ -22,11 +22,13 @@ from calsync.ports import (
     CalendarProvider,
     CursorStore,
     EventPublisher,
+    RunStore,
     SecretStore,
     StreamingStates,
 )
 from calsync.usecases.accept_webhook import WebhookDeps
 from calsync.usecases.admin import AdminDeps
+from calsync.usecases.reconcile import ReconcileDeps
 from calsync.usecases.sync_booking import BookingDeps
 from calsync.usecases.sync_mailbox import MailboxDeps
 
@@ -233,6 +235,64 @@ def inbound_deps() -> MailboxDeps:
 
 
 @functools.cache
+def reconcile_queue() -> Any:
+    """The reconcile queue, with the SQS-only operations its handler needs (postpone, dead-letter)."""
+    from calsync.adapters.aws.queues import SqsReconcileQueue
+
+    current = settings()
+    url = _required(current.reconcile_queue_url, "RECONCILE_QUEUE_URL")
+    return SqsReconcileQueue(_boto3_client("sqs"), url, current.reconcile_dlq_url)
+
+
+@functools.cache
+def _runs() -> RunStore:
+    from calsync.adapters.dynamo import DynamoRunStore
+
+    current = settings()
+    table = _required(current.runs_table, "RUNS_TABLE")
+    return DynamoRunStore(table, region=current.region, endpoint_url=current.aws_endpoint_url)
+
+
+@functools.cache
+def reconcile_deps() -> ReconcileDeps:
+    """For the reconcile function: everything the inbound function has, the runs and both queues it sends to."""
+    return ReconcileDeps(
+        mailbox=inbound_deps(),
+        runs=_runs(),
+        queue=reconcile_queue(),
+        outbound_queue=outbound_queue(),
+        mass_deletes_refused=_mass_delete_metric,
+    )
+
+
+def _mass_delete_metric(integration_id: str, mailbox: str) -> None:
+    """A CloudWatch metric in the embedded metric format: one log line, no API call, no permission needed."""
+    import json
+    import time
+
+    print(
+        json.dumps(
+            {
+                "_aws": {
+                    "Timestamp": int(time.time() * 1000),
+                    "CloudWatchMetrics": [
+                        {
+                            "Namespace": "calsync",
+                            "Dimensions": [["integration"]],
+                            "Metrics": [{"Name": "MassDeleteRefused", "Unit": "Count"}],
+                        }
+                    ],
+                },
+                "integration": integration_id,
+                "mailbox": mailbox,
+                "MassDeleteRefused": 1,
+            }
+        ),
+        flush=True,
+    )
+
+
+@functools.cache
 def admin_deps() -> AdminDeps:
     integrations, mappings, _ = _stores()
     return AdminDeps(
@@ -240,6 +300,8 @@ def admin_deps() -> AdminDeps:
         mappings=mappings,
         bookings_for=bookings_for,
         clock=_now,
+        runs=_runs(),
+        reconcile_queue=reconcile_queue(),
         streaming=_streaming_states(),
         streaming_heartbeat=timedelta(seconds=settings().streaming_heartbeat_seconds),
         streaming_service=settings().streaming_service,
@@ -262,6 +324,9 @@ def reset() -> None:
         outbound_deps,
         admin_deps,
         inbound_deps,
+        reconcile_queue,
+        _runs,
+        reconcile_deps,
     ):
         cached.cache_clear()
     _jrni_clients.clear()

@@ -49,6 +49,10 @@ class Settings:
     inbound_queue_url: str
     inbound_dlq_url: str | None
     event_bus_name: str
+    # Reconciliation; empty where a function has no part in it.
+    reconcile_queue_url: str
+    reconcile_dlq_url: str | None
+    runs_table: str
     # Only outside AWS (the local stack): where moto answers for every AWS service.
     aws_endpoint_url: str | None
     # The streaming task's heartbeat interval (the template gives the task and the functions the same value), and
@@ -74,6 +78,9 @@ class Settings:
             inbound_queue_url=env.get("INBOUND_QUEUE_URL", ""),
             inbound_dlq_url=env.get("INBOUND_DLQ_URL") or None,
             event_bus_name=env.get("EVENT_BUS_NAME", ""),
+            reconcile_queue_url=env.get("RECONCILE_QUEUE_URL", ""),
+            reconcile_dlq_url=env.get("RECONCILE_DLQ_URL") or None,
+            runs_table=env.get("RUNS_TABLE", ""),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             streaming_heartbeat_seconds=float(env.get("STREAMING_HEARTBEAT_SECONDS") or 30),
             streaming_service=env.get("STREAMING_SERVICE", ""),

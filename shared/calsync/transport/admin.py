@@ -84,6 +84,18 @@ class MailboxIn(_Strict):
     mailbox: str = Field(min_length=3, max_length=320)
 
 
+class ReconcileIn(_Strict):
+    deep: bool = Field(
+        default=False, description="the whole sync window, not only what changed since the last run"
+    )
+
+
+class ResyncIn(_Strict):
+    force: bool = Field(
+        default=False, description="apply the removals the mass-delete guard held back (after checking JRNI)"
+    )
+
+
 def integration_json(integration: Integration) -> dict[str, Any]:
     """An integration as the API shows it: names of secrets only, never their values."""
     return {
@@ -122,6 +134,10 @@ def _error(status: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
     return Response(
         status_code=status, content_type=content_types.APPLICATION_JSON, body={"message": message, **extra}
     )
+
+
+def _accepted(body: dict[str, Any]) -> Response[dict[str, Any]]:
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body)
 
 
 def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
@@ -203,6 +219,30 @@ def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
     ) -> Response[None]:
         admin.unmap(deps(), integration_id, kind, jrni_id)
         return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body=None)
+
+    @app.post("/admin/integrations/<integration_id>/reconcile", summary="Reconcile every mapping now")
+    def reconcile(integration_id: Annotated[str, Path()], body: ReconcileIn) -> Response[dict[str, Any]]:
+        run = admin.request_reconcile(deps(), integration_id, deep=body.deep)
+        return _accepted(admin.run_json(run))
+
+    @app.get("/admin/integrations/<integration_id>/reconcile/<run_id>", summary="Progress of a reconcile run")
+    def reconcile_run(
+        integration_id: Annotated[str, Path()], run_id: Annotated[str, Path()]
+    ) -> dict[str, Any]:
+        return admin.reconcile_run(deps(), integration_id, run_id)
+
+    @app.post(
+        "/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>/resync",
+        summary="Reconcile one mapping deeply now",
+    )
+    def resync(
+        integration_id: Annotated[str, Path()],
+        kind: Annotated[ResourceKind, Path()],
+        jrni_id: Annotated[str, Path()],
+        body: ResyncIn,
+    ) -> Response[dict[str, Any]]:
+        run = admin.resync_mapping(deps(), integration_id, kind, jrni_id, force=body.force)
+        return _accepted(admin.run_json(run))
 
     @app.get("/admin/integrations/<integration_id>/status", summary="Sync status of an integration")
     def status(integration_id: Annotated[str, Path()]) -> dict[str, Any]:

@@ -21,8 +21,17 @@ from calsync.domain import (
     SyncState,
 )
 from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
-from calsync.ports import BookingSource, IntegrationStore, MappingStore, StreamingStates
+from calsync.domain.reconcile import ReconcileRun
+from calsync.ports import (
+    BookingSource,
+    IntegrationStore,
+    MappingStore,
+    ReconcileQueue,
+    RunStore,
+    StreamingStates,
+)
 from calsync.rendering import templates_of
+from calsync.usecases import reconcile
 
 _MAILBOX = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -35,6 +44,8 @@ class AdminDeps:
     mappings: MappingStore
     bookings_for: Callable[[Integration], BookingSource]  # JRNI's staff and resources, to map
     clock: Callable[[], datetime]
+    runs: RunStore  # reconcile runs: requested here, followed here
+    reconcile_queue: ReconcileQueue
     streaming: StreamingStates | None  # how each mailbox is watched; None: no streaming task deployed
     # The streaming task beats its heart this often; a watch shows as stale after 3 beats missed.
     streaming_heartbeat: timedelta = timedelta(seconds=30)
@@ -242,3 +253,52 @@ def _watch(state: MailboxStreamState | None, freshness: _Freshness | None) -> di
             last_heartbeat=freshness.last.at.isoformat() if freshness.last else None,
         )
     return watch
+
+
+# ---- reconciliation -------------------------------------------------------------------------------------------------
+
+
+def request_reconcile(deps: AdminDeps, integration_id: str, *, deep: bool) -> ReconcileRun:
+    """Reconcile every mapping of the integration now (deep: the whole window); the run to follow."""
+    integration = find_integration(deps.integrations, integration_id)
+    return reconcile.request_run(deps.runs, deps.reconcile_queue, deps.clock(), integration.id, deep=deep)
+
+
+def resync_mapping(
+    deps: AdminDeps, integration_id: str, kind: ResourceKind, jrni_id: str, *, force: bool
+) -> ReconcileRun:
+    """Reconcile one mapping deeply now; ``force`` applies removals the mass-delete guard held back."""
+    integration = find_integration(deps.integrations, integration_id)
+    mapping = next(
+        (m for m in deps.mappings.mappings(integration.id) if (m.kind, m.jrni_id) == (kind, jrni_id)), None
+    )
+    if mapping is None:
+        raise NotFoundError(f"{kind.value} {jrni_id} is not mapped in integration {integration_id!r}")
+    return reconcile.request_run(
+        deps.runs, deps.reconcile_queue, deps.clock(), integration.id, deep=True, mapping=mapping, force=force
+    )
+
+
+def reconcile_run(deps: AdminDeps, integration_id: str, run_id: str) -> dict[str, Any]:
+    """How far a run has got, and what it repaired."""
+    find_integration(deps.integrations, integration_id)
+    run = deps.runs.get(integration_id, run_id)
+    if run is None:
+        raise NotFoundError(f"no reconcile run {run_id!r} in integration {integration_id!r}")
+    return run_json(run)
+
+
+def run_json(run: ReconcileRun) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "run_id": run.run_id,
+        "state": run.state.value,
+        "deep": run.deep,
+        "started_at": run.started_at.isoformat(),
+        "mappings_total": run.mappings_total,
+        "mappings_done": run.mappings_done,
+        "bookings_queued": run.bookings_queued,
+        "repaired": run.repaired.as_dict(),
+    }
+    if run.error:
+        view["error"] = run.error
+    return view

@@ -1,9 +1,12 @@
-"""calsync's two SQS FIFO queues, each with its one codec and a dead-letter queue that says why.
+"""calsync's three SQS FIFO queues, each with its one codec and a dead-letter queue that says why.
 
-- the outbound queue (``OutboundMessage``): one message group per booking, sent by the webhook function;
-- the inbound queue (``InboundMessage``): one message group per mailbox, sent by the streaming task.
+- the outbound queue (``OutboundMessage``): one message group per booking, sent by the webhook function (and by a
+  reconcile, for bookings JRNI changed behind a missed webhook);
+- the inbound queue (``InboundMessage``): one message group per mailbox, sent by the streaming task;
+- the reconcile queue (``ReconcileMessage``): sent by the schedule, the admin API and the reconcile function itself;
+  one message group per integration for its runs, one per mailbox for a mapping's reconcile.
 
-Both SQS-triggered functions can postpone a message (a server's back-off) and dead-letter one that can never
+Every SQS-triggered function can postpone a message (a server's back-off) and dead-letter one that can never
 succeed, with its reason.
 """
 
@@ -22,6 +25,8 @@ from calsync.domain.messages import (
     InboundMessage,
     NotifiedItem,
     OutboundMessage,
+    ReconcileMessage,
+    ReconcileStep,
     WakeReason,
 )
 
@@ -96,6 +101,51 @@ def decode_inbound(body: str) -> InboundMessage:
 def inbound_group(message: InboundMessage) -> str:
     """One message group per mailbox: one mailbox is synced by one Lambda at a time, others are not held up."""
     return f"{message.integration_id}/{message.mailbox}"
+
+
+def encode_reconcile(message: ReconcileMessage) -> str:
+    data: dict[str, Any] = {"kind": message.step.value, "deep": message.deep}
+    if message.integration_id:
+        data["integration"] = message.integration_id
+    if message.run_id:
+        data["run"] = message.run_id
+    if message.mailbox:
+        data["mailbox"] = message.mailbox
+    if message.force:
+        data["force"] = True
+    return json.dumps(data, sort_keys=True)
+
+
+def decode_reconcile(body: str) -> ReconcileMessage:
+    """Parse a reconcile message body (the schedule's is ``{"kind": "schedule", "deep": ...}``); PermanentError for
+    anything else."""
+    try:
+        data = json.loads(body)
+        step = ReconcileStep(data["kind"])
+        message = ReconcileMessage(
+            step,
+            data.get("deep", False) is True,
+            str(data.get("integration", "")),
+            str(data.get("run", "")),
+            str(data.get("mailbox", "")),
+            data.get("force", False) is True,
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PermanentError(f"not a reconcile message: {exc}") from exc
+    if step is not ReconcileStep.SCHEDULE and not (message.integration_id and message.run_id):
+        raise PermanentError(f"a {step.value} reconcile message names no integration and run")
+    if step is ReconcileStep.MAPPING and not message.mailbox:
+        raise PermanentError("a mapping reconcile message names no mailbox")
+    return message
+
+
+def reconcile_group(message: ReconcileMessage) -> str:
+    """A mailbox is reconciled by one Lambda at a time; an integration's runs start one after the other."""
+    if message.step is ReconcileStep.MAPPING:
+        return f"{message.integration_id}/{message.mailbox}"
+    if message.step is ReconcileStep.RUN:
+        return f"run/{message.integration_id}"
+    return "schedule"
 
 
 # ---------------------------------------------------------------------------------------------------- queues
@@ -187,6 +237,25 @@ class SqsInboundQueue(_FifoQueue):
                 "Id": str(index),
                 "MessageBody": encode_inbound(message),
                 "MessageGroupId": inbound_group(message),
+                "MessageDeduplicationId": uuid.uuid4().hex,
+            }
+            for index, message in enumerate(messages)
+        ]
+        self._send_entries(entries, delay=1.0, attempts=2)
+
+
+class SqsReconcileQueue(_FifoQueue):
+    """``ReconcileQueue`` on the reconcile SQS FIFO queue (with its FIFO dead-letter queue)."""
+
+    name = "reconcile queue"
+
+    def send(self, messages: list[ReconcileMessage]) -> None:
+        """Enqueue, ten per request, each with its own deduplication id (a retried send is delivered once)."""
+        entries = [
+            {
+                "Id": str(index),
+                "MessageBody": encode_reconcile(message),
+                "MessageGroupId": reconcile_group(message),
                 "MessageDeduplicationId": uuid.uuid4().hex,
             }
             for index, message in enumerate(messages)

@@ -1,0 +1,107 @@
+"""``RunStore`` on the runs table: reconcile runs, their progress, and each integration's JRNI cursor.
+
+A mapping's completion is one atomic update (ADD), so mappings reconciled side by side never lose a count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime, timedelta
+
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
+from pynamodb.expressions.update import Action
+
+from calsync.adapters.dynamo.models import RunRecord, TableSettings, run_model
+from calsync.adapters.dynamo.stores import _translate
+from calsync.domain.reconcile import ReconcileRun, Repairs
+
+# A run stays readable this long after it started (DynamoDB's TTL then removes it).
+RUN_KEPT = timedelta(days=7)
+_CURSOR = "jrni-cursor"
+_REPAIRS = [f.name for f in fields(Repairs)]
+
+
+def _run_key(run_id: str) -> str:
+    return f"run#{run_id}"
+
+
+class DynamoRunStore:
+    def __init__(
+        self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
+    ) -> None:
+        self._model = run_model(TableSettings(table_name, region, endpoint_url))
+
+    def start(self, run: ReconcileRun) -> None:
+        record = self._model(
+            run.integration_id,
+            _run_key(run.run_id),
+            deep=run.deep,
+            started_at=run.started_at,
+            mappings_total=run.mappings_total,
+            mappings_done=run.mappings_done,
+            bookings_queued=run.bookings_queued,
+            error=run.error or None,
+            expires_at=run.started_at + RUN_KEPT,
+            **{f"repaired_{name}": getattr(run.repaired, name) for name in _REPAIRS},
+        )
+        try:
+            record.save()
+        except PynamoDBException as exc:
+            raise _translate(exc, f"recording reconcile run {run.run_id}") from exc
+
+    def get(self, integration_id: str, run_id: str) -> ReconcileRun | None:
+        try:
+            record = self._model.get(integration_id, _run_key(run_id), consistent_read=True)
+        except DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise _translate(exc, f"reading reconcile run {run_id}") from exc
+        return _run(record, run_id)
+
+    def mapping_done(self, integration_id: str, run_id: str, repairs: Repairs) -> None:
+        model = self._model
+        actions: list[Action] = [model.mappings_done.add(1)]
+        for name in _REPAIRS:
+            count = getattr(repairs, name)
+            if count:
+                actions.append(getattr(model, f"repaired_{name}").add(count))
+        try:
+            model(integration_id, _run_key(run_id)).update(actions=actions)
+        except PynamoDBException as exc:
+            raise _translate(exc, f"counting a mapping of reconcile run {run_id}") from exc
+
+    def failed(self, integration_id: str, run_id: str, reason: str) -> None:
+        model = self._model
+        try:
+            model(integration_id, _run_key(run_id)).update(actions=[model.error.set(reason[:2000])])
+        except PynamoDBException as exc:
+            raise _translate(exc, f"recording the failure of reconcile run {run_id}") from exc
+
+    def jrni_cursor(self, integration_id: str) -> datetime | None:
+        try:
+            return self._model.get(integration_id, _CURSOR, consistent_read=True).cursor
+        except DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise _translate(exc, "reading where JRNI's changes were last read") from exc
+
+    def set_jrni_cursor(self, integration_id: str, at: datetime) -> None:
+        try:
+            self._model(integration_id, _CURSOR, cursor=at).save()
+        except PynamoDBException as exc:
+            raise _translate(exc, "recording where JRNI's changes were read to") from exc
+
+
+def _run(record: RunRecord, run_id: str) -> ReconcileRun:
+    assert record.started_at is not None
+    return ReconcileRun(
+        integration_id=record.pk,
+        run_id=run_id,
+        deep=bool(record.deep),
+        started_at=record.started_at,
+        mappings_total=None if record.mappings_total is None else int(record.mappings_total),
+        mappings_done=int(record.mappings_done or 0),
+        repaired=Repairs(**{name: int(getattr(record, f"repaired_{name}") or 0) for name in _REPAIRS}),
+        bookings_queued=int(record.bookings_queued or 0),
+        error=record.error or "",
+    )
