@@ -442,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
             from local.demo_inbound import run_inbound  # it uses this module's helpers
 
             run_inbound(demo, day)
+            from local.demo_reconcile import run_reconcile
+
+            run_reconcile(demo, day)
             out.write("\n" + summary(demo, time.monotonic() - scenario_began) + "\n")
             out.write(style.paint("demo passed", "32;1") + f" in {time.monotonic() - began:.1f} s\n")
             return 0

@@ -272,6 +272,8 @@ class LocalStack:
                 secrets_client=self.client("secretsmanager"),
                 secrets_prefix=env.get("SECRETS_PREFIX", ""),
             )
+        if self.seeded is not None:
+            self._settle("ReconcileQueue")  # the seeded mappings' backfills: done before anyone looks
         if opts.streaming:
             # After the seed: its first plan already holds the seeded mappings (it re-reads them every second).
             # Supervised, as the ECS service does: a task that exits is replaced by a new one.
@@ -305,6 +307,23 @@ class LocalStack:
             workers=self.options.poller_workers,
             name=name,
         ).start()
+
+    def _settle(self, queue: str, timeout: float = 30.0) -> None:
+        """Wait until ``queue`` holds nothing (visible, in flight or delayed)."""
+        assert self.resources is not None
+        sqs, url = self.client("sqs"), self.resources.queue_urls[queue]
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+            if not any(int(counts.get(name, 0)) for name in names):
+                return
+            time.sleep(0.05)
+        print(f"calsync local: {queue} still busy after {timeout:g} s", file=sys.stderr)
 
     def _capture_events(self) -> str | None:
         """A rule on the template's bus sending every calsync event to a queue of the stack's own."""

@@ -143,6 +143,19 @@ class StreamingSupervisor:
         self._holding.clear()
         self._changed.set()
 
+    def pause(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int | None:
+        """The service scaled to 0 (an outage of the task, in a test): the current task is stopped (SIGTERM, as ECS
+        does) and none replaces it until ``resume()``; its exit status."""
+        self.hold()
+        with self._lock:
+            task = self.task
+        return task.stop(timeout) if task is not None else None
+
+    def resume(self) -> None:
+        """Back to one task after ``pause()``: a new one is started within ``restart_seconds``, which resyncs every
+        mailbox as it starts."""
+        self.release()
+
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int | None:
         """Stop replacing tasks, and stop the current one (SIGTERM, as ECS does); its exit status."""
         self._stopping.set()

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from calsync.domain import (
     Booking,
+    CalsyncError,
     EventContent,
     Integration,
     JrniKey,
@@ -22,7 +23,7 @@ from calsync.domain import (
 )
 from calsync.domain.inbound import BlockLink, MailboxChanges, MailboxStreamState, TaskHeartbeat
 from calsync.domain.messages import OutboundMessage, ReconcileMessage
-from calsync.domain.reconcile import ReconcileRun, Repairs
+from calsync.domain.reconcile import MappingReconcile, ReconcileRun, Repairs
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,15 @@ class CalendarProvider(Protocol):
     """Exchange today (EWS), Microsoft Graph later: nothing above the adapters may assume which."""
 
     name: str
+    MAX_BATCH: int  # items ``create_events`` takes at once
 
     def create_event(self, mailbox: str, content: EventContent) -> RemoteRef:
         """Write a new item carrying ``content.stamp``; one remote request."""
+        ...
+
+    def create_events(self, mailbox: str, contents: Sequence[EventContent]) -> list[RemoteRef | CalsyncError]:
+        """Write up to ``MAX_BATCH`` new items in one remote request; per item, its reference or why it was refused.
+        A failure of the request as a whole is raised (UnknownOutcomeError: some items may have been written)."""
         ...
 
     def update_event(
@@ -92,6 +99,10 @@ class LinkStore(Protocol):
 
     def save(self, link: Link) -> Link:
         """Store ``link`` if nobody changed it since it was read (``version_number``); StaleStateError otherwise."""
+        ...
+
+    def save_all(self, links: Sequence[Link]) -> list[Link]:
+        """Store up to 100 links as ``save`` would, all or none, in one request."""
         ...
 
     def delete(self, link: Link) -> None:
@@ -329,3 +340,13 @@ class RunStore(Protocol):
         ...
 
     def set_jrni_cursor(self, integration_id: str, at: datetime) -> None: ...
+
+    def reconciled(self, integration_id: str, mailbox: str, at: datetime, repairs: Repairs) -> None:
+        """A mapping's reconcile ended (any backfill of it too)."""
+        ...
+
+    def progress(self, integration_id: str, mailbox: str, total: int, done: int) -> None:
+        """How far a mapping's backfill has got."""
+        ...
+
+    def mapping_states(self, integration_id: str) -> list[MappingReconcile]: ...

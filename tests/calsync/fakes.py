@@ -10,6 +10,7 @@ from datetime import datetime
 from calsync.domain import (
     Booking,
     BookingStatus,
+    CalsyncError,
     ConflictError,
     EventContent,
     FreeBusy,
@@ -27,7 +28,7 @@ from calsync.domain import (
 )
 from calsync.domain.inbound import BlockLink, CalendarEvent, MailboxChanges
 from calsync.domain.messages import OutboundMessage, ReconcileMessage
-from calsync.domain.reconcile import ReconcileRun, Repairs
+from calsync.domain.reconcile import MappingReconcile, ReconcileRun, Repairs
 from calsync.ports import CreatedBlock, JrniCalendar, RemoteRef, StampedItem
 
 
@@ -55,6 +56,17 @@ class FakeCalendar:
         if self.crash_after == method:
             self.crash_after = None
             raise UnknownOutcomeError(f"no answer after {method}")
+
+    MAX_BATCH = 100
+
+    def create_events(self, mailbox: str, contents: Sequence[EventContent]) -> list[RemoteRef | CalsyncError]:
+        self.requests += 1
+        made: list[RemoteRef | CalsyncError] = []
+        for content in contents:
+            remote_id = f"item-{next(self._ids)}"
+            self.mailboxes.setdefault(mailbox, {})[remote_id] = FakeItem(remote_id, "v1", content)
+            made.append(RemoteRef(remote_id, "v1"))
+        return made
 
     def create_event(self, mailbox: str, content: EventContent) -> RemoteRef:
         self.requests += 1
@@ -112,6 +124,7 @@ class FakeLinkStore:
 
     def __init__(self) -> None:
         self.links: dict[tuple[str, JrniKey, str], Link] = {}
+        self.batches = 0
 
     def links_for(self, integration_id: str, jrni_key: JrniKey) -> list[Link]:
         return [link for (i, k, _), link in self.links.items() if i == integration_id and k == jrni_key]
@@ -134,6 +147,15 @@ class FakeLinkStore:
         stored = replace(link, version_number=link.version_number + 1)
         self.links[key] = stored
         return stored
+
+    def save_all(self, links: Sequence[Link]) -> list[Link]:
+        """All or none, as one DynamoDB transaction."""
+        for link in links:
+            current = self.links.get((link.integration_id, link.jrni_key, link.mailbox))
+            if (current.version_number if current else 0) != link.version_number:
+                raise StaleStateError("a link changed since it was read")
+        self.batches += 1
+        return [self.save(link) for link in links]
 
     def delete(self, link: Link) -> None:
         key = (link.integration_id, link.jrni_key, link.mailbox)
@@ -409,6 +431,14 @@ class FakeExchange(FakeCalendar):
         self._changed(mailbox, ref.remote_id)
         return ref
 
+    def create_events(self, mailbox: str, contents: Sequence[EventContent]) -> list[RemoteRef | CalsyncError]:
+        self._calsync_writes()
+        made = super().create_events(mailbox, contents)
+        for ref in made:
+            if isinstance(ref, RemoteRef):
+                self._changed(mailbox, ref.remote_id)
+        return made
+
     def update_event(
         self, mailbox: str, remote_id: str, content: EventContent, *, if_version: str | None = None
     ) -> RemoteRef | None:
@@ -487,6 +517,8 @@ class FakeRuns:
     def __init__(self) -> None:
         self.runs: dict[tuple[str, str], ReconcileRun] = {}
         self.cursors: dict[str, datetime] = {}
+        self.mappings: dict[tuple[str, str], MappingReconcile] = {}
+        self.progress_seen: list[tuple[str, int, int]] = []
 
     def start(self, run: ReconcileRun) -> None:
         self.runs[(run.integration_id, run.run_id)] = run
@@ -508,6 +540,17 @@ class FakeRuns:
 
     def set_jrni_cursor(self, integration_id: str, at: datetime) -> None:
         self.cursors[integration_id] = at
+
+    def reconciled(self, integration_id: str, mailbox: str, at: datetime, repairs: Repairs) -> None:
+        self.mappings[(integration_id, mailbox)] = MappingReconcile(integration_id, mailbox, at, repairs)
+
+    def progress(self, integration_id: str, mailbox: str, total: int, done: int) -> None:
+        state = self.mappings.get((integration_id, mailbox)) or MappingReconcile(integration_id, mailbox)
+        self.mappings[(integration_id, mailbox)] = replace(state, backfill_total=total, backfill_done=done)
+        self.progress_seen.append((mailbox, total, done))
+
+    def mapping_states(self, integration_id: str) -> list[MappingReconcile]:
+        return [m for (i, _), m in self.mappings.items() if i == integration_id]
 
 
 class FakeReconcileQueue:

@@ -122,10 +122,18 @@ def test_a_bad_template_is_reported_with_line_and_column(services: AdminDeps) ->
 
 
 def test_mappings_list_every_jrni_staff_member_and_resource_with_its_mailbox(services: AdminDeps) -> None:
-    assert put_mapping(services, "person", "11", "Alice@Example.com") == (
-        200,
-        {"kind": "person", "jrni_id": "11", "mailbox": ALICE},
-    )
+    status, mapped = put_mapping(services, "person", "11", "Alice@Example.com")
+    assert status == 200
+    assert {k: mapped[k] for k in ("kind", "jrni_id", "mailbox")} == {
+        "kind": "person",
+        "jrni_id": "11",
+        "mailbox": ALICE,
+    }
+    # A new mapping is backfilled at once: one deep reconcile of it, queued.
+    [backfill] = services.reconcile_queue.sent  # type: ignore[attr-defined]
+    assert (backfill.step.value, backfill.deep, backfill.mailbox) == ("mapping", True, ALICE)
+    assert mapped["backfill"] == {"run_id": backfill.run_id}
+    assert put_mapping(services, "person", "11", ALICE)[1]["backfill"] is None  # the same mapping again: none
     services.mappings.record_status(
         MappingStatus(
             INTEGRATION,

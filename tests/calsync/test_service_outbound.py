@@ -113,3 +113,17 @@ def test_an_unknown_integration_can_never_succeed() -> None:
     svc = services(FakeBookingSource(booking()))
     with pytest.raises(PermanentError, match="no integration"):
         sync_booking(svc, OutboundMessage("gone", JrniKey("100", "501"), "create"))
+
+
+def test_a_jrni_block_another_integration_made_is_never_mirrored_back_to_outlook() -> None:
+    """Two integrations on one JRNI company sharing a mailbox: one's Outlook item is the other's block, which must
+    not come back as an item of the first (and so on, for ever)."""
+    from calsync.domain import BookingKind
+
+    block = replace(
+        booking(kind=BookingKind.BLOCK),
+        details={"private_note": "Team meeting\ncalsync:other-integration:1a2b3c"},
+    )
+    calendar = FakeCalendar()
+    sync_booking(services(FakeBookingSource(block), calendar), message())
+    assert calendar.contents() == {}

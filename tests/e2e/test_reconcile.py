@@ -7,7 +7,20 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.e2e.conftest import ALICE, BEN, E2E, MAILBOX, jrni_writes, utc, wait_for
+import pytest
+
+from tests.e2e.conftest import (
+    ALICE,
+    BEN,
+    CHLOE,
+    E2E,
+    KEY_PROPERTY,
+    MAILBOX,
+    jrni_writes,
+    stamp_of,
+    utc,
+    wait_for,
+)
 
 PRE = timedelta(minutes=15)  # the Mortgage appointment's time before
 
@@ -85,3 +98,61 @@ def test_twenty_jrni_changes_made_while_webhooks_were_off_are_all_repaired_by_on
     again = reconcile(e2e)
     assert again["repaired"] == {k: 0 for k in again["repaired"]}
     assert writes(e2e) == before  # nothing had drifted: nothing written
+
+
+def test_mapping_a_staff_member_backfills_their_50_bookings_and_20_outlook_meetings_at_once(
+    e2e: E2E, request: pytest.FixtureRequest
+) -> None:
+    days = [e2e.day() for _ in range(10)]  # days no other test books on
+    keys = []
+    for n in range(50):  # Chloe is not mapped yet: JRNI's webhooks for these change nothing
+        day, slot = divmod(n, 5)
+        keys.append(e2e.key(e2e.book(days[day].replace(hour=8) + timedelta(minutes=90 * slot), person=CHLOE)))
+    meetings = [
+        e2e.meeting(MAILBOX[CHLOE], days[n % 10].replace(hour=17, minute=30 * (n // 10)), minutes=25)
+        for n in range(20)
+    ]
+    e2e.quiet()
+    request.addfinalizer(
+        lambda: e2e.admin("DELETE", f"integrations/{e2e.integration_id}/mappings/person/{CHLOE}", expect=204)
+    )
+    progress: list[dict[str, Any]] = []
+
+    def mine() -> list[Any]:  # this integration's blocks (another test maps Chloe in a second integration)
+        return [b for b in e2e.blocks(CHLOE) if e2e.integration_id in b.marker]
+
+    def watch() -> None:  # what the operator sees while it runs
+        row = next(
+            r
+            for r in e2e.admin("GET", f"integrations/{e2e.integration_id}/status")["reconcile"]
+            if r["jrni_id"] == CHLOE
+        )
+        if row["backfill"]:
+            progress.append(row["backfill"])
+
+    mapped = e2e.admin(
+        "PUT", f"integrations/{e2e.integration_id}/mappings/person/{CHLOE}", {"mailbox": MAILBOX[CHLOE]}
+    )
+    assert mapped["backfill"]["run_id"]
+
+    def complete() -> bool:
+        watch()
+        ours = [item for item in e2e.items(MAILBOX[CHLOE]) if stamp_of(item, KEY_PROPERTY)]
+        return len(ours) >= 50 and len(mine()) >= 20
+
+    wait_for(complete, "Chloe's 50 bookings in Outlook and her 20 meetings blocked in JRNI", timeout=10)
+    e2e.quiet()
+
+    for key in keys:
+        assert len(e2e.ours(MAILBOX[CHLOE], key)) == 1, f"booking {key} not exactly once"
+    assert sorted(b.window for b in mine()) == sorted((utc(m["start"]), utc(m["end"])) for m in meetings)
+    run_path = f"integrations/{e2e.integration_id}/reconcile/{mapped['backfill']['run_id']}"
+    run = wait_for(
+        lambda: (lambda r: r if r["state"] == "done" else None)(e2e.admin("GET", run_path)), "the run"
+    )
+    assert run["repaired"]["created"] == 50 and run["repaired"]["blocked"] == 20
+    assert any(p["total"] == 50 for p in progress), progress  # the status showed the backfill under way
+    creates = len(e2e.captured("CreateItem"))
+    assert creates <= 2, (
+        f"{creates} CreateItem requests for 50 items"
+    )  # one batch of up to 100 (and none again)

@@ -24,6 +24,11 @@ class PermanentError(CalsyncError):
     """Will fail the same way every time until someone changes something (bad credentials, unknown mailbox)."""
 
 
+class HeldBackError(CalsyncError):
+    """calsync would remove too much at once to trust (a mass delete): nothing was applied, and nothing will be until
+    an operator forces it. The message says what was seen and what to do."""
+
+
 class ConflictError(CalsyncError):
     """The other side refused because of a clash (JRNI 409, EWS irresolvable conflict)."""
 

@@ -39,6 +39,11 @@ def has_marker(notes: Iterable[str], integration_id: str) -> bool:
     return any(line.startswith(prefix) for note in notes for line in _lines(note))
 
 
+def has_any_marker(notes: Iterable[str]) -> bool:
+    """Whether any of these private notes carries a marker of any integration (a block some calsync made)."""
+    return any(line.startswith(MARKER_PREFIX) for note in notes for line in _lines(note))
+
+
 def has_exact_marker(notes: Iterable[str], marker: str) -> bool:
     """Whether any of these private notes carries exactly ``marker`` on a line of its own."""
     return any(marker in _lines(note) for note in notes)

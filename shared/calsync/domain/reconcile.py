@@ -58,3 +58,16 @@ class ReconcileRun:
         if self.mappings_total is not None and self.mappings_done >= self.mappings_total:
             return RunState.DONE
         return RunState.RUNNING
+
+
+@dataclass(frozen=True)
+class MappingReconcile:
+    """What the operator sees of one mapping's reconciles: when the last one ended and what it repaired, and the
+    progress of a backfill (a deep reconcile of a new mapping) while it runs."""
+
+    integration_id: str
+    mailbox: str
+    last_reconciled_at: datetime | None = None
+    repaired: Repairs = Repairs()
+    backfill_total: int | None = None  # items a running backfill writes; None: none running
+    backfill_done: int = 0

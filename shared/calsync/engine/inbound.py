@@ -9,7 +9,8 @@ For an Outlook item that is *not* ours (the adviser's own meeting):
 | yes                                    | yes, other   | MoveBlock (time or title changed)         |
 | no (Free, cancelled, outside, deleted) | yes          | RemoveBlock                               |
 
-An item carrying our stamp that is not the booking's item in this mailbox (JRNI cancelled or no longer has the
+An item another integration stamped is an ordinary meeting here (an adviser booked in two JRNI tenants is busy in
+both). An item carrying our stamp that is not the booking's item in this mailbox (JRNI cancelled or no longer has the
 booking, it is not in this calendar any more, or it is a second item of a booking already linked to another one:
 a write that landed late) is removed: RemoveStrayItem. It never blocks JRNI.
 

@@ -26,7 +26,20 @@ from dataclasses import dataclass, field
 
 from calsync.domain import Booking, EventContent, JrniKey, Link, LinkState, Mapping, TimeWindow
 from calsync.engine.inbound import RemoveStrayItem
-from calsync.engine.outbound import Action, CreateEvent, RecoverEvent, UpdateEvent
+from calsync.engine.outbound import WRITE_MAY_LAND, Action, CreateEvent, RecoverEvent, UpdateEvent
+
+# The mass-delete guard. calsync refuses to remove at once more than half of what it holds for one calendar, when that
+# is at least ``MASS_DELETE_MIN`` things: a JRNI company id changed, a permission removed, JRNI answering with an empty
+# list, or a mailbox emptied all look exactly like that; a day's cancellations or deleted meetings do not. (vdirsyncer
+# refuses when one side becomes empty; Odoo caps deletions per run; this catches both an empty side and a near-empty
+# one, and lets ordinary days through.)
+MASS_DELETE_MIN = 5
+MASS_DELETE_FRACTION = 0.5
+
+
+def held_back(removals: int, held: int) -> bool:
+    """Whether removing ``removals`` of the ``held`` things calsync holds for a calendar is too many to trust."""
+    return removals >= MASS_DELETE_MIN and removals > MASS_DELETE_FRACTION * held
 
 
 @dataclass(frozen=True)
@@ -78,7 +91,8 @@ def plan_mailbox(
             else:
                 actions.append(CreateEvent(mailbox, content))
         elif link.state is LinkState.PENDING or link.remote_id is None:
-            actions.append(RecoverEvent(mailbox, content, link))
+            landing = None if link.written_at is None else link.written_at + WRITE_MAY_LAND
+            actions.append(RecoverEvent(mailbox, content, link, landing))
             keep = items[0].remote_id if items else None
         else:
             keep = link.remote_id

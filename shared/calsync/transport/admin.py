@@ -208,8 +208,13 @@ def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
         jrni_id: Annotated[str, Path()],
         body: MailboxIn,
     ) -> dict[str, Any]:
-        mapping = admin.map_mailbox(deps(), integration_id, kind, jrni_id, body.mailbox)
-        return {"kind": kind.value, "jrni_id": jrni_id, "mailbox": mapping.mailbox}
+        mapping, backfill = admin.map_mailbox(deps(), integration_id, kind, jrni_id, body.mailbox)
+        return {
+            "kind": kind.value,
+            "jrni_id": jrni_id,
+            "mailbox": mapping.mailbox,
+            "backfill": None if backfill is None else {"run_id": backfill.run_id},
+        }
 
     @app.delete("/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>", summary="Unmap")
     def delete_mapping(

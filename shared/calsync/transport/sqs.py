@@ -1,6 +1,8 @@
 """How an SQS-triggered function answers for one record: the one place where calsync's errors become SQS outcomes.
 
 - a permanent failure: the record goes to the queue's dead-letter queue with its reason, and counts as handled;
+- a change held back (the mass-delete guard): handled; the status says why and what to do, and nothing is retried
+  until an operator decides (retrying would only refuse again);
 - a retryable one: the record stays in the queue, invisible for at least the delay the other side asked for
   (a Lambda must not sleep it off), and is reported as a batch item failure;
 - anything else (a crash): reported as a failure, retried after the visibility timeout, dead-lettered by redrive.
@@ -13,7 +15,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from calsync.domain import PermanentError, RetryableError
+from calsync.domain import HeldBackError, PermanentError, RetryableError
 
 
 class ControlledQueue(Protocol):
@@ -28,6 +30,9 @@ def handle_record(
     """Run ``work(record.body)`` (which returns what to log on success) and map its errors to SQS outcomes."""
     try:
         done = work(record.body)
+    except HeldBackError as exc:
+        logger.warning("changes held back", extra={"reason": str(exc), "message_id": record.message_id})
+        return
     except PermanentError as exc:
         logger.error("message dead-lettered", extra={"reason": str(exc), "message_id": record.message_id})
         queue.dead_letter(
@@ -37,5 +42,10 @@ def handle_record(
     except RetryableError as exc:
         queue.postpone(record.receipt_handle, exc.delay_seconds)
         logger.warning("message postponed", extra={"reason": str(exc), "delay_seconds": exc.delay_seconds})
+        raise
+    except Exception:
+        # A bug, not a condition calsync knows: said loudly, with its traceback; retried after the visibility timeout
+        # and dead-lettered by the queue's redrive policy if it keeps failing.
+        logger.exception("message failed unexpectedly", extra={"message_id": record.message_id})
         raise
     logger.info("message handled", extra=done)

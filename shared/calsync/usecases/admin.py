@@ -21,7 +21,7 @@ from calsync.domain import (
     SyncState,
 )
 from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
-from calsync.domain.reconcile import ReconcileRun
+from calsync.domain.reconcile import MappingReconcile, ReconcileRun
 from calsync.ports import (
     BookingSource,
     IntegrationStore,
@@ -82,6 +82,7 @@ def calendar_rows(deps: AdminDeps, integration_id: str) -> list[dict[str, Any]]:
     for problem in _newest_first(deps.mappings.problems(integration.id)):
         problems.setdefault((problem.kind, problem.jrni_id), []).append(_problem(problem))
     watched = {w.mailbox: w for w in deps.streaming.mailbox_states(integration.id)} if deps.streaming else {}
+    reconciles = {r.mailbox: r for r in deps.runs.mapping_states(integration.id)}
     freshness = _Freshness.of(deps)
     rows = []
     for calendar in deps.bookings_for(integration).calendars():
@@ -105,22 +106,49 @@ def calendar_rows(deps: AdminDeps, integration_id: str) -> list[dict[str, Any]]:
                 },
                 "problems": problems.get(key, []),
                 "outlook_changes": _watch(watched.get(mapped.get(key) or ""), freshness),
+                **(_reconciled(reconciles.get(mapped[key])) if key in mapped else {}),
             }
         )
     return rows
 
 
+def _reconciled(state: MappingReconcile | None) -> dict[str, Any]:
+    """A mapping's last reconcile and a running backfill, as the status and the mappings rows show them."""
+    if state is None:
+        return {"last_reconciled_at": None, "repaired": None, "backfill": None}
+    running = state.backfill_total is not None
+    return {
+        "last_reconciled_at": state.last_reconciled_at.isoformat() if state.last_reconciled_at else None,
+        "repaired": state.repaired.as_dict() if state.last_reconciled_at else None,
+        "backfill": {"total": state.backfill_total, "done": state.backfill_done} if running else None,
+    }
+
+
 def map_mailbox(
     deps: AdminDeps, integration_id: str, kind: ResourceKind, jrni_id: str, mailbox: str
-) -> Mapping:
-    """Map a staff member or resource to a mailbox (replacing any mailbox it had)."""
+) -> tuple[Mapping, ReconcileRun | None]:
+    """Map a staff member or resource to a mailbox (replacing any mailbox it had); a new or changed mapping is
+    backfilled at once (the run to follow), the same mapping again changes nothing."""
     integration = find_integration(deps.integrations, integration_id)
     address = mailbox.strip().lower()
     if not _MAILBOX.match(address):
         raise InvalidInputError(f"{mailbox!r} is not an e-mail address")
     mapping = Mapping(integration.id, kind, jrni_id, address)
+    before = next(
+        (m for m in deps.mappings.mappings(integration.id) if (m.kind, m.jrni_id) == (kind, jrni_id)), None
+    )
     deps.mappings.put(mapping)
-    return mapping
+    if before is not None and before.mailbox == mapping.mailbox:
+        return mapping, None
+    return mapping, backfill(deps, mapping)
+
+
+def backfill(deps: AdminDeps, mapping: Mapping) -> ReconcileRun:
+    """Reconcile a new (or re-pointed) mapping deeply at once: every future booking in the window into Outlook,
+    every busy Outlook item into JRNI; its progress shows in the status."""
+    return reconcile.request_run(
+        deps.runs, deps.reconcile_queue, deps.clock(), mapping.integration_id, deep=True, mapping=mapping
+    )
 
 
 def unmap(deps: AdminDeps, integration_id: str, kind: ResourceKind, jrni_id: str) -> None:
@@ -145,18 +173,38 @@ def integration_status(deps: AdminDeps, integration_id: str) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for value in shown.values():
         counts[value.value] = counts.get(value.value, 0) + 1
+    for problem in open_problems:
+        if (
+            problem.state is SyncState.NEEDS_ATTENTION
+            and shown.get((problem.kind, problem.jrni_id)) is not SyncState.ERROR
+        ):
+            shown[(problem.kind, problem.jrni_id)] = SyncState.NEEDS_ATTENTION
+    counts = {}
+    for value in shown.values():
+        counts[value.value] = counts.get(value.value, 0) + 1
     problems = [_problem(p) for p in open_problems]
     watching: dict[str, int] = {}
     freshness = _Freshness.of(deps)
     for state in deps.streaming.mailbox_states(integration.id) if deps.streaming else []:
         mode = freshness.mode(state) if freshness is not None else state.mode
         watching[mode] = watching.get(mode, 0) + 1
+    mappings = deps.mappings.mappings(integration.id)
+    reconciles = {r.mailbox: r for r in deps.runs.mapping_states(integration.id)}
     answer = {
         "integration_id": integration.id,
-        "mapped": len(deps.mappings.mappings(integration.id)),
+        "mapped": len(mappings),
         "states": counts,
         "outlook_changes": watching,
         "problems": problems,
+        "reconcile": [
+            {
+                "kind": m.kind.value,
+                "jrni_id": m.jrni_id,
+                "mailbox": m.mailbox,
+                **_reconciled(reconciles.get(m.mailbox)),
+            }
+            for m in mappings
+        ],
     }
     if freshness is not None and (watching or freshness.last is not None):  # none without a streaming task
         answer["streaming_task"] = freshness.summary()

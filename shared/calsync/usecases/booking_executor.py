@@ -12,7 +12,7 @@ stamped items (at the same time as the write, so it costs no waiting) and remove
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -33,6 +33,9 @@ from calsync.ports import CalendarProvider, LinkStore, RemoteRef
 logger = logging.getLogger(__name__)
 
 Search = Future[list[RemoteRef]]
+
+# Links saved in one transaction (DynamoDB's TransactWriteItems takes 100 items).
+MAX_LINKS_AT_ONCE = 100
 
 
 def _stamp_of(action: UpdateEvent | DeleteEvent) -> Stamp:
@@ -71,7 +74,7 @@ class Executor:
         self.links = links
         self.clock = clock
 
-    def apply(self, actions: list[Action]) -> ExecutionReport:
+    def apply(self, actions: Sequence[Action]) -> ExecutionReport:
         """Apply ``actions``: one per mailbox, the mailboxes at the same time (a booking in an adviser's and a room's
         calendar costs one Exchange round trip, not two; a booking is in a handful of calendars at most). A mailbox
         that refuses us for good (PermanentError) does not stop the others: its reason is kept in ``report.failed``.
@@ -114,6 +117,55 @@ class Executor:
         crashed = [done for done in outcomes if isinstance(done, BaseException)]
         if crashed:
             raise crashed[0]
+        return report
+
+    def create_all(
+        self,
+        mailbox: str,
+        actions: Sequence[CreateEvent],
+        on_progress: Callable[[int], None] = lambda done: None,
+    ) -> ExecutionReport:
+        """Create many items in one mailbox (a backfill), ``calendar.MAX_BATCH`` per remote request, as crash-safe as
+        one at a time: the batch's links are saved as pending first (one transaction), then the items are written
+        (one request), then the links say synced (one transaction). A retry after a crash finds each item by its
+        stamp. ``on_progress``: told how many items are done after each batch."""
+        report = ExecutionReport()
+        size = max(1, min(self.calendar.MAX_BATCH, MAX_LINKS_AT_ONCE))
+        done = 0
+        for start in range(0, len(actions), size):
+            chunk = list(actions[start : start + size])
+            now = self.clock()
+            pending = self.links.save_all(
+                [
+                    Link(
+                        integration_id=self.integration_id,
+                        jrni_key=action.content.stamp.jrni_key,
+                        mailbox=mailbox,
+                        state=LinkState.PENDING,
+                        fingerprint=action.content.fingerprint,
+                        provider=self.calendar.name,
+                        written_at=now,
+                    )
+                    for action in chunk
+                ]
+            )
+            results = self.calendar.create_events(mailbox, [action.content for action in chunk])
+            synced, refused = [], []
+            for link, result in zip(pending, results, strict=True):
+                if isinstance(result, RemoteRef):
+                    synced.append(
+                        replace(
+                            link, state=LinkState.SYNCED, remote_id=result.remote_id, version=result.version
+                        )
+                    )
+                else:
+                    # Exchange answered for this item, and did not write it: the next run may create it at once.
+                    refused.append(replace(link, written_at=None))
+                    report.failed.setdefault(mailbox, str(result))
+            self.links.save_all(synced + refused)
+            report.created += [mailbox] * len(synced)
+            done += len(chunk)
+            on_progress(done)
         return report
 
     def _outcome(
@@ -204,12 +256,24 @@ class Executor:
 
     def _update(self, action: UpdateEvent, report: ExecutionReport, search: Search) -> None:
         assert action.link.remote_id is not None
-        ref = self.calendar.update_event(
-            action.mailbox, action.link.remote_id, action.content, if_version=action.if_version
-        )
+        # Pending while the write is out: should no answer come (a crash, a timeout), the link no longer claims the
+        # item shows what it showed, and the next sync of the booking brings the item to JRNI's version whatever it
+        # is by then (even the version it had before).
+        link = self.links.save(replace(action.link, state=LinkState.PENDING, written_at=self.clock()))
+        try:
+            ref = self.calendar.update_event(
+                action.mailbox, action.link.remote_id, action.content, if_version=action.if_version
+            )
+        except UnknownOutcomeError:
+            raise
+        except Exception:
+            self.links.save(replace(link, state=LinkState.SYNCED))  # Exchange answered: the item is as it was
+            raise
         kept = action.link.remote_id if ref is None else ref.remote_id
         if ref is None and action.recreate_if_gone:
-            kept = self._create(action.mailbox, action.content, action.link).remote_id or kept
+            kept = self._create(action.mailbox, action.content, link).remote_id or kept
+        elif ref is None:
+            link = self.links.save(replace(link, state=LinkState.SYNCED))
         extra = [found for found in search.result() if found.remote_id != kept]
         if self._remove_extras(action.mailbox, action.content.stamp, extra):
             report.extras_removed.append(action.mailbox)
@@ -219,7 +283,7 @@ class Executor:
             return
         self.links.save(
             replace(
-                action.link,
+                link,
                 fingerprint=action.content.fingerprint,
                 remote_id=ref.remote_id,
                 version=ref.version,
@@ -238,6 +302,10 @@ class Executor:
 
     def _delete(self, action: DeleteEvent, search: Search) -> None:
         link = action.link
+        if link.state is LinkState.SYNCED:
+            # Pending while the removal is out: should it end without an answer, the link no longer claims the item
+            # is there, and a booking that comes back to this calendar is written again.
+            link = self.links.save(replace(link, state=LinkState.PENDING, written_at=self.clock()))
         if link.remote_id is not None:
             self.calendar.delete_event(action.mailbox, link.remote_id)
         # Whatever carries our stamp goes too: a pending link's item we never heard back about, or a second item.

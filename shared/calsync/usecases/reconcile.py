@@ -28,13 +28,17 @@ from calsync import parallel
 from calsync.domain import (
     Booking,
     EventContent,
+    HeldBackError,
     Integration,
     JrniKey,
+    LinkState,
     Mapping,
     MappingStatus,
     PermanentError,
     SyncState,
+    TimeWindow,
 )
+from calsync.domain.markers import block_marker
 from calsync.domain.messages import (
     InboundMessage,
     OutboundMessage,
@@ -45,9 +49,9 @@ from calsync.domain.messages import (
 from calsync.domain.reconcile import ReconcileRun, Repairs
 from calsync.engine import CreateEvent, DeleteEvent, RecoverEvent, SkipUnmapped, UpdateEvent, plan_outbound
 from calsync.engine.inbound import SYNC_WINDOW_DAYS, InboundOptions, RemoveStrayItem
-from calsync.engine.reconcile import Listed, plan_mailbox
+from calsync.engine.reconcile import Listed, held_back, plan_mailbox
 from calsync.ports import OutboundQueue, ReconcileQueue, RunStore
-from calsync.usecases.booking_executor import Executor
+from calsync.usecases.booking_executor import ExecutionReport, Executor
 from calsync.usecases.sync_booking import content_of, is_our_block, sync_booking
 from calsync.usecases.sync_mailbox import MailboxDeps, company_of, sync_mailbox
 
@@ -74,10 +78,6 @@ class ReconcileDeps:
     mass_deletes_refused: Callable[[str, str], None] = lambda integration_id, mailbox: None
 
 
-class MassDeleteRefused(Exception):
-    """A reconcile would remove too much at once to trust: nothing is removed until an operator forces it."""
-
-
 def reconcile(deps: ReconcileDeps, message: ReconcileMessage) -> dict[str, object]:
     """Carry out one step; what to log."""
     if message.step is ReconcileStep.SCHEDULE:
@@ -86,7 +86,8 @@ def reconcile(deps: ReconcileDeps, message: ReconcileMessage) -> dict[str, objec
         run = start_run(deps, message)
         return {"run_id": run.run_id, "mappings": run.mappings_total, "bookings": run.bookings_queued}
     repairs = reconcile_mapping(deps, message)
-    return {"run_id": message.run_id, "mailbox": message.mailbox, **repairs.as_dict()}
+    # Nested: "created" is a name the logging module keeps for itself (a log record's own attribute).
+    return {"run_id": message.run_id, "mailbox": message.mailbox, "repaired": repairs.as_dict()}
 
 
 def request_run(
@@ -196,7 +197,9 @@ def reconcile_mapping(deps: ReconcileDeps, message: ReconcileMessage) -> Repairs
     try:
         # Outlook → JRNI first: an Outlook deletion read here is the adviser's word (the lock decides what it means),
         # and must not be taken below for an item lost behind calsync's back.
-        report = sync_mailbox(deps.mailbox, InboundMessage(integration.id, mailbox, WakeReason.RECONCILE))
+        report = sync_mailbox(
+            deps.mailbox, InboundMessage(integration.id, mailbox, WakeReason.RECONCILE), force=message.force
+        )
         repairs = Repairs(
             updated=len(report.reverted),
             blocked=report.created,
@@ -206,7 +209,7 @@ def reconcile_mapping(deps: ReconcileDeps, message: ReconcileMessage) -> Repairs
         )
         if message.deep:
             repairs += _reconcile_items(deps, integration, mapping, force=message.force)
-    except MassDeleteRefused as exc:
+    except HeldBackError as exc:
         _record(deps, mapping, SyncState.NEEDS_ATTENTION, str(exc))
         deps.runs.mapping_done(integration.id, message.run_id, Repairs())
         deps.mass_deletes_refused(integration.id, mapping.mailbox)
@@ -217,25 +220,19 @@ def reconcile_mapping(deps: ReconcileDeps, message: ReconcileMessage) -> Repairs
         deps.runs.mapping_done(integration.id, message.run_id, Repairs())
         raise
     _record(deps, mapping, SyncState.OK, _described(repairs, message.deep))
+    deps.runs.reconciled(integration.id, mailbox, booking_deps.clock(), repairs)
     deps.runs.mapping_done(integration.id, message.run_id, repairs)
     if repairs.total:
         logger.info(
             "reconcile repaired drift",
-            extra={"mailbox": mailbox, "run_id": message.run_id, **repairs.as_dict()},
+            extra={"mailbox": mailbox, "run_id": message.run_id, "repaired": repairs.as_dict()},
         )
     return repairs
 
 
-# The mass-delete guard. A reconcile refuses to remove items when JRNI's list for a calendar lacks more than half of
-# the bookings calsync shows in its window, and at least this many: a JRNI company id changed, a permission removed,
-# or JRNI answering with an empty list look exactly like that; a day's cancellations do not.
-MASS_DELETE_MIN = 5
-MASS_DELETE_FRACTION = 0.5
-
-
-def held_back(removals: int, linked: int) -> bool:
-    """Whether removing ``removals`` of ``linked`` items at once is too many to trust without an operator's word."""
-    return removals >= MASS_DELETE_MIN and removals > MASS_DELETE_FRACTION * linked
+# Updates applied side by side in a deep reconcile (each is one EWS request; Microsoft advises at most 10 at once per
+# account, and other mappings of the integration run beside this one).
+_UPDATES_AT_ONCE = 4
 
 
 def _reconcile_items(
@@ -268,15 +265,29 @@ def _reconcile_items(
         appointment_lock=integration.appointment_lock,
     )
     if not force and held_back(plan.linked_recheck, plan.linked_in_window):
-        raise MassDeleteRefused(
+        raise HeldBackError(
             f"JRNI lists {plan.linked_in_window - plan.linked_recheck} of the {plan.linked_in_window} bookings calsync "
             f"shows in {mapping.mailbox} for the next {SYNC_WINDOW_DAYS} days, so {plan.linked_recheck} items would be "
             f"removed; nothing was removed. If JRNI is right (bookings really cancelled or moved), resync this "
             f"mapping with force: true; otherwise check the integration's JRNI company and credentials"
         )
     executor = Executor(integration.id, calendar, booking_deps.links, booking_deps.clock)
-    writes = [a for a in plan.actions if not isinstance(a, RemoveStrayItem)]
-    report = executor.apply(writes)
+    creates = [a for a in plan.actions if isinstance(a, CreateEvent)]
+    others = [a for a in plan.actions if not isinstance(a, CreateEvent | RemoveStrayItem)]
+    writes = [*creates, *others]
+    total = len(writes)
+
+    def progress(done: int) -> None:
+        deps.runs.progress(integration.id, mapping.mailbox, total, done)
+
+    if total:
+        progress(0)
+    report = executor.create_all(mapping.mailbox, creates, progress) if creates else ExecutionReport()
+    for start in range(0, len(others), _UPDATES_AT_ONCE):
+        done = executor.apply(others[start : start + _UPDATES_AT_ONCE])
+        report.failed.update(done.failed)
+        report.extras_removed += done.extras_removed
+        progress(len(creates) + min(len(others), start + _UPDATES_AT_ONCE))
     if report.failed:
         raise PermanentError("; ".join(f"{m}: {why}" for m, why in sorted(report.failed.items())))
     removed = len(report.extras_removed)
@@ -305,7 +316,46 @@ def _reconcile_items(
                 removed += 1
     created = sum(isinstance(a, CreateEvent) for a in writes)
     updated = sum(isinstance(a, UpdateEvent | RecoverEvent) for a in writes)
-    return Repairs(created=created, updated=updated, removed=removed)
+    blocked = _reblock(deps, integration, mapping, company, {b.key for b in bookings}, window)
+    return Repairs(created=created, updated=updated, removed=removed, blocked=blocked)
+
+
+def _reblock(
+    deps: ReconcileDeps,
+    integration: Integration,
+    mapping: Mapping,
+    company: str,
+    live: set[JrniKey],
+    window: TimeWindow,
+) -> int:
+    """Blocks calsync made for Outlook items still busy, that JRNI no longer has (removed by a JRNI user): made again,
+    carrying the same marker. The Outlook item is the adviser's word; JRNI's list is read inside the window only."""
+    links = deps.mailbox.booking.block_links
+    gone = [
+        link
+        for link in links.blocks(integration.id, mapping.mailbox)
+        if link.state is LinkState.SYNCED
+        and link.jrni_key is not None
+        and link.jrni_key not in live
+        and link.window.overlaps(window)
+    ]
+    writer = deps.mailbox.writer_for(integration) if gone else None
+    for link in gone:
+        assert writer is not None
+        made = writer.create_block(
+            company,
+            mapping.kind,
+            mapping.jrni_id,
+            link.window,
+            link.title,
+            block_marker(integration.id, link.remote_id),
+        )
+        links.save(replace(link, jrni_key=made.jrni_key, slot_id=made.slot_id))
+        logger.info(
+            "block removed in JRNI made again",
+            extra={"mailbox": mapping.mailbox, "item": link.remote_id, "block": str(made.jrni_key)},
+        )
+    return len(gone)
 
 
 def _wanted_content(

@@ -25,7 +25,7 @@ from calsync.domain import (
     booking_subject,
     outlook_change_subject,
 )
-from calsync.domain.markers import has_marker
+from calsync.domain.markers import has_any_marker
 from calsync.domain.messages import OutboundMessage
 from calsync.engine import (
     Action,
@@ -126,10 +126,12 @@ def content_of(integration: Integration, booking: Booking) -> EventContent:
 
 
 def is_our_block(deps: BookingDeps, integration: Integration, booking: Booking) -> bool:
-    """A JRNI block calsync made for an Outlook item: pushing it back to Outlook would echo."""
+    """A JRNI block calsync made for an Outlook item: pushing it back to Outlook would echo. A block another
+    integration made counts too: two integrations on one JRNI company sharing a mailbox would otherwise mirror each
+    other's blocks back and forth for ever (an Outlook item of one becomes a block of the other, and so on)."""
     if booking.kind is not BookingKind.BLOCK:
         return False
-    if has_marker([str(booking.details.get("private_note", ""))], integration.id):
+    if has_any_marker([str(booking.details.get("private_note", ""))]):
         return True  # the marker is written with the block, so even a block made a moment ago is recognised
     return (
         deps.block_links is not None and deps.block_links.by_jrni_key(integration.id, booking.key) is not None

@@ -17,6 +17,8 @@ from calsync.domain import (
     OUTLOOK_CHANGES,
     BookingStatus,
     ConflictError,
+    FreeBusy,
+    HeldBackError,
     Integration,
     JrniKey,
     LinkState,
@@ -27,6 +29,7 @@ from calsync.domain import (
     ResyncRequiredError,
     RetryableError,
     SyncState,
+    TimeWindow,
     outlook_change_subject,
 )
 from calsync.domain.inbound import MailboxChanges, OurItem
@@ -34,6 +37,7 @@ from calsync.domain.markers import block_marker
 from calsync.domain.messages import InboundMessage, OutboundMessage
 from calsync.engine import desired_content
 from calsync.engine.inbound import (
+    CancelBooking,
     CreateBlock,
     InboundAction,
     InboundOptions,
@@ -43,6 +47,7 @@ from calsync.engine.inbound import (
     RevertItem,
     plan_inbound,
 )
+from calsync.engine.reconcile import held_back
 from calsync.ports import BookingWriter, CalendarFeed, CursorStore, EventPublisher
 from calsync.usecases.mailbox_executor import InboundExecutor, InboundReport
 from calsync.usecases.sync_booking import BookingDeps, sync_booking
@@ -117,11 +122,19 @@ def _our_items(
             candidates.append((event.remote_id, stamp.jrni_key, None, False))  # ours, link lost: still ours
     source = deps.booking.bookings_for(integration)
     calendar = (mapping.kind, mapping.jrni_id)
+    now = deps.booking.clock()
     for remote_id, key, version, linked in candidates:
         booking = source.get_booking(key.company_id, key.booking_id)
-        if booking is None:
+        if booking is None and linked:
+            # JRNI does not know the booking (any more?): left to outbound, which removes the item when JRNI's
+            # deletion reaches it. Never removed here on JRNI's silence: a JRNI company id changed looks the same.
+            seen = touched.get(remote_id)
+            window = seen.window if seen is not None else TimeWindow(now, now)
+            ours[remote_id] = OurItem(key, window, FreeBusy.BUSY, version, is_cancelled=True)
             continue
-        if not linked and (not booking.is_active or calendar not in booking.calendar_ids()):
+        if booking is None or (
+            not linked and (not booking.is_active or calendar not in booking.calendar_ids())
+        ):
             continue  # no link will ever own this item: a stray
         content = desired_content(booking, integration.id, "", "", integration.options)
         ours[remote_id] = OurItem(
@@ -170,11 +183,15 @@ def _integration(deps: MailboxDeps, integration_id: str) -> Integration:
     return integration
 
 
-def sync_mailbox(deps: MailboxDeps, message: InboundMessage) -> InboundReport:
+def sync_mailbox(deps: MailboxDeps, message: InboundMessage, *, force: bool = False) -> InboundReport:
     """Apply one mailbox's Outlook changes to JRNI.
 
     An answer written back to Outlook (a revert) is conditional on the item version read; when the item changed
-    again meanwhile, the mailbox is read again from the same cursor and the changes decided on afresh."""
+    again meanwhile, the mailbox is read again from the same cursor and the changes decided on afresh.
+
+    The mass-delete guard: when the changes would free or cancel most of what calsync holds in JRNI for the mailbox
+    (a mailbox emptied, a permission removed), nothing is applied, the cursor stays, and the mapping shows
+    ``needs_attention`` until an operator resyncs it with ``force`` (HeldBackError)."""
     if _only_our_own_writes(deps, message):
         return InboundReport()
     mailbox = message.mailbox.strip().lower()
@@ -198,7 +215,7 @@ def sync_mailbox(deps: MailboxDeps, message: InboundMessage) -> InboundReport:
         if mapping is None:
             return InboundReport()  # unmapped meanwhile: nothing to block any more
         try:
-            report = _apply(deps, integration, mapping, changes, now)
+            report = _apply(deps, integration, mapping, changes, now, force=force)
         except ConflictError as exc:
             logger.info(
                 "item changed again while answering it; reading the mailbox again",
@@ -236,7 +253,13 @@ def sync_mailbox(deps: MailboxDeps, message: InboundMessage) -> InboundReport:
 
 
 def _apply(
-    deps: MailboxDeps, integration: Integration, mapping: Mapping, changes: MailboxChanges, now: datetime
+    deps: MailboxDeps,
+    integration: Integration,
+    mapping: Mapping,
+    changes: MailboxChanges,
+    now: datetime,
+    *,
+    force: bool = False,
 ) -> InboundReport:
     """Plan one read of the mailbox's changes and apply it: JRNI first, then what goes back to Outlook."""
     options = InboundOptions(
@@ -248,6 +271,17 @@ def _apply(
     blocks = deps.booking.block_links.blocks(integration.id, mapping.mailbox)
     ours = _our_items(deps, integration, mapping, changes)
     actions = plan_inbound(changes, mapping, blocks, ours, options)
+    removals = sum(isinstance(a, RemoveBlock | CancelBooking | RemoveStrayItem) for a in actions)
+    held = len(blocks) + len(deps.booking.links.links_in(integration.id, mapping.mailbox)) if removals else 0
+    if not force and held_back(removals, held):
+        reason = (
+            f"the Outlook changes read from {mapping.mailbox} would free or cancel {removals} of the {held} JRNI "
+            f"blocks and bookings calsync holds for it at once (a mailbox emptied, or access to it removed?); "
+            f"nothing was applied. If the mailbox is right, resync this mapping with force: true; otherwise restore "
+            f"the mailbox or calsync's access to it"
+        )
+        _status(deps, mapping, SyncState.NEEDS_ATTENTION, reason)
+        raise HeldBackError(reason)
     executor = InboundExecutor(
         integration,
         mapping,

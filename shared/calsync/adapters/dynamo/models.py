@@ -245,6 +245,7 @@ class ShardLeaseRecord(Model):
 # ---------------------------------------------------------------- reconcile runs
 #   pk <integration id>, sk "run#<run id>"     one run and its progress (TTL: kept a week)
 #   pk <integration id>, sk "jrni-cursor"      since when JRNI's changes are still to be read
+#   pk <integration id>, sk "mapping#<mailbox>" the mapping's last reconcile, what it repaired, a backfill's progress
 
 
 class RunRecord(Model):
@@ -266,6 +267,11 @@ class RunRecord(Model):
     repaired_bookings_changed = NumberAttribute(null=True)
     cursor = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute(null=True)
+    # sk "mapping#<mailbox>": the mapping's last reconcile and a running backfill's progress.
+    mailbox = UnicodeAttribute(null=True)
+    reconciled_at = UTCDateTimeAttribute(null=True)
+    backfill_total = NumberAttribute(null=True)
+    backfill_done = NumberAttribute(null=True)
 
 
 # ---------------------------------------------------------------- binding to a table

@@ -13,7 +13,7 @@ from pynamodb.expressions.update import Action
 
 from calsync.adapters.dynamo.models import RunRecord, TableSettings, run_model
 from calsync.adapters.dynamo.stores import _translate
-from calsync.domain.reconcile import ReconcileRun, Repairs
+from calsync.domain.reconcile import MappingReconcile, ReconcileRun, Repairs
 
 # A run stays readable this long after it started (DynamoDB's TTL then removes it).
 RUN_KEPT = timedelta(days=7)
@@ -91,6 +91,57 @@ class DynamoRunStore:
         except PynamoDBException as exc:
             raise _translate(exc, "recording where JRNI's changes were read to") from exc
 
+    def reconciled(self, integration_id: str, mailbox: str, at: datetime, repairs: Repairs) -> None:
+        model = self._model
+        actions: list[Action] = [
+            model.mailbox.set(mailbox),
+            model.reconciled_at.set(at),
+            model.backfill_total.remove(),
+            model.backfill_done.remove(),
+        ]
+        actions += [getattr(model, f"repaired_{name}").set(getattr(repairs, name)) for name in _REPAIRS]
+        try:
+            model(integration_id, _mapping_key(mailbox)).update(actions=actions)
+        except PynamoDBException as exc:
+            raise _translate(exc, f"recording the reconcile of {mailbox}") from exc
+
+    def progress(self, integration_id: str, mailbox: str, total: int, done: int) -> None:
+        model = self._model
+        actions: list[Action] = [
+            model.mailbox.set(mailbox),
+            model.backfill_total.set(total),
+            model.backfill_done.set(done),
+        ]
+        try:
+            model(integration_id, _mapping_key(mailbox)).update(actions=actions)
+        except PynamoDBException as exc:
+            raise _translate(exc, f"recording the backfill progress of {mailbox}") from exc
+
+    def mapping_states(self, integration_id: str) -> list[MappingReconcile]:
+        try:
+            records = list(self._model.query(integration_id, self._model.sk.startswith("mapping#")))
+        except PynamoDBException as exc:
+            raise _translate(exc, "reading the mappings' reconciles") from exc
+        return [
+            MappingReconcile(
+                integration_id,
+                str(record.mailbox),
+                record.reconciled_at,
+                _repairs(record),
+                None if record.backfill_total is None else int(record.backfill_total),
+                int(record.backfill_done or 0),
+            )
+            for record in records
+        ]
+
+
+def _mapping_key(mailbox: str) -> str:
+    return f"mapping#{mailbox}"
+
+
+def _repairs(record: RunRecord) -> Repairs:
+    return Repairs(**{name: int(getattr(record, f"repaired_{name}") or 0) for name in _REPAIRS})
+
 
 def _run(record: RunRecord, run_id: str) -> ReconcileRun:
     assert record.started_at is not None
@@ -101,7 +152,7 @@ def _run(record: RunRecord, run_id: str) -> ReconcileRun:
         started_at=record.started_at,
         mappings_total=None if record.mappings_total is None else int(record.mappings_total),
         mappings_done=int(record.mappings_done or 0),
-        repaired=Repairs(**{name: int(getattr(record, f"repaired_{name}") or 0) for name in _REPAIRS}),
+        repaired=_repairs(record),
         bookings_queued=int(record.bookings_queued or 0),
         error=record.error or "",
     )

@@ -60,6 +60,8 @@ _PERMANENT_CODES = frozenset(
     }
 )
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+# DynamoDB's limit on the items of one TransactWriteItems.
+MAX_TRANSACTION = 100
 # How often put/remove re-read and try again when a concurrent change to the same mapping won the race.
 _ATTEMPTS = 3
 
@@ -487,7 +489,39 @@ class DynamoLinkStore:
 
     def save(self, link: Link) -> Link:
         """Store ``link`` if nobody changed it since it was read (``version_number``); StaleStateError otherwise."""
-        record = self._model(
+        what = f"the link of {link.jrni_key} in {link.mailbox}"
+        return replace(link, version_number=save_versioned(self._record(link), link.version_number, what))
+
+    def save_all(self, links: Sequence[Link]) -> list[Link]:
+        """Store up to ``MAX_TRANSACTION`` links at once, each only if nobody changed it since it was read: one
+        transaction, all or none (StaleStateError when any lost a race)."""
+        if not links:
+            return []
+        if len(links) > MAX_TRANSACTION:
+            raise ValueError(f"at most {MAX_TRANSACTION} links in one transaction")
+        records = []
+        for link in links:
+            record = self._record(link)
+            if link.version_number:
+                record.version_number = link.version_number
+            records.append(record)
+        meta = self._model.Meta
+        connection = Connection(region=meta.region, host=meta.host)
+        try:
+            with TransactWrite(connection=connection) as transaction:
+                for record in records:
+                    transaction.save(record)
+        except TransactWriteError as exc:
+            if "ConditionalCheckFailed" in str(exc.cause_response_message or exc):
+                raise StaleStateError(f"one of {len(links)} links changed since it was read") from exc
+            raise _translate(exc, f"saving {len(links)} links") from exc
+        return [
+            replace(link, version_number=int(record.version_number or 0))
+            for link, record in zip(links, records, strict=True)
+        ]
+
+    def _record(self, link: Link) -> LinkRecord:
+        return self._model(
             _link_pk(link.integration_id, link.jrni_key),
             link.mailbox,
             integration_id=link.integration_id,
@@ -502,8 +536,6 @@ class DynamoLinkStore:
             provider=link.provider,
             written_at=link.written_at,
         )
-        what = f"the link of {link.jrni_key} in {link.mailbox}"
-        return replace(link, version_number=save_versioned(record, link.version_number, what))
 
     def delete(self, link: Link) -> None:
         """Remove ``link`` if nobody changed it since it was read; a link already gone counts as removed."""

@@ -7,11 +7,12 @@ auth-type or autodiscover probe is sent. Items are plain appointments: nobody is
 
 from __future__ import annotations
 
-from datetime import UTC
+from collections.abc import Sequence
+from datetime import UTC, datetime, time
 from typing import Any
 
 from exchangelib import CalendarItem
-from exchangelib.errors import ErrorItemNotFound
+from exchangelib.errors import ErrorItemNotFound, ErrorServerBusy
 from exchangelib.folders import FolderCollection
 from exchangelib.items import (
     ALL_OCCURRENCES,
@@ -28,7 +29,7 @@ from calsync.adapters.ews.connection import (
 )
 from calsync.adapters.ews.session import MailboxSession, calendar_of, ews_utc
 from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD, stamp_values
-from calsync.domain import FreeBusy, JrniKey, TimeWindow
+from calsync.domain import CalsyncError, FreeBusy, JrniKey, PermanentError, RetryableError, TimeWindow
 from calsync.domain.model import EventContent, Stamp
 from calsync.ports import RemoteRef, StampedItem
 
@@ -43,6 +44,8 @@ class EwsCalendar(MailboxSession):
     """Exchange calendars reached through one ``ExchangeConnection`` with the credentials from its secret."""
 
     name = "ews"
+    # One CreateItem carries up to 100 items (Microsoft's advice for batched EWS requests).
+    MAX_BATCH = 100
 
     # ---- CalendarProvider ------------------------------------------------------------------------------------------
 
@@ -67,6 +70,34 @@ class EwsCalendar(MailboxSession):
             if isinstance(result, Exception):
                 raise result
             return RemoteRef(result.id, result.changekey)
+
+        return self._call(mailbox, create)
+
+    def create_events(self, mailbox: str, contents: Sequence[EventContent]) -> list[RemoteRef | CalsyncError]:
+        """Write new appointments, each carrying its stamp: one CreateItem for up to ``MAX_BATCH``."""
+        if len(contents) > self.MAX_BATCH:
+            raise ValueError(f"at most {self.MAX_BATCH} items in one CreateItem")
+
+        def create(account: Any) -> list[RemoteRef | CalsyncError]:
+            calendar = calendar_of(account, mailbox)
+            items = [
+                CalendarItem(
+                    account=account,
+                    folder=calendar,
+                    reminder_is_set=False,
+                    **self._fields(content),
+                    **stamp_values(content.stamp),
+                )
+                for content in contents
+            ]
+            results = account.bulk_create(
+                folder=calendar,
+                items=items,
+                message_disposition=SAVE_ONLY,
+                send_meeting_invitations=SEND_TO_NONE,
+                chunk_size=self.MAX_BATCH,
+            )
+            return [_created(result, mailbox) for result in results]
 
         return self._call(mailbox, create)
 
@@ -141,7 +172,7 @@ class EwsCalendar(MailboxSession):
                     key = JrniKey.parse(str(getattr(item, JRNI_KEY_FIELD, "") or ""))
                 except ValueError:
                     continue  # stamped by us but naming nothing JRNI could have: not ours to touch
-                window = TimeWindow(item.start.astimezone(UTC), item.end.astimezone(UTC))
+                window = TimeWindow(_utc(item.start), _utc(item.end))
                 items.append(StampedItem(key, RemoteRef(item.id, item.changekey), window))
             return items
 
@@ -161,3 +192,19 @@ class EwsCalendar(MailboxSession):
             "end": ews_utc(window.end),
             "legacy_free_busy_status": free_busy.value,
         }
+
+
+def _utc(value: Any) -> datetime:
+    """An EWSDateTime (or, for an item turned all-day in Outlook, an EWSDate) as a plain UTC datetime."""
+    if isinstance(value, datetime):
+        return datetime.fromtimestamp(value.timestamp(), tz=UTC)
+    return datetime.combine(value, time(), tzinfo=UTC)
+
+
+def _created(result: Any, mailbox: str) -> RemoteRef | CalsyncError:
+    """One item's answer in a batched CreateItem."""
+    if isinstance(result, ErrorServerBusy):
+        return RetryableError(f"Exchange is throttling writes to {mailbox}: {result}", delay_seconds=10.0)
+    if isinstance(result, Exception):
+        return PermanentError(f"Exchange refused an item in {mailbox}: {type(result).__name__}: {result}")
+    return RemoteRef(result.id, result.changekey)
