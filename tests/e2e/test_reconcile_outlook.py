@@ -397,3 +397,39 @@ def test_a_block_removed_in_jrni_by_a_jrni_user_is_made_again_by_a_deep_reconcil
     [again] = e2e.wait_blocks(ALICE, [window], "the meeting's time blocked again", timeout=5)
     assert again.title == "Quarterly review"
     e2e.stays(lambda: len(e2e.blocks(ALICE)) == 1, "one block for the meeting")
+
+
+# ---- the mass-delete guard ------------------------------------------------------------------------------------------
+
+
+def test_a_mailbox_emptied_while_streaming_was_stopped_frees_nothing_in_jrni_until_an_operator_forces_it(
+    e2e: E2E, outage: Outage
+) -> None:
+    mailbox = MAILBOX[ALICE]
+    day = e2e.day()
+    meetings = [e2e.meeting(mailbox, day.replace(hour=8 + n), minutes=30) for n in range(6)]
+    windows = [(day.replace(hour=8 + n), day.replace(hour=8 + n, minute=30)) for n in range(6)]
+    e2e.wait_blocks(ALICE, windows)
+    outage.begin()
+    for (
+        meeting
+    ) in meetings:  # the mailbox emptied (a script gone wrong, a mailbox restored from the wrong backup)
+        e2e.outlook("DELETE", mailbox, meeting["id"])
+
+    run = reconcile(e2e)
+
+    assert run["state"] == "done"
+    assert sorted(b.window for b in e2e.blocks(ALICE)) == sorted(windows)  # nothing freed
+    row = e2e.mapping_row("person", ALICE)
+    held = [p for p in row["problems"] if p["state"] == "needs_attention"]
+    assert held and "force: true" in held[0]["detail"] and "free 6 of the 6 JRNI blocks" in held[0]["detail"]
+
+    forced = e2e.admin(
+        "POST",
+        f"integrations/{e2e.integration_id}/mappings/person/{ALICE}/resync",
+        {"force": True},
+        expect=202,
+    )
+    path = f"integrations/{e2e.integration_id}/reconcile/{forced['run_id']}"
+    wait_for(lambda: e2e.admin("GET", path)["state"] == "done", "the forced resync")
+    e2e.wait_blocks(ALICE, [], "Alice's blocks freed once the operator forced it")

@@ -57,9 +57,10 @@ from calsync.usecases.sync_mailbox import MailboxDeps, company_of, sync_mailbox
 
 logger = logging.getLogger(__name__)
 
-# JRNI's changes are read from a little before the cursor: its clock and ours may differ, and a booking changed while
-# the last run read may show only now. Reading one twice costs nothing (its fingerprint has not changed).
-JRNI_CURSOR_OVERLAP = timedelta(minutes=5)
+# JRNI's changes are read from a little before the cursor: its clock and ours may differ by a few seconds, and a
+# booking changed while the last run read may show only now. One read twice costs a JRNI read and writes nothing (its
+# fingerprint has not changed).
+JRNI_CURSOR_OVERLAP = timedelta(minutes=1)
 
 # The status subject of a mapping's reconcile outcome.
 RECONCILE = "reconcile"

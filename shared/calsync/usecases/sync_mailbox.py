@@ -271,14 +271,21 @@ def _apply(
     blocks = deps.booking.block_links.blocks(integration.id, mapping.mailbox)
     ours = _our_items(deps, integration, mapping, changes)
     actions = plan_inbound(changes, mapping, blocks, ours, options)
-    removals = sum(isinstance(a, RemoveBlock | CancelBooking | RemoveStrayItem) for a in actions)
-    held = len(blocks) + len(deps.booking.links.links_in(integration.id, mapping.mailbox)) if removals else 0
-    if not force and held_back(removals, held):
+    # Like with like: blocks freed against the blocks calsync holds, bookings cancelled (or items of ours removed)
+    # against its items in the mailbox.
+    released = sum(isinstance(a, RemoveBlock) for a in actions)
+    cancelled = sum(isinstance(a, CancelBooking | RemoveStrayItem) for a in actions)
+    linked = len(deps.booking.links.links_in(integration.id, mapping.mailbox)) if cancelled else 0
+    if not force and (held_back(released, len(blocks)) or held_back(cancelled, linked)):
+        what = (
+            f"free {released} of the {len(blocks)} JRNI blocks"
+            if held_back(released, len(blocks))
+            else f"cancel or remove {cancelled} of the {linked} bookings"
+        )
         reason = (
-            f"the Outlook changes read from {mapping.mailbox} would free or cancel {removals} of the {held} JRNI "
-            f"blocks and bookings calsync holds for it at once (a mailbox emptied, or access to it removed?); "
-            f"nothing was applied. If the mailbox is right, resync this mapping with force: true; otherwise restore "
-            f"the mailbox or calsync's access to it"
+            f"the Outlook changes read from {mapping.mailbox} would {what} calsync holds for it at once (a mailbox "
+            f"emptied, or access to it removed?); nothing was applied. If the mailbox is right, resync this mapping "
+            f"with force: true; otherwise restore the mailbox or calsync's access to it"
         )
         _status(deps, mapping, SyncState.NEEDS_ATTENTION, reason)
         raise HeldBackError(reason)
