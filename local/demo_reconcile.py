@@ -81,15 +81,7 @@ def run_reconcile(demo: Demo, earlier_day: date) -> None:
     def reconcile() -> dict[str, Any]:
         for hook in hooks:
             demo.jrni_call("POST", "webhooks", hook)
-        answer = demo.http.post(
-            f"{api}/admin/integrations/{integration}/reconcile", json={"deep": False}, timeout=30
-        )
-        if answer.status_code != 202:
-            raise StepTimeout(
-                f"step 'reconcile': the admin API answered {answer.status_code}: {answer.text[:300]}"
-            )
-        run: dict[str, Any] = answer.json()
-        return run
+        return request_run(demo, api, integration)
 
     run = demo.wait_for(
         "one reconcile",

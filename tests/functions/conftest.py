@@ -3,6 +3,7 @@ template.yaml), the JRNI and EWS emulators over real HTTP, and events shaped as 
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import sys
@@ -24,6 +25,7 @@ from emulators.common.server import BackgroundServer
 from emulators.ews.testing import EwsEmulator
 from emulators.jrni.app import create_app
 from emulators.jrni.settings import JrniSettings
+from tests.apigw import LambdaContext, load_event
 from tests.aws import REGION, create_in_moto, function_environment, load_template
 from tests.calsync.builders import integration
 
@@ -176,3 +178,39 @@ def configure_integration(aws: Aws, jrni: str, ews: EwsEmulator, function: str, 
     ):
         mappings.put(Mapping(INTEGRATION, kind, str(jrni_id), mailbox))
     return load_function(function).lambda_handler
+
+
+def sqs_event(aws: Aws, url: str, *, receive_all: bool = False) -> dict[str, Any]:
+    """What is waiting on the queue at ``url``, received as Lambda's poller would: a real SQS event (one batch of up
+    to ten, or every message there with ``receive_all``)."""
+    template = load_event("outbound_sqs.json")["Records"][0]
+    arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    records = []
+    while messages := aws.sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]
+    ).get("Messages", []):
+        for message in messages:
+            record = copy.deepcopy(template)
+            record.update(
+                {
+                    "messageId": message["MessageId"],
+                    "receiptHandle": message["ReceiptHandle"],
+                    "body": message["Body"],
+                    "attributes": message["Attributes"],
+                    "eventSourceARN": arn,
+                }
+            )
+            records.append(record)
+        if not receive_all:
+            break
+    return {"Records": records}
+
+
+def deliver_to(aws: Aws, url: str, handler: Any, event: dict[str, Any]) -> dict[str, Any]:
+    """Invoke the handler as Lambda does, then delete what it did not report as failed."""
+    answer: dict[str, Any] = handler(event, LambdaContext())
+    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+    for record in event["Records"]:
+        if record["messageId"] not in failed:
+            aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=record["receiptHandle"])
+    return answer

@@ -6,7 +6,6 @@ messages shaped as the streaming task sends them; the JRNI emulator's state and 
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import uuid
@@ -29,7 +28,9 @@ from tests.functions.conftest import (
     NORTH,
     Aws,
     configure_integration,
+    deliver_to,
     load_function,
+    sqs_event,
 )
 
 # A day inside the sync window (now … now + 90 days), whatever day the tests run.
@@ -68,26 +69,9 @@ def wake(aws: Aws, *bodies: str, mailbox: str = ALICE) -> dict[str, Any]:
             MessageGroupId=f"{INTEGRATION}/{mailbox}/{uuid.uuid4().hex}",
             MessageDeduplicationId=uuid.uuid4().hex,
         )
-    messages = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])[
-        "Messages"
-    ]
-    template = load_event("outbound_sqs.json")["Records"][0]
-    arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    records = []
-    for message in messages:
-        record = copy.deepcopy(template)
-        record.update(
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message["Attributes"],
-                "eventSourceARN": arn,
-            }
-        )
-        records.append(record)
-    assert len(records) == len(bodies)
-    return {"Records": records}
+    event = sqs_event(aws, url)
+    assert len(event["Records"]) == len(bodies)
+    return event
 
 
 def record(mailbox: str = ALICE, integration_id: str = INTEGRATION, reason: str = "notification") -> str:
@@ -95,13 +79,7 @@ def record(mailbox: str = ALICE, integration_id: str = INTEGRATION, reason: str 
 
 
 def deliver(aws: Aws, handler: Any, event: dict[str, Any]) -> dict[str, Any]:
-    """Invoke the handler as Lambda does, then delete what it did not report as failed."""
-    answer: dict[str, Any] = handler(event, LambdaContext())
-    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
-    for rec in event["Records"]:
-        if rec["messageId"] not in failed:
-            aws.sqs.delete_message(QueueUrl=aws.queues["InboundQueue"], ReceiptHandle=rec["receiptHandle"])
-    return answer
+    return deliver_to(aws, aws.queues["InboundQueue"], handler, event)
 
 
 def sync(aws: Aws, handler: Any, mailbox: str = ALICE) -> dict[str, Any]:

@@ -5,7 +5,6 @@ Bookings are made in the JRNI emulator as a JRNI user would; the EWS emulator's 
 
 from __future__ import annotations
 
-import copy
 import json
 import uuid
 from typing import Any
@@ -31,6 +30,8 @@ from tests.functions.conftest import (
     SERVICE_ACCOUNT,
     Aws,
     configure_integration,
+    deliver_to,
+    sqs_event,
 )
 
 
@@ -72,33 +73,11 @@ def enqueue_and_receive(aws: Aws, booking_ids: list[int]) -> dict[str, Any]:
             MessageGroupId=f"example-bank/{NORTH}/{booking_id}",
             MessageDeduplicationId=uuid.uuid4().hex,
         )
-    messages = aws.sqs.receive_message(
-        QueueUrl=aws.outbound_url, MaxNumberOfMessages=10, AttributeNames=["All"]
-    )["Messages"]
-    template = load_event("outbound_sqs.json")["Records"][0]
-    records = []
-    for message in messages:
-        record = copy.deepcopy(template)
-        record.update(
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message["Attributes"],
-            }
-        )
-        records.append(record)
-    return {"Records": records}
+    return sqs_event(aws, aws.outbound_url)
 
 
 def deliver(aws: Aws, handler: Any, event: dict[str, Any]) -> dict[str, Any]:
-    """Invoke the handler as Lambda does, then delete what it did not report as failed."""
-    answer: dict[str, Any] = handler(event, LambdaContext())
-    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
-    for record in event["Records"]:
-        if record["messageId"] not in failed:
-            aws.sqs.delete_message(QueueUrl=aws.outbound_url, ReceiptHandle=record["receiptHandle"])
-    return answer
+    return deliver_to(aws, aws.outbound_url, handler, event)
 
 
 def test_a_booking_appears_in_the_advisers_calendar_with_buffers(

@@ -3,7 +3,6 @@ as deployed (what it logs must never make a step fail)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,9 +14,17 @@ import requests
 from calsync.adapters.dynamo import DynamoRunStore
 from calsync.domain.reconcile import ReconcileRun
 from emulators.ews.testing import EwsEmulator
-from tests.apigw import LambdaContext, load_event
+from tests.apigw import LambdaContext
 from tests.aws import REGION
-from tests.functions.conftest import ALICE, ALICE_ID, INTEGRATION, NORTH, Aws, configure_integration
+from tests.functions.conftest import (
+    ALICE,
+    ALICE_ID,
+    INTEGRATION,
+    NORTH,
+    Aws,
+    configure_integration,
+    sqs_event,
+)
 
 DAY = (datetime.now(UTC) + timedelta(days=7)).replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -32,25 +39,7 @@ def received(aws: Aws, *bodies: dict[str, Any]) -> dict[str, Any]:
             MessageGroupId=uuid.uuid4().hex,
             MessageDeduplicationId=uuid.uuid4().hex,
         )
-    template = load_event("outbound_sqs.json")["Records"][0]
-    arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    records = []
-    while messages := aws.sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]
-    ).get("Messages", []):
-        for message in messages:
-            record = copy.deepcopy(template)
-            record.update(
-                {
-                    "messageId": message["MessageId"],
-                    "receiptHandle": message["ReceiptHandle"],
-                    "body": message["Body"],
-                    "attributes": message["Attributes"],
-                    "eventSourceARN": arn,
-                }
-            )
-            records.append(record)
-    return {"Records": records}
+    return sqs_event(aws, url, receive_all=True)
 
 
 def test_a_deep_run_through_the_function_writes_jrnis_bookings_to_outlook_and_counts_them(

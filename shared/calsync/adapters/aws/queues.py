@@ -181,6 +181,19 @@ class _FifoQueue:
                     )
                 chunk = [entry for entry in chunk if entry["Id"] in failed]
 
+    def _send_each_once(self, bodies: list[tuple[str, str]]) -> None:
+        """(body, group) pairs, each with a deduplication id of its own; entries a batch refused sent once more."""
+        entries = [
+            {
+                "Id": str(index),
+                "MessageBody": body,
+                "MessageGroupId": group,
+                "MessageDeduplicationId": uuid.uuid4().hex,
+            }
+            for index, (body, group) in enumerate(bodies)
+        ]
+        self._send_entries(entries, delay=1.0, attempts=2)
+
     def postpone(self, receipt_handle: str, seconds: float) -> None:
         """Keep a received message invisible for ``seconds`` (a server's back-off), instead of retrying at once."""
         delay = min(MAX_DELAY_SECONDS, max(1, int(seconds + 0.999)))
@@ -232,16 +245,7 @@ class SqsInboundQueue(_FifoQueue):
         """Enqueue, ten per request. Each message gets its own deduplication id, kept when the SDK retries a
         request, so a retried send is delivered once while a later wake of the same mailbox is never dropped as a
         duplicate (the streaming task coalesces wakes itself). Entries a batch refused are sent once more."""
-        entries = [
-            {
-                "Id": str(index),
-                "MessageBody": encode_inbound(message),
-                "MessageGroupId": inbound_group(message),
-                "MessageDeduplicationId": uuid.uuid4().hex,
-            }
-            for index, message in enumerate(messages)
-        ]
-        self._send_entries(entries, delay=1.0, attempts=2)
+        self._send_each_once([(encode_inbound(m), inbound_group(m)) for m in messages])
 
 
 class SqsReconcileQueue(_FifoQueue):
@@ -251,13 +255,4 @@ class SqsReconcileQueue(_FifoQueue):
 
     def send(self, messages: list[ReconcileMessage]) -> None:
         """Enqueue, ten per request, each with its own deduplication id (a retried send is delivered once)."""
-        entries = [
-            {
-                "Id": str(index),
-                "MessageBody": encode_reconcile(message),
-                "MessageGroupId": reconcile_group(message),
-                "MessageDeduplicationId": uuid.uuid4().hex,
-            }
-            for index, message in enumerate(messages)
-        ]
-        self._send_entries(entries, delay=1.0, attempts=2)
+        self._send_each_once([(encode_reconcile(m), reconcile_group(m)) for m in messages])
