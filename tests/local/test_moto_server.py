@@ -141,3 +141,60 @@ def test_moto_counts_the_requests_it_serves_by_operation(moto: MotoProcess, dyna
     operation = "DynamoDB_20120810.GetItem"
     assert after[operation]["requests"] - before.get(operation, {"requests": 0})["requests"] == 2
     assert after[operation]["cpu_seconds"] > 0
+
+
+def _items(dynamodb: Any, pk: str) -> dict[str, Any]:
+    answer = dynamodb.query(
+        TableName="links",
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": pk}},
+        ConsistentRead=True,
+    )
+    return {item["sk"]["S"]: item for item in answer["Items"]}
+
+
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(dynamodb: Any) -> None:
+    before = _items(dynamodb, "p03")
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                # An update in place, a new item and a removal, then a condition that fails: none of it stays.
+                {
+                    "Update": {
+                        "TableName": "links",
+                        "Key": {"pk": {"S": "p03"}, "sk": {"S": "m1"}},
+                        "UpdateExpression": "SET n = :n",
+                        "ExpressionAttributeValues": {":n": {"N": "-1"}},
+                    }
+                },
+                {"Put": {"TableName": "links", "Item": {"pk": {"S": "p03"}, "sk": {"S": "new"}}}},
+                {"Delete": {"TableName": "links", "Key": {"pk": {"S": "p03"}, "sk": {"S": "m2"}}}},
+                {
+                    "ConditionCheck": {
+                        "TableName": "links",
+                        "Key": {"pk": {"S": "p03"}, "sk": {"S": "m3"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+    assert _items(dynamodb, "p03") == before
+
+
+def test_a_transaction_that_passes_applies_every_write(dynamodb: Any) -> None:
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": "links",
+                    "Key": {"pk": {"S": "p04"}, "sk": {"S": "m1"}},
+                    "UpdateExpression": "SET n = :n",
+                    "ExpressionAttributeValues": {":n": {"N": "-1"}},
+                }
+            },
+            {"Put": {"TableName": "links", "Item": {"pk": {"S": "p04"}, "sk": {"S": "new"}}}},
+            {"Delete": {"TableName": "links", "Key": {"pk": {"S": "p04"}, "sk": {"S": "m2"}}}},
+        ]
+    )
+    after = _items(dynamodb, "p04")
+    assert after["m1"]["n"] == {"N": "-1"} and "new" in after and "m2" not in after
