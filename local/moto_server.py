@@ -46,7 +46,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -239,31 +238,42 @@ _transaction = threading.local()
 _transaction_patched = False
 
 
-def _light_backup(table: Any, transact_items: list[dict[str, Any]]) -> Any:
-    """What undoing one transaction on ``table`` needs: its partitions' structure copied (no item copied), and the
-    items the transaction names copied deeply (an update changes its item in place)."""
+def _named_items(table: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any]]:
+    """The items of ``table`` a transaction names, as they are now: (hash, range or None, a deep copy or None when
+    there is none). Undoing the transaction puts exactly these back; other items, written meanwhile by other
+    requests, are left as they are."""
     from moto.dynamodb.models.dynamo_type import DynamoType
 
-    if table.range_key_attr:
-        items = {h: dict(partition) for h, partition in table.items.items()}
-    else:
-        items = dict(table.items)
+    named = []
     for entry in transact_items:
         op = next(iter(entry.values()))
-        if op.get("TableName") != table.name:
-            continue
         key = op.get("Key") or op.get("Item") or {}
-        if table.hash_key_attr not in key:
+        if op.get("TableName") != table.name or table.hash_key_attr not in key:
             continue
         hash_value = DynamoType(key[table.hash_key_attr])
         if table.range_key_attr:
-            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr in key else None
-            partition = items.get(hash_value)
-            if partition is not None and range_value in partition:
-                partition[range_value] = copy.deepcopy(partition[range_value])
-        elif hash_value in items:
-            items[hash_value] = copy.deepcopy(items[hash_value])
-    return items
+            if table.range_key_attr not in key:
+                continue
+            range_value = DynamoType(key[table.range_key_attr])
+            current = table.items.get(hash_value, {}).get(range_value)
+        else:
+            range_value, current = None, table.items.get(hash_value)
+        named.append((hash_value, range_value, copy.deepcopy(current) if current is not None else None))
+    return named
+
+
+def _put_back(table: Any, named: list[tuple[Any, Any, Any]]) -> None:
+    for hash_value, range_value, item in reversed(named):  # the first copy of an item named twice wins
+        if table.range_key_attr:
+            partition = table.items[hash_value]
+            if item is None:
+                partition.pop(range_value, None)
+            else:
+                partition[range_value] = item
+        elif item is None:
+            table.items.pop(hash_value, None)
+        else:
+            table.items[hash_value] = item
 
 
 class _CopyWithoutTables:
@@ -287,9 +297,9 @@ def patch_dynamodb_transactions() -> None:
 
     moto backs up a ``TransactWriteItems`` by deep-copying the whole table once for every item of the transaction:
     with 100 items on a table of 10,000 links, a million items copied for one request (about two seconds of CPU),
-    where DynamoDB writes 100. Here the backup is the table's structure and the named items only, put back when
-    moto cancels the transaction; moto's checks, writes and errors are its own (idempotent; the process's moto
-    only)."""
+    where DynamoDB writes 100. Here the backup is of the items the transaction names, put back when moto cancels
+    it (other items, written meanwhile by other requests, stay as they are); moto's checks, writes and errors are
+    its own (idempotent; the process's moto only)."""
     global _transaction_patched
     with _patch_lock:
         if _transaction_patched:
@@ -307,14 +317,14 @@ def patch_dynamodb_transactions() -> None:
                 if isinstance(op, dict)
             }
             tables = {name: self.tables[name] for name in names if name in self.tables}
-            backups = {name: _light_backup(table, transact_items) for name, table in tables.items()}
+            backups = {name: _named_items(table, transact_items) for name, table in tables.items()}
             _transaction.active = True
             try:
                 return transact(self, transact_items)
             except Exception:
                 for name, table in tables.items():
-                    table.items = defaultdict(dict, backups[name])
                     self.tables[name] = table
+                    _put_back(table, backups[name])
                 raise
             finally:
                 _transaction.active = False
