@@ -184,8 +184,10 @@ def _query_candidates(table: Any, scope: tuple[Any, ...]) -> list[Any]:
     if range_conditions and len(range_conditions) == 1 and range_conditions[0][1] in ("=", "EQ"):
         equal.append((range_conditions[0][0], range_conditions[0][2][0]))
     found = []
-    for partition in table.items.values():
-        for item in partition.values() if table.range_key_attr else (partition,):
+    # Copies of the table's and each partition's values (taken at once, under the GIL): other requests' threads may
+    # add partitions and items while this one reads.
+    for partition in list(table.items.values()):
+        for item in list(partition.values()) if table.range_key_attr else (partition,):
             if all(_equal(item.attrs.get(name), value) for name, value in equal):
                 found.append(item)
     return found
