@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from calsync.bootstrap.settings import ConfigurationError, Settings, secret_fingerprint
 from calsync.domain import ExchangeApi, Integration, PermanentError
@@ -33,9 +34,31 @@ from calsync.usecases.sync_booking import BookingDeps
 from calsync.usecases.sync_mailbox import MailboxDeps
 
 _lock = threading.Lock()
+_T = TypeVar("_T")
 
 
-@functools.cache
+class _once(Generic[_T]):
+    """``functools.cache`` for a builder without arguments, and built once when threads ask at the same moment
+    (the local stack runs many invocations in one process; each would otherwise build its own clients)."""
+
+    def __init__(self, build: Callable[[], _T]) -> None:
+        functools.update_wrapper(self, build)
+        self._build = build
+        self._building = threading.Lock()
+        self._value: tuple[_T] | None = None
+
+    def __call__(self) -> _T:
+        with self._building:
+            if self._value is None:
+                self._value = (self._build(),)
+            return self._value[0]
+
+    def cache_clear(self) -> None:
+        with self._building:
+            self._value = None
+
+
+@_once
 def settings() -> Settings:
     return Settings.from_env()
 
@@ -47,14 +70,14 @@ def _boto3_client(service: str) -> Any:
     return boto3.client(service, region_name=current.region, endpoint_url=current.aws_endpoint_url)
 
 
-@functools.cache
+@_once
 def secrets() -> SecretStore:
     from calsync.adapters.aws.secrets import SecretsManagerStore
 
     return SecretsManagerStore(_boto3_client("secretsmanager"), prefix=settings().secrets_prefix)
 
 
-@functools.cache
+@_once
 def outbound_queue() -> Any:
     """The outbound queue with the SQS-only operations the outbound handler needs (postpone, dead-letter)."""
     from calsync.adapters.aws.queues import SqsOutboundQueue
@@ -63,7 +86,7 @@ def outbound_queue() -> Any:
     return SqsOutboundQueue(_boto3_client("sqs"), current.outbound_queue_url, current.outbound_dlq_url)
 
 
-@functools.cache
+@_once
 def _stores() -> tuple[Any, Any, Any]:
     from calsync.adapters.dynamo import DynamoIntegrationStore, DynamoLinkStore, DynamoMappingStore
 
@@ -122,7 +145,7 @@ def _unsupported(integration: Integration) -> PermanentError:
     )
 
 
-@functools.cache
+@_once
 def inbound_queue() -> Any:
     """The inbound queue's SQS-only operations the inbound handler needs (postpone, dead-letter)."""
     from calsync.adapters.aws.queues import SqsInboundQueue
@@ -137,7 +160,7 @@ def _required(value: str, variable: str) -> str:
     return value
 
 
-@functools.cache
+@_once
 def _block_links() -> BlockLinkStore:
     from calsync.adapters.dynamo import DynamoBlockLinkStore
 
@@ -146,7 +169,7 @@ def _block_links() -> BlockLinkStore:
     return DynamoBlockLinkStore(table, region=current.region, endpoint_url=current.aws_endpoint_url)
 
 
-@functools.cache
+@_once
 def _cursors() -> CursorStore:
     from calsync.adapters.dynamo import DynamoCursorStore
 
@@ -155,7 +178,7 @@ def _cursors() -> CursorStore:
     return DynamoCursorStore(table, region=current.region, endpoint_url=current.aws_endpoint_url)
 
 
-@functools.cache
+@_once
 def _streaming_states() -> StreamingStates | None:
     from calsync.adapters.dynamo import DynamoStreamingStateStore
 
@@ -167,7 +190,7 @@ def _streaming_states() -> StreamingStates | None:
     )
 
 
-@functools.cache
+@_once
 def _events() -> EventPublisher | None:
     from calsync.adapters.aws.events import EventBridgePublisher
 
@@ -201,7 +224,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@functools.cache
+@_once
 def webhook_deps() -> WebhookDeps:
     """For the JRNI webhook function: no Exchange, no JRNI calls. Integrations are read through a short cache
     (``calsync.adapters.cache``), as the secrets are."""
@@ -217,12 +240,12 @@ def webhook_deps() -> WebhookDeps:
     )
 
 
-@functools.cache
+@_once
 def outbound_deps() -> BookingDeps:
     return _booking_deps()
 
 
-@functools.cache
+@_once
 def inbound_deps() -> MailboxDeps:
     """For the inbound function: Exchange's change feed and calendars, JRNI writes, block links, cursors, events."""
     return MailboxDeps(
@@ -234,7 +257,7 @@ def inbound_deps() -> MailboxDeps:
     )
 
 
-@functools.cache
+@_once
 def reconcile_queue() -> Any:
     """The reconcile queue, with the SQS-only operations its handler needs (postpone, dead-letter)."""
     from calsync.adapters.aws.queues import SqsReconcileQueue
@@ -244,7 +267,7 @@ def reconcile_queue() -> Any:
     return SqsReconcileQueue(_boto3_client("sqs"), url, current.reconcile_dlq_url)
 
 
-@functools.cache
+@_once
 def _runs() -> RunStore:
     from calsync.adapters.dynamo import DynamoRunStore
 
@@ -253,7 +276,7 @@ def _runs() -> RunStore:
     return DynamoRunStore(table, region=current.region, endpoint_url=current.aws_endpoint_url)
 
 
-@functools.cache
+@_once
 def reconcile_deps() -> ReconcileDeps:
     """For the reconcile function: everything the inbound function has, the runs and both queues it sends to."""
     return ReconcileDeps(
@@ -292,7 +315,7 @@ def _mass_delete_metric(integration_id: str, mailbox: str) -> None:
     )
 
 
-@functools.cache
+@_once
 def admin_deps() -> AdminDeps:
     integrations, mappings, _ = _stores()
     return AdminDeps(

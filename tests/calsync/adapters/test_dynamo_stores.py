@@ -6,9 +6,12 @@ import dataclasses
 import enum
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from moto import mock_aws
 
@@ -22,6 +25,7 @@ from calsync.adapters.dynamo import (
     MailboxStreamState,
     TaskHeartbeat,
 )
+from calsync.adapters.dynamo.models import link_model
 from calsync.domain import (
     AccessType,
     ConflictError,
@@ -452,6 +456,35 @@ def test_links_for_lists_every_mailbox_of_one_booking_only(links: DynamoLinkStor
     links.save(dataclasses.replace(link(BOB), jrni_key=JrniKey("100", "502")))
     links.save(dataclasses.replace(link(BOB), integration_id="int-2"))
     assert {found.mailbox for found in links.links_for(INTEGRATION, BOOKING)} == {ALICE, ROOM}
+
+
+def test_a_store_used_from_many_threads_builds_one_dynamodb_client(
+    tables: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a links store made afresh, counting every DynamoDB client botocore builds (each costs a cold start
+    # about 0.15 s of CPU when it parses the service description again)
+    built: list[str] = []
+    create_client = botocore.session.Session.create_client
+
+    def counting(self: botocore.session.Session, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        built.append(service_name)
+        return create_client(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", counting)
+    link_model.cache_clear()
+    store = DynamoLinkStore(tables["LinksTable"], region=REGION)
+
+    # When eight threads first use it at the same moment, each reading and writing links in transactions
+    def work(number: int) -> None:
+        key = JrniKey("100", str(600 + number))
+        store.save_all([dataclasses.replace(link(mailbox), jrni_key=key) for mailbox in (ALICE, ROOM)])
+        assert len(store.links_for(INTEGRATION, key)) == 2
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))
+
+    # Then one client was built for the table, and every read and transaction used it
+    assert built == ["dynamodb"]
 
 
 def test_concurrent_updates_of_a_link_let_exactly_one_win(links: DynamoLinkStore) -> None:

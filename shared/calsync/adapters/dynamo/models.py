@@ -8,9 +8,11 @@ The key schemas must match ``template.yaml`` (the tests build their tables from 
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+import botocore.session
 from pynamodb.attributes import (
     BooleanAttribute,
     ListAttribute,
@@ -21,6 +23,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
+from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
@@ -283,7 +286,33 @@ def _bind(base: type[_M], table: TableSettings) -> type[_M]:
     meta = type(
         "Meta", (), {"table_name": table.table_name, "region": table.region, "host": table.endpoint_url}
     )
-    return cast(type[_M], type(base.__name__, (base,), {"Meta": meta, "__module__": __name__}))
+    model = cast(type[_M], type(base.__name__, (base,), {"Meta": meta, "__module__": __name__}))
+    _connect(connection_of(model))
+    return model
+
+
+def connection_of(model: type[Model]) -> Connection:
+    """The model's own connection (and its client), for transactions on its table."""
+    return model._get_connection().connection
+
+
+_connecting = threading.Lock()
+_session: botocore.session.Session | None = None
+
+
+def _connect(connection: Connection) -> None:
+    """Build the connection's DynamoDB client now, from one botocore session for the process.
+
+    PynamoDB gives every connection a session of its own and builds the client on first use: each model would parse
+    botocore's DynamoDB service description again (about 0.15 s of CPU, at every cold start, against 0.02 s from a
+    shared session), and threads first using a model at the same moment would each build a client. A client found
+    without credentials is built again on its next use, as PynamoDB does."""
+    global _session
+    with _connecting:
+        if _session is None:
+            _session = botocore.session.get_session()
+        connection._local.session = _session  # PynamoDB's per-thread session, read only to build the client
+        connection.client  # noqa: B018 -- builds and keeps the client
 
 
 @functools.cache

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
@@ -22,6 +21,7 @@ from calsync.adapters.dynamo.models import (
     StatusRecord,
     SyncOptionsMap,
     TableSettings,
+    connection_of,
     integration_model,
     link_model,
     mapping_models,
@@ -235,7 +235,7 @@ class DynamoMappingStore:
         self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
     ) -> None:
         self._models = mapping_models(TableSettings(table_name, region, endpoint_url))
-        self._connection = Connection(region=region, host=endpoint_url)
+        self._connection = connection_of(self._models.mapping)
 
     def mappings(self, integration_id: str) -> list[Mapping]:
         """Every mapping of one integration."""
@@ -505,10 +505,8 @@ class DynamoLinkStore:
             if link.version_number:
                 record.version_number = link.version_number
             records.append(record)
-        meta = self._model.Meta
-        connection = Connection(region=meta.region, host=meta.host)
         try:
-            with TransactWrite(connection=connection) as transaction:
+            with TransactWrite(connection=connection_of(self._model)) as transaction:
                 for record in records:
                     transaction.save(record)
         except TransactWriteError as exc:
