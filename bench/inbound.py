@@ -126,6 +126,7 @@ def jrni_seed(mailboxes: int) -> dict[str, Any]:
 def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -> dict[str, Any]:
     import boto3
 
+    from bench.harness import functions_environment
     from calsync.adapters.dynamo import DynamoCursorStore, DynamoIntegrationStore, DynamoMappingStore
     from calsync.bootstrap import functions as wiring
     from calsync.bootstrap.streaming import StreamingSettings, build_task
@@ -154,18 +155,7 @@ def run_latency(latency_ms: int, changes: int, mailboxes: int, timeout: float) -
     host, port = moto.get_host_and_port()
     moto_url = f"http://{host}:{port}"
     saved = dict(os.environ)
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
-            "AWS_ENDPOINT_URL": moto_url,
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }
-    )
+    os.environ.update(functions_environment(moto_url, region))
     ews = EwsEmulator(EmulatorSettings(latency_ms=latency_ms)).start()
     jrni = BackgroundServer(lambda: create_app(JrniSettings(latency_ms=latency_ms))).start()
     receiver = Receiver()

@@ -98,7 +98,7 @@ def emulators(latency_ms: int) -> Iterator[Emulators]:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"the emulator at {url} did not start within 60 s") from None
                     time.sleep(0.1)
-        http = requests.Session()
+        http = http_local()
         # Shared by both parts: JRNI's app key, and Exchange's service account impersonating every mailbox.
         call(http, "POST", f"{urls[1]}/_emulator/seed", {"apps": [APP]})
         call(
@@ -235,7 +235,7 @@ def prepare(emu: Emulators, moto_url: str, prefix: str, integration: str, parent
         moto_url,
         FunctionEnvironments("admin"),
     )
-    http = requests.Session()
+    http = http_local()
     admin = {"email": f"admin@{integration}.example.test", "password": PASSWORD, "company_id": parent}
     call(
         http,
@@ -419,7 +419,7 @@ def backfill(emu: Emulators, moto_url: str, moto_pid: int, args: argparse.Namesp
     log(f"backfill: {per_person * args.mailboxes} bookings for {args.mailboxes} advisers …")
     total = book_all(emu, setup, per_person)
     poller = reconcile_poller(setup, args.concurrency)
-    http = requests.Session()
+    http = http_local()
     try:
         before = counts(http, emu, moto_url, moto_pid)
         items_before = call(http, "GET", f"{emu.ews}/_emulator/stats")["items"]
@@ -482,7 +482,7 @@ def idle(emu: Emulators, moto_url: str, moto_pid: int, args: argparse.Namespace)
             Mapping(setup.integration, ResourceKind.PERSON, str(setup.parent * 10_000 + n), setup.mailbox(n))
         )
     poller = reconcile_poller(setup, args.concurrency)
-    http = requests.Session()
+    http = http_local()
     try:
         log("idle: the first reconcile (deep: no cursor yet) …")
         first = setup.admin_call("POST", f"integrations/{setup.integration}/reconcile", {"deep": False})
@@ -634,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=("all", "backfill", "idle"), default="all")
     args = parser.parse_args(argv)
 
+    from bench.harness import functions_environment
     from calsync.bootstrap import functions as wiring
     from local.moto_server import start_moto
 
@@ -641,18 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     host, port = moto.get_host_and_port()
     moto_url = f"http://{host}:{port}"
     saved = dict(os.environ)
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ENDPOINT_URL": moto_url,
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }
-    )
+    os.environ.update(functions_environment(moto_url, REGION))
     try:
         assert moto.pid is not None
         with emulators(args.latency_ms) as emu:

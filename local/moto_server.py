@@ -335,6 +335,35 @@ def patch_dynamodb_transactions() -> None:
         _transaction_patched = True
 
 
+_writes_patched = False
+_writing = threading.RLock()
+
+
+def patch_dynamodb_writes() -> None:
+    """DynamoDB's writes one at a time: DynamoDB applies each write to an item atomically, moto reads and changes an
+    item in steps, so two ``UpdateItem ... ADD`` of one counter at the same moment (mappings finishing a reconcile
+    side by side) could both read the old value and one count was lost. Reads still run beside writes (queries read
+    copies of the partitions, ``patch_dynamodb_query``). Apply after ``patch_dynamodb_transactions`` (idempotent;
+    the process's moto only)."""
+    global _writes_patched
+    with _patch_lock:
+        if _writes_patched:
+            return
+        import moto.dynamodb.models as backend_module
+
+        backend = backend_module.DynamoDBBackend
+        for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+            original = getattr(backend, name)
+
+            @functools.wraps(original)
+            def one_at_a_time(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+                with _writing:  # re-entrant: a transaction writes through put_item and the others
+                    return __original(self, *args, **kwargs)
+
+            setattr(backend, name, one_at_a_time)
+        _writes_patched = True
+
+
 def patch_moto_overheads() -> None:
     """Work moto and waitress repeat for every request with the same answer each time, done once (idempotent; the
     process's moto only): the method names of a response class (``inspect.getmembers`` on every request), an action's
@@ -479,6 +508,7 @@ class MotoServer:
         patch_dynamodb_answers()
         patch_dynamodb_query()
         patch_dynamodb_transactions()
+        patch_dynamodb_writes()
         patch_moto_overheads()
         self._server = create_server(
             RequestStats(cached_dispatcher()),
@@ -573,6 +603,25 @@ class MotoProcess:
                 process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+# moto accepts any credentials; these only keep boto3 from looking for real ones.
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+}
+
+
+def client_environment(moto_url: str, region: str) -> dict[str, str]:
+    """The environment variables that point every AWS client at the moto server at ``moto_url``."""
+    return {
+        **DUMMY_CREDENTIALS,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ENDPOINT_URL": moto_url,
+    }
 
 
 def start_moto(host: str = "127.0.0.1", port: int = 0) -> MotoProcess:

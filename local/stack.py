@@ -40,21 +40,12 @@ from local.events import LambdaContext
 from local.front import build_front
 from local.lambdas import FunctionEnvironments, forget_log_routing
 from local.moto_server import STATS_PATH as MOTO_STATS_PATH
-from local.moto_server import start_moto
+from local.moto_server import client_environment, start_moto
 from local.poller import SqsPoller
 from local.seed import DEMO_SEED, Seeded, apply_seed, load_seed, reseed
 from local.streaming import StreamingSupervisor
 
 REGION = "eu-west-2"
-# moto accepts any credentials; these only keep boto3 from looking for real ones.
-_DUMMY_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_REGION": REGION,
-    "AWS_DEFAULT_REGION": REGION,
-}
 # Logical ids in template.yaml of the functions the stack runs, and their folders under functions/.
 FUNCTIONS = {
     "JrniWebhookFunction": "jrni_webhook",
@@ -211,7 +202,7 @@ class LocalStack:
         moto_host, moto_port = self.moto.get_host_and_port()
         moto_url = self._moto_url = f"http://{moto_host}:{moto_port}"
 
-        self._set_env({**_DUMMY_AWS, "AWS_ENDPOINT_URL": moto_url})
+        self._set_env(client_environment(moto_url, REGION))
         import boto3
 
         self.session = boto3.Session(region_name=REGION)
@@ -347,7 +338,7 @@ class LocalStack:
         moto, the local intervals and the options' limits."""
         assert self.resources is not None
         env = task_environment(self.template, self.resources)
-        env.update({name: os.environ[name] for name in (*_DUMMY_AWS, "AWS_ENDPOINT_URL")})
+        env.update(client_environment(self._moto_url, REGION))
         env.update(STREAMING_LOCAL)
         if self.options.streaming_connection_limit is not None:
             env["STREAMING_CONNECTION_LIMIT"] = str(self.options.streaming_connection_limit)

@@ -4,6 +4,7 @@ would, though they read only their partition, and it counts the requests it serv
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -198,3 +199,27 @@ def test_a_transaction_that_passes_applies_every_write(dynamodb: Any) -> None:
     )
     after = _items(dynamodb, "p04")
     assert after["m1"]["n"] == {"N": "-1"} and "new" in after and "m2" not in after
+
+
+def test_updates_of_one_item_at_the_same_moment_all_count(moto: MotoProcess, dynamodb: Any) -> None:
+    # Given a counter that eight writers each add to 100 times at once, two attributes per update (as a reconcile
+    # run counts a mapping done and what it repaired), while others write the same partition
+    def add(writer: int) -> None:
+        client = boto3.client("dynamodb", endpoint_url=_url(moto), **_CREDENTIALS)
+        for number in range(100):
+            client.update_item(
+                TableName="links",
+                Key={"pk": {"S": "p05"}, "sk": {"S": "counter"}},
+                UpdateExpression="ADD done :one, repaired :two",
+                ExpressionAttributeValues={":one": {"N": "1"}, ":two": {"N": "2"}},
+            )
+            client.put_item(
+                TableName="links", Item={"pk": {"S": "p05"}, "sk": {"S": f"w{writer}-{number}"}}
+            )
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(add, range(8)))
+
+    # Then no update was lost, as DynamoDB applies each one atomically
+    counter = _items(dynamodb, "p05")["counter"]
+    assert (counter["done"], counter["repaired"]) == ({"N": "800"}, {"N": "1600"})
