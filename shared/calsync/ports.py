@@ -167,6 +167,10 @@ class MappingStore(Protocol):
         """Every mapping of one integration."""
         ...
 
+    def mapping_of(self, integration_id: str, mailbox: str) -> Mapping | None:
+        """The mapping holding ``mailbox`` (lower case), None when none does; without reading every mapping."""
+        ...
+
     def put(self, mapping: Mapping) -> None:
         """Map (or re-map) a staff member or resource; ConflictError when the mailbox is mapped to another one."""
         ...

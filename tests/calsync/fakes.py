@@ -194,6 +194,9 @@ class FakeMappings:
     def mappings(self, integration_id: str) -> list[Mapping]:
         return [m for (i, _, _), m in self.items.items() if i == integration_id]
 
+    def mapping_of(self, integration_id: str, mailbox: str) -> Mapping | None:
+        return next((m for m in self.mappings(integration_id) if m.mailbox == mailbox), None)
+
     def put(self, mapping: Mapping) -> None:
         for key, other in self.items.items():
             if (

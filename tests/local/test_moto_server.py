@@ -213,9 +213,7 @@ def test_updates_of_one_item_at_the_same_moment_all_count(moto: MotoProcess, dyn
                 UpdateExpression="ADD done :one, repaired :two",
                 ExpressionAttributeValues={":one": {"N": "1"}, ":two": {"N": "2"}},
             )
-            client.put_item(
-                TableName="links", Item={"pk": {"S": "p05"}, "sk": {"S": f"w{writer}-{number}"}}
-            )
+            client.put_item(TableName="links", Item={"pk": {"S": "p05"}, "sk": {"S": f"w{writer}-{number}"}})
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(add, range(8)))

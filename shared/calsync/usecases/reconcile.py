@@ -191,7 +191,7 @@ def reconcile_mapping(deps: ReconcileDeps, message: ReconcileMessage) -> Repairs
     if integration is None:
         raise PermanentError(f"no integration {message.integration_id!r}: the mapping cannot be reconciled")
     mailbox = message.mailbox.strip().lower()
-    mapping = next((m for m in booking_deps.mappings.mappings(integration.id) if m.mailbox == mailbox), None)
+    mapping = booking_deps.mappings.mapping_of(integration.id, mailbox)
     if mapping is None:  # unmapped since the run started: nothing left to reconcile
         deps.runs.mapping_done(integration.id, message.run_id, Repairs())
         return Repairs()

@@ -209,9 +209,7 @@ def sync_mailbox(deps: MailboxDeps, message: InboundMessage, *, force: bool = Fa
         # Read after the changes: a switch (the appointment lock, auto-confirm) or a mapping changed before an Outlook
         # change that is seen here is always seen with it.
         integration = _integration(deps, message.integration_id)
-        mapping = next(
-            (m for m in deps.booking.mappings.mappings(integration.id) if m.mailbox == mailbox), None
-        )
+        mapping = deps.booking.mappings.mapping_of(integration.id, mailbox)
         if mapping is None:
             return InboundReport()  # unmapped meanwhile: nothing to block any more
         try:

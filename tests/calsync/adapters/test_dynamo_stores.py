@@ -420,6 +420,22 @@ def test_a_booking_s_outcomes_are_recorded_together_the_later_of_two_for_one_cal
     mappings.record_status()  # nothing to record: no write, no error
 
 
+def test_the_mapping_of_a_mailbox_follows_re_mapping_and_unmapping(mappings: DynamoMappingStore) -> None:
+    # Given a resource mapped to the room, and a person to Alice
+    mappings.put(Mapping(INTEGRATION, RESOURCE, "21", ROOM))
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", ALICE))
+    assert mappings.mapping_of(INTEGRATION, ROOM) == Mapping(INTEGRATION, RESOURCE, "21", ROOM)
+    assert mappings.mapping_of(INTEGRATION, BOB) is None
+    assert mappings.mapping_of("int-2", ROOM) is None  # another integration's mailbox is its own
+    # When the person moves to Bob, and the resource is unmapped
+    mappings.put(Mapping(INTEGRATION, PERSON, "11", BOB))
+    mappings.remove(INTEGRATION, RESOURCE, "21")
+    # Then each mailbox names what holds it now
+    assert mappings.mapping_of(INTEGRATION, BOB) == Mapping(INTEGRATION, PERSON, "11", BOB)
+    assert mappings.mapping_of(INTEGRATION, ALICE) is None
+    assert mappings.mapping_of(INTEGRATION, ROOM) is None
+
+
 def test_a_status_survives_unmapping(mappings: DynamoMappingStore) -> None:
     mappings.put(Mapping(INTEGRATION, RESOURCE, "21", ROOM))
     mappings.record_status(MappingStatus(INTEGRATION, RESOURCE, "21", SyncState.OK))

@@ -250,6 +250,24 @@ class DynamoMappingStore:
         except PynamoDBException as exc:
             raise _translate(exc, f"listing mappings of {integration_id}") from exc
 
+    def mapping_of(self, integration_id: str, mailbox: str) -> Mapping | None:
+        """The mailbox's claim names its mapping, and the mapping still names the mailbox (two reads, whatever the
+        number of mappings: every inbound sync and reconcile asks)."""
+        try:
+            owner = self._models.claim.get(integration_id, _claim_key(mailbox), consistent_read=True).owner
+        except DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise _translate(exc, f"reading which mapping holds {mailbox}") from exc
+        kind, _, jrni_id = owner.partition("#")
+        try:
+            resource_kind = ResourceKind(kind)
+        except ValueError:
+            return None
+        if self._mailbox_of(integration_id, resource_kind, jrni_id) != mailbox:
+            return None
+        return Mapping(integration_id, resource_kind, jrni_id, mailbox)
+
     def _mailbox_of(self, integration_id: str, kind: ResourceKind, jrni_id: str) -> str | None:
         try:
             return self._models.mapping.get(
