@@ -49,6 +49,7 @@ APP = {"app_id": "bench-app", "app_key": "bench-key"}
 KEY_PROPERTY = "CalsyncJrniKey"  # the extended property calsync stamps with "<company>/<booking>"
 EWS_WRITES = ("CreateItem", "UpdateItem", "DeleteItem")
 DYNAMO_WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+PUTS_AT_ONCE = 10  # mapping requests the backfill part sends side by side
 SERVICE_ID, SERVICE_MINUTES = 401, 30
 
 
@@ -425,14 +426,19 @@ def backfill(emu: Emulators, moto_url: str, moto_pid: int, args: argparse.Namesp
         items_before = call(http, "GET", f"{emu.ews}/_emulator/stats")["items"]
         log(f"backfill: mapping {args.mailboxes} advisers …")
         t0 = time.perf_counter()
-        run_ids = []
-        for n in range(args.mailboxes):
+
+        def put(n: int) -> str:
             answer = setup.admin_call(
                 "PUT",
                 f"integrations/{setup.integration}/mappings/person/{setup.parent * 10_000 + n}",
                 {"mailbox": setup.mailbox(n)},
             )
-            run_ids.append(answer["backfill"]["run_id"])
+            run_id: str = answer["backfill"]["run_id"]
+            return run_id
+
+        # As an operator's script maps a team: several requests at once (the admin API takes them side by side).
+        with ThreadPoolExecutor(PUTS_AT_ONCE) as pool:
+            run_ids = list(pool.map(put, range(args.mailboxes)))
         mapped = time.perf_counter()
         in_outlook = None
         deadline = t0 + args.timeout
@@ -560,7 +566,7 @@ def report(latency_ms: int, concurrency: int, bf: dict[str, Any] | None, idl: di
                 ),
                 ("wall time, first PUT → every backfill run done (s)", fmt_s(bf["done_s"]), ""),
                 (
-                    f"of which the {bf['mailboxes']} PUTs, one after the other (s)",
+                    f"of which the {bf['mailboxes']} PUTs, {PUTS_AT_ONCE} at a time (s)",
                     f"{bf['mapped_s']:.2f}",
                     "",
                 ),
