@@ -47,7 +47,7 @@ class Cli:
         self.http.close()
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        return self.process.wait(timeout=10)
+        return self.process.wait(timeout=60)  # a busy machine can take long to stop it
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def start_cli() -> Iterator[Callable[..., Cli]]:
     for cli in started:
         if cli.process.poll() is None:
             cli.process.kill()
-            cli.process.wait(timeout=10)
+            cli.process.wait(timeout=60)
 
 
 def open_calendar(cli: Cli) -> Account:
