@@ -160,22 +160,24 @@ def _required(value: str, variable: str) -> str:
     return value
 
 
+def _on_table(store: Callable[..., _T], table: str, variable: str) -> _T:
+    """A DynamoDB store on the table the function's environment names (``variable``, required)."""
+    current = settings()
+    return store(_required(table, variable), region=current.region, endpoint_url=current.aws_endpoint_url)
+
+
 @_once
 def _block_links() -> BlockLinkStore:
     from calsync.adapters.dynamo import DynamoBlockLinkStore
 
-    current = settings()
-    table = _required(current.block_links_table, "BLOCK_LINKS_TABLE")
-    return DynamoBlockLinkStore(table, region=current.region, endpoint_url=current.aws_endpoint_url)
+    return _on_table(DynamoBlockLinkStore, settings().block_links_table, "BLOCK_LINKS_TABLE")
 
 
 @_once
 def _cursors() -> CursorStore:
     from calsync.adapters.dynamo import DynamoCursorStore
 
-    current = settings()
-    table = _required(current.cursors_table, "CURSORS_TABLE")
-    return DynamoCursorStore(table, region=current.region, endpoint_url=current.aws_endpoint_url)
+    return _on_table(DynamoCursorStore, settings().cursors_table, "CURSORS_TABLE")
 
 
 @_once
@@ -271,9 +273,7 @@ def reconcile_queue() -> Any:
 def _runs() -> RunStore:
     from calsync.adapters.dynamo import DynamoRunStore
 
-    current = settings()
-    table = _required(current.runs_table, "RUNS_TABLE")
-    return DynamoRunStore(table, region=current.region, endpoint_url=current.aws_endpoint_url)
+    return _on_table(DynamoRunStore, settings().runs_table, "RUNS_TABLE")
 
 
 @_once
