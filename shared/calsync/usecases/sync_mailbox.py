@@ -220,8 +220,9 @@ def sync_mailbox(deps: MailboxDeps, message: InboundMessage, *, force: bool = Fa
                 extra={"mailbox": mailbox, "reason": str(exc)},
             )
             continue
-        if changes.cursor:
+        if changes.cursor and changes.cursor != cursor:
             # Only now: a crash before this point replays the same changes, which the links make harmless.
+            # Unmoved (nothing changed): no write.
             deps.cursors.put(integration.id, mailbox, changes.cursor)
         detail = (
             f"{report.created} blocked, {report.moved} moved, {report.removed} released, "
