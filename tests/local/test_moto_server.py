@@ -154,22 +154,29 @@ def _items(dynamodb: Any, pk: str) -> dict[str, Any]:
     return {item["sk"]["S"]: item for item in answer["Items"]}
 
 
+def _update_put_delete(pk: str) -> list[dict[str, Any]]:
+    """A transaction's writes in partition ``pk``: m1's n set to -1, a new item "new", m2 removed."""
+    return [
+        {
+            "Update": {
+                "TableName": "links",
+                "Key": {"pk": {"S": pk}, "sk": {"S": "m1"}},
+                "UpdateExpression": "SET n = :n",
+                "ExpressionAttributeValues": {":n": {"N": "-1"}},
+            }
+        },
+        {"Put": {"TableName": "links", "Item": {"pk": {"S": pk}, "sk": {"S": "new"}}}},
+        {"Delete": {"TableName": "links", "Key": {"pk": {"S": pk}, "sk": {"S": "m2"}}}},
+    ]
+
+
 def test_a_cancelled_transaction_leaves_every_item_as_it_was(dynamodb: Any) -> None:
     before = _items(dynamodb, "p03")
     with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
         dynamodb.transact_write_items(
             TransactItems=[
                 # An update in place, a new item and a removal, then a condition that fails: none of it stays.
-                {
-                    "Update": {
-                        "TableName": "links",
-                        "Key": {"pk": {"S": "p03"}, "sk": {"S": "m1"}},
-                        "UpdateExpression": "SET n = :n",
-                        "ExpressionAttributeValues": {":n": {"N": "-1"}},
-                    }
-                },
-                {"Put": {"TableName": "links", "Item": {"pk": {"S": "p03"}, "sk": {"S": "new"}}}},
-                {"Delete": {"TableName": "links", "Key": {"pk": {"S": "p03"}, "sk": {"S": "m2"}}}},
+                *_update_put_delete("p03"),
                 {
                     "ConditionCheck": {
                         "TableName": "links",
@@ -183,20 +190,7 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(dynamodb: Any) -> N
 
 
 def test_a_transaction_that_passes_applies_every_write(dynamodb: Any) -> None:
-    dynamodb.transact_write_items(
-        TransactItems=[
-            {
-                "Update": {
-                    "TableName": "links",
-                    "Key": {"pk": {"S": "p04"}, "sk": {"S": "m1"}},
-                    "UpdateExpression": "SET n = :n",
-                    "ExpressionAttributeValues": {":n": {"N": "-1"}},
-                }
-            },
-            {"Put": {"TableName": "links", "Item": {"pk": {"S": "p04"}, "sk": {"S": "new"}}}},
-            {"Delete": {"TableName": "links", "Key": {"pk": {"S": "p04"}, "sk": {"S": "m2"}}}},
-        ]
-    )
+    dynamodb.transact_write_items(TransactItems=_update_put_delete("p04"))
     after = _items(dynamodb, "p04")
     assert after["m1"]["n"] == {"N": "-1"} and "new" in after and "m2" not in after
 
