@@ -1,0 +1,53 @@
+"""The admin API's reconcile runs, resyncs and the status of an integration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path
+
+from calsync.domain import ResourceKind
+from calsync.transport.admin.answers import accepted, new_router
+from calsync.transport.admin.models import ReconcileIn, ResyncIn
+from calsync.usecases import admin
+from calsync.usecases.admin import AdminDeps
+
+
+def routes(deps: Callable[[], AdminDeps]) -> Router:
+    """The reconcile and status routes; ``deps`` is called per request."""
+    router = new_router()
+
+    @router.post("/admin/integrations/<integration_id>/reconcile", summary="Reconcile every mapping now")
+    def reconcile(integration_id: Annotated[str, Path()], body: ReconcileIn) -> Response[dict[str, Any]]:
+        run = admin.request_reconcile(deps(), integration_id, deep=body.deep)
+        return accepted(admin.run_json(run))
+
+    @router.get(
+        "/admin/integrations/<integration_id>/reconcile/<run_id>", summary="Progress of a reconcile run"
+    )
+    def reconcile_run(
+        integration_id: Annotated[str, Path()], run_id: Annotated[str, Path()]
+    ) -> dict[str, Any]:
+        return admin.reconcile_run(deps(), integration_id, run_id)
+
+    @router.post(
+        "/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>/resync",
+        summary="Reconcile one mapping deeply now",
+    )
+    def resync(
+        integration_id: Annotated[str, Path()],
+        kind: Annotated[ResourceKind, Path()],
+        jrni_id: Annotated[str, Path()],
+        body: ResyncIn,
+    ) -> Response[dict[str, Any]]:
+        run = admin.resync_mapping(deps(), integration_id, kind, jrni_id, force=body.force)
+        return accepted(admin.run_json(run))
+
+    @router.get("/admin/integrations/<integration_id>/status", summary="Sync status of an integration")
+    def status(integration_id: Annotated[str, Path()]) -> dict[str, Any]:
+        return admin.integration_status(deps(), integration_id)
+
+    return router
