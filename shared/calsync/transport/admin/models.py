@@ -6,7 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from calsync.domain import AccessType, ExchangeApi, ExchangeAuth, Integration
+from calsync.domain import (
+    AccessType,
+    ExchangeApi,
+    ExchangeAuth,
+    ExchangeConnection,
+    Integration,
+    JrniConnection,
+    SyncOptions,
+)
 
 
 class _Strict(BaseModel):
@@ -68,6 +76,22 @@ class ReconcileIn(_Strict):
 class ResyncIn(_Strict):
     force: bool = Field(
         default=False, description="apply the removals the mass-delete guard held back (after checking JRNI)"
+    )
+
+
+def integration_of(body: IntegrationIn, integration_id: str) -> Integration:
+    """The integration a validated request body describes (POST, and PATCH after its merge)."""
+    return Integration(
+        id=integration_id,
+        name=body.name,
+        jrni=JrniConnection(body.jrni.base_url.rstrip("/"), body.jrni.company_id, body.jrni.secret_name),
+        exchange=ExchangeConnection(**body.exchange.model_dump()),
+        webhook_secret_name=body.webhook_secret_name,
+        options=SyncOptions(**body.options.model_dump()),
+        subject_template=body.subject_template,
+        body_template=body.body_template,
+        appointment_lock=body.appointment_lock,
+        auto_confirm=body.auto_confirm,
     )
 
 
