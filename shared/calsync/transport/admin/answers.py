@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
+
+T = TypeVar("T")
 
 
 def json_answer(status: int, body: Any) -> Response[Any]:
@@ -16,7 +18,7 @@ def error(status: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
     return json_answer(status, {"message": message, **extra})
 
 
-def accepted(body: dict[str, Any]) -> Response[dict[str, Any]]:
+def accepted(body: T) -> Response[T]:
     return json_answer(202, body)
 
 
