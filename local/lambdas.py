@@ -162,6 +162,9 @@ class FunctionEnvironments:
                 handler.setStream(self.log_stream)
             if _router.fallback is None:
                 _router.fallback = handler
+        metrics = getattr(module, "metrics", None)
+        if self.log_stream is not None and metrics is not None and hasattr(metrics, "stream"):
+            metrics.stream = self.log_stream  # the EMF lines in the function's log, beside its log lines
         with self._lock:
             self.modules.append(module)
             changes = list(self._customisations)

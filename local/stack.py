@@ -210,7 +210,7 @@ class LocalStack:
         env = function_environment(self.template, self.resources)
         env["POWERTOOLS_LOG_LEVEL"] = opts.log_level
         env["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon here
-        env["POWERTOOLS_METRICS_DISABLED"] = "true"
+        # Metrics stay on: their EMF lines go to the functions' log (``FunctionEnvironments``), as in AWS.
         # The admin function judges the streaming task's freshness by the heartbeat interval it really runs with.
         env["STREAMING_HEARTBEAT_SECONDS"] = STREAMING_LOCAL["STREAMING_HEARTBEAT_SECONDS"]
         self._set_env(env)

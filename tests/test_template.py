@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from calsync.ports import Metric
 from tests.aws import REGION, create_in_moto, function_environment, load_template, resources_of_type
 
 TEMPLATE = load_template()
@@ -603,3 +606,167 @@ def test_the_local_stack_builds_the_bus_and_resolves_every_variable_the_function
         )
         # Every variable of every function resolved: nothing is left a reference
         assert all("${" not in value and "Fn::" not in value for value in env.values())
+
+
+# ---------------------------------------------------------------- metrics, alarms, dashboard
+
+METRICS_NAMESPACE = GLOBAL_FUNCTION["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+
+
+def emitting_services() -> set[str]:
+    """The ``service`` dimension of each function's metrics (``function_metrics("...")`` in its entry point), and the
+    streaming task's."""
+    root = Path(__file__).resolve().parents[1]
+    found = {
+        match
+        for app in (root / "functions").glob("*/app.py")
+        for match in re.findall(r'function_metrics\("([a-z-]+)"\)', app.read_text())
+    }
+    return found | {"streaming"}
+
+
+def test_every_function_and_the_streaming_task_emit_metrics_in_the_templates_namespace() -> None:
+    assert METRICS_NAMESPACE == "Calsync"
+    for name in FUNCTIONS:
+        own = function_property(FUNCTIONS[name], "Environment") or {}
+        assert (
+            own.get("Variables", {}).get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE)
+            == METRICS_NAMESPACE
+        )
+    container = TEMPLATE["Resources"]["StreamingTaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    assert {"Name": "POWERTOOLS_METRICS_NAMESPACE", "Value": METRICS_NAMESPACE} in container["Environment"]
+    assert emitting_services() == {"webhook", "outbound", "inbound", "reconcile", "admin", "streaming"}
+
+
+def test_cloudwatch_can_publish_the_alarms_to_the_topic() -> None:
+    resources = TEMPLATE["Resources"]
+    topic = resources["AlarmTopic"]["Properties"]
+    # The AWS-managed SNS key cannot be shared with CloudWatch: alarms sent to a topic under it never arrive.
+    assert "alias/aws/sns" not in json.dumps(topic)
+    key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key = resources[key_id]
+    assert key["Type"] == "AWS::KMS::Key" and key["Condition"] == resources["AlarmTopic"]["Condition"]
+    granted = [
+        statement
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        if statement["Effect"] == "Allow"
+        and statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert len(granted) == 1
+    assert {"kms:Decrypt", "kms:GenerateDataKey"} <= set(listed(granted[0]["Action"]))
+
+
+def alarm_on(namespace: str, metric: str) -> list[dict[str, Any]]:
+    """The alarms watching ``metric``, directly or in their metric math."""
+    found = []
+    for alarm in ALARMS.values():
+        properties = alarm["Properties"]
+        watched = [(properties.get("Namespace"), properties.get("MetricName"))] + [
+            (m["MetricStat"]["Metric"]["Namespace"], m["MetricStat"]["Metric"]["MetricName"])
+            for m in properties.get("Metrics", [])
+            if "MetricStat" in m
+        ]
+        if (namespace, metric) in watched:
+            found.append(alarm)
+    return found
+
+
+def dimension_values(alarm: dict[str, Any], name: str) -> list[Any]:
+    properties = alarm["Properties"]
+    dimensions = list(properties.get("Dimensions", [])) + [
+        d
+        for m in properties.get("Metrics", [])
+        if "MetricStat" in m
+        for d in m["MetricStat"]["Metric"]["Dimensions"]
+    ]
+    return [d["Value"] for d in dimensions if d["Name"] == name]
+
+
+def test_every_alarm_notifies_the_topic() -> None:
+    for name, alarm in ALARMS.items():
+        assert alarm["Properties"]["AlarmActions"] == {
+            "Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]
+        }, name
+
+
+def test_the_age_of_each_work_queues_oldest_message_alarms() -> None:
+    watched = [
+        value["Fn::GetAtt"][0]
+        for alarm in alarm_on("AWS/SQS", "ApproximateAgeOfOldestMessage")
+        for value in dimension_values(alarm, "QueueName")
+    ]
+    assert sorted(watched) == ["InboundQueue", "OutboundQueue", "ReconcileQueue"]
+
+
+def test_lambda_throttles_alarm_for_every_function_and_sync_throttling_for_each_that_syncs() -> None:
+    throttled = [
+        value["Ref"]
+        for alarm in alarm_on("AWS/Lambda", "Throttles")
+        for value in dimension_values(alarm, "FunctionName")
+    ]
+    assert sorted(throttled) == sorted(FUNCTIONS)
+    (backing_off,) = alarm_on(METRICS_NAMESPACE, "Throttled")
+    assert set(dimension_values(backing_off, "service")) == {"outbound", "inbound", "reconcile"}
+
+
+def test_api_server_errors_alarm() -> None:
+    (alarm,) = alarm_on("AWS/ApiGateway", "5XXError")
+    api = TEMPLATE["Resources"]["CalsyncApi"]["Properties"]
+    assert dimension_values(alarm, "ApiName") == [api["Name"]]
+    assert dimension_values(alarm, "Stage") == [api["StageName"]]
+
+
+def test_a_quiet_streaming_task_alarms_only_where_the_task_is_deployed() -> None:
+    (alarm,) = alarm_on(METRICS_NAMESPACE, "StreamingHeartbeat")
+    assert alarm["Condition"] == "RunStreamingTask"
+    assert alarm["Properties"]["TreatMissingData"] == "breaching"
+    assert alarm["Properties"]["ComparisonOperator"] == "LessThanThreshold"
+    assert dimension_values(alarm, "service") == ["streaming"]
+
+
+def test_a_mapping_needing_attention_alarms_whichever_function_held_its_changes_back() -> None:
+    (alarm,) = alarm_on(METRICS_NAMESPACE, "MassDeleteRefused")
+    assert set(dimension_values(alarm, "service")) == {"inbound", "reconcile"}
+    (total,) = [m for m in alarm["Properties"]["Metrics"] if m.get("ReturnData")]
+    assert total["Expression"].count("FILL(") == 2
+
+
+def dashboard_metrics() -> list[list[Any]]:
+    body = TEMPLATE["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    # ${...} are filled in by CloudFormation; a placeholder keeps the JSON readable here.
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "resolved", body))["widgets"]
+    return [metric for widget in widgets for metric in widget["properties"]["metrics"]]
+
+
+def test_the_dashboard_shows_queues_errors_throttles_lag_and_items_written() -> None:
+    shown = {(m[0], m[1]) for m in dashboard_metrics()}
+    assert {
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/ApiGateway", "5XXError"),
+        (METRICS_NAMESPACE, Metric.OUTBOUND_LAG.value),
+        (METRICS_NAMESPACE, Metric.INBOUND_LAG.value),
+        (METRICS_NAMESPACE, Metric.ITEMS_WRITTEN.value),
+    } <= shown
+
+
+def test_the_dashboard_and_alarms_name_only_metrics_and_services_the_code_emits() -> None:
+    emitted = {metric.value for metric in Metric}
+    ours = [m for m in dashboard_metrics() if m[0] == METRICS_NAMESPACE]
+    assert ours
+    for metric in ours:
+        assert metric[1] in emitted, metric
+        assert metric[2:4] == ["service", metric[3]] and metric[3] in emitting_services(), metric
+    for alarm in ALARMS.values():
+        for namespace, name in [
+            (alarm["Properties"].get("Namespace"), alarm["Properties"].get("MetricName"))
+        ] + [
+            (m["MetricStat"]["Metric"]["Namespace"], m["MetricStat"]["Metric"]["MetricName"])
+            for m in alarm["Properties"].get("Metrics", [])
+            if "MetricStat" in m
+        ]:
+            if namespace == METRICS_NAMESPACE:
+                assert name in emitted
+                assert set(dimension_values(alarm, "service")) <= emitting_services()

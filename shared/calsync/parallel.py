@@ -2,10 +2,13 @@
 
 One small pool per process, shared by every use case: its threads outlive an invocation (a warm Lambda keeps them,
 idle, as it keeps its connections). Nothing submitted here submits again and waits, so the pool cannot starve itself.
+Each call runs in a copy of its caller's context (``contextvars``), so what an invocation set there (the metrics it
+counts into) holds in the call too.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +32,7 @@ _spent_lock = threading.Lock()
 def start(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
     """Begin ``call`` now; ``.result()`` waits for it and raises what it raised."""
     origin = threading.get_ident()
+    context = contextvars.copy_context()
 
     def run() -> T:
         began = time.thread_time()
@@ -39,7 +43,7 @@ def start(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
             with _spent_lock:
                 _spent[origin] = _spent.get(origin, 0.0) + spent
 
-    return _pool.submit(run)
+    return _pool.submit(context.run, run)
 
 
 def cpu_spent_for(thread_id: int) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping as ReadOnlyMap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -214,10 +215,12 @@ class SecretStore(Protocol):
 
 
 class OutboundQueue(Protocol):
-    def send(self, messages: list[OutboundMessage], delivery_id: str = "") -> None:
+    def send(self, messages: list[OutboundMessage], delivery_id: str = "", correlation_id: str = "") -> None:
         """Enqueue in order, one message group per booking so that one booking's changes stay in order.
 
-        ``delivery_id`` names the webhook delivery: an exact redelivery may be deduplicated, a new change never."""
+        ``delivery_id`` names the webhook delivery: an exact redelivery may be deduplicated, a new change never.
+        ``correlation_id`` (the webhook's request id, a reconcile's run id) travels with each message into the log
+        lines of the function that handles it."""
         ...
 
 
@@ -354,3 +357,63 @@ class RunStore(Protocol):
         ...
 
     def mapping_states(self, integration_id: str) -> list[MappingReconcile]: ...
+
+
+# ---- metrics --------------------------------------------------------------------------------------------------------
+
+
+class Metric(enum.StrEnum):
+    """Every metric calsync emits (CloudWatch names, in the namespace the template gives the functions)."""
+
+    # JRNI → Exchange: calendar items written (created, updated, put back or recovered), one per calendar; items
+    # removed (a booking cancelled or moved away); second items of one booking removed.
+    ITEMS_WRITTEN = "ItemsWritten"
+    ITEMS_REMOVED = "ItemsRemoved"
+    EXTRAS_REMOVED = "ExtrasRemoved"
+    # Exchange → JRNI: blocks made, moved and released; bookings moved, cancelled or confirmed from Outlook; Outlook
+    # edits of a locked booking put back; items of ours no booking owns removed.
+    BLOCKS_WRITTEN = "BlocksWritten"
+    BLOCKS_MOVED = "BlocksMoved"
+    BLOCKS_RELEASED = "BlocksReleased"
+    BOOKINGS_CHANGED = "BookingsChanged"
+    REVERTS = "Reverts"
+    STRAYS_REMOVED = "StraysRemoved"
+    # What reconciliation put right (a missed signal).
+    REPAIRED_BY_RECONCILE = "RepairedByReconcile"
+    # The mass-delete guard held changes back: the mapping needs an operator.
+    MASS_DELETE_REFUSED = "MassDeleteRefused"
+    # Seconds from the change (JRNI's updated_at; the Outlook item's last-modified time) to our write on the other side.
+    OUTBOUND_LAG = "OutboundSyncLag"
+    INBOUND_LAG = "InboundSyncLag"
+    # Queue outcomes: given up on (dead-lettered); put back for later (any retryable error); of those, put back for a
+    # server's back-off (throttled).
+    DEAD_LETTERED = "DeadLettered"
+    POSTPONED = "Postponed"
+    THROTTLED = "Throttled"
+    # The streaming task is alive (one each beat).
+    STREAMING_HEARTBEAT = "StreamingHeartbeat"
+
+
+class Telemetry(Protocol):
+    """Where the use cases count what they did (CloudWatch embedded metrics in AWS)."""
+
+    def count(self, name: Metric, value: int = 1, *, integration_id: str = "") -> None:
+        """Add ``value`` to a count."""
+        ...
+
+    def lag(self, name: Metric, seconds: float, *, integration_id: str = "") -> None:
+        """Record one delay, in seconds."""
+        ...
+
+
+class NoTelemetry:
+    """Counts nothing (the default of every use case's dependencies, and of tests that do not look)."""
+
+    def count(self, name: Metric, value: int = 1, *, integration_id: str = "") -> None:
+        return None
+
+    def lag(self, name: Metric, seconds: float, *, integration_id: str = "") -> None:
+        return None
+
+
+NO_TELEMETRY: Telemetry = NoTelemetry()

@@ -239,9 +239,11 @@ class FakeSecrets:
 class FakeQueue:
     def __init__(self) -> None:
         self.sent: list[OutboundMessage] = []
+        self.correlation_ids: list[str] = []  # one per message sent
 
-    def send(self, messages: list[OutboundMessage], delivery_id: str = "") -> None:
+    def send(self, messages: list[OutboundMessage], delivery_id: str = "", correlation_id: str = "") -> None:
         self.sent.extend(messages)
+        self.correlation_ids.extend(correlation_id for _ in messages)
 
 
 class FakeBookingSource:

@@ -187,7 +187,7 @@ def sqs_event(aws: Aws, url: str, *, receive_all: bool = False) -> dict[str, Any
     arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     records = []
     while messages := aws.sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]
+        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
     ).get("Messages", []):
         for message in messages:
             record = copy.deepcopy(template)
@@ -197,6 +197,10 @@ def sqs_event(aws: Aws, url: str, *, receive_all: bool = False) -> dict[str, Any
                     "receiptHandle": message["ReceiptHandle"],
                     "body": message["Body"],
                     "attributes": message["Attributes"],
+                    "messageAttributes": {
+                        name: {"stringValue": value.get("StringValue"), "dataType": value["DataType"]}
+                        for name, value in message.get("MessageAttributes", {}).items()
+                    },
                     "eventSourceARN": arn,
                 }
             )

@@ -137,6 +137,48 @@ def test_a_booking_made_in_jrni_appears_in_the_advisers_and_the_rooms_calendars_
     assert [i["id"] for i in listed["integrations"]] == [stack.seeded.integration_id]
 
 
+def test_the_functions_log_their_metrics_as_emf_and_the_webhooks_request_id_follows_the_booking(
+    tmp_path: Path,
+) -> None:
+    log_path = tmp_path / "functions.log"
+    with (
+        open(log_path, "w", buffering=1) as logs,
+        LocalStack(
+            StackOptions(api_port=0, ews_port=0, jrni_port=0, log_stream=logs, streaming=False)
+        ) as running,
+    ):
+        assert running.urls is not None
+        start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=4)
+        made = requests.post(
+            f"{running.urls.jrni}/_emulator/bookings",
+            json={
+                "company_id": 37001,
+                "service_id": 21,
+                "person_id": 1,
+                "datetime": start.isoformat(),
+                "client": {"first_name": "Pat", "last_name": "Jones", "email": "pat@customer.example.test"},
+            },
+            timeout=5,
+        )
+        assert made.status_code == 201, made.text
+        booking = f"37001/{made.json()['id']}"
+
+        def written() -> list[dict[str, Any]]:
+            entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+            return [e for e in entries if "ItemsWritten" in e] and entries
+
+        entries = _wait(written, timeout=30)
+    [emf] = [e for e in entries if "ItemsWritten" in e]
+    [directive] = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "Calsync" and directive["Dimensions"] == [["service"]]
+    assert emf["service"] == "outbound" and emf["ItemsWritten"] == [1.0]
+    assert {"Name": "ItemsWritten", "Unit": "Count"} in directive["Metrics"]
+    queued = [e for e in entries if e.get("message") == "webhook queued" and booking in e.get("bookings", [])]
+    handled = [e for e in entries if e.get("message") == "message handled" and e.get("booking") == booking]
+    assert len(queued) == 1 and handled
+    assert {e["correlation_id"] for e in handled} == {queued[0]["correlation_id"]}
+
+
 # ----------------------------------------------------------------------------------- the API Gateway front
 
 

@@ -26,6 +26,7 @@ from calsync.ports import (
     RunStore,
     SecretStore,
     StreamingStates,
+    Telemetry,
 )
 from calsync.usecases.accept_webhook import WebhookDeps
 from calsync.usecases.admin import AdminDeps
@@ -219,7 +220,24 @@ def _booking_deps() -> BookingDeps:
         calendar_for=calendar_for,
         bookings_for=bookings_for,
         clock=_now,
+        telemetry=telemetry(),
     )
+
+
+def function_metrics(service: str) -> Any:
+    """A function's metrics (``FunctionMetrics``), ``service`` its dimension: the entry point keeps one and decorates
+    its handler with its ``log_metrics``, which writes them at the end of each invocation."""
+    from calsync.adapters.aws.metrics import FunctionMetrics
+
+    return FunctionMetrics(service=service)
+
+
+@_once
+def telemetry() -> Telemetry:
+    """What the use cases and the queue triggers count, into the metrics of the invocation under way."""
+    from calsync.adapters.aws.metrics import EmfTelemetry
+
+    return EmfTelemetry()
 
 
 def _now() -> datetime:
@@ -284,34 +302,6 @@ def reconcile_deps() -> ReconcileDeps:
         runs=_runs(),
         queue=reconcile_queue(),
         outbound_queue=outbound_queue(),
-        mass_deletes_refused=_mass_delete_metric,
-    )
-
-
-def _mass_delete_metric(integration_id: str, mailbox: str) -> None:
-    """A CloudWatch metric in the embedded metric format: one log line, no API call, no permission needed."""
-    import json
-    import time
-
-    print(
-        json.dumps(
-            {
-                "_aws": {
-                    "Timestamp": int(time.time() * 1000),
-                    "CloudWatchMetrics": [
-                        {
-                            "Namespace": "calsync",
-                            "Dimensions": [["integration"]],
-                            "Metrics": [{"Name": "MassDeleteRefused", "Unit": "Count"}],
-                        }
-                    ],
-                },
-                "integration": integration_id,
-                "mailbox": mailbox,
-                "MassDeleteRefused": 1,
-            }
-        ),
-        flush=True,
     )
 
 
@@ -350,6 +340,7 @@ def reset() -> None:
         reconcile_queue,
         _runs,
         reconcile_deps,
+        telemetry,
     ):
         cached.cache_clear()
     _jrni_clients.clear()

@@ -8,12 +8,13 @@ import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from calsync.bootstrap.settings import region_of, require, secret_fingerprint
 from calsync.domain import ExchangeApi, PermanentError
-from calsync.ports import IntegrationStore, MappingStore, SecretStore
+from calsync.domain.inbound import WatchMode
+from calsync.ports import IntegrationStore, MappingStore, Metric, SecretStore, Telemetry
 from calsync.streaming.lease import LeasedState, ShareLease
 from calsync.streaming.planner import MAX_GROUP_SIZE, MailboxRef, Shard
 from calsync.streaming.ports import StreamingExchange
@@ -155,11 +156,35 @@ def build_task(settings: StreamingSettings, boto3_session: Any = None) -> Stream
         directory=StoreMailboxDirectory(integrations, mappings),
         exchange_for=EwsExchanges(integrations, secrets, sessions=sessions),
         notifier=notifier,
-        state=state,
+        state=HeartbeatsCounted(state, streaming_telemetry()),
     )
     if lease is not None:
         lease.on_lost = runner.stop
     return StreamingTask(runner, lease)
+
+
+def streaming_telemetry() -> Telemetry:
+    """The task's metrics, each written to its log (EMF) at once: a long-running process has no invocation to end."""
+    from calsync.adapters.aws.metrics import EmfTelemetry, FunctionMetrics
+
+    return EmfTelemetry(FunctionMetrics(service="streaming"))
+
+
+class HeartbeatsCounted:
+    """The streaming state store, with a ``StreamingHeartbeat`` metric for each heartbeat recorded: the alarm on the
+    task going quiet watches it."""
+
+    def __init__(self, state: Any, telemetry: Telemetry) -> None:
+        self._state, self._telemetry = state, telemetry
+
+    def heartbeat(self, task_id: str, at: datetime, mailboxes: int) -> None:
+        self._state.heartbeat(task_id, at, mailboxes)
+        self._telemetry.count(Metric.STREAMING_HEARTBEAT)
+
+    def record_mailbox(
+        self, integration_id: str, mailbox: str, mode: WatchMode, detail: str, at: datetime
+    ) -> None:
+        self._state.record_mailbox(integration_id, mailbox, mode, detail, at)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from calsync.domain.errors import (
     RetryableError,
     StaleStateError,
     TemplateError,
+    ThrottledError,
     TooLargeError,
     UnknownOutcomeError,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "SyncOptions",
     "SyncState",
     "TemplateError",
+    "ThrottledError",
     "TimeWindow",
     "TooLargeError",
     "UnknownOutcomeError",

@@ -15,6 +15,10 @@ class RetryableError(CalsyncError):
         self.delay_seconds = delay_seconds
 
 
+class ThrottledError(RetryableError):
+    """The other side asked us to slow down (EWS ErrorServerBusy, JRNI 429): ``delay_seconds`` is its back-off."""
+
+
 class UnknownOutcomeError(RetryableError):
     """A request was sent but its answer never came (a read timeout, a connection dropped mid-request): it may have
     been carried out, and may even be carried out later. Look before writing again."""

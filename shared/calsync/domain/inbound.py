@@ -24,6 +24,8 @@ class CalendarEvent:
     series_id: str | None = None  # the series an occurrence belongs to
     stamp: Stamp | None = None  # set on items calsync wrote for a JRNI booking
     has_attendees: bool = False
+    # When the item last changed (its sync lag is measured from it); not part of what the item is, so not compared.
+    modified_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

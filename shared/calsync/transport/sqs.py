@@ -6,6 +6,9 @@
 - a retryable one: the record stays in the queue, invisible for at least the delay the other side asked for
   (a Lambda must not sleep it off), and is reported as a batch item failure;
 - anything else (a crash): reported as a failure, retried after the visibility timeout, dead-lettered by redrive.
+
+Every log line of a record carries its correlation id (the ``correlation_id`` message attribute its sender set, else
+the SQS message id); dead-lettered, postponed and throttled records are counted (``Telemetry``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from calsync.domain import HeldBackError, PermanentError, RetryableError
+from calsync.domain import HeldBackError, PermanentError, RetryableError, ThrottledError
+from calsync.ports import NO_TELEMETRY, Metric, Telemetry
+
+CORRELATION_ID = "correlation_id"  # the message attribute (calsync.adapters.aws.queues sets it)
 
 
 class ControlledQueue(Protocol):
@@ -24,10 +30,21 @@ class ControlledQueue(Protocol):
     def dead_letter(self, body: str, group: str, reason: str, message_id: str) -> None: ...
 
 
+def correlation_id_of(record: SQSRecord) -> str:
+    """The id its sender gave the message (a webhook's request id, a reconcile's run id), else its SQS id."""
+    attribute = record.message_attributes[CORRELATION_ID]  # None when the message has none
+    return (attribute.string_value if attribute is not None else None) or record.message_id
+
+
 def handle_record(
-    record: SQSRecord, queue: ControlledQueue, work: Callable[[str], dict[str, Any]], logger: Any
+    record: SQSRecord,
+    queue: ControlledQueue,
+    work: Callable[[str], dict[str, Any]],
+    logger: Any,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> None:
     """Run ``work(record.body)`` (which returns what to log on success) and map its errors to SQS outcomes."""
+    logger.set_correlation_id(correlation_id_of(record))
     try:
         done = work(record.body)
     except HeldBackError as exc:
@@ -38,9 +55,13 @@ def handle_record(
         queue.dead_letter(
             record.body, record.attributes.message_group_id or "unknown", str(exc), record.message_id
         )
+        telemetry.count(Metric.DEAD_LETTERED)
         return
     except RetryableError as exc:
         queue.postpone(record.receipt_handle, exc.delay_seconds)
+        telemetry.count(Metric.POSTPONED)
+        if isinstance(exc, ThrottledError):
+            telemetry.count(Metric.THROTTLED)
         logger.warning("message postponed", extra={"reason": str(exc), "delay_seconds": exc.delay_seconds})
         raise
     except Exception:

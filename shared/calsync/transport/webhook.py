@@ -19,7 +19,9 @@ def handle_webhook(deps: WebhookDeps, event: dict[str, Any], logger: Any) -> dic
     try:
         # Every value of every header: a request carrying two Authorization headers is refused, not judged by one.
         headers = event.get("multiValueHeaders") or event.get("headers") or {}
-        queued = accept_webhook(deps, integration_id, headers, body)
+        # API Gateway's id of the request: the outbound function's log lines for each booking carry it too.
+        request_id = str((event.get("requestContext") or {}).get("requestId") or "")
+        queued = accept_webhook(deps, integration_id, headers, body, correlation_id=request_id)
     except RequestError as exc:  # bad input: a 4xx, nothing queued
         status = status_of(exc)
         logger.warning("webhook refused", extra={"status": status, "reason": str(exc)})

@@ -27,11 +27,16 @@ class WebhookDeps:
 
 
 def accept_webhook(
-    deps: WebhookDeps, integration_id: str, headers: ReadOnlyMap[str, str | Sequence[str]], body: bytes
+    deps: WebhookDeps,
+    integration_id: str,
+    headers: ReadOnlyMap[str, str | Sequence[str]],
+    body: bytes,
+    correlation_id: str = "",
 ) -> list[OutboundMessage]:
     """Authenticate and parse a JRNI webhook, then queue one message per booking it names (nothing on any error).
 
-    ``headers``: each name's value, or all its values (API Gateway's ``multiValueHeaders``)."""
+    ``headers``: each name's value, or all its values (API Gateway's ``multiValueHeaders``). ``correlation_id``
+    (the request's id) goes with each message, into the log lines of the function that syncs it."""
     if len(body) > MAX_WEBHOOK_BYTES:
         raise TooLargeError(f"the body is {len(body)} bytes; webhooks are limited to {MAX_WEBHOOK_BYTES}")
     integration = deps.integrations.get(integration_id)
@@ -43,5 +48,7 @@ def accept_webhook(
     messages = list(dict.fromkeys(OutboundMessage(integration.id, key, trigger) for key, trigger in affected))
     if messages:
         # The delivery's own bytes identify it: JRNI's retries of one delivery collapse, new changes never do.
-        deps.outbound_queue.send(messages, delivery_id=hashlib.sha256(body).hexdigest())
+        deps.outbound_queue.send(
+            messages, delivery_id=hashlib.sha256(body).hexdigest(), correlation_id=correlation_id
+        )
     return messages

@@ -28,7 +28,7 @@ from calsync.domain import (
     UnknownOutcomeError,
 )
 from calsync.engine import Action, CreateEvent, DeleteEvent, RecoverEvent, SkipUnmapped, UpdateEvent
-from calsync.ports import CalendarProvider, LinkStore, RemoteRef
+from calsync.ports import NO_TELEMETRY, CalendarProvider, LinkStore, Metric, RemoteRef, Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +68,13 @@ class Executor:
         calendar: CalendarProvider,
         links: LinkStore,
         clock: Callable[[], datetime],
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.integration_id = integration_id
         self.calendar = calendar
         self.links = links
         self.clock = clock
+        self.telemetry = telemetry
 
     def apply(self, actions: Sequence[Action]) -> ExecutionReport:
         """Apply ``actions``: one per mailbox, the mailboxes at the same time (a booking in an adviser's and a room's
@@ -114,10 +116,21 @@ class Executor:
                 report.recovered += done.recovered
                 report.failed.update(done.failed)
                 report.extras_removed += done.extras_removed
+        self._count(report)  # what was written, even when another mailbox crashed
         crashed = [done for done in outcomes if isinstance(done, BaseException)]
         if crashed:
             raise crashed[0]
         return report
+
+    def _count(self, report: ExecutionReport) -> None:
+        written = len(report.created) + len(report.updated) + len(report.recovered)
+        for name, value in (
+            (Metric.ITEMS_WRITTEN, written),
+            (Metric.ITEMS_REMOVED, len(report.deleted)),
+            (Metric.EXTRAS_REMOVED, len(report.extras_removed)),
+        ):
+            if value:
+                self.telemetry.count(name, value, integration_id=self.integration_id)
 
     def create_all(
         self,
@@ -164,6 +177,8 @@ class Executor:
                     report.failed.setdefault(mailbox, str(result))
             self.links.save_all(synced + refused)
             report.created += [mailbox] * len(synced)
+            if synced:
+                self.telemetry.count(Metric.ITEMS_WRITTEN, len(synced), integration_id=self.integration_id)
             done += len(chunk)
             on_progress(done)
         return report

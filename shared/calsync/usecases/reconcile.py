@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -50,7 +49,7 @@ from calsync.domain.reconcile import ReconcileRun, Repairs
 from calsync.engine import CreateEvent, DeleteEvent, RecoverEvent, SkipUnmapped, UpdateEvent, plan_outbound
 from calsync.engine.inbound import SYNC_WINDOW_DAYS, InboundOptions, RemoveStrayItem
 from calsync.engine.reconcile import Listed, held_back, plan_mailbox
-from calsync.ports import OutboundQueue, ReconcileQueue, RunStore
+from calsync.ports import Metric, OutboundQueue, ReconcileQueue, RunStore
 from calsync.usecases.booking_executor import ExecutionReport, Executor
 from calsync.usecases.sync_booking import content_of, is_our_block, sync_booking
 from calsync.usecases.sync_mailbox import MailboxDeps, company_of, sync_mailbox
@@ -75,8 +74,6 @@ class ReconcileDeps:
     runs: RunStore
     queue: ReconcileQueue
     outbound_queue: OutboundQueue
-    # Told when a reconcile refuses a mass delete (a metric the operator can alarm on).
-    mass_deletes_refused: Callable[[str, str], None] = lambda integration_id, mailbox: None
 
 
 def reconcile(deps: ReconcileDeps, message: ReconcileMessage) -> dict[str, object]:
@@ -154,6 +151,7 @@ def start_run(deps: ReconcileDeps, message: ReconcileMessage) -> ReconcileRun:
             deps.outbound_queue.send(
                 [OutboundMessage(integration.id, key, "reconcile") for key in keys],
                 delivery_id=f"reconcile/{run.run_id}",
+                correlation_id=run.run_id,  # the outbound function's log lines for these bookings name the run
             )
         queued = len(keys)
     run = replace(run, deep=deep, mappings_total=len(mappings), bookings_queued=queued)
@@ -213,7 +211,6 @@ def reconcile_mapping(deps: ReconcileDeps, message: ReconcileMessage) -> Repairs
     except HeldBackError as exc:
         _record(deps, mapping, SyncState.NEEDS_ATTENTION, str(exc))
         deps.runs.mapping_done(integration.id, message.run_id, Repairs())
-        deps.mass_deletes_refused(integration.id, mapping.mailbox)
         logger.warning("mass delete refused", extra={"mailbox": mailbox, "reason": str(exc)})
         return Repairs()
     except PermanentError as exc:
@@ -224,6 +221,9 @@ def reconcile_mapping(deps: ReconcileDeps, message: ReconcileMessage) -> Repairs
     deps.runs.reconciled(integration.id, mailbox, booking_deps.clock(), repairs)
     deps.runs.mapping_done(integration.id, message.run_id, repairs)
     if repairs.total:
+        booking_deps.telemetry.count(
+            Metric.REPAIRED_BY_RECONCILE, repairs.total, integration_id=integration.id
+        )
         logger.info(
             "reconcile repaired drift",
             extra={"mailbox": mailbox, "run_id": message.run_id, "repaired": repairs.as_dict()},
@@ -266,13 +266,16 @@ def _reconcile_items(
         appointment_lock=integration.appointment_lock,
     )
     if not force and held_back(plan.linked_recheck, plan.linked_in_window):
+        booking_deps.telemetry.count(Metric.MASS_DELETE_REFUSED, integration_id=integration.id)
         raise HeldBackError(
             f"JRNI lists {plan.linked_in_window - plan.linked_recheck} of the {plan.linked_in_window} bookings calsync "
             f"shows in {mapping.mailbox} for the next {SYNC_WINDOW_DAYS} days, so {plan.linked_recheck} items would be "
             f"removed; nothing was removed. If JRNI is right (bookings really cancelled or moved), resync this "
             f"mapping with force: true; otherwise check the integration's JRNI company and credentials"
         )
-    executor = Executor(integration.id, calendar, booking_deps.links, booking_deps.clock)
+    executor = Executor(
+        integration.id, calendar, booking_deps.links, booking_deps.clock, booking_deps.telemetry
+    )
     creates = [a for a in plan.actions if isinstance(a, CreateEvent)]
     others = [a for a in plan.actions if not isinstance(a, CreateEvent | RemoveStrayItem)]
     writes = [*creates, *others]

@@ -38,12 +38,15 @@ from calsync.engine import (
     plan_outbound,
 )
 from calsync.ports import (
+    NO_TELEMETRY,
     BlockLinkStore,
     BookingSource,
     CalendarProvider,
     IntegrationStore,
     LinkStore,
     MappingStore,
+    Metric,
+    Telemetry,
 )
 from calsync.rendering import booking_context, templates_of
 from calsync.usecases.booking_executor import ExecutionReport, Executor
@@ -60,6 +63,7 @@ class BookingDeps:
     calendar_for: Callable[[Integration], CalendarProvider]
     bookings_for: Callable[[Integration], BookingSource]
     clock: Callable[[], datetime]
+    telemetry: Telemetry = NO_TELEMETRY
 
 
 @dataclass(frozen=True)
@@ -107,8 +111,14 @@ def sync_booking(
         rewrite=rewrite,
         appointment_lock=integration.appointment_lock,
     )
-    executor = Executor(integration.id, deps.calendar_for(integration), deps.links, deps.clock)
+    executor = Executor(
+        integration.id, deps.calendar_for(integration), deps.links, deps.clock, deps.telemetry
+    )
     report = executor.apply(actions)
+    if rewrite is None and booking is not None and booking.updated_at is not None and _wrote(report):
+        # A revert (``rewrite``) answers an Outlook edit, not a JRNI change: no lag of JRNI's to speak of.
+        lag = (deps.clock() - booking.updated_at).total_seconds()
+        deps.telemetry.lag(Metric.OUTBOUND_LAG, max(0.0, lag), integration_id=integration.id)
     _record(deps, integration.id, message.jrni_key, mappings, actions, report.failed)
     if report.failed:
         # Every other mailbox is done; this message (for the ones that refused) goes to the dead-letter queue.
@@ -116,6 +126,10 @@ def sync_booking(
             "; ".join(f"{mailbox}: {reason}" for mailbox, reason in sorted(report.failed.items()))
         )
     return OutboundResult(booking, actions, report)
+
+
+def _wrote(report: ExecutionReport) -> bool:
+    return bool(report.created or report.updated or report.recovered or report.deleted)
 
 
 def content_of(integration: Integration, booking: Booking) -> EventContent:

@@ -48,7 +48,7 @@ from calsync.engine.inbound import (
     plan_inbound,
 )
 from calsync.engine.reconcile import held_back
-from calsync.ports import BookingWriter, CalendarFeed, CursorStore, EventPublisher
+from calsync.ports import BookingWriter, CalendarFeed, CursorStore, EventPublisher, Metric, Telemetry
 from calsync.usecases.mailbox_executor import InboundExecutor, InboundReport
 from calsync.usecases.sync_booking import BookingDeps, sync_booking
 
@@ -287,6 +287,7 @@ def _apply(
             f"with force: true; otherwise restore the mailbox or calsync's access to it"
         )
         _status(deps, mapping, SyncState.NEEDS_ATTENTION, reason)
+        deps.booking.telemetry.count(Metric.MASS_DELETE_REFUSED, integration_id=integration.id)
         raise HeldBackError(reason)
     executor = InboundExecutor(
         integration,
@@ -298,6 +299,9 @@ def _apply(
     )
     try:
         report = executor.apply(actions)
+        _count_jrni_writes(
+            deps.booking.telemetry, integration, actions, changes, ours, report, deps.booking.clock()
+        )
         if report.notifications and deps.events is not None:
             # Right after the JRNI changes they describe: a failure later (a revert) must not lose them, because
             # the retry will not confirm the reservation a second time.
@@ -316,6 +320,12 @@ def _apply(
             )
         _revert(deps, integration, report.reverted)
         _remove_strays(deps, integration, report.strays)
+        for name, value in (
+            (Metric.REVERTS, len(report.reverted)),
+            (Metric.STRAYS_REMOVED, len(report.strays)),
+        ):
+            if value:
+                deps.booking.telemetry.count(name, value, integration_id=integration.id)
     except PermanentError as exc:
         _status(
             deps,
@@ -325,6 +335,35 @@ def _apply(
         )
         raise
     return report
+
+
+def _count_jrni_writes(
+    telemetry: Telemetry,
+    integration: Integration,
+    actions: Sequence[InboundAction],
+    changes: MailboxChanges,
+    ours: dict[str, OurItem],
+    report: InboundReport,
+    written_at: datetime,
+) -> None:
+    """What was written to JRNI, and how long after the Outlook change each write came (where the item says when it
+    changed: a deleted item does not)."""
+    for name, value in (
+        (Metric.BLOCKS_WRITTEN, report.created),
+        (Metric.BLOCKS_MOVED, report.moved),
+        (Metric.BLOCKS_RELEASED, report.removed),
+        (Metric.BOOKINGS_CHANGED, len(report.bookings_changed)),
+    ):
+        if value:
+            telemetry.count(name, value, integration_id=integration.id)
+    modified = {event.remote_id: event.modified_at for event in changes.upserts}
+    changed = set(report.bookings_changed)
+    times = [action.event.modified_at for action in actions if isinstance(action, CreateBlock | MoveBlock)]
+    times += [modified.get(remote_id) for remote_id, our in ours.items() if our.jrni_key in changed]
+    for at in times:
+        if at is not None:
+            lag = (written_at - at).total_seconds()
+            telemetry.lag(Metric.INBOUND_LAG, max(0.0, lag), integration_id=integration.id)
 
 
 def _needs_company(actions: Sequence[InboundAction]) -> bool:

@@ -8,6 +8,9 @@
 
 Every SQS-triggered function can postpone a message (a server's back-off) and dead-letter one that can never
 succeed, with its reason.
+
+Each message sent carries a ``correlation_id`` message attribute (the webhook's request id, a reconcile's run id, or
+an id of the inbound wake's own), which the function handling it puts in every log line of that message.
 """
 
 from __future__ import annotations
@@ -33,6 +36,17 @@ from calsync.domain.messages import (
 # SQS caps a visibility change at 12 hours; a back-off beyond that is not a back-off any more.
 MAX_DELAY_SECONDS = 12 * 60 * 60
 _BATCH = 10  # SQS SendMessageBatch maximum
+CORRELATION_ID = "correlation_id"  # the message attribute naming where a message comes from
+
+
+def correlated(correlation_id: str) -> dict[str, Any]:
+    """The message attributes of an entry carrying ``correlation_id`` (none when it is empty: SQS refuses an empty
+    attribute value)."""
+    if not correlation_id:
+        return {}
+    return {
+        "MessageAttributes": {CORRELATION_ID: {"DataType": "String", "StringValue": correlation_id[:256]}}
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- codecs
@@ -161,7 +175,7 @@ class _FifoQueue:
         self.queue_url = queue_url
         self.dead_letter_url = dead_letter_url
 
-    def _send_entries(self, entries: list[dict[str, str]], *, delay: float = 0.0, attempts: int = 1) -> None:
+    def _send_entries(self, entries: list[dict[str, Any]], *, delay: float = 0.0, attempts: int = 1) -> None:
         for start in range(0, len(entries), _BATCH):
             chunk = entries[start : start + _BATCH]
             for attempt in range(attempts, 0, -1):
@@ -181,17 +195,21 @@ class _FifoQueue:
                     )
                 chunk = [entry for entry in chunk if entry["Id"] in failed]
 
-    def _send_each_once(self, bodies: list[tuple[str, str]]) -> None:
-        """(body, group) pairs, each with a deduplication id of its own; entries a batch refused sent once more."""
-        entries = [
-            {
-                "Id": str(index),
-                "MessageBody": body,
-                "MessageGroupId": group,
-                "MessageDeduplicationId": uuid.uuid4().hex,
-            }
-            for index, (body, group) in enumerate(bodies)
-        ]
+    def _send_each_once(self, bodies: list[tuple[str, str, str]]) -> None:
+        """(body, group, correlation id) triples, each with a deduplication id of its own (and, with no correlation
+        id, that id as its correlation id); entries a batch refused sent once more."""
+        entries = []
+        for index, (body, group, correlation_id) in enumerate(bodies):
+            unique = uuid.uuid4().hex
+            entries.append(
+                {
+                    "Id": str(index),
+                    "MessageBody": body,
+                    "MessageGroupId": group,
+                    "MessageDeduplicationId": unique,
+                    **correlated(correlation_id or unique),
+                }
+            )
         self._send_entries(entries, delay=1.0, attempts=2)
 
     def postpone(self, receipt_handle: str, seconds: float) -> None:
@@ -219,10 +237,11 @@ class SqsOutboundQueue(_FifoQueue):
 
     name = "outbound queue"
 
-    def send(self, messages: list[OutboundMessage], delivery_id: str = "") -> None:
+    def send(self, messages: list[OutboundMessage], delivery_id: str = "", correlation_id: str = "") -> None:
         """Enqueue in order. ``delivery_id`` identifies the webhook delivery: an exact redelivery is deduplicated by
-        SQS, while a new change to the same booking (a different delivery) is always queued."""
-        entries = []
+        SQS, while a new change to the same booking (a different delivery) is always queued. ``correlation_id``
+        goes with each message (a message attribute)."""
+        entries: list[dict[str, Any]] = []
         for index, message in enumerate(messages):
             body = encode_outbound(message)
             entries.append(
@@ -231,6 +250,7 @@ class SqsOutboundQueue(_FifoQueue):
                     "MessageBody": body,
                     "MessageGroupId": outbound_group(message),
                     "MessageDeduplicationId": hashlib.sha256(f"{delivery_id}|{body}".encode()).hexdigest(),
+                    **correlated(correlation_id),
                 }
             )
         self._send_entries(entries)
@@ -244,8 +264,9 @@ class SqsInboundQueue(_FifoQueue):
     def send(self, messages: list[InboundMessage]) -> None:
         """Enqueue, ten per request. Each message gets its own deduplication id, kept when the SDK retries a
         request, so a retried send is delivered once while a later wake of the same mailbox is never dropped as a
-        duplicate (the streaming task coalesces wakes itself). Entries a batch refused are sent once more."""
-        self._send_each_once([(encode_inbound(m), inbound_group(m)) for m in messages])
+        duplicate (the streaming task coalesces wakes itself). Entries a batch refused are sent once more. Each wake's
+        correlation id is its deduplication id: the inbound function's log lines for it carry that id."""
+        self._send_each_once([(encode_inbound(m), inbound_group(m), "") for m in messages])
 
 
 class SqsReconcileQueue(_FifoQueue):
@@ -254,5 +275,6 @@ class SqsReconcileQueue(_FifoQueue):
     name = "reconcile queue"
 
     def send(self, messages: list[ReconcileMessage]) -> None:
-        """Enqueue, ten per request, each with its own deduplication id (a retried send is delivered once)."""
-        self._send_each_once([(encode_reconcile(m), reconcile_group(m)) for m in messages])
+        """Enqueue, ten per request, each with its own deduplication id (a retried send is delivered once). A run's
+        messages carry its run id as their correlation id."""
+        self._send_each_once([(encode_reconcile(m), reconcile_group(m), m.run_id) for m in messages])

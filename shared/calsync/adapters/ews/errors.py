@@ -14,7 +14,14 @@ import requests
 from exchangelib import errors as ews
 from oauthlib.oauth2 import OAuth2Error
 
-from calsync.domain import AccessType, ConflictError, PermanentError, RetryableError, UnknownOutcomeError
+from calsync.domain import (
+    AccessType,
+    ConflictError,
+    PermanentError,
+    RetryableError,
+    ThrottledError,
+    UnknownOutcomeError,
+)
 
 # exchangelib's own wait when Exchange asks for a back-off without saying how long (BaseProtocol.RETRY_WAIT).
 DEFAULT_BACK_OFF_SECONDS = 10.0
@@ -56,7 +63,7 @@ def translate(exc: BaseException, where: Where) -> Exception | None:
         )
     if isinstance(exc, ews.ErrorServerBusy):
         delay = float(exc.back_off) if exc.back_off else DEFAULT_BACK_OFF_SECONDS
-        return RetryableError(
+        return ThrottledError(
             f"Exchange is throttling {account} (mailbox {mailbox}): retry in {delay:g} s", delay_seconds=delay
         )
     if isinstance(exc, ews.ErrorIrresolvableConflict):

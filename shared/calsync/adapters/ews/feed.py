@@ -70,6 +70,7 @@ _ITEM_FIELDS = (
     "is_cancelled",
     "type",
     "uid",
+    "last_modified_time",
     INTEGRATION_FIELD,
     JRNI_KEY_FIELD,
 )
@@ -242,6 +243,7 @@ def _event(item: CalendarItem, series: CalendarItem | None = None) -> CalendarEv
         series_id=series.id if series is not None else None,
         stamp=_stamp(item),
         has_attendees=bool(attendees_of.required_attendees or attendees_of.optional_attendees),
+        modified_at=_utc(item.last_modified_time) if item.last_modified_time else None,
     )
 
 

@@ -29,7 +29,7 @@ from calsync.adapters.ews.connection import (
 )
 from calsync.adapters.ews.session import MailboxSession, calendar_of, ews_utc
 from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD, stamp_values
-from calsync.domain import CalsyncError, FreeBusy, JrniKey, PermanentError, RetryableError, TimeWindow
+from calsync.domain import CalsyncError, FreeBusy, JrniKey, PermanentError, ThrottledError, TimeWindow
 from calsync.domain.model import EventContent, Stamp
 from calsync.ports import RemoteRef, StampedItem
 
@@ -204,7 +204,7 @@ def _utc(value: Any) -> datetime:
 def _created(result: Any, mailbox: str) -> RemoteRef | CalsyncError:
     """One item's answer in a batched CreateItem."""
     if isinstance(result, ErrorServerBusy):
-        return RetryableError(f"Exchange is throttling writes to {mailbox}: {result}", delay_seconds=10.0)
+        return ThrottledError(f"Exchange is throttling writes to {mailbox}: {result}", delay_seconds=10.0)
     if isinstance(result, Exception):
         return PermanentError(f"Exchange refused an item in {mailbox}: {type(result).__name__}: {result}")
     return RemoteRef(result.id, result.changekey)

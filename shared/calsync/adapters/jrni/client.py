@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from calsync.domain import ConflictError, JrniConnection, PermanentError, RetryableError
+from calsync.domain import ConflictError, JrniConnection, PermanentError, RetryableError, ThrottledError
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,9 @@ def _raise_for_status(response: Any, method: str, url: str) -> None:
     where = f"{method} {urlsplit(url).path}"
     said = _message(response)
     detail = f"JRNI answered {status} to {where}" + (f": {said}" if said else "")
-    if status >= 500 or status == 429:
+    if status == 429:
+        raise ThrottledError(detail, delay_seconds=_retry_after(response))
+    if status >= 500:
         raise RetryableError(detail, delay_seconds=_retry_after(response))
     if status == 409:
         raise ConflictError(detail)
