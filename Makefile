@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 JS_DIR := tests/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed
 
-.PHONY: setup test lint emulators clean sam-check demo lock lock-upgrade
+.PHONY: setup test lint emulators clean sam-check demo lock lock-upgrade openapi
 
 setup: $(STAMP) $(JS_STAMP)
 
@@ -88,6 +88,10 @@ lint: setup
 
 # The product working, on loopback: the local stack (moto, both emulators, the real handlers) and a scripted
 # JRNI scenario whose timeline shows each change arriving in Outlook.
+# The admin API's OpenAPI document, committed as docs/openapi.json: run after changing a route.
+openapi: setup
+	$(BIN)/python tools/openapi.py
+
 demo: setup
 	PYTHONPATH=.:shared $(BIN)/python -m local.demo
 

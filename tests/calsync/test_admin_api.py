@@ -406,4 +406,4 @@ def test_a_watch_is_stale_once_the_streaming_task_has_missed_three_heartbeats(se
 
     # No streaming task deployed (nothing watched, no heartbeat): no task to report on.
     _, status = _views(replace(dead, streaming=Watching([], [])))
-    assert "streaming_task" not in status and status["outlook_changes"] == {}
+    assert status["streaming_task"] is None and status["outlook_changes"] == {}
