@@ -166,9 +166,7 @@ class EwsDiagnosis:
         except Exception as exc:  # the token endpoint's answer, or the way to it
             yield _refused(EXCHANGE_AUTHENTICATION, exc, session, self.connection)
             return
-        yield Check.ok(
-            EXCHANGE_AUTHENTICATION, f"the token endpoint issued an access token to {session.who} (OAuth2)"
-        )
+        yield Check.ok(EXCHANGE_AUTHENTICATION, f"the token endpoint issued an access token to {session.who}")
         yield Check.skipped(
             EXCHANGE_VERSION,
             "an OAuth application's requests always act for a mailbox: the mailbox checks below show whether "
@@ -440,7 +438,7 @@ def _refused(
         if exc.error in ("invalid_client", "unauthorized_client", "invalid_grant", "invalid_scope"):
             return Check.failed(
                 name,
-                f"the token endpoint refused the OAuth application {who} ({exc.error})",
+                f"the token endpoint refused {who} ({exc.error})",
                 f"check tenant_id, client_id and client_secret in the secret {secret!r}, and that the client secret "
                 f"has not expired (Entra ID: the app registration's Certificates & secrets)",
             )
