@@ -3,6 +3,7 @@ well, and each way an integration is commonly set up wrong, told apart with its 
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import ssl
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from calsync.adapters.ews.diagnosis import PROBE_SUBJECT, EwsDiagnosis
+from calsync.adapters.jrni import JrniBookingSource, JrniClient
 from calsync.adapters.jrni.diagnosis import JrniDiagnosis
 from calsync.domain import (
     AccessType,
@@ -32,8 +34,9 @@ from emulators.common.server import BackgroundServer
 from emulators.ews.app import build_app
 from emulators.ews.settings import EmulatorSettings
 from emulators.ews.testing import EwsEmulator
+from local.seed import DEMO_SEED
 from tests.apigw import LambdaContext, rest_event
-from tests.calsync.adapters.jrni_support import HEAD_OFFICE, SECRET
+from tests.calsync.adapters.jrni_support import HEAD_OFFICE, SECRET, control
 from tests.calsync.builders import integration
 from tests.calsync.fakes import (
     FakeBookingSource,
@@ -440,3 +443,98 @@ def test_a_secret_that_cannot_be_read_is_a_failed_check_not_an_error(jrni_url: s
     ]
     assert checks(answer)["JRNI reachable"]["state"] == "skipped"
     assert checks(answer)["Exchange endpoint reachable"]["state"] == "ok"
+
+
+# ---- automap on the demo organisation --------------------------------------------------------------------------------
+
+DEMO: dict[str, Any] = json.loads(DEMO_SEED.read_text(encoding="utf-8"))
+# Besides the demo's staff: an adviser from a partner firm (no mailbox in the bank's Exchange), one on leave
+# (disabled), one whose e-mail JRNI holds mistyped, and a room JRNI has no e-mail for.
+EXTRA_PEOPLE = [
+    {"id": 4, "company_id": 37001, "name": "Dan Davies", "email": "dan@partner.example.test"},
+    {"id": 5, "company_id": 37001, "name": "Eva Evans", "email": "eva@bank.example.test", "disabled": True},
+    {"id": 6, "company_id": 37001, "name": "Finn Fox", "email": "finn at bank.example.test"},
+]
+EXTRA_RESOURCES = [{"id": 12, "company_id": 37001, "name": "Meeting Room 2"}]
+
+
+@pytest.fixture
+def demo(emulator: BackgroundServer, ews_server: EwsEmulator) -> Iterator[AdminDeps]:
+    """The demo organisation on both emulators, as local/seed.py sets it up, and an integration with no mappings."""
+    jrni_seed = copy.deepcopy(DEMO["jrni"])
+    jrni_seed["people"] += EXTRA_PEOPLE
+    jrni_seed["resources"] += EXTRA_RESOURCES
+    control(emulator.base_url, "POST", "reset")
+    control(emulator.base_url, "POST", "seed", json=jrni_seed)
+    ews_server.reset()
+    service = DEMO["exchange"]["service_account"]
+    ews_server.add_account(service["address"], service["password"])
+    for mailbox in DEMO["exchange"]["mailboxes"]:
+        ews_server.add_account(mailbox["address"], PASSWORD, display_name=mailbox["display_name"])
+    ews_server.control("POST", "impersonation", {"service_account": service["address"], "mailboxes": ["*"]})
+    app, admin = jrni_seed["apps"][0], jrni_seed["admins"][0]
+    jrni_secret = {
+        "app_id": app["app_id"],
+        "app_key": app["app_key"],
+        "email": admin["email"],
+        "password": PASSWORD,
+    }
+    found = integration(
+        jrni=JrniConnection(emulator.base_url, str(DEMO["integration"]["company_id"]), JRNI_SECRET),
+        exchange=ExchangeConnection(ews_server.ews_url, EWS_SECRET),
+    )
+    client = JrniClient(found.jrni, jrni_secret)
+    deps = replace(
+        services(
+            found, jrni_secret=jrni_secret, ews_secret={"username": service["address"], "password": PASSWORD}
+        ),
+        mappings=FakeMappings(),
+        bookings_for=lambda _: JrniBookingSource(client),
+    )
+    yield deps
+    client.close()
+
+
+def test_automap_on_the_demo_organisation(demo: AdminDeps) -> None:
+    status, answer = post_automap(demo)
+
+    assert status == 200
+    assert [(row["jrni_id"], row["name"], row["mailbox"]) for row in answer["mapped"]] == [
+        ("1", "Alice Adams", "alice@bank.example.test"),
+        ("2", "Ben Brown", "ben@bank.example.test"),
+        ("3", "Chloe Clark", "chloe@bank.example.test"),  # her JRNI e-mail (no ews_email) is her mailbox
+        ("11", "Meeting Room 1", "room1@bank.example.test"),
+    ]
+    assert {row["jrni_id"]: row["reason"] for row in answer["not_mapped"]} == {
+        "4": "cannot open dan@partner.example.test: Exchange has no mailbox dan@partner.example.test "
+        "(ErrorNonExistentMailbox); check the address: map the staff member or resource to the mailbox's primary "
+        "SMTP address",
+        "5": "disabled in JRNI: map it by hand if it should be synced",
+        "6": "its JRNI e-mail 'finn at bank.example.test' is not a mailbox address",
+        "12": "JRNI has no e-mail for it (neither ews_email nor email)",
+    }
+    mapped = {(m.kind.value, m.jrni_id): m.mailbox for m in demo.mappings.mappings("int-1")}
+    assert mapped == {
+        ("person", "1"): "alice@bank.example.test",
+        ("person", "2"): "ben@bank.example.test",
+        ("person", "3"): "chloe@bank.example.test",
+        ("resource", "11"): "room1@bank.example.test",
+    }
+    assert len(demo.reconcile_queue.sent) == 4  # type: ignore[attr-defined]  # each new mapping backfilled
+
+    # Again: nothing left to map; the same four are reported, and nothing is sent twice.
+    status, again = post_automap(demo)
+    assert status == 200 and again["mapped"] == [] and again["not_mapped"] == answer["not_mapped"]
+    assert len(demo.reconcile_queue.sent) == 4  # type: ignore[attr-defined]
+
+
+def post_automap(deps: AdminDeps) -> tuple[int, dict[str, Any]]:
+    event = rest_event(
+        "POST",
+        "/admin/integrations/int-1/mappings/automap",
+        {},
+        resource="/admin/integrations/{integration_id}/mappings/automap",
+        path_parameters={"integration_id": "int-1"},
+    )
+    answer = build_admin_api(lambda: deps).resolve(event, LambdaContext())
+    return answer["statusCode"], json.loads(answer["body"])
