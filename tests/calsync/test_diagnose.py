@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from calsync import parallel
 from calsync.domain import (
     InvalidInputError,
     Mapping,
@@ -235,6 +236,23 @@ def test_one_slow_mailbox_fails_for_time_and_the_others_are_checked(hang: Hang) 
     assert dict(lines(found.checks))[f"mailbox {ALICE}"] is OK
     assert dict(lines(found.checks))[f"mailbox {BOB}"] is FAILED
     assert not found.ok
+
+
+def test_checks_that_never_started_by_the_deadline_are_dropped_not_left_queued(hang: Hang) -> None:
+    many = [f"adviser{n}@example.com" for n in range(parallel.MAX_AT_ONCE + 4)]
+    services, exchange = deps(
+        *[mapping(str(n), m) for n, m in enumerate(many)],
+        mailboxes={m: Script(hang_at=f"mailbox {m}") for m in many},
+        hang=hang,
+    )
+
+    found = diagnose(services, INTEGRATION, deadline_seconds=0.3)
+
+    assert all(dict(lines(found.checks))[f"mailbox {m}"] is FAILED for m in many)
+    hang.released.set()
+    time.sleep(0.2)
+    # Only those that had started ran; the rest never reach Exchange after the answer was given.
+    assert len(exchange.opened) <= parallel.MAX_AT_ONCE
 
 
 def test_an_error_the_adapter_let_through_fails_the_check_it_was_making() -> None:

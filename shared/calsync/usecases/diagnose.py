@@ -46,6 +46,8 @@ from calsync.usecases.admin import AdminDeps
 DEADLINE_SECONDS = 20.0
 # Mailboxes checked in one test when none is given: enough to see a pattern, few enough to answer in time.
 MAX_MAILBOXES = 50
+# Automap's share of the deadline kept for mapping what opened (each mapping is a few writes and starts a backfill).
+MAPPING_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ def diagnose(
         ]
     for steps in (jrni, *probes):
         steps.wait(deadline)
+    for steps in (jrni, exchange, *probes):
+        steps.cancel()  # what waits for a thread past the deadline would only hold the next request up
 
     found = jrni.checks(deadline) + exchange.checks(deadline) + [which]
     if authenticated:
@@ -133,6 +137,12 @@ class _Deadline:
         self.seconds = seconds
         self.at = time.monotonic() + seconds
 
+    def leaving(self, share: float) -> _Deadline:
+        """A deadline that ends early enough to leave ``share`` of this one's time for what follows."""
+        earlier = _Deadline(self.seconds * (1 - share))
+        earlier.at = self.at - self.seconds * share
+        return earlier
+
     def left(self) -> float:
         return max(0.0, self.at - time.monotonic())
 
@@ -170,9 +180,15 @@ class _Steps:
         if self.future is not None:
             wait_for([self.future], timeout=deadline.left())
 
+    def cancel(self) -> None:
+        """Drop the run if it has not started (one that is running ends on its own)."""
+        if self.future is not None:
+            self.future.cancel()
+
     @property
     def done(self) -> bool:
-        return self.future is None or self.future.done()
+        """Whether the run ended (a run dropped before it started did not)."""
+        return self.future is None or (self.future.done() and not self.future.cancelled())
 
     def passed(self, name: str) -> bool:
         return any(check.name == name and check.passed for check in list(self.made))
@@ -290,14 +306,22 @@ def automap(deps: AdminDeps, integration_id: str, *, deadline_seconds: float = D
             probes[address] = _Steps.start(
                 mailbox_checks(address, write=False), _open(checks, address, write=False)
             )
+    probing = deadline.leaving(MAPPING_SHARE)
     for steps in probes.values():
-        steps.wait(deadline)
+        steps.wait(probing)
+    for steps in probes.values():
+        steps.cancel()
 
     mapped: list[Mapped] = []
     for address, steps in probes.items():
         [calendar] = candidates[address]
         if not steps.done:
             not_mapped.append(NotMapped(calendar, f"{address} not checked in time, run automap again"))
+            continue
+        if not deadline.left():
+            not_mapped.append(
+                NotMapped(calendar, f"{address} opens, but was not mapped in time: run automap again")
+            )
             continue
         opened = steps.checks(deadline)[0]
         if not opened.passed:
