@@ -221,6 +221,7 @@ def test_a_check_that_does_not_answer_in_time_fails_and_the_answer_comes_at_the_
     assert by_name[EXCHANGE_AUTHENTICATION].fix
     assert by_name[EXCHANGE_VERSION].detail == "not checked: Exchange authentication did not answer in time"
     assert by_name[f"mailbox {ALICE}"].state is SKIPPED and exchange.opened == []
+    assert by_name[f"mailbox {ALICE}"].detail == "not checked: Exchange authentication did not answer in time"
 
 
 def test_one_slow_mailbox_fails_for_time_and_the_others_are_checked(hang: Hang) -> None:

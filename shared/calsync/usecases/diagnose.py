@@ -97,7 +97,7 @@ def diagnose(
         for steps in probes:
             found += steps.checks(deadline)
     else:
-        why = exchange.why_not(EXCHANGE_AUTHENTICATION, deadline)
+        why = exchange.why_not(deadline)
         for m in mailboxes:
             found += [Check.skipped(name, why) for name in mailbox_checks(m, write=write)]
     return Diagnosis(found)
@@ -223,12 +223,13 @@ class _Steps:
                 why = "not checked"
         return found + [Check.skipped(name, why) for name in remaining]
 
-    def why_not(self, name: str, deadline: _Deadline) -> str:
-        """Why what depends on check ``name`` was not checked."""
+    def why_not(self, deadline: _Deadline) -> str:
+        """Why what depends on this run was not checked: the check that stopped it."""
         for check in self.checks(deadline):
-            if check.name == name:
-                return f"not checked: {name} {'was not checked' if check.state is CheckState.SKIPPED else 'failed'}"
-        return f"not checked: {name} was not made"
+            if check.state is CheckState.FAILED:
+                late = check.detail == deadline.late()
+                return f"not checked: {check.name} {'did not answer in time' if late else 'failed'}"
+        return "not checked"
 
 
 def _fix_of(error: CalsyncError) -> str:

@@ -306,6 +306,7 @@ def test_endpoint_unreachable(jrni_url: str) -> None:
     assert "firewall" in refused["fix"]
     assert [c["state"] for c in answer["checks"][:3]] == ["ok", "ok", "ok"]  # JRNI is checked all the same
     assert checks(answer)["TLS certificate"]["detail"] == "not checked: Exchange endpoint reachable failed"
+    assert checks(answer)[f"mailbox {ALICE}"]["detail"] == "not checked: Exchange endpoint reachable failed"
 
 
 def test_endpoint_host_that_does_not_resolve(jrni_url: str) -> None:
