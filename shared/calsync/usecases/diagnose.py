@@ -77,10 +77,9 @@ def diagnose(
     deadline = _Deadline(deadline_seconds)
     jrni = _Steps.start(JRNI_CHECKS, checks.jrni.check)
     exchange = _Steps.start(EXCHANGE_CHECKS, checks.exchange.check)
-    exchange.wait(deadline)
-
     mapped = sorted({m.mailbox for m in deps.mappings.mappings(integration.id)})
     mailboxes, which = _mailboxes(given, mapped)
+    exchange.wait(deadline)
     authenticated = exchange.passed(EXCHANGE_AUTHENTICATION)
     probes: list[_Steps] = []
     if authenticated:

@@ -7,6 +7,7 @@ import copy
 import json
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from calsync.domain import (
 from calsync.ports import ConnectionChecks
 from calsync.transport.admin import build_admin_api
 from calsync.usecases.admin import AdminDeps
+from calsync.usecases.diagnose import diagnose
 from emulators.common.server import BackgroundServer
 from emulators.ews.app import build_app
 from emulators.ews.settings import EmulatorSettings
@@ -205,6 +207,17 @@ def test_oauth2_all_well(jrni_url: str, ews: EwsEmulator) -> None:
     assert checks(answer)["Exchange server version"]["state"] == "skipped"
 
 
+def test_ntlm_all_well(jrni_url: str, ews: EwsEmulator) -> None:
+    impersonation(ews)
+    _, answer = post_test(services(an_integration(jrni_url, ews.ews_url, auth=ExchangeAuth.NTLM)))
+
+    assert answer["ok"] is True, failed(answer)
+    assert (
+        checks(answer)["Exchange authentication"]["detail"]
+        == f"Exchange accepted the NTLM credentials of {SERVICE}"
+    )
+
+
 def oauth_app(ews: EwsEmulator) -> None:
     ews.control(
         "POST",
@@ -344,6 +357,24 @@ def test_wrong_jrni_password(jrni_url: str, ews: EwsEmulator) -> None:
     assert checks(answer)["JRNI reachable"]["state"] == "ok"
     assert checks(answer)["JRNI companies"]["detail"] == "not checked: JRNI login failed"
     assert checks(answer)[f"mailbox {ALICE}"]["state"] == "ok"  # Exchange is checked all the same
+
+
+def test_an_exchange_that_does_not_answer_in_time(jrni_url: str, ews: EwsEmulator) -> None:
+    impersonation(ews)
+    ews.control("POST", "faults", {"operation": "ConvertId", "kind": "delay", "delay_ms": 2500, "count": 1})
+    began = time.monotonic()
+
+    found = diagnose(services(an_integration(jrni_url, ews.ews_url)), "int-1", deadline_seconds=1)
+
+    assert time.monotonic() - began < 2
+    by_name = {c.name: c for c in found.checks}
+    assert (by_name["Exchange authentication"].state.value, by_name["Exchange authentication"].detail) == (
+        "failed",
+        "did not answer within 1 s",
+    )
+    assert by_name[f"mailbox {ALICE}"].detail == "not checked: Exchange authentication did not answer in time"
+    assert by_name["JRNI companies"].state.value == "ok"
+    time.sleep(1.6)  # the delayed answer arrives, and is thrown away, before the next test
 
 
 def test_bad_requests_are_refused(jrni_url: str, ews: EwsEmulator) -> None:
