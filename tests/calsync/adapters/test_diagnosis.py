@@ -322,6 +322,14 @@ def test_endpoint_unreachable(jrni_url: str) -> None:
     assert checks(answer)[f"mailbox {ALICE}"]["detail"] == "not checked: Exchange endpoint reachable failed"
 
 
+def test_endpoint_with_a_wrong_path(jrni_url: str, ews: EwsEmulator) -> None:
+    _, answer = post_test(services(an_integration(jrni_url, f"{ews.base_url}/EWS/Exchange.aspx")))
+
+    [refused] = failed(answer)
+    assert refused["detail"].endswith("answers, but has no EWS at /EWS/Exchange.aspx (HTTP 404)")
+    assert "/EWS/Exchange.asmx" in refused["fix"]
+
+
 def test_endpoint_host_that_does_not_resolve(jrni_url: str) -> None:
     _, answer = post_test(services(an_integration(jrni_url, "https://ews.invalid/EWS/Exchange.asmx")))
 

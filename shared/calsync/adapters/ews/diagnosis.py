@@ -98,11 +98,13 @@ class EwsDiagnosis:
             EXCHANGE_REACHABLE, f"{where} answers (HTTP {answer.status_code} without credentials)"
         )
         if answer.status_code == 404:
-            reached = Check.failed(
-                EXCHANGE_REACHABLE,
-                f"{where} answers, but has no EWS at {parts.path or '/'} (HTTP 404)",
-                "set the integration's endpoint to the EWS URL, usually https://<mail host>/EWS/Exchange.asmx",
-            )
+            return [
+                Check.failed(
+                    EXCHANGE_REACHABLE,
+                    f"{where} answers, but has no EWS at {parts.path or '/'} (HTTP 404)",
+                    "set the integration's endpoint to the EWS URL, usually https://<mail host>/EWS/Exchange.asmx",
+                )
+            ]
         if not https:
             return [
                 reached,
@@ -330,18 +332,9 @@ def _no_autodiscover() -> Check:
 
 def _tls_reason(exc: BaseException) -> str:
     """What the TLS library said about the certificate (``self-signed certificate``, ``certificate has expired``)."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            break
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return str(seen.verify_message or seen.reason or seen)
-        for arg in getattr(seen, "args", ()):
-            if isinstance(arg, BaseException) and arg is not seen.__cause__:
-                inner = _tls_reason(arg)
-                if inner != str(arg):
-                    return inner
-        seen = seen.__cause__ or seen.__context__
+    for cause in _chain(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return str(cause.verify_message or cause.reason or cause)
     return str(exc)[:300]
 
 
