@@ -207,6 +207,24 @@ def test_oauth2_all_well(jrni_url: str, ews: EwsEmulator) -> None:
     assert checks(answer)["Exchange server version"]["state"] == "skipped"
 
 
+def test_oauth2_app_not_granted_a_mailbox(jrni_url: str, ews: EwsEmulator) -> None:
+    oauth_app(ews)
+    ews.add_account("carol@example.com", PASSWORD)
+    found = an_integration(
+        jrni_url,
+        ews.ews_url,
+        auth=ExchangeAuth.OAUTH2,
+        token_url=f"{ews.base_url}/{{tenant}}/oauth2/v2.0/token",
+    )
+    _, answer = post_test(services(found, ews_secret=OAUTH), {"mailbox": "carol@example.com"})
+
+    [refused] = failed(answer)
+    assert refused["detail"] == (
+        f"OAuth application {CLIENT_ID} may not impersonate carol@example.com (ErrorImpersonateUserDenied)"
+    )
+    assert "full_access_as_app" in refused["fix"] and "application access policy" in refused["fix"]
+
+
 def test_ntlm_all_well(jrni_url: str, ews: EwsEmulator) -> None:
     impersonation(ews)
     _, answer = post_test(services(an_integration(jrni_url, ews.ews_url, auth=ExchangeAuth.NTLM)))
