@@ -325,7 +325,8 @@ def test_outbound_may_read_block_links_to_recognise_its_own_blocks_but_not_chang
 
 
 def test_the_functions_that_talk_to_exchange_join_the_vpc_when_one_is_given() -> None:
-    for name in ("OutboundFunction", "InboundFunction", "ReconcileFunction"):
+    # The admin function too: its connection test and automap open mailboxes.
+    for name in ("OutboundFunction", "InboundFunction", "ReconcileFunction", "AdminFunction"):
         vpc = FUNCTIONS[name]["Properties"]["VpcConfig"]["Fn::If"]
         assert vpc[0] == "HasVpc" and vpc[2] == {"Ref": "AWS::NoValue"}, name
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator, Sequence
 from collections.abc import Mapping as ReadOnlyMap
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -22,6 +22,7 @@ from calsync.domain import (
     Stamp,
     TimeWindow,
 )
+from calsync.domain.diagnosis import Check
 from calsync.domain.inbound import BlockLink, MailboxChanges, MailboxStreamState, TaskHeartbeat
 from calsync.domain.messages import OutboundMessage, ReconcileMessage
 from calsync.domain.reconcile import MappingReconcile, ReconcileRun, Repairs
@@ -417,3 +418,34 @@ class NoTelemetry:
 
 
 NO_TELEMETRY: Telemetry = NoTelemetry()
+# ---- connection tests (the admin API's checklist and automap) -------------------------------------------------------
+
+
+class JrniCheck(Protocol):
+    """The way to one integration's JRNI, checked step by step (``domain.diagnosis.JRNI_CHECKS``)."""
+
+    def check(self) -> Iterator[Check]:
+        """Each check in the checklist's order as soon as it is made; nothing more after a failed one."""
+        ...
+
+
+class ExchangeCheck(Protocol):
+    """The way to one integration's Exchange, and its mailboxes, checked step by step."""
+
+    def check(self) -> Iterator[Check]:
+        """``domain.diagnosis.EXCHANGE_CHECKS`` in order, each as soon as it is made; nothing more after a failed
+        one (a warning goes on)."""
+        ...
+
+    def open_mailbox(self, mailbox: str, *, write: bool) -> Iterator[Check]:
+        """``domain.diagnosis.mailbox_checks(mailbox)``: the service account reaches the mailbox and reads its
+        calendar, with the rights calsync needs; ``write``: a private probe item created, then deleted at once."""
+        ...
+
+
+@dataclass(frozen=True)
+class ConnectionChecks:
+    """What tests one integration's connections: its JRNI, its Exchange."""
+
+    jrni: JrniCheck
+    exchange: ExchangeCheck

@@ -13,7 +13,7 @@ from emulators.ews.model import Mailbox, encode_folder_id
 from emulators.ews.operations import operation
 from emulators.ews.operations._common import each_message
 from emulators.ews.soap import response
-from emulators.ews.xml import M_NS, T_NS, child, m, sub, t, text_of
+from emulators.ews.xml import M_NS, T_NS, child, children, m, sub, t, text_of
 
 # The well-known folders a mailbox answers for; only the calendar holds items here.
 FOLDERS = {
@@ -24,7 +24,7 @@ FOLDERS = {
 
 
 def write_folder(
-    parent: etree._Element, mailbox: Mailbox, name: str, all_properties: bool, rights: set[str] | None = None
+    parent: etree._Element, mailbox: Mailbox, name: str, with_rights: bool, rights: set[str] | None = None
 ) -> None:
     """Append the folder element (``t:CalendarFolder`` or ``t:Folder``) in schema order."""
     kind, folder_class, display_name, parent_name = FOLDERS[name]
@@ -42,7 +42,7 @@ def write_folder(
     sub(el, t("DisplayName"), display_name)
     sub(el, t("TotalCount"), len(mailbox.items) if name == "calendar" else 0)
     sub(el, t("ChildFolderCount"), {"root": 1, "msgfolderroot": 1}.get(name, 0))
-    if all_properties:
+    if with_rights:
         # The acting user's own rights (all of them when the caller passes none).
         container = sub(el, t("EffectiveRights"))
         for right in ("CreateAssociated", "CreateContents", "CreateHierarchy", "Delete", "Modify", "Read"):
@@ -59,15 +59,24 @@ def resolve_known_folder(ctx: RequestContext, folder_el: etree._Element) -> tupl
     return mailbox, name
 
 
+def _asks_for_rights(folder_shape: etree._Element | None) -> bool:
+    """Whether a FolderShape brings EffectiveRights: ``AllProperties``, or any shape naming
+    ``folder:EffectiveRights`` among its AdditionalProperties (as exchangelib asks for it with ``IdOnly``)."""
+    if text_of(folder_shape, T_NS, "BaseShape", "Default") == "AllProperties":
+        return True
+    extra = children(child(folder_shape, T_NS, "AdditionalProperties"), T_NS, "FieldURI")
+    return any(uri.get("FieldURI") == "folder:EffectiveRights" for uri in extra)
+
+
 @operation("GetFolder")
 def get_folder(ctx: RequestContext, request: etree._Element, body: etree._Element) -> None:
-    shape = text_of(child(request, M_NS, "FolderShape"), T_NS, "BaseShape", "Default")
+    with_rights = _asks_for_rights(child(request, M_NS, "FolderShape"))
     _, messages = response(body, "GetFolder")
 
     def handle(folder_el: etree._Element, message: etree._Element) -> None:
         mailbox, name = resolve_known_folder(ctx, folder_el)
         folders = sub(message, m("Folders"))
-        write_folder(folders, mailbox, name, shape == "AllProperties", ctx.effective_rights(mailbox))
+        write_folder(folders, mailbox, name, with_rights, ctx.effective_rights(mailbox))
 
     each_message(messages, "GetFolder", folder_ids(child(request, M_NS, "FolderIds")), handle)
 

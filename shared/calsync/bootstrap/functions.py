@@ -2,7 +2,8 @@
 
 Each function's entry point asks for the dependencies of its use case (``webhook_deps``, ``outbound_deps``,
 ``inbound_deps``, ``reconcile_deps``, ``admin_deps``); imports of heavy adapters happen inside, so the webhook function never loads
-exchangelib. The calendar provider is picked per integration here (``calendar_for``, ``feed_for``).
+exchangelib. The calendar provider is picked per integration here (``calendar_for``, ``feed_for``, and the connection
+test's ``checks_for``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from calsync.ports import (
     BookingWriter,
     CalendarFeed,
     CalendarProvider,
+    ConnectionChecks,
     CursorStore,
     EventPublisher,
     RunStore,
@@ -305,6 +307,19 @@ def reconcile_deps() -> ReconcileDeps:
     )
 
 
+def checks_for(integration: Integration) -> ConnectionChecks:
+    """The connection test's checks of the integration's JRNI and Exchange; secrets are read when the test runs."""
+    from calsync.adapters.jrni.diagnosis import JrniDiagnosis
+
+    jrni = JrniDiagnosis(integration.jrni, lambda: secrets().get(integration.jrni.secret_name))
+    if integration.exchange.api is ExchangeApi.EWS:
+        from calsync.adapters.ews.diagnosis import EwsDiagnosis
+
+        exchange = EwsDiagnosis(integration.exchange, lambda: secrets().get(integration.exchange.secret_name))
+        return ConnectionChecks(jrni=jrni, exchange=exchange)
+    raise _unsupported(integration)
+
+
 @_once
 def admin_deps() -> AdminDeps:
     integrations, mappings, _ = _stores()
@@ -318,6 +333,7 @@ def admin_deps() -> AdminDeps:
         streaming=_streaming_states(),
         streaming_heartbeat=timedelta(seconds=settings().streaming_heartbeat_seconds),
         streaming_service=settings().streaming_service,
+        checks_for=checks_for,
     )
 
 

@@ -24,6 +24,7 @@ from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
 from calsync.domain.reconcile import MappingReconcile, ReconcileRun
 from calsync.ports import (
     BookingSource,
+    ConnectionChecks,
     IntegrationStore,
     MappingStore,
     ReconcileQueue,
@@ -50,6 +51,8 @@ class AdminDeps:
     # The streaming task beats its heart this often; a watch shows as stale after 3 beats missed.
     streaming_heartbeat: timedelta = timedelta(seconds=30)
     streaming_service: str = ""  # the ECS service running the streaming task, named in a stale watch's detail
+    # Tests the way to JRNI and Exchange (the connection test, automap); None: not available in this deployment.
+    checks_for: Callable[[Integration], ConnectionChecks] | None = None
 
 
 def find_integration(integrations: IntegrationStore, integration_id: str) -> Integration:

@@ -8,6 +8,9 @@ import pytest
 import requests
 from exchangelib import IMPERSONATION, Account, CalendarItem, EWSDateTime
 from exchangelib.errors import ErrorAccessDenied, ErrorImpersonateUserDenied, ErrorNonExistentMailbox
+from exchangelib.fields import FieldPath
+from exchangelib.folders import Calendar, FolderCollection, Root
+from exchangelib.properties import DistinguishedFolderId, Mailbox
 from lxml import etree
 
 from emulators.ews.testing import EwsEmulator
@@ -180,3 +183,34 @@ def test_delegate_without_rights_is_denied_cleanly(
 def test_delegate_access_to_an_unknown_mailbox_is_nonexistent(account_for: Callable[..., Account]) -> None:
     with pytest.raises(ErrorNonExistentMailbox):
         account_for("nobody@example.com", via=SERVICE).calendar.refresh()
+
+
+# ---- the acting user's rights, as a client asks for them ----------------------------------------------------------
+
+
+def test_effective_rights_asked_as_an_additional_property_are_the_delegates_own(
+    ews: EwsEmulator, account_for: Callable[..., Account]
+) -> None:
+    """exchangelib asks for EffectiveRights with an IdOnly shape and ``folder:EffectiveRights`` among the
+    AdditionalProperties; Exchange answers them as it does for AllProperties."""
+    account = account_for(ALICE, via=SERVICE)
+    calendar = Calendar(
+        root=Root(account=account),
+        _distinguished_id=DistinguishedFolderId(id="calendar", mailbox=Mailbox(email_address=ALICE)),
+    )
+    rights_field = {FieldPath(field=Calendar.get_field_by_fieldname("effective_rights"))}
+
+    def rights() -> tuple[bool, bool, bool, bool]:
+        [folder] = FolderCollection(account=account, folders=[calendar]).get_folders(
+            additional_fields=rights_field
+        )
+        found = folder.effective_rights
+        return found.read, found.create_contents, found.modify, found.delete
+
+    ews.control("POST", "delegates", {"owner": ALICE, "delegate": SERVICE, "permission": "Reviewer"})
+    assert rights() == (True, False, False, False)
+    ews.control("POST", "delegates", {"owner": ALICE, "delegate": SERVICE, "permission": "Editor"})
+    assert rights() == (True, True, True, True)
+    # Without asking for them, none come back.
+    [plain] = FolderCollection(account=account, folders=[calendar]).get_folders(additional_fields=set())
+    assert plain.effective_rights is None

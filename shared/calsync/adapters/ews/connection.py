@@ -216,17 +216,33 @@ class AccountCache:
             if account is not None:
                 self._accounts.move_to_end(key)
                 return account
-            for stale in [k for k in self._credentials if k[0] == connection and k[1] != fingerprint]:
-                self._forget(*stale)
-            credentials = self._credentials.get((connection, fingerprint))
-            if credentials is None:
-                credentials, _ = build_credentials(connection, secret)
-                self._credentials[(connection, fingerprint)] = credentials
+            credentials = self._credentials_for(connection, secret, fingerprint)
             account = _new_account(connection, credentials, mailbox, timeout)
             self._accounts[key] = account
             while len(self._accounts) > self._max:
                 self._accounts.popitem(last=False)
             return account
+
+    def protocol(self, connection: ExchangeConnection, secret: dict[str, str], timeout: float) -> Any:
+        """The exchangelib Protocol (pooled connections, OAuth token, the version Exchange answered) that the
+        connection's Accounts share: for requests that act for no mailbox."""
+        with self._lock:
+            credentials = self._credentials_for(connection, secret, secret_fingerprint(secret))
+        protocol = Protocol(config=configuration(connection, credentials))
+        protocol.TIMEOUT = timeout
+        return protocol
+
+    def _credentials_for(
+        self, connection: ExchangeConnection, secret: dict[str, str], fingerprint: str
+    ) -> Any:
+        """The one credentials object of a connection and secret (under the lock); an older secret's are dropped."""
+        for stale in [k for k in self._credentials if k[0] == connection and k[1] != fingerprint]:
+            self._forget(*stale)
+        credentials = self._credentials.get((connection, fingerprint))
+        if credentials is None:
+            credentials, _ = build_credentials(connection, secret)
+            self._credentials[(connection, fingerprint)] = credentials
+        return credentials
 
     def _forget(self, connection: ExchangeConnection, fingerprint: str) -> None:
         credentials = self._credentials.pop((connection, fingerprint))
@@ -246,16 +262,7 @@ class AccountCache:
 
 
 def _new_account(connection: ExchangeConnection, credentials: Any, mailbox: str, timeout: float) -> Any:
-    config = Configuration(
-        service_endpoint=connection.endpoint,
-        credentials=credentials,
-        auth_type=_AUTH_TYPES[connection.auth],
-        version=version_for(connection.server_version),
-        retry_policy=FailFast(),  # a Lambda must not sleep: throttling becomes RetryableError(delay_seconds)
-        # A booking's mailboxes are written at once (Executor); exchangelib's default is one connection per server
-        # and credentials, which would make them queue for it.
-        max_connections=MAX_CONNECTIONS,
-    )
+    config = configuration(connection, credentials)
     # OAuth2 client credentials act through impersonation (an app-only token has no user to delegate from); the
     # ExchangeImpersonation header then comes from the Account, so one token serves every mailbox.
     impersonate = connection.access_type is AccessType.IMPERSONATION or connection.auth is ExchangeAuth.OAUTH2
@@ -269,3 +276,17 @@ def _new_account(connection: ExchangeConnection, credentials: Any, mailbox: str,
     # Per Protocol instance (shadowing the class default of 120 s), which this connection's Accounts share.
     account.protocol.TIMEOUT = timeout
     return account
+
+
+def configuration(connection: ExchangeConnection, credentials: Any) -> Any:
+    """The exchangelib Configuration of every Account of ``connection`` (and so of their shared Protocol)."""
+    return Configuration(
+        service_endpoint=connection.endpoint,
+        credentials=credentials,
+        auth_type=_AUTH_TYPES[connection.auth],
+        version=version_for(connection.server_version),
+        retry_policy=FailFast(),  # a Lambda must not sleep: throttling becomes RetryableError(delay_seconds)
+        # A booking's mailboxes are written at once (Executor); exchangelib's default is one connection per server
+        # and credentials, which would make them queue for it.
+        max_connections=MAX_CONNECTIONS,
+    )

@@ -93,7 +93,15 @@ class JrniBookingSource:
                     found.append(_calendar(ResourceKind.RESOURCE, row, company_id))
         return found
 
+    def companies(self) -> list[tuple[str, str]]:
+        """The parent company and its descendants, each as its id and name (what the token can see)."""
+        return [(company_id, str(company.get("name") or "")) for company_id, company in self._companies()]
+
     def _company_tree(self) -> Iterator[str]:
+        for company_id, _ in self._companies():
+            yield company_id
+
+    def _companies(self) -> Iterator[tuple[str, Json]]:
         """The parent company, then its children, grandchildren... (JRNI has parent/child and grandparent levels)."""
         queue = [self.client.connection.company_id]
         seen: set[str] = set()
@@ -104,7 +112,7 @@ class JrniBookingSource:
             seen.add(company_id)
             company = self.client.get(f"/api/v1/admin/{company_id}/company")
             self._zones.setdefault(company_id, _zone_named(company.get("timezone")))
-            yield company_id
+            yield company_id, company
             queue.extend(sorted(_child_ids(company) - seen, key=_numeric_first))
 
     def _zone(self, company_id: str, booking: Json) -> tzinfo | None:

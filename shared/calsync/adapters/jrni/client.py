@@ -26,6 +26,14 @@ _VERSION_SUFFIX = re.compile(r"/api/v\d+$")
 _MAX_PAGES = 10_000  # a server whose "next" never ends must not keep a Lambda busy forever
 
 
+class JrniLoginError(PermanentError):
+    """JRNI refused the administrator's login; ``status`` says how (401 credentials, 403 company, 404 no company)."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class JrniClient:
     """One JRNI tenant's admin API, logged in as the administrator of the integration's parent company."""
 
@@ -129,17 +137,21 @@ class JrniClient:
         self._http.headers.pop("Auth-Token", None)
         response = self._send("POST", url, None, {"email": self._email, "password": self._password})
         if response.status_code == 401:
-            raise PermanentError(
+            raise JrniLoginError(
                 f"JRNI refused the administrator login for company {company_id}: check app_id, app_key, email "
-                f"and password in secret {self.connection.secret_name!r}"
+                f"and password in secret {self.connection.secret_name!r}",
+                status=401,
             )
         if response.status_code == 403:
-            raise PermanentError(
+            raise JrniLoginError(
                 f"the administrator in secret {self.connection.secret_name!r} does not administer JRNI company "
-                f"{company_id}: use an administrator of the parent company, or correct the company id"
+                f"{company_id}: use an administrator of the parent company, or correct the company id",
+                status=403,
             )
         if response.status_code == 404:
-            raise PermanentError(f"JRNI knows no company {company_id}: correct the integration's company id")
+            raise JrniLoginError(
+                f"JRNI knows no company {company_id}: correct the integration's company id", status=404
+            )
         _raise_for_status(response, "POST", url)
         token = _json(response, "POST", url).get("auth_token")
         if not isinstance(token, str) or not token:

@@ -1,8 +1,8 @@
 """The admin REST API: integrations and the mapping of JRNI staff and resources to mailboxes.
 
 Built on Powertools' ``APIGatewayRestResolver`` with validation on, so the OpenAPI document is generated from the
-routes (``resolver.get_openapi_json_schema()``). One router per resource (``integrations``, ``mappings``, ``runs``);
-domain errors become HTTP statuses here, in one place.
+routes (``resolver.get_openapi_json_schema()``). One router per resource (``integrations``, ``mappings``, ``runs``;
+``diagnosis``: the connection test and automap); domain errors become HTTP statuses here, in one place.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, Server
 
 from calsync.domain import ConflictError, PermanentError, RequestError, RetryableError, TemplateError
-from calsync.transport.admin import integrations, mappings, runs
+from calsync.transport.admin import diagnosis, integrations, mappings, runs
 from calsync.transport.admin.answers import error
 from calsync.transport.admin.models import integration_json
 from calsync.transport.http import status_of
@@ -86,6 +86,6 @@ def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
     def upstream(exc: PermanentError) -> Response[dict[str, Any]]:
         return error(502, str(exc))
 
-    for module in (integrations, mappings, runs):
+    for module in (integrations, mappings, runs, diagnosis):
         app.include_router(module.routes(deps))
     return app

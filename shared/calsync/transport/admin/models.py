@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +13,7 @@ from calsync.domain import (
     ExchangeConnection,
     Integration,
     JrniConnection,
+    ResourceKind,
     SyncOptions,
 )
 
@@ -77,6 +78,57 @@ class ResyncIn(_Strict):
     force: bool = Field(
         default=False, description="apply the removals the mass-delete guard held back (after checking JRNI)"
     )
+
+
+class ConnectionTestIn(_Strict):
+    mailbox: str | None = Field(
+        default=None,
+        max_length=320,
+        description="check this mailbox (mapped or not) instead of the mapped ones (the first 50)",
+    )
+    write: bool = Field(
+        default=False,
+        description="also create a private probe item in each mailbox's calendar and delete it at once",
+    )
+
+
+class CheckOut(BaseModel):
+    name: str
+    state: Literal["ok", "failed", "warning", "skipped"]
+    detail: str = Field(description="what was found, in a sentence")
+    fix: str | None = Field(description="what to change (None when nothing needs to)")
+
+
+class ConnectionTestOut(BaseModel):
+    ok: bool = Field(description="no check failed (warnings and skipped checks do not count)")
+    checks: list[CheckOut]
+
+
+class AutomapIn(_Strict):
+    pass
+
+
+class AutomappedOut(BaseModel):
+    kind: ResourceKind
+    jrni_id: str
+    name: str
+    mailbox: str
+
+
+class NotAutomappedOut(BaseModel):
+    kind: ResourceKind
+    jrni_id: str
+    name: str
+    reason: str
+
+
+class AutomapOut(BaseModel):
+    mapped: list[AutomappedOut] = Field(description="mapped now; each new mapping's backfill has started")
+    not_mapped: list[NotAutomappedOut] = Field(description="unmapped staff and resources left so, with why")
+
+
+class ErrorOut(BaseModel):
+    message: str
 
 
 def integration_of(body: IntegrationIn, integration_id: str) -> Integration:
