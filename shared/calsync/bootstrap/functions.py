@@ -328,6 +328,7 @@ def admin_deps() -> AdminDeps:
         streaming=_streaming_states(),
         streaming_heartbeat=timedelta(seconds=settings().streaming_heartbeat_seconds),
         streaming_service=settings().streaming_service,
+        secrets_prefix=settings().secrets_prefix,
     )
 
 

@@ -15,7 +15,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from calsync.domain import ConflictError, PermanentError, RequestError, RetryableError, TemplateError
 from calsync.transport.admin import integrations, mappings, runs
 from calsync.transport.admin.answers import error
-from calsync.transport.admin.models import integration_json
+from calsync.transport.admin.models import InvalidIntegrationError, integration_json
+from calsync.transport.admin.paths import check_path_parameters
 from calsync.transport.http import status_of
 from calsync.usecases.admin import AdminDeps
 
@@ -37,6 +38,10 @@ def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
     def requesterror(exc: RequestError) -> Response[dict[str, Any]]:
         return error(status_of(exc), str(exc))
 
+    @app.exception_handler(InvalidIntegrationError)
+    def invalid_integration(exc: InvalidIntegrationError) -> Response[dict[str, Any]]:
+        return error(422, str(exc))
+
     @app.exception_handler(ConflictError)
     def conflict(exc: ConflictError) -> Response[dict[str, Any]]:
         return error(409, str(exc))
@@ -53,6 +58,7 @@ def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
     def upstream(exc: PermanentError) -> Response[dict[str, Any]]:
         return error(502, str(exc))
 
+    app.use(middlewares=[check_path_parameters])  # every route's ids checked before it runs
     for module in (integrations, mappings, runs):
         app.include_router(module.routes(deps))
     return app
