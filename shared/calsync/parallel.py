@@ -6,6 +6,7 @@ idle, as it keeps its connections). Nothing submitted here submits again and wai
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +40,8 @@ def start(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
             with _spent_lock:
                 _spent[origin] = _spent.get(origin, 0.0) + spent
 
-    return _pool.submit(run)
+    # In the starting call's context: its overall deadline (calsync.deadline) bounds the call too.
+    return _pool.submit(contextvars.copy_context().run, run)
 
 
 def cpu_spent_for(thread_id: int) -> float:

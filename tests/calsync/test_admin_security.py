@@ -5,14 +5,19 @@ markup are each refused with a 4xx and the reason; nothing is stored."""
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from calsync.transport.admin import build_admin_api
+from calsync.adapters.jrni import JrniBookingSource, JrniClient
+from calsync.domain import JrniConnection
+from calsync.transport.admin import DEADLINE_SECONDS, build_admin_api
 from calsync.usecases.admin import AdminDeps
 from tests.apigw import LambdaContext, load_event, rest_event
+from tests.calsync.adapters.jrni_support import SECRET, slow_jrni
 from tests.calsync.builders import INTEGRATION, integration
 from tests.calsync.fakes import (
     FakeBookingSource,
@@ -237,3 +242,33 @@ def test_the_sample_event_is_a_test_integration_with_its_own_secrets(services: A
     assert status == 201, created
     assert created["test_endpoints"] is True
     assert created["jrni"]["secret_name"] == f"{PREFIX}{created['id']}/jrni"
+
+
+def test_an_admin_call_reaching_a_trickling_jrni_answers_504_within_its_deadline(services: AdminDeps) -> None:
+    # JRNI (or a host posing as it) answers at once, then sends its body one byte every 0.2 s: each read is quick,
+    # the whole answer would take minutes.
+    with slow_jrni(every=0.2, size=1000) as url:
+        jrni = JrniConnection(url, "37000", f"{PREFIX}{INTEGRATION}/jrni")
+        services = replace(
+            services,
+            integrations=FakeIntegrations(integration(jrni=jrni, test_endpoints=True)),
+            bookings_for=lambda i: JrniBookingSource(JrniClient(i.jrni, SECRET, timeout=5.0)),
+        )
+        event = rest_event(
+            "GET",
+            f"/admin/integrations/{INTEGRATION}/mappings",
+            resource="/admin/integrations/{integration_id}/mappings",
+            path_parameters={"integration_id": INTEGRATION},
+        )
+        api = build_admin_api(lambda: services, deadline_seconds=1.5)
+        started = time.monotonic()
+        answer = api.resolve(event, LambdaContext())
+        took = time.monotonic() - started
+    assert answer["statusCode"] == 504, answer["body"]
+    message = json.loads(answer["body"])["message"]
+    assert "JRNI did not answer" in message and "within the 1.5 s" in message and "try again" in message
+    assert took < 2.0
+
+
+def test_the_admin_deadline_is_well_under_api_gateway_s() -> None:
+    assert DEADLINE_SECONDS <= 20

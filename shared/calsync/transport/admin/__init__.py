@@ -11,8 +11,17 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
-from calsync.domain import ConflictError, PermanentError, RequestError, RetryableError, TemplateError
+from calsync import deadline
+from calsync.domain import (
+    ConflictError,
+    DeadlineExceededError,
+    PermanentError,
+    RequestError,
+    RetryableError,
+    TemplateError,
+)
 from calsync.transport.admin import integrations, mappings, runs
 from calsync.transport.admin.answers import error
 from calsync.transport.admin.models import InvalidIntegrationError, integration_json
@@ -23,8 +32,16 @@ from calsync.usecases.admin import AdminDeps
 __all__ = ["build_admin_api", "integration_json"]
 
 
-def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
-    """The admin API's routes; ``deps`` is called per request (built once per cold start by the caller)."""
+# How long one admin request may spend, JRNI's and Exchange's answers included: API Gateway gives up at 29 s, and
+# the admin function's Timeout (template.yaml) is set between the two.
+DEADLINE_SECONDS = 20.0
+
+
+def build_admin_api(
+    deps: Callable[[], AdminDeps], *, deadline_seconds: float = DEADLINE_SECONDS
+) -> APIGatewayRestResolver:
+    """The admin API's routes; ``deps`` is called per request (built once per cold start by the caller). Each
+    request must be answered within ``deadline_seconds``: an upstream still answering then is a 504."""
     app = APIGatewayRestResolver(enable_validation=True)
     # The OpenAPI document, generated from the routes below: GET /admin/openapi (UI) or ?format=json.
     app.enable_swagger(
@@ -50,6 +67,10 @@ def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
     def bad_template(exc: TemplateError) -> Response[dict[str, Any]]:
         return error(422, f"the {exc.which} template cannot be used", template=exc.which, detail=exc.detail)
 
+    @app.exception_handler(DeadlineExceededError)
+    def too_slow(exc: DeadlineExceededError) -> Response[dict[str, Any]]:
+        return error(504, str(exc))
+
     @app.exception_handler(RetryableError)
     def unavailable(exc: RetryableError) -> Response[dict[str, Any]]:
         return error(503, f"try again shortly: {exc}")
@@ -58,7 +79,12 @@ def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
     def upstream(exc: PermanentError) -> Response[dict[str, Any]]:
         return error(502, str(exc))
 
-    app.use(middlewares=[check_path_parameters])  # every route's ids checked before it runs
+    def within_deadline(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        with deadline.within(deadline_seconds):
+            return next_middleware(app)
+
+    # Every route's ids checked before it runs; every request within its deadline.
+    app.use(middlewares=[check_path_parameters, within_deadline])
     for module in (integrations, mappings, runs):
         app.include_router(module.routes(deps))
     return app
