@@ -139,6 +139,7 @@ def test_another_integration_s_secret_is_refused(services: AdminDeps, change: di
         ({"exchange": {"token_url": "https://127.0.0.1/token"}}, "points at this machine"),
         ({"jrni": {"base_url": "https://user:pw@branch7.jrni.example"}}, "carries credentials"),
         ({"jrni": {"base_url": "https://branch7.jrni.example/\x00"}}, "control characters"),
+        ({"jrni": {"company_id": "37000/../../other"}}, "is not a JRNI id"),
     ],
 )
 def test_an_endpoint_on_this_machine_or_without_a_host_is_refused(

@@ -134,7 +134,7 @@ def _integration_of(body: IntegrationIn, integration_id: str, secrets_prefix: st
         name=body.name,
         jrni=JrniConnection(
             validation.endpoint_url(jrni.base_url, what="JRNI base_url", test_endpoint=test),
-            jrni.company_id,
+            validation.jrni_id(jrni.company_id),  # part of every JRNI path calsync calls
             validation.secret_name(own, "jrni", jrni.secret_name, secrets_prefix),
         ),
         exchange=ExchangeConnection(
