@@ -141,6 +141,7 @@ def apply_seed(
         "options": integration.get("options", {}),
         "appointment_lock": bool(integration.get("appointment_lock", True)),
         "auto_confirm": bool(integration.get("auto_confirm", False)),
+        "test_endpoints": True,  # the emulators, on loopback http
     }
     _check(
         http.post(f"{api_url}/admin/integrations", json=body, timeout=_TIMEOUT), "creating the integration"

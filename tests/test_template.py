@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Iterator
@@ -30,9 +31,18 @@ ALLOWED_POLICY_TEMPLATES = {
     "AWSSecretsManagerGetSecretValuePolicy",
     "EventBridgePutEventsPolicy",
 }
-SECRET_PREFIX_ARN = (
-    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${NamePrefix}/*"
-)
+SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${NamePrefix}/"
+# Secrets Manager ARNs end in "-" and six random characters: <prefix><integration id>/<part>-AbCdEf.
+SECRET_OF = {part: f"{SECRET_ARN}*/{part}-*" for part in ("jrni", "exchange", "webhook")}
+# Which secrets each function reads: the webhook function only the webhooks' credentials, the others only JRNI's and
+# Exchange's (an admin call reaching JRNI or Exchange; never a webhook secret).
+SECRETS_READ = {
+    "JrniWebhookFunction": {"webhook"},
+    "OutboundFunction": {"jrni", "exchange"},
+    "InboundFunction": {"jrni", "exchange"},
+    "ReconcileFunction": {"jrni", "exchange"},
+    "AdminFunction": {"jrni", "exchange"},
+}
 
 
 def function_property(function: dict[str, Any], name: str) -> Any:
@@ -69,12 +79,49 @@ def test_functions_use_only_scoped_policy_templates_or_explicit_statements(name:
             assert policy[template_name], f"{name}: {template_name} without a resource"
 
 
-@pytest.mark.parametrize("name", sorted(FUNCTIONS))
-def test_secrets_are_readable_only_under_the_prefix(name: str) -> None:
-    for policy in FUNCTIONS[name]["Properties"].get("Policies", []):
-        if "AWSSecretsManagerGetSecretValuePolicy" in policy:
-            arn = policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]["Fn::Sub"]
-            assert arn.endswith(":secret:${NamePrefix}/*")
+def secret_arns(node: Any) -> Iterator[str]:
+    """Every Secrets Manager ARN (as its Fn::Sub text) named anywhere below ``node``."""
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from secret_arns(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from secret_arns(item)
+    elif isinstance(node, str) and ":secretsmanager:" in node:
+        yield node
+
+
+def test_every_function_is_listed_with_the_secrets_it_reads() -> None:
+    assert set(SECRETS_READ) == set(FUNCTIONS)
+
+
+@pytest.mark.parametrize("name", sorted(SECRETS_READ))
+def test_each_function_reads_only_the_secrets_it_needs(name: str) -> None:
+    arns = list(secret_arns(FUNCTIONS[name]["Properties"].get("Policies", [])))
+    assert sorted(arns) == sorted(SECRET_OF[part] for part in SECRETS_READ[name])
+    # None reads every secret under the prefix, as a function of one integration would then read another's parts.
+    assert f"{SECRET_ARN}*" not in arns
+
+
+def test_a_secret_pattern_matches_an_integration_s_own_part_and_no_other() -> None:
+    # IAM's "*" matches any characters, "/" included, as fnmatch's does.
+    def arn(name: str) -> str:
+        return f"{SECRET_ARN}{name}-AbCdEf"
+
+    assert fnmatch.fnmatchcase(arn("int-1/jrni"), SECRET_OF["jrni"])
+    assert fnmatch.fnmatchcase(arn("int-1/webhook"), SECRET_OF["webhook"])
+    assert not fnmatch.fnmatchcase(arn("int-1/jrni"), SECRET_OF["webhook"])
+    assert not fnmatch.fnmatchcase(arn("int-1/exchange"), SECRET_OF["jrni"])
+    assert not fnmatch.fnmatchcase(
+        arn("int-1/jrni").replace("${NamePrefix}/", "other-stack/"), SECRET_OF["jrni"]
+    )
+
+
+def test_the_admin_function_answers_before_api_gateway_gives_up_and_after_its_own_deadline() -> None:
+    from calsync.transport.admin import DEADLINE_SECONDS
+
+    timeout = function_property(FUNCTIONS["AdminFunction"], "Timeout")
+    assert DEADLINE_SECONDS + 3 <= timeout < 29
 
 
 def sqs_events() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -363,7 +410,7 @@ def test_the_reconcile_function_holds_exactly_the_tables_it_needs() -> None:
         "CursorsTable": ["DynamoDBCrudPolicy"],
         "RunsTable": ["DynamoDBCrudPolicy"],
     }
-    assert policies_on("ReconcileFunction", "NamePrefix") == ["AWSSecretsManagerGetSecretValuePolicy"]
+    assert policies_on("ReconcileFunction", "NamePrefix") == ["AWSSecretsManagerGetSecretValuePolicy"] * 2
 
 
 def test_the_reconcile_function_is_told_where_its_queues_and_bus_are() -> None:
@@ -532,13 +579,13 @@ STREAMING_TASK_MAY = {
         "dynamodb:DeleteItem",
     },
     "InboundQueue": {"sqs:SendMessage"},
-    "secrets under the prefix": {"secretsmanager:GetSecretValue"},
+    "Exchange secrets": {"secretsmanager:GetSecretValue"},
 }
 
 
 def resource_name(resource: Any) -> str:
-    if resource == {"Fn::Sub": SECRET_PREFIX_ARN}:
-        return "secrets under the prefix"
+    if resource == {"Fn::Sub": SECRET_OF["exchange"]}:
+        return "Exchange secrets"
     assert isinstance(resource, dict) and "Fn::GetAtt" in resource and resource["Fn::GetAtt"][1] == "Arn", (
         resource
     )

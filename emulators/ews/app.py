@@ -335,6 +335,10 @@ async def _apply_request_faults(
         emulator.stats.http_statuses[503] += 1
         retry_after = max(1, round(rule.back_off_ms / 1000))
         return web.Response(status=503, text="Service Unavailable", headers={"Retry-After": str(retry_after)})
+    if rule.kind == "http_400":
+        # HTTP.sys's answer to a request it cannot parse (a header value with a control character, say).
+        emulator.stats.http_statuses[400] += 1
+        return web.Response(status=400, text="Bad Request - Invalid Header", content_type="text/html")
     # connection_reset: drop the TCP connection without an answer.
     if request.transport is not None:
         request.transport.abort()

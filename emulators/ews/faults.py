@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-REQUEST_KINDS = ("server_busy", "http_503", "connection_reset", "delay")
+REQUEST_KINDS = ("server_busy", "http_503", "http_400", "connection_reset", "delay")
 STREAM_KINDS = ("drop_stream", "expire_subscriptions", "missed_events")
 KINDS = REQUEST_KINDS + STREAM_KINDS
 

@@ -3,7 +3,7 @@
 One small pool per process, shared by every use case: its threads outlive an invocation (a warm Lambda keeps them,
 idle, as it keeps its connections). Nothing submitted here submits again and waits, so the pool cannot starve itself.
 Each call runs in a copy of its caller's context (``contextvars``), so what an invocation set there (the metrics it
-counts into) holds in the call too.
+counts into, its overall deadline: ``calsync.deadline``) holds in the call too.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ def services() -> AdminDeps:
         runs=FakeRuns(),
         reconcile_queue=FakeReconcileQueue(),
         streaming=None,
+        secrets_prefix="calsync/",
     )
 
 
@@ -112,9 +113,14 @@ def test_create_integration_refuses_bad_input(
 
 
 def test_a_bad_template_is_reported_with_line_and_column(services: AdminDeps) -> None:
+    sample = json.loads(load_event("admin_create_integration.json")["body"])
     body = {
-        **json.loads(load_event("admin_create_integration.json")["body"]),
+        **sample,
         "id": "other",
+        # The secrets' names follow from the id when left out.
+        "jrni": {k: v for k, v in sample["jrni"].items() if k != "secret_name"},
+        "exchange": {k: v for k, v in sample["exchange"].items() if k != "secret_name"},
+        "webhook_secret_name": None,
         "body_template": "<p>ok</p>\n<p>{{ booking.nope }}</p>",
     }
     status, answer = call(services, rest_event("POST", "/admin/integrations", body))

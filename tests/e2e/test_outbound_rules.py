@@ -226,6 +226,7 @@ def second_integration(e2e: E2E) -> Iterator[str]:
                 "webhook_secret_name": names["webhook"],
                 "options": {"include_buffers": False},
                 "appointment_lock": False,
+                "test_endpoints": True,  # the emulators, on loopback http
             },
             expect=201,
         )

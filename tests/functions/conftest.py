@@ -152,8 +152,9 @@ def ews(ews_server: EwsEmulator) -> EwsEmulator:
 def configure_integration(aws: Aws, jrni: str, ews: EwsEmulator, function: str, **options: Any) -> Any:
     """Store the secrets, the integration (with the given options) and its mappings; returns the function's handler."""
     admin = next(a for a in SEED["admins"] if a["company_id"] == 10)
+    # Named as the admin API names an integration's own secrets: <prefix><integration id>/<part>.
     aws.put_secret(
-        "jrni",
+        f"{INTEGRATION}/jrni",
         {
             "app_id": SEED["apps"][0]["app_id"],
             "app_key": SEED["apps"][0]["app_key"],
@@ -161,12 +162,15 @@ def configure_integration(aws: Aws, jrni: str, ews: EwsEmulator, function: str, 
             "password": admin["password"],
         },
     )
-    aws.put_secret("exchange", {"username": SERVICE_ACCOUNT, "password": PASSWORD})
+    aws.put_secret(f"{INTEGRATION}/exchange", {"username": SERVICE_ACCOUNT, "password": PASSWORD})
     DynamoIntegrationStore(aws.tables["IntegrationsTable"], region=REGION).create(
         integration(
             id=INTEGRATION,
-            jrni=JrniConnection(jrni, "10", "jrni"),
-            exchange=ExchangeConnection(ews.ews_url, "exchange", access_type=AccessType.IMPERSONATION),
+            jrni=JrniConnection(jrni, "10", f"{PREFIX}/{INTEGRATION}/jrni"),
+            exchange=ExchangeConnection(
+                ews.ews_url, f"{PREFIX}/{INTEGRATION}/exchange", access_type=AccessType.IMPERSONATION
+            ),
+            test_endpoints=True,  # the emulators, on loopback http
             **options,
         )
     )

@@ -1,69 +1,82 @@
-"""The admin function as API Gateway invokes it, on moto, with both emulators over real HTTP: the connection test and
-automap as deployed (secrets from Secrets Manager, the adapters the composition root picks)."""
+"""The admin function as API Gateway invokes it, on moto (the stack's own tables and secrets): the attacks an operator
+with admin access to one integration could try are refused with a 4xx and the reason, and nothing is stored."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from emulators.ews.testing import EwsEmulator
+import pytest
+
+from calsync.adapters.dynamo import DynamoIntegrationStore, DynamoMappingStore
 from tests.apigw import LambdaContext, rest_event
-from tests.functions.conftest import ALICE, BOB, INTEGRATION, ROOM, Aws, configure_integration
+from tests.aws import REGION
+from tests.functions.conftest import PREFIX, Aws, load_function
 
 
-def post(handler: Any, path: str, resource: str, body: Any) -> tuple[int, Any]:
-    event = rest_event("POST", path, body, resource=resource, path_parameters={"integration_id": INTEGRATION})
+@pytest.fixture
+def handler(aws: Aws) -> Any:
+    return load_function("admin").lambda_handler
+
+
+def call(handler: Any, event: dict[str, Any]) -> tuple[int, Any]:
     answer = handler(event, LambdaContext())
-    return answer["statusCode"], json.loads(answer["body"])
+    return answer["statusCode"], json.loads(answer["body"]) if answer.get("body") else None
 
 
-def post_test(handler: Any, body: dict[str, Any]) -> tuple[int, Any]:
-    return post(
-        handler, f"/admin/integrations/{INTEGRATION}/test", "/admin/integrations/{integration_id}/test", body
-    )
+def create(handler: Any, integration_id: str, **changes: Any) -> tuple[int, Any]:
+    body = {
+        "id": integration_id,
+        "name": integration_id,
+        "jrni": {"base_url": "https://bank.jrni.example", "company_id": "37000"},
+        "exchange": {"endpoint": "https://mail.bank.example/EWS/Exchange.asmx"},
+        **changes,
+    }
+    return call(handler, rest_event("POST", "/admin/integrations", body))
 
 
-def test_the_connection_test_through_the_admin_function(aws: Aws, jrni: str, ews: EwsEmulator) -> None:
-    handler = configure_integration(aws, jrni, ews, "admin")
-
-    status, answer = post_test(handler, {"write": True})
-
-    assert status == 200 and answer["ok"] is True, [c for c in answer["checks"] if c["state"] == "failed"]
-    names = [check["name"] for check in answer["checks"]]
-    assert names[:3] == ["JRNI reachable", "JRNI login", "JRNI companies"]
-    for mailbox in sorted((ALICE, BOB, ROOM)):
-        assert f"write probe in {mailbox}: delete" in names
-        assert ews.items(mailbox) == []
-
-
-def test_a_missing_secret_is_a_failed_check_naming_it(aws: Aws, jrni: str, ews: EwsEmulator) -> None:
-    handler = configure_integration(aws, jrni, ews, "admin")
-    aws.secrets.delete_secret(SecretId="test/exchange", ForceDeleteWithoutRecovery=True)
-
-    status, answer = post_test(handler, {"mailbox": ALICE})
-
-    assert status == 200 and answer["ok"] is False
-    [refused] = [c for c in answer["checks"] if c["state"] == "failed"]
-    assert refused["name"] == "Exchange authentication"
-    assert refused["detail"].startswith(
-        "calsync cannot read the Exchange credentials: secret 'test/exchange' cannot"
-    )
-    assert refused["fix"] == 'store {"username", "password"} in the secret \'exchange\''
-
-
-def test_automap_through_the_admin_function(aws: Aws, jrni: str, ews: EwsEmulator) -> None:
-    handler = configure_integration(aws, jrni, ews, "admin")
-
-    status, answer = post(
+def test_an_integration_cannot_be_pointed_at_another_s_jrni_secret(aws: Aws, handler: Any) -> None:
+    status, victim = create(handler, "victim")
+    assert status == 201 and victim["jrni"]["secret_name"] == f"{PREFIX}/victim/jrni"
+    status, answer = create(
         handler,
-        f"/admin/integrations/{INTEGRATION}/mappings/automap",
-        "/admin/integrations/{integration_id}/mappings/automap",
-        {},
+        "attacker",
+        jrni={
+            "base_url": "https://bank.jrni.example",
+            "company_id": "37000",
+            "secret_name": f"{PREFIX}/victim/jrni",
+        },
     )
+    assert status == 422 and f"must be named '{PREFIX}/attacker/jrni'" in answer["message"]
+    # Nor at a listener on this machine.
+    status, answer = create(
+        handler, "attacker", jrni={"base_url": "https://127.0.0.1:9999", "company_id": "1"}
+    )
+    assert status == 422 and "points at this machine" in answer["message"]
+    stored = DynamoIntegrationStore(aws.tables["IntegrationsTable"], region=REGION).all()
+    assert [i.id for i in stored] == ["victim"]
 
-    # The example organisation's mapped staff stay as they are; the others are told apart.
-    assert status == 200 and answer["mapped"] == []
-    assert [(row["name"], row["reason"]) for row in answer["not_mapped"]] == [
-        ("Carol Gone", "disabled in JRNI: map it by hand if it should be synced"),
-        ("Room 2", "JRNI has no e-mail for it (neither ews_email nor email)"),
-    ]
+
+@pytest.mark.parametrize(
+    ("jrni_id", "mailbox", "reason"),
+    [
+        ("1" * 1024, "alice@bank.example", "is not a JRNI id"),  # once a DynamoDB ValidationException: 502
+        ("11", "alice@bank.example\x00", "is not a mailbox address"),
+        ("11", "</t:EmailAddress>@bank.example", "is not a mailbox address"),
+    ],
+)
+def test_long_ids_and_hostile_mailboxes_are_refused_with_400(
+    aws: Aws, handler: Any, jrni_id: str, mailbox: str, reason: str
+) -> None:
+    assert create(handler, "bank")[0] == 201
+    params = {"integration_id": "bank", "kind": "person", "jrni_id": jrni_id}
+    event = rest_event(
+        "PUT",
+        f"/admin/integrations/bank/mappings/person/{jrni_id}",
+        {"mailbox": mailbox},
+        resource="/admin/integrations/{integration_id}/mappings/{kind}/{jrni_id}",
+        path_parameters=params,
+    )
+    status, answer = call(handler, event)
+    assert status == 400 and reason in answer["message"]
+    assert DynamoMappingStore(aws.tables["MappingsTable"], region=REGION).mappings("bank") == []

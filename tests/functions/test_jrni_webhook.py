@@ -105,6 +105,9 @@ def test_authorization_sent_under_two_spellings_counts_as_two(aws: Aws, handler:
     ("name", "event", "status"),
     [
         ("unknown integration", _event(pathParameters={"integration_id": "nope"}), 404),
+        # Longer than any DynamoDB key: refused before the table is asked.
+        ("an id no integration can have", _event(pathParameters={"integration_id": "x" * 3000}), 404),
+        ("an id with a NUL", _event(pathParameters={"integration_id": "example-bank\x00"}), 404),
         ("no credentials", _event(headers={"Content-Type": "application/json"}), 401),
         (
             "wrong password",

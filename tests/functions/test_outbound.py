@@ -15,6 +15,8 @@ import requests
 from calsync.adapters.dynamo import DynamoLinkStore, DynamoMappingStore
 from calsync.domain import (
     JrniKey,
+    Mapping,
+    ResourceKind,
     SyncState,
 )
 from emulators.ews.testing import EwsEmulator
@@ -186,3 +188,33 @@ def test_an_unreadable_message_is_dead_lettered_not_retried_forever(aws: Aws, ha
     assert handler(event, LambdaContext()) == {"batchItemFailures": []}
     [dead] = aws.drain(aws.dead_letter_url)
     assert "not an outbound message" in dead["MessageAttributes"]["reason"]["StringValue"]
+
+
+def test_a_mailbox_that_is_no_address_is_never_sent_to_exchange_and_the_status_says_why(
+    aws: Aws, handler: Any, jrni: str, ews: EwsEmulator
+) -> None:
+    # Given Alice mapped, by data stored before the admin API checked addresses, to a mailbox with a NUL in it
+    hostile = "alice@example.com\x00"
+    mappings = DynamoMappingStore(aws.tables["MappingsTable"], region=REGION)
+    mappings.put(Mapping("example-bank", ResourceKind.PERSON, str(ALICE_ID), hostile))
+    ews.control("POST", "config", {"capture": True})
+    before = ews.control("GET", "stats")
+
+    # When a booking with her is synced
+    booking = book(jrni)
+    answer = handler(enqueue_and_receive(aws, [booking["id"]]), LambdaContext())
+
+    # Then nothing reached Exchange for it, and the message is dead-lettered, not retried
+    assert answer == {"batchItemFailures": []}
+    after = ews.control("GET", "stats")
+    assert after["operations"] == before["operations"] and after["http_statuses"] == before["http_statuses"]
+    assert not any(
+        b"\x00" in payload for *_, payload, _ in ews.call(lambda: list(ews.emulator.settings.captured))
+    )
+    [dead] = aws.drain(aws.dead_letter_url)
+    reason = dead["MessageAttributes"]["reason"]["StringValue"]
+    assert "is not a valid address" in reason and "fix the mapping" in reason
+    # And the status of Alice's calendar is an error naming the mailbox and what to do
+    [alice] = [s for s in mappings.statuses("example-bank") if s.jrni_id == str(ALICE_ID)]
+    assert alice.state is SyncState.ERROR
+    assert "'alice@example.com\\x00'" in alice.detail and "fix the mapping" in alice.detail

@@ -96,6 +96,17 @@ def test_a_removed_anchor_re_anchors_its_group_and_others_stay() -> None:
     assert second.groups[1] == first.groups[1]
 
 
+def test_a_mailbox_that_is_no_address_never_anchors_a_group() -> None:
+    # Stored before the admin API checked addresses, and sorting first: it would be every request's X-AnchorMailbox.
+    hostile = MailboxRef("int-1", "a\x00@bank.test")
+    plan = plan_streaming([hostile, *refs(3)], connection_limit=10)
+    [group] = plan.groups
+    assert group.anchor == "m0000@bank.test" and hostile.mailbox in group.mailboxes
+    # Nor when its group loses its anchor.
+    again = plan_streaming([hostile, *refs(3)[1:]], connection_limit=10, previous=plan)
+    assert again.groups[0].anchor == "m0001@bank.test"
+
+
 def test_a_lowered_limit_gives_the_last_groups_back_to_the_timer() -> None:
     first = plan_streaming(refs(450), connection_limit=3)
     second = plan_streaming(refs(450), connection_limit=1, previous=first)

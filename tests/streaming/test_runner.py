@@ -16,7 +16,7 @@ import pytest
 from calsync.adapters.aws.queues import inbound_group as group_of
 from calsync.adapters.ews.connection import AccountCache
 from calsync.adapters.ews.streaming import EwsStreamingExchange
-from calsync.domain import AccessType, ExchangeAuth, ExchangeConnection
+from calsync.domain import AccessType, ExchangeAuth, ExchangeConnection, PermanentError
 from calsync.domain.messages import InboundMessage, NotifiedItem
 from calsync.streaming.planner import MailboxRef
 from calsync.streaming.runner import RunnerSettings, StreamingRunner
@@ -345,3 +345,25 @@ def test_stop_ends_subscriptions_and_connections_and_beats_a_last_time(
     assert not task.thread.is_alive() and time.monotonic() - started < 3
     assert (stats(ews)["streaming_connections"], stats(ews)["subscriptions"]) == (0, 0)
     assert task.state.heartbeats[-1] == ("task-1", 0)
+
+
+def test_a_mailbox_that_is_no_address_is_never_subscribed_or_used_as_an_anchor(ews: EwsEmulator) -> None:
+    ews.control("POST", "accounts", {"address": "alice@bank.test", "password": PASSWORD}, expect=201)
+    connection = ExchangeConnection(endpoint=ews.ews_url, secret_name="exchange")
+    exchange = EwsStreamingExchange(
+        connection, {"username": SERVICE, "password": PASSWORD}, accounts=AccountCache()
+    )
+    before = stats(ews)
+    hostile = "alice@bank.test\x00"
+    with pytest.raises(
+        PermanentError, match=r"'alice@bank\.test\\x00' is not a valid address.*fix the mapping"
+    ):
+        exchange.subscribe(hostile, anchor="alice@bank.test", cookie=None)
+    with pytest.raises(PermanentError, match="fix the mapping"):
+        exchange.subscribe("alice@bank.test", anchor=hostile, cookie=None)  # X-AnchorMailbox
+    with pytest.raises(PermanentError, match="fix the mapping"):
+        exchange.open(["subscription"], anchor=hostile, cookie=None, minutes=1)
+    after = stats(ews)
+    assert (after["operations"], after["http_statuses"]) == (before["operations"], before["http_statuses"])
+    # A valid mailbox is subscribed as before.
+    assert exchange.subscribe("alice@bank.test", anchor="alice@bank.test", cookie=None).subscription_id

@@ -334,6 +334,7 @@ def admin_deps() -> AdminDeps:
         streaming_heartbeat=timedelta(seconds=settings().streaming_heartbeat_seconds),
         streaming_service=settings().streaming_service,
         checks_for=checks_for,
+        secrets_prefix=settings().secrets_prefix,
     )
 
 

@@ -24,6 +24,11 @@ class UnknownOutcomeError(RetryableError):
     been carried out, and may even be carried out later. Look before writing again."""
 
 
+class DeadlineExceededError(RetryableError):
+    """The time a piece of work may take (an admin request's, under API Gateway's 29 s) ran out while an upstream was
+    still answering: nothing more was waited for. Worth trying again; the message names the upstream."""
+
+
 class PermanentError(CalsyncError):
     """Will fail the same way every time until someone changes something (bad credentials, unknown mailbox)."""
 

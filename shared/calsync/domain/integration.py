@@ -74,6 +74,8 @@ class Integration:
     auto_confirm: bool = False  # inbound: a reservation moved in Outlook, or given an attendee, is confirmed
     inbound_free_busy: tuple[FreeBusy, ...] = BLOCKING_FREE_BUSY  # what blocks time in JRNI
     created_at: datetime | None = None
+    # A test integration (an emulator, a staging server): its endpoints may be plain http and on loopback.
+    test_endpoints: bool = False
 
 
 class SyncState(enum.StrEnum):

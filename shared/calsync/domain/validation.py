@@ -43,6 +43,15 @@ def integration_id(text: str) -> str:
     return text
 
 
+def run_id(text: str) -> str:
+    """A reconcile run's id (calsync makes them: 32 hexadecimal digits)."""
+    if not _INTEGRATION_ID.match(text):
+        raise InvalidInputError(
+            f"{_shown(text)} is not a reconcile run id: 1 to 64 letters, digits, '-' or '_'"
+        )
+    return text
+
+
 def mailbox_address(text: str) -> str:
     """A mailbox's SMTP address, lower-cased: ``local@domain.tld``, at most 254 characters, no spaces, control
     characters, quotes or markup (an address that cannot be a mailbox is refused here, never sent to Exchange)."""

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import groupby
 
+from calsync.domain import InvalidInputError, validation
+
 MAX_GROUP_SIZE = 200  # subscription ids per GetStreamingEvents connection (Exchange's documented maximum)
 
 
@@ -119,6 +121,19 @@ def plan_streaming(
     return StreamingPlan(groups=tuple(groups), timed=tuple(timed))
 
 
+def _anchor_of(members: list[str]) -> str:
+    """The group's anchor: its first mailbox that is a valid address (every request of the group carries it in
+    ``X-AnchorMailbox``, so one that is not, stored before addresses were checked, would make Exchange refuse the
+    whole group; such a mailbox is refused alone instead)."""
+    for mailbox in members:
+        try:
+            validation.mailbox_address(mailbox)
+        except InvalidInputError:
+            continue
+        return mailbox
+    return members[0]
+
+
 def _pack(
     integration_id: str, mailboxes: list[str], before: list[ConnectionGroup], budget: int, size: int
 ) -> tuple[list[ConnectionGroup], list[str]]:
@@ -133,7 +148,7 @@ def _pack(
         if not members:
             continue
         # The anchor stays while it is mapped; otherwise the group is re-anchored (a new group, for the runner).
-        anchor = group.anchor if group.anchor in members else members[0]
+        anchor = group.anchor if group.anchor in members else _anchor_of(members)
         members = ([anchor] + [m for m in members if m != anchor])[:size]
         kept.append((anchor, members))
         placed.update(members)
@@ -143,6 +158,6 @@ def _pack(
             members.append(waiting.popleft())
     while waiting and len(kept) < budget:
         members = [waiting.popleft() for _ in range(min(size, len(waiting)))]
-        kept.append((members[0], members))
+        kept.append((_anchor_of(members), members))
     groups = [ConnectionGroup(integration_id, anchor, tuple(sorted(members))) for anchor, members in kept]
     return groups, list(waiting)

@@ -10,7 +10,7 @@ from collections.abc import Mapping as ReadOnlyMap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from calsync.domain import AuthenticationError, NotFoundError, TooLargeError
+from calsync.domain import AuthenticationError, InvalidInputError, NotFoundError, TooLargeError, validation
 from calsync.domain.messages import OutboundMessage
 from calsync.ports import IntegrationStore, OutboundQueue, SecretStore, WebhookFormat
 
@@ -39,6 +39,12 @@ def accept_webhook(
     (the request's id) goes with each message, into the log lines of the function that syncs it."""
     if len(body) > MAX_WEBHOOK_BYTES:
         raise TooLargeError(f"the body is {len(body)} bytes; webhooks are limited to {MAX_WEBHOOK_BYTES}")
+    try:
+        validation.integration_id(
+            integration_id
+        )  # nothing longer than a key, or with control characters, is looked up
+    except InvalidInputError as exc:
+        raise NotFoundError(f"no integration {integration_id[:80]!r}: {exc}") from exc
     integration = deps.integrations.get(integration_id)
     if integration is None:
         raise NotFoundError(f"no integration {integration_id!r}")

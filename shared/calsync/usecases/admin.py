@@ -5,7 +5,6 @@ in its own terms.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,12 +12,12 @@ from typing import Any
 
 from calsync.domain import (
     Integration,
-    InvalidInputError,
     Mapping,
     MappingStatus,
     NotFoundError,
     ResourceKind,
     SyncState,
+    validation,
 )
 from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
 from calsync.domain.reconcile import MappingReconcile, ReconcileRun
@@ -33,8 +32,6 @@ from calsync.ports import (
 )
 from calsync.rendering import templates_of
 from calsync.usecases import reconcile
-
-_MAILBOX = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -53,6 +50,9 @@ class AdminDeps:
     streaming_service: str = ""  # the ECS service running the streaming task, named in a stale watch's detail
     # Tests the way to JRNI and Exchange (the connection test, automap); None: not available in this deployment.
     checks_for: Callable[[Integration], ConnectionChecks] | None = None
+    # The stack's Secrets Manager prefix (e.g. "calsync/"): an integration's secrets are named
+    # <prefix><integration id>/jrni|exchange|webhook, and no other.
+    secrets_prefix: str = ""
 
 
 def find_integration(integrations: IntegrationStore, integration_id: str) -> Integration:
@@ -133,10 +133,7 @@ def map_mailbox(
     """Map a staff member or resource to a mailbox (replacing any mailbox it had); a new or changed mapping is
     backfilled at once (the run to follow), the same mapping again changes nothing."""
     integration = find_integration(deps.integrations, integration_id)
-    address = mailbox.strip().lower()
-    if not _MAILBOX.match(address):
-        raise InvalidInputError(f"{mailbox!r} is not an e-mail address")
-    mapping = Mapping(integration.id, kind, jrni_id, address)
+    mapping = Mapping(integration.id, kind, validation.jrni_id(jrni_id), validation.mailbox_address(mailbox))
     before = next(
         (m for m in deps.mappings.mappings(integration.id) if (m.kind, m.jrni_id) == (kind, jrni_id)), None
     )

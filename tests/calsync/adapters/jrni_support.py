@@ -4,6 +4,11 @@ call the emulator's control plane."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
@@ -114,3 +119,42 @@ def requests_to(base_url: str, method: str, fragment: str) -> int:
         for endpoint, n in counts.items()
         if endpoint.startswith(f"{method} ") and endpoint.endswith(fragment)
     )
+
+
+@contextmanager
+def slow_jrni(*, every: float = 0.0, size: int = 1000, body: bytes = b" ") -> Iterator[str]:
+    """A server on 127.0.0.1 that answers every request 200 at once, then sends a body of ``size`` bytes one byte
+    ``every`` seconds (or all at once with ``every`` 0): JRNI behind a broken proxy, or a hostile host. Its URL."""
+
+    class Trickling(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.do_GET()
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            try:
+                if not every:
+                    self.wfile.write((body * (size // len(body) + 1))[:size])
+                    return
+                for _ in range(size):
+                    self.wfile.write(body[:1])
+                    self.wfile.flush()
+                    time.sleep(every)
+            except OSError:
+                return  # the client gave up
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickling)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -143,6 +143,7 @@ FULL_INTEGRATION = Integration(
     auto_confirm=True,
     inbound_free_busy=(FreeBusy.OOF,),
     created_at=datetime(2025, 7, 1, 9, 30, tzinfo=timezone(timedelta(hours=2))),
+    test_endpoints=True,  # plain http on loopback: the emulators
 )
 
 
@@ -188,6 +189,20 @@ def test_an_integration_stored_before_the_exchange_api_choice_reads_back_as_ews(
     assert FULL_INTEGRATION.exchange.api is ExchangeApi.EWS
 
 
+def test_an_integration_stored_before_test_endpoints_existed_reads_back_as_not_a_test_one(
+    integrations: DynamoIntegrationStore, tables: dict[str, str]
+) -> None:
+    # Given an integration stored by a version of calsync that had no test_endpoints attribute
+    integrations.create(FULL_INTEGRATION)
+    boto3.client("dynamodb", region_name=REGION).update_item(
+        TableName=tables["IntegrationsTable"],
+        Key={"integration_id": {"S": "int-7"}},
+        UpdateExpression="REMOVE test_endpoints",
+    )
+    # Then it reads back as a production integration: its endpoints held to https and remote hosts
+    assert integrations.get("int-7") == dataclasses.replace(FULL_INTEGRATION, test_endpoints=False)
+
+
 def test_defaults_and_empty_values_read_back_too(integrations: DynamoIntegrationStore) -> None:
     plain = dataclasses.replace(
         FULL_INTEGRATION,
@@ -198,6 +213,7 @@ def test_defaults_and_empty_values_read_back_too(integrations: DynamoIntegration
         inbound_free_busy=(),
         created_at=None,
         exchange=ExchangeConnection("https://mail.example.com/EWS", "s"),
+        test_endpoints=False,
     )
     integrations.create(plain)
     assert integrations.get("int-8") == plain

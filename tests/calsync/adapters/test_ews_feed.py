@@ -480,3 +480,13 @@ def test_a_page_size_exchange_would_refuse_is_refused_at_construction(ews: EwsEm
         EwsFeed(connection(ews), SECRET, max_changes_returned=513)
     with pytest.raises(PermanentError, match="username"):
         EwsFeed(replace(connection(ews)), {"password": PASSWORD})
+
+
+def test_a_mailbox_that_is_no_address_is_never_read(ews: EwsEmulator, feed: EwsFeed) -> None:
+    before = ews.control("GET", "stats")
+    with pytest.raises(
+        PermanentError, match=r"'alice@example\.com\\x00' is not a valid address.*fix the mapping"
+    ):
+        feed.changes("alice@example.com\x00", None, WINDOW)
+    after = ews.control("GET", "stats")
+    assert (after["operations"], after["http_statuses"]) == (before["operations"], before["http_statuses"])

@@ -383,6 +383,41 @@ def test_transient_failures_are_retryable(ews: EwsEmulator, calendar: EwsCalenda
     assert calendar.find_stamped(ALICE, content().stamp) == []
 
 
+def test_an_http_refusal_retrying_cannot_fix_is_permanent_and_says_so(
+    ews: EwsEmulator, calendar: EwsCalendar
+) -> None:
+    # Exchange's front answers 400 to a request it cannot parse: the same request would get the same answer.
+    fault(ews, "http_400", operation="CreateItem")
+    with pytest.raises(
+        PermanentError, match=r"refused the request for alice@example\.com with HTTP 400"
+    ) as failure:
+        calendar.create_event(ALICE, content())
+    assert "Bad Request - Invalid Header" in str(failure.value) and "will not help" in str(failure.value)
+    assert ews.items(ALICE) == []
+
+
+def test_an_endpoint_with_the_wrong_path_is_permanent_and_names_the_ews_url(ews: EwsEmulator) -> None:
+    calendar = EwsCalendar(connect(ews, endpoint=f"{ews.base_url}/EWS/Exchange.asmx/nope"), BASIC_SECRET)
+    with pytest.raises(PermanentError, match=r"with HTTP 404.*/EWS/Exchange\.asmx"):
+        calendar.find_stamped(ALICE, content().stamp)
+
+
+@pytest.mark.parametrize(
+    "mailbox",
+    ["alice@example.com\x00", "alice\x1b@example.com", "</t:EmailAddress>@example.com", "<x>&amp;@x.y"],
+)
+def test_a_mailbox_that_is_no_address_is_refused_before_any_request(
+    ews: EwsEmulator, calendar: EwsCalendar, mailbox: str
+) -> None:
+    before = ews.control("GET", "stats")
+    with pytest.raises(PermanentError, match=r"is not a valid address, so nothing was sent.*fix the mapping"):
+        calendar.create_event(mailbox, content())
+    with pytest.raises(PermanentError, match="fix the mapping"):
+        calendar.find_stamped(mailbox, content().stamp)
+    after = ews.control("GET", "stats")
+    assert (after["operations"], after["http_statuses"]) == (before["operations"], before["http_statuses"])
+
+
 def test_a_slow_exchange_times_out_as_retryable(ews: EwsEmulator) -> None:
     fault(ews, "delay", operation="FindItem", delay_ms=1500)
     calendar = EwsCalendar(connect(ews), BASIC_SECRET, timeout=0.5)

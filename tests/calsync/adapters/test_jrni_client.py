@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,11 +15,14 @@ from typing import Any
 
 import pytest
 
+from calsync import deadline
 from calsync.adapters.jrni import JrniBookingSource, JrniClient, booking_from_json
+from calsync.adapters.jrni.client import ANSWER_SECONDS_PER_TIMEOUT, MAX_ANSWER_BYTES
 from calsync.domain import (
     BookingKind,
     BookingStatus,
     ConflictError,
+    DeadlineExceededError,
     JrniConnection,
     JrniKey,
     PermanentError,
@@ -46,6 +50,7 @@ from tests.calsync.adapters.jrni_support import (
     make_booking,
     make_client,
     requests_to,
+    slow_jrni,
 )
 
 
@@ -319,6 +324,35 @@ def test_a_jrni_500_is_retryable_and_passes(client: JrniClient, jrni_url: str) -
     with pytest.raises(RetryableError, match="500"):
         source.get_booking(str(PARIS), str(made["id"]))
     assert source.get_booking(str(PARIS), str(made["id"])) is not None
+
+
+def test_an_answer_trickling_in_is_given_up_on_after_its_time(jrni_url: str) -> None:
+    # Each byte comes well within the read timeout, but the whole answer would take 100 s.
+    with slow_jrni(every=0.1, size=1000) as url:
+        client = make_client(url, timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(RetryableError, match=r"did not answer POST /api/v1/login/admin/10 within 0\.5 s"):
+            client.login()
+    assert time.monotonic() - started < ANSWER_SECONDS_PER_TIMEOUT * 0.5 + 0.5
+
+
+def test_an_answer_trickling_in_stops_at_the_overall_deadline(jrni_url: str) -> None:
+    with slow_jrni(every=0.1, size=1000) as url:
+        client = make_client(url, timeout=5.0)
+        started = time.monotonic()
+        with deadline.within(1.0), pytest.raises(DeadlineExceededError, match="within the 1 s this request"):
+            client.login()
+    assert time.monotonic() - started < 1.5
+    with deadline.within(0.0), pytest.raises(DeadlineExceededError):  # no time left: nothing is sent
+        make_client(jrni_url).login()
+
+
+def test_an_answer_larger_than_any_page_is_refused(jrni_url: str) -> None:
+    with (
+        slow_jrni(size=MAX_ANSWER_BYTES + 1) as url,
+        pytest.raises(PermanentError, match="larger than 8 MB: check the integration's base_url"),
+    ):
+        make_client(url).login()
 
 
 def test_a_slow_jrni_is_retryable(jrni_url: str) -> None:

@@ -138,6 +138,14 @@ def test_http_503_carries_retry_after_and_fault_tolerance_waits_for_it(
     assert stats(ews)["http_statuses"]["503"] == 2
 
 
+def test_http_400_is_http_sys_refusing_the_request(ews: EwsEmulator) -> None:
+    add_fault(ews, kind="http_400", count=1)
+    raw = post(ews, GET_CALENDAR)
+    assert raw.status_code == 400 and raw.text == "Bad Request - Invalid Header"
+    assert stats(ews)["http_statuses"]["400"] == 1
+    assert post(ews, GET_CALENDAR).status_code == 200  # used up
+
+
 def test_http_503_under_fail_fast_is_server_busy(
     ews: EwsEmulator, account_for: Callable[..., Account]
 ) -> None:

@@ -85,6 +85,9 @@ class IntegrationRecord(Model):
     auto_confirm = BooleanAttribute()
     inbound_free_busy = ListAttribute(of=UnicodeAttribute)
     created_at = UTCDateTimeAttribute(null=True)
+    test_endpoints = BooleanAttribute(
+        null=True
+    )  # absent on integrations stored before the choice existed: False
 
 
 # ---------------------------------------------------------------- mappings table (pk: integration id, sk: item)

@@ -135,6 +135,7 @@ def _integration_record(model: type[IntegrationRecord], integration: Integration
         auto_confirm=integration.auto_confirm,
         inbound_free_busy=[value.value for value in integration.inbound_free_busy],
         created_at=integration.created_at,
+        test_endpoints=integration.test_endpoints,
     )
 
 
@@ -166,6 +167,7 @@ def _integration(record: IntegrationRecord) -> Integration:
         auto_confirm=record.auto_confirm,
         inbound_free_busy=tuple(FreeBusy(str(value)) for value in record.inbound_free_busy or []),
         created_at=record.created_at,
+        test_endpoints=bool(record.test_endpoints),
     )
 
 

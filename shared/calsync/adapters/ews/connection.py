@@ -32,7 +32,14 @@ from exchangelib import (
 from exchangelib.protocol import BaseProtocol, FailFast, Protocol
 from exchangelib.version import EXCHANGE_2013, VERSIONS
 
-from calsync.domain import AccessType, ExchangeAuth, ExchangeConnection, PermanentError
+from calsync.domain import (
+    AccessType,
+    ExchangeAuth,
+    ExchangeConnection,
+    InvalidInputError,
+    PermanentError,
+    validation,
+)
 
 _AUTH_TYPES = {ExchangeAuth.BASIC: BASIC, ExchangeAuth.NTLM: NTLM, ExchangeAuth.OAUTH2: OAUTH2}
 # A Lambda has a deadline: a hung Exchange must become a retryable error well before it.
@@ -53,6 +60,19 @@ def version_for(server_version: str) -> Any:
 def supports_working_elsewhere(version: Any) -> bool:
     """LegacyFreeBusyStatus WorkingElsewhere exists from Exchange 2013 on."""
     return bool(version.build >= EXCHANGE_2013)
+
+
+def checked_mailbox(mailbox: str) -> str:
+    """``mailbox`` unchanged when it is an address Exchange can be asked about; otherwise PermanentError, before
+    anything is sent (an address with a NUL in ``X-AnchorMailbox`` makes Exchange refuse every request, for ever)."""
+    try:
+        validation.mailbox_address(mailbox)
+    except InvalidInputError as exc:
+        raise PermanentError(
+            f"mailbox {mailbox!r} is not a valid address, so nothing was sent to Exchange for it: fix the mapping "
+            f"(map the staff member or resource to the mailbox's SMTP address, name@domain)"
+        ) from exc
+    return mailbox
 
 
 # ---- TLS -----------------------------------------------------------------------------------------------------------
@@ -208,7 +228,9 @@ class AccountCache:
     def account(
         self, connection: ExchangeConnection, secret: dict[str, str], mailbox: str, timeout: float
     ) -> Any:
-        """The Account for ``mailbox`` reached through ``connection`` with the credentials in ``secret``."""
+        """The Account for ``mailbox`` reached through ``connection`` with the credentials in ``secret``;
+        PermanentError for a mailbox that is not an address (nothing is sent for it)."""
+        checked_mailbox(mailbox)
         fingerprint = secret_fingerprint(secret)
         key = (connection, fingerprint, mailbox.lower(), timeout)
         with self._lock:

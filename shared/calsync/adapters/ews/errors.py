@@ -6,6 +6,7 @@ reading it in the integration's status is not the person who wrote this code.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,6 +97,14 @@ def translate(exc: BaseException, where: Where) -> Exception | None:
             f"Exchange at {where.endpoint} does not accept the configured server version for mailbox {mailbox}: "
             f"set the integration's server_version to the server's Exchange version ({exc})"
         )
+    refused = _http_refusal(exc)
+    if refused is not None:
+        status, text = refused
+        return PermanentError(
+            f"Exchange at {where.endpoint} refused the request for {mailbox} with HTTP {status} ({text}): sending it "
+            f"again will not help; check the mailbox mapped and the integration's endpoint (the EWS URL, usually "
+            f"https://<server>/EWS/Exchange.asmx)"
+        )
     if isinstance(exc, _TRANSIENT):
         return RetryableError(
             f"Exchange did not answer for {mailbox} ({type(exc).__name__}: {exc})",
@@ -143,6 +152,29 @@ def translate(exc: BaseException, where: Where) -> Exception | None:
     if isinstance(exc, ews.EWSError):
         return PermanentError(f"Exchange could not be used for {mailbox}: {type(exc).__name__}: {exc}")
     return None
+
+
+# exchangelib's message for an HTTP answer it has no better name for (BaseProtocol.raise_response_errors).
+_UNKNOWN_FAILURE = re.compile(
+    r"^Unknown failure in response\. Code: (\d{3}) headers: .*? content: (.*)$", re.DOTALL
+)
+# Refusals that are worth sending again: a timeout, throttling, and the lock or conflict answers of a busy server.
+_RETRIED_STATUSES = frozenset({408, 409, 423, 425, 429})
+
+
+def _http_refusal(exc: BaseException) -> tuple[int, str] | None:
+    """The status and the start of the body of an HTTP 4xx answer retrying cannot change (a request the server
+    cannot parse, a wrong path, a forbidden method), or None."""
+    if not isinstance(exc, ews.MalformedResponseError):
+        return None
+    found = _UNKNOWN_FAILURE.match(str(exc))
+    if found is None:
+        return None
+    status = int(found.group(1))
+    if not 400 <= status < 500 or status in _RETRIED_STATUSES:
+        return None
+    text = " ".join(found.group(2).split())
+    return status, (text[:120] + "...") if len(text) > 120 else (text or "no reason given")
 
 
 def _unanswered(exc: BaseException) -> bool:

@@ -33,6 +33,7 @@ from calsync.adapters.ews.connection import (
     AccountCache,
     SelectiveVerifyHTTPAdapter,
     build_credentials,
+    checked_mailbox,
     install_tls_adapter,
 )
 from calsync.adapters.ews.errors import Where, translate, translated
@@ -296,8 +297,8 @@ class EwsStreamingExchange:
 
     def subscribe(self, mailbox: str, *, anchor: str, cookie: str | None) -> Subscribed:
         """Subscribe the mailbox's calendar (one Subscribe, routed to the group's back-end)."""
-        affinity = _Affinity(anchor, cookie)
         with translated(self._where(mailbox)):
+            affinity = _Affinity(checked_mailbox(anchor), cookie)
             account = self._account(mailbox)
             service = _GroupSubscribe(account=account, affinity=affinity)
             subscription_id = service.get(folders=[calendar_of(account, mailbox)], event_types=EVENT_TYPES)
@@ -318,6 +319,7 @@ class EwsStreamingExchange:
         """End a subscription; one Exchange no longer knows counts as ended."""
         with translated(self._where(mailbox)):
             account = self._account(mailbox)
+            checked_mailbox(anchor)
             with contextlib.suppress(*_LOST):
                 _GroupUnsubscribe(account=account, affinity=_Affinity(anchor, cookie)).get(
                     subscription_id=subscription_id

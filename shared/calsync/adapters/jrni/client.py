@@ -7,15 +7,27 @@ clash is ``ConflictError``. Reference: ../shared/reference/jrni-api.md §2.1-2.2
 
 from __future__ import annotations
 
+import json as jsonlib
 import logging
 import re
+import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
-from calsync.domain import ConflictError, JrniConnection, PermanentError, RetryableError, ThrottledError
+from calsync import deadline
+from calsync.domain import (
+    ConflictError,
+    DeadlineExceededError,
+    JrniConnection,
+    PermanentError,
+    RetryableError,
+    ThrottledError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +36,25 @@ Json = dict[str, Any]
 _SECRET_FIELDS = ("app_id", "email", "password")  # app_key is optional: newer JRNI tenants need App-Id only
 _VERSION_SUFFIX = re.compile(r"/api/v\d+$")
 _MAX_PAGES = 10_000  # a server whose "next" never ends must not keep a Lambda busy forever
+# The most one answer may hold (decoded): a page of JRNI's is a few hundred kB; more is a broken or hostile server.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+# How long one answer, connection to last byte, may take: a server trickling its body a byte at a time must not hold
+# a function for minutes (each read alone would stay within the read timeout). Cut further by an overall deadline.
+ANSWER_SECONDS_PER_TIMEOUT = 3
+_CONNECT_SECONDS = 3.05
+_READ_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Answer:
+    """JRNI's answer to one request, read whole within its time and size."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.body)
 
 
 class JrniLoginError(PermanentError):
@@ -169,18 +200,79 @@ class JrniClient:
             raise PermanentError(f"JRNI sent a link to another host ({_origin(url)}); refusing to follow it")
         return url
 
-    def _send(self, method: str, url: str, params: Mapping[str, str | int] | None, body: Json | None) -> Any:
+    def _send(
+        self, method: str, url: str, params: Mapping[str, str | int] | None, body: Json | None
+    ) -> Answer:
+        """One request and its whole answer, within the client's timeouts and the current overall deadline (an
+        admin request's); RetryableError when time runs out, PermanentError when the answer is too large."""
         where = f"{method} {urlsplit(url).path}"
+        what = f"JRNI's answer to {where}"
+        ends_at = time.monotonic() + ANSWER_SECONDS_PER_TIMEOUT * self.timeout
+        overall = deadline.current()
+        if overall is not None:
+            overall.left_for(what)  # none left: nothing is sent
+            ends_at = min(ends_at, overall.at)
+        left = max(ends_at - time.monotonic(), 0.001)
         try:
-            response = self._http.request(method, url, params=params, json=body, timeout=self.timeout)
+            response = self._http.request(
+                method,
+                url,
+                params=params,
+                json=body,
+                timeout=(min(_CONNECT_SECONDS, left), min(self.timeout, left)),
+                stream=True,
+            )
         except requests.Timeout as exc:
-            raise RetryableError(f"JRNI did not answer {where} within {self.timeout:g} s") from exc
+            raise self._late(where, ends_at) from exc
         except requests.ConnectionError as exc:
             raise RetryableError(f"JRNI could not be reached for {where}: {type(exc).__name__}") from exc
         except requests.RequestException as exc:
             raise PermanentError(f"JRNI request {where} could not be made: {type(exc).__name__}") from exc
+        try:
+            content = self._read(response, where, ends_at)
+        finally:
+            response.close()
         log.debug("JRNI %s -> %s", where, response.status_code)
-        return response
+        return Answer(int(response.status_code), response.headers, content)
+
+    def _read(self, response: requests.Response, where: str, ends_at: float) -> bytes:
+        """The answer's body, read as it arrives until ``ends_at`` and at most MAX_ANSWER_BYTES."""
+        parts: list[bytes] = []
+        size = 0
+        raw = response.raw
+        while True:
+            left = ends_at - time.monotonic()
+            if left <= 0:
+                raise self._late(where, ends_at)
+            # No single read may outlast the answer's time (the socket's own timeout was set for a whole read).
+            sock = getattr(raw.connection, "sock", None)
+            if sock is not None:
+                sock.settimeout(min(self.timeout, left))
+            try:
+                chunk = raw.read1(_READ_BYTES, decode_content=True)
+            except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
+                raise self._late(where, ends_at) from exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise RetryableError(f"JRNI's answer to {where} was cut off: {type(exc).__name__}") from exc
+            if not chunk:
+                return b"".join(parts)
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise PermanentError(
+                    f"JRNI's answer to {where} is larger than {MAX_ANSWER_BYTES // (1024 * 1024)} MB: check the "
+                    f"integration's base_url points at JRNI's API"
+                )
+            parts.append(chunk)
+
+    def _late(self, where: str, ends_at: float) -> RetryableError:
+        """The error for an answer that did not come in time: the overall deadline's, or this request's own."""
+        current = deadline.current()
+        if current is not None and current.at <= ends_at:
+            return DeadlineExceededError(
+                f"JRNI did not answer {where} within the {current.seconds:g} s this request may take: try again "
+                f"shortly; if it persists, check that JRNI at {self.base_url} is up and answers quickly"
+            )
+        return RetryableError(f"JRNI did not answer {where} within {self.timeout:g} s")
 
 
 def _origin(url: str) -> str:
@@ -194,7 +286,7 @@ def _href(document: Json, name: str) -> str | None:
     return href if isinstance(href, str) and href else None
 
 
-def _message(response: Any) -> str:
+def _message(response: Answer) -> str:
     """JRNI's own words about an error (``message``, else ``error``), shortened for logs and statuses."""
     try:
         body = response.json()
@@ -206,7 +298,7 @@ def _message(response: Any) -> str:
     return str(text)[:300]
 
 
-def _raise_for_status(response: Any, method: str, url: str) -> None:
+def _raise_for_status(response: Answer, method: str, url: str) -> None:
     status = int(response.status_code)
     if status < 400:
         return
@@ -229,7 +321,7 @@ def _raise_for_status(response: Any, method: str, url: str) -> None:
     raise PermanentError(detail)
 
 
-def _retry_after(response: Any) -> float:
+def _retry_after(response: Answer) -> float:
     value = response.headers.get("Retry-After", "")
     try:
         return max(0.0, float(value))
@@ -237,7 +329,7 @@ def _retry_after(response: Any) -> float:
         return 0.0
 
 
-def _json(response: Any, method: str, url: str) -> Json:
+def _json(response: Answer, method: str, url: str) -> Json:
     try:
         body = response.json()
     except ValueError as exc:

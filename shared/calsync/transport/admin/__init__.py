@@ -11,13 +11,23 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, Server
 
-from calsync.domain import ConflictError, PermanentError, RequestError, RetryableError, TemplateError
+from calsync import deadline
+from calsync.domain import (
+    ConflictError,
+    DeadlineExceededError,
+    PermanentError,
+    RequestError,
+    RetryableError,
+    TemplateError,
+)
 from calsync.transport.admin import diagnosis, integrations, mappings, runs
 from calsync.transport.admin.answers import error
-from calsync.transport.admin.models import integration_json
+from calsync.transport.admin.models import InvalidIntegrationError, integration_json
+from calsync.transport.admin.paths import check_path_parameters
 from calsync.transport.http import status_of
 from calsync.usecases.admin import AdminDeps
 
@@ -50,8 +60,16 @@ def openapi_document(app: APIGatewayRestResolver) -> str:
     return app.get_openapi_json_schema(servers=[Server(url="/")], **OPENAPI)
 
 
-def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
-    """The admin API's routes; ``deps`` is called per request (built once per cold start by the caller)."""
+# How long one admin request may spend, JRNI's and Exchange's answers included: API Gateway gives up at 29 s, and
+# the admin function's Timeout (template.yaml) is set between the two.
+DEADLINE_SECONDS = 20.0
+
+
+def build_admin_api(
+    deps: Callable[[], AdminDeps], *, deadline_seconds: float = DEADLINE_SECONDS
+) -> APIGatewayRestResolver:
+    """The admin API's routes; ``deps`` is called per request (built once per cold start by the caller). Each
+    request must be answered within ``deadline_seconds``: an upstream still answering then is a 504."""
     app = APIGatewayRestResolver(enable_validation=True)
     # The OpenAPI document, generated from the routes below: GET /admin/openapi (UI) or ?format=json; committed as
     # docs/openapi.json (`make openapi` writes it, a test fails when the two differ).
@@ -70,6 +88,10 @@ def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
     def request_error(exc: RequestError) -> Response[dict[str, Any]]:
         return error(status_of(exc), str(exc))
 
+    @app.exception_handler(InvalidIntegrationError)
+    def invalid_integration(exc: InvalidIntegrationError) -> Response[dict[str, Any]]:
+        return error(422, str(exc))
+
     @app.exception_handler(ConflictError)
     def conflict(exc: ConflictError) -> Response[dict[str, Any]]:
         return error(409, str(exc))
@@ -77,6 +99,10 @@ def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
     @app.exception_handler(TemplateError)
     def bad_template(exc: TemplateError) -> Response[dict[str, Any]]:
         return error(422, f"the {exc.which} template cannot be used", template=exc.which, detail=exc.detail)
+
+    @app.exception_handler(DeadlineExceededError)
+    def too_slow(exc: DeadlineExceededError) -> Response[dict[str, Any]]:
+        return error(504, str(exc))
 
     @app.exception_handler(RetryableError)
     def unavailable(exc: RetryableError) -> Response[dict[str, Any]]:
@@ -86,6 +112,12 @@ def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
     def upstream(exc: PermanentError) -> Response[dict[str, Any]]:
         return error(502, str(exc))
 
+    def within_deadline(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        with deadline.within(deadline_seconds):
+            return next_middleware(app)
+
+    # Every route's ids checked before it runs; every request within its deadline.
+    app.use(middlewares=[check_path_parameters, within_deadline])
     for module in (integrations, mappings, runs, diagnosis):
         app.include_router(module.routes(deps))
     return app

@@ -16,9 +16,9 @@ from calsync.transport.admin.models import (
     CheckOut,
     ConnectionTestIn,
     ConnectionTestOut,
-    ErrorOut,
     NotAutomappedOut,
 )
+from calsync.transport.admin.schemas import ErrorOut
 from calsync.usecases import diagnose
 from calsync.usecases.admin import AdminDeps
 

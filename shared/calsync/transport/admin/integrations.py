@@ -25,8 +25,10 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
 
     @router.post("/admin/integrations", summary="Create an integration")
     def create_integration(body: IntegrationIn) -> Response[dict[str, Any]]:
-        integration = integration_of(body, body.id or uuid.uuid4().hex[:12])
-        admin.create_integration(deps(), integration)
+        services = deps()
+        # Without an id, a new one; the answer names the secrets to create for it.
+        integration = integration_of(body, body.id or uuid.uuid4().hex[:12], services.secrets_prefix)
+        admin.create_integration(services, integration)
         return json_answer(201, integration_json(integration))
 
     return router

@@ -12,9 +12,11 @@ from calsync.domain import (
     ExchangeAuth,
     ExchangeConnection,
     Integration,
+    InvalidInputError,
     JrniConnection,
     ResourceKind,
     SyncOptions,
+    validation,
 )
 
 
@@ -22,24 +24,43 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_SECRET_NAME = (
+    "Secrets Manager name of the secret; optional: an integration reads only its own secrets, named "
+    "<prefix><integration id>/{part} (the answer shows the name to create)"
+)
+
+
 class JrniIn(_Strict):
-    base_url: str = Field(pattern=r"^https?://", description="JRNI API root, e.g. https://example.jrni.com")
-    company_id: str = Field(min_length=1, description="the parent company")
-    secret_name: str = Field(
-        min_length=1, description='Secrets Manager name of {"app_id","app_key","email","password"}'
+    base_url: str = Field(
+        max_length=2048,
+        description="JRNI API root, e.g. https://example.jrni.com (https, unless test_endpoints)",
+    )
+    company_id: str = Field(min_length=1, max_length=64, description="the parent company")
+    secret_name: str | None = Field(
+        default=None,
+        max_length=512,
+        description=_SECRET_NAME.format(part="jrni") + ': {"app_id","app_key","email","password"}',
     )
 
 
 class ExchangeIn(_Strict):
     endpoint: str = Field(
-        pattern=r"^https?://", description="the EWS URL, e.g. https://mail.example.com/EWS/Exchange.asmx"
+        max_length=2048,
+        description="the EWS URL, e.g. https://mail.example.com/EWS/Exchange.asmx (https, unless test_endpoints)",
     )
-    secret_name: str = Field(min_length=1, description="Secrets Manager name of the Exchange credentials")
+    secret_name: str | None = Field(
+        default=None,
+        max_length=512,
+        description=_SECRET_NAME.format(part="exchange")
+        + ': {"username","password"} or {"tenant_id","client_id","client_secret"}',
+    )
     auth: ExchangeAuth = ExchangeAuth.BASIC
     access_type: AccessType = AccessType.IMPERSONATION
     server_version: str = "Exchange2016"
     verify_tls: bool = True
-    token_url: str | None = None
+    token_url: str | None = Field(
+        default=None, max_length=2048, description="OAuth2 token endpoint; none: Microsoft Entra ID's"
+    )
     api: ExchangeApi = ExchangeApi.EWS
 
 
@@ -54,14 +75,21 @@ class IntegrationIn(_Strict):
     name: str = Field(min_length=1, max_length=200)
     jrni: JrniIn
     exchange: ExchangeIn
-    webhook_secret_name: str = Field(
-        min_length=1, description='Secrets Manager name of {"username","password"} or {"token"}'
+    webhook_secret_name: str | None = Field(
+        default=None,
+        max_length=512,
+        description=_SECRET_NAME.format(part="webhook") + ': {"username","password"} or {"token"}',
     )
     options: OptionsIn = OptionsIn()
     subject_template: str | None = None
     body_template: str | None = None
     appointment_lock: bool = True
     auto_confirm: bool = False
+    test_endpoints: bool = Field(
+        default=False,
+        description="a test integration (an emulator, a staging server): its endpoints may be plain http, "
+        "and on this machine",
+    )
 
 
 class MailboxIn(_Strict):
@@ -127,23 +155,55 @@ class AutomapOut(BaseModel):
     not_mapped: list[NotAutomappedOut] = Field(description="unmapped staff and resources left so, with why")
 
 
-class ErrorOut(BaseModel):
-    message: str
+class InvalidIntegrationError(InvalidInputError):
+    """An integration's body that is well-formed but cannot be used (an endpoint, a secret name): answered 422, as
+    the body's other checks are."""
 
 
-def integration_of(body: IntegrationIn, integration_id: str) -> Integration:
-    """The integration a validated request body describes (POST, and PATCH after its merge)."""
+def integration_of(body: IntegrationIn, integration_id: str, secrets_prefix: str = "") -> Integration:
+    """The integration a validated request body describes (POST, and PATCH after its merge): its endpoints must be
+    remote https servers (unless ``test_endpoints``), its secrets its own (``secrets_prefix``: the stack's);
+    InvalidIntegrationError saying which field is wrong and why."""
+    try:
+        return _integration_of(body, integration_id, secrets_prefix)
+    except InvalidIntegrationError:
+        raise
+    except InvalidInputError as exc:
+        raise InvalidIntegrationError(str(exc)) from exc
+
+
+def _integration_of(body: IntegrationIn, integration_id: str, secrets_prefix: str) -> Integration:
+    own = validation.integration_id(integration_id)
+    test = body.test_endpoints
+    jrni, exchange = body.jrni, body.exchange
+    token_url = exchange.token_url
     return Integration(
-        id=integration_id,
+        id=own,
         name=body.name,
-        jrni=JrniConnection(body.jrni.base_url.rstrip("/"), body.jrni.company_id, body.jrni.secret_name),
-        exchange=ExchangeConnection(**body.exchange.model_dump()),
-        webhook_secret_name=body.webhook_secret_name,
+        jrni=JrniConnection(
+            validation.endpoint_url(jrni.base_url, what="JRNI base_url", test_endpoint=test),
+            validation.jrni_id(jrni.company_id),  # part of every JRNI path calsync calls
+            validation.secret_name(own, "jrni", jrni.secret_name, secrets_prefix),
+        ),
+        exchange=ExchangeConnection(
+            **{
+                **exchange.model_dump(),
+                "endpoint": validation.endpoint_url(
+                    exchange.endpoint, what="Exchange endpoint", test_endpoint=test
+                ),
+                "secret_name": validation.secret_name(own, "exchange", exchange.secret_name, secrets_prefix),
+                "token_url": None
+                if token_url is None
+                else validation.endpoint_url(token_url, what="Exchange token_url", test_endpoint=test),
+            }
+        ),
+        webhook_secret_name=validation.secret_name(own, "webhook", body.webhook_secret_name, secrets_prefix),
         options=SyncOptions(**body.options.model_dump()),
         subject_template=body.subject_template,
         body_template=body.body_template,
         appointment_lock=body.appointment_lock,
         auto_confirm=body.auto_confirm,
+        test_endpoints=test,
     )
 
 
@@ -178,4 +238,5 @@ def integration_json(integration: Integration) -> dict[str, Any]:
         "body_template": integration.body_template,
         "appointment_lock": integration.appointment_lock,
         "auto_confirm": integration.auto_confirm,
+        "test_endpoints": integration.test_endpoints,
     }
