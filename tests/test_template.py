@@ -385,6 +385,12 @@ def test_the_admin_function_may_record_a_requested_run_and_queue_it_for_the_reco
     }
 
 
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_the_admin_function_may_remove_an_integration_s_items_from_every_table(name: str) -> None:
+    # DELETE /admin/integrations/{id} removes every item calsync keeps for the integration, in every table.
+    assert "DynamoDBCrudPolicy" in policies_on("AdminFunction", name)
+
+
 SCHEDULES = resources_of_type(TEMPLATE, "AWS::Scheduler::Schedule")
 
 

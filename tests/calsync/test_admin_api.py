@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +16,11 @@ from calsync.usecases.admin import AdminDeps
 from tests.apigw import LambdaContext, load_event, rest_event
 from tests.calsync.builders import ALICE, INTEGRATION, integration
 from tests.calsync.fakes import (
+    FakeBlockLinks,
     FakeBookingSource,
+    FakeCursors,
     FakeIntegrations,
+    FakeLinkStore,
     FakeMappings,
     FakeReconcileQueue,
     FakeRuns,
@@ -32,14 +36,16 @@ CALENDARS = [
 
 @pytest.fixture
 def services() -> AdminDeps:
+    mappings, runs = FakeMappings(), FakeRuns()
     return AdminDeps(
         integrations=FakeIntegrations(integration()),
-        mappings=FakeMappings(),
+        mappings=mappings,
         bookings_for=lambda _: FakeBookingSource(calendars=CALENDARS),
         clock=lambda: datetime(2025, 7, 1, tzinfo=UTC),
-        runs=FakeRuns(),
+        runs=runs,
         reconcile_queue=FakeReconcileQueue(),
         streaming=None,
+        integration_state=(mappings, FakeLinkStore(), FakeBlockLinks(), FakeCursors(), runs),
     )
 
 
@@ -97,7 +103,7 @@ def test_create_integration_from_the_sample_event_and_list_it(services: AdminDep
             {"password": "hunter2"},
             422,
         ),  # unknown fields are refused, so a secret cannot be smuggled into DynamoDB
-        ({"id": "example-bank"}, 409),
+        ({"name": "Another Bank"}, 409),  # its id is in use by another configuration
         ({"body_template": "<p>{{ booking.nope }}</p>"}, 422),
     ],
 )
@@ -109,6 +115,24 @@ def test_create_integration_refuses_bad_input(
     answer_status, answer = call(services, rest_event("POST", "/admin/integrations", body))
     assert answer_status == status, answer
     assert len(services.integrations.all()) == 2  # nothing half-created
+
+
+def test_a_create_sent_again_with_its_own_id_answers_the_same_and_creates_nothing(
+    services: AdminDeps,
+) -> None:
+    # Given an integration created with a client-chosen id
+    first_status, first = call(services, load_event("admin_create_integration.json"))
+    # When the same request is sent again (the client never saw the answer)
+    again_status, again = call(services, load_event("admin_create_integration.json"))
+    # Then it is answered as the first was, and there is still one such integration
+    assert (first_status, again_status) == (201, 201) and again == first
+    assert [i.id for i in services.integrations.all()] == [INTEGRATION, "example-bank"]
+
+    # But the same id with another body is refused, saying how to change it instead
+    body = {**json.loads(load_event("admin_create_integration.json")["body"]), "name": "Other"}
+    status, answer = call(services, rest_event("POST", "/admin/integrations", body))
+    assert status == 409 and "another configuration" in answer["message"] and "PATCH" in answer["message"]
+    assert services.integrations.get("example-bank").name == "Example Bank"  # type: ignore[union-attr]
 
 
 def test_a_bad_template_is_reported_with_line_and_column(services: AdminDeps) -> None:
@@ -407,3 +431,223 @@ def test_a_watch_is_stale_once_the_streaming_task_has_missed_three_heartbeats(se
     # No streaming task deployed (nothing watched, no heartbeat): no task to report on.
     _, status = _views(replace(dead, streaming=Watching([], [])))
     assert "streaming_task" not in status and status["outlook_changes"] == {}
+
+
+# ---- one integration: read, change (a merge patch guarded by its version), delete
+
+
+def one(
+    services: AdminDeps,
+    method: str,
+    body: Any = None,
+    *,
+    headers: dict[str, str] | None = None,
+    raw_body: str | None = None,
+    integration_id: str = INTEGRATION,
+) -> tuple[int, Any, dict[str, str]]:
+    """``method /admin/integrations/{id}``: status, body and headers."""
+    event = rest_event(
+        method,
+        f"/admin/integrations/{integration_id}",
+        body,
+        headers=headers,
+        raw_body=raw_body,
+        resource="/admin/integrations/{integration_id}",
+        path_parameters={"integration_id": integration_id},
+    )
+    answer = build_admin_api(lambda: services).resolve(event, LambdaContext())
+    text = answer.get("body")
+    headers = {name: values[-1] for name, values in answer["multiValueHeaders"].items()}
+    return answer["statusCode"], json.loads(text) if text else None, headers
+
+
+def patch(
+    services: AdminDeps, change: Any, etag: str | None, content_type: str = "application/merge-patch+json"
+) -> tuple[int, Any, dict[str, str]]:
+    headers = {"Content-Type": content_type, **({"If-Match": etag} if etag is not None else {})}
+    return one(services, "PATCH", change, headers=headers)
+
+
+def test_one_integration_is_shown_with_its_version_as_etag(services: AdminDeps) -> None:
+    status, shown, headers = one(services, "GET")
+    assert (
+        status == 200
+        and shown["id"] == INTEGRATION
+        and shown["webhook_path"] == f"/webhooks/jrni/{INTEGRATION}"
+    )
+    assert headers["ETag"] == '"0"'
+    status, answer, _ = one(services, "GET", integration_id="nope")
+    assert status == 404 and "nope" in answer["message"]
+
+
+def test_a_patch_changes_only_what_it_names_and_answers_the_new_version(services: AdminDeps) -> None:
+    before = services.integrations.get(INTEGRATION)
+    _, _, headers = one(services, "GET")
+    # When only the name and one Exchange setting change
+    status, changed, answer_headers = patch(
+        services, {"name": "Renamed", "exchange": {"server_version": "Exchange2019"}}, headers["ETag"]
+    )
+    # Then those change, everything else stays, and the answer carries the new version
+    assert status == 200, changed
+    assert changed["name"] == "Renamed" and changed["exchange"]["server_version"] == "Exchange2019"
+    assert changed["exchange"]["endpoint"] == before.exchange.endpoint  # type: ignore[union-attr]
+    assert answer_headers["ETag"] == '"1"'
+    stored = services.integrations.get(INTEGRATION)
+    assert stored is not None and stored.name == "Renamed" and stored.version == 1
+    assert stored.inbound_free_busy == before.inbound_free_busy  # type: ignore[union-attr]  # not in the body: kept
+    assert one(services, "GET")[2]["ETag"] == '"1"'
+
+
+def test_null_in_a_patch_puts_a_field_back_to_its_default(services: AdminDeps) -> None:
+    etag = one(services, "GET")[2]["ETag"]
+    status, changed, headers = patch(services, {"subject_template": "{{ booking.service_name }}"}, etag)
+    assert status == 200 and changed["subject_template"] == "{{ booking.service_name }}", changed
+    status, changed, _ = patch(services, {"subject_template": None}, headers["ETag"], "application/json")
+    assert status == 200 and changed["subject_template"] is None
+
+
+def test_two_patches_from_the_same_etag_the_second_loses_with_412(services: AdminDeps) -> None:
+    # Given two operators who read the same version
+    etag = one(services, "GET")[2]["ETag"]
+    # When both change it from that version
+    first = patch(services, {"name": "First"}, etag)
+    second = patch(services, {"name": "Second"}, etag)
+    # Then the first wins and the second is refused, saying what to do; the first change is kept
+    assert first[0] == 200
+    assert second[0] == 412 and "GET" in second[1]["message"] and "version 1" in second[1]["message"]
+    assert services.integrations.get(INTEGRATION).name == "First"  # type: ignore[union-attr]
+
+
+def test_a_patch_that_loses_the_race_at_the_store_is_412_too(services: AdminDeps) -> None:
+    # The version moves between the route's read and its write: the store's condition refuses it.
+    store = services.integrations
+    etag = one(services, "GET")[2]["ETag"]
+    real_update = store.update  # type: ignore[attr-defined]
+
+    def someone_else_first(integration: Any, expected_version: int) -> Any:
+        current = store.get(INTEGRATION)
+        real_update(replace(current, name="Someone else"), expected_version)
+        return real_update(integration, expected_version)
+
+    store.update = someone_else_first  # type: ignore[method-assign]
+    status, answer, _ = patch(services, {"name": "Mine"}, etag)
+    assert status == 412, answer
+    assert store.get(INTEGRATION).name == "Someone else"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("change", "etag", "content_type", "status", "says"),
+    [
+        ({"name": "x"}, None, "application/merge-patch+json", 428, "If-Match is required"),
+        ({"name": "x"}, "3", "application/merge-patch+json", 400, "not an ETag"),
+        ({"name": "x"}, "*", "application/merge-patch+json", 400, "not an ETag"),
+        ({"id": "other"}, '"0"', "application/merge-patch+json", 400, "id cannot change"),
+        (["name"], '"0"', "application/merge-patch+json", 400, "JSON object"),
+        ({"name": ""}, '"0"', "application/merge-patch+json", 422, None),
+        (
+            {"name": None},
+            '"0"',
+            "application/merge-patch+json",
+            422,
+            None,
+        ),  # required: no default to go back to
+        ({"exchange": {"auth": "kerberos"}}, '"0"', "application/merge-patch+json", 422, None),
+        ({"password": "pass-for-tests"}, '"0"', "application/merge-patch+json", 422, None),
+        ({"name": "x"}, '"0"', "text/plain", 415, "merge-patch+json"),
+    ],
+)
+def test_a_patch_is_refused_with_its_reason_and_changes_nothing(
+    services: AdminDeps, change: Any, etag: str | None, content_type: str, status: int, says: str | None
+) -> None:
+    before = services.integrations.get(INTEGRATION)
+    answer_status, answer, _ = patch(services, change, etag, content_type)
+    assert answer_status == status, answer
+    if says is not None:
+        assert says in answer["message"]
+    assert services.integrations.get(INTEGRATION) == before
+
+
+def test_a_patch_with_a_template_that_cannot_be_used_names_its_line_and_column(services: AdminDeps) -> None:
+    status, answer, _ = patch(services, {"body_template": "<p>ok</p>\n<p>{{ booking.nope }}</p>"}, '"0"')
+    assert status == 422 and answer["template"] == "body" and "2:6" in answer["detail"]
+    assert services.integrations.get(INTEGRATION).body_template is None  # type: ignore[union-attr]
+
+
+def test_a_patch_of_an_unknown_integration_is_404(services: AdminDeps) -> None:
+    event = rest_event(
+        "PATCH",
+        "/admin/integrations/nope",
+        {"name": "x"},
+        headers={"If-Match": '"0"'},
+        resource="/admin/integrations/{integration_id}",
+        path_parameters={"integration_id": "nope"},
+    )
+    answer = build_admin_api(lambda: services).resolve(event, LambdaContext())
+    assert answer["statusCode"] == 404
+
+
+def test_deleting_an_integration_removes_everything_kept_for_it_and_only_that(services: AdminDeps) -> None:
+    from calsync.domain import JrniKey, Link, LinkState, TimeWindow
+    from calsync.domain.inbound import BlockLink
+
+    # Given an integration with a mapping, a status, a link, a block link, a cursor and a finished run
+    other = replace(services.integrations.get(INTEGRATION), id="other")  # type: ignore[type-var]
+    services.integrations.create(other)
+    put_mapping(services, "person", "11", ALICE)
+    services.mappings.record_status(
+        MappingStatus(
+            INTEGRATION,
+            ResourceKind.PERSON,
+            "12",
+            SyncState.ERROR,
+            "refused",
+            datetime(2025, 7, 1, tzinfo=UTC),
+        )
+    )
+    links, block_links, cursors, _ = services.integration_state[1:]
+    window = TimeWindow(datetime(2025, 7, 2, 9, tzinfo=UTC), datetime(2025, 7, 2, 10, tzinfo=UTC))
+    for integration_id in (INTEGRATION, "other"):
+        links.save(
+            Link(integration_id, JrniKey("100", "501"), ALICE, LinkState.SYNCED, "f", "ews", "item-1", "v1")
+        )  # type: ignore[attr-defined]
+        block_links.save(BlockLink(integration_id, ALICE, "item-2", None, "", window, "Busy", "v1"))  # type: ignore[attr-defined]
+        cursors.put(integration_id, ALICE, "cursor-1")  # type: ignore[attr-defined]
+    [backfill] = services.runs.runs_of(INTEGRATION)
+    services.runs.start(replace(backfill, mappings_total=1, mappings_done=1))  # the backfill has finished
+
+    # When it is deleted
+    status, answer, _ = one(services, "DELETE")
+
+    # Then it and all its state are gone, the other integration's state is untouched, and a second DELETE is 404
+    assert status == 204 and answer is None
+    assert services.integrations.get(INTEGRATION) is None
+    assert services.mappings.mappings(INTEGRATION) == [] and services.mappings.statuses(INTEGRATION) == []
+    assert services.mappings.problems(INTEGRATION) == []
+    assert links.links_in(INTEGRATION, ALICE) == [] and block_links.blocks(INTEGRATION, ALICE) == []  # type: ignore[attr-defined]
+    assert cursors.get(INTEGRATION, ALICE) is None and services.runs.runs_of(INTEGRATION) == []  # type: ignore[attr-defined]
+    assert services.runs.mapping_states(INTEGRATION) == []
+    assert len(links.links_in("other", ALICE)) == 1 and len(block_links.blocks("other", ALICE)) == 1  # type: ignore[attr-defined]
+    assert cursors.get("other", ALICE) == "cursor-1"  # type: ignore[attr-defined]
+    assert services.integrations.get("other") is not None
+    status, answer, _ = one(services, "DELETE")
+    assert status == 404 and INTEGRATION in answer["message"]
+
+
+def test_an_integration_is_not_deleted_while_it_is_being_reconciled(services: AdminDeps) -> None:
+    # Given a mapping whose backfill (a reconcile run) is under way
+    put_mapping(services, "person", "11", ALICE)
+    [run] = services.runs.runs_of(INTEGRATION)
+    # When the integration is deleted, it is refused, naming the run; nothing is removed
+    status, answer, _ = one(services, "DELETE")
+    assert status == 409 and run.run_id in answer["message"] and "wait until it is done" in answer["message"]
+    assert services.integrations.get(INTEGRATION) is not None
+    assert len(services.mappings.mappings(INTEGRATION)) == 1
+    # Once the run has finished, the delete goes through
+    services.runs.start(replace(run, mappings_total=1, mappings_done=1))
+    assert one(services, "DELETE")[0] == 204
+
+
+def test_a_run_that_never_finished_a_day_later_does_not_hold_a_delete_back(services: AdminDeps) -> None:
+    put_mapping(services, "person", "11", ALICE)
+    later = replace(services, clock=lambda: datetime(2025, 7, 2, 0, 1, tzinfo=UTC))
+    assert one(later, "DELETE")[0] == 204

@@ -23,6 +23,7 @@ from calsync.ports import (
     CalendarProvider,
     CursorStore,
     EventPublisher,
+    IntegrationState,
     RunStore,
     SecretStore,
     StreamingStates,
@@ -315,9 +316,33 @@ def _mass_delete_metric(integration_id: str, mailbox: str) -> None:
     )
 
 
+def _integration_state(mappings: IntegrationState, links: IntegrationState) -> tuple[IntegrationState, ...]:
+    """Every store keeping items per integration, mappings first (what deleting an integration empties)."""
+    from calsync.adapters.dynamo import (
+        DynamoBlockLinkStore,
+        DynamoCursorStore,
+        DynamoRunStore,
+        DynamoStreamingStateStore,
+    )
+
+    current = settings()
+    stores: list[IntegrationState] = [
+        mappings,
+        links,
+        _on_table(DynamoBlockLinkStore, current.block_links_table, "BLOCK_LINKS_TABLE"),
+        _on_table(DynamoCursorStore, current.cursors_table, "CURSORS_TABLE"),
+    ]
+    if current.streaming_state_table:
+        stores.append(
+            _on_table(DynamoStreamingStateStore, current.streaming_state_table, "STREAMING_STATE_TABLE")
+        )
+    stores.append(_on_table(DynamoRunStore, current.runs_table, "RUNS_TABLE"))
+    return tuple(stores)
+
+
 @_once
 def admin_deps() -> AdminDeps:
-    integrations, mappings, _ = _stores()
+    integrations, mappings, links = _stores()
     return AdminDeps(
         integrations=integrations,
         mappings=mappings,
@@ -326,6 +351,7 @@ def admin_deps() -> AdminDeps:
         runs=_runs(),
         reconcile_queue=reconcile_queue(),
         streaming=_streaming_states(),
+        integration_state=_integration_state(mappings, links),
         streaming_heartbeat=timedelta(seconds=settings().streaming_heartbeat_seconds),
         streaming_service=settings().streaming_service,
     )

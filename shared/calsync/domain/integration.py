@@ -74,6 +74,8 @@ class Integration:
     auto_confirm: bool = False  # inbound: a reservation moved in Outlook, or given an attendee, is confirmed
     inbound_free_busy: tuple[FreeBusy, ...] = BLOCKING_FREE_BUSY  # what blocks time in JRNI
     created_at: datetime | None = None
+    # Counts the stored changes (0: not stored yet): a change is written only over the version it was made from.
+    version: int = 0
 
 
 class SyncState(enum.StrEnum):

@@ -85,6 +85,8 @@ class IntegrationRecord(Model):
     auto_confirm = BooleanAttribute()
     inbound_free_busy = ListAttribute(of=UnicodeAttribute)
     created_at = UTCDateTimeAttribute(null=True)
+    # Counts the stored changes; every save is conditional on it (absent on items stored before versions existed).
+    version = VersionAttribute()
 
 
 # ---------------------------------------------------------------- mappings table (pk: integration id, sk: item)
@@ -277,6 +279,16 @@ class RunRecord(Model):
     backfill_done = NumberAttribute(null=True)
 
 
+# ---------------------------------------------------------------- any item of a pk / sk table
+
+
+class ItemKey(Model):
+    """Any item of a table keyed (pk, sk), by its keys alone: to remove every item an integration has there."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
 # ---------------------------------------------------------------- binding to a table
 
 _M = TypeVar("_M", bound=Model)
@@ -373,3 +385,9 @@ def streaming_state_models(table: TableSettings) -> StreamingStateModels:
 def run_model(table: TableSettings) -> type[RunRecord]:
     """The reconcile runs model bound to ``table``."""
     return _bind(RunRecord, table)
+
+
+@functools.cache
+def key_model(table: TableSettings) -> type[ItemKey]:
+    """The keys-only model of any (pk, sk) table, bound to ``table``."""
+    return _bind(ItemKey, table)

@@ -11,10 +11,18 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from calsync.domain import ConflictError, PermanentError, RequestError, RetryableError, TemplateError
+from calsync.domain import (
+    ConflictError,
+    InvalidRowsError,
+    PermanentError,
+    RequestError,
+    RetryableError,
+    TemplateError,
+)
 from calsync.transport.admin import integrations, mappings, runs
-from calsync.transport.admin.answers import error
+from calsync.transport.admin.answers import Refused, error
 from calsync.transport.admin.models import integration_json
 from calsync.transport.http import status_of
 from calsync.usecases.admin import AdminDeps
@@ -22,8 +30,11 @@ from calsync.usecases.admin import AdminDeps
 __all__ = ["build_admin_api", "integration_json"]
 
 
-def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
-    """The admin API's routes; ``deps`` is called per request (built once per cold start by the caller)."""
+def build_admin_api(
+    deps: Callable[[], AdminDeps], idempotency: Callable[[], BasePersistenceLayer | None] = lambda: None
+) -> APIGatewayRestResolver:
+    """The admin API's routes; ``deps`` is called per request (built once per cold start by the caller), and so is
+    ``idempotency``: where POST /admin/integrations remembers its Idempotency-Keys (None: nowhere)."""
     app = APIGatewayRestResolver(enable_validation=True)
     # The OpenAPI document, generated from the routes below: GET /admin/openapi (UI) or ?format=json.
     app.enable_swagger(
@@ -36,6 +47,15 @@ def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
     @app.exception_handler(RequestError)
     def requesterror(exc: RequestError) -> Response[dict[str, Any]]:
         return error(status_of(exc), str(exc))
+
+    @app.exception_handler(Refused)
+    def refused(exc: Refused) -> Response[dict[str, Any]]:
+        return error(exc.status, str(exc))
+
+    @app.exception_handler(InvalidRowsError)
+    def bad_rows(exc: InvalidRowsError) -> Response[dict[str, Any]]:
+        rows = [{"line": line, "message": message} for line, message in exc.rows]
+        return error(422, str(exc), errors=rows)
 
     @app.exception_handler(ConflictError)
     def conflict(exc: ConflictError) -> Response[dict[str, Any]]:
@@ -53,6 +73,7 @@ def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
     def upstream(exc: PermanentError) -> Response[dict[str, Any]]:
         return error(502, str(exc))
 
-    for module in (integrations, mappings, runs):
+    app.include_router(integrations.routes(deps, idempotency))
+    for module in (mappings, runs):
         app.include_router(module.routes(deps))
     return app

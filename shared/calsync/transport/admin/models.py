@@ -13,6 +13,7 @@ from calsync.domain import (
     ExchangeConnection,
     Integration,
     JrniConnection,
+    ResourceKind,
     SyncOptions,
 )
 
@@ -79,6 +80,77 @@ class ResyncIn(_Strict):
     )
 
 
+class _Shown(BaseModel):
+    # Answers may carry fields added after this model was written: shown as they are, never dropped.
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorOut(_Shown):
+    message: str = Field(description="what is wrong and what to do")
+
+
+class JrniOut(_Shown):
+    base_url: str
+    company_id: str
+    secret_name: str
+
+
+class ExchangeOut(_Shown):
+    endpoint: str
+    secret_name: str
+    auth: ExchangeAuth
+    access_type: AccessType
+    server_version: str
+    verify_tls: bool
+    token_url: str | None
+    api: ExchangeApi
+
+
+class OptionsOut(_Shown):
+    include_buffers: bool
+    sync_jrni_blocks: bool
+    block_subject: str
+
+
+class IntegrationOut(_Shown):
+    """An integration as the API shows it (the POST body's fields, and where JRNI's webhooks go)."""
+
+    id: str
+    name: str
+    jrni: JrniOut
+    exchange: ExchangeOut
+    webhook_secret_name: str
+    webhook_path: str = Field(description="where JRNI sends this integration's webhooks, below the API's URL")
+    options: OptionsOut
+    subject_template: str | None
+    body_template: str | None
+    appointment_lock: bool
+    auto_confirm: bool
+
+
+class BackfillOut(_Shown):
+    kind: ResourceKind
+    jrni_id: str
+    run_id: str = Field(description="the deep reconcile backfilling the mapping: GET .../reconcile/{run_id}")
+
+
+class ImportOut(_Shown):
+    applied: int = Field(description="mappings made or changed")
+    unchanged: int = Field(description="rows that were mapped so already")
+    backfills: list[BackfillOut]
+
+
+class RowErrorOut(_Shown):
+    line: int = Field(
+        description="the row's line (CSV: as a spreadsheet numbers it, the header is 1; JSON: 1 for the first)"
+    )
+    message: str
+
+
+class ImportRefusedOut(ErrorOut):
+    errors: list[RowErrorOut]
+
+
 def integration_of(body: IntegrationIn, integration_id: str) -> Integration:
     """The integration a validated request body describes (POST, and PATCH after its merge)."""
     return Integration(
@@ -127,3 +199,9 @@ def integration_json(integration: Integration) -> dict[str, Any]:
         "appointment_lock": integration.appointment_lock,
         "auto_confirm": integration.auto_confirm,
     }
+
+
+def integration_body(integration: Integration) -> dict[str, Any]:
+    """An integration as the POST body that would make it (what a PATCH is merged into)."""
+    shown = integration_json(integration)
+    return {name: shown[name] for name in IntegrationIn.model_fields if name in shown}
