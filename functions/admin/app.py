@@ -6,11 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from calsync.bootstrap.functions import admin_deps
+from calsync.bootstrap.functions import admin_deps, admin_idempotency
 from calsync.transport.admin import build_admin_api
 
 logger = Logger()
-app = build_admin_api(admin_deps)
+app = build_admin_api(admin_deps, admin_idempotency)
 
 
 @logger.inject_lambda_context(clear_state=True, correlation_id_path="requestContext.requestId")

@@ -651,3 +651,13 @@ def test_a_run_that_never_finished_a_day_later_does_not_hold_a_delete_back(servi
     put_mapping(services, "person", "11", ALICE)
     later = replace(services, clock=lambda: datetime(2025, 7, 2, 0, 1, tzinfo=UTC))
     assert one(later, "DELETE")[0] == 204
+
+
+def test_an_idempotency_key_is_refused_where_no_table_keeps_them(services: AdminDeps) -> None:
+    body = json.loads(load_event("admin_create_integration.json")["body"])
+    event = rest_event("POST", "/admin/integrations", body, headers={"Idempotency-Key": "key-1"})
+    status, answer = call(services, event)
+    assert (
+        status == 400 and "IDEMPOTENCY_TABLE" in answer["message"] and "id of your own" in answer["message"]
+    )
+    assert services.integrations.get("example-bank") is None

@@ -11,7 +11,7 @@ import functools
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from calsync.bootstrap.settings import ConfigurationError, Settings, secret_fingerprint
 from calsync.domain import ExchangeApi, Integration, PermanentError
@@ -33,6 +33,9 @@ from calsync.usecases.admin import AdminDeps
 from calsync.usecases.reconcile import ReconcileDeps
 from calsync.usecases.sync_booking import BookingDeps
 from calsync.usecases.sync_mailbox import MailboxDeps
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 _lock = threading.Lock()
 _T = TypeVar("_T")
@@ -357,6 +360,24 @@ def admin_deps() -> AdminDeps:
     )
 
 
+@_once
+def admin_idempotency() -> BasePersistenceLayer | None:
+    """Where the admin API remembers its Idempotency-Keys: Powertools' DynamoDB persistence layer on the idempotency
+    table (None without one: the header is then refused)."""
+    import boto3
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    current = settings()
+    if not current.idempotency_table:
+        return None
+    client = boto3.session.Session().client(
+        "dynamodb", region_name=current.region, endpoint_url=current.aws_endpoint_url
+    )
+    return DynamoDBPersistenceLayer(
+        table_name=current.idempotency_table, key_attr="id", expiry_attr="expiration", boto3_client=client
+    )
+
+
 def reset() -> None:
     """Forget everything built (tests and the local stack change the environment between runs)."""
     for cached in (
@@ -372,6 +393,7 @@ def reset() -> None:
         webhook_deps,
         outbound_deps,
         admin_deps,
+        admin_idempotency,
         inbound_deps,
         reconcile_queue,
         _runs,

@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from calsync.domain import (
@@ -94,7 +95,7 @@ def routes(deps: Callable[[], AdminDeps], idempotency: Callable[[], BasePersiste
 
         if idempotency_key is None:
             return _shown(201, create())
-        return _once(idempotency(), idempotency_key, body, create)
+        return _once(idempotency(), idempotency_key, body, create, router.lambda_context)
 
     @router.get(
         "/admin/integrations/<integration_id>",
@@ -200,7 +201,11 @@ def _shown(status: int, integration: Integration) -> Response[IntegrationOut]:
 
 
 def _once(
-    layer: BasePersistenceLayer | None, key: str, body: IntegrationIn, create: Callable[[], Integration]
+    layer: BasePersistenceLayer | None,
+    key: str,
+    body: IntegrationIn,
+    create: Callable[[], Integration],
+    context: LambdaContext,
 ) -> Response[IntegrationOut]:
     """Create as ``create`` does, at most once per Idempotency-Key: Powertools' idempotency utility records the
     answer under the key (with the body it answered); the same key and body again get that answer, and create
@@ -217,6 +222,8 @@ def _once(
         payload_validation_jmespath="body",
         expires_after_seconds=IDEMPOTENCY_SECONDS,
     )
+    # A create cut short by the function's timeout frees its key when the invocation would have ended.
+    config.register_lambda_context(context)
 
     @idempotent_function(data_keyword_argument="request", persistence_store=layer, config=config)
     def create_integration(request: dict[str, Any]) -> dict[str, Any]:
