@@ -661,3 +661,191 @@ def test_an_idempotency_key_is_refused_where_no_table_keeps_them(services: Admin
         status == 400 and "IDEMPOTENCY_TABLE" in answer["message"] and "id of your own" in answer["message"]
     )
     assert services.integrations.get("example-bank") is None
+
+
+# ---- mappings imported in bulk
+
+
+def import_file(
+    services: AdminDeps, body: str, content_type: str = "text/csv", integration_id: str = INTEGRATION
+) -> tuple[int, Any]:
+    return call(
+        services,
+        rest_event(
+            "POST",
+            f"/admin/integrations/{integration_id}/mappings/import",
+            headers={"Content-Type": content_type},
+            raw_body=body,
+            resource="/admin/integrations/{integration_id}/mappings/import",
+            path_parameters={"integration_id": integration_id},
+        ),
+    )
+
+
+def mapped(services: AdminDeps) -> dict[tuple[str, str], str]:
+    return {(m.kind.value, m.jrni_id): m.mailbox for m in services.mappings.mappings(INTEGRATION)}
+
+
+GOOD_CSV = "kind,jrni_id,mailbox\nperson,11,Alice@Example.com\nperson,12,bob.banker@bank.example.test\nresource,21,room-1@example.com\n"
+
+
+def test_a_good_file_maps_every_row_and_backfills_each_and_again_changes_nothing(services: AdminDeps) -> None:
+    # When a file of three good rows is imported
+    status, answer = import_file(services, GOOD_CSV)
+    # Then all three are mapped, each with a backfill started
+    assert status == 200, answer
+    assert (answer["applied"], answer["unchanged"]) == (3, 0)
+    assert mapped(services) == {
+        ("person", "11"): ALICE,
+        ("person", "12"): BEN,
+        ("resource", "21"): "room-1@example.com",
+    }
+    queued = services.reconcile_queue.sent  # type: ignore[attr-defined]
+    assert sorted(m.mailbox for m in queued) == sorted([ALICE, BEN, "room-1@example.com"])
+    assert {(b["kind"], b["jrni_id"]) for b in answer["backfills"]} == {
+        ("person", "11"),
+        ("person", "12"),
+        ("resource", "21"),
+    }
+    assert {b["run_id"] for b in answer["backfills"]} == {m.run_id for m in queued}
+    # When the same file is imported again, every row is unchanged and no backfill starts
+    status, again = import_file(services, GOOD_CSV)
+    assert status == 200 and again == {"applied": 0, "unchanged": 3, "backfills": []}
+    assert len(services.reconcile_queue.sent) == 3  # type: ignore[attr-defined]
+
+
+def test_a_file_with_one_bad_row_applies_nothing_and_names_the_row(services: AdminDeps) -> None:
+    body = "kind,jrni_id,mailbox\nperson,11,alice@example.com\nperson,12,not-an-address\nresource,21,room-1@example.com\n"
+    status, answer = import_file(services, body)
+    assert status == 422, answer
+    assert "none was" in answer["message"]
+    [row] = answer["errors"]
+    assert row["line"] == 3 and "'not-an-address' is not a mailbox address" in row["message"]
+    assert mapped(services) == {} and services.reconcile_queue.sent == []  # type: ignore[attr-defined]
+
+
+def test_every_bad_row_is_reported_with_its_line(services: AdminDeps) -> None:
+    put_mapping(services, "resource", "21", "room-1@example.com")
+    body = "\n".join(
+        [
+            "mailbox,kind,jrni_id",  # any order of the three columns
+            "alice@example.com,person,11",
+            "x@example.com,robot,12",  # 3: no such kind
+            "y@example.com,person,99",  # 4: JRNI has no person 99
+            "z@example.com,person,11",  # 5: person 11 twice
+            "alice@example.com,person,12",  # 6: a mailbox twice
+            "",  # 7: blank, skipped
+            "room-1@example.com,person,12,extra",  # 8: four fields
+            "w@example.com,person,1 2",  # 9: not a JRNI id
+            "room-1@example.com,resource,22",  # 10: unknown to JRNI as well
+        ]
+    )
+    status, answer = import_file(services, body)
+    assert status == 422
+    lines = {row["line"]: row["message"] for row in answer["errors"]}
+    assert sorted(lines) == [3, 4, 5, 6, 8, 9, 10]
+    assert "'robot' is not one of person, resource" in lines[3]
+    assert "JRNI has no person 99" in lines[4]
+    assert "person 11 is on line 2 too" in lines[5]
+    assert "mailbox alice@example.com is on line 2 too" in lines[6]
+    assert "4 fields, expected 3" in lines[8]
+    assert "not a JRNI id" in lines[9]
+    assert mapped(services) == {("resource", "21"): "room-1@example.com"}
+
+
+def test_a_mailbox_mapped_to_someone_the_file_leaves_alone_is_refused(services: AdminDeps) -> None:
+    put_mapping(services, "resource", "21", "room-1@example.com")
+    status, answer = import_file(services, "kind,jrni_id,mailbox\nperson,11,room-1@example.com\n")
+    assert status == 422
+    [row] = answer["errors"]
+    assert row["line"] == 2 and "is mapped to resource 21: unmap it first" in row["message"]
+
+
+def test_a_mailbox_moved_to_another_in_the_same_file_is_applied_in_an_order_that_works(
+    services: AdminDeps,
+) -> None:
+    # Given the room's mailbox on resource 21, moved in the file to person 11 (and 21 given another mailbox after)
+    put_mapping(services, "resource", "21", "room-1@example.com")
+    body = "kind,jrni_id,mailbox\nperson,11,room-1@example.com\nresource,21,room-2@example.com\n"
+    status, answer = import_file(services, body)
+    assert status == 200, answer
+    assert mapped(services) == {
+        ("person", "11"): "room-1@example.com",
+        ("resource", "21"): "room-2@example.com",
+    }
+
+
+def test_mailboxes_swapped_between_two_rows_are_refused(services: AdminDeps) -> None:
+    put_mapping(services, "person", "11", ALICE)
+    put_mapping(services, "person", "12", BEN)
+    body = f"kind,jrni_id,mailbox\nperson,11,{BEN}\nperson,12,{ALICE}\n"
+    status, answer = import_file(services, body)
+    assert status == 422 and [row["line"] for row in answer["errors"]] == [2, 3]
+    assert "unmap one of them first" in answer["errors"][0]["message"]
+    assert mapped(services) == {("person", "11"): ALICE, ("person", "12"): BEN}
+
+
+def test_mappings_are_imported_from_json_too(services: AdminDeps) -> None:
+    document = {
+        "mappings": [
+            {"kind": "person", "jrni_id": 11, "mailbox": ALICE},
+            {"kind": "resource", "jrni_id": "21", "mailbox": "room-1@example.com"},
+        ]
+    }
+    status, answer = import_file(services, json.dumps(document), "application/json")
+    assert status == 200 and answer["applied"] == 2
+    bad = {
+        "mappings": [{"kind": "person", "jrni_id": "12", "mailbox": BEN}, {"kind": "person", "jrni_id": "11"}]
+    }
+    status, answer = import_file(services, json.dumps(bad), "application/json")
+    assert status == 422 and [row["line"] for row in answer["errors"]] == [2]
+    assert "found jrni_id, kind" in answer["errors"][0]["message"]
+    assert ("person", "12") not in mapped(services)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "says"),
+    [
+        ("", "text/csv", 422, "expected the header row"),
+        ("kind,mailbox\nperson,alice@example.com\n", "text/csv", 422, "expected the columns"),
+        ("kind,jrni_id,mailbox\n", "text/csv", 400, "no mappings"),
+        ('kind,jrni_id,mailbox\nperson,"11,alice@example.com\n', "text/csv", 422, "cannot be read as CSV"),
+        ("[]", "application/json", 400, "expected {"),
+        ("{nope", "application/json", 400, "not JSON"),
+        ("kind,jrni_id,mailbox\n", "application/xml", 415, "text/csv"),
+        ("kind,jrni_id,mailbox\n" + "person,11,alice@example.com\n" * 2001, "text/csv", 413, "at most 2,000"),
+        ("kind,jrni_id,mailbox\n" + "person,11," + "a" * 1_000_000 + "\n", "text/csv", 413, "over 1 MB"),
+    ],
+)
+def test_an_import_is_refused_with_its_reason(
+    services: AdminDeps, body: str, content_type: str, status: int, says: str
+) -> None:
+    answer_status, answer = import_file(services, body, content_type)
+    assert answer_status == status, answer
+    assert says in json.dumps(answer)
+    assert mapped(services) == {}
+
+
+def test_an_import_into_an_unknown_integration_is_404(services: AdminDeps) -> None:
+    status, answer = import_file(services, GOOD_CSV, integration_id="nope")
+    assert status == 404 and "nope" in answer["message"]
+
+
+def test_the_openapi_document_describes_the_new_routes_their_answers_and_refusals(
+    services: AdminDeps,
+) -> None:
+    document = json.loads(build_admin_api(lambda: services).get_openapi_json_schema())
+    one_path = document["paths"]["/admin/integrations/{integration_id}"]
+    assert {"get", "patch", "delete"} <= set(one_path)
+    assert {"412", "428", "422"} <= set(one_path["patch"]["responses"])
+    assert "ETag" in one_path["get"]["responses"]["200"]["headers"]
+    assert "409" in one_path["delete"]["responses"] and "204" in one_path["delete"]["responses"]
+    create = document["paths"]["/admin/integrations"]["post"]
+    assert "201" in create["responses"] and any(
+        p["name"].lower() == "idempotency-key" for p in create["parameters"]
+    )
+    imported = document["paths"]["/admin/integrations/{integration_id}/mappings/import"]["post"]
+    assert {"200", "413", "415", "422"} <= set(imported["responses"])
+    assert {"IntegrationOut", "ImportOut", "ImportRefusedOut", "ErrorOut"} <= set(
+        document["components"]["schemas"]
+    )

@@ -45,6 +45,11 @@ from calsync.usecases.admin import AdminDeps
 IDEMPOTENCY_SECONDS = 24 * 3600
 MAX_IDEMPOTENCY_KEY = 255
 MERGE_PATCH = "application/merge-patch+json"
+# A 422's two bodies: Powertools' validation answer, or calsync's for a template.
+_INVALID = (
+    "the integration is invalid (Powertools' validation answer: {detail: [{loc, msg, type}]}), or a template "
+    "cannot be used ({message, template, detail}: its line and column)"
+)
 _ETAG: dict[str, OpenAPIResponseHeader] = {
     "ETag": {"description": 'the integration\'s version, e.g. "3": send it as If-Match to change it'}
 }
@@ -69,12 +74,13 @@ def routes(deps: Callable[[], AdminDeps], idempotency: Callable[[], BasePersiste
         status_code=201,
         responses={
             201: {"description": "created (or created before by the same request)", "headers": _ETAG},
+            422: {
+                "description": _INVALID + "; or the Idempotency-Key was used with another body ({message})"
+            },
             **refusals(
                 {
                     400: "an Idempotency-Key this deployment cannot keep",
                     409: "the id is in use by another configuration, or the same Idempotency-Key is in flight",
-                    422: "the body is invalid, a template cannot be used, or the Idempotency-Key was used with "
-                    "another body",
                     503: "try again shortly",
                 }
             ),
@@ -119,13 +125,13 @@ def routes(deps: Callable[[], AdminDeps], idempotency: Callable[[], BasePersiste
         ),
         responses={
             200: {"description": "the integration as changed, with its new version", "headers": _ETAG},
+            422: {"description": _INVALID},
             **refusals(
                 {
                     400: "the body is not a JSON object, the id would change, or If-Match is not an ETag",
                     404: "no such integration",
                     412: "the integration changed since the ETag given: read it again and redo the change",
                     415: "the body is not JSON",
-                    422: "the changed integration is invalid, or a template cannot be used",
                     428: "If-Match is missing",
                 }
             ),
