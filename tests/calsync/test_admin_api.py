@@ -849,3 +849,51 @@ def test_the_openapi_document_describes_the_new_routes_their_answers_and_refusal
     assert {"IntegrationOut", "ImportOut", "ImportRefusedOut", "ErrorOut"} <= set(
         document["components"]["schemas"]
     )
+
+
+def test_a_second_request_with_a_key_still_being_handled_is_told_to_try_again(
+    services: AdminDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import boto3
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+    from moto import mock_aws
+
+    from tests.aws import REGION, create_tables
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "pass-for-tests"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        table = create_tables()["IdempotencyTable"]
+        layer = DynamoDBPersistenceLayer(table, boto3_client=boto3.client("dynamodb", region_name=REGION))
+        # Two function instances (a resolver serves one request at a time), sharing the stores and the keys.
+        api, other_instance = (build_admin_api(lambda: services, lambda: layer) for _ in range(2))
+        body = json.loads(load_event("admin_create_integration.json")["body"])
+        event = rest_event("POST", "/admin/integrations", body, headers={"Idempotency-Key": "key-1"})
+        # Given a create that is still storing the integration when its retry arrives
+        storing, retried = threading.Event(), threading.Event()
+        store = services.integrations
+        real_create = store.create
+
+        def slow_create(integration: Any) -> Any:
+            storing.set()
+            retried.wait(timeout=10)
+            return real_create(integration)
+
+        store.create = slow_create  # type: ignore[method-assign]
+        answers: list[dict[str, Any]] = []
+        first = threading.Thread(target=lambda: answers.append(api.resolve(event, LambdaContext())))
+        first.start()
+        assert storing.wait(timeout=10)
+        # When the retry comes, it is told the first is still under way, and creates nothing itself
+        second = other_instance.resolve(event, LambdaContext())
+        retried.set()
+        first.join(timeout=10)
+        assert second["statusCode"] == 409
+        assert "still being handled: try again in a few seconds" in json.loads(second["body"])["message"]
+        assert answers[0]["statusCode"] == 201
+        # And once the first has answered, the retry gets its answer
+        again = other_instance.resolve(event, LambdaContext())
+        assert again["statusCode"] == 201 and json.loads(again["body"]) == json.loads(answers[0]["body"])
+        assert [i.id for i in services.integrations.all()] == [INTEGRATION, "example-bank"]
