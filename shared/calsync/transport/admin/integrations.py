@@ -131,7 +131,7 @@ def routes(deps: Callable[[], AdminDeps], idempotency: Callable[[], BasePersiste
                     400: "the body is not a JSON object, the id would change, or If-Match is not an ETag",
                     404: "no such integration",
                     412: "the integration changed since the ETag given: read it again and redo the change",
-                    415: "the body is not JSON",
+                    415: "the body is neither application/merge-patch+json nor application/json",
                     428: "If-Match is missing",
                 }
             ),
@@ -184,7 +184,7 @@ def routes(deps: Callable[[], AdminDeps], idempotency: Callable[[], BasePersiste
         summary="Delete an integration and everything calsync keeps for it",
         description=(
             "Removes its mappings, statuses, links, block links, sync positions, watch states and reconcile runs. "
-            "What calsync wrote into Outlook and JRNI stays there: see the README (Deleting an integration)."
+            "What calsync wrote into Outlook and JRNI stays there: see the README (Changing, deleting and importing)."
         ),
         status_code=204,
         responses={
