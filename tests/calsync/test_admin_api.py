@@ -897,3 +897,22 @@ def test_a_second_request_with_a_key_still_being_handled_is_told_to_try_again(
         again = other_instance.resolve(event, LambdaContext())
         assert again["statusCode"] == 201 and json.loads(again["body"]) == json.loads(answers[0]["body"])
         assert [i.id for i in services.integrations.all()] == [INTEGRATION, "example-bank"]
+
+
+def test_a_file_that_is_not_utf_8_is_refused(services: AdminDeps) -> None:
+    import base64
+
+    event = rest_event(
+        "POST",
+        f"/admin/integrations/{INTEGRATION}/mappings/import",
+        headers={"Content-Type": "text/csv"},
+        raw_body=base64.b64encode(
+            "kind,jrni_id,mailbox\nperson,11,zoë@example.com\n".encode("latin-1")
+        ).decode(),
+        resource="/admin/integrations/{integration_id}/mappings/import",
+        path_parameters={"integration_id": INTEGRATION},
+    )
+    event["isBase64Encoded"] = True
+    status, answer = call(services, event)
+    assert status == 400 and "not UTF-8" in answer["message"]
+    assert mapped(services) == {}

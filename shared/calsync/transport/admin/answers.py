@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -18,6 +19,14 @@ class Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def body_text(event: Any) -> str:
+    """The request's body as text (API Gateway may hand it over base64-encoded); 400 when it is not UTF-8."""
+    try:
+        return str(event.decoded_body or "")
+    except (UnicodeDecodeError, binascii.Error):
+        raise Refused(400, "the body is not UTF-8 text: save the file as UTF-8 and send it again") from None
 
 
 def json_answer(status: int, body: Any, *, etag: int | None = None) -> Response[Any]:

@@ -30,7 +30,7 @@ from calsync.domain import (
     InvalidInputError,
     RetryableError,
 )
-from calsync.transport.admin.answers import Refused, json_answer, new_router, no_content, refusals
+from calsync.transport.admin.answers import Refused, body_text, json_answer, new_router, no_content, refusals
 from calsync.transport.admin.models import (
     IntegrationIn,
     IntegrationOut,
@@ -275,7 +275,7 @@ def _merge_patch_body(router: Router) -> dict[str, Any]:
             415, f"a body of {content_type} cannot be a merge patch: send {MERGE_PATCH} (or application/json)"
         )
     try:
-        patch = json.loads(event.decoded_body or "")
+        patch = json.loads(body_text(event))
     except ValueError as exc:
         raise InvalidInputError(
             f"the body is not JSON ({exc}): send a JSON object of the fields to change"

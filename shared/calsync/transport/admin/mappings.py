@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from calsync.domain import InvalidInputError, ResourceKind, TooLargeError
-from calsync.transport.admin.answers import Refused, new_router, no_content, refusals
+from calsync.transport.admin.answers import Refused, body_text, new_router, no_content, refusals
 from calsync.transport.admin.models import BackfillOut, ImportOut, ImportRefusedOut, MailboxIn
 from calsync.usecases import admin
 from calsync.usecases import import_mappings as import_rows
@@ -100,7 +100,7 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
 
 def _rows(event: Any) -> list[import_rows.ImportRow]:
     """The rows of an import's body, read as its Content-Type says."""
-    body = event.decoded_body or ""
+    body = body_text(event)
     if len(body.encode()) > import_rows.MAX_BYTES:
         raise TooLargeError(
             f"the file is over {import_rows.MAX_BYTES // 1_000_000} MB: split it and send each part"
