@@ -278,7 +278,9 @@ def test_the_runs_table_is_keyed_pk_sk_and_expires_old_runs() -> None:
 def test_every_table_and_the_queue_reach_the_functions_by_environment() -> None:
     variables = GLOBAL_FUNCTION["Environment"]["Variables"]
     referenced = {value["Ref"] for value in variables.values() if isinstance(value, dict) and "Ref" in value}
-    assert set(TABLES) | {"OutboundQueue"} <= referenced
+    # Only the admin function keeps Idempotency-Keys: the table is named to it alone.
+    assert set(TABLES) - {"IdempotencyTable"} | {"OutboundQueue"} <= referenced
+    assert "IdempotencyTable" not in referenced
     assert variables["RUNS_TABLE"] == {"Ref": "RunsTable"}
 
 
@@ -432,8 +434,24 @@ def test_the_admin_function_may_record_a_requested_run_and_queue_it_for_the_reco
     assert policies_on("AdminFunction", "RunsTable") == ["DynamoDBCrudPolicy"]
     assert policies_on("AdminFunction", "ReconcileQueue") == ["SQSSendMessagePolicy"]
     assert FUNCTIONS["AdminFunction"]["Properties"]["Environment"]["Variables"] == {
-        "RECONCILE_QUEUE_URL": {"Ref": "ReconcileQueue"}
+        "RECONCILE_QUEUE_URL": {"Ref": "ReconcileQueue"},
+        "IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
     }
+
+
+def test_the_idempotency_table_is_powertools_own_shape_on_demand_and_expires_its_records() -> None:
+    properties = TABLES["IdempotencyTable"]["Properties"]
+    assert properties["TableName"] == {"Fn::Sub": "${NamePrefix}-idempotency"}
+    assert properties["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    users = [name for name in FUNCTIONS if policies_on(name, "IdempotencyTable")]
+    assert users == ["AdminFunction"]
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_the_admin_function_may_remove_an_integration_s_items_from_every_table(name: str) -> None:
+    # DELETE /admin/integrations/{id} removes every item calsync keeps for the integration, in every table.
+    assert "DynamoDBCrudPolicy" in policies_on("AdminFunction", name)
 
 
 SCHEDULES = resources_of_type(TEMPLATE, "AWS::Scheduler::Schedule")

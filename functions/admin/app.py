@@ -7,13 +7,13 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 
-from calsync.bootstrap.functions import admin_deps, function_metrics
+from calsync.bootstrap.functions import admin_deps, admin_idempotency, function_metrics
 from calsync.transport.admin import build_admin_api
 
 logger = Logger()
 metrics = function_metrics("admin")
 tracer = Tracer()
-app = build_admin_api(admin_deps)
+app = build_admin_api(admin_deps, admin_idempotency)
 
 
 # Answers name mailboxes and integration settings: kept out of the traces (capture_response=False).

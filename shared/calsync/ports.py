@@ -157,8 +157,26 @@ class IntegrationStore(Protocol):
         """Every integration."""
         ...
 
-    def create(self, integration: Integration) -> None:
-        """Store a new integration; ConflictError when its id exists."""
+    def create(self, integration: Integration) -> Integration:
+        """Store a new integration: as stored (at its first version); ConflictError when its id exists."""
+        ...
+
+    def update(self, integration: Integration, expected_version: int) -> Integration:
+        """Store a changed integration only if its stored version is still ``expected_version``: the integration as
+        stored, with its new version. PreconditionFailedError when the version moved, NotFoundError when it is gone."""
+        ...
+
+    def delete(self, integration_id: str) -> bool:
+        """Remove the integration itself (not its state: see ``IntegrationState``); False when there was none."""
+        ...
+
+
+class IntegrationState(Protocol):
+    """A store keeping items for each integration (mappings and statuses, links, block links, cursors, how
+    mailboxes are watched, reconcile runs): what deleting an integration removes."""
+
+    def remove_integration(self, integration_id: str) -> int:
+        """Remove every item kept for the integration; how many there were."""
         ...
 
 
@@ -336,6 +354,10 @@ class RunStore(Protocol):
         ...
 
     def get(self, integration_id: str, run_id: str) -> ReconcileRun | None: ...
+
+    def runs_of(self, integration_id: str) -> list[ReconcileRun]:
+        """The integration's runs still kept (a week after they started), newest first."""
+        ...
 
     def mapping_done(self, integration_id: str, run_id: str, repairs: Repairs) -> None:
         """One more mapping reconciled, with what it repaired (atomic: mappings finish side by side)."""

@@ -66,9 +66,13 @@ def integration(**overrides: object) -> Integration:
     values: dict[str, object] = {
         "id": INTEGRATION,
         "name": "Example Bank",
-        "jrni": JrniConnection("http://127.0.0.1:8088", "100", "jrni-secret"),
-        "exchange": ExchangeConnection("http://127.0.0.1:8089/EWS/Exchange.asmx", "ews-secret"),
-        "webhook_secret_name": "webhook-secret",
+        # A test integration (the emulators, on loopback http) with the secrets an integration owns.
+        "jrni": JrniConnection("http://127.0.0.1:8088", "100", f"calsync/{INTEGRATION}/jrni"),
+        "exchange": ExchangeConnection(
+            "http://127.0.0.1:8089/EWS/Exchange.asmx", f"calsync/{INTEGRATION}/exchange"
+        ),
+        "webhook_secret_name": f"calsync/{INTEGRATION}/webhook",
+        "test_endpoints": True,
     }
     values.update(overrides)
     return Integration(**values)  # type: ignore[arg-type]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from calsync.domain import (
     Booking,
@@ -19,7 +20,9 @@ from calsync.domain import (
     Link,
     Mapping,
     MappingStatus,
+    NotFoundError,
     PermanentError,
+    PreconditionFailedError,
     ResourceKind,
     StaleStateError,
     Stamp,
@@ -30,6 +33,15 @@ from calsync.domain.inbound import BlockLink, CalendarEvent, MailboxChanges
 from calsync.domain.messages import OutboundMessage, ReconcileMessage
 from calsync.domain.reconcile import MappingReconcile, ReconcileRun, Repairs
 from calsync.ports import CreatedBlock, JrniCalendar, RemoteRef, StampedItem
+from calsync.usecases.admin import AdminDeps
+
+
+def _drop(table: dict[Any, Any], integration_id: str) -> int:
+    """Remove the entries keyed (integration id, ...) of one integration; how many."""
+    gone = [key for key in table if key[0] == integration_id]
+    for key in gone:
+        del table[key]
+    return len(gone)
 
 
 @dataclass
@@ -164,6 +176,9 @@ class FakeLinkStore:
             raise StaleStateError("link changed since it was read")
         self.links.pop(key, None)
 
+    def remove_integration(self, integration_id: str) -> int:
+        return _drop(self.links, integration_id)
+
 
 class FakeIntegrations:
     def __init__(self, *integrations: Integration) -> None:
@@ -175,10 +190,25 @@ class FakeIntegrations:
     def all(self) -> list[Integration]:
         return list(self.items.values())
 
-    def create(self, integration: Integration) -> None:
+    def create(self, integration: Integration) -> Integration:
         if integration.id in self.items:
             raise ConflictError(f"integration {integration.id} exists")
-        self.items[integration.id] = integration
+        stored = replace(integration, version=1)
+        self.items[integration.id] = stored
+        return stored
+
+    def update(self, integration: Integration, expected_version: int) -> Integration:
+        current = self.items.get(integration.id)
+        if current is None:
+            raise NotFoundError(f"no integration {integration.id!r}")
+        if current.version != expected_version:
+            raise PreconditionFailedError(f"integration {integration.id} is at version {current.version}")
+        stored = replace(integration, version=expected_version + 1)
+        self.items[integration.id] = stored
+        return stored
+
+    def delete(self, integration_id: str) -> bool:
+        return self.items.pop(integration_id, None) is not None
 
 
 class FakeMappings:
@@ -224,6 +254,9 @@ class FakeMappings:
 
     def problems(self, integration_id: str) -> list[MappingStatus]:
         return [s for (i, _, _, _), s in self.open.items() if i == integration_id]
+
+    def remove_integration(self, integration_id: str) -> int:
+        return sum(_drop(table, integration_id) for table in (self.items, self.status, self.open))
 
 
 class FakeSecrets:
@@ -384,6 +417,9 @@ class FakeBlockLinks:
     def delete(self, link: BlockLink) -> None:
         self.links.pop((link.integration_id, link.mailbox, link.remote_id), None)
 
+    def remove_integration(self, integration_id: str) -> int:
+        return _drop(self.links, integration_id)
+
 
 class FakeCursors:
     def __init__(self) -> None:
@@ -394,6 +430,9 @@ class FakeCursors:
 
     def put(self, integration_id: str, mailbox: str, cursor: str) -> None:
         self.cursors[(integration_id, mailbox)] = cursor
+
+    def remove_integration(self, integration_id: str) -> int:
+        return _drop(self.cursors, integration_id)
 
 
 class FakeEvents:
@@ -531,6 +570,13 @@ class FakeRuns:
     def get(self, integration_id: str, run_id: str) -> ReconcileRun | None:
         return self.runs.get((integration_id, run_id))
 
+    def runs_of(self, integration_id: str) -> list[ReconcileRun]:
+        return sorted(
+            (run for (i, _), run in self.runs.items() if i == integration_id),
+            key=lambda run: run.started_at,
+            reverse=True,
+        )
+
     def mapping_done(self, integration_id: str, run_id: str, repairs: Repairs) -> None:
         run = self.runs[(integration_id, run_id)]
         self.runs[(integration_id, run_id)] = replace(
@@ -557,6 +603,10 @@ class FakeRuns:
     def mapping_states(self, integration_id: str) -> list[MappingReconcile]:
         return [m for (i, _), m in self.mappings.items() if i == integration_id]
 
+    def remove_integration(self, integration_id: str) -> int:
+        cursor = 1 if self.cursors.pop(integration_id, None) is not None else 0
+        return _drop(self.runs, integration_id) + _drop(self.mappings, integration_id) + cursor
+
 
 class FakeReconcileQueue:
     def __init__(self) -> None:
@@ -564,3 +614,21 @@ class FakeReconcileQueue:
 
     def send(self, messages: list[ReconcileMessage]) -> None:
         self.sent.extend(messages)
+
+
+def fake_admin_deps(integration: Integration, **changes: Any) -> AdminDeps:
+    """The admin API's dependencies on fakes: ``integration`` stored, nothing mapped, no streaming task; ``changes``
+    replace any of them (a ``mappings`` or ``runs`` given is also what deleting the integration empties)."""
+    mappings = changes.pop("mappings", FakeMappings())
+    runs = changes.pop("runs", FakeRuns())
+    made: dict[str, Any] = {
+        "integrations": FakeIntegrations(integration),
+        "mappings": mappings,
+        "bookings_for": lambda _: FakeBookingSource(),
+        "clock": lambda: datetime(2025, 7, 1, tzinfo=UTC),
+        "runs": runs,
+        "reconcile_queue": FakeReconcileQueue(),
+        "streaming": None,
+        "integration_state": (mappings, FakeLinkStore(), FakeBlockLinks(), FakeCursors(), runs),
+    }
+    return AdminDeps(**{**made, **changes})

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,11 +19,8 @@ from tests.apigw import LambdaContext, load_event, rest_event
 from tests.calsync.adapters.jrni_support import SECRET, slow_jrni
 from tests.calsync.builders import INTEGRATION, integration
 from tests.calsync.fakes import (
-    FakeBookingSource,
     FakeIntegrations,
-    FakeMappings,
-    FakeReconcileQueue,
-    FakeRuns,
+    fake_admin_deps,
 )
 
 PREFIX = "calsync/"
@@ -32,16 +28,7 @@ PREFIX = "calsync/"
 
 @pytest.fixture
 def services() -> AdminDeps:
-    return AdminDeps(
-        integrations=FakeIntegrations(integration()),
-        mappings=FakeMappings(),
-        bookings_for=lambda _: FakeBookingSource(calendars=[]),
-        clock=lambda: datetime(2025, 7, 1, tzinfo=UTC),
-        runs=FakeRuns(),
-        reconcile_queue=FakeReconcileQueue(),
-        streaming=None,
-        secrets_prefix=PREFIX,
-    )
+    return fake_admin_deps(integration(), secrets_prefix=PREFIX)
 
 
 def call(services: AdminDeps, event: dict[str, Any]) -> tuple[int, Any]:

@@ -49,3 +49,14 @@ def test_an_unknown_integration_is_not_remembered_and_a_removed_one_goes_after_t
     assert cached.get(INTEGRATION) is not None
     now[0] += 10
     assert cached.get(INTEGRATION) is None
+
+
+def test_a_change_or_a_delete_made_through_the_cache_is_seen_by_it_at_once() -> None:
+    store = CountingIntegrations(integration())
+    cached = CachedIntegrations(store, 15.0, clock=lambda: 0.0)
+    read = cached.get(INTEGRATION)
+    assert read is not None
+    changed = cached.update(replace(read, name="Renamed"), expected_version=read.version)
+    assert cached.get(INTEGRATION) == changed and changed.name == "Renamed"
+    assert cached.delete(INTEGRATION) is True
+    assert cached.get(INTEGRATION) is None

@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import pytest
 
@@ -42,10 +41,8 @@ from calsync.usecases.diagnose import MAX_MAILBOXES, automap, diagnose
 from tests.calsync.builders import ALICE, BOB, INTEGRATION, integration
 from tests.calsync.fakes import (
     FakeBookingSource,
-    FakeIntegrations,
     FakeMappings,
-    FakeReconcileQueue,
-    FakeRuns,
+    fake_admin_deps,
 )
 
 PERSON, RESOURCE = ResourceKind.PERSON, ResourceKind.RESOURCE
@@ -121,14 +118,10 @@ def deps(
 ) -> tuple[AdminDeps, FakeExchangeCheck]:
     exchange_check = FakeExchangeCheck(exchange or Script(), mailboxes or {}, hang)
     checks = ConnectionChecks(jrni=FakeJrniCheck(jrni or Script(), hang), exchange=exchange_check)
-    made = AdminDeps(
-        integrations=FakeIntegrations(integration()),
+    made = fake_admin_deps(
+        integration(),
         mappings=FakeMappings(*mappings),
         bookings_for=lambda _: FakeBookingSource(calendars=calendars or []),
-        clock=lambda: datetime(2025, 7, 1, tzinfo=UTC),
-        runs=FakeRuns(),
-        reconcile_queue=FakeReconcileQueue(),
-        streaming=None,
         checks_for=lambda _: checks,
     )
     return made, exchange_check

@@ -8,7 +8,7 @@ from typing import Any
 
 from emulators.ews.testing import EwsEmulator
 from tests.apigw import LambdaContext, rest_event
-from tests.functions.conftest import ALICE, BOB, INTEGRATION, ROOM, Aws, configure_integration
+from tests.functions.conftest import ALICE, BOB, INTEGRATION, PREFIX, ROOM, Aws, configure_integration
 
 
 def post(handler: Any, path: str, resource: str, body: Any) -> tuple[int, Any]:
@@ -38,7 +38,7 @@ def test_the_connection_test_through_the_admin_function(aws: Aws, jrni: str, ews
 
 def test_a_missing_secret_is_a_failed_check_naming_it(aws: Aws, jrni: str, ews: EwsEmulator) -> None:
     handler = configure_integration(aws, jrni, ews, "admin")
-    aws.secrets.delete_secret(SecretId="test/exchange", ForceDeleteWithoutRecovery=True)
+    aws.secrets.delete_secret(SecretId=f"{PREFIX}/{INTEGRATION}/exchange", ForceDeleteWithoutRecovery=True)
 
     status, answer = post_test(handler, {"mailbox": ALICE})
 
@@ -46,9 +46,12 @@ def test_a_missing_secret_is_a_failed_check_naming_it(aws: Aws, jrni: str, ews: 
     [refused] = [c for c in answer["checks"] if c["state"] == "failed"]
     assert refused["name"] == "Exchange authentication"
     assert refused["detail"].startswith(
-        "calsync cannot read the Exchange credentials: secret 'test/exchange' cannot"
+        f"calsync cannot read the Exchange credentials: secret '{PREFIX}/{INTEGRATION}/exchange' cannot"
     )
-    assert refused["fix"] == 'store {"username", "password"} in the secret \'exchange\''
+    assert (
+        refused["fix"]
+        == f'store {{"username", "password"}} in the secret \'{PREFIX}/{INTEGRATION}/exchange\''
+    )
 
 
 def test_automap_through_the_admin_function(aws: Aws, jrni: str, ews: EwsEmulator) -> None:

@@ -47,5 +47,16 @@ class CachedIntegrations:
     def all(self) -> list[Integration]:
         return self._store.all()
 
-    def create(self, integration: Integration) -> None:
-        self._store.create(integration)
+    def create(self, integration: Integration) -> Integration:
+        return self._store.create(integration)
+
+    def update(self, integration: Integration, expected_version: int) -> Integration:
+        stored = self._store.update(integration, expected_version)
+        with self._lock:
+            self._found.pop(integration.id, None)
+        return stored
+
+    def delete(self, integration_id: str) -> bool:
+        with self._lock:
+            self._found.pop(integration_id, None)
+        return self._store.delete(integration_id)

@@ -12,7 +12,7 @@ import functools
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from calsync.bootstrap.settings import ConfigurationError, Settings, secret_fingerprint
 from calsync.domain import ExchangeApi, Integration, PermanentError
@@ -25,6 +25,7 @@ from calsync.ports import (
     ConnectionChecks,
     CursorStore,
     EventPublisher,
+    IntegrationState,
     RunStore,
     SecretStore,
     StreamingStates,
@@ -35,6 +36,9 @@ from calsync.usecases.admin import AdminDeps
 from calsync.usecases.reconcile import ReconcileDeps
 from calsync.usecases.sync_booking import BookingDeps
 from calsync.usecases.sync_mailbox import MailboxDeps
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 _lock = threading.Lock()
 _T = TypeVar("_T")
@@ -320,9 +324,33 @@ def checks_for(integration: Integration) -> ConnectionChecks:
     raise _unsupported(integration)
 
 
+def _integration_state(mappings: IntegrationState, links: IntegrationState) -> tuple[IntegrationState, ...]:
+    """Every store keeping items per integration, mappings first (what deleting an integration empties)."""
+    from calsync.adapters.dynamo import (
+        DynamoBlockLinkStore,
+        DynamoCursorStore,
+        DynamoRunStore,
+        DynamoStreamingStateStore,
+    )
+
+    current = settings()
+    stores: list[IntegrationState] = [
+        mappings,
+        links,
+        _on_table(DynamoBlockLinkStore, current.block_links_table, "BLOCK_LINKS_TABLE"),
+        _on_table(DynamoCursorStore, current.cursors_table, "CURSORS_TABLE"),
+    ]
+    if current.streaming_state_table:
+        stores.append(
+            _on_table(DynamoStreamingStateStore, current.streaming_state_table, "STREAMING_STATE_TABLE")
+        )
+    stores.append(_on_table(DynamoRunStore, current.runs_table, "RUNS_TABLE"))
+    return tuple(stores)
+
+
 @_once
 def admin_deps() -> AdminDeps:
-    integrations, mappings, _ = _stores()
+    integrations, mappings, links = _stores()
     return AdminDeps(
         integrations=integrations,
         mappings=mappings,
@@ -331,10 +359,29 @@ def admin_deps() -> AdminDeps:
         runs=_runs(),
         reconcile_queue=reconcile_queue(),
         streaming=_streaming_states(),
+        integration_state=_integration_state(mappings, links),
         streaming_heartbeat=timedelta(seconds=settings().streaming_heartbeat_seconds),
         streaming_service=settings().streaming_service,
         checks_for=checks_for,
         secrets_prefix=settings().secrets_prefix,
+    )
+
+
+@_once
+def admin_idempotency() -> BasePersistenceLayer | None:
+    """Where the admin API remembers its Idempotency-Keys: Powertools' DynamoDB persistence layer on the idempotency
+    table (None without one: the header is then refused)."""
+    import boto3
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    current = settings()
+    if not current.idempotency_table:
+        return None
+    client = boto3.session.Session().client(
+        "dynamodb", region_name=current.region, endpoint_url=current.aws_endpoint_url
+    )
+    return DynamoDBPersistenceLayer(
+        table_name=current.idempotency_table, key_attr="id", expiry_attr="expiration", boto3_client=client
     )
 
 
@@ -353,6 +400,7 @@ def reset() -> None:
         webhook_deps,
         outbound_deps,
         admin_deps,
+        admin_idempotency,
         inbound_deps,
         reconcile_queue,
         _runs,

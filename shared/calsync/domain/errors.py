@@ -70,6 +70,20 @@ class TooLargeError(RequestError):
     """More than calsync accepts in one request."""
 
 
+class InvalidRowsError(RequestError):
+    """Rows of a file (mappings to import) that cannot be applied, each with its line and why: nothing of the file
+    was applied."""
+
+    def __init__(self, message: str, rows: list[tuple[int, str]]) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
+class PreconditionFailedError(RequestError):
+    """The caller changed something from a version that is no longer the current one (another change came first):
+    refused, so that nobody's change is lost; read it again and apply the change to what it holds now."""
+
+
 class TemplateError(PermanentError):
     """An integration's subject or body template cannot be used: what is wrong and where (``line:col`` and a caret).
 

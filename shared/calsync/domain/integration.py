@@ -76,6 +76,8 @@ class Integration:
     created_at: datetime | None = None
     # A test integration (an emulator, a staging server): its endpoints may be plain http and on loopback.
     test_endpoints: bool = False
+    # Counts the stored changes (0: not stored yet): a change is written only over the version it was made from.
+    version: int = 0
 
 
 class SyncState(enum.StrEnum):

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from calsync.domain import AuthenticationError, InvalidInputError, NotFoundError, RequestError, TooLargeError
+from calsync.domain import (
+    AuthenticationError,
+    InvalidInputError,
+    NotFoundError,
+    PreconditionFailedError,
+    RequestError,
+    TooLargeError,
+)
 
 _STATUS: tuple[tuple[type[RequestError], int], ...] = (
     (AuthenticationError, 401),
     (NotFoundError, 404),
     (TooLargeError, 413),
+    (PreconditionFailedError, 412),
     (InvalidInputError, 400),
 )
 

@@ -6,24 +6,27 @@ in its own terms.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from calsync.domain import (
+    ConflictError,
     Integration,
     Mapping,
     MappingStatus,
     NotFoundError,
+    PreconditionFailedError,
     ResourceKind,
     SyncState,
     validation,
 )
 from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
-from calsync.domain.reconcile import MappingReconcile, ReconcileRun
+from calsync.domain.reconcile import MappingReconcile, ReconcileRun, RunState
 from calsync.ports import (
     BookingSource,
     ConnectionChecks,
+    IntegrationState,
     IntegrationStore,
     MappingStore,
     ReconcileQueue,
@@ -45,6 +48,9 @@ class AdminDeps:
     runs: RunStore  # reconcile runs: requested here, followed here
     reconcile_queue: ReconcileQueue
     streaming: StreamingStates | None  # how each mailbox is watched; None: no streaming task deployed
+    # Every store keeping items for an integration (mappings first, so that nothing is synced while the rest goes):
+    # what deleting an integration empties.
+    integration_state: tuple[IntegrationState, ...]
     # The streaming task beats its heart this often; a watch shows as stale after 3 beats missed.
     streaming_heartbeat: timedelta = timedelta(seconds=30)
     streaming_service: str = ""  # the ECS service running the streaming task, named in a stale watch's detail
@@ -68,11 +74,74 @@ def integrations(deps: AdminDeps) -> list[Integration]:
 
 
 def create_integration(deps: AdminDeps, integration: Integration) -> Integration:
-    """Store a new integration; a template that would fail at sync time is refused now (TemplateError, with line
-    and column), an id in use is a ConflictError."""
+    """Store a new integration, as stored; a template that would fail at sync time is refused now (TemplateError,
+    with line and column). The same integration sent again (a retried request with its own id) is the one stored,
+    not a second one; an id in use by another configuration is a ConflictError."""
     templates_of(integration)
-    deps.integrations.create(integration)
+    try:
+        return deps.integrations.create(integration)
+    except ConflictError:
+        existing = deps.integrations.get(integration.id)
+        if existing is not None and _same_configuration(existing, integration):
+            return existing
+        raise ConflictError(
+            f"integration {integration.id!r} already exists with another configuration: to change it, PATCH "
+            f"/admin/integrations/{integration.id} (with If-Match: its ETag); for another integration, choose "
+            f"another id or send none"
+        ) from None
+
+
+def _same_configuration(stored: Integration, given: Integration) -> bool:
+    """Whether ``given`` is what was stored, apart from what the store adds (its version, when it was made)."""
+    return replace(stored, version=given.version, created_at=given.created_at) == given
+
+
+def integration_at(deps: AdminDeps, integration_id: str, version: int) -> Integration:
+    """The integration, if it is still at ``version`` (the one a change was made from); PreconditionFailedError
+    otherwise, NotFoundError when there is none."""
+    integration = find_integration(deps.integrations, integration_id)
+    if integration.version != version:
+        raise PreconditionFailedError(
+            f"integration {integration_id!r} was changed by someone else: it is at version {integration.version}, "
+            f"not {version}; read it again (GET, its ETag) and make the change to what it holds now"
+        )
     return integration
+
+
+def update_integration(deps: AdminDeps, integration: Integration, expected_version: int) -> Integration:
+    """Store a changed integration over ``expected_version``, as stored (its new version); its templates are checked
+    as at creation (TemplateError), a version that moved meanwhile is a PreconditionFailedError."""
+    templates_of(integration)
+    return deps.integrations.update(integration, expected_version)
+
+
+# A run that has not finished a day after it started will not (a mapping's step was dead-lettered): it no longer
+# holds back deleting its integration.
+RUN_ABANDONED_AFTER = timedelta(days=1)
+
+
+def delete_integration(deps: AdminDeps, integration_id: str) -> None:
+    """Remove an integration and every item calsync keeps for it: mappings, statuses and problems, links, block
+    links, change-feed cursors, how its mailboxes are watched, reconcile runs. Refused (ConflictError) while one of
+    its reconcile runs is under way. The integration itself goes last, so a delete that failed half-way can be sent
+    again. What calsync wrote into Outlook and JRNI stays there."""
+    integration = find_integration(deps.integrations, integration_id)
+    now = deps.clock()
+    running = [
+        run
+        for run in deps.runs.runs_of(integration.id)
+        if run.state is RunState.RUNNING and now - run.started_at < RUN_ABANDONED_AFTER
+    ]
+    if running:
+        run = running[0]
+        raise ConflictError(
+            f"integration {integration.id!r} is being reconciled (run {run.run_id}, started "
+            f"{run.started_at.isoformat()}): wait until it is done (GET /admin/integrations/{integration.id}/"
+            f"reconcile/{run.run_id}) and delete it then"
+        )
+    for store in deps.integration_state:
+        store.remove_integration(integration.id)
+    deps.integrations.delete(integration.id)
 
 
 def calendar_rows(deps: AdminDeps, integration_id: str) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +40,9 @@ from tests.apigw import LambdaContext, rest_event
 from tests.calsync.adapters.jrni_support import HEAD_OFFICE, SECRET, control
 from tests.calsync.builders import integration
 from tests.calsync.fakes import (
-    FakeBookingSource,
-    FakeIntegrations,
     FakeMappings,
-    FakeReconcileQueue,
-    FakeRuns,
     FakeSecrets,
+    fake_admin_deps,
 )
 from tests.tls import write_self_signed
 
@@ -93,16 +89,11 @@ def services(
         jrni=JrniDiagnosis(found.jrni, lambda: jrni_secret or SECRET),
         exchange=EwsDiagnosis(found.exchange, lambda: ews_secret or BASIC),
     )
-    return AdminDeps(
-        integrations=FakeIntegrations(found),
+    return fake_admin_deps(
+        found,
         mappings=FakeMappings(
             *[Mapping(found.id, ResourceKind.PERSON, str(n), m) for n, m in enumerate(mailboxes, start=1)]
         ),
-        bookings_for=lambda _: FakeBookingSource(),
-        clock=lambda: datetime(2025, 7, 1, tzinfo=UTC),
-        runs=FakeRuns(),
-        reconcile_queue=FakeReconcileQueue(),
-        streaming=None,
         checks_for=lambda _: checks,
     )
 

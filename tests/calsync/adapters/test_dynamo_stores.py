@@ -21,6 +21,7 @@ from calsync.adapters.dynamo import (
     DynamoIntegrationStore,
     DynamoLinkStore,
     DynamoMappingStore,
+    DynamoRunStore,
     DynamoStreamingStateStore,
     MailboxStreamState,
     TaskHeartbeat,
@@ -40,7 +41,9 @@ from calsync.domain import (
     LinkState,
     Mapping,
     MappingStatus,
+    NotFoundError,
     PermanentError,
+    PreconditionFailedError,
     ResourceKind,
     StaleStateError,
     SyncOptions,
@@ -48,6 +51,7 @@ from calsync.domain import (
     TimeWindow,
 )
 from calsync.domain.inbound import BlockLink
+from calsync.domain.reconcile import ReconcileRun, Repairs
 from calsync.ports import BlockLinkStore, CursorStore, LinkStore
 from calsync.streaming.ports import StreamingStateStore
 from tests.aws import REGION, create_tables
@@ -144,6 +148,7 @@ FULL_INTEGRATION = Integration(
     inbound_free_busy=(FreeBusy.OOF,),
     created_at=datetime(2025, 7, 1, 9, 30, tzinfo=timezone(timedelta(hours=2))),
     test_endpoints=True,  # plain http on loopback: the emulators
+    version=1,  # as created: the first version
 )
 
 
@@ -240,6 +245,132 @@ def test_creating_an_existing_integration_is_a_conflict_and_keeps_the_first(
 def test_an_unknown_integration_is_none(integrations: DynamoIntegrationStore) -> None:
     assert integrations.get("nope") is None
     assert integrations.all() == []
+
+
+def test_a_change_is_stored_over_the_version_it_was_made_from_and_counts_it_up(
+    integrations: DynamoIntegrationStore,
+) -> None:
+    created = integrations.create(FULL_INTEGRATION)
+    changed = integrations.update(
+        dataclasses.replace(created, name="Renamed"), expected_version=created.version
+    )
+    assert changed.version == created.version + 1 == 2
+    assert integrations.get("int-7") == changed
+
+
+def test_a_change_from_a_version_that_moved_is_refused_and_keeps_the_other_change(
+    integrations: DynamoIntegrationStore,
+) -> None:
+    # Given two operators who read version 1
+    read = integrations.create(FULL_INTEGRATION)
+    # When both change it from version 1
+    integrations.update(dataclasses.replace(read, name="First"), expected_version=1)
+    # Then the second is refused, saying at which version it is now, and the first change stays
+    with pytest.raises(PreconditionFailedError, match="at version 2, not 1"):
+        integrations.update(dataclasses.replace(read, name="Second"), expected_version=1)
+    assert integrations.get("int-7").name == "First"  # type: ignore[union-attr]
+
+
+def test_concurrent_changes_from_the_same_version_let_exactly_one_win(
+    integrations: DynamoIntegrationStore,
+) -> None:
+    read = integrations.create(FULL_INTEGRATION)
+
+    def change(name: str) -> str:
+        try:
+            integrations.update(dataclasses.replace(read, name=name), expected_version=read.version)
+        except PreconditionFailedError:
+            return "refused"
+        return "stored"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(change, [f"name-{i}" for i in range(4)]))
+    assert sorted(outcomes) == ["refused"] * 3 + ["stored"]
+    assert integrations.get("int-7").version == 2  # type: ignore[union-attr]
+
+
+def test_an_integration_stored_before_versions_existed_is_version_0_and_can_be_changed(
+    integrations: DynamoIntegrationStore, tables: dict[str, str]
+) -> None:
+    integrations.create(FULL_INTEGRATION)
+    boto3.client("dynamodb", region_name=REGION).update_item(
+        TableName=tables["IntegrationsTable"],
+        Key={"integration_id": {"S": "int-7"}},
+        UpdateExpression="REMOVE version",
+    )
+    old = integrations.get("int-7")
+    assert old is not None and old.version == 0
+    assert integrations.update(dataclasses.replace(old, name="Renamed"), expected_version=0).version == 1
+
+
+def test_changing_or_deleting_an_integration_that_is_gone(integrations: DynamoIntegrationStore) -> None:
+    with pytest.raises(NotFoundError):
+        integrations.update(FULL_INTEGRATION, expected_version=1)
+    assert integrations.get("int-7") is None  # a change never creates one
+    integrations.create(FULL_INTEGRATION)
+    assert integrations.delete("int-7") is True
+    assert integrations.delete("int-7") is False and integrations.get("int-7") is None
+
+
+def test_removing_an_integration_leaves_none_of_its_items_in_any_table(
+    tables: dict[str, str],
+    integrations: DynamoIntegrationStore,
+    mappings: DynamoMappingStore,
+    links: DynamoLinkStore,
+    block_links: DynamoBlockLinkStore,
+    cursors: DynamoCursorStore,
+    streaming: DynamoStreamingStateStore,
+) -> None:
+    runs = DynamoRunStore(tables["RunsTable"], region=REGION)
+    at = datetime(2025, 7, 1, 9, tzinfo=UTC)
+    window = TimeWindow(at, at + timedelta(hours=1))
+    # Given two integrations with items of every kind, in every table
+    for integration_id in ("int-1", "int-2"):
+        integrations.create(dataclasses.replace(FULL_INTEGRATION, id=integration_id))
+        mappings.put(Mapping(integration_id, PERSON, "11", ALICE))
+        mappings.record_status(
+            MappingStatus(integration_id, PERSON, "11", SyncState.ERROR, "refused", at, "b 1")
+        )
+        links.save(Link(integration_id, BOOKING, ALICE, LinkState.SYNCED, "fp", "ews", "item-1", "ck-1"))
+        block_links.save(BlockLink(integration_id, ALICE, "item-2", BOOKING, "7001", window, "Busy", "ck-2"))
+        cursors.put(integration_id, ALICE, "sync-state")
+        streaming.record_mailbox(integration_id, ALICE, "streaming", "subscribed", at)
+        runs.start(ReconcileRun(integration_id, "run-1", deep=True, started_at=at, mappings_total=1))
+        runs.set_jrni_cursor(integration_id, at)
+        runs.reconciled(integration_id, ALICE, at, Repairs(created=1))
+    streaming.heartbeat("task-1", at, 2)  # no integration's
+    per_integration = {name: table for name, table in tables.items() if name != "IdempotencyTable"}
+    for name, table in per_integration.items():
+        assert any("int-1" in str(item) for item in raw_items(table)), f"{name}: the test wrote nothing there"
+    before = {name: len(raw_items(table)) for name, table in per_integration.items()}
+
+    # When int-1's state is removed from every store, then the integration itself
+    removed = sum(
+        store.remove_integration("int-1")
+        for store in (mappings, links, block_links, cursors, streaming, runs)
+    )
+    assert integrations.delete("int-1")
+
+    # Then no table holds an item of int-1, and every item of int-2 (and the heartbeat) is still there
+    for name, table in per_integration.items():
+        items = raw_items(table)
+        assert [item for item in items if "int-1" in str(item)] == [], name
+        assert any("int-2" in str(item) for item in items), name
+    after = {name: len(raw_items(table)) for name, table in per_integration.items()}
+    assert sum(before.values()) - sum(after.values()) == removed + 1  # the integration's own item besides
+    assert [run.run_id for run in runs.runs_of("int-2")] == ["run-1"] and runs.runs_of("int-1") == []
+    assert streaming.heartbeats() == [TaskHeartbeat("task-1", at, 2)]
+
+
+def test_runs_of_an_integration_are_listed_newest_first(tables: dict[str, str]) -> None:
+    runs = DynamoRunStore(tables["RunsTable"], region=REGION)
+    at = datetime(2025, 7, 1, 9, tzinfo=UTC)
+    for hour, run_id in ((0, "older"), (2, "newest"), (1, "middle")):
+        runs.start(ReconcileRun(INTEGRATION, run_id, deep=False, started_at=at + timedelta(hours=hour)))
+    runs.start(ReconcileRun("other", "theirs", deep=False, started_at=at))
+    runs.set_jrni_cursor(INTEGRATION, at)  # not a run
+    runs.reconciled(INTEGRATION, ALICE, at, Repairs())  # not a run either
+    assert [run.run_id for run in runs.runs_of(INTEGRATION)] == ["newest", "middle", "older"]
 
 
 # ---------------------------------------------------------------- mappings

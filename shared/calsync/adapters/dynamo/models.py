@@ -88,6 +88,8 @@ class IntegrationRecord(Model):
     test_endpoints = BooleanAttribute(
         null=True
     )  # absent on integrations stored before the choice existed: False
+    # Counts the stored changes; every save is conditional on it (absent on items stored before versions existed).
+    version = VersionAttribute()
 
 
 # ---------------------------------------------------------------- mappings table (pk: integration id, sk: item)
@@ -280,6 +282,16 @@ class RunRecord(Model):
     backfill_done = NumberAttribute(null=True)
 
 
+# ---------------------------------------------------------------- any item of a pk / sk table
+
+
+class ItemKey(Model):
+    """Any item of a table keyed (pk, sk), by its keys alone: to remove every item an integration has there."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
 # ---------------------------------------------------------------- binding to a table
 
 _M = TypeVar("_M", bound=Model)
@@ -376,3 +388,9 @@ def streaming_state_models(table: TableSettings) -> StreamingStateModels:
 def run_model(table: TableSettings) -> type[RunRecord]:
     """The reconcile runs model bound to ``table``."""
     return _bind(RunRecord, table)
+
+
+@functools.cache
+def key_model(table: TableSettings) -> type[ItemKey]:
+    """The keys-only model of any (pk, sk) table, bound to ``table``."""
+    return _bind(ItemKey, table)

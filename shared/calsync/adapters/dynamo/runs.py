@@ -12,7 +12,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.expressions.update import Action
 
 from calsync.adapters.dynamo.models import RunRecord, TableSettings, run_model
-from calsync.adapters.dynamo.stores import _translate
+from calsync.adapters.dynamo.stores import _translate, remove_partition
 from calsync.domain.reconcile import MappingReconcile, ReconcileRun, Repairs
 
 # A run stays readable this long after it started (DynamoDB's TTL then removes it).
@@ -29,7 +29,8 @@ class DynamoRunStore:
     def __init__(
         self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
     ) -> None:
-        self._model = run_model(TableSettings(table_name, region, endpoint_url))
+        self._table = TableSettings(table_name, region, endpoint_url)
+        self._model = run_model(self._table)
 
     def start(self, run: ReconcileRun) -> None:
         record = self._model(
@@ -57,6 +58,22 @@ class DynamoRunStore:
         except PynamoDBException as exc:
             raise _translate(exc, f"reading reconcile run {run_id}") from exc
         return _run(record, run_id)
+
+    def runs_of(self, integration_id: str) -> list[ReconcileRun]:
+        """The integration's runs still kept, newest first (one Query of its partition's ``run#`` items)."""
+        model = self._model
+        try:
+            records = list(model.query(integration_id, model.sk.startswith("run#"), consistent_read=True))
+        except PynamoDBException as exc:
+            raise _translate(exc, f"listing the reconcile runs of {integration_id}") from exc
+        runs = [_run(record, record.sk.removeprefix("run#")) for record in records if record.started_at]
+        return sorted(runs, key=lambda run: run.started_at, reverse=True)
+
+    def remove_integration(self, integration_id: str) -> int:
+        """Remove the integration's runs, its JRNI cursor and its mappings' reconcile states (its one partition)."""
+        return remove_partition(
+            self._table, integration_id, f"the reconcile runs of integration {integration_id}"
+        )
 
     def mapping_done(self, integration_id: str, run_id: str, repairs: Repairs) -> None:
         model = self._model

@@ -6,11 +6,12 @@ mailbox already taken ``ConflictError``, anything else ``RetryableError`` or ``P
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, PynamoDBException, TransactWriteError
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from calsync.adapters.dynamo.models import (
@@ -23,6 +24,7 @@ from calsync.adapters.dynamo.models import (
     TableSettings,
     connection_of,
     integration_model,
+    key_model,
     link_model,
     mapping_models,
 )
@@ -41,7 +43,9 @@ from calsync.domain import (
     LinkState,
     Mapping,
     MappingStatus,
+    NotFoundError,
     PermanentError,
+    PreconditionFailedError,
     ResourceKind,
     RetryableError,
     StaleStateError,
@@ -72,6 +76,30 @@ def _translate(exc: PynamoDBException, doing: str) -> CalsyncError:
     if code in _PERMANENT_CODES:
         return PermanentError(message)
     return RetryableError(message, delay_seconds=1.0)
+
+
+def remove_items(model: type[Model], keys: Iterable[tuple[str, str]], what: str) -> int:
+    """Delete the items of ``model``'s table with these (hash, range) keys, 25 to a BatchWriteItem (unconditionally:
+    they are being removed for good); how many."""
+    count = 0
+    try:
+        with model.batch_write() as batch:
+            for hash_key, range_key in keys:
+                batch.delete(model(hash_key, range_key))
+                count += 1
+    except PynamoDBException as exc:
+        raise _translate(exc, f"removing {what}") from exc
+    return count
+
+
+def remove_partition(table: TableSettings, pk: str, what: str) -> int:
+    """Delete every item of one partition of a (pk, sk) table; how many."""
+    model = key_model(table)
+    try:
+        keys = [(record.pk, record.sk) for record in model.query(pk, consistent_read=True)]
+    except PynamoDBException as exc:
+        raise _translate(exc, f"listing {what}") from exc
+    return remove_items(model, keys, what)
 
 
 # ---------------------------------------------------------------- integrations
@@ -168,6 +196,7 @@ def _integration(record: IntegrationRecord) -> Integration:
         inbound_free_busy=tuple(FreeBusy(str(value)) for value in record.inbound_free_busy or []),
         created_at=record.created_at,
         test_endpoints=bool(record.test_endpoints),
+        version=int(record.version or 0),
     )
 
 
@@ -195,8 +224,8 @@ class DynamoIntegrationStore:
         except PynamoDBException as exc:
             raise _translate(exc, "listing integrations") from exc
 
-    def create(self, integration: Integration) -> None:
-        """Store a new integration; ConflictError when its id exists."""
+    def create(self, integration: Integration) -> Integration:
+        """Store a new integration (at version 1); ConflictError when its id exists."""
         record = _integration_record(self._model, integration)
         try:
             record.save(condition=self._model.integration_id.does_not_exist())
@@ -204,6 +233,38 @@ class DynamoIntegrationStore:
             if exc.cause_response_code == _CONDITION_FAILED:
                 raise ConflictError(f"integration {integration.id} already exists") from exc
             raise _translate(exc, f"creating integration {integration.id}") from exc
+        return replace(integration, version=int(record.version or 0))
+
+    def update(self, integration: Integration, expected_version: int) -> Integration:
+        """Replace the stored integration if it is still at ``expected_version`` (0: stored before versions existed):
+        one conditional PutItem, which also counts the version up."""
+        record = _integration_record(self._model, integration)
+        if expected_version:
+            record.version = expected_version  # else (None): PynamoDB expects the attribute to be absent
+        try:
+            record.save(condition=self._model.integration_id.exists())
+        except PutError as exc:
+            if exc.cause_response_code != _CONDITION_FAILED:
+                raise _translate(exc, f"changing integration {integration.id}") from exc
+            current = self.get(integration.id)
+            if current is None:
+                raise NotFoundError(f"no integration {integration.id!r}") from exc
+            raise PreconditionFailedError(
+                f"integration {integration.id!r} was changed by someone else: it is at version {current.version}, "
+                f"not {expected_version}; read it again (GET, its ETag) and make the change to what it holds now"
+            ) from exc
+        return replace(integration, version=int(record.version or 0))
+
+    def delete(self, integration_id: str) -> bool:
+        """Remove the integration's item; False when there was none."""
+        model = self._model
+        try:
+            model(integration_id).delete(condition=model.integration_id.exists(), add_version_condition=False)
+        except DeleteError as exc:
+            if exc.cause_response_code == _CONDITION_FAILED:
+                return False
+            raise _translate(exc, f"deleting integration {integration_id}") from exc
+        return True
 
 
 # ---------------------------------------------------------------- mappings
@@ -236,8 +297,15 @@ class DynamoMappingStore:
     def __init__(
         self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
     ) -> None:
-        self._models = mapping_models(TableSettings(table_name, region, endpoint_url))
+        self._table = TableSettings(table_name, region, endpoint_url)
+        self._models = mapping_models(self._table)
         self._connection = connection_of(self._models.mapping)
+
+    def remove_integration(self, integration_id: str) -> int:
+        """Remove the integration's mappings, mailbox claims, statuses and open problems (its one partition)."""
+        return remove_partition(
+            self._table, integration_id, f"the mappings and statuses of integration {integration_id}"
+        )
 
     def mappings(self, integration_id: str) -> list[Mapping]:
         """Every mapping of one integration."""
@@ -467,6 +535,15 @@ class DynamoLinkStore:
         self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
     ) -> None:
         self._model = link_model(TableSettings(table_name, region, endpoint_url))
+
+    def remove_integration(self, integration_id: str) -> int:
+        """Remove every link of the integration, found through the ``by_mailbox`` index (keyed by integration)."""
+        model = self._model
+        try:
+            keys = [(record.pk, record.sk) for record in model.by_mailbox.query(integration_id)]
+        except PynamoDBException as exc:
+            raise _translate(exc, f"listing the links of integration {integration_id}") from exc
+        return remove_items(model, keys, f"the links of integration {integration_id}")
 
     def links_for(self, integration_id: str, jrni_key: JrniKey) -> list[Link]:
         """Every mailbox's link for one JRNI object (one Query)."""

@@ -18,7 +18,14 @@ from calsync.adapters.dynamo.models import (
     cursor_model,
     streaming_state_models,
 )
-from calsync.adapters.dynamo.stores import _CONDITION_FAILED, _translate, delete_versioned, save_versioned
+from calsync.adapters.dynamo.stores import (
+    _CONDITION_FAILED,
+    _translate,
+    delete_versioned,
+    remove_items,
+    remove_partition,
+    save_versioned,
+)
 from calsync.domain import JrniKey, LinkState, TimeWindow
 from calsync.domain.inbound import BlockLink, MailboxStreamState, TaskHeartbeat, WatchMode
 
@@ -61,6 +68,21 @@ class DynamoBlockLinkStore:
         self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
     ) -> None:
         self._model = block_link_model(TableSettings(table_name, region, endpoint_url))
+
+    def remove_integration(self, integration_id: str) -> int:
+        """Remove every block link of the integration, in every mailbox it ever had (mapped now or not): a Scan,
+        filtered by integration (the table has no index by integration; deleting an integration is rare)."""
+        model = self._model
+        try:
+            keys = [
+                (record.pk, record.sk)
+                for record in model.scan(
+                    model.integration_id == integration_id, attributes_to_get=["pk", "sk"]
+                )
+            ]
+        except PynamoDBException as exc:
+            raise _translate(exc, f"listing the block links of integration {integration_id}") from exc
+        return remove_items(model, keys, f"the block links of integration {integration_id}")
 
     def blocks(self, integration_id: str, mailbox: str) -> list[BlockLink]:
         """Every block calsync made (or is making) for one mailbox."""
@@ -124,7 +146,14 @@ class DynamoCursorStore:
     def __init__(
         self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
     ) -> None:
-        self._model = cursor_model(TableSettings(table_name, region, endpoint_url))
+        self._table = TableSettings(table_name, region, endpoint_url)
+        self._model = cursor_model(self._table)
+
+    def remove_integration(self, integration_id: str) -> int:
+        """Forget where every mailbox of the integration stands (its one partition)."""
+        return remove_partition(
+            self._table, integration_id, f"the sync positions of integration {integration_id}"
+        )
 
     def get(self, integration_id: str, mailbox: str) -> str | None:
         """Where the mailbox's change feed stands, or None when it was never synced (or was reset)."""
@@ -180,7 +209,14 @@ class DynamoStreamingStateStore:
     def __init__(
         self, table_name: str, *, region: str | None = None, endpoint_url: str | None = None
     ) -> None:
-        self._models = streaming_state_models(TableSettings(table_name, region, endpoint_url))
+        self._table = TableSettings(table_name, region, endpoint_url)
+        self._models = streaming_state_models(self._table)
+
+    def remove_integration(self, integration_id: str) -> int:
+        """Forget how each mailbox of the integration is watched (the heartbeats and shares are no integration's)."""
+        return remove_partition(
+            self._table, _integration_pk(integration_id), f"how the mailboxes of {integration_id} are watched"
+        )
 
     def heartbeat(self, task_id: str, at: datetime, mailboxes: int) -> None:
         """Record that ``task_id`` is alive at ``at``, watching ``mailboxes`` mailboxes."""

@@ -14,18 +14,20 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, Server
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from calsync import deadline
 from calsync.domain import (
     ConflictError,
     DeadlineExceededError,
+    InvalidRowsError,
     PermanentError,
     RequestError,
     RetryableError,
     TemplateError,
 )
 from calsync.transport.admin import diagnosis, integrations, mappings, runs
-from calsync.transport.admin.answers import error
+from calsync.transport.admin.answers import Refused, error
 from calsync.transport.admin.models import InvalidIntegrationError, integration_json
 from calsync.transport.admin.paths import check_path_parameters
 from calsync.transport.http import status_of
@@ -66,10 +68,14 @@ DEADLINE_SECONDS = 20.0
 
 
 def build_admin_api(
-    deps: Callable[[], AdminDeps], *, deadline_seconds: float = DEADLINE_SECONDS
+    deps: Callable[[], AdminDeps],
+    idempotency: Callable[[], BasePersistenceLayer | None] = lambda: None,
+    *,
+    deadline_seconds: float = DEADLINE_SECONDS,
 ) -> APIGatewayRestResolver:
-    """The admin API's routes; ``deps`` is called per request (built once per cold start by the caller). Each
-    request must be answered within ``deadline_seconds``: an upstream still answering then is a 504."""
+    """The admin API's routes; ``deps`` is called per request (built once per cold start by the caller), and so is
+    ``idempotency``: where POST /admin/integrations remembers its Idempotency-Keys (None: nowhere). Each request must
+    be answered within ``deadline_seconds``: an upstream still answering then is a 504."""
     app = APIGatewayRestResolver(enable_validation=True)
     # The OpenAPI document, generated from the routes below: GET /admin/openapi (UI) or ?format=json; committed as
     # docs/openapi.json (`make openapi` writes it, a test fails when the two differ).
@@ -91,6 +97,15 @@ def build_admin_api(
     @app.exception_handler(InvalidIntegrationError)
     def invalid_integration(exc: InvalidIntegrationError) -> Response[dict[str, Any]]:
         return error(422, str(exc))
+
+    @app.exception_handler(Refused)
+    def refused(exc: Refused) -> Response[dict[str, Any]]:
+        return error(exc.status, str(exc))
+
+    @app.exception_handler(InvalidRowsError)
+    def bad_rows(exc: InvalidRowsError) -> Response[dict[str, Any]]:
+        rows = [{"line": line, "message": message} for line, message in exc.rows]
+        return error(422, str(exc), errors=rows)
 
     @app.exception_handler(ConflictError)
     def conflict(exc: ConflictError) -> Response[dict[str, Any]]:
@@ -118,6 +133,7 @@ def build_admin_api(
 
     # Every route's ids checked before it runs; every request within its deadline.
     app.use(middlewares=[check_path_parameters, within_deadline])
-    for module in (integrations, mappings, runs, diagnosis):
+    app.include_router(integrations.routes(deps, idempotency))
+    for module in (mappings, runs, diagnosis):
         app.include_router(module.routes(deps))
     return app

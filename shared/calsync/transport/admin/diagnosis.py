@@ -9,16 +9,15 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from calsync.transport.admin.answers import new_router
-from calsync.transport.admin.models import (
-    AutomapIn,
+from calsync.transport.admin.models import AutomapIn, ConnectionTestIn
+from calsync.transport.admin.schemas import (
     AutomapOut,
     AutomappedOut,
     CheckOut,
-    ConnectionTestIn,
     ConnectionTestOut,
+    ErrorOut,
     NotAutomappedOut,
 )
-from calsync.transport.admin.schemas import ErrorOut
 from calsync.usecases import diagnose
 from calsync.usecases.admin import AdminDeps
 

@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from calsync.domain import ResourceKind
-from calsync.transport.admin.answers import new_router, no_content
+from calsync.domain import InvalidInputError, ResourceKind, TooLargeError
+from calsync.transport.admin.answers import Refused, body_text, new_router, no_content, refusals
 from calsync.transport.admin.models import MailboxIn
+from calsync.transport.admin.schemas import ImportBackfillOut, ImportOut, ImportRefusedOut
 from calsync.usecases import admin
+from calsync.usecases import import_mappings as import_rows
 from calsync.usecases.admin import AdminDeps
+
+_IMPORT_ANSWERS: dict[int, OpenAPIResponse] = {
+    200: {"description": "every row applied or already so; the backfills started"},
+    422: {
+        "description": "rows that cannot be imported, each with its line; nothing was applied",
+        "content": {"application/json": {"model": ImportRefusedOut}},
+    },
+    **refusals(
+        {
+            400: "the JSON is not a list of mappings, or there is no row",
+            404: "no such integration",
+            413: "more than 2,000 rows or 1 MB",
+            415: "the body is neither text/csv nor application/json",
+            503: "JRNI or DynamoDB cannot be reached: try again shortly",
+        }
+    ),
+}
 
 
 def routes(deps: Callable[[], AdminDeps]) -> Router:
@@ -51,4 +72,51 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
         admin.unmap(deps(), integration_id, kind, jrni_id)
         return no_content()
 
+    @router.post(
+        "/admin/integrations/<integration_id>/mappings/import",
+        summary="Map many staff members and resources at once (CSV or JSON)",
+        description=(
+            "The body is CSV (`Content-Type: text/csv`, header row `kind,jrni_id,mailbox`) or JSON "
+            '(`{"mappings": [{"kind", "jrni_id", "mailbox"}, ...]}`), at most 2,000 rows and 1 MB. Every row is '
+            "checked first; if any is bad, none is applied and each bad row is named by its line (CSV: as a "
+            "spreadsheet numbers it, the header being 1; JSON: 1 for the first mapping). Each new or changed "
+            "mapping is backfilled; a row mapped so already is left as it is."
+        ),
+        responses=_IMPORT_ANSWERS,
+    )
+    def import_mappings(integration_id: Annotated[str, Path()]) -> ImportOut:
+        rows = _rows(router.current_event)
+        imported = import_rows.import_mappings(deps(), integration_id, rows)
+        return ImportOut(
+            applied=len(imported.applied),
+            unchanged=imported.unchanged,
+            backfills=[
+                ImportBackfillOut(kind=mapping.kind, jrni_id=mapping.jrni_id, run_id=run.run_id)
+                for mapping, run in imported.applied
+            ],
+        )
+
     return router
+
+
+def _rows(event: Any) -> list[import_rows.ImportRow]:
+    """The rows of an import's body, read as its Content-Type says."""
+    body = body_text(event)
+    if len(body.encode()) > import_rows.MAX_BYTES:
+        raise TooLargeError(
+            f"the file is over {import_rows.MAX_BYTES // 1_000_000} MB: split it and send each part"
+        )
+    content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type == "text/csv":
+        return import_rows.rows_of_csv(body)
+    if content_type == "application/json":
+        try:
+            document = json.loads(body)
+        except ValueError as exc:
+            raise InvalidInputError(f"the body is not JSON ({exc})") from None
+        return import_rows.rows_of_json(document)
+    raise Refused(
+        415,
+        f"mappings are imported from text/csv (header kind,jrni_id,mailbox) or application/json, not "
+        f"{content_type or 'a body without a Content-Type'}",
+    )

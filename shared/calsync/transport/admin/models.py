@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,7 +14,6 @@ from calsync.domain import (
     Integration,
     InvalidInputError,
     JrniConnection,
-    ResourceKind,
     SyncOptions,
     validation,
 )
@@ -120,39 +119,8 @@ class ConnectionTestIn(_Strict):
     )
 
 
-class CheckOut(BaseModel):
-    name: str
-    state: Literal["ok", "failed", "warning", "skipped"]
-    detail: str = Field(description="what was found, in a sentence")
-    fix: str | None = Field(description="what to change (None when nothing needs to)")
-
-
-class ConnectionTestOut(BaseModel):
-    ok: bool = Field(description="no check failed (warnings and skipped checks do not count)")
-    checks: list[CheckOut]
-
-
 class AutomapIn(_Strict):
     pass
-
-
-class AutomappedOut(BaseModel):
-    kind: ResourceKind
-    jrni_id: str
-    name: str
-    mailbox: str
-
-
-class NotAutomappedOut(BaseModel):
-    kind: ResourceKind
-    jrni_id: str
-    name: str
-    reason: str
-
-
-class AutomapOut(BaseModel):
-    mapped: list[AutomappedOut] = Field(description="mapped now; each new mapping's backfill has started")
-    not_mapped: list[NotAutomappedOut] = Field(description="unmapped staff and resources left so, with why")
 
 
 class InvalidIntegrationError(InvalidInputError):
@@ -240,3 +208,9 @@ def integration_json(integration: Integration) -> dict[str, Any]:
         "auto_confirm": integration.auto_confirm,
         "test_endpoints": integration.test_endpoints,
     }
+
+
+def integration_body(integration: Integration) -> dict[str, Any]:
+    """An integration as the POST body that would make it (what a PATCH is merged into)."""
+    shown = integration_json(integration)
+    return {name: shown[name] for name in IntegrationIn.model_fields if name in shown}

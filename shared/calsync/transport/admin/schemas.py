@@ -6,9 +6,11 @@ error body is always ``ErrorOut``. ``answers(...)`` builds a route's ``responses
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from calsync.domain import ResourceKind
 
 
 class Out(BaseModel):
@@ -94,6 +96,7 @@ class IntegrationOut(Out):
     body_template: str | None
     appointment_lock: bool
     auto_confirm: bool
+    test_endpoints: bool = Field(description="a test integration: its endpoints may be plain http and on loopback")
 
 
 class IntegrationsOut(Out):
@@ -220,3 +223,60 @@ class RunOut(Out):
     bookings_queued: int
     repaired: RepairedOut
     error: str | None = None
+
+
+# ---- the connection test, automap and import -------------------------------------------------------------------
+
+
+class CheckOut(Out):
+    name: str
+    state: Literal["ok", "failed", "warning", "skipped"]
+    detail: str = Field(description="what was found, in a sentence")
+    fix: str | None = Field(description="what to change (None when nothing needs to)")
+
+
+class ConnectionTestOut(Out):
+    ok: bool = Field(description="no check failed (warnings and skipped checks do not count)")
+    checks: list[CheckOut]
+
+
+class AutomappedOut(Out):
+    kind: ResourceKind
+    jrni_id: str
+    name: str
+    mailbox: str
+
+
+class NotAutomappedOut(Out):
+    kind: ResourceKind
+    jrni_id: str
+    name: str
+    reason: str
+
+
+class AutomapOut(Out):
+    mapped: list[AutomappedOut] = Field(description="mapped now; each new mapping's backfill has started")
+    not_mapped: list[NotAutomappedOut] = Field(description="unmapped staff and resources left so, with why")
+
+
+class ImportBackfillOut(Out):
+    kind: ResourceKind
+    jrni_id: str
+    run_id: str = Field(description="the deep reconcile backfilling the mapping: GET .../reconcile/{run_id}")
+
+
+class ImportOut(Out):
+    applied: int = Field(description="mappings made or changed")
+    unchanged: int = Field(description="rows that were mapped so already")
+    backfills: list[ImportBackfillOut]
+
+
+class RowErrorOut(Out):
+    line: int = Field(
+        description="the row's line (CSV: as a spreadsheet numbers it, the header is 1; JSON: 1 for the first)"
+    )
+    message: str
+
+
+class ImportRefusedOut(ErrorOut):
+    errors: list[RowErrorOut]
