@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from collections.abc import Mapping as ReadOnlyMap
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -21,6 +21,7 @@ from calsync.domain import (
     Stamp,
     TimeWindow,
 )
+from calsync.domain.dead_letters import DeadLetter
 from calsync.domain.inbound import BlockLink, MailboxChanges, MailboxStreamState, TaskHeartbeat
 from calsync.domain.messages import OutboundMessage, ReconcileMessage
 from calsync.domain.reconcile import MappingReconcile, ReconcileRun, Repairs
@@ -354,3 +355,53 @@ class RunStore(Protocol):
         ...
 
     def mapping_states(self, integration_id: str) -> list[MappingReconcile]: ...
+
+
+# ---- the operator's views: JRNI's directory, dead letters ------------------------------------------------------------
+
+
+class DirectoryStore(Protocol):
+    """A copy of each integration's JRNI directory (its staff and resources), refreshed by every reconcile run, so
+    that the admin API pages over it instead of reading all of JRNI per request."""
+
+    def refreshed_at(self, integration_id: str) -> datetime | None:
+        """When the copy was last written; None when there is none."""
+        ...
+
+    def page(
+        self, integration_id: str, *, after: tuple[ResourceKind, str] | None, limit: int
+    ) -> tuple[list[JrniCalendar], bool]:
+        """Up to ``limit`` calendars in the order (kind, jrni_id), those after ``after``; and whether more follow."""
+        ...
+
+    def replace(self, integration_id: str, calendars: Sequence[JrniCalendar], at: datetime) -> None:
+        """Store ``calendars`` as the whole directory (those no longer in it are removed), refreshed at ``at``."""
+        ...
+
+
+class DeadLetterStore(Protocol):
+    """What is known of each dead letter, per integration: written when calsync dead-letters a message."""
+
+    def record(self, letter: DeadLetter) -> None: ...
+
+    def letters(self, integration_id: str) -> list[DeadLetter]:
+        """The integration's recorded dead letters (one query)."""
+        ...
+
+    def forget(self, integration_id: str, letter_ids: Collection[str]) -> None:
+        """Remove the records of letters that were replayed (or are no longer in their queue)."""
+        ...
+
+
+class DeadLetterQueues(Protocol):
+    """The dead-letter queues themselves, shared by every integration: read and moved back message by message."""
+
+    def held(self, integration_id: str) -> list[DeadLetter]:
+        """The integration's messages found in the dead-letter queues now (those moved there by the queues' redrive
+        carry no reason); reading leaves them where they are."""
+        ...
+
+    def replay(self, integration_id: str, letter_ids: Collection[str] | None) -> list[DeadLetter]:
+        """Move the integration's messages (those of ``letter_ids``; None: all) back to their source queues, each
+        sent again before it is deleted from its dead-letter queue; the ones moved."""
+        ...

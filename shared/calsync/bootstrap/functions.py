@@ -22,6 +22,9 @@ from calsync.ports import (
     CalendarFeed,
     CalendarProvider,
     CursorStore,
+    DeadLetterQueues,
+    DeadLetterStore,
+    DirectoryStore,
     EventPublisher,
     RunStore,
     SecretStore,
@@ -83,7 +86,43 @@ def outbound_queue() -> Any:
     from calsync.adapters.aws.queues import SqsOutboundQueue
 
     current = settings()
-    return SqsOutboundQueue(_boto3_client("sqs"), current.outbound_queue_url, current.outbound_dlq_url)
+    return SqsOutboundQueue(
+        _boto3_client("sqs"), current.outbound_queue_url, current.outbound_dlq_url, _dead_letters()
+    )
+
+
+@_once
+def _dead_letters() -> DeadLetterStore | None:
+    """Where dead letters are recorded; None where the environment names no table (nothing is recorded then)."""
+    from calsync.adapters.dynamo.dead_letters import DynamoDeadLetterStore
+
+    table = settings().dead_letters_table
+    return _on_table(DynamoDeadLetterStore, table, "DEAD_LETTERS_TABLE") if table else None
+
+
+@_once
+def _dead_letter_queues() -> DeadLetterQueues:
+    """The dead-letter queues the environment names, each with its source queue (for the admin function)."""
+    from calsync.adapters.aws.dead_letters import QueuePair, SqsDeadLetterQueues
+    from calsync.domain.dead_letters import DeadLetterQueue
+
+    current = settings()
+    urls = {
+        DeadLetterQueue.OUTBOUND: (current.outbound_queue_url, current.outbound_dlq_url),
+        DeadLetterQueue.INBOUND: (current.inbound_queue_url, current.inbound_dlq_url),
+        DeadLetterQueue.RECONCILE: (current.reconcile_queue_url, current.reconcile_dlq_url),
+    }
+    return SqsDeadLetterQueues(
+        _boto3_client("sqs"),
+        {kind: QueuePair(source, dead) for kind, (source, dead) in urls.items() if source and dead},
+    )
+
+
+@_once
+def _directory() -> DirectoryStore:
+    from calsync.adapters.dynamo.dead_letters import DynamoDirectoryStore
+
+    return _on_table(DynamoDirectoryStore, settings().mappings_table, "MAPPINGS_TABLE")
 
 
 @_once
@@ -151,7 +190,9 @@ def inbound_queue() -> Any:
     from calsync.adapters.aws.queues import SqsInboundQueue
 
     current = settings()
-    return SqsInboundQueue(_boto3_client("sqs"), current.inbound_queue_url, current.inbound_dlq_url)
+    return SqsInboundQueue(
+        _boto3_client("sqs"), current.inbound_queue_url, current.inbound_dlq_url, _dead_letters()
+    )
 
 
 def _required(value: str, variable: str) -> str:
@@ -266,7 +307,7 @@ def reconcile_queue() -> Any:
 
     current = settings()
     url = _required(current.reconcile_queue_url, "RECONCILE_QUEUE_URL")
-    return SqsReconcileQueue(_boto3_client("sqs"), url, current.reconcile_dlq_url)
+    return SqsReconcileQueue(_boto3_client("sqs"), url, current.reconcile_dlq_url, _dead_letters())
 
 
 @_once
@@ -285,6 +326,7 @@ def reconcile_deps() -> ReconcileDeps:
         queue=reconcile_queue(),
         outbound_queue=outbound_queue(),
         mass_deletes_refused=_mass_delete_metric,
+        directory=_directory(),
     )
 
 
@@ -328,6 +370,9 @@ def admin_deps() -> AdminDeps:
         streaming=_streaming_states(),
         streaming_heartbeat=timedelta(seconds=settings().streaming_heartbeat_seconds),
         streaming_service=settings().streaming_service,
+        directory=_directory(),
+        dead_letters=_dead_letters(),
+        dead_letter_queues=_dead_letter_queues(),
     )
 
 
@@ -350,6 +395,9 @@ def reset() -> None:
         reconcile_queue,
         _runs,
         reconcile_deps,
+        _dead_letters,
+        _dead_letter_queues,
+        _directory,
     ):
         cached.cache_clear()
     _jrni_clients.clear()

@@ -59,6 +59,8 @@ class Settings:
     # its ECS service: the admin status shows a mailbox's watch as stale when no task has beaten its heart lately.
     streaming_heartbeat_seconds: float = 30.0
     streaming_service: str = ""
+    # Where each dead letter is recorded for its integration (the SQS-triggered functions write, the admin reads).
+    dead_letters_table: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,4 +86,5 @@ class Settings:
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             streaming_heartbeat_seconds=float(env.get("STREAMING_HEARTBEAT_SECONDS") or 30),
             streaming_service=env.get("STREAMING_SERVICE", ""),
+            dead_letters_table=env.get("DEAD_LETTERS_TABLE", ""),
         )

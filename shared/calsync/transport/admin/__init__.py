@@ -1,7 +1,8 @@
 """The admin REST API: integrations and the mapping of JRNI staff and resources to mailboxes.
 
 Built on Powertools' ``APIGatewayRestResolver`` with validation on, so the OpenAPI document is generated from the
-routes (``resolver.get_openapi_json_schema()``). One router per resource (``integrations``, ``mappings``, ``runs``);
+routes (``resolver.get_openapi_json_schema()``). One router per resource (``integrations``, ``mappings``, ``runs``,
+``dead_letters``);
 domain errors become HTTP statuses here, in one place.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from calsync.domain import ConflictError, PermanentError, RequestError, RetryableError, TemplateError
-from calsync.transport.admin import integrations, mappings, runs
+from calsync.transport.admin import dead_letters, integrations, mappings, runs
 from calsync.transport.admin.answers import error
 from calsync.transport.admin.models import integration_json
 from calsync.transport.http import status_of
@@ -53,6 +54,6 @@ def build_admin_api(deps: Callable[[], AdminDeps]) -> APIGatewayRestResolver:
     def upstream(exc: PermanentError) -> Response[dict[str, Any]]:
         return error(502, str(exc))
 
-    for module in (integrations, mappings, runs):
+    for module in (integrations, mappings, runs, dead_letters):
         app.include_router(module.routes(deps))
     return app

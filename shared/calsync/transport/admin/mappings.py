@@ -7,13 +7,28 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import BaseModel, Field
 
-from calsync.domain import ResourceKind
+from calsync.domain import ResourceKind, validation
 from calsync.transport.admin.answers import new_router, no_content
 from calsync.transport.admin.models import MailboxIn
 from calsync.usecases import admin
 from calsync.usecases.admin import AdminDeps
+
+
+class MappingsPage(BaseModel):
+    mappings: list[dict[str, Any]] = Field(
+        description="staff members and resources in (kind, jrni_id) order, each with its mailbox and status"
+    )
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null after the last page")
+    directory_refreshed_at: str | None = Field(
+        description="when JRNI's staff and resources were last read (each reconcile run reads them)"
+    )
+
+
+class _ErrorOut(BaseModel):
+    message: str
 
 
 def routes(deps: Callable[[], AdminDeps]) -> Router:
@@ -22,10 +37,26 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
 
     @router.get(
         "/admin/integrations/<integration_id>/mappings",
-        summary="JRNI staff and resources with their mailboxes",
+        summary="JRNI staff and resources with their mailboxes, a page at a time",
+        responses={
+            200: {"description": "one page", "content": {"application/json": {"model": MappingsPage}}},
+            400: {
+                "description": "a limit outside 1 to 500, or a cursor this API did not give",
+                "content": {"application/json": {"model": _ErrorOut}},
+            },
+            404: {
+                "description": "no such integration",
+                "content": {"application/json": {"model": _ErrorOut}},
+            },
+        },
     )
-    def list_mappings(integration_id: Annotated[str, Path()]) -> dict[str, Any]:
-        return {"mappings": admin.calendar_rows(deps(), integration_id)}
+    def list_mappings(
+        integration_id: Annotated[str, Path()],
+        limit: Annotated[str | None, Query(description="rows per page, 1 to 500 (default 100)")] = None,
+        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    ) -> MappingsPage:
+        page = admin.calendar_page(deps(), integration_id, limit=validation.page_limit(limit), cursor=cursor)
+        return MappingsPage(**page)
 
     @router.put("/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>", summary="Map to a mailbox")
     def put_mapping(
