@@ -38,11 +38,6 @@ class DeadLetter:
     at: datetime | None = None
     attempts: int = 1
 
-    @property
-    def recorded_reason(self) -> bool:
-        """Whether calsync dead-lettered it itself (a reason), rather than the queue's redrive (no reason)."""
-        return bool(self.reason) and not self.reason.startswith(REDRIVEN)
-
 
 # The start of the reason shown for a message the queue's redrive moved: calsync never got to say why.
 REDRIVEN = "failed without a reason calsync could record"

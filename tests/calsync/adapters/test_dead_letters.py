@@ -18,16 +18,25 @@ from calsync.adapters.aws.dead_letters import QueuePair, SqsDeadLetterQueues
 from calsync.adapters.aws.queues import (
     SqsInboundQueue,
     SqsOutboundQueue,
+    SqsReconcileQueue,
     encode_inbound,
     encode_outbound,
+    encode_reconcile,
     inbound_group,
     outbound_group,
+    reconcile_group,
 )
 from calsync.adapters.dynamo import DynamoMappingStore
 from calsync.adapters.dynamo.dead_letters import DynamoDeadLetterStore, DynamoDirectoryStore
 from calsync.domain import JrniKey, Mapping, ResourceKind
 from calsync.domain.dead_letters import REDRIVEN, DeadLetter, DeadLetterQueue
-from calsync.domain.messages import InboundMessage, OutboundMessage, WakeReason
+from calsync.domain.messages import (
+    InboundMessage,
+    OutboundMessage,
+    ReconcileMessage,
+    ReconcileStep,
+    WakeReason,
+)
 from calsync.ports import DeadLetterQueues, DeadLetterStore, DirectoryStore, JrniCalendar
 from tests.aws import REGION, Resources, create_in_moto
 
@@ -254,3 +263,25 @@ def test_the_directory_pages_in_kind_then_id_order_and_a_refresh_removes_who_lef
     # Beside the mappings in the same partition, and touching none of them.
     assert mappings.mappings(OURS) == [Mapping(OURS, PERSON, "2", "ben@bank.example.test")]
     assert [c.jrni_id for c in directory.page(THEIRS, after=None, limit=10)[0]] == ["9"]
+
+
+def test_a_reconcile_step_is_about_its_run_and_mailbox_and_the_schedules_tick_is_no_integrations(
+    world: World,
+) -> None:
+    urls = world.resources.queue_urls
+    queue = SqsReconcileQueue(
+        world.sqs, urls["ReconcileQueue"], urls["ReconcileDeadLetterQueue"], world.store
+    )
+    step = ReconcileMessage(ReconcileStep.MAPPING, True, OURS, "run-7", "ben@bank.example.test")
+    tick = ReconcileMessage(ReconcileStep.SCHEDULE, False)
+    for message in (step, tick):
+        queue.dead_letter(encode_reconcile(message), reconcile_group(message), "refused", uuid.uuid4().hex)
+
+    (letter,) = world.store.letters(OURS)
+    assert letter.queue is DeadLetterQueue.RECONCILE
+    assert letter.about == {"step": "mapping", "run": "run-7", "mailbox": "ben@bank.example.test"}
+    # The tick stays in the dead-letter queue, belonging to no integration's list.
+    reconcile_dlq = world.sqs.get_queue_attributes(
+        QueueUrl=urls["ReconcileDeadLetterQueue"], AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    assert reconcile_dlq["ApproximateNumberOfMessages"] == "2"

@@ -28,8 +28,9 @@ from calsync.domain.dead_letters import REDRIVEN, DeadLetter, DeadLetterQueue
 
 # A message received by a walk stays hidden this long at most, should the walk never finish.
 WALK_VISIBILITY_SECONDS = 30
-# A walk of one queue stops after this long (the admin API answers within API Gateway's 29 s).
-WALK_SECONDS = 8.0
+# A walk of one queue stops after this long: a replay may walk each of the three queues twice (looking for an id,
+# then moving), and the admin API answers within API Gateway's 29 s.
+WALK_SECONDS = 4.0
 _BATCH = 10  # SQS ReceiveMessage and ChangeMessageVisibilityBatch maximum
 
 
