@@ -341,3 +341,19 @@ def test_a_reconcile_run_refreshes_the_directory_the_mappings_are_paged_from() -
     page, more = directory.page(INTEGRATION, after=None, limit=10)
     assert [c.jrni_id for c in page] == ["11", "13", "21"] and not more
     assert directory.refreshed_at(INTEGRATION) is not None
+
+
+def test_the_openapi_document_describes_the_answers_and_refusals_of_the_new_routes(
+    services: AdminDeps,
+) -> None:
+    document = json.loads(build_admin_api(lambda: services).get_openapi_json_schema())
+    paths = document["paths"]
+    listed = paths["/admin/integrations/{integration_id}/dead-letters"]["get"]["responses"]
+    replayed = paths["/admin/integrations/{integration_id}/dead-letters/replay"]["post"]["responses"]
+    mappings = paths["/admin/integrations/{integration_id}/mappings"]["get"]
+    assert {"200", "404"} <= set(listed) and {"202", "400", "404", "422"} <= set(replayed)
+    assert {"200", "400", "404"} <= set(mappings["responses"])
+    assert {p["name"] for p in mappings["parameters"]} >= {"limit", "cursor"}
+    schemas = document["components"]["schemas"]
+    assert {"DeadLettersOut", "ReplayOut", "MappingsPage", "ErrorOut"} <= set(schemas)
+    assert set(schemas["DeadLetterOut"]["properties"]) == {"id", "queue", "about", "reason", "at", "attempts"}

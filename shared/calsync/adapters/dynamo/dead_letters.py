@@ -165,34 +165,25 @@ class DynamoDirectoryStore:
         except PynamoDBException as exc:
             raise _translate(exc, f"reading the JRNI directory of {integration_id}") from exc
         entries = records
-        calendars = [
-            JrniCalendar(
-                ResourceKind(r.kind or ""),
-                r.jrni_id or "",
-                r.company_id or "",
-                r.name or "",
-                r.email,
-                r.ews_email,
-                bool(r.disabled),
-            )
-            for r in entries[:limit]
-        ]
+        calendars = [_calendar(r) for r in entries[:limit]]
         return calendars, len(entries) > limit
 
     def replace(self, integration_id: str, calendars: Sequence[JrniCalendar], at: datetime) -> None:
+        """Write what changed since the last refresh only (a run every 15 minutes mostly finds nothing new), remove
+        who left, and record when JRNI was read."""
         model = self._model
         wanted = {_entry_key(c.kind, c.jrni_id): c for c in calendars}
         try:
             stored = {
-                r.sk
+                r.sk: _calendar(r)
                 for r in model.query(
-                    integration_id,
-                    model.sk.startswith(f"{_DIRECTORY}#"),
-                    attributes_to_get=["pk", "sk"],
+                    integration_id, model.sk.startswith(f"{_DIRECTORY}#"), consistent_read=True
                 )
             }
             with model.batch_write() as batch:
                 for key, calendar in wanted.items():
+                    if stored.get(key) == calendar:
+                        continue
                     batch.save(
                         model(
                             integration_id,
@@ -206,8 +197,20 @@ class DynamoDirectoryStore:
                             disabled=calendar.disabled,
                         )
                     )
-                for key in stored - wanted.keys():
+                for key in stored.keys() - wanted.keys():
                     batch.delete(model(integration_id, key))
                 batch.save(model(integration_id, _DIRECTORY, refreshed_at=at))
         except PynamoDBException as exc:
             raise _translate(exc, f"storing the JRNI directory of {integration_id}") from exc
+
+
+def _calendar(record: DirectoryRecord) -> JrniCalendar:
+    return JrniCalendar(
+        ResourceKind(record.kind or ""),
+        record.jrni_id or "",
+        record.company_id or "",
+        record.name or "",
+        record.email,
+        record.ews_email,
+        bool(record.disabled),
+    )

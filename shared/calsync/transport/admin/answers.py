@@ -6,6 +6,20 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, ConfigDict
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: what is wrong and what to do (some carry more fields)."""
+
+    model_config = ConfigDict(extra="allow")
+    message: str
+
+
+def error_response(description: str) -> OpenAPIResponse:
+    """An error status in a route's ``responses``: when it is answered, with the error body's schema."""
+    return {"description": description, "content": {"application/json": {"model": ErrorOut}}}
 
 
 def json_answer(status: int, body: Any) -> Response[Any]:

@@ -8,19 +8,12 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from calsync.transport.admin.answers import json_answer, new_router
+from calsync.transport.admin.answers import error_response, json_answer, new_router
+from calsync.transport.admin.models import ReplayIn
 from calsync.usecases import dead_letters
 from calsync.usecases.admin import AdminDeps
-
-
-class ErrorOut(BaseModel):
-    """Every error answer: what is wrong and what to do (some carry more fields)."""
-
-    model_config = ConfigDict(extra="allow")
-    message: str
 
 
 class DeadLetterOut(BaseModel):
@@ -36,13 +29,6 @@ class DeadLettersOut(BaseModel):
     dead_letters: list[DeadLetterOut]
 
 
-class ReplayIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ids: list[str] | None = Field(
-        default=None, description="the dead letters to replay (their ids as listed); left out: all of them"
-    )
-
-
 class NotReplayedOut(BaseModel):
     id: str
     reason: str
@@ -52,10 +38,6 @@ class ReplayOut(BaseModel):
     replayed: int
     ids: list[str] = Field(description="the dead letters sent back to their queues, to be processed again")
     not_replayed: list[NotReplayedOut] = Field(description="listed, but not in their queue at this moment")
-
-
-def _error(description: str) -> OpenAPIResponse:
-    return {"description": description, "content": {"application/json": {"model": ErrorOut}}}
 
 
 def routes(deps: Callable[[], AdminDeps]) -> Router:
@@ -70,8 +52,8 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
                 "description": "the integration's dead letters, newest first",
                 "content": {"application/json": {"model": DeadLettersOut}},
             },
-            404: _error("no such integration"),
-            503: _error("a dead-letter queue or the table could not be read: try again shortly"),
+            404: error_response("no such integration"),
+            503: error_response("a dead-letter queue or the table could not be read: try again shortly"),
         },
     )
     def list_dead_letters(integration_id: Annotated[str, Path()]) -> DeadLettersOut:
@@ -88,12 +70,14 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
                 "description": "sent back; each is processed as a new message, and the status follows",
                 "content": {"application/json": {"model": ReplayOut}},
             },
-            400: _error("an id that is not a dead letter's id, an empty list, or more than 100 ids"),
-            404: _error(
+            400: error_response("an id that is not a dead letter's id, an empty list, or more than 100 ids"),
+            404: error_response(
                 "no such integration, or an id that is not one of its dead letters (nothing replayed)"
             ),
-            422: _error('the body is not {"ids": [...]}'),
-            503: _error("a queue or the table could not be reached: try again shortly (nothing is lost)"),
+            422: error_response('the body is not {"ids": [...]}'),
+            503: error_response(
+                "a queue or the table could not be reached: try again shortly (nothing is lost)"
+            ),
         },
     )
     def replay(integration_id: Annotated[str, Path()], body: ReplayIn) -> Response[dict[str, Any]]:

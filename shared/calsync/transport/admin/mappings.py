@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, Field
 
 from calsync.domain import ResourceKind, validation
-from calsync.transport.admin.answers import new_router, no_content
+from calsync.transport.admin.answers import error_response, new_router, no_content
 from calsync.transport.admin.models import MailboxIn
 from calsync.usecases import admin
 from calsync.usecases.admin import AdminDeps
@@ -27,10 +27,6 @@ class MappingsPage(BaseModel):
     )
 
 
-class _ErrorOut(BaseModel):
-    message: str
-
-
 def routes(deps: Callable[[], AdminDeps]) -> Router:
     """The mappings' routes; ``deps`` is called per request."""
     router = new_router()
@@ -40,14 +36,8 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
         summary="JRNI staff and resources with their mailboxes, a page at a time",
         responses={
             200: {"description": "one page", "content": {"application/json": {"model": MappingsPage}}},
-            400: {
-                "description": "a limit outside 1 to 500, or a cursor this API did not give",
-                "content": {"application/json": {"model": _ErrorOut}},
-            },
-            404: {
-                "description": "no such integration",
-                "content": {"application/json": {"model": _ErrorOut}},
-            },
+            400: error_response("a limit outside 1 to 500, or a cursor this API did not give"),
+            404: error_response("no such integration"),
         },
     )
     def list_mappings(

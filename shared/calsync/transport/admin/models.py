@@ -79,6 +79,12 @@ class ResyncIn(_Strict):
     )
 
 
+class ReplayIn(_Strict):
+    ids: list[str] | None = Field(
+        default=None, description="the dead letters to replay (their ids as listed); left out: all of them"
+    )
+
+
 def integration_of(body: IntegrationIn, integration_id: str) -> Integration:
     """The integration a validated request body describes (POST, and PATCH after its merge)."""
     return Integration(
