@@ -260,6 +260,9 @@ def test_the_directory_pages_in_kind_then_id_order_and_a_refresh_removes_who_lef
     page, more = directory.page(OURS, after=None, limit=10)
     assert [(c.jrni_id, c.name) for c in page] == [("1", "Alice Adams"), ("11", "resource 11")] and not more
     assert directory.refreshed_at(OURS) == later
+    # A page after someone who has since left starts where they would have been.
+    after_gone, _ = directory.page(OURS, after=(PERSON, "2"), limit=10)
+    assert [c.jrni_id for c in after_gone] == ["11"]
     # Beside the mappings in the same partition, and touching none of them.
     assert mappings.mappings(OURS) == [Mapping(OURS, PERSON, "2", "ben@bank.example.test")]
     assert [c.jrni_id for c in directory.page(THEIRS, after=None, limit=10)[0]] == ["9"]
