@@ -393,6 +393,14 @@ class DeadLetterStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ReplayOutcome:
+    """What a replay moved back, and why it stopped early when it did (the rest stays in the dead-letter queues)."""
+
+    moved: list[DeadLetter]
+    stopped: str | None = None
+
+
 class DeadLetterQueues(Protocol):
     """The dead-letter queues themselves, shared by every integration: read and moved back message by message."""
 
@@ -401,7 +409,8 @@ class DeadLetterQueues(Protocol):
         carry no reason); reading leaves them where they are."""
         ...
 
-    def replay(self, integration_id: str, letter_ids: Collection[str] | None) -> list[DeadLetter]:
+    def replay(self, integration_id: str, letter_ids: Collection[str] | None) -> ReplayOutcome:
         """Move the integration's messages (those of ``letter_ids``; None: all) back to their source queues, each
-        sent again before it is deleted from its dead-letter queue; the ones moved."""
+        sent again before it is deleted from its dead-letter queue; the ones moved, and why it stopped when a queue
+        could not be reached midway (what was moved is still reported)."""
         ...

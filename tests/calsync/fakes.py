@@ -30,7 +30,7 @@ from calsync.domain.dead_letters import DeadLetter
 from calsync.domain.inbound import BlockLink, CalendarEvent, MailboxChanges
 from calsync.domain.messages import OutboundMessage, ReconcileMessage
 from calsync.domain.reconcile import MappingReconcile, ReconcileRun, Repairs
-from calsync.ports import CreatedBlock, JrniCalendar, RemoteRef, StampedItem
+from calsync.ports import CreatedBlock, JrniCalendar, RemoteRef, ReplayOutcome, StampedItem
 
 
 @dataclass
@@ -611,14 +611,17 @@ class FakeDeadLetterQueues:
     def __init__(self) -> None:
         self.held_letters: list[DeadLetter] = []
         self.replayed: list[DeadLetter] = []
+        self.unreachable: str | None = None  # set: a replay stops before moving anything, saying this
 
     def held(self, integration_id: str) -> list[DeadLetter]:
         return [letter for letter in self.held_letters if letter.integration_id == integration_id]
 
-    def replay(self, integration_id: str, letter_ids: Collection[str] | None) -> list[DeadLetter]:
+    def replay(self, integration_id: str, letter_ids: Collection[str] | None) -> ReplayOutcome:
+        if self.unreachable is not None:
+            return ReplayOutcome([], self.unreachable)
         moved = [
             letter for letter in self.held(integration_id) if letter_ids is None or letter.id in letter_ids
         ]
         self.held_letters = [letter for letter in self.held_letters if letter not in moved]
         self.replayed += moved
-        return moved
+        return ReplayOutcome(moved)

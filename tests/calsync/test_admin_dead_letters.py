@@ -208,6 +208,21 @@ def test_a_dead_letter_listed_but_no_longer_in_its_queue_is_reported_not_replaye
     assert "list the dead letters again" in answer["not_replayed"][0]["reason"]
 
 
+def test_a_replay_stopped_by_an_unreachable_queue_says_so_and_keeps_the_letters(services: AdminDeps) -> None:
+    waiting = letter(booking="501")
+    dead_lettered(services, waiting)
+    assert isinstance(services.dead_letter_queues, FakeDeadLetterQueues)
+    services.dead_letter_queues.unreachable = "the outbound queue refused send_message"
+
+    status, answer = post(services, REPLAY, {})
+
+    assert status == 202 and answer["replayed"] == 0
+    (refused,) = answer["not_replayed"]
+    assert refused["id"] == waiting.id and "refused send_message" in refused["reason"]
+    assert "replay it again" in refused["reason"]
+    assert [d["id"] for d in get(services, DEAD_LETTERS)[1]["dead_letters"]] == [waiting.id]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "says"),
     [

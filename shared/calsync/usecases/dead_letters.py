@@ -71,22 +71,20 @@ def replay(deps: AdminDeps, integration_id: str, ids: list[str] | None) -> dict[
                 f"integration {integration.id!r} has no dead letter {', '.join(unknown)}: list them with GET "
                 f"/admin/integrations/{integration.id}/dead-letters"
             )
-    moved = queues.replay(integration.id, wanted)
-    moved_ids = [letter.id for letter in moved]
+    outcome = queues.replay(integration.id, wanted)
+    moved_ids = [letter.id for letter in outcome.moved]
     store.forget(integration.id, moved_ids)
     expected = wanted if wanted is not None else list(recorded)
-    missing = [i for i in expected if i not in set(moved_ids)]
+    why = (
+        f"not replayed: {outcome.stopped}; it is still in its dead-letter queue, replay it again"
+        if outcome.stopped
+        else "not in its dead-letter queue at this moment (another request may be reading it, or SQS dropped it "
+        "after 14 days): list the dead letters again and replay it if it is still there"
+    )
     return {
         "replayed": len(moved_ids),
         "ids": moved_ids,
-        "not_replayed": [
-            {
-                "id": letter_id,
-                "reason": "not in its dead-letter queue at this moment (another request may be reading it, or SQS "
-                "dropped it after 14 days): list the dead letters again and replay it if it is still there",
-            }
-            for letter_id in missing
-        ],
+        "not_replayed": [{"id": i, "reason": why} for i in expected if i not in set(moved_ids)],
     }
 
 

@@ -175,7 +175,7 @@ def test_replay_moves_only_the_integrations_messages_back_keeping_their_groups(w
     dead_letter_booking(world, OURS, "502", "refused")
     dead_letter_booking(world, THEIRS, "777", "refused")
 
-    moved = world.queues.replay(OURS, None)
+    moved = world.queues.replay(OURS, None).moved
 
     assert sorted(letter.about["booking"] for letter in moved) == ["37001/501", "37001/502"]
     back = world.bodies("OutboundQueue")
@@ -193,7 +193,7 @@ def test_replay_of_named_ids_moves_those_only_and_never_another_integrations(wor
     ours = {letter.about["booking"]: letter.id for letter in world.store.letters(OURS)}
     (theirs,) = world.store.letters(THEIRS)
 
-    moved = world.queues.replay(OURS, [ours["37001/502"], theirs.id])
+    moved = world.queues.replay(OURS, [ours["37001/502"], theirs.id]).moved
 
     assert [letter.id for letter in moved] == [ours["37001/502"]]
     assert [m["body"]["booking_id"] for m in world.bodies("OutboundQueue")] == ["502"]
@@ -210,6 +210,31 @@ def test_a_replayed_message_is_delivered_again_though_it_was_sent_minutes_ago(wo
     world.queues.replay(OURS, None)
     (again,) = world.bodies("OutboundQueue")
     assert again["body"] == first["body"] and again["group"] == first["group"]
+
+
+def test_a_replay_that_cannot_send_back_keeps_the_message_and_reports_what_it_moved(world: World) -> None:
+    urls = world.resources.queue_urls
+    broken = SqsDeadLetterQueues(
+        world.sqs,
+        {
+            DeadLetterQueue.INBOUND: QueuePair(urls["InboundQueue"], urls["InboundDeadLetterQueue"]),
+            # A source queue that is not there (deleted by hand, say): every send back to it is refused.
+            DeadLetterQueue.OUTBOUND: QueuePair(
+                urls["OutboundQueue"].replace("outbound", "gone"), urls["OutboundDeadLetterQueue"]
+            ),
+        },
+    )
+    message = InboundMessage(OURS, "ben@bank.example.test", WakeReason.NOTIFICATION)
+    world.inbound.dead_letter(encode_inbound(message), inbound_group(message), "refused", "m-1")
+    dead_letter_booking(world, OURS, "501", "refused")
+
+    outcome = broken.replay(OURS, None)
+
+    assert [letter.about for letter in outcome.moved] == [{"mailbox": "ben@bank.example.test"}]
+    assert outcome.stopped is not None and "the outbound queue" in outcome.stopped
+    assert "refused send_message" in outcome.stopped
+    # Not lost: still in its dead-letter queue, and visible again at once.
+    assert [letter.about for letter in world.queues.held(OURS)] == [{"booking": "37001/501"}]
 
 
 def test_records_are_forgotten_per_integration(world: World) -> None:

@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from calsync.adapters.aws.queues import described
 from calsync.domain import RetryableError
 from calsync.domain.dead_letters import REDRIVEN, DeadLetter, DeadLetterQueue
+from calsync.ports import ReplayOutcome
 
 # A message received by a walk stays hidden this long at most, should the walk never finish.
 WALK_VISIBILITY_SECONDS = 30
@@ -69,29 +70,30 @@ class SqsDeadLetterQueues:
                 found += [held.letter for held in walk.messages() if held.letter is not None]
         return found
 
-    def replay(self, integration_id: str, letter_ids: Collection[str] | None) -> list[DeadLetter]:
+    def replay(self, integration_id: str, letter_ids: Collection[str] | None) -> ReplayOutcome:
         wanted = None if letter_ids is None else set(letter_ids)
         moved: list[DeadLetter] = []
-        for kind, pair in self.queues.items():
-            if wanted is not None and not wanted - {m.id for m in moved}:
-                break
-            if not self._holds_any(pair.dead_letter_url, kind):
-                continue
-            with self._walk(kind, pair, integration_id, stop_when_found=wanted) as walk:
-                for held in walk.messages():
-                    letter = held.letter
-                    if letter is None or (wanted is not None and letter.id not in wanted):
-                        continue
-                    self._send_back(kind, pair, held)
-                    self._call(
-                        kind,
-                        "delete_message",
-                        QueueUrl=pair.dead_letter_url,
-                        ReceiptHandle=held.receipt,
-                    )
-                    walk.receipts.remove(held.receipt)  # gone: nothing to make visible again
-                    moved.append(letter)
-        return moved
+        try:
+            for kind, pair in self.queues.items():
+                if wanted is not None and not wanted - {m.id for m in moved}:
+                    break
+                if not self._holds_any(pair.dead_letter_url, kind):
+                    continue
+                with self._walk(kind, pair, integration_id, stop_when_found=wanted) as walk:
+                    for held in walk.messages():
+                        letter = held.letter
+                        if letter is None or (wanted is not None and letter.id not in wanted):
+                            continue
+                        self._send_back(kind, pair, held)
+                        self._call(
+                            kind, "delete_message", QueueUrl=pair.dead_letter_url, ReceiptHandle=held.receipt
+                        )
+                        walk.receipts.remove(held.receipt)  # gone: nothing to make visible again
+                        moved.append(letter)
+        except RetryableError as exc:
+            # What was moved stays moved (and is reported); the rest is still in its dead-letter queue.
+            return ReplayOutcome(moved, str(exc))
+        return ReplayOutcome(moved)
 
     # ---- one walk of one dead-letter queue
 
@@ -149,12 +151,14 @@ class SqsDeadLetterQueues:
         )
 
     def _call(self, kind: DeadLetterQueue, operation: str, **arguments: Any) -> Any:
+        pair = self.queues[kind]
+        which = "queue" if arguments.get("QueueUrl") == pair.source_url else "dead-letter queue"
         try:
             return getattr(self.client, operation)(**arguments)
         except (BotoCoreError, ClientError) as exc:
             raise RetryableError(
-                f"the {kind.value} dead-letter queue could not be read or written ({operation}: {exc}); try again "
-                f"shortly",
+                f"the {kind.value} {which} ({arguments.get('QueueUrl')}) refused {operation}: {exc}; check that it "
+                f"exists and that the admin function may use it, then try again",
                 delay_seconds=1.0,
             ) from exc
 
