@@ -1,13 +1,17 @@
 """Dead letters on the whole local stack: a mailbox that refuses the service account dead-letters its booking, the
-operator sees why in the admin API, has access granted, replays, and the booking arrives and the status is ok."""
+operator sees why in the admin API, has access granted, replays, and the booking arrives and the status is ok; another
+integration sees and replays none of it; a message SQS's redrive moved is listed and replayed too."""
 
 from __future__ import annotations
 
+import json
 import os
+from datetime import timedelta
 from typing import Any
 
-from tests.e2e.conftest import ALICE, BEN, CHLOE, E2E, MAILBOX, ROOM, SERVICE_ACCOUNT, wait_for
+from tests.e2e.conftest import ALICE, BEN, CHLOE, E2E, MAILBOX, ROOM, SERVICE_ACCOUNT, utc, wait_for
 
+PRE = timedelta(minutes=15)  # the Mortgage appointment's buffer before
 REFUSED = "may not impersonate ben@bank.example.test"
 
 
@@ -109,3 +113,40 @@ def seeded_body(e2e: E2E) -> dict[str, Any]:
             "auto_confirm",
         )
     } | {"exchange": {k: v for k, v in shown["exchange"].items() if v is not None}}
+
+
+def test_a_message_the_queues_redrive_moved_is_listed_as_such_and_replays_like_any_other(e2e: E2E) -> None:
+    start = e2e.day().replace(hour=14)
+    booking = e2e.book(start, person=ALICE, client="Lee Moss")
+    key = e2e.key(booking)
+    e2e.one_item(MAILBOX[ALICE], key)
+    e2e.quiet()
+    # The booking moves in JRNI, and its only message is the one the function crashed on maxReceiveCount times: SQS's
+    # redrive left it in the dead-letter queue as it was sent, with no reason (JRNI's webhooks are off meanwhile).
+    e2e.jrni("DELETE", "webhooks")
+    later = start + timedelta(hours=2)
+    e2e.jrni("PUT", f"bookings/{booking['id']}", {"datetime": later.isoformat()})
+    body = {
+        "integration_id": e2e.integration_id,
+        "company_id": str(booking["company_id"]),
+        "booking_id": str(booking["id"]),
+        "trigger": "modify",
+    }
+    e2e.sqs.send_message(
+        QueueUrl=e2e.dead_letter_url,
+        MessageBody=json.dumps(body, sort_keys=True),
+        MessageGroupId=f"{e2e.integration_id}/{key}",
+        MessageDeduplicationId=f"redriven-{booking['id']}",
+    )
+
+    (letter,) = dead_letters(e2e)
+    assert letter["about"] == {"booking": key} and letter["queue"] == "outbound"
+    assert "redrive" in letter["reason"] and letter["id"] in letter["reason"]
+    replayed = e2e.admin("POST", f"integrations/{e2e.integration_id}/dead-letters/replay", {}, expect=202)
+    assert replayed["ids"] == [letter["id"]]
+
+    moved = e2e.one_item(
+        MAILBOX[ALICE], key, lambda item: utc(item["start"]) == later - PRE, "the item moved"
+    )
+    assert moved["subject"] == "Mortgage appointment: Lee Moss"
+    assert dead_letters(e2e) == []
