@@ -111,14 +111,14 @@ class SqsDeadLetterQueues:
     ) -> _Messages:
         return _Messages(self, kind, pair, integration_id, stop_when_found)
 
-    def _receive(self, kind: DeadLetterQueue, url: str) -> list[dict[str, Any]]:
+    def _receive(self, kind: DeadLetterQueue, url: str, wait_seconds: int = 0) -> list[dict[str, Any]]:
         answer = self._call(
             kind,
             "receive_message",
             QueueUrl=url,
             MaxNumberOfMessages=_BATCH,
             VisibilityTimeout=WALK_VISIBILITY_SECONDS,
-            WaitTimeSeconds=0,
+            WaitTimeSeconds=wait_seconds,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
@@ -193,6 +193,9 @@ class _Messages:
         found: set[str] = set()
         while time.monotonic() < deadline:
             messages = self.owner._receive(self.kind, self.pair.dead_letter_url)
+            if not messages:
+                # A short poll may miss messages SQS holds on servers it did not ask; a long poll asks them all.
+                messages = self.owner._receive(self.kind, self.pair.dead_letter_url, wait_seconds=1)
             fresh = [m for m in messages if m["MessageId"] not in seen_ids]
             if not fresh:
                 return
