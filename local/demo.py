@@ -339,7 +339,7 @@ def run_scenario(demo: Demo, day: date) -> None:
 def unmapped_status(demo: Demo, day: date) -> None:
     """A booking for Chloe, who is not mapped: nothing in any calendar, and the admin API's status says why."""
     assert demo.stack.urls is not None and demo.stack.seeded is not None
-    url = f"{demo.stack.urls.api}/admin/integrations/{demo.stack.seeded.integration_id}/mappings"
+    url = f"{demo.stack.urls.api}/admin/integrations/{demo.stack.seeded.integration_id}/mappings?limit=500"
     started = time.monotonic()
     demo.jrni_call(
         "POST",

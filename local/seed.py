@@ -147,11 +147,21 @@ def apply_seed(
         http.post(f"{api_url}/admin/integrations", json=body, timeout=_TIMEOUT), "creating the integration"
     )
     # An operator first looks at the list JRNI gives, then maps; a mapping to someone JRNI does not list is a mistake.
-    listed = _check(
-        http.get(f"{api_url}/admin/integrations/{integration_id}/mappings", timeout=_TIMEOUT),
-        "listing JRNI staff and resources",
-    )
-    known = {(row["kind"], str(row["jrni_id"])) for row in listed["mappings"]}
+    # Every page of it (the list is paged; a seed's organisation fits in one page of 500).
+    known: set[tuple[str, str]] = set()
+    cursor: str | None = None
+    while True:
+        params = {"limit": "500", **({"cursor": cursor} if cursor else {})}
+        listed = _check(
+            http.get(
+                f"{api_url}/admin/integrations/{integration_id}/mappings", params=params, timeout=_TIMEOUT
+            ),
+            "listing JRNI staff and resources",
+        )
+        known |= {(row["kind"], str(row["jrni_id"])) for row in listed["mappings"]}
+        cursor = listed.get("next_cursor")
+        if not cursor:
+            break
     for mapping in seed["mappings"]:
         kind, jrni_id = mapping["kind"], str(mapping["jrni_id"])
         if (kind, jrni_id) not in known:

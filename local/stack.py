@@ -393,7 +393,8 @@ class LocalStack:
     def reset(self) -> None:
         """Back to the seed, as after ``start()``: emulator faults cleared, impersonation and JRNI's webhooks as the
         seed set them, JRNI's bookings and blocks back to the seed's (none), every mailbox empty, links, block
-        links, cursors and sync statuses cleared, the integration's switches as seeded, and the queues empty.
+        links, cursors, sync statuses and dead letters cleared, the integration's switches as seeded, and the queues
+        (dead-letter queues too) empty.
 
         The pollers are paused meanwhile, so no function acts half-way through; wakes the streaming task sends
         during the reset only make the inbound function look at an empty mailbox afterwards."""
@@ -405,7 +406,13 @@ class LocalStack:
             seed = load_seed(self.options.seed) if self.options.seed is not None else None
             reseed(seed, self.seeded, ews_url=self.urls.ews, jrni_url=self.urls.jrni)
             dynamodb = self.client("dynamodb")
-            for variable in ("LINKS_TABLE", "BLOCK_LINKS_TABLE", "CURSORS_TABLE", "RUNS_TABLE"):
+            for variable in (
+                "LINKS_TABLE",
+                "BLOCK_LINKS_TABLE",
+                "CURSORS_TABLE",
+                "RUNS_TABLE",
+                "DEAD_LETTERS_TABLE",
+            ):
                 _empty_table(dynamodb, os.environ[variable])
             _empty_table(
                 dynamodb,

@@ -26,6 +26,7 @@ GLOBAL_FUNCTION = TEMPLATE["Globals"]["Function"]
 ALLOWED_POLICY_TEMPLATES = {
     "DynamoDBReadPolicy",
     "DynamoDBCrudPolicy",
+    "DynamoDBWritePolicy",  # put, update, batch write: what recording a dead letter needs, and no reads
     "SQSSendMessagePolicy",
     "SQSPollerPolicy",
     "AWSSecretsManagerGetSecretValuePolicy",
@@ -411,6 +412,7 @@ def test_the_reconcile_function_holds_exactly_the_tables_it_needs() -> None:
         "BlockLinksTable": ["DynamoDBCrudPolicy"],
         "CursorsTable": ["DynamoDBCrudPolicy"],
         "RunsTable": ["DynamoDBCrudPolicy"],
+        "DeadLettersTable": ["DynamoDBWritePolicy"],
     }
     assert policies_on("ReconcileFunction", "NamePrefix") == ["AWSSecretsManagerGetSecretValuePolicy"] * 2
 
@@ -436,6 +438,10 @@ def test_the_admin_function_may_record_a_requested_run_and_queue_it_for_the_reco
     assert FUNCTIONS["AdminFunction"]["Properties"]["Environment"]["Variables"] == {
         "RECONCILE_QUEUE_URL": {"Ref": "ReconcileQueue"},
         "IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
+        "OUTBOUND_DLQ_URL": {"Ref": "OutboundDeadLetterQueue"},
+        "INBOUND_QUEUE_URL": {"Ref": "InboundQueue"},
+        "INBOUND_DLQ_URL": {"Ref": "InboundDeadLetterQueue"},
+        "RECONCILE_DLQ_URL": {"Ref": "ReconcileDeadLetterQueue"},
     }
 
 
@@ -836,3 +842,36 @@ def test_the_dashboard_and_alarms_name_only_metrics_and_services_the_code_emits(
             if namespace == METRICS_NAMESPACE:
                 assert name in emitted
                 assert set(dimension_values(alarm, "service")) <= emitting_services()
+
+
+def test_the_functions_that_dead_letter_only_write_dead_letter_records_and_the_admin_function_replays_them() -> (
+    None
+):
+    for name in ("OutboundFunction", "InboundFunction", "ReconcileFunction"):
+        held = [
+            template_name
+            for policy in FUNCTIONS[name]["Properties"]["Policies"]
+            for template_name, argument in policy.items()
+            if argument.get("TableName") == {"Ref": "DeadLettersTable"}
+        ]
+        assert held == ["DynamoDBWritePolicy"], name
+    properties = TABLES["DeadLettersTable"]["Properties"]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    admin = FUNCTIONS["AdminFunction"]["Properties"]
+    polled = {
+        policy["SQSPollerPolicy"]["QueueName"]["Fn::GetAtt"][0]
+        for policy in admin["Policies"]
+        if "SQSPollerPolicy" in policy
+    }
+    sent = {
+        policy["SQSSendMessagePolicy"]["QueueName"]["Fn::GetAtt"][0]
+        for policy in admin["Policies"]
+        if "SQSSendMessagePolicy" in policy
+    }
+    # It reads and deletes in the dead-letter queues only, and sends back to the three work queues only.
+    assert polled == {"OutboundDeadLetterQueue", "InboundDeadLetterQueue", "ReconcileDeadLetterQueue"}
+    assert sent == {"OutboundQueue", "InboundQueue", "ReconcileQueue"}
+    variables = admin["Environment"]["Variables"]
+    assert {
+        variables[name]["Ref"] for name in ("OUTBOUND_DLQ_URL", "INBOUND_DLQ_URL", "RECONCILE_DLQ_URL")
+    } == polled

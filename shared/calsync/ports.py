@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from collections.abc import Mapping as ReadOnlyMap
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +22,7 @@ from calsync.domain import (
     Stamp,
     TimeWindow,
 )
+from calsync.domain.dead_letters import DeadLetter
 from calsync.domain.diagnosis import Check
 from calsync.domain.inbound import BlockLink, MailboxChanges, MailboxStreamState, TaskHeartbeat
 from calsync.domain.messages import OutboundMessage, ReconcileMessage
@@ -462,6 +463,42 @@ class ExchangeCheck(Protocol):
     def open_mailbox(self, mailbox: str, *, write: bool) -> Iterator[Check]:
         """``domain.diagnosis.mailbox_checks(mailbox)``: the service account reaches the mailbox and reads its
         calendar, with the rights calsync needs; ``write``: a private probe item created, then deleted at once."""
+
+
+# ---- the operator's views: JRNI's directory, dead letters ------------------------------------------------------------
+
+
+class DirectoryStore(Protocol):
+    """A copy of each integration's JRNI directory (its staff and resources), refreshed by every reconcile run, so
+    that the admin API pages over it instead of reading all of JRNI per request."""
+
+    def refreshed_at(self, integration_id: str) -> datetime | None:
+        """When the copy was last written; None when there is none."""
+        ...
+
+    def page(
+        self, integration_id: str, *, after: tuple[ResourceKind, str] | None, limit: int
+    ) -> tuple[list[JrniCalendar], bool]:
+        """Up to ``limit`` calendars in the order (kind, jrni_id), those after ``after``; and whether more follow."""
+        ...
+
+    def replace(self, integration_id: str, calendars: Sequence[JrniCalendar], at: datetime) -> None:
+        """Store ``calendars`` as the whole directory (those no longer in it are removed), refreshed at ``at``."""
+        ...
+
+
+class DeadLetterStore(IntegrationState, Protocol):
+    """What is known of each dead letter, per integration: written when calsync dead-letters a message (and
+    forgotten with the integration)."""
+
+    def record(self, letter: DeadLetter) -> None: ...
+
+    def letters(self, integration_id: str) -> list[DeadLetter]:
+        """The integration's recorded dead letters (one query)."""
+        ...
+
+    def forget(self, integration_id: str, letter_ids: Collection[str]) -> None:
+        """Remove the records of letters that were replayed (or are no longer in their queue)."""
         ...
 
 
@@ -471,3 +508,26 @@ class ConnectionChecks:
 
     jrni: JrniCheck
     exchange: ExchangeCheck
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    """What a replay moved back, and why it stopped early when it did (the rest stays in the dead-letter queues)."""
+
+    moved: list[DeadLetter]
+    stopped: str | None = None
+
+
+class DeadLetterQueues(Protocol):
+    """The dead-letter queues themselves, shared by every integration: read and moved back message by message."""
+
+    def held(self, integration_id: str) -> list[DeadLetter]:
+        """The integration's messages found in the dead-letter queues now (those moved there by the queues' redrive
+        carry no reason); reading leaves them where they are."""
+        ...
+
+    def replay(self, integration_id: str, letter_ids: Collection[str] | None) -> ReplayOutcome:
+        """Move the integration's messages (those of ``letter_ids``; None: all) back to their source queues, each
+        sent again before it is deleted from its dead-letter queue; the ones moved, and why it stopped when a queue
+        could not be reached midway (what was moved is still reported)."""
+        ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -29,10 +29,11 @@ from calsync.domain import (
     TimeWindow,
     UnknownOutcomeError,
 )
+from calsync.domain.dead_letters import DeadLetter
 from calsync.domain.inbound import BlockLink, CalendarEvent, MailboxChanges
 from calsync.domain.messages import OutboundMessage, ReconcileMessage
 from calsync.domain.reconcile import MappingReconcile, ReconcileRun, Repairs
-from calsync.ports import CreatedBlock, JrniCalendar, RemoteRef, StampedItem
+from calsync.ports import CreatedBlock, JrniCalendar, RemoteRef, ReplayOutcome, StampedItem
 from calsync.usecases.admin import AdminDeps
 
 
@@ -632,3 +633,68 @@ def fake_admin_deps(integration: Integration, **changes: Any) -> AdminDeps:
         "integration_state": (mappings, FakeLinkStore(), FakeBlockLinks(), FakeCursors(), runs),
     }
     return AdminDeps(**{**made, **changes})
+
+
+class FakeDirectory:
+    """A copy of JRNI's directory per integration, paged in (kind, jrni_id) order as the DynamoDB store pages it."""
+
+    def __init__(self) -> None:
+        self.calendars: dict[str, list[JrniCalendar]] = {}
+        self.at: dict[str, datetime] = {}
+        self.replaced = 0
+
+    def refreshed_at(self, integration_id: str) -> datetime | None:
+        return self.at.get(integration_id)
+
+    def page(
+        self, integration_id: str, *, after: tuple[ResourceKind, str] | None, limit: int
+    ) -> tuple[list[JrniCalendar], bool]:
+        ordered = sorted(self.calendars.get(integration_id, []), key=lambda c: (c.kind.value, c.jrni_id))
+        if after is not None:
+            ordered = [c for c in ordered if (c.kind.value, c.jrni_id) > (after[0].value, after[1])]
+        return ordered[:limit], len(ordered) > limit
+
+    def replace(self, integration_id: str, calendars: Sequence[JrniCalendar], at: datetime) -> None:
+        self.calendars[integration_id] = list(calendars)
+        self.at[integration_id] = at
+        self.replaced += 1
+
+
+class FakeDeadLetterStore:
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], DeadLetter] = {}
+
+    def record(self, letter: DeadLetter) -> None:
+        self.records[(letter.integration_id, letter.id)] = letter
+
+    def letters(self, integration_id: str) -> list[DeadLetter]:
+        return [letter for (i, _), letter in self.records.items() if i == integration_id]
+
+    def forget(self, integration_id: str, letter_ids: Collection[str]) -> None:
+        for letter_id in letter_ids:
+            self.records.pop((integration_id, letter_id), None)
+
+    def remove_integration(self, integration_id: str) -> int:
+        return _drop(self.records, integration_id)
+
+
+class FakeDeadLetterQueues:
+    """Dead-letter queues shared by every integration: the letters they hold, and where a replay sent each one."""
+
+    def __init__(self) -> None:
+        self.held_letters: list[DeadLetter] = []
+        self.replayed: list[DeadLetter] = []
+        self.unreachable: str | None = None  # set: a replay stops before moving anything, saying this
+
+    def held(self, integration_id: str) -> list[DeadLetter]:
+        return [letter for letter in self.held_letters if letter.integration_id == integration_id]
+
+    def replay(self, integration_id: str, letter_ids: Collection[str] | None) -> ReplayOutcome:
+        if self.unreachable is not None:
+            return ReplayOutcome([], self.unreachable)
+        moved = [
+            letter for letter in self.held(integration_id) if letter_ids is None or letter.id in letter_ids
+        ]
+        self.held_letters = [letter for letter in self.held_letters if letter not in moved]
+        self.replayed += moved
+        return ReplayOutcome(moved)

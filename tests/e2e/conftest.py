@@ -437,7 +437,8 @@ class E2E:
         return response.json() if response.content else None
 
     def mapping_row(self, kind: str, jrni_id: str, integration_id: str | None = None) -> dict[str, Any]:
-        rows = self.admin("GET", f"integrations/{integration_id or self.integration_id}/mappings")["mappings"]
+        path = f"integrations/{integration_id or self.integration_id}/mappings?limit=500"
+        rows = self.admin("GET", path)["mappings"]
         row: dict[str, Any] = next(r for r in rows if r["kind"] == kind and str(r["jrni_id"]) == jrni_id)
         return row
 

@@ -18,6 +18,7 @@ from calsync.adapters.dynamo import (
     DynamoRunStore,
     DynamoStreamingStateStore,
 )
+from calsync.adapters.dynamo.dead_letters import DynamoDeadLetterStore
 from calsync.domain import (
     JrniKey,
     Link,
@@ -28,6 +29,7 @@ from calsync.domain import (
     SyncState,
     TimeWindow,
 )
+from calsync.domain.dead_letters import DeadLetter, DeadLetterQueue
 from calsync.domain.inbound import BlockLink
 from calsync.domain.reconcile import ReconcileRun, Repairs
 from tests.apigw import LambdaContext, load_event, rest_event
@@ -147,6 +149,7 @@ def two_integrations(aws: Aws) -> None:
     cursors = DynamoCursorStore(aws.tables["CursorsTable"], **options)
     streaming = DynamoStreamingStateStore(aws.tables["StreamingStateTable"], **options)
     runs = DynamoRunStore(aws.tables["RunsTable"], **options)
+    dead_letters = DynamoDeadLetterStore(aws.tables["DeadLettersTable"], **options)
     for integration_id in ("example-bank", "other-bank"):
         assert create(body_of(integration_id))[0] == 201
         mappings.put(Mapping(integration_id, ResourceKind.PERSON, "101", ALICE))
@@ -163,6 +166,11 @@ def two_integrations(aws: Aws) -> None:
         )
         runs.set_jrni_cursor(integration_id, at)
         runs.reconciled(integration_id, ALICE, at, Repairs(created=1))
+        dead_letters.record(
+            DeadLetter(
+                integration_id, f"m-{integration_id}", DeadLetterQueue.OUTBOUND, {"mailbox": ALICE}, "no", at
+            )
+        )
 
 
 def holding(aws: Aws, integration_id: str) -> dict[str, int]:

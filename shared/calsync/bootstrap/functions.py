@@ -24,6 +24,9 @@ from calsync.ports import (
     CalendarProvider,
     ConnectionChecks,
     CursorStore,
+    DeadLetterQueues,
+    DeadLetterStore,
+    DirectoryStore,
     EventPublisher,
     IntegrationState,
     RunStore,
@@ -90,7 +93,43 @@ def outbound_queue() -> Any:
     from calsync.adapters.aws.queues import SqsOutboundQueue
 
     current = settings()
-    return SqsOutboundQueue(_boto3_client("sqs"), current.outbound_queue_url, current.outbound_dlq_url)
+    return SqsOutboundQueue(
+        _boto3_client("sqs"), current.outbound_queue_url, current.outbound_dlq_url, _dead_letters()
+    )
+
+
+@_once
+def _dead_letters() -> DeadLetterStore | None:
+    """Where dead letters are recorded; None where the environment names no table (nothing is recorded then)."""
+    from calsync.adapters.dynamo.dead_letters import DynamoDeadLetterStore
+
+    table = settings().dead_letters_table
+    return _on_table(DynamoDeadLetterStore, table, "DEAD_LETTERS_TABLE") if table else None
+
+
+@_once
+def _dead_letter_queues() -> DeadLetterQueues:
+    """The dead-letter queues the environment names, each with its source queue (for the admin function)."""
+    from calsync.adapters.aws.dead_letters import QueuePair, SqsDeadLetterQueues
+    from calsync.domain.dead_letters import DeadLetterQueue
+
+    current = settings()
+    urls = {
+        DeadLetterQueue.OUTBOUND: (current.outbound_queue_url, current.outbound_dlq_url),
+        DeadLetterQueue.INBOUND: (current.inbound_queue_url, current.inbound_dlq_url),
+        DeadLetterQueue.RECONCILE: (current.reconcile_queue_url, current.reconcile_dlq_url),
+    }
+    return SqsDeadLetterQueues(
+        _boto3_client("sqs"),
+        {kind: QueuePair(source, dead) for kind, (source, dead) in urls.items() if source and dead},
+    )
+
+
+@_once
+def _directory() -> DirectoryStore:
+    from calsync.adapters.dynamo.dead_letters import DynamoDirectoryStore
+
+    return _on_table(DynamoDirectoryStore, settings().mappings_table, "MAPPINGS_TABLE")
 
 
 @_once
@@ -158,7 +197,9 @@ def inbound_queue() -> Any:
     from calsync.adapters.aws.queues import SqsInboundQueue
 
     current = settings()
-    return SqsInboundQueue(_boto3_client("sqs"), current.inbound_queue_url, current.inbound_dlq_url)
+    return SqsInboundQueue(
+        _boto3_client("sqs"), current.inbound_queue_url, current.inbound_dlq_url, _dead_letters()
+    )
 
 
 def _required(value: str, variable: str) -> str:
@@ -290,7 +331,7 @@ def reconcile_queue() -> Any:
 
     current = settings()
     url = _required(current.reconcile_queue_url, "RECONCILE_QUEUE_URL")
-    return SqsReconcileQueue(_boto3_client("sqs"), url, current.reconcile_dlq_url)
+    return SqsReconcileQueue(_boto3_client("sqs"), url, current.reconcile_dlq_url, _dead_letters())
 
 
 @_once
@@ -308,6 +349,7 @@ def reconcile_deps() -> ReconcileDeps:
         runs=_runs(),
         queue=reconcile_queue(),
         outbound_queue=outbound_queue(),
+        directory=_directory(),
     )
 
 
@@ -345,6 +387,9 @@ def _integration_state(mappings: IntegrationState, links: IntegrationState) -> t
             _on_table(DynamoStreamingStateStore, current.streaming_state_table, "STREAMING_STATE_TABLE")
         )
     stores.append(_on_table(DynamoRunStore, current.runs_table, "RUNS_TABLE"))
+    dead_letters = _dead_letters()
+    if dead_letters is not None:
+        stores.append(dead_letters)
     return tuple(stores)
 
 
@@ -364,6 +409,9 @@ def admin_deps() -> AdminDeps:
         streaming_service=settings().streaming_service,
         checks_for=checks_for,
         secrets_prefix=settings().secrets_prefix,
+        directory=_directory(),
+        dead_letters=_dead_letters(),
+        dead_letter_queues=_dead_letter_queues(),
     )
 
 
@@ -406,6 +454,9 @@ def reset() -> None:
         _runs,
         reconcile_deps,
         telemetry,
+        _dead_letters,
+        _dead_letter_queues,
+        _directory,
     ):
         cached.cache_clear()
     _jrni_clients.clear()

@@ -61,6 +61,8 @@ class Settings:
     streaming_service: str = ""
     # The admin function only: where POST /admin/integrations remembers its Idempotency-Keys.
     idempotency_table: str = ""
+    # Where each dead letter is recorded for its integration (the SQS-triggered functions write, the admin reads).
+    dead_letters_table: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -87,4 +89,5 @@ class Settings:
             streaming_heartbeat_seconds=float(env.get("STREAMING_HEARTBEAT_SECONDS") or 30),
             streaming_service=env.get("STREAMING_SERVICE", ""),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", ""),
+            dead_letters_table=env.get("DEAD_LETTERS_TABLE", ""),
         )

@@ -52,6 +52,31 @@ def run_id(text: str) -> str:
     return text
 
 
+# An SQS message id: a UUID (the id of a dead letter, as the admin API lists it).
+_MESSAGE_ID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
+MAX_PAGE = 500
+
+
+def dead_letter_id(text: str) -> str:
+    """A dead letter's id, as ``GET .../dead-letters`` lists it (its SQS message id)."""
+    if not _MESSAGE_ID.match(text):
+        raise InvalidInputError(
+            f"{_shown(text)} is not a dead letter's id: a UUID as GET /admin/integrations/{{id}}/dead-letters lists it"
+        )
+    return text.lower()
+
+
+def page_limit(text: str | None, *, default: int = 100) -> int:
+    """How many rows one page of a listing holds: a whole number from 1 to 500 (``default`` when not given)."""
+    if text is None or text == "":
+        return default
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise InvalidInputError(
+            f"limit {_shown(text)} is not a page size: give 1 to {MAX_PAGE} (default {default})"
+        )
+    return int(text)
+
+
 def mailbox_address(text: str) -> str:
     """A mailbox's SMTP address, lower-cased: ``local@domain.tld``, at most 254 characters, no spaces, control
     characters, quotes or markup (an address that cannot be a mailbox is refused here, never sent to Exchange)."""

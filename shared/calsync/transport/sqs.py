@@ -1,6 +1,7 @@
 """How an SQS-triggered function answers for one record: the one place where calsync's errors become SQS outcomes.
 
-- a permanent failure: the record goes to the queue's dead-letter queue with its reason, and counts as handled;
+- a permanent failure: the record goes to the queue's dead-letter queue with its reason and attempts (recorded for
+  its integration's operator), and counts as handled;
 - a change held back (the mass-delete guard): handled; the status says why and what to do, and nothing is retried
   until an operator decides (retrying would only refuse again);
 - a retryable one: the record stays in the queue, invisible for at least the delay the other side asked for
@@ -27,7 +28,7 @@ CORRELATION_ID = "correlation_id"  # the message attribute (calsync.adapters.aws
 class ControlledQueue(Protocol):
     def postpone(self, receipt_handle: str, seconds: float) -> None: ...
 
-    def dead_letter(self, body: str, group: str, reason: str, message_id: str) -> None: ...
+    def dead_letter(self, body: str, group: str, reason: str, message_id: str, attempts: int = 1) -> None: ...
 
 
 def correlation_id_of(record: SQSRecord) -> str:
@@ -53,7 +54,11 @@ def handle_record(
     except PermanentError as exc:
         logger.error("message dead-lettered", extra={"reason": str(exc), "message_id": record.message_id})
         queue.dead_letter(
-            record.body, record.attributes.message_group_id or "unknown", str(exc), record.message_id
+            record.body,
+            record.attributes.message_group_id or "unknown",
+            str(exc),
+            record.message_id,
+            _attempts(record),
         )
         telemetry.count(Metric.DEAD_LETTERED)
         return
@@ -70,3 +75,11 @@ def handle_record(
         logger.exception("message failed unexpectedly", extra={"message_id": record.message_id})
         raise
     logger.info("message handled", extra=done)
+
+
+def _attempts(record: SQSRecord) -> int:
+    """How many times the message was received, this time included (SQS's ApproximateReceiveCount)."""
+    try:
+        return max(1, int(record.attributes.approximate_receive_count))
+    except (TypeError, ValueError):
+        return 1

@@ -5,6 +5,7 @@ in its own terms.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from typing import Any
 from calsync.domain import (
     ConflictError,
     Integration,
+    InvalidInputError,
     Mapping,
     MappingStatus,
     NotFoundError,
@@ -26,8 +28,12 @@ from calsync.domain.reconcile import MappingReconcile, ReconcileRun, RunState
 from calsync.ports import (
     BookingSource,
     ConnectionChecks,
+    DeadLetterQueues,
+    DeadLetterStore,
+    DirectoryStore,
     IntegrationState,
     IntegrationStore,
+    JrniCalendar,
     MappingStore,
     ReconcileQueue,
     RunStore,
@@ -59,6 +65,11 @@ class AdminDeps:
     # The stack's Secrets Manager prefix (e.g. "calsync/"): an integration's secrets are named
     # <prefix><integration id>/jrni|exchange|webhook, and no other.
     secrets_prefix: str = ""
+    # A copy of JRNI's staff and resources, paged by GET .../mappings; None: JRNI is read on every request.
+    directory: DirectoryStore | None = None
+    # The dead letters: their records, and the dead-letter queues to find and replay them in.
+    dead_letters: DeadLetterStore | None = None
+    dead_letter_queues: DeadLetterQueues | None = None
 
 
 def find_integration(integrations: IntegrationStore, integration_id: str) -> Integration:
@@ -146,8 +157,78 @@ def delete_integration(deps: AdminDeps, integration_id: str) -> None:
 
 def calendar_rows(deps: AdminDeps, integration_id: str) -> list[dict[str, Any]]:
     """Every JRNI staff member and resource, with its mailbox, its last outcome, its open problems and how its
-    Outlook changes reach calsync."""
+    Outlook changes reach calsync (every page of ``calendar_page``)."""
+    rows: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = calendar_page(deps, integration_id, limit=validation.MAX_PAGE, cursor=cursor)
+        rows += page["mappings"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return rows
+
+
+def calendar_page(
+    deps: AdminDeps, integration_id: str, *, limit: int = 100, cursor: str | None = None
+) -> dict[str, Any]:
+    """One page of ``calendar_rows`` in (kind, jrni_id) order, from the stored copy of JRNI's directory (read from
+    JRNI once when there is none yet); ``next_cursor`` names the next page, None after the last one."""
     integration = find_integration(deps.integrations, integration_id)
+    after = _after(cursor)
+    if deps.directory is None:
+        listed = sorted(deps.bookings_for(integration).calendars(), key=lambda c: (c.kind.value, c.jrni_id))
+        start = (
+            0
+            if after is None
+            else next(
+                (i for i, c in enumerate(listed) if (c.kind.value, c.jrni_id) > (after[0].value, after[1])),
+                len(listed),
+            )
+        )
+        calendars, more, refreshed = listed[start : start + limit], start + limit < len(listed), None
+    else:
+        refreshed = deps.directory.refreshed_at(integration.id)
+        if refreshed is None:
+            refreshed = refresh_directory(
+                deps.directory, integration, deps.bookings_for(integration), deps.clock()
+            )
+        calendars, more = deps.directory.page(integration.id, after=after, limit=limit)
+    last = calendars[-1] if calendars and more else None
+    return {
+        "mappings": _rows(deps, integration, calendars),
+        "next_cursor": None if last is None else _cursor_of(last),
+        "directory_refreshed_at": refreshed.isoformat() if refreshed else None,
+    }
+
+
+def refresh_directory(
+    directory: DirectoryStore, integration: Integration, jrni: BookingSource, at: datetime
+) -> datetime:
+    """Read JRNI's staff and resources once and store them as the integration's directory; when it was read."""
+    directory.replace(integration.id, jrni.calendars(), at)
+    return at
+
+
+def _cursor_of(calendar: JrniCalendar) -> str:
+    raw = f"{calendar.kind.value}/{calendar.jrni_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _after(cursor: str | None) -> tuple[ResourceKind, str] | None:
+    """The calendar a cursor says the page starts after; InvalidInputError for one this API did not give."""
+    if cursor is None or cursor == "":
+        return None
+    try:
+        kind, _, jrni_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition("/")
+        return ResourceKind(kind), validation.jrni_id(jrni_id)
+    except (ValueError, InvalidInputError):
+        raise InvalidInputError(
+            f"cursor {cursor[:80]!r} is not one this API gave: pass next_cursor from the previous page as it is, or "
+            f"leave it out for the first page"
+        ) from None
+
+
+def _rows(deps: AdminDeps, integration: Integration, calendars: list[JrniCalendar]) -> list[dict[str, Any]]:
     mapped = {(m.kind, m.jrni_id): m.mailbox for m in deps.mappings.mappings(integration.id)}
     statuses = {(s.kind, s.jrni_id): s for s in deps.mappings.statuses(integration.id)}
     problems: dict[tuple[ResourceKind, str], list[dict[str, Any]]] = {}
@@ -157,7 +238,7 @@ def calendar_rows(deps: AdminDeps, integration_id: str) -> list[dict[str, Any]]:
     reconciles = {r.mailbox: r for r in deps.runs.mapping_states(integration.id)}
     freshness = _Freshness.of(deps)
     rows = []
-    for calendar in deps.bookings_for(integration).calendars():
+    for calendar in calendars:
         key = (calendar.kind, calendar.jrni_id)
         status = statuses.get(key)
         rows.append(

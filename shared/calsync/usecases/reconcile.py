@@ -6,8 +6,9 @@ A run of one integration, in three steps, each a message on the reconcile queue:
 
 1. ``schedule``: the timer's tick starts a run for every integration (each in its own message: one integration's
    trouble holds up no other);
-2. ``run``: one JRNI query for what changed since the integration's cursor (shared by all its mappings), each changed
-   booking queued for the outbound function exactly as a webhook would queue it, then one message per mapping;
+2. ``run``: JRNI's staff and resources read and stored (the directory the admin API pages over), one JRNI query for
+   what changed since the integration's cursor (shared by all its mappings), each changed booking queued for the
+   outbound function exactly as a webhook would queue it, then one message per mapping;
 3. ``mapping``: the mailbox's change feed from its cursor applied as the inbound function applies it (missing blocks
    made, wrong ones moved, orphans released, the lock and auto-confirm honoured) and, in a deep run, the mailbox
    against JRNI's bookings for that calendar in the window (``engine.reconcile``): a missing item created (found
@@ -49,7 +50,7 @@ from calsync.domain.reconcile import ReconcileRun, Repairs
 from calsync.engine import CreateEvent, DeleteEvent, RecoverEvent, SkipUnmapped, UpdateEvent, plan_outbound
 from calsync.engine.inbound import SYNC_WINDOW_DAYS, InboundOptions, RemoveStrayItem
 from calsync.engine.reconcile import Listed, held_back, plan_mailbox
-from calsync.ports import Metric, OutboundQueue, ReconcileQueue, RunStore
+from calsync.ports import DirectoryStore, Metric, OutboundQueue, ReconcileQueue, RunStore
 from calsync.usecases.booking_executor import ExecutionReport, Executor
 from calsync.usecases.sync_booking import content_of, is_our_block, sync_booking
 from calsync.usecases.sync_mailbox import MailboxDeps, company_of, sync_mailbox
@@ -74,6 +75,8 @@ class ReconcileDeps:
     runs: RunStore
     queue: ReconcileQueue
     outbound_queue: OutboundQueue
+    # The copy of JRNI's staff and resources the admin API pages over: refreshed by every run. None: not kept.
+    directory: DirectoryStore | None = None
 
 
 def reconcile(deps: ReconcileDeps, message: ReconcileMessage) -> dict[str, object]:
@@ -124,8 +127,9 @@ def schedule(deps: ReconcileDeps, *, deep: bool) -> int:
 
 
 def start_run(deps: ReconcileDeps, message: ReconcileMessage) -> ReconcileRun:
-    """Read what JRNI changed since the integration's cursor (one query for all its mappings), queue each changed
-    booking for the outbound function, then one message per mapping. The cursor moves only once all is queued."""
+    """Refresh the integration's copy of JRNI's directory, read what JRNI changed since the integration's cursor (one
+    query for all its mappings), queue each changed booking for the outbound function, then one message per mapping.
+    The cursor moves only once all is queued."""
     booking_deps = deps.mailbox.booking
     integration = booking_deps.integrations.get(message.integration_id)
     if integration is None:
@@ -138,9 +142,22 @@ def start_run(deps: ReconcileDeps, message: ReconcileMessage) -> ReconcileRun:
     cursor = deps.runs.jrni_cursor(integration.id)
     deep = message.deep or cursor is None  # never read: every mapping reads its whole window
     queued = 0
+    jrni = booking_deps.bookings_for(integration)
+    if deps.directory is not None:
+        try:
+            deps.directory.replace(integration.id, jrni.calendars(), now)
+        except PermanentError as exc:
+            _fail(
+                deps,
+                integration,
+                mappings,
+                run,
+                f"JRNI refused the reconcile's read of its staff and resources: {exc}",
+            )
+            raise
     if not deep and cursor is not None:
         try:
-            changed = booking_deps.bookings_for(integration).changed_since(cursor - JRNI_CURSOR_OVERLAP)
+            changed = jrni.changed_since(cursor - JRNI_CURSOR_OVERLAP)
         except PermanentError as exc:
             _fail(
                 deps, integration, mappings, run, f"JRNI refused the reconcile's read of its changes: {exc}"

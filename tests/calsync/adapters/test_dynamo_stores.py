@@ -26,6 +26,7 @@ from calsync.adapters.dynamo import (
     MailboxStreamState,
     TaskHeartbeat,
 )
+from calsync.adapters.dynamo.dead_letters import DynamoDeadLetterStore
 from calsync.adapters.dynamo.models import link_model
 from calsync.domain import (
     AccessType,
@@ -50,6 +51,7 @@ from calsync.domain import (
     SyncState,
     TimeWindow,
 )
+from calsync.domain.dead_letters import DeadLetter, DeadLetterQueue
 from calsync.domain.inbound import BlockLink
 from calsync.domain.reconcile import ReconcileRun, Repairs
 from calsync.ports import BlockLinkStore, CursorStore, LinkStore
@@ -322,6 +324,7 @@ def test_removing_an_integration_leaves_none_of_its_items_in_any_table(
     streaming: DynamoStreamingStateStore,
 ) -> None:
     runs = DynamoRunStore(tables["RunsTable"], region=REGION)
+    dead_letters = DynamoDeadLetterStore(tables["DeadLettersTable"], region=REGION)
     at = datetime(2025, 7, 1, 9, tzinfo=UTC)
     window = TimeWindow(at, at + timedelta(hours=1))
     # Given two integrations with items of every kind, in every table
@@ -338,6 +341,11 @@ def test_removing_an_integration_leaves_none_of_its_items_in_any_table(
         runs.start(ReconcileRun(integration_id, "run-1", deep=True, started_at=at, mappings_total=1))
         runs.set_jrni_cursor(integration_id, at)
         runs.reconciled(integration_id, ALICE, at, Repairs(created=1))
+        dead_letters.record(
+            DeadLetter(
+                integration_id, f"m-{integration_id}", DeadLetterQueue.OUTBOUND, {"mailbox": ALICE}, "no", at
+            )
+        )
     streaming.heartbeat("task-1", at, 2)  # no integration's
     per_integration = {name: table for name, table in tables.items() if name != "IdempotencyTable"}
     for name, table in per_integration.items():
@@ -347,7 +355,7 @@ def test_removing_an_integration_leaves_none_of_its_items_in_any_table(
     # When int-1's state is removed from every store, then the integration itself
     removed = sum(
         store.remove_integration("int-1")
-        for store in (mappings, links, block_links, cursors, streaming, runs)
+        for store in (mappings, links, block_links, cursors, streaming, runs, dead_letters)
     )
     assert integrations.delete("int-1")
 

@@ -7,7 +7,8 @@
   one message group per integration for its runs, one per mailbox for a mapping's reconcile.
 
 Every SQS-triggered function can postpone a message (a server's back-off) and dead-letter one that can never
-succeed, with its reason.
+succeed, with its reason and attempts, recorded for its integration (``calsync.adapters.aws.dead_letters`` lists
+and replays them).
 
 Each message sent carries a ``correlation_id`` message attribute (the webhook's request id, a reconcile's run id, or
 an id of the inbound wake's own), which the function handling it puts in every log line of that message.
@@ -18,11 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from calsync.domain import JrniKey, PermanentError, RetryableError
+from calsync.domain.dead_letters import DeadLetter, DeadLetterQueue
 from calsync.domain.messages import (
     MAX_NOTIFIED_ITEMS,
     InboundMessage,
@@ -32,6 +36,7 @@ from calsync.domain.messages import (
     ReconcileStep,
     WakeReason,
 )
+from calsync.ports import DeadLetterStore
 
 # SQS caps a visibility change at 12 hours; a back-off beyond that is not a back-off any more.
 MAX_DELAY_SECONDS = 12 * 60 * 60
@@ -162,6 +167,43 @@ def reconcile_group(message: ReconcileMessage) -> str:
     return "schedule"
 
 
+def _outbound_about(body: str) -> tuple[str, dict[str, str]]:
+    message = decode_outbound(body)
+    return message.integration_id, {"booking": str(message.jrni_key)}
+
+
+def _inbound_about(body: str) -> tuple[str, dict[str, str]]:
+    message = decode_inbound(body)
+    return message.integration_id, {"mailbox": message.mailbox}
+
+
+def _reconcile_about(body: str) -> tuple[str, dict[str, str]]:
+    message = decode_reconcile(body)
+    about = {"step": message.step.value}
+    if message.run_id:
+        about["run"] = message.run_id
+    if message.mailbox:
+        about["mailbox"] = message.mailbox
+    return message.integration_id, about
+
+
+_ABOUT: dict[DeadLetterQueue, Callable[[str], tuple[str, dict[str, str]]]] = {
+    DeadLetterQueue.OUTBOUND: _outbound_about,
+    DeadLetterQueue.INBOUND: _inbound_about,
+    DeadLetterQueue.RECONCILE: _reconcile_about,
+}
+
+
+def described(queue: DeadLetterQueue, body: str) -> tuple[str, dict[str, str]] | None:
+    """The integration a message of ``queue`` belongs to and what it is about (its booking, its mailbox, its run);
+    None for a message that is no integration's (the schedule's tick, or not one of ours)."""
+    try:
+        integration_id, about = _ABOUT[queue](body)
+    except PermanentError:
+        return None
+    return (integration_id, about) if integration_id else None
+
+
 # ---------------------------------------------------------------------------------------------------- queues
 
 
@@ -169,11 +211,19 @@ class _FifoQueue:
     """What both queues share: sending in batches of ten, postponing, dead-lettering."""
 
     name = "queue"
+    kind = DeadLetterQueue.OUTBOUND
 
-    def __init__(self, client: Any, queue_url: str, dead_letter_url: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        queue_url: str,
+        dead_letter_url: str | None = None,
+        dead_letters: DeadLetterStore | None = None,
+    ) -> None:
         self.client = client
         self.queue_url = queue_url
         self.dead_letter_url = dead_letter_url
+        self.dead_letters = dead_letters  # where each dead letter is recorded for its integration's operator
 
     def _send_entries(self, entries: list[dict[str, Any]], *, delay: float = 0.0, attempts: int = 1) -> None:
         for start in range(0, len(entries), _BATCH):
@@ -219,16 +269,38 @@ class _FifoQueue:
             QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
         )
 
-    def dead_letter(self, body: str, group: str, reason: str, message_id: str) -> None:
-        """Move a message that can never succeed to the dead-letter queue, with the reason beside it."""
+    def dead_letter(self, body: str, group: str, reason: str, message_id: str, attempts: int = 1) -> None:
+        """Move a message that can never succeed to the dead-letter queue, with the reason and the number of attempts
+        beside it, and record it for its integration (``GET /admin/integrations/{id}/dead-letters``).
+
+        Sent first, recorded second: when the record cannot be written, the error is raised, the message comes back
+        after its visibility timeout and is dead-lettered again (the same deduplication id: SQS keeps one copy)."""
         if not self.dead_letter_url:
             raise PermanentError(reason)
-        self.client.send_message(
+        answer = self.client.send_message(
             QueueUrl=self.dead_letter_url,
             MessageBody=body,
             MessageGroupId=group,
             MessageDeduplicationId=hashlib.sha256(f"{message_id}|dead".encode()).hexdigest(),
-            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:1000]}},
+            MessageAttributes={
+                "reason": {"DataType": "String", "StringValue": reason[:1000]},
+                "attempts": {"DataType": "Number", "StringValue": str(attempts)},
+            },
+        )
+        about = described(self.kind, body)
+        if self.dead_letters is None or about is None:
+            return
+        integration_id, what = about
+        self.dead_letters.record(
+            DeadLetter(
+                integration_id,
+                str(answer["MessageId"]),
+                self.kind,
+                what,
+                reason,
+                datetime.now(UTC),
+                attempts,
+            )
         )
 
 
@@ -236,6 +308,7 @@ class SqsOutboundQueue(_FifoQueue):
     """``OutboundQueue`` on the outbound SQS FIFO queue (with its FIFO dead-letter queue)."""
 
     name = "outbound queue"
+    kind = DeadLetterQueue.OUTBOUND
 
     def send(self, messages: list[OutboundMessage], delivery_id: str = "", correlation_id: str = "") -> None:
         """Enqueue in order. ``delivery_id`` identifies the webhook delivery: an exact redelivery is deduplicated by
@@ -260,6 +333,7 @@ class SqsInboundQueue(_FifoQueue):
     """``InboundNotifier`` on the inbound SQS FIFO queue (with its FIFO dead-letter queue)."""
 
     name = "inbound queue"
+    kind = DeadLetterQueue.INBOUND
 
     def send(self, messages: list[InboundMessage]) -> None:
         """Enqueue, ten per request. Each message gets its own deduplication id, kept when the SDK retries a
@@ -273,6 +347,7 @@ class SqsReconcileQueue(_FifoQueue):
     """``ReconcileQueue`` on the reconcile SQS FIFO queue (with its FIFO dead-letter queue)."""
 
     name = "reconcile queue"
+    kind = DeadLetterQueue.RECONCILE
 
     def send(self, messages: list[ReconcileMessage]) -> None:
         """Enqueue, ten per request, each with its own deduplication id (a retried send is delivered once). A run's

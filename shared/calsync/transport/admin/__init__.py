@@ -1,8 +1,9 @@
 """The admin REST API: integrations and the mapping of JRNI staff and resources to mailboxes.
 
 Built on Powertools' ``APIGatewayRestResolver`` with validation on, so the OpenAPI document is generated from the
-routes (``resolver.get_openapi_json_schema()``). One router per resource (``integrations``, ``mappings``, ``runs``;
-``diagnosis``: the connection test and automap); domain errors become HTTP statuses here, in one place.
+routes (``resolver.get_openapi_json_schema()``). One router per resource (``integrations``, ``mappings``, ``runs``,
+``dead_letters``; ``diagnosis``: the connection test and automap); domain errors become HTTP statuses here, in one
+place.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from calsync.domain import (
     RetryableError,
     TemplateError,
 )
-from calsync.transport.admin import diagnosis, integrations, mappings, runs
+from calsync.transport.admin import dead_letters, diagnosis, integrations, mappings, runs
 from calsync.transport.admin.answers import Refused, error
 from calsync.transport.admin.models import InvalidIntegrationError, integration_json
 from calsync.transport.admin.paths import check_path_parameters
@@ -134,6 +135,6 @@ def build_admin_api(
     # Every route's ids checked before it runs; every request within its deadline.
     app.use(middlewares=[check_path_parameters, within_deadline])
     app.include_router(integrations.routes(deps, idempotency))
-    for module in (mappings, runs, diagnosis):
+    for module in (mappings, runs, diagnosis, dead_letters):
         app.include_router(module.routes(deps))
     return app

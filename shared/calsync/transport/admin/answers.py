@@ -14,6 +14,11 @@ from calsync.transport.admin.schemas import ErrorOut
 T = TypeVar("T")
 
 
+def error_response(description: str) -> OpenAPIResponse:
+    """An error status in a route's ``responses``: when it is answered, with the error body's schema."""
+    return {"description": description, "content": {"application/json": {"model": ErrorOut}}}
+
+
 class Refused(Exception):
     """A request refused by the transport itself (a header missing, a body in a format the route does not take):
     answered with ``status`` and the error body, by ``build_admin_api``."""

@@ -8,11 +8,19 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, Field
 
-from calsync.domain import InvalidInputError, ResourceKind, TooLargeError
-from calsync.transport.admin.answers import Refused, body_text, new_router, no_content, refusals
+from calsync.domain import InvalidInputError, ResourceKind, TooLargeError, validation
+from calsync.transport.admin.answers import (
+    Refused,
+    body_text,
+    error_response,
+    new_router,
+    no_content,
+    refusals,
+)
 from calsync.transport.admin.models import MailboxIn
 from calsync.transport.admin.schemas import ImportBackfillOut, ImportOut, ImportRefusedOut
 from calsync.usecases import admin
@@ -37,16 +45,36 @@ _IMPORT_ANSWERS: dict[int, OpenAPIResponse] = {
 }
 
 
+class MappingsPage(BaseModel):
+    mappings: list[dict[str, Any]] = Field(
+        description="staff members and resources in (kind, jrni_id) order, each with its mailbox and status"
+    )
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null after the last page")
+    directory_refreshed_at: str | None = Field(
+        description="when JRNI's staff and resources were last read (each reconcile run reads them)"
+    )
+
+
 def routes(deps: Callable[[], AdminDeps]) -> Router:
     """The mappings' routes; ``deps`` is called per request."""
     router = new_router()
 
     @router.get(
         "/admin/integrations/<integration_id>/mappings",
-        summary="JRNI staff and resources with their mailboxes",
+        summary="JRNI staff and resources with their mailboxes, a page at a time",
+        responses={
+            200: {"description": "one page", "content": {"application/json": {"model": MappingsPage}}},
+            400: error_response("a limit outside 1 to 500, or a cursor this API did not give"),
+            404: error_response("no such integration"),
+        },
     )
-    def list_mappings(integration_id: Annotated[str, Path()]) -> dict[str, Any]:
-        return {"mappings": admin.calendar_rows(deps(), integration_id)}
+    def list_mappings(
+        integration_id: Annotated[str, Path()],
+        limit: Annotated[str | None, Query(description="rows per page, 1 to 500 (default 100)")] = None,
+        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    ) -> MappingsPage:
+        page = admin.calendar_page(deps(), integration_id, limit=validation.page_limit(limit), cursor=cursor)
+        return MappingsPage(**page)
 
     @router.put("/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>", summary="Map to a mailbox")
     def put_mapping(

@@ -123,6 +123,12 @@ class AutomapIn(_Strict):
     pass
 
 
+class ReplayIn(_Strict):
+    ids: list[str] | None = Field(
+        default=None, description="the dead letters to replay (their ids as listed); left out: all of them"
+    )
+
+
 class InvalidIntegrationError(InvalidInputError):
     """An integration's body that is well-formed but cannot be used (an endpoint, a secret name): answered 422, as
     the body's other checks are."""

@@ -96,7 +96,9 @@ class IntegrationOut(Out):
     body_template: str | None
     appointment_lock: bool
     auto_confirm: bool
-    test_endpoints: bool = Field(description="a test integration: its endpoints may be plain http and on loopback")
+    test_endpoints: bool = Field(
+        description="a test integration: its endpoints may be plain http and on loopback"
+    )
 
 
 class IntegrationsOut(Out):
