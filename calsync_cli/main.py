@@ -706,7 +706,9 @@ def _follow(cli: Cli, followed: list[Followed], answer: Any = None) -> None:
                 )
                 item.state = "done" if item.finished else "running"
             if item.finished:
-                item.total = item.total if item.total is not None else item.done
+                if item.total is None:  # ended between two looks: its writes are what it repaired in Outlook
+                    repaired = (run or {}).get("repaired") or {}
+                    item.total = int(repaired.get("created", 0)) + int(repaired.get("updated", 0))
                 item.done = item.total
 
     progress = cli.err if cli.json else cli.out

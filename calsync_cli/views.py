@@ -235,11 +235,21 @@ def follow(followed: list[Followed], poll: Poll, *, out: Console, interval: floa
             now = (item.done, item.total, item.finished)
             if said.get(i) != now:
                 said[i] = now
-                total = "?" if item.total is None else item.total
-                end = f" {item.state}" if item.finished else ""
-                out.print(f"{item.label}: {item.done}/{total} {item.unit}{end}", soft_wrap=True)
+                out.print(f"{item.label}: {plain(item)}", soft_wrap=True, markup=False, highlight=False)
 
     _loop(followed, poll, lines, interval, deadline)
+
+
+def plain(item: Followed) -> str:
+    """``started``, ``2/5 writes``, ``5/5 writes done (created 5)``."""
+    if item.total is None and not item.finished:
+        return "started"
+    text = f"{item.done}/{item.total} {item.unit}"
+    if not item.finished:
+        return text
+    repaired = ((item.answer or {}).get("repaired")) or {}
+    counts = ", ".join(f"{name} {n}" for name, n in repaired.items() if n)
+    return f"{text} {item.state}" + (f" ({counts})" if counts else "")
 
 
 def _loop(
