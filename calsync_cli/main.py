@@ -289,9 +289,8 @@ def integrations_set(
         raise ApiError(
             client.FAILED, "the API gave no ETag for the integration", "the API is too old for set"
         )
-    answer = api.call(
-        "PATCH", path, body=patch, content_type="application/merge-patch+json", headers={"If-Match": etag}
-    )
+    # A JSON merge patch (RFC 7386), sent as application/json: what the API's validation reads.
+    answer = api.call("PATCH", path, body=patch, headers={"If-Match": etag})
     body = answer.body
     changed = ", ".join(change.partition("=")[0] for change in changes)
     cli.emit(body, lambda: cli.out.print(f"integration {body.get('id')}: {changed} changed", markup=False))
