@@ -201,10 +201,22 @@ def _body(response: requests.Response) -> Any:
         return response.text
 
 
+def _invalid(body: Any) -> str | None:
+    """The request validation's answer (``{"detail": [{"loc": [...], "type", "msg"?}]}``) in words."""
+    if not isinstance(body, dict) or not isinstance(body.get("detail"), list):
+        return None
+    said = []
+    for problem in body["detail"]:
+        if isinstance(problem, dict):
+            where = ".".join(str(part) for part in problem.get("loc", []) if part != "body") or "the body"
+            said.append(f"{where}: {problem.get('msg') or problem.get('type')}")
+    return "the API refused the input: " + "; ".join(said) if said else None
+
+
 def _refused(method: str, path: str, answer: Answer) -> ApiError:
     body = answer.body
     said = body.get("message") if isinstance(body, dict) else None
-    message = str(said or body or f"{method} {path} answered {answer.status}")
+    message = str(said or _invalid(body) or body or f"{method} {path} answered {answer.status}")
     status = answer.status
     if status == 404:
         return ApiError(

@@ -12,6 +12,7 @@ from typer.testing import CliRunner, Result
 from calsync_cli.main import app
 from local.seed import DEMO_SEED
 from local.stack import LocalStack, StackOptions
+from tests.cli.loopback import Server, serve
 
 # The CLI's own environment variables, never taken from the machine running the tests.
 CLEAN_ENV = {"CALSYNC_API": None, "CALSYNC_INTEGRATION": None, "AWS_PROFILE": None}
@@ -53,3 +54,10 @@ def local_stack(seed: bool) -> Iterator[LocalStack]:
 def demo_stack() -> Iterator[LocalStack]:
     """The local stack with the demo bank (integration demo-bank, Alice, Ben and the room mapped; Chloe not)."""
     yield from local_stack(seed=True)
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """A loopback server standing in for the admin API (``server.url`` ends in the stage, ``/v1``)."""
+    with serve() as running:
+        yield running

@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -21,6 +15,7 @@ from botocore.credentials import Credentials
 from moto import mock_aws
 
 from tests.cli.conftest import calsync
+from tests.cli.loopback import Received, Server
 
 ACCESS_KEY = "AKIDCALSYNCTESTS"  # made up, for the tests' own profile
 SECRET_KEY = "secret-for-tests-only"
@@ -28,63 +23,6 @@ AUTHORIZATION = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/execute-api/aws4_request, "
     r"SignedHeaders=(?P<signed>[a-z0-9;-]+), Signature=(?P<signature>[0-9a-f]{64})$"
 )
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Server:
-    """Answers every request with ``answer`` (status, JSON body) after ``delay`` seconds, and keeps what it got."""
-
-    url: str
-    received: list[Received] = field(default_factory=list)
-    answer: tuple[int, Any] = (200, {"integrations": []})
-    delay: float = 0.0
-    answers: dict[str, tuple[int, Any]] = field(default_factory=dict)  # by method, before ``answer``
-    etag: str | None = None
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    state = Server("")
-
-    class Handler(BaseHTTPRequestHandler):
-        def _any(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            state.received.append(Received(self.command, self.path, dict(self.headers.items()), body))
-            time.sleep(state.delay)
-            status, answer = state.answers.get(self.command, state.answer)
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            if state.etag:
-                self.send_header("ETag", state.etag)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _any
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @pytest.fixture

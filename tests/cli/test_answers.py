@@ -1,0 +1,169 @@
+"""How ``calsync`` shows the answers of the admin API's newer routes (test, automap, import, dead letters), and
+what it sends them, against a loopback server answering as /admin's contract says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.conftest import calsync
+from tests.cli.loopback import Server
+
+
+def _run(server: Server, *args: str) -> tuple[int, str, str]:
+    answer = calsync("--api", server.url, "--integration", "bank-1", *args)
+    return answer.exit_code, answer.stdout, answer.stderr
+
+
+def test_a_failed_check_is_shown_with_its_fix_and_exits_1(server: Server) -> None:
+    server.answer = (
+        200,
+        {
+            "ok": False,
+            "checks": [
+                {"name": "JRNI reachable", "state": "ok", "detail": "JRNI answered in 80 ms", "fix": None},
+                {
+                    "name": "Exchange login",
+                    "state": "failed",
+                    "detail": "Exchange refused the service account's password",
+                    "fix": "put the right password in the exchange secret",
+                },
+                {
+                    "name": "test item written",
+                    "state": "skipped",
+                    "detail": "not asked (--write)",
+                    "fix": None,
+                },
+            ],
+        },
+    )
+    code, out, _ = _run(server, "test", "--mailbox", "Ann@Bank.example.test", "--write")
+    assert code == 1
+    (login,) = [line for line in out.splitlines() if "Exchange login" in line]
+    assert "✘ failed" in login and "put the right password in the exchange secret" in login
+    assert "✔ ok" in next(line for line in out.splitlines() if "JRNI reachable" in line)
+    assert out.splitlines()[-1] == "1 check(s) failed: see the fix column"
+    (sent,) = server.received
+    assert sent.path == "/v1/admin/integrations/bank-1/test"
+    assert json.loads(sent.body) == {"mailbox": "ann@bank.example.test", "write": True}
+
+
+def test_all_checks_passing_exits_0_and_json_is_the_answer_alone(server: Server) -> None:
+    answer = {
+        "ok": True,
+        "checks": [{"name": "JRNI reachable", "state": "ok", "detail": "fine", "fix": None}],
+    }
+    server.answer = (200, answer)
+    code, out, _ = _run(server, "test")
+    assert code == 0 and out.splitlines()[-1] == "all checks passed"
+    answer_json = calsync("--api", server.url, "-i", "bank-1", "--json", "test")
+    assert answer_json.exit_code == 0 and json.loads(answer_json.stdout) == answer
+
+
+def test_automap_shows_who_was_mapped_and_why_the_others_were_not(server: Server) -> None:
+    server.answer = (
+        200,
+        {
+            "mapped": [{"kind": "person", "jrni_id": "1", "name": "Ann", "mailbox": "ann@bank.example.test"}],
+            "not_mapped": [
+                {
+                    "kind": "person",
+                    "jrni_id": "2",
+                    "name": "Bob",
+                    "reason": "bob@bank.example.test cannot be opened",
+                }
+            ],
+        },
+    )
+    code, out, _ = _run(server, "mappings", "automap")
+    assert code == 0
+    assert "mapped (1)" in out and "not mapped (1)" in out
+    assert "bob@bank.example.test cannot be opened" in next(
+        line for line in out.splitlines() if "Bob" in line
+    )
+    (sent,) = server.received
+    assert (sent.method, sent.path, json.loads(sent.body)) == (
+        "POST",
+        "/v1/admin/integrations/bank-1/mappings/automap",
+        {},
+    )
+
+
+def test_an_import_with_bad_rows_shows_each_with_its_line_and_exits_1(server: Server, tmp_path: Path) -> None:
+    server.answer = (
+        422,
+        {
+            "message": "2 rows cannot be imported; nothing was applied",
+            "errors": [
+                {"line": 2, "message": "'ann@' is not a mailbox address"},
+                {"line": 4, "message": "JRNI has no person 99"},
+            ],
+        },
+    )
+    rows = tmp_path / "staff.csv"
+    rows.write_text(
+        "kind,jrni_id,mailbox\nperson,1,ann@\nperson,2,bob@bank.example.test\nperson,99,x@bank.example.test\n"
+    )
+    code, out, err = _run(server, "mappings", "import", str(rows))
+    assert code == 1 and out == ""
+    assert "staff.csv:2: 'ann@' is not a mailbox address" in err
+    assert "staff.csv:4: JRNI has no person 99" in err
+    (sent,) = server.received
+    assert sent.headers["Content-Type"] == "text/csv" and sent.body == rows.read_bytes()
+
+
+def test_a_json_import_sends_the_rows_as_mappings(server: Server, tmp_path: Path) -> None:
+    server.answer = (200, {"applied": 1, "unchanged": 0, "backfills": []})
+    rows = tmp_path / "staff.json"
+    rows.write_text(json.dumps([{"kind": "person", "jrni_id": "1", "mailbox": "ann@bank.example.test"}]))
+    code, out, _ = _run(server, "mappings", "import", str(rows))
+    assert code == 0 and out.strip() == "1 applied, 0 unchanged, 0 backfill(s)"
+    (sent,) = server.received
+    assert sent.headers["Content-Type"] == "application/json"
+    assert json.loads(sent.body) == {
+        "mappings": [{"kind": "person", "jrni_id": "1", "mailbox": "ann@bank.example.test"}]
+    }
+
+
+def test_dead_letters_are_listed_and_replayed_by_id(server: Server) -> None:
+    server.answer = (
+        200,
+        {
+            "dead_letters": [
+                {
+                    "id": "m-1",
+                    "queue": "outbound",
+                    "about": {"booking": "37001/100012"},
+                    "reason": "Exchange refused the mailbox: ErrorNonExistentMailbox",
+                    "at": "2026-12-07T09:00:00+00:00",
+                    "attempts": 5,
+                }
+            ]
+        },
+    )
+    code, out, _ = _run(server, "dead-letters", "list")
+    assert code == 0
+    (row,) = [line for line in out.splitlines() if "m-1" in line]
+    assert "outbound" in row and "booking 37001/100012" in row and "ErrorNonExistentMailbox" in row
+
+    server.answer = (202, {"replayed": 1, "ids": ["m-1"]})
+    code, out, _ = _run(server, "dead-letters", "replay", "m-1")
+    assert code == 0 and out.strip() == "1 dead letter(s) replayed"
+    assert json.loads(server.received[-1].body) == {"ids": ["m-1"]}
+    _run(server, "dead-letters", "replay")
+    assert json.loads(server.received[-1].body) == {}  # all of them
+
+
+def test_a_refused_body_is_told_field_by_field(server: Server, tmp_path: Path) -> None:
+    server.answer = (
+        422,
+        {
+            "statusCode": 422,
+            "detail": [{"loc": ["body", "jrni", "base_url"], "type": "string_pattern_mismatch"}],
+        },
+    )
+    body = tmp_path / "bank.json"
+    body.write_text(json.dumps({"name": "Bank"}))
+    code, _, err = _run(server, "integrations", "create", str(body))
+    assert code == 1
+    assert "the API refused the input: jrni.base_url: string_pattern_mismatch" in err
