@@ -587,10 +587,10 @@ def reconcile(
     cli = _cli()
     run = cli.api().call("POST", cli.path("/reconcile"), body={"deep": deep}).body
     if wait:
-        _follow(
-            cli,
-            [Followed(f"reconcile {run['run_id']}", run_id=run["run_id"], total=run.get("mappings_total"))],
+        followed = Followed(
+            f"reconcile {run['run_id']}", run_id=run["run_id"], total=run.get("mappings_total")
         )
+        _follow(cli, [followed], run)
         return
     cli.emit(
         run, lambda: cli.out.print(f"reconcile {run['run_id']} started ({'deep' if deep else 'incremental'})")
@@ -618,7 +618,7 @@ def resync(
         .body
     )
     if wait:
-        _follow(cli, [_backfill(kind.value, jrni_id, None, run["run_id"], what="resync")])
+        _follow(cli, [_backfill(kind.value, jrni_id, None, run["run_id"], what="resync")], run)
         return
     cli.emit(run, lambda: cli.out.print(f"resync {run['run_id']} of {kind.value} {jrni_id} started"))
 

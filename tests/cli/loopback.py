@@ -29,6 +29,7 @@ class Server:
     answer: tuple[int, Any] = (200, {"integrations": []})
     delay: float = 0.0
     answers: dict[str, tuple[int, Any]] = field(default_factory=dict)  # by method, before ``answer``
+    paths: dict[str, tuple[int, Any]] = field(default_factory=dict)  # by the end of the path, before both
     etag: str | None = None
 
 
@@ -43,7 +44,9 @@ def serve() -> Iterator[Server]:
             body = self.rfile.read(length) if length else b""
             state.received.append(Received(self.command, self.path, dict(self.headers.items()), body))
             time.sleep(state.delay)
-            status, answer = state.answers.get(self.command, state.answer)
+            route = self.path.split("?")[0]
+            by_path = next((answer for tail, answer in state.paths.items() if route.endswith(tail)), None)
+            status, answer = by_path or state.answers.get(self.command, state.answer)
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -4,6 +4,10 @@ what it sends them, against a loopback server answering as /admin's contract say
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.cli.conftest import calsync
@@ -167,3 +171,66 @@ def test_a_refused_body_is_told_field_by_field(server: Server, tmp_path: Path) -
     code, _, err = _run(server, "integrations", "create", str(body))
     assert code == 1
     assert "the API refused the input: jrni.base_url: string_pattern_mismatch" in err
+
+
+CALSYNC = str(Path(sys.executable).with_name("calsync"))  # the installed entry point
+
+
+def test_status_watch_shows_the_table_again_until_interrupted(server: Server) -> None:
+    server.paths = {
+        "/status": (
+            200,
+            {"integration_id": "bank-1", "mapped": 1, "states": {"ok": 1}, "problems": [], "reconcile": []},
+        ),
+        "/mappings": (
+            200,
+            {
+                "mappings": [
+                    {
+                        "kind": "person",
+                        "jrni_id": "1",
+                        "name": "Ann",
+                        "mailbox": "ann@bank.example.test",
+                        "status": {"state": "ok", "detail": None, "at": "2026-12-07T09:00:00+00:00"},
+                        "problems": [],
+                        "outlook_changes": {
+                            "mode": "streaming",
+                            "detail": None,
+                            "at": "2026-12-07T09:00:00+00:00",
+                        },
+                        "last_reconciled_at": None,
+                        "backfill": None,
+                    }
+                ],
+                "next_cursor": None,
+            },
+        ),
+    }
+    watching = subprocess.Popen(
+        [CALSYNC, "--api", server.url, "-i", "bank-1", "status", "--watch", "--interval", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CALSYNC_")},
+    )
+    try:
+        assert watching.stdout is not None
+        summaries = 0
+        while summaries < 2:
+            line = watching.stdout.readline()
+            assert line, watching.stderr.read() if watching.stderr else ""
+            summaries += line.startswith("integration bank-1: 1 mapped; outcomes: 1 ok")
+        watching.send_signal(signal.SIGINT)
+        watching.communicate(timeout=10)
+    finally:
+        if watching.poll() is None:
+            watching.kill()
+            watching.wait()
+    assert watching.returncode == 0
+    assert sum(r.path.startswith("/v1/admin/integrations/bank-1/status") for r in server.received) >= 2
+
+
+def test_delete_asks_first_and_without_a_terminal_wants_yes(server: Server) -> None:
+    code, _, err = _run(server, "integrations", "delete", "bank-1")
+    assert code == 2 and "--yes" in err
+    assert server.received == []
