@@ -183,7 +183,7 @@ class Api:
             ) from exc
         answer = Answer(response.status_code, _body(response), response.headers)
         if response.status_code >= 400 and response.status_code not in ok:
-            raise _refused(method, path, answer)
+            raise refused(method, path, answer)
         return answer
 
 
@@ -213,7 +213,8 @@ def _invalid(body: Any) -> str | None:
     return "the API refused the input: " + "; ".join(said) if said else None
 
 
-def _refused(method: str, path: str, answer: Answer) -> ApiError:
+def refused(method: str, path: str, answer: Answer) -> ApiError:
+    """The error, exit code and what to do for an answer of 400 or more."""
     body = answer.body
     said = body.get("message") if isinstance(body, dict) else None
     message = str(said or _invalid(body) or body or f"{method} {path} answered {answer.status}")

@@ -438,21 +438,20 @@ def mappings_import(
     if suffix not in (".csv", ".json"):
         raise typer.BadParameter(f"{file} is neither .csv nor .json", param_hint="FILE")
     api, path = cli.api(), cli.path("/mappings/import")
-    try:
-        if suffix == ".csv":
-            answer = api.call("POST", path, text=_read(file), content_type="text/csv", ok=(422,))
-        else:
-            body = _json_file(file)
-            answer = api.call(
-                "POST", path, body={"mappings": body} if isinstance(body, list) else body, ok=(422,)
-            )
-    except ApiError:
-        raise
+    if suffix == ".csv":
+        answer = api.call("POST", path, text=_read(file), content_type="text/csv", ok=(422,))
+    else:
+        body = _json_file(file)
+        answer = api.call(
+            "POST", path, body={"mappings": body} if isinstance(body, list) else body, ok=(422,)
+        )
     result = answer.body
     if answer.status == 422:
-        cli.emit(result, lambda: _bad_rows(cli, file, result))
-        if not cli.json:
-            cli.err.print("  what to do: correct those rows and import the file again", markup=False)
+        if not isinstance(result, dict) or not isinstance(result.get("errors"), list):
+            raise client.refused("POST", path, answer)  # the body itself refused, not its rows
+        if cli.json:
+            print(json.dumps(result, indent=2))
+        _bad_rows(cli, file, result)
         raise typer.Exit(client.FAILED)
     backfills = result.get("backfills", [])
     summary = f"{result.get('applied', 0)} applied, {result.get('unchanged', 0)} unchanged, {len(backfills)} backfill(s)"
@@ -468,11 +467,15 @@ def mappings_import(
     cli.emit(result, lambda: cli.out.print(summary, markup=False))
 
 
-def _bad_rows(cli: Cli, file: Path, result: Any) -> None:
-    errors = result.get("errors", []) if isinstance(result, dict) else []
-    cli.err.print(f"calsync: {result.get('message') if isinstance(result, dict) else result}", markup=False)
-    for row in errors:
+def _bad_rows(cli: Cli, file: Path, result: dict[str, Any]) -> None:
+    cli.err.print(
+        f"calsync: {result.get('message') or 'rows cannot be imported'}", markup=False, soft_wrap=True
+    )
+    for row in result["errors"]:
         cli.err.print(f"  {file.name}:{row.get('line')}: {row.get('message')}", markup=False, soft_wrap=True)
+    cli.err.print(
+        "  what to do: correct those rows and import the file again (nothing was applied)", markup=False
+    )
 
 
 @mappings_app.command("automap")

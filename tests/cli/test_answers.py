@@ -234,3 +234,14 @@ def test_delete_asks_first_and_without_a_terminal_wants_yes(server: Server) -> N
     code, _, err = _run(server, "integrations", "delete", "bank-1")
     assert code == 2 and "--yes" in err
     assert server.received == []
+
+
+def test_an_import_body_the_api_cannot_read_is_told_as_such_not_as_rows(
+    server: Server, tmp_path: Path
+) -> None:
+    server.answer = (422, {"statusCode": 422, "detail": [{"loc": ["body", "mappings"], "type": "missing"}]})
+    rows = tmp_path / "staff.json"
+    rows.write_text(json.dumps({"rows": []}))
+    code, out, err = _run(server, "mappings", "import", str(rows))
+    assert code == 1 and out == ""
+    assert "the API refused the input: mappings: missing" in err and "what to do:" in err
