@@ -249,7 +249,8 @@ def plain(item: Followed) -> str:
         return text
     repaired = ((item.answer or {}).get("repaired")) or {}
     counts = ", ".join(f"{name} {n}" for name, n in repaired.items() if n)
-    return f"{text} {item.state}" + (f" ({counts})" if counts else "")
+    end = "done" if item.state == "done" else f"ended in {item.state}"
+    return f"{text} {end}" + (f" ({counts})" if counts else "")
 
 
 def _loop(

@@ -245,3 +245,29 @@ def test_an_import_body_the_api_cannot_read_is_told_as_such_not_as_rows(
     code, out, err = _run(server, "mappings", "import", str(rows))
     assert code == 1 and out == ""
     assert "the API refused the input: mappings: missing" in err and "what to do:" in err
+
+
+def _run_answers(server: Server, final: dict[str, object]) -> None:
+    started = {"run_id": "r1", "state": "running", "deep": False, "mappings_total": 2, "mappings_done": 0}
+    server.paths = {
+        "/reconcile": (202, started),
+        "/reconcile/r1": (
+            200,
+            {**started, "mappings_done": 2, "repaired": {"created": 1, "removed": 0}, **final},
+        ),
+    }
+
+
+def test_on_a_terminal_wait_draws_a_progress_bar(server: Server) -> None:
+    _run_answers(server, {"state": "done"})
+    answer = calsync("--api", server.url, "-i", "bank-1", "reconcile", "--wait", env={"FORCE_COLOR": "1"})
+    assert answer.exit_code == 0, answer.stderr
+    assert "reconcile r1" in answer.stdout and "━" in answer.stdout and "2/2" in answer.stdout
+
+
+def test_a_run_ending_in_error_exits_1_with_its_error(server: Server) -> None:
+    _run_answers(server, {"state": "error", "error": "JRNI refused the login: check the jrni secret"})
+    code, out, err = _run(server, "reconcile", "--wait")
+    assert code == 1
+    assert out.splitlines()[-1] == "reconcile r1: 2/2 mappings ended in error (created 1)"
+    assert "reconcile r1 ended in error: JRNI refused the login: check the jrni secret" in err
