@@ -718,6 +718,9 @@ def _follow(cli: Cli, followed: list[Followed], answer: Any = None) -> None:
         views.follow(
             followed, poll, out=progress, interval=POLL_SECONDS, deadline=time.monotonic() + WAIT_SECONDS
         )
+    except KeyboardInterrupt:
+        cli.err.print("calsync: stopped following; the runs go on (calsync status shows them)", markup=False)
+        raise typer.Exit(130) from None
     except TimeoutError:
         raise ApiError(
             client.UNREACHABLE,

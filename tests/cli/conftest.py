@@ -15,7 +15,8 @@ from local.stack import LocalStack, StackOptions
 from tests.cli.loopback import Server, serve
 
 # The CLI's own environment variables, never taken from the machine running the tests.
-CLEAN_ENV = {"CALSYNC_API": None, "CALSYNC_INTEGRATION": None, "AWS_PROFILE": None}
+# COLUMNS: usage errors come in a box as wide as the terminal; wide enough that a message is on one line.
+CLEAN_ENV = {"CALSYNC_API": None, "CALSYNC_INTEGRATION": None, "AWS_PROFILE": None, "COLUMNS": "200"}
 
 
 def calsync(*args: str, env: dict[str, str | None] | None = None) -> Result:

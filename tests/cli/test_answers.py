@@ -271,3 +271,38 @@ def test_a_run_ending_in_error_exits_1_with_its_error(server: Server) -> None:
     assert code == 1
     assert out.splitlines()[-1] == "reconcile r1: 2/2 mappings ended in error (created 1)"
     assert "reconcile r1 ended in error: JRNI refused the login: check the jrni secret" in err
+
+
+def test_show_lists_each_setting_by_the_key_set_takes_with_the_version(server: Server) -> None:
+    server.answer = (
+        200,
+        {"id": "bank-1", "exchange": {"verify_tls": True, "auth": "ntlm"}, "auto_confirm": False},
+    )
+    server.etag = '"7"'
+    code, out, _ = _run(server, "integrations", "show", "bank-1")
+    assert code == 0
+    assert out.splitlines()[0].strip() == "integration bank-1 (version 7)"
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines()]
+    assert {row[0]: row[1] for row in rows if len(row) == 2} == {
+        "id": '"bank-1"',
+        "exchange.verify_tls": "true",
+        "exchange.auth": '"ntlm"',
+        "auto_confirm": "false",
+    }
+
+
+def test_create_sends_the_file_and_the_idempotency_key(server: Server, tmp_path: Path) -> None:
+    server.answer = (201, {"id": "bank-1", "webhook_path": "/webhooks/jrni/bank-1"})
+    body = {"id": "bank-1", "name": "Bank"}
+    (tmp_path / "bank.json").write_text(json.dumps(body))
+    code, out, _ = _run(
+        server, "integrations", "create", str(tmp_path / "bank.json"), "--idempotency-key", "k-1"
+    )
+    assert code == 0
+    assert out.strip() == "integration bank-1 created; point JRNI's webhook at <ApiUrl>/webhooks/jrni/bank-1"
+    (sent,) = server.received
+    assert json.loads(sent.body) == body and sent.headers["Idempotency-Key"] == "k-1"
+
+    (tmp_path / "broken.json").write_text("{not json")
+    code, _, err = _run(server, "integrations", "create", str(tmp_path / "broken.json"))
+    assert code == 2 and "is not JSON" in err
