@@ -84,6 +84,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy emulators
 	$(BIN)/mypy --strict shared/calsync
+	$(BIN)/mypy --strict calsync_cli
 	$(BIN)/lint-imports
 
 # The product working, on loopback: the local stack (moto, both emulators, the real handlers) and a scripted

@@ -69,19 +69,10 @@ def _check(response: requests.Response, what: str) -> Any:
     return response.json() if response.content else None
 
 
-def apply_seed(
-    seed: dict[str, Any],
-    *,
-    api_url: str,
-    ews_url: str,
-    jrni_url: str,
-    secrets_client: Any,
-    secrets_prefix: str,
-) -> Seeded:
-    """Seed JRNI and Exchange, store the secrets, create the integration and mappings, point JRNI's webhooks."""
+def seed_emulators(seed: dict[str, Any], *, ews_url: str, jrni_url: str) -> None:
+    """JRNI's companies, staff and apps; Exchange's mailboxes and the service account's ApplicationImpersonation."""
     http = requests.Session()
     _check(http.post(f"{jrni_url}/_emulator/seed", json=seed["jrni"], timeout=_TIMEOUT), "seeding JRNI")
-
     exchange = seed["exchange"]
     service = exchange["service_account"]
     for mailbox in [service, *exchange.get("mailboxes", [])]:
@@ -104,10 +95,16 @@ def apply_seed(
         "granting ApplicationImpersonation",
     )
 
+
+def store_secrets(
+    seed: dict[str, Any], integration_id: str, *, secrets_client: Any, secrets_prefix: str
+) -> dict[str, str]:
+    """The integration's three secrets (JRNI admin and app, the service account, the webhook's credentials) in
+    Secrets Manager under ``{prefix}{integration id}/jrni|exchange|webhook``; their names by part."""
     integration = seed["integration"]
-    integration_id = str(integration["id"])
     admin = next(a for a in seed["jrni"]["admins"] if a["email"] == integration["jrni_admin"])
     app = seed["jrni"]["apps"][0]
+    service = seed["exchange"]["service_account"]
     webhook = integration["webhook"]
     names = {part: f"{secrets_prefix}{integration_id}/{part}" for part in ("jrni", "exchange", "webhook")}
     values = {
@@ -122,6 +119,25 @@ def apply_seed(
     }
     for part, name in names.items():
         secrets_client.create_secret(Name=name, SecretString=json.dumps(values[part]))
+    return names
+
+
+def apply_seed(
+    seed: dict[str, Any],
+    *,
+    api_url: str,
+    ews_url: str,
+    jrni_url: str,
+    secrets_client: Any,
+    secrets_prefix: str,
+) -> Seeded:
+    """Seed JRNI and Exchange, store the secrets, create the integration and mappings, point JRNI's webhooks."""
+    http = requests.Session()
+    seed_emulators(seed, ews_url=ews_url, jrni_url=jrni_url)
+    integration = seed["integration"]
+    integration_id = str(integration["id"])
+    webhook = integration["webhook"]
+    names = store_secrets(seed, integration_id, secrets_client=secrets_client, secrets_prefix=secrets_prefix)
 
     body = {
         "id": integration_id,
