@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from calsync.transport.admin.answers import new_router
+from calsync.transport.admin.answers import answers, new_router
 from calsync.transport.admin.models import AutomapIn, ConnectionTestIn
 from calsync.transport.admin.schemas import (
     AutomapOut,
     AutomappedOut,
     CheckOut,
     ConnectionTestOut,
-    ErrorOut,
     NotAutomappedOut,
 )
 from calsync.usecases import diagnose
 from calsync.usecases.admin import AdminDeps
-
-
-def _errors(**described: str) -> dict[int, Any]:
-    return {
-        int(status.removeprefix("s")): {
-            "description": text,
-            "content": {"application/json": {"model": ErrorOut}},
-        }
-        for status, text in described.items()
-    }
 
 
 def routes(deps: Callable[[], AdminDeps]) -> Router:
@@ -46,11 +35,12 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
             "fails stops those depending on it (skipped, with why); the answer comes within 20 s, a check still "
             "running then is failed."
         ),
-        responses={
-            200: {"description": "the checklist; ok is false when any check failed"},
-            **_errors(s400="the mailbox given is not an address", s404="no such integration"),
-            422: {"description": "the body is not {mailbox?, write?}"},
-        },
+        responses=answers(
+            200,
+            ConnectionTestOut,
+            "the checklist; ok is false when any check failed",
+            {400: "the mailbox given is not an address", 404: None},
+        ),
     )
     def test_connection(integration_id: Annotated[str, Path()], body: ConnectionTestIn) -> ConnectionTestOut:
         found = diagnose.diagnose(deps(), integration_id, body.mailbox, write=body.write)
@@ -68,15 +58,17 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
             "Every unmapped, enabled staff member and resource whose JRNI ews_email (else email) is a mailbox the "
             "service account can open is mapped to it (and backfilled); the others are listed with the reason."
         ),
-        responses={
-            200: {"description": "what was mapped, and what was not with why"},
-            **_errors(
-                s404="no such integration",
-                s502="JRNI refused to list the staff and resources",
-                s503="JRNI did not list them in time, or could not be reached: run automap again",
-            ),
-            422: {"description": "the body is not {}"},
-        },
+        responses=answers(
+            200,
+            AutomapOut,
+            "what was mapped, and what was not with why",
+            {
+                404: None,
+                502: "JRNI refused to list the staff and resources",
+                503: "JRNI did not list them in time, or could not be reached: run automap again",
+            },
+            upstream=True,
+        ),
     )
     def automap(integration_id: Annotated[str, Path()], body: AutomapIn) -> AutomapOut:
         done = diagnose.automap(deps(), integration_id)

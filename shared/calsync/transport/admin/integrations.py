@@ -30,14 +30,14 @@ from calsync.domain import (
     InvalidInputError,
     RetryableError,
 )
-from calsync.transport.admin.answers import Refused, body_text, json_answer, new_router, no_content, refusals
+from calsync.transport.admin.answers import Refused, answers, body_text, json_answer, new_router, no_content
 from calsync.transport.admin.models import (
     IntegrationIn,
     integration_body,
     integration_json,
     integration_of,
 )
-from calsync.transport.admin.schemas import IntegrationOut
+from calsync.transport.admin.schemas import IntegrationOut, IntegrationsOut
 from calsync.usecases import admin
 from calsync.usecases.admin import AdminDeps
 
@@ -45,10 +45,10 @@ from calsync.usecases.admin import AdminDeps
 IDEMPOTENCY_SECONDS = 24 * 3600
 MAX_IDEMPOTENCY_KEY = 255
 MERGE_PATCH = "application/merge-patch+json"
-# A 422's two bodies: Powertools' validation answer, or calsync's for a template.
+# A 422's bodies: a field that does not validate, or a template that cannot be used.
 _INVALID = (
-    "the integration is invalid (Powertools' validation answer: {detail: [{loc, msg, type}]}), or a template "
-    "cannot be used ({message, template, detail}: its line and column)"
+    "the integration is invalid: errors names each field (where) and what is wrong (message); or a template cannot "
+    "be used: template names which, detail gives its line and column"
 )
 _ETAG: dict[str, OpenAPIResponseHeader] = {
     "ETag": {"description": 'the integration\'s version, e.g. "3": send it as If-Match to change it'}
@@ -60,9 +60,15 @@ def routes(deps: Callable[[], AdminDeps], idempotency: Callable[[], BasePersiste
     remembered (None: nowhere, and the header is refused)."""
     router = new_router()
 
-    @router.get("/admin/integrations", summary="List integrations")
-    def list_integrations() -> dict[str, Any]:
-        return {"integrations": [integration_json(i) for i in admin.integrations(deps())]}
+    @router.get(
+        "/admin/integrations",
+        summary="List integrations",
+        responses=answers(200, IntegrationsOut, "every integration, with the names of its secrets"),
+    )
+    def list_integrations() -> IntegrationsOut:
+        return IntegrationsOut.model_validate(
+            {"integrations": [integration_json(i) for i in admin.integrations(deps())]}
+        )
 
     @router.post(
         "/admin/integrations",
@@ -72,19 +78,18 @@ def routes(deps: Callable[[], AdminDeps], idempotency: Callable[[], BasePersiste
             "the first answer again instead of a second integration."
         ),
         status_code=201,
-        responses={
-            201: {"description": "created (or created before by the same request)", "headers": _ETAG},
-            422: {
-                "description": _INVALID + "; or the Idempotency-Key was used with another body ({message})"
+        responses=answers(
+            201,
+            IntegrationOut,
+            "created (or created before by the same request)",
+            {
+                400: "an endpoint or secret name this integration may not use, or an Idempotency-Key this "
+                "deployment cannot keep",
+                409: "the id is in use by another configuration, or the same Idempotency-Key is in flight",
+                422: _INVALID + "; or the Idempotency-Key was used with another body",
             },
-            **refusals(
-                {
-                    400: "an Idempotency-Key this deployment cannot keep",
-                    409: "the id is in use by another configuration, or the same Idempotency-Key is in flight",
-                    503: "try again shortly",
-                }
-            ),
-        },
+            headers=_ETAG,
+        ),
     )
     def create_integration(
         body: IntegrationIn,
@@ -109,10 +114,7 @@ def routes(deps: Callable[[], AdminDeps], idempotency: Callable[[], BasePersiste
     @router.get(
         "/admin/integrations/<integration_id>",
         summary="One integration, with its version (ETag)",
-        responses={
-            200: {"description": "the integration", "headers": _ETAG},
-            **refusals({404: "no such integration"}),
-        },
+        responses=answers(200, IntegrationOut, "the integration", {404: None}, headers=_ETAG),
     )
     def get_integration(integration_id: Annotated[str, Path()]) -> Response[IntegrationOut]:
         return _shown(200, admin.find_integration(deps().integrations, integration_id))
@@ -126,19 +128,21 @@ def routes(deps: Callable[[], AdminDeps], idempotency: Callable[[], BasePersiste
             "puts a field back to its default. Checked as at creation. `If-Match` must carry the ETag of the "
             "version the change was made from."
         ),
-        responses={
-            200: {"description": "the integration as changed, with its new version", "headers": _ETAG},
-            422: {"description": _INVALID},
-            **refusals(
-                {
-                    400: "the body is not a JSON object, the id would change, or If-Match is not an ETag",
-                    404: "no such integration",
-                    412: "the integration changed since the ETag given: read it again and redo the change",
-                    415: "the body is neither application/merge-patch+json nor application/json",
-                    428: "If-Match is missing",
-                }
-            ),
-        },
+        responses=answers(
+            200,
+            IntegrationOut,
+            "the integration as changed, with its new version",
+            {
+                400: "the body is not a JSON object, the id would change, If-Match is not an ETag, or an endpoint "
+                "or secret name this integration may not use",
+                404: None,
+                412: "the integration changed since the ETag given: read it again and redo the change",
+                415: "the body is neither application/merge-patch+json nor application/json",
+                422: _INVALID,
+                428: None,
+            },
+            headers=_ETAG,
+        ),
     )
     def patch_integration(
         integration_id: Annotated[str, Path()],
@@ -190,10 +194,12 @@ def routes(deps: Callable[[], AdminDeps], idempotency: Callable[[], BasePersiste
             "What calsync wrote into Outlook and JRNI stays there: see the README (Changing, deleting and importing)."
         ),
         status_code=204,
-        responses={
-            204: {"description": "deleted"},
-            **refusals({404: "no such integration", 409: "a reconcile run of the integration is under way"}),
-        },
+        responses=answers(
+            204,
+            None,
+            "deleted",
+            {404: None, 409: "a reconcile run of the integration is under way: try when it ends"},
+        ),
     )
     def delete_integration(integration_id: Annotated[str, Path()]) -> Response[None]:
         admin.delete_integration(deps(), integration_id)

@@ -9,50 +9,21 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
 
 from calsync.domain import InvalidInputError, ResourceKind, TooLargeError, validation
-from calsync.transport.admin.answers import (
-    Refused,
-    body_text,
-    error_response,
-    new_router,
-    no_content,
-    refusals,
-)
+from calsync.transport.admin.answers import Refused, answers, body_text, new_router, no_content
 from calsync.transport.admin.models import MailboxIn
-from calsync.transport.admin.schemas import ImportBackfillOut, ImportOut, ImportRefusedOut
+from calsync.transport.admin.schemas import (
+    ImportBackfillOut,
+    ImportOut,
+    ImportRefusedOut,
+    MappingOut,
+    MappingsPage,
+    RunRefOut,
+)
 from calsync.usecases import admin
 from calsync.usecases import import_mappings as import_rows
 from calsync.usecases.admin import AdminDeps
-
-_IMPORT_ANSWERS: dict[int, OpenAPIResponse] = {
-    200: {"description": "every row applied or already so; the backfills started"},
-    422: {
-        "description": "rows that cannot be imported, each with its line; nothing was applied",
-        "content": {"application/json": {"model": ImportRefusedOut}},
-    },
-    **refusals(
-        {
-            400: "the JSON is not a list of mappings, or there is no row",
-            404: "no such integration",
-            413: "more than 2,000 rows or 1 MB",
-            415: "the body is neither text/csv nor application/json",
-            503: "JRNI or DynamoDB cannot be reached: try again shortly",
-        }
-    ),
-}
-
-
-class MappingsPage(BaseModel):
-    mappings: list[dict[str, Any]] = Field(
-        description="staff members and resources in (kind, jrni_id) order, each with its mailbox and status"
-    )
-    next_cursor: str | None = Field(description="pass as cursor for the next page; null after the last page")
-    directory_refreshed_at: str | None = Field(
-        description="when JRNI's staff and resources were last read (each reconcile run reads them)"
-    )
 
 
 def routes(deps: Callable[[], AdminDeps]) -> Router:
@@ -62,11 +33,14 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
     @router.get(
         "/admin/integrations/<integration_id>/mappings",
         summary="JRNI staff and resources with their mailboxes, a page at a time",
-        responses={
-            200: {"description": "one page", "content": {"application/json": {"model": MappingsPage}}},
-            400: error_response("a limit outside 1 to 500, or a cursor this API did not give"),
-            404: error_response("no such integration"),
-        },
+        responses=answers(
+            200,
+            MappingsPage,
+            "one page",
+            {400: "a limit outside 1 to 500, or a cursor this API did not give", 404: None},
+            # The first page read without a stored directory reads JRNI's staff and resources.
+            upstream=True,
+        ),
     )
     def list_mappings(
         integration_id: Annotated[str, Path()],
@@ -76,22 +50,46 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
         page = admin.calendar_page(deps(), integration_id, limit=validation.page_limit(limit), cursor=cursor)
         return MappingsPage(**page)
 
-    @router.put("/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>", summary="Map to a mailbox")
+    @router.put(
+        "/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>",
+        summary="Map to a mailbox",
+        description="A new or re-pointed mapping is backfilled at once; the same mapping again changes nothing.",
+        responses=answers(
+            200,
+            MappingOut,
+            "mapped; backfill names the run that fills the calendar (none when nothing changed)",
+            {
+                404: None,
+                409: "the mailbox is mapped to another staff member or resource: unmap that one first",
+            },
+        ),
+    )
     def put_mapping(
         integration_id: Annotated[str, Path()],
         kind: Annotated[ResourceKind, Path()],
         jrni_id: Annotated[str, Path()],
         body: MailboxIn,
-    ) -> dict[str, Any]:
+    ) -> MappingOut:
         mapping, backfill = admin.map_mailbox(deps(), integration_id, kind, jrni_id, body.mailbox)
-        return {
-            "kind": kind.value,
-            "jrni_id": jrni_id,
-            "mailbox": mapping.mailbox,
-            "backfill": None if backfill is None else {"run_id": backfill.run_id},
-        }
+        return MappingOut(
+            kind=kind.value,
+            jrni_id=mapping.jrni_id,
+            mailbox=mapping.mailbox,
+            backfill=None if backfill is None else RunRefOut(run_id=backfill.run_id),
+        )
 
-    @router.delete("/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>", summary="Unmap")
+    @router.delete(
+        "/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>",
+        summary="Unmap",
+        description="Calendar items already written stay in the mailbox (see the README).",
+        status_code=204,
+        responses=answers(
+            204,
+            None,
+            "unmapped",
+            {404: "no such integration, or that staff member or resource is not mapped"},
+        ),
+    )
     def delete_mapping(
         integration_id: Annotated[str, Path()],
         kind: Annotated[ResourceKind, Path()],
@@ -110,7 +108,21 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
             "spreadsheet numbers it, the header being 1; JSON: 1 for the first mapping). Each new or changed "
             "mapping is backfilled; a row mapped so already is left as it is."
         ),
-        responses=_IMPORT_ANSWERS,
+        responses=answers(
+            200,
+            ImportOut,
+            "every row applied or already so; the backfills started",
+            {
+                400: "the JSON is not a list of mappings, or there is no row",
+                404: None,
+                409: "a mailbox was mapped to another meanwhile: the rows before it were applied, send the file again",
+                413: "more than 2,000 rows or 1 MB",
+                415: "the body is neither text/csv nor application/json",
+                422: "rows that cannot be imported, each with its line; nothing was applied",
+            },
+            upstream=True,
+            error_models={422: ImportRefusedOut},
+        ),
     )
     def import_mappings(integration_id: Annotated[str, Path()]) -> ImportOut:
         rows = _rows(router.current_event)

@@ -10,9 +10,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from calsync.domain import ResourceKind
-from calsync.transport.admin.answers import accepted, new_router
+from calsync.transport.admin.answers import accepted, answers, new_router
 from calsync.transport.admin.models import ReconcileIn, ResyncIn
-from calsync.transport.admin.schemas import RunOut, StatusOut, answers
+from calsync.transport.admin.schemas import RunOut, StatusOut
 from calsync.usecases import admin
 from calsync.usecases.admin import AdminDeps
 
@@ -24,7 +24,9 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
     @router.post(
         "/admin/integrations/<integration_id>/reconcile",
         summary="Reconcile every mapping now",
-        responses=answers(202, RunOut, "the run, started: follow it with GET …/reconcile/{run_id}", 404),
+        responses=answers(
+            202, RunOut, "the run, started: follow it with GET …/reconcile/{run_id}", {404: None}
+        ),
     )
     def reconcile(integration_id: Annotated[str, Path()], body: ReconcileIn) -> Response[RunOut]:
         run = admin.request_reconcile(deps(), integration_id, deep=body.deep)
@@ -33,7 +35,9 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
     @router.get(
         "/admin/integrations/<integration_id>/reconcile/<run_id>",
         summary="Progress of a reconcile run",
-        responses=answers(200, RunOut, "how far the run has got, and what it repaired", 404),
+        responses=answers(
+            200, RunOut, "how far the run has got, and what it repaired", {404: "no such integration or run"}
+        ),
     )
     def reconcile_run(integration_id: Annotated[str, Path()], run_id: Annotated[str, Path()]) -> RunOut:
         return RunOut.model_validate(admin.reconcile_run(deps(), integration_id, run_id))
@@ -41,7 +45,12 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
     @router.post(
         "/admin/integrations/<integration_id>/mappings/<kind>/<jrni_id>/resync",
         summary="Reconcile one mapping deeply now",
-        responses=answers(202, RunOut, "the run, started: follow it with GET …/reconcile/{run_id}", 404),
+        responses=answers(
+            202,
+            RunOut,
+            "the run, started: follow it with GET …/reconcile/{run_id}",
+            {404: "no such integration, or that staff member or resource is not mapped"},
+        ),
     )
     def resync(
         integration_id: Annotated[str, Path()],
@@ -56,7 +65,10 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
         "/admin/integrations/<integration_id>/status",
         summary="Sync status of an integration",
         responses=answers(
-            200, StatusOut, "each calendar's state, the open problems, the watches and reconciles", 404
+            200,
+            StatusOut,
+            "each calendar's state, the open problems, the watches and reconciles",
+            {404: None},
         ),
     )
     def status(integration_id: Annotated[str, Path()]) -> StatusOut:

@@ -1,12 +1,12 @@
 """The admin API's answers as pydantic models: what the OpenAPI document shows for each route and status code.
 
 Routes return these (or plain dicts of the same shape, validated against the route's return annotation); the
-error body is always ``ErrorOut``. ``answers(...)`` builds a route's ``responses`` from the codes it can give.
+error body is always ``ErrorOut`` (or a model extending it). ``answers.answers(...)`` builds a route's ``responses``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,34 +26,6 @@ class ErrorOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     message: str = Field(description="what is wrong and what to do")
-
-
-# What each status code means when a route can answer it; the route's own summary says the rest.
-_MEANING = {
-    400: "the request is malformed (a path parameter, a mailbox, an endpoint): the message says which and why",
-    404: "no such integration, mapping, run or dead letter",
-    409: "in conflict with the integration's state (an id in use, a run in progress)",
-    412: "the integration changed since it was read (If-Match): read it again",
-    413: "the body is too large",
-    422: "the body does not validate (fields, templates with line and column, rows with their line)",
-    428: "If-Match is required: read the integration first (GET) and send its ETag",
-    503: "JRNI, Exchange or AWS did not answer in time: try again shortly",
-}
-
-
-def answers(status: int, model: type[BaseModel] | None, description: str, *errors: int) -> dict[int, Any]:
-    """A route's ``responses``: its success (``status`` with ``model``'s schema, or no body when ``model`` is None)
-    and the error codes it can answer besides 400, 422 and 503, which every route can."""
-    success: dict[str, Any] = {"description": description}
-    if model is not None:
-        success["content"] = {"application/json": {"model": model}}
-    return {
-        status: success,
-        **{
-            code: {"description": _MEANING[code], "content": {"application/json": {"model": ErrorOut}}}
-            for code in sorted({400, 422, 503, *errors})
-        },
-    }
 
 
 # ---- integrations -----------------------------------------------------------------------------------------------
@@ -168,8 +140,14 @@ class MappingRowOut(Out):
     backfill: BackfillOut | None = None
 
 
-class MappingsOut(Out):
-    mappings: list[MappingRowOut]
+class MappingsPage(Out):
+    mappings: list[MappingRowOut] = Field(
+        description="staff members and resources in (kind, jrni_id) order, each with its mailbox and status"
+    )
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null after the last page")
+    directory_refreshed_at: str | None = Field(
+        description="when JRNI's staff and resources were last read (each reconcile run reads them)"
+    )
 
 
 class RunRefOut(Out):
@@ -282,3 +260,30 @@ class RowErrorOut(Out):
 
 class ImportRefusedOut(ErrorOut):
     errors: list[RowErrorOut]
+
+
+# ---- dead letters -----------------------------------------------------------------------------------------------
+
+
+class DeadLetterOut(Out):
+    id: str = Field(description="the message's id in its dead-letter queue; what replay takes")
+    queue: Literal["outbound", "inbound", "reconcile"]
+    about: dict[str, str] = Field(description="booking, mailbox, or reconcile step and run")
+    reason: str = Field(description="why calsync gave up on it, and what to fix")
+    at: str | None = Field(description="when it was dead-lettered (ISO 8601)")
+    attempts: int = Field(description="how many times it was tried")
+
+
+class DeadLettersOut(Out):
+    dead_letters: list[DeadLetterOut]
+
+
+class NotReplayedOut(Out):
+    id: str
+    reason: str
+
+
+class ReplayOut(Out):
+    replayed: int
+    ids: list[str] = Field(description="the dead letters sent back to their queues, to be processed again")
+    not_replayed: list[NotReplayedOut] = Field(description="listed, but not in their queue at this moment")
