@@ -575,6 +575,11 @@ def _status_view(status_answer: dict[str, Any], rows: list[dict[str, Any]]) -> A
 
 # ---- reconcile and resync --------------------------------------------------------------------------------------------
 
+# Both commands start a reconcile run and can follow it.
+WaitForRun = Annotated[
+    bool, typer.Option("--wait", help="follow the run to its end (exit 1 if it ends in error)")
+]
+
 
 @app.command("reconcile")
 @handled
@@ -582,9 +587,7 @@ def reconcile(
     deep: Annotated[
         bool, typer.Option("--deep", help="the whole sync window, not only what changed")
     ] = False,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="follow the run to its end (exit 1 if it ends in error)")
-    ] = False,
+    wait: WaitForRun = False,
 ) -> None:
     """Reconcile every mapping of the integration now."""
     cli = _cli()
@@ -608,9 +611,7 @@ def resync(
     force: Annotated[
         bool, typer.Option("--force", help="apply removals the mass-delete guard held back")
     ] = False,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="follow the run to its end (exit 1 if it ends in error)")
-    ] = False,
+    wait: WaitForRun = False,
 ) -> None:
     """Reconcile one mapping deeply now."""
     cli = _cli()

@@ -364,8 +364,9 @@ def locked_bookings(demo: Demo, inbound: Inbound, day: date) -> None:
         lambda moved: [(alice, "~", "moved to 14:30 in Outlook, put back at 14:00 (JRNI's time)")],
     )
 
-    demo.stack.set_integration(demo.stack.seeded.integration_id, appointment_lock=False)
-    demo.out.write("   (appointment lock switched off for the integration)\n")
+    integration_id = demo.stack.seeded.integration_id
+    demo.stack.set_integration(integration_id, appointment_lock=False)
+    demo.out.write(f"   (appointment lock switched off: PATCH /admin/integrations/{integration_id})\n")
 
     def moved_in_jrni(moved: dict[str, Any], blocks: Blocks) -> str | None:
         now = _utc(inbound.booking(booking["id"])["datetime"])

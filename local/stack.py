@@ -67,6 +67,27 @@ EVENTS_QUEUE = "calsync-local-events"  # the stack's own queue behind a rule mat
 # has a process of its own in AWS: with the default, a handler back from moto or an emulator waits up to 5 ms for any
 # busy thread at every request, several times per request.
 SWITCH_INTERVAL_SECONDS = 0.001
+_ADMIN_TIMEOUT = 30  # seconds for one call of the admin API on the front
+
+
+class StackError(RuntimeError):
+    """A call of the stack's own admin API that did not answer 200: what was asked, the status and the API's
+    message."""
+
+    def __init__(self, what: str, response: requests.Response) -> None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        reason = str(body["message"]) if isinstance(body, dict) and "message" in body else response.text[:500]
+        if response.status_code == 404:
+            reason += "; check the integration id (GET /admin/integrations lists them)"
+        elif response.status_code == 412:
+            reason += "; it changed meanwhile: call again to read its new version and redo the change"
+        elif response.status_code >= 500:
+            reason += "; the admin function's log says why"
+        super().__init__(f"{what}: {response.status_code} {reason}")
+        self.status = response.status_code
 
 
 @dataclass
@@ -372,23 +393,28 @@ class LocalStack:
                 sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def set_integration(self, integration_id: str, **fields: bool) -> None:
-        """Change an integration's inbound switches (``appointment_lock``, ``auto_confirm``) in its table.
+        """Change an integration's switches (``appointment_lock``, ``auto_confirm``) as an operator does: read it
+        through the admin API for its ETag, then send the change as a JSON merge patch with that ETag as If-Match.
 
-        The admin API has no call that changes an integration yet; this is the operator editing the item in the
-        integrations table (DynamoDB console), which the functions read afresh for every message."""
-        allowed = {"appointment_lock", "auto_confirm"}
-        if not fields or set(fields) - allowed:
-            raise ValueError(f"only {sorted(allowed)} can be set")
-        names = {f"#{name}": name for name in fields}
-        values = {f":{name}": {"BOOL": bool(value)} for name, value in fields.items()}
-        self.client("dynamodb").update_item(
-            TableName=os.environ["INTEGRATIONS_TABLE"],
-            Key={"integration_id": {"S": integration_id}},
-            UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in fields),
-            ConditionExpression="attribute_exists(integration_id)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+        The functions read the integration afresh for every message, so the change holds from the next one on.
+        Raises ``StackError`` when either call does not answer 200 (no such integration, a change refused, or
+        another change in between: 412)."""
+        assert self.urls is not None
+        if not fields:
+            raise ValueError("name at least one field to change, e.g. appointment_lock=False")
+        url = f"{self.urls.api}/admin/integrations/{integration_id}"
+        http = requests.Session()
+        read = http.get(url, timeout=_ADMIN_TIMEOUT)
+        if read.status_code != 200:
+            raise StackError(f"reading integration {integration_id!r} (GET {url})", read)
+        changed = http.patch(
+            url,
+            json=fields,
+            headers={"Content-Type": "application/merge-patch+json", "If-Match": read.headers["ETag"]},
+            timeout=_ADMIN_TIMEOUT,
         )
+        if changed.status_code != 200:
+            raise StackError(f"changing integration {integration_id!r} (PATCH {url} {fields})", changed)
 
     def reset(self) -> None:
         """Back to the seed, as after ``start()``: emulator faults cleared, impersonation and JRNI's webhooks as the

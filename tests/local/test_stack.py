@@ -25,7 +25,7 @@ from local.aws import Resources, create_resources, event_source_queue, function_
 from local.events import LambdaContext
 from local.front import build_front
 from local.poller import SqsPoller
-from local.stack import LocalStack, StackOptions
+from local.stack import LocalStack, StackError, StackOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = re.compile(r"^calsync local ready (\{.*\})$")
@@ -382,6 +382,25 @@ def test_a_meeting_made_in_outlook_becomes_one_jrni_block_through_streaming_and_
     assert block["private_note"].splitlines()[0] == "Team meeting"
     time.sleep(0.5)  # a second notification or wake must not make a second block
     assert len(_calsync_blocks(stack)) == 1
+
+
+def test_set_integration_changes_the_integration_through_the_admin_api_and_says_why_it_could_not(
+    stack: LocalStack,
+) -> None:
+    assert stack.urls is not None and stack.seeded is not None
+    url = f"{stack.urls.api}/admin/integrations/{stack.seeded.integration_id}"
+    before = requests.get(url, timeout=5)
+
+    stack.set_integration(stack.seeded.integration_id, appointment_lock=False, auto_confirm=False)
+
+    after = requests.get(url, timeout=5)
+    assert (after.json()["appointment_lock"], after.json()["auto_confirm"]) == (False, False)
+    assert after.headers["ETag"] != before.headers["ETag"]  # a change the API made: its version moved
+    with pytest.raises(StackError, match=r"GET .*/admin/integrations/nobody\): 404 .*integration id"):
+        stack.set_integration("nobody", appointment_lock=True)
+    with pytest.raises(StackError, match=r"PATCH .*: 422 "):
+        stack.set_integration(stack.seeded.integration_id, no_such_switch=True)
+    assert requests.get(url, timeout=5).json()["appointment_lock"] is False  # nothing refused was applied
 
 
 def test_reset_brings_the_stack_back_to_the_seed_and_inbound_still_works_afterwards(

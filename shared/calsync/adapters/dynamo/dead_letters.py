@@ -27,7 +27,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.models import Model
 
 from calsync.adapters.dynamo.models import TableSettings, _bind
-from calsync.adapters.dynamo.stores import _translate, remove_partition
+from calsync.adapters.dynamo.stores import _translate, remove_items, remove_partition
 from calsync.domain import ResourceKind
 from calsync.domain.dead_letters import DEAD_LETTER_KEPT, DeadLetter, DeadLetterQueue
 from calsync.ports import JrniCalendar
@@ -99,14 +99,8 @@ class DynamoDeadLetterStore:
             raise _translate(exc, f"listing the dead letters of {integration_id}") from exc
 
     def forget(self, integration_id: str, letter_ids: Collection[str]) -> None:
-        try:
-            with self._model.batch_write() as batch:
-                for letter_id in letter_ids:
-                    batch.delete(self._model(integration_id, letter_id))
-        except PynamoDBException as exc:
-            raise _translate(
-                exc, f"removing {len(letter_ids)} dead letter record(s) of {integration_id}"
-            ) from exc
+        keys = [(integration_id, letter_id) for letter_id in letter_ids]
+        remove_items(self._model, keys, f"{len(keys)} dead letter record(s) of {integration_id}")
 
 
 # ---------------------------------------------------------------- the JRNI directory (mappings table)
@@ -172,9 +166,7 @@ class DynamoDirectoryStore:
             )
         except PynamoDBException as exc:
             raise _translate(exc, f"reading the JRNI directory of {integration_id}") from exc
-        entries = records
-        calendars = [_calendar(r) for r in entries[:limit]]
-        return calendars, len(entries) > limit
+        return [_calendar(r) for r in records[:limit]], len(records) > limit
 
     def replace(self, integration_id: str, calendars: Sequence[JrniCalendar], at: datetime) -> None:
         """Write what changed since the last refresh only (a run every 15 minutes mostly finds nothing new), remove

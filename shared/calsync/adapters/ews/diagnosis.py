@@ -9,7 +9,6 @@ Reference: ../shared/reference/ews-notes.md.
 
 from __future__ import annotations
 
-import socket
 import ssl
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,17 +16,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from exchangelib import CalendarItem
 from exchangelib import errors as ews
 from exchangelib.fields import FieldPath
 from exchangelib.folders import Calendar, FolderCollection
-from exchangelib.items import ALL_OCCURRENCES, HARD_DELETE, SAVE_ONLY, SEND_TO_NONE
 from exchangelib.properties import ENTRY_ID, EWS_ID, AlternateId
 from exchangelib.services import ConvertId
 from oauthlib.oauth2 import OAuth2Error
 
 from calsync.adapters.ews.connection import version_for
-from calsync.adapters.ews.session import MailboxSession, calendar_of, ews_utc
+from calsync.adapters.ews.session import MailboxSession, calendar_of, create_item, delete_item, ews_utc
+from calsync.adapters.network import ConnectionFailure, causes, connection_failure
 from calsync.domain import AccessType, CalsyncError, ExchangeAuth, ExchangeConnection
 from calsync.domain.diagnosis import (
     EXCHANGE_AUTHENTICATION,
@@ -262,26 +260,16 @@ class EwsDiagnosis:
         created_name, deleted_name = names
         # At 03:00 UTC the next day, for five minutes, private and free: nobody is disturbed and no time is blocked.
         start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=3, minute=0, second=0, microsecond=0)
-        calendar = calendar_of(account, mailbox)
-        item = CalendarItem(
-            account=account,
-            folder=calendar,
-            subject=PROBE_SUBJECT,
-            start=ews_utc(start),
-            end=ews_utc(start + timedelta(minutes=5)),
-            legacy_free_busy_status="Free",
-            sensitivity="Private",
-            reminder_is_set=False,
-        )
         try:
-            [created] = account.bulk_create(
-                folder=calendar,
-                items=[item],
-                message_disposition=SAVE_ONLY,
-                send_meeting_invitations=SEND_TO_NONE,
+            created = create_item(
+                account,
+                mailbox,
+                subject=PROBE_SUBJECT,
+                start=ews_utc(start),
+                end=ews_utc(start + timedelta(minutes=5)),
+                legacy_free_busy_status="Free",
+                sensitivity="Private",
             )
-            if isinstance(created, Exception):
-                raise created
         except Exception as exc:
             yield _refused(created_name, exc, session, self.connection, mailbox)
             return
@@ -289,13 +277,7 @@ class EwsDiagnosis:
             created_name, f"created a private, free probe item in {mailbox} at {start:%Y-%m-%d %H:%M} UTC"
         )
         try:
-            [deleted] = account.bulk_delete(
-                ids=[(created.id, created.changekey)],
-                delete_type=HARD_DELETE,
-                send_meeting_cancellations=SEND_TO_NONE,
-                affected_task_occurrences=ALL_OCCURRENCES,
-                suppress_read_receipts=True,
-            )
+            deleted = delete_item(account, created.id, created.changekey)
             if isinstance(deleted, Exception):
                 raise deleted
         except Exception as exc:
@@ -332,24 +314,10 @@ def _no_autodiscover() -> Check:
 
 def _tls_reason(exc: BaseException) -> str:
     """What the TLS library said about the certificate (``self-signed certificate``, ``certificate has expired``)."""
-    for cause in _chain(exc):
+    for cause in causes(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
             return str(cause.verify_message or cause.reason or cause)
     return str(exc)[:300]
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc``, what caused it, and the errors urllib3 wraps in its arguments."""
-    seen: list[BaseException] = [exc]
-    while seen:
-        current = seen.pop(0)
-        yield current
-        seen += [arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)]
-        for linked in (current.__cause__, current.__context__, getattr(current, "reason", None)):
-            if isinstance(linked, BaseException):
-                seen.append(linked)
-        if len(seen) > 16:
-            return
 
 
 def _unreachable(where: str, exc: BaseException) -> Check:
@@ -358,19 +326,19 @@ def _unreachable(where: str, exc: BaseException) -> Check:
         "that the firewall lets calsync's outbound address (the VPC's NAT gateway) through to it, and that the "
         "server is running"
     )
-    for cause in _chain(exc):
-        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
-            return Check.failed(
-                EXCHANGE_REACHABLE,
-                f"the host name {host} does not resolve",
-                "correct the endpoint's host name (it must resolve in public DNS, or in the VPC's DNS)",
-            )
-        if isinstance(cause, ConnectionRefusedError):
-            return Check.failed(
-                EXCHANGE_REACHABLE,
-                f"{where} refused the connection: nothing listens there",
-                f"check the endpoint's port, {firewall}",
-            )
+    failure = connection_failure(exc)
+    if failure is ConnectionFailure.UNRESOLVED:
+        return Check.failed(
+            EXCHANGE_REACHABLE,
+            f"the host name {host} does not resolve",
+            "correct the endpoint's host name (it must resolve in public DNS, or in the VPC's DNS)",
+        )
+    if failure is ConnectionFailure.REFUSED:
+        return Check.failed(
+            EXCHANGE_REACHABLE,
+            f"{where} refused the connection: nothing listens there",
+            f"check the endpoint's port, {firewall}",
+        )
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return Check.failed(
             EXCHANGE_REACHABLE,

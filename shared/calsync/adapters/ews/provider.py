@@ -15,9 +15,7 @@ from exchangelib import CalendarItem
 from exchangelib.errors import ErrorItemNotFound, ErrorServerBusy
 from exchangelib.folders import FolderCollection
 from exchangelib.items import (
-    ALL_OCCURRENCES,
     ALWAYS_OVERWRITE,
-    HARD_DELETE,
     NEVER_OVERWRITE,
     SAVE_ONLY,
     SEND_TO_NONE,
@@ -27,7 +25,14 @@ from exchangelib.properties import Body, HTMLBody
 from calsync.adapters.ews.connection import (
     supports_working_elsewhere,
 )
-from calsync.adapters.ews.session import MailboxSession, calendar_of, ews_utc
+from calsync.adapters.ews.session import (
+    MailboxSession,
+    calendar_of,
+    create_item,
+    create_items,
+    delete_item,
+    ews_utc,
+)
 from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD, stamp_values
 from calsync.domain import CalsyncError, FreeBusy, JrniKey, PermanentError, ThrottledError, TimeWindow
 from calsync.domain.model import EventContent, Stamp
@@ -53,23 +58,8 @@ class EwsCalendar(MailboxSession):
         """Write a new appointment carrying ``content.stamp``: one CreateItem."""
 
         def create(account: Any) -> RemoteRef:
-            calendar = calendar_of(account, mailbox)
-            item = CalendarItem(
-                account=account,
-                folder=calendar,
-                reminder_is_set=False,
-                **self._fields(content),
-                **stamp_values(content.stamp),
-            )
-            [result] = account.bulk_create(
-                folder=calendar,
-                items=[item],
-                message_disposition=SAVE_ONLY,
-                send_meeting_invitations=SEND_TO_NONE,
-            )
-            if isinstance(result, Exception):
-                raise result
-            return RemoteRef(result.id, result.changekey)
+            created = create_item(account, mailbox, **self._fields(content), **stamp_values(content.stamp))
+            return RemoteRef(created.id, created.changekey)
 
         return self._call(mailbox, create)
 
@@ -79,24 +69,8 @@ class EwsCalendar(MailboxSession):
             raise ValueError(f"at most {self.MAX_BATCH} items in one CreateItem")
 
         def create(account: Any) -> list[RemoteRef | CalsyncError]:
-            calendar = calendar_of(account, mailbox)
-            items = [
-                CalendarItem(
-                    account=account,
-                    folder=calendar,
-                    reminder_is_set=False,
-                    **self._fields(content),
-                    **stamp_values(content.stamp),
-                )
-                for content in contents
-            ]
-            results = account.bulk_create(
-                folder=calendar,
-                items=items,
-                message_disposition=SAVE_ONLY,
-                send_meeting_invitations=SEND_TO_NONE,
-                chunk_size=self.MAX_BATCH,
-            )
+            items = [{**self._fields(content), **stamp_values(content.stamp)} for content in contents]
+            results = create_items(account, mailbox, items, chunk_size=self.MAX_BATCH)
             return [_created(result, mailbox) for result in results]
 
         return self._call(mailbox, create)
@@ -134,13 +108,7 @@ class EwsCalendar(MailboxSession):
         """Hard-delete the item (no cancellation sent); an item already gone counts as deleted: one DeleteItem."""
 
         def delete(account: Any) -> None:
-            [result] = account.bulk_delete(
-                ids=[(remote_id, None)],
-                delete_type=HARD_DELETE,
-                send_meeting_cancellations=SEND_TO_NONE,
-                affected_task_occurrences=ALL_OCCURRENCES,
-                suppress_read_receipts=True,
-            )
+            result = delete_item(account, remote_id)
             if isinstance(result, Exception) and not isinstance(result, ErrorItemNotFound):
                 raise result
 

@@ -3,13 +3,14 @@ translated into the domain's (with one retry when an OAuth token expired in a wa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from exchangelib import UTC as EWS_UTC
-from exchangelib import EWSDateTime
+from exchangelib import CalendarItem, EWSDateTime
 from exchangelib.folders import Calendar, Root
+from exchangelib.items import ALL_OCCURRENCES, HARD_DELETE, SAVE_ONLY, SEND_TO_NONE
 from exchangelib.properties import DistinguishedFolderId, Mailbox
 from oauthlib.oauth2 import InvalidClientIdError, TokenExpiredError
 
@@ -84,3 +85,45 @@ def calendar_of(account: Any, mailbox: str) -> Any:
 def ews_utc(value: datetime) -> Any:
     """A datetime as exchangelib writes it (UTC)."""
     return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(EWS_UTC)
+
+
+def create_items(
+    account: Any, mailbox: str, items: Sequence[Mapping[str, Any]], *, chunk_size: int | None = None
+) -> list[Any]:
+    """New appointments in the mailbox's calendar, one per field set: saved only (nobody invited), no reminder. One
+    CreateItem per ``chunk_size`` items; each answer is the item created (its id and change key) or the error
+    Exchange gave for it."""
+    calendar = calendar_of(account, mailbox)
+    return list(
+        account.bulk_create(
+            folder=calendar,
+            items=[
+                CalendarItem(account=account, folder=calendar, reminder_is_set=False, **fields)
+                for fields in items
+            ],
+            message_disposition=SAVE_ONLY,
+            send_meeting_invitations=SEND_TO_NONE,
+            chunk_size=chunk_size,
+        )
+    )
+
+
+def create_item(account: Any, mailbox: str, **fields: Any) -> Any:
+    """One new appointment, as ``create_items`` makes it: the item created, or Exchange's error raised."""
+    [created] = create_items(account, mailbox, [fields])
+    if isinstance(created, Exception):
+        raise created
+    return created
+
+
+def delete_item(account: Any, item_id: str, changekey: str | None = None) -> Any:
+    """Hard-delete one item, nobody told (no cancellation, no read receipt): one DeleteItem. The answer is Exchange's:
+    ``True``, or the error it gave for the item."""
+    [deleted] = account.bulk_delete(
+        ids=[(item_id, changekey)],
+        delete_type=HARD_DELETE,
+        send_meeting_cancellations=SEND_TO_NONE,
+        affected_task_occurrences=ALL_OCCURRENCES,
+        suppress_read_receipts=True,
+    )
+    return deleted

@@ -6,7 +6,6 @@ at once; then the company tree is read as the booking source reads it. Reference
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
@@ -14,6 +13,7 @@ import requests
 
 from calsync.adapters.jrni.bookings import JrniBookingSource
 from calsync.adapters.jrni.client import JrniClient, JrniLoginError
+from calsync.adapters.network import ConnectionFailure, connection_failure
 from calsync.domain import CalsyncError, JrniConnection, RetryableError
 from calsync.domain.diagnosis import JRNI_COMPANIES, JRNI_LOGIN, JRNI_REACHABLE, Check
 
@@ -108,27 +108,20 @@ def _login_refused(exc: JrniLoginError, connection: JrniConnection) -> Check:
 
 
 def _unreachable(host: str, exc: RetryableError, timeout: float) -> Check:
-    cause = exc.__cause__
-    seen: list[BaseException] = [cause] if cause else []
-    while seen:
-        current = seen.pop(0)
-        if isinstance(current, socket.gaierror) or type(current).__name__ == "NameResolutionError":
-            return Check.failed(
-                JRNI_REACHABLE,
-                f"the host name {urlsplit('//' + host).hostname} does not resolve",
-                "correct the integration's JRNI base_url (e.g. https://<tenant>.jrni.com)",
-            )
-        if isinstance(current, ConnectionRefusedError):
-            return Check.failed(
-                JRNI_REACHABLE,
-                f"{host} refused the connection",
-                "correct the JRNI base_url's host and port, and check the firewall",
-            )
-        seen += [a for a in current.args if isinstance(a, BaseException)]
-        seen += [c for c in (current.__cause__, current.__context__, getattr(current, "reason", None)) if c]
-        if len(seen) > 16:
-            break
-    if isinstance(cause, requests.Timeout):
+    failure = connection_failure(exc)
+    if failure is ConnectionFailure.UNRESOLVED:
+        return Check.failed(
+            JRNI_REACHABLE,
+            f"the host name {urlsplit('//' + host).hostname} does not resolve",
+            "correct the integration's JRNI base_url (e.g. https://<tenant>.jrni.com)",
+        )
+    if failure is ConnectionFailure.REFUSED:
+        return Check.failed(
+            JRNI_REACHABLE,
+            f"{host} refused the connection",
+            "correct the JRNI base_url's host and port, and check the firewall",
+        )
+    if isinstance(exc.__cause__, requests.Timeout):
         return Check.failed(
             JRNI_REACHABLE,
             f"JRNI at {host} did not answer within {timeout:g} s",
