@@ -120,5 +120,6 @@ def build_front(
             return web.json_response(measure())
 
         app.router.add_get("/_local/cpu", cpu_times)
-    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    # Every path, control characters included (API Gateway hands those to the function too).
+    app.router.add_route("*", r"/{tail:[\s\S]*}", _dispatch)
     return app

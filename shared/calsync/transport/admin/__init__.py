@@ -82,6 +82,14 @@ def build_admin_api(
     # docs/openapi.json (`make openapi` writes it, a test fails when the two differ).
     app.enable_swagger(path="/admin/openapi", **OPENAPI)
 
+    @app.not_found
+    def no_route(exc: Exception) -> Response[dict[str, Any]]:
+        return error(
+            404,
+            f"there is no {app.current_event.http_method} {app.current_event.path[:200]!r} in this API: see the OpenAPI "
+            f"document at /admin/openapi (ids are 1 to 64 letters, digits, - or _)",
+        )
+
     @app.exception_handler(RequestValidationError)
     def invalid(exc: RequestValidationError) -> Response[dict[str, Any]]:
         problems = [
