@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +104,12 @@ class Templates:
 
     def __post_init__(self) -> None:
         self.check()
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the pair of templates: an item rendered with other templates is brought to these."""
+        canonical = json.dumps([self.subject_source, self.body_source], separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def check(self) -> None:
         """Raise TemplateError unless both templates compile and render the sample booking without unknown names."""
