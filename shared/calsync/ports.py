@@ -11,6 +11,7 @@ from typing import Protocol
 
 from calsync.domain import (
     Booking,
+    BookingRecords,
     CalsyncError,
     EventContent,
     Integration,
@@ -135,6 +136,11 @@ class BookingSource(Protocol):
 
     def calendars(self) -> list[JrniCalendar]:
         """Every staff member and resource of the parent company and its child companies."""
+        ...
+
+    def records(self, booking: Booking) -> BookingRecords:
+        """What JRNI holds beside ``booking`` that its subject and body may show (company, service, staff member,
+        resource): read seldom, as these change seldom."""
         ...
 
     def changed_since(self, since: datetime) -> list[Booking]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from calsync.domain import (
     Booking,
+    BookingRecords,
     BookingStatus,
     CalsyncError,
     ConflictError,
@@ -286,6 +287,7 @@ class FakeBookingSource:
     def __init__(self, *bookings: Booking, calendars: list[JrniCalendar] | None = None) -> None:
         self.bookings = {b.key: b for b in bookings}
         self.listed = calendars or []
+        self.linked: dict[JrniKey, BookingRecords] = {}  # what ``records`` answers for a booking
         self.reads = 0
 
     def get_booking(self, company_id: str, booking_id: str) -> Booking | None:
@@ -294,6 +296,9 @@ class FakeBookingSource:
 
     def calendars(self) -> list[JrniCalendar]:
         return list(self.listed)
+
+    def records(self, booking: Booking) -> BookingRecords:
+        return self.linked.get(booking.key, BookingRecords())
 
     def changed_since(self, since: datetime) -> list[Booking]:
         self.reads += 1

@@ -92,7 +92,7 @@ def test_create_integration_from_the_sample_event_and_list_it(services: AdminDep
             422,
         ),  # unknown fields are refused, so a secret cannot be smuggled into DynamoDB
         ({"name": "Another Bank"}, 409),  # its id is in use by another configuration
-        ({"body_template": "<p>{{ booking.nope }}</p>"}, 422),
+        ({"body_template": "<p>{{ bookings.nope }}</p>"}, 422),
     ],
 )
 def test_create_integration_refuses_bad_input(
@@ -132,10 +132,10 @@ def test_a_bad_template_is_reported_with_line_and_column(services: AdminDeps) ->
         "jrni": {k: v for k, v in sample["jrni"].items() if k != "secret_name"},
         "exchange": {k: v for k, v in sample["exchange"].items() if k != "secret_name"},
         "webhook_secret_name": None,
-        "body_template": "<p>ok</p>\n<p>{{ booking.nope }}</p>",
+        "body_template": "<p>ok</p>\n<p>{{ bookings.nope }}</p>",
     }
     status, answer = call(services, rest_event("POST", "/admin/integrations", body))
-    assert status == 422 and answer["template"] == "body" and "2:6" in answer["detail"]
+    assert status == 422 and answer["template"] == "body" and "2:7" in answer["detail"]
 
 
 def test_mappings_list_every_jrni_staff_member_and_resource_with_its_mailbox(services: AdminDeps) -> None:
@@ -561,8 +561,8 @@ def test_a_patch_is_refused_with_its_reason_and_changes_nothing(
 
 
 def test_a_patch_with_a_template_that_cannot_be_used_names_its_line_and_column(services: AdminDeps) -> None:
-    status, answer, _ = patch(services, {"body_template": "<p>ok</p>\n<p>{{ booking.nope }}</p>"}, '"0"')
-    assert status == 422 and answer["template"] == "body" and "2:6" in answer["detail"]
+    status, answer, _ = patch(services, {"body_template": "<p>ok</p>\n<p>{{ bookings.nope }}</p>"}, '"0"')
+    assert status == 422 and answer["template"] == "body" and "2:7" in answer["detail"]
     assert services.integrations.get(INTEGRATION).body_template is None  # type: ignore[union-attr]
 
 

@@ -169,9 +169,11 @@ def test_buffers_widen_the_item_only_when_the_integration_says_so() -> None:
     assert (plain.window.start, plain.window.end) == (at(7, 9), at(7, 10))
 
 
-def test_blocks_show_as_busy_with_a_neutral_subject() -> None:
+def test_blocks_show_as_busy() -> None:
+    # Their subject and body come from the templates like any booking's (the defaults' wording for a block is in
+    # tests/calsync/test_rendering.py).
     content = content_of(booking(kind=BookingKind.BLOCK, status=BookingStatus.CONFIRMED))
-    assert (content.subject, content.body, content.free_busy) == ("Unavailable", "", FreeBusy.BUSY)
+    assert content.free_busy is FreeBusy.BUSY
 
 
 # ---- properties on fakes -------------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def test_a_deep_run_finds_an_item_of_ours_without_a_link_and_removes_a_second_on
     put_in_jrni(world, kept)
     integration = world.integrations.items[INTEGRATION]
     for b in (kept, kept, cancelled):  # items of ours whose links were lost, one a second item, one an orphan
-        world.exchange.create_event(ALICE, content_of(integration, b))
+        world.exchange.create_event(ALICE, content_of(integration, b, world.source))
     put_in_jrni(world, replace(cancelled, status=BookingStatus.CANCELLED))
     deps = deps_of(world)
 

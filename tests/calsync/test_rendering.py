@@ -1,14 +1,53 @@
-"""Subject and body templates: strict, escaped, checked when saved."""
+"""Subject and body templates: strict, escaped, bounded, checked when saved.
+
+The drops themselves, field by field from the JRNI emulator's JSON, are in ``tests/calsync/test_drops.py``.
+"""
 
 from __future__ import annotations
 
+import tracemalloc
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from calsync.domain import BookingStatus
-from calsync.rendering import TemplateError, Templates, booking_context
+from calsync.domain import BookingKind, BookingStatus
+from calsync.rendering import (
+    LIMITS,
+    SAMPLE_BOOKING,
+    SAMPLE_RECORDS,
+    About,
+    TemplateError,
+    Templates,
+    for_booking,
+    sample,
+)
+from calsync.rendering.drops import context
 from tests.calsync.builders import booking
+
+LONDON = SAMPLE_RECORDS.company
+
+
+def rendered(
+    subject: str = "x", body: str = "", row: dict[str, Any] | None = None, **options: Any
+) -> tuple[str, str]:
+    templates = Templates(subject, body, **options)
+    templates.check()
+    ctx = (
+        sample()
+        if row is None
+        else context(row, SAMPLE_RECORDS, About("Example", "example", "booking"), None)
+    )
+    return templates.render(ctx)
+
+
+def hostile_client(name: str) -> dict[str, Any]:
+    client = {**SAMPLE_BOOKING["_embedded"]["client"], "first_name": name, "name": name}
+    return {
+        **SAMPLE_BOOKING,
+        "client_name": name,
+        "_embedded": {**SAMPLE_BOOKING["_embedded"], "client": client},
+    }
 
 
 @dataclass(frozen=True)
@@ -16,74 +55,197 @@ class Case:
     name: str
     subject: str
     body: str
-    expected: tuple[str, str] | type[Exception]
+    expected: tuple[str, str]
+    row: dict[str, Any] | None = None
 
-
-CONTEXT = booking_context(
-    booking(),
-    "High Street <Branch>",
-) | {
-    "booking": booking_context(booking(), "x")["booking"]
-    | {
-        "service_name": "Advice",
-        "client_name": "Ann <script>alert(1)</script>",
-        "notes": "Bring ID & payslips",
-    }
-}
 
 CASES = [
     Case(
-        "values",
-        "{{ booking.service_name }} with {{ booking.client_name }}",
-        "{{ booking.notes }}",
-        ("Advice with Ann <script>alert(1)</script>", "Bring ID &amp; payslips"),
+        "JRNI's names",
+        "{{ service.name }} with {{ client.first_name }} {{ client.last_name }}",
+        "{{ company.address.address1 }}, {{ booking.reason_for_visit }}",
+        ("Mortgage advice with Sam Sample", "10 High Street, Remortgage"),
     ),
-    # The body is HTML: whatever a customer typed into JRNI is escaped there.
     Case(
-        "escaped in the body",
-        "x",
-        "<p>{{ booking.client_name }}</p>",
-        ("x", "<p>Ann &lt;script&gt;alert(1)&lt;/script&gt;</p>"),
+        "a value typed into JRNI is escaped in the HTML body, kept as typed in the subject",
+        "{{ client.first_name }}",
+        "<p>{{ client.first_name }}</p>",
+        ("<script>alert(1)</script>", "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>"),
+        hostile_client("<script>alert(1)</script>"),
     ),
-    # The subject is one line of plain text, whatever the template's line breaks.
     Case(
-        "subject on one line",
-        "{{ booking.service_name }}\n\n  {{ company.name }}",
+        "the subject is one line",
+        "{{ service.name }}\n\n   {{ company.name }}",
         "",
-        ("Advice High Street <Branch>", ""),
+        ("Mortgage advice Example Bank, High Street", ""),
     ),
-    Case("unknown field", "{{ booking.colour }}", "", TemplateError),
-    Case("syntax error", "ok", "{% if booking.notes %}unclosed", TemplateError),
-    Case("unknown filter", "{{ booking.id | shout }}", "", TemplateError),
+    Case(
+        "dates in the company's zone, with Liquid's date filter",
+        "{{ booking.datetime | date: '%a %d %b %H:%M' }}",
+        "{{ booking.datetime }}",
+        ("Mon 07 Jul 10:00", "2025-07-07T10:00:00+01:00"),
+    ),
+    Case(
+        "a question not answered is blank",
+        "[{{ booking.preferred_branch }}]",
+        "",
+        ("[]", ""),
+    ),
+    Case(
+        "an open field's unknown key is blank",
+        "[{{ service.extras.colour }}]",
+        "",
+        ("[]", ""),
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_templates(case: Case) -> None:
-    if isinstance(case.expected, type):
-        with pytest.raises(case.expected):
-            Templates(case.subject, case.body)
-        return
-    assert Templates(case.subject, case.body).render(CONTEXT) == case.expected
+    assert rendered(case.subject, case.body, case.row) == case.expected
 
 
-def test_a_bad_template_is_reported_with_line_and_column() -> None:
+def test_the_subject_is_cut_at_255_characters() -> None:
+    subject, _ = rendered("{% for i in (1..100) %}{{ service.name }} {% endfor %}")
+    assert len(subject) == LIMITS.subject == 255
+
+
+def test_a_plain_text_body_is_not_escaped_and_not_html() -> None:
+    templates = Templates("x", "{{ client.name }} & co", plain_text_body=True)
+    templates.check()
+    assert templates.render(
+        context(hostile_client("<b>Ann</b>"), SAMPLE_RECORDS, About("E", "e", "booking"), None)
+    )[1] == ("<b>Ann</b> & co")
+
+
+@dataclass(frozen=True)
+class Refused:
+    name: str
+    subject: str
+    body: str
+    which: str
+    says: str  # a part of the reason
+    where: str  # line:col
+
+
+REFUSED = [
+    Refused("unknown field", "{{ booking.colour_of_door.x }}", "", "subject", "colour_of_door", "1:4"),
+    Refused(
+        "typo of a field",
+        "ok",
+        "<p>\n  {{ booking.servce_name }}",
+        "body",
+        "did you mean 'booking.service_name'",
+        "2:6",
+    ),
+    Refused("unknown drop", "{{ clients.name }}", "", "subject", "did you mean 'client'", "1:4"),
+    Refused("field of a value", "{{ client.name.first }}", "", "subject", "", "1:4"),
+    Refused("syntax error", "ok", "{% if booking.notes %}unclosed", "body", "endif", ""),
+    Refused("unclosed output", "{{ booking.id ", "", "subject", "expected '}}'", "1:1"),
+    Refused("unknown filter", "{{ booking.id | shout }}", "", "subject", "no filter named 'shout'", "1:17"),
+    Refused("include", "ok", "{% include 'secrets' %}", "body", "cannot include other templates", "1:4"),
+    Refused("render", "ok", "{% render 'other' %}", "body", "cannot render other templates", "1:4"),
+]
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=[c.name for c in REFUSED])
+def test_a_bad_template_is_refused_with_where_and_why(case: Refused) -> None:
     with pytest.raises(TemplateError) as caught:
-        Templates(body_source="<p>ok</p>\n<p>{{ booking.clientname }}</p>")
+        Templates(case.subject, case.body).check()
+    assert caught.value.which == case.which
+    assert case.says in caught.value.detail
+    if case.where:
+        assert case.where in caught.value.detail and "^" in caught.value.detail
+
+
+# Each of these would stall a function or fill an item without the limits: each is refused when saved, within a
+# bounded amount of memory (the time each takes is measured by `python -m bench.templates`).
+HOSTILE = {
+    "a loop of a hundred million": "{% for i in (1..100000000) %}x{% endfor %}",
+    "nested loops": "{% for a in (1..500) %}{% for b in (1..500) %}x{% endfor %}{% endfor %}",
+    "many loops one after another": "{% for i in (1..500) %}{% endfor %}" * 100,
+    "10 MB of output": "{% for i in (1..500) %}{{ 'x' | append: '" + "x" * 4000 + "' }}{% endfor %}",
+    "10 MB captured": "{% capture c %}{% for i in (1..500) %}{{ '"
+    + "y" * 4000
+    + "' }}{% endfor %}{% endcapture %}",
+    "assign/append doubling": (
+        "{% assign s = 'x' %}{% for i in (1..28) %}{% assign s = s | append: s %}{% endfor %}{{ s.size }}"
+    ),
+    "join of ten million": "{{ (1..10000000) | join: ',' | size }}",
+    "a number squared again and again": (
+        "{% assign n = 99 %}{% for i in (1..60) %}{% assign n = n | times: n %}{% endfor %}{{ n }}"
+    ),
+    "deep nesting": "{% if true %}" * 200 + "x" + "{% endif %}" * 200,
+    "include of a file": "{% include '/etc/passwd' %}",
+}
+
+
+@pytest.mark.parametrize("source", HOSTILE.values(), ids=list(HOSTILE))
+def test_a_hostile_template_is_refused_with_memory_bounded(source: str) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateError) as caught:
+            Templates("x", source).check()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert caught.value.which == "body"
-    assert "2:6" in caught.value.detail and "^" in caught.value.detail
+    assert peak < 20 * 1024 * 1024, f"{peak / 1e6:.1f} MB"
 
 
-def test_default_templates_render_a_readable_item() -> None:
-    subject, body = Templates().render(
-        booking_context(booking(status=BookingStatus.RESERVATION), "Branch 12")
+def test_a_template_failing_on_one_bookings_data_is_a_template_error() -> None:
+    # Valid when saved (the sample has a client), it fails on a booking whose client field holds a number.
+    templates = Templates("{{ client.first_name | upcase | split: 'x' | first | divided_by: 0 }}", "")
+    row = hostile_client("4")
+    with pytest.raises(TemplateError) as caught:
+        templates.render(context(row, SAMPLE_RECORDS, About("E", "e", "booking"), None))
+    assert caught.value.which == "subject"
+
+
+def test_the_private_note_only_reaches_a_template_that_names_it() -> None:
+    row = {**SAMPLE_BOOKING, "notes": {"public": [], "private": [{"id": 1, "note": "Staff only <b>x</b>"}]}}
+    # A template iterating over the booking drop does not see the private note...
+    everything = "{% for pair in booking %}{{ pair[0] }}={{ pair[1] }};{% endfor %}"
+    _, body = rendered("x", everything, row)
+    assert "Staff only" not in body and "private_note" not in body
+    # ...one that names it does, escaped.
+    _, body = rendered("x", "{{ booking.private_note }}", row)
+    assert body == "Staff only &lt;b&gt;x&lt;/b&gt;"
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "subject", "in_body"),
+    [
+        (BookingKind.APPOINTMENT, BookingStatus.CONFIRMED, "Appointment", "booking 501"),
+        (
+            BookingKind.APPOINTMENT,
+            BookingStatus.RESERVATION,
+            "Appointment (awaiting confirmation)",
+            "awaiting confirmation",
+        ),
+        (BookingKind.BLOCK, BookingStatus.CONFIRMED, "Unavailable", "Time blocked in JRNI"),
+    ],
+)
+def test_the_default_templates_read_well_for_each_kind(
+    kind: BookingKind, status: BookingStatus, subject: str, in_body: str
+) -> None:
+    # A bare booking (no service, no client, JRNI's records unavailable): a plain word, no stray colon.
+    item = booking(kind=kind, status=status)
+    about = About("Example", "example", "block" if kind is BookingKind.BLOCK else
+                  "reservation" if status is BookingStatus.RESERVATION else "booking")  # fmt: skip
+    got_subject, body = Templates().render(for_booking(item, SAMPLE_RECORDS.__class__(), about))
+    assert got_subject == subject
+    assert in_body in body
+
+
+def test_one_instant_prints_in_each_companys_own_zone() -> None:
+    # Two bookings at one instant, in London and in UTC: each shows its own wall-clock time, whichever came first.
+    templates = Templates("{{ booking.datetime | date: '%H:%M' }}", "")
+    london = context(SAMPLE_BOOKING, SAMPLE_RECORDS, About("E", "e", "booking"), None)
+    utc = context(
+        {**SAMPLE_BOOKING, "datetime": "2025-07-07T09:00:00+00:00"},
+        SAMPLE_RECORDS,
+        About("E", "e", "booking"),
+        None,
     )
-    assert "awaiting confirmation" in body and "Branch 12" in body and "booking 501" in body
-    assert (
-        subject == "Appointment"
-    )  # no service or customer on this bare booking: a plain word, no stray colon
-
-
-def test_a_runaway_loop_is_stopped() -> None:
-    with pytest.raises(TemplateError):
-        Templates(body_source="{% for i in (1..100000) %}{{ i }}{% endfor %}")
+    assert [templates.render(c)[0] for c in (utc, london, utc)] == ["09:00", "10:00", "09:00"]

@@ -96,7 +96,7 @@ def test_a_permanent_failure_is_recorded_against_the_mapping_and_raised() -> Non
 def test_a_template_that_cannot_render_fails_the_booking_for_good_and_says_why() -> None:
     # Given an integration whose subject template names a field no booking has (stored before templates were checked)
     svc = services(FakeBookingSource(booking()))
-    svc.integrations.create(replace(integration(), id="int-2", subject_template="{{ booking.colour }}"))
+    svc.integrations.create(replace(integration(), id="int-2", subject_template="{{ colour }}"))
     svc.mappings.put(Mapping("int-2", ResourceKind.PERSON, "11", ALICE))
     # When the booking is synced, it fails for good (dead-lettered, not retried)
     with pytest.raises(PermanentError, match="subject template"):

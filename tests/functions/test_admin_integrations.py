@@ -111,7 +111,7 @@ def test_the_same_idempotency_key_with_another_body_is_refused_and_creates_nothi
 
 def test_a_refused_create_leaves_its_idempotency_key_free_for_a_corrected_body(aws: Aws) -> None:
     # A template that cannot be used is refused; the key is not spent on the refusal.
-    bad = {**BODY, "body_template": "<p>{{ booking.nope }}</p>"}
+    bad = {**BODY, "body_template": "<p>{{ bookings.nope }}</p>"}
     assert create(bad, key="key-b")[0] == 422
     assert create(BODY, key="key-b")[0] == 201
     assert stored_ids(aws) == ["example-bank"]

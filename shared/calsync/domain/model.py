@@ -7,6 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 
 def _aware(value: datetime, name: str) -> None:
@@ -118,6 +119,18 @@ class Booking:
 
 
 @dataclass(frozen=True)
+class BookingRecords:
+    """What JRNI holds beside a booking that its subject and body may show, each as JRNI's admin API gives it
+    (None: JRNI gave nothing): the company, service, staff member and resource, and the company's questions."""
+
+    company: dict[str, Any] | None = None
+    service: dict[str, Any] | None = None
+    person: dict[str, Any] | None = None
+    resource: dict[str, Any] | None = None
+    questions: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class Mapping:
     """One JRNI staff member or resource mapped to one mailbox of an integration (strictly 1:1)."""
 
@@ -197,3 +210,4 @@ class SyncOptions:
     include_buffers: bool = True
     sync_jrni_blocks: bool = True
     block_subject: str = "Unavailable"
+    plain_text_body: bool = False  # the body template writes plain text, not HTML

@@ -104,18 +104,24 @@ Action = CreateEvent | RecoverEvent | UpdateEvent | DeleteEvent | SkipUnmapped
 
 
 def desired_content(
-    booking: Booking, integration_id: str, subject: str, body: str, options: SyncOptions
+    booking: Booking,
+    integration_id: str,
+    subject: str,
+    body: str,
+    options: SyncOptions,
+    *,
+    is_html: bool = True,
 ) -> EventContent:
-    """How ``booking`` should look in Outlook: buffers when the integration includes them, Tentative for reservations."""
+    """How ``booking`` should look in Outlook: buffers when the integration includes them, Tentative for reservations,
+    Busy for a JRNI block."""
     window = booking.window
     if options.include_buffers:
         window = window.widened(booking.pre_time, booking.post_time)
     if booking.kind is BookingKind.BLOCK:
-        return EventContent(
-            Stamp(integration_id, booking.key), options.block_subject, "", window, FreeBusy.BUSY, False
-        )
-    free_busy = FreeBusy.TENTATIVE if booking.status is BookingStatus.RESERVATION else FreeBusy.BUSY
-    return EventContent(Stamp(integration_id, booking.key), subject, body, window, free_busy)
+        free_busy = FreeBusy.BUSY
+    else:
+        free_busy = FreeBusy.TENTATIVE if booking.status is BookingStatus.RESERVATION else FreeBusy.BUSY
+    return EventContent(Stamp(integration_id, booking.key), subject, body, window, free_busy, is_html)
 
 
 def plan_outbound(

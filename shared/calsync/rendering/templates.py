@@ -1,98 +1,296 @@
-"""Compiling, checking and rendering the integration's templates."""
+"""Compiling, checking and rendering the integration's templates.
+
+A template is customer-written code run for every booking in a queue all integrations share, so what one may cost is
+bounded (``LIMITS``, stated in the README) and every name it uses is checked when it is saved (``drops.DROPS``).
+"""
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Final
 
-from liquid import BoundTemplate, Environment, StrictUndefined
-from liquid.exceptions import LiquidError
+from liquid import BoundTemplate, Environment, RenderContext, StrictUndefined
+from liquid.exceptions import FilterArgumentError, LiquidError, LoopIterationLimitError
 
-from calsync.domain import Booking, BookingStatus, Integration, TemplateError
+from calsync.domain import TemplateError
+from calsync.rendering import drops
+from calsync.rendering.drops import DROPS, QUESTION_REFERENCE, ListOf, Open
 
 DEFAULT_SUBJECT = (
-    '{{ booking.service_name | default: "Appointment" }}'
-    "{% if booking.client_name != blank %}: {{ booking.client_name }}{% endif %}"
+    "{% if calsync.kind == 'block' %}{{ calsync.block_subject }}"
+    "{% else %}{{ service.name | default: booking.service_name | default: 'Appointment' }}"
+    "{% if client.name != blank %}: {{ client.name }}{% endif %}"
+    "{% if calsync.is_reservation %} (awaiting confirmation){% endif %}{% endif %}"
 )
-DEFAULT_BODY = """<p><strong>{{ booking.service_name }}</strong>{% if booking.is_reservation %} (awaiting confirmation){% endif %}</p>
-<p>{{ booking.start_local }} &ndash; {{ booking.end_local }}{% if booking.resource_name != blank %}, {{ booking.resource_name }}{% endif %}</p>
-<p>Customer: {{ booking.client_name }}{% if booking.client_email != blank %}, {{ booking.client_email }}{% endif %}{% if booking.client_phone != blank %}, {{ booking.client_phone }}{% endif %}</p>
-{% if booking.notes != blank %}<p>Notes: {{ booking.notes }}</p>{% endif %}
-<p>Booked in JRNI ({{ company.name }}), booking {{ booking.id }}. Change it in JRNI, not here.</p>"""
+DEFAULT_BODY = """{% if calsync.kind == 'block' -%}
+<p>Time blocked in JRNI ({{ company.name }}){% if booking.person_name != blank %} for {{ booking.person_name }}{% endif %}.</p>
+{%- else -%}
+<p><strong>{{ service.name | default: booking.service_name }}</strong>{% if calsync.is_reservation %} (awaiting confirmation){% endif %}</p>
+<p>{{ booking.datetime | date: "%a %d %b %Y %H:%M" }} &ndash; {{ booking.end_datetime | date: "%H:%M" }}{% if resource.name != blank %}, {{ resource.name }}{% endif %}</p>
+<p>Customer: {{ client.name | default: booking.client_name }}{% if client.email != blank %}, {{ client.email }}{% endif %}{% if client.mobile != blank %}, {{ client.mobile }}{% elsif client.phone != blank %}, {{ client.phone }}{% endif %}</p>
+{% for answer in booking.answers %}{% if answer.answer != blank %}<p>{{ answer.name }}: {{ answer.answer }}</p>
+{% endif %}{% endfor %}{% if booking.notes != blank %}<p>Notes: {{ booking.notes }}</p>
+{% endif %}
+{%- endif %}
+<p>From JRNI ({{ company.name }}), booking {{ booking.id }}. Change it in JRNI, not here.</p>"""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one template may cost, whatever it says."""
+
+    subject_source: int = 2_000  # characters of template text
+    body_source: int = 16_000
+    output: int = 64 * 1024  # characters one render may write (the body; the subject is then cut to one line)
+    subject: int = 255  # characters of the subject written
+    loop: int = 500  # iterations of one loop, nested loops multiplied
+    iterations: int = 2_000  # loop iterations in one render, all loops together
+    value: int = 16_384  # characters (or items) of any value a filter takes or gives
+    number_bits: int = 128  # size of a whole number a filter takes or gives
+    assigned: int = 256 * 1024  # bytes a render's assign and capture variables may hold
+    nesting: int = 20  # blocks inside blocks
+
+
+LIMITS: Final = Limits()
+_REFUSED_TAGS = {
+    "include": "calsync templates cannot include other templates: write the text in this one",
+    "render": "calsync templates cannot render other templates: write the text in this one",
+}
+
+
+class _Budget(RenderContext):
+    """A render context that also counts every loop iteration of the render, all loops together."""
+
+    spent = 0
+
+    def raise_for_loop_limit(self, length: int = 1) -> None:
+        super().raise_for_loop_limit(length)
+        outer = 1
+        for loop in self.loops:
+            outer *= loop.length
+        self.spent += length * outer
+        if self.spent > LIMITS.iterations:
+            raise LoopIterationLimitError(
+                f"the template loops more than {LIMITS.iterations} times in one booking", token=None
+            )
+
+
+class _Template(BoundTemplate):
+    context_class = _Budget
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value.bit_length() * LIMITS.value // LIMITS.number_bits
+    if isinstance(value, str | list | tuple | range | dict):
+        return len(value)
+    return 0
+
+
+def _bounded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` refusing values over ``LIMITS.value``, taken or given (a filter can double a string or join a range
+    of ten million in one step, before any output or assign limit looks)."""
+
+    @functools.wraps(func)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args[:3], *kwargs.values()):
+            if _size(value) > LIMITS.value:
+                raise LoopIterationLimitError(
+                    f"filter {name!r} was given a value over {LIMITS.value} characters or items", token=None
+                )
+        result = func(*args, **kwargs)
+        if (
+            isinstance(result, int)
+            and not isinstance(result, bool)
+            and result.bit_length() > LIMITS.number_bits
+        ):
+            raise LoopIterationLimitError(
+                f"filter {name!r} made a number over {LIMITS.number_bits} bits", token=None
+            )
+        if _size(result) > LIMITS.value:
+            raise LoopIterationLimitError(
+                f"filter {name!r} made a value over {LIMITS.value} characters or items", token=None
+            )
+        return result
+
+    for flag in ("with_context", "with_environment"):
+        if getattr(func, flag, False):
+            setattr(bounded, flag, True)
+    return bounded
 
 
 class _Limited(Environment):
-    # Templates are customer-written: bound what one can cost.
-    loop_iteration_limit = 1_000
-    output_stream_limit = 64 * 1024
-    context_depth_limit = 20
+    template_class = _Template
+    loop_iteration_limit = LIMITS.loop
+    output_stream_limit = LIMITS.output
+    local_namespace_limit = LIMITS.assigned
+    context_depth_limit = LIMITS.nesting
+    block_nesting_limit = LIMITS.nesting
+
+    def setup_tags_and_filters(self, *, extra: bool = False) -> None:
+        super().setup_tags_and_filters(extra=extra)
+        self.filters["date"] = _zoned_date(self.filters["date"])
+        self.filters = {name: _bounded(name, func) for name, func in self.filters.items()}
 
 
-_HTML = _Limited(undefined=StrictUndefined, autoescape=True)
-_TEXT = _Limited(undefined=StrictUndefined, autoescape=False)
+def _zoned_date(builtin: Callable[..., Any]) -> Callable[..., Any]:
+    """Liquid's ``date`` filter, formatting a date-time in its own zone. The library's remembers the last dates it
+    read by equality, and two date-times of one instant in two zones are equal: a booking at 10:00 in London would
+    print as 09:00 after one at 09:00 UTC."""
+
+    def date(value: Any, fmt: Any, *, environment: Environment) -> Any:
+        if isinstance(value, datetime) and isinstance(fmt, str):
+            try:
+                return value.strftime(fmt)
+            except ValueError as exc:
+                raise FilterArgumentError(str(exc), token=None) from exc
+        return builtin(value, fmt, environment=environment)
+
+    date.with_environment = True  # type: ignore[attr-defined]
+    return date
+
+
+_HTML = _Limited(undefined=StrictUndefined, autoescape=True, strict_filters=True)
+_TEXT = _Limited(undefined=StrictUndefined, autoescape=False, strict_filters=True)
 _ENVIRONMENTS = {"html": _HTML, "text": _TEXT}
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(kind: str, source: str) -> BoundTemplate:
-    """``source`` parsed once per function environment: an integration's templates are the same for every booking
-    (raises LiquidError, which is not cached)."""
-    return _ENVIRONMENTS[kind].from_string(source)
+@dataclass(frozen=True)
+class _Compiled:
+    template: BoundTemplate
+    names_private_note: bool
+
+
+class _Refused(Exception):
+    """What is wrong with a template's text, and where."""
 
 
 @functools.lru_cache(maxsize=256)
-def _checked(kind: str, source: str) -> None:
-    """Compile ``source`` and render the sample booking with it; only a success is remembered."""
-    _compiled(kind, source).render(**SAMPLE_CONTEXT)
+def _compiled(kind: str, source: str) -> _Compiled:
+    """``source`` parsed and its names checked, once per function environment (an integration's templates are the
+    same for every booking); _Refused says what is wrong where (not cached)."""
+    try:
+        template = _ENVIRONMENTS[kind].from_string(source)
+        analysis = template.analyze(include_partials=False)
+    except LiquidError as exc:
+        raise _Refused(_where(exc)) from exc
+    except RecursionError as exc:
+        raise _Refused(f"the template nests too deeply (at most {LIMITS.nesting} levels)") from exc
+    problems = [
+        _caret(source, span.index, len(tag), why)
+        for tag, why in _REFUSED_TAGS.items()
+        for span in analysis.tags.get(tag, [])
+    ]
+    problems += [
+        _caret(source, span.index, len(name), f"no filter named {name!r}")
+        for name, spans in analysis.filters.items()
+        if name not in _ENVIRONMENTS[kind].filters
+        for span in spans
+    ]
+    private = False
+    for variables in analysis.globals.values():
+        for variable in variables:
+            private = private or variable.segments[:2] == ["booking", "private_note"]
+            why = unknown_name(variable.segments)
+            if why:
+                problems.append(_caret(source, variable.span.index, len(str(variable)), why))
+    if problems:
+        raise _Refused("\n".join(problems))
+    return _Compiled(template, private)
 
 
-def booking_context(booking: Booking, company_name: str, time_zone_label: str = "") -> dict[str, Any]:
-    """What templates can use: ``booking`` (JRNI's booking drop subset) and ``company``, as plain values."""
-    details = dict(booking.details)
-    start = details.get("start_local") or booking.window.start.strftime("%a %d %b %Y %H:%M")
-    end = details.get("end_local") or booking.window.end.strftime("%H:%M")
-    drop = {
-        "id": booking.key.booking_id,
-        "service_name": "",
-        "client_name": "",
-        "client_email": "",
-        "client_phone": "",
-        "person_name": "",
-        "resource_name": "",
-        "notes": "",
-        "channel": "",
-        **{k: v for k, v in details.items() if not isinstance(v, dict)},
-        "start_local": start,
-        "end_local": end,
-        "duration": int((booking.window.end - booking.window.start).total_seconds() // 60),
-        "is_reservation": booking.status is BookingStatus.RESERVATION,
-        "is_cancelled": booking.status is BookingStatus.CANCELLED,
-    }
-    return {"booking": drop, "company": {"name": company_name, "timezone": time_zone_label}}
+def unknown_name(segments: Sequence[Any]) -> str | None:
+    """Why a template may not use this name (its path, segment by segment), or None when it may."""
+    root = segments[0]
+    if root not in DROPS:
+        return f"unknown name {root!r}{_suggest(str(root), DROPS)}: templates use {', '.join(DROPS)}"
+    spec: Any = DROPS[root]
+    path = str(root)
+    for segment in segments[1:]:
+        if isinstance(segment, list) or isinstance(spec, Open):
+            return None  # a computed key, or the customer's own keys: known when rendered
+        if isinstance(spec, ListOf):
+            if isinstance(segment, int) or segment in ("first", "last"):
+                spec, path = spec.item, f"{path}[{segment}]"
+                continue
+            return None if segment == "size" else f"{path} is a list: use it in a for loop, or .first, .size"
+        if isinstance(spec, dict):
+            if isinstance(segment, str) and segment in spec:
+                spec, path = spec[segment], f"{path}.{segment}"
+                continue
+            if segment == "size":
+                return None
+            if spec is drops.BOOKING and isinstance(segment, str) and QUESTION_REFERENCE.match(segment):
+                close = difflib.get_close_matches(
+                    segment, [f for f in spec if "_" in f or len(f) > 4], 1, 0.85
+                )
+                if not close:  # a question's reference: its answer (a value), blank when not answered
+                    spec, path = None, f"{path}.{segment}"
+                    continue
+                return (
+                    f"unknown name '{path}.{segment}' (did you mean '{path}.{close[0]}'? A question's reference "
+                    "this close to a field's name is taken for a typo)"
+                )
+            return f"unknown name '{path}.{segment}'{_suggest(str(segment), spec, path)}"
+        # a plain value (text, a number, a date): only its size
+        if segment == "size":
+            return None
+        return f"{path} is a value, it has no {segment!r}"
+    return None
 
 
-SAMPLE_CONTEXT: dict[str, Any] = {
-    "booking": {
-        "id": "1001",
-        "service_name": "Mortgage advice",
-        "client_name": "Sam Sample",
-        "client_email": "sam@example.com",
-        "client_phone": "",
-        "person_name": "Alice Adviser",
-        "resource_name": "Room 1",
-        "notes": "",
-        "channel": "Client",
-        "start_local": "Mon 07 Jul 2025 10:00",
-        "end_local": "11:00",
-        "duration": 60,
-        "is_reservation": False,
-        "is_cancelled": False,
-    },
-    "company": {"name": "Example Bank, High Street", "timezone": "Europe/London"},
-}
+def _suggest(name: str, known: Mapping[str, Any], path: str = "") -> str:
+    close = difflib.get_close_matches(name, list(known), 1, 0.7)
+    if not close:
+        return ""
+    return f" (did you mean '{path + '.' if path else ''}{close[0]}'?)"
+
+
+def _caret(source: str, index: int, length: int, why: str) -> str:
+    """``why`` with where: the line and column, the line, and a caret under the name (as the Liquid parser does)."""
+    index = max(0, min(index, len(source)))
+    start = source.rfind("\n", 0, index) + 1
+    end = source.find("\n", index)
+    line_text = source[start : end if end >= 0 else len(source)]
+    line, column = source.count("\n", 0, index) + 1, index - start + 1
+    width = max(1, min(length, len(line_text) - (index - start)))
+    gutter = " " * len(str(line))
+    return (
+        f"{why}\n  -> {line}:{column}\n{gutter} |\n{line} | {line_text}\n"
+        f"{gutter} | {' ' * (index - start)}{'^' * width}"
+    )
+
+
+_LIQUID_WHERE = re.compile(r"^(  -> '.*' )(\d+):(\d+)$", re.MULTILINE)
+
+
+def _where(exc: LiquidError) -> str:
+    """The Liquid parser's message, its column counted from 1 as ours and editors' are."""
+    return _LIQUID_WHERE.sub(lambda m: f"{m[1]}{m[2]}:{int(m[3]) + 1}", str(exc))
+
+
+def _render(kind: str, which: str, source: str, context: Mapping[str, Any]) -> str:
+    try:
+        compiled = _compiled(kind, source)
+    except _Refused as exc:
+        raise TemplateError(which, str(exc)) from exc
+    if not compiled.names_private_note:
+        context = {**context, "booking": drops.without_private_note(context["booking"])}
+    try:
+        return compiled.template.render(**context)
+    except LiquidError as exc:
+        raise TemplateError(which, _where(exc)) from exc
+    except RecursionError as exc:
+        raise TemplateError(which, "the template nests too deeply") from exc
 
 
 @dataclass(frozen=True)
@@ -101,39 +299,48 @@ class Templates:
 
     subject_source: str = DEFAULT_SUBJECT
     body_source: str = DEFAULT_BODY
-
-    def __post_init__(self) -> None:
-        self.check()
+    plain_text_body: bool = False
 
     @property
     def fingerprint(self) -> str:
         """Identifies the pair of templates: an item rendered with other templates is brought to these."""
-        canonical = json.dumps([self.subject_source, self.body_source], separators=(",", ":"))
+        canonical = json.dumps(
+            [self.subject_source, self.body_source, self.plain_text_body], separators=(",", ":")
+        )
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    @property
+    def _body_kind(self) -> str:
+        return "text" if self.plain_text_body else "html"
+
     def check(self) -> None:
-        """Raise TemplateError unless both templates compile and render the sample booking without unknown names."""
-        for which, kind, source in (
-            ("subject", "text", self.subject_source),
-            ("body", "html", self.body_source),
-        ):
+        """Raise TemplateError unless both templates are short enough, use only known names and tags, and render the
+        sample booking."""
+        for which, kind, source, limit in self._parts():
+            if len(source) > limit:
+                raise TemplateError(which, f"the template is {len(source)} characters long; at most {limit}")
             try:
-                _checked(kind, source)
-            except LiquidError as exc:
+                _compiled(kind, source)
+            except _Refused as exc:
                 raise TemplateError(which, str(exc)) from exc
+        self.render(drops.sample())
 
-    def render(self, context: dict[str, Any]) -> tuple[str, str]:
-        """(subject, body) for one booking; the subject is a single line of plain text."""
-        try:
-            subject = _compiled("text", self.subject_source).render(**context)
-            body = _compiled("html", self.body_source).render(**context)
-        except LiquidError as exc:
-            raise TemplateError("subject or body", str(exc)) from exc
-        return " ".join(subject.split())[:255], body
+    def _parts(self) -> Iterator[tuple[str, str, str, int]]:
+        yield "subject", "text", self.subject_source, LIMITS.subject_source
+        yield "body", self._body_kind, self.body_source, LIMITS.body_source
+
+    def render(self, context: Mapping[str, Any]) -> tuple[str, str]:
+        """(subject, body) for one booking's context (``drops.context``); the subject is one line of plain text of
+        at most ``LIMITS.subject`` characters. TemplateError when the booking's data makes a template fail."""
+        subject = _render("text", "subject", self.subject_source, context)
+        body = _render(self._body_kind, "body", self.body_source, context)
+        return " ".join(subject.split())[: LIMITS.subject], body
 
 
-def templates_of(integration: Integration) -> Templates:
+def templates_of(integration: Any) -> Templates:
     """The integration's templates, or the defaults for those it leaves empty."""
     return Templates(
-        integration.subject_template or DEFAULT_SUBJECT, integration.body_template or DEFAULT_BODY
+        integration.subject_template or DEFAULT_SUBJECT,
+        integration.body_template or DEFAULT_BODY,
+        bool(getattr(integration.options, "plain_text_body", False)),
     )

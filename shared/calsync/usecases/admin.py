@@ -88,7 +88,7 @@ def create_integration(deps: AdminDeps, integration: Integration) -> Integration
     """Store a new integration, as stored; a template that would fail at sync time is refused now (TemplateError,
     with line and column). The same integration sent again (a retried request with its own id) is the one stored,
     not a second one; an id in use by another configuration is a ConflictError."""
-    templates_of(integration)
+    templates_of(integration).check()
     try:
         return deps.integrations.create(integration)
     except ConflictError:
@@ -122,7 +122,7 @@ def integration_at(deps: AdminDeps, integration_id: str, version: int) -> Integr
 def update_integration(deps: AdminDeps, integration: Integration, expected_version: int) -> Integration:
     """Store a changed integration over ``expected_version``, as stored (its new version); its templates are checked
     as at creation (TemplateError), a version that moved meanwhile is a PreconditionFailedError."""
-    templates_of(integration)
+    templates_of(integration).check()
     return deps.integrations.update(integration, expected_version)
 
 

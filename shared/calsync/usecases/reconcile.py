@@ -383,7 +383,11 @@ def _wanted_content(
     deps: ReconcileDeps, integration: Integration, mapping: Mapping, booking: Booking
 ) -> EventContent | None:
     """How ``booking`` should show in this mailbox, or None when it should not (the event path's rules)."""
-    content = content_of(integration, booking) if booking.is_active else None
+    content = (
+        content_of(integration, booking, deps.mailbox.booking.bookings_for(integration))
+        if booking.is_active
+        else None
+    )
     actions = plan_outbound(
         content,
         booking,

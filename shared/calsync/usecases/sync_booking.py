@@ -48,7 +48,7 @@ from calsync.ports import (
     Metric,
     Telemetry,
 )
-from calsync.rendering import booking_context, templates_of
+from calsync.rendering import About, for_booking, kind_of, templates_of
 from calsync.usecases.booking_executor import ExecutionReport, Executor
 
 
@@ -95,7 +95,7 @@ def sync_booking(
         record_failure(deps, message, str(exc))
         raise
     try:
-        content = None if booking is None else content_of(integration, booking)
+        content = None if booking is None else content_of(integration, booking, source)
     except PermanentError as exc:  # a template that cannot render this booking: retrying would not help
         record_failure(deps, message, str(exc), booking)
         raise
@@ -132,11 +132,19 @@ def _wrote(report: ExecutionReport) -> bool:
     return bool(report.created or report.updated or report.recovered or report.deleted)
 
 
-def content_of(integration: Integration, booking: Booking) -> EventContent:
-    """How the booking should look in Outlook, templates rendered."""
-    company = str(booking.details.get("company_name", ""))
-    subject, body = templates_of(integration).render(booking_context(booking, company))
-    return desired_content(booking, integration.id, subject, body, integration.options)
+def content_of(integration: Integration, booking: Booking, source: BookingSource) -> EventContent:
+    """How the booking should look in Outlook, templates rendered with JRNI's drops (TemplateError when this
+    booking's data makes a template fail: a permanent failure, named in the mapping's status)."""
+    templates = templates_of(integration)
+    context = for_booking(
+        booking,
+        source.records(booking),
+        About(integration.name, integration.id, kind_of(booking), integration.options.block_subject),
+    )
+    subject, body = templates.render(context)
+    return desired_content(
+        booking, integration.id, subject, body, integration.options, is_html=not templates.plain_text_body
+    )
 
 
 def is_our_block(deps: BookingDeps, integration: Integration, booking: Booking) -> bool:

@@ -142,7 +142,9 @@ FULL_INTEGRATION = Integration(
         token_url="http://127.0.0.1:8089/token",
     ),
     webhook_secret_name="calsync/int-7/webhook",
-    options=SyncOptions(include_buffers=False, sync_jrni_blocks=False, block_subject="Busy elsewhere"),
+    options=SyncOptions(
+        include_buffers=False, sync_jrni_blocks=False, block_subject="Busy elsewhere", plain_text_body=True
+    ),
     subject_template="{{ service.name }}",
     body_template="<p>{{ client.name }}</p>",
     appointment_lock=False,

@@ -68,6 +68,7 @@ class SyncOptionsMap(_Map):
     include_buffers = BooleanAttribute()
     sync_jrni_blocks = BooleanAttribute()
     block_subject = UnicodeAttribute()
+    plain_text_body = BooleanAttribute(null=True)  # absent on integrations stored before the choice existed
 
 
 class IntegrationRecord(Model):

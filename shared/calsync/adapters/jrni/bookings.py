@@ -16,6 +16,7 @@ from calsync.adapters.jrni.client import JrniClient
 from calsync.domain import (
     Booking,
     BookingKind,
+    BookingRecords,
     BookingStatus,
     JrniKey,
     PermanentError,
@@ -45,6 +46,31 @@ class JrniBookingSource:
         if found is None:
             return None
         return booking_from_json(found, company_id, self._zone(company_id, found))
+
+    def records(self, booking: Booking) -> BookingRecords:
+        """The company, service, staff member and resource of ``booking``, for its subject and body: each read at
+        most once in a few minutes (``JrniClient.find_recent``); one JRNI cannot give is left out, not an error."""
+        company_id = booking.key.company_id
+        row = booking.details.get("json")
+        links = row.get("_links", {}) if isinstance(row, dict) else {}
+        service_id = row.get("service_id") if isinstance(row, dict) else None
+
+        def read(kind: str, plural: str, ident: object) -> Json | None:
+            if ident in (None, ""):
+                return None
+            link = links.get(kind) if isinstance(links, dict) else None
+            href = link.get("href") if isinstance(link, dict) else None
+            path = href if isinstance(href, str) and href else f"/api/v1/admin/{company_id}/{plural}/{ident}"
+            found = self.client.find_recent(path)
+            return found if isinstance(found, dict) else None
+
+        company = self.client.find_recent(f"/api/v1/admin/{company_id}/company")
+        return BookingRecords(
+            company=company if isinstance(company, dict) else None,
+            service=read("service", "services", service_id),
+            person=read("person", "people", booking.person_id),
+            resource=read("resource", "resources", booking.resource_id),
+        )
 
     def changed_since(self, since: datetime) -> list[Booking]:
         """Every booking and block of the company tree JRNI changed at or after ``since``, cancelled ones included: one
@@ -152,6 +178,8 @@ def booking_from_json(row: Json, company_id: str, zone: tzinfo | None) -> Bookin
         post_time=timedelta(minutes=_int(row.get("post_time"))),
         updated_at=_when(updated, "updated_at", booking_id) if updated else None,
         details={
+            # JRNI's own JSON for the booking: what its Liquid drops are made of (rendering.drops).
+            "json": row,
             "service_name": _text(row.get("service_name")),
             "client_name": _text(row.get("client_name")),
             "client_email": _text(row.get("client_email")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ Json = dict[str, Any]
 
 _SECRET_FIELDS = ("app_id", "email", "password")  # app_key is optional: newer JRNI tenants need App-Id only
 _VERSION_SUFFIX = re.compile(r"/api/v\d+$")
+RECENT_FOR = 300.0  # seconds a company, service or staff member read for a booking's subject is used again
+_RECENT_MAX = 512
 _MAX_PAGES = 10_000  # a server whose "next" never ends must not keep a Lambda busy forever
 # The most one answer may hold (decoded): a page of JRNI's is a few hundred kB; more is a broken or hostile server.
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
@@ -90,6 +93,8 @@ class JrniClient:
         self._email = secret["email"]
         self._password = secret["password"]
         self._token: str | None = None
+        self._recent: dict[str, tuple[float, Json | None]] = {}
+        self._recent_lock = threading.Lock()
         self._http = session or requests.Session()
         self._http.headers.update({"App-Id": secret["app_id"], "Accept": "application/json"})
         if secret.get("app_key"):
@@ -110,6 +115,21 @@ class JrniClient:
     def find(self, path: str, params: Mapping[str, str | int] | None = None) -> Json | None:
         """GET a resource that may legitimately be missing: None on 404."""
         return self.request("GET", path, params=params, missing_ok=True)
+
+    def find_recent(self, path: str) -> Json | None:
+        """``find``, answered from what was read in the last ``RECENT_FOR`` seconds when it was: for what changes
+        seldom and is shown beside every booking (a company, a service, a staff member)."""
+        now = time.monotonic()
+        with self._recent_lock:
+            kept = self._recent.get(path)
+            if kept is not None and now - kept[0] < RECENT_FOR:
+                return kept[1]
+        found = self.find(path)
+        with self._recent_lock:
+            if len(self._recent) >= _RECENT_MAX:
+                self._recent.clear()
+            self._recent[path] = (now, found)
+        return found
 
     def get_all(self, path: str, key: str, params: Mapping[str, str | int] | None = None) -> Iterator[Json]:
         """Every ``_embedded[key]`` row of a collection, following ``_links.next`` page after page."""

@@ -67,6 +67,7 @@ class OptionsIn(_Strict):
     include_buffers: bool = True
     sync_jrni_blocks: bool = True
     block_subject: str = Field(default="Unavailable", min_length=1, max_length=255)
+    plain_text_body: bool = Field(default=False, description="the body template writes plain text, not HTML")
 
 
 class IntegrationIn(_Strict):
@@ -80,8 +81,16 @@ class IntegrationIn(_Strict):
         description=_SECRET_NAME.format(part="webhook") + ': {"username","password"} or {"token"}',
     )
     options: OptionsIn = OptionsIn()
-    subject_template: str | None = None
-    body_template: str | None = None
+    subject_template: str | None = Field(
+        default=None,
+        max_length=2_000,
+        description="Liquid; none: the default (README, Subject and body templates)",
+    )
+    body_template: str | None = Field(
+        default=None,
+        max_length=16_000,
+        description="Liquid; none: the default (README, Subject and body templates)",
+    )
     appointment_lock: bool = True
     auto_confirm: bool = False
     test_endpoints: bool = Field(
@@ -207,6 +216,7 @@ def integration_json(integration: Integration) -> dict[str, Any]:
             "include_buffers": integration.options.include_buffers,
             "sync_jrni_blocks": integration.options.sync_jrni_blocks,
             "block_subject": integration.options.block_subject,
+            "plain_text_body": integration.options.plain_text_body,
         },
         "subject_template": integration.subject_template,
         "body_template": integration.body_template,

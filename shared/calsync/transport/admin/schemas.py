@@ -52,6 +52,7 @@ class OptionsOut(Out):
     include_buffers: bool
     sync_jrni_blocks: bool
     block_subject: str
+    plain_text_body: bool
 
 
 class IntegrationOut(Out):
