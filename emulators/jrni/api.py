@@ -1,4 +1,5 @@
-"""The admin REST API under ``/api/v1`` (also ``/api/v3``, ``/api/v5``): login, staff, schedules, bookings, blocks.
+"""The admin REST API under ``/api/v1`` (also ``/api/v3``, ``/api/v5``): login, staff, schedules, bookings, blocks;
+and the few public reads its links lead to (a company's questions and address).
 
 Handlers parse the request, call ``State``, shape the answer with ``hal``; errors are ``JrniError`` and become HTTP
 statuses in ``app.error_middleware``.
@@ -135,6 +136,37 @@ async def get_company(request: web.Request) -> web.Response:
     """GET /admin/{company_id}/company."""
     emu, _, company_id = admin_token(request)
     return web.json_response(hal.company_json(emu.state, api_base(request), emu.state.company(company_id)))
+
+
+async def get_address(request: web.Request) -> web.Response:
+    """GET /{c}/addresses/{id}: a company's address (public: App-Id only, as BBDOC company.md)."""
+    emu = emulator(request)
+    address = emu.state.address(int(request.match_info["company_id"]), path_id(request))
+    return web.json_response(hal.address_json(api_base(request), address))
+
+
+# ---------------------------------------------------------------------------------------------------- questions
+
+
+async def list_questions(request: web.Request) -> web.Response:
+    """GET /{c}/questions{?detail_group_id} (public) and /admin/{c}/questions: the custom booking questions a
+    booking of this company can answer (its own and its parent companies'), each with its ``reference`` slug."""
+    emu = emulator(request)
+    if "/admin/" in request.path:
+        _, _, company_id = admin_token(request)
+    else:
+        company_id = int(request.match_info["company_id"])
+    rows = emu.state.company_questions(company_id, query_int(request, "detail_group_id", 1))
+    api = api_base(request)
+    return paged(request, "questions", rows, lambda q: hal.question_json(api, q), 100)
+
+
+async def get_question(request: web.Request) -> web.Response:
+    """GET /{c}/questions/{id} (public)."""
+    emu = emulator(request)
+    company = emu.state.company(int(request.match_info["company_id"]))
+    question = emu.state.question(company.id, path_id(request))
+    return web.json_response(hal.question_json(api_base(request), question))
 
 
 async def list_people(request: web.Request) -> web.Response:
@@ -393,6 +425,11 @@ def add_routes(app: web.Application) -> None:
         app.router.add_post(p + r"/login/admin/{company_id:\d+}", login)
         app.router.add_delete(f"{p}/login", logout)
         app.router.add_get(f"{a}/company", get_company)
+        app.router.add_get(f"{a}/questions", list_questions)
+        public = p + r"/{company_id:\d+}"
+        app.router.add_get(f"{public}/questions", list_questions)
+        app.router.add_get(f"{public}/questions/{i}", get_question)
+        app.router.add_get(f"{public}/addresses/{i}", get_address)
         app.router.add_get(f"{a}/people", list_people)
         app.router.add_get(f"{a}/people/{i}", get_person)
         app.router.add_put(f"{a}/people/{i}/block", block)

@@ -11,12 +11,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .state import (
+    ADDRESS_TEXT,
     STATUS_BLOCKED,
+    Address,
     Admin,
+    Answer,
     Booking,
     Client,
     Company,
     Person,
+    Question,
     Resource,
     Schedule,
     Service,
@@ -59,15 +63,103 @@ def company_json(state: State, api: str, company: Company) -> Json:
     }
     if company.parent_id is not None:
         links["parent"] = link(f"{api}/admin/{company.parent_id}/company")
+    if company.address is not None:
+        links["address"] = link(address_href(api, company.address))
+    links["questions"] = link(f"{api}/{company.id}/questions{{?detail_group_id}}", True)
     return {
         "id": company.id,
         "name": company.name,
+        "description": company.description,
+        "reference": company.reference,
+        "ref": company.reference,
         "timezone": company.timezone,
+        "currency_code": company.currency_code,
+        "country_code": company.country_code,
+        "locale": company.locale,
+        "available_locales": [company.locale],
+        "website": company.website,
+        "live": True,
+        "disabled": False,
+        "extra": dict(company.extra),
+        "address_id": company.address.id if company.address is not None else None,
+        "address": address_json(api, company.address) if company.address is not None else None,
         "parent_id": company.parent_id,
         "children_count": len(children),
         "multi_status": ["no_show", "checked_in", "completed"],
         "_embedded": {"children": [_company_brief(api, c) for c in children]},
         "_links": links,
+    }
+
+
+def address_href(api: str, address: Address) -> str:
+    """Where an address is read: ``/{company_id}/addresses/{id}`` (BBDOC company.md)."""
+    return f"{api}/{address.company_id}/addresses/{address.id}"
+
+
+def address_json(api: str, address: Address) -> Json:
+    """An address as the company JSON embeds it and ``/{c}/addresses/{id}`` answers (BBDOC company.md)."""
+    out: Json = {"id": address.id}
+    out.update({key: getattr(address, key) for key in ADDRESS_TEXT})
+    out.update({"lat": address.lat, "long": address.long})
+    lines = [getattr(address, key) for key in ("address1", "address2", "address3", "address4", "address5")]
+    lines += [address.postcode, address.country]
+    out["map_marker"] = ",+".join(line.replace(" ", "+") for line in lines if line)
+    out["homephone"] = address.phone
+    out["extra"] = {}
+    out["_links"] = {"self": link(address_href(api, address))}
+    return out
+
+
+def question_json(api: str, question: Question) -> Json:
+    """A custom question (BBDOC admin-bookings.md ``_embedded.answers[]._embedded.question``) with its slug."""
+    out: Json = {
+        "id": question.id,
+        "name": question.name,
+        "reference": question.reference,
+        "detail_type": question.detail_type,
+        "required": question.required,
+        "important": False,
+        "admin_only": question.admin_only,
+        "applies_to": 0,
+        "ask_member": True,
+        "help_text": question.help_text,
+        "settings": {},
+        "price": 0,
+        "price_per_booking": False,
+        "outcome": False,
+        "company_id": question.company_id,
+        "detail_group_id": question.detail_group_id,
+        "_links": {"self": link(f"{api}/{question.company_id}/questions/{question.id}")},
+    }
+    if question.options:
+        out["options"] = [
+            {"id": question.id * 100 + n, "name": name, "price": 0, "is_default": False}
+            for n, name in enumerate(question.options, 1)
+        ]
+    return out
+
+
+def answer_json(api: str, answer: Answer, question: Question) -> Json:
+    """One of a booking's ``_embedded.answers`` (BBDOC admin-bookings.md), plus ``name`` like answers_summary."""
+    return {
+        "id": answer.id,
+        "value": answer.value,
+        "price": 0,
+        "question_id": question.id,
+        "name": question.name,
+        "question_text": question.name,
+        "admin_only": question.admin_only,
+        "important": False,
+        "outcome": False,
+        "company_id": question.company_id,
+        "_embedded": {"question": question_json(api, question)},
+        "_links": {
+            "self": link(f"{api}/{question.company_id}/answers/{answer.id}"),
+            "question": {
+                "title": question.name,
+                "href": f"{api}/{question.company_id}/questions/{question.id}",
+            },
+        },
     }
 
 
@@ -119,14 +211,15 @@ def _staff_common(state: State, api: str, obj: Person | Resource, kind: str) -> 
     return {
         "id": obj.id,
         "name": obj.name,
-        "description": None,
+        "description": obj.description,
         "type": kind,
         "email": obj.email,
         "ews_email": obj.ews_email,
-        "mobile": None,
-        "phone": None,
+        "mobile": obj.mobile,
+        "phone": obj.phone,
         "phone_prefix": None,
-        "reference": None,
+        "reference": obj.reference,
+        "extra": dict(obj.extra),
         "deleted": obj.deleted,
         "disabled": obj.disabled,
         "company_id": obj.company_id,
@@ -134,7 +227,8 @@ def _staff_common(state: State, api: str, obj: Person | Resource, kind: str) -> 
         "schedule_id": obj.schedule_id,
         "service_ids": [s.id for s in state.of_company(state.services, obj.company_id)],
         "never_booked": False,
-        "group_id": None,
+        "group_id": obj.group_id,
+        "group_name": obj.group_name,
         "origin": "emulator seed",
         "created_at": utc_iso(obj.created_at),
         "updated_at": utc_iso(obj.created_at),
@@ -191,19 +285,31 @@ def resource_json(state: State, api: str, resource: Resource) -> Json:
 
 def service_json(api: str, service: Service) -> Json:
     """A service."""
+    links: Json = {"self": link(f"{api}/admin/{service.company_id}/services/{service.id}")}
+    if service.detail_group_id is not None:
+        links["questions"] = link(
+            f"{api}/{service.company_id}/questions?detail_group_id={service.detail_group_id}"
+        )
     return {
         "id": service.id,
         "company_id": service.company_id,
         "name": service.name,
+        "description": service.description,
+        "reference": service.reference,
+        "type": "service",
         "duration": service.duration,
         "durations": [service.duration],
+        "price": service.price,
+        "prices": [service.price],
+        "extra": dict(service.extra),
+        "detail_group_id": service.detail_group_id,
         "pre_time": service.pre_time,
         "post_time": service.post_time,
         "booking_type_public": service.booking_type_public,
         "booking_type_member": service.booking_type_member,
         "disabled": False,
         "deleted": False,
-        "_links": {"self": link(f"{api}/admin/{service.company_id}/services/{service.id}")},
+        "_links": links,
     }
 
 
@@ -244,7 +350,7 @@ def client_json(api: str, client: Client | None, company: Company) -> Json | Non
         "email": client.email,
         "mobile": client.mobile,
         "phone": client.phone,
-        "reference": None,
+        "reference": client.reference,
         "time_zone": company.timezone,
         "address1": client.address1,
         "address2": client.address2,
@@ -302,12 +408,16 @@ def booking_json(state: State, api: str, booking: Booking) -> Json:
         "cancel": link(f"{base}/cancel{{?notify,cancel_reason}}", True),
         "comms": link(f"{base}/comms"),
         "check_in": link(f"{base}/multi_status"),
-        "questions": link(f"{api}/{booking.company_id}/questions"),
+        "questions": link(
+            f"{api}/{booking.company_id}/questions"
+            + (f"?detail_group_id={service.detail_group_id}" if service and service.detail_group_id else "")
+        ),
         "company": link(f"{admin}/company"),
     }
+    if company.address is not None:
+        links["address"] = link(address_href(api, company.address))  # the company's, as in BBDOC's sample
     if client:
         links["client"] = link(f"{admin}/client/{client.id}")
-        links["address"] = link(f"{admin}/client/{client.id}/address")
     if person:
         links["person"] = link(f"{admin}/people/{person.id}")
     if resource:
@@ -319,6 +429,7 @@ def booking_json(state: State, api: str, booking: Booking) -> Json:
     settings = {"obfuscated_id": obfuscated_id("booking", booking.id), **booking.settings}
     settings.setdefault("who_updated", booking.booked_by_email or booking.booked_by)
     private_notes = [{"id": 1, "note": booking.private_note}] if booking.private_note else []
+    answered = [(a, state.questions[a.question_id]) for a in booking.answers]
     return {
         "id": booking.id,
         "full_describe": booking_describe(state, booking),
@@ -378,15 +489,18 @@ def booking_json(state: State, api: str, booking: Booking) -> Json:
         "external_cal_id": booking.external_cal_id,
         "settings": settings,
         "slot_settings": {},
-        "answers_summary": [],
+        "answers_summary": [{"question_id": q.id, "name": q.name, "answer": a.value} for a, q in answered],
         "survey_answers_summary": [],
-        "questions": {},
+        "questions": {str(q.id): {"answer": a.value, "name": q.name} for a, q in answered},
         "min_cancellation_time": None,
         "booked_by": booking.booked_by,
         "booked_by_email": booking.booked_by_email,
         "user_id": None,
         "ticket_name": None,
-        "_embedded": {"client": client_json(api, client, company), "answers": []},
+        "_embedded": {
+            "client": client_json(api, client, company),
+            "answers": [answer_json(api, a, q) for a, q in answered],
+        },
         "_links": links,
     }
 

@@ -43,8 +43,37 @@ CLIENT_DETAILS = (
     "country",
 )  # optional client {…} keys kept beside first_name / last_name
 
+ADDRESS_TEXT = (
+    "name",
+    "address1",
+    "address2",
+    "address3",
+    "address4",
+    "address5",
+    "postcode",
+    "country",
+    "map_url",
+    "phone",
+)  # an address's text fields (BBDOC company.md); lat and long are numbers
+
+# JRNI's question types (BBNG question directives); a question's answer is kept as text whatever its type.
+DETAIL_TYPES = (
+    "text_field",
+    "text_area",
+    "select",
+    "select-price",
+    "radio",
+    "radio-price",
+    "check",
+    "check-price",
+    "date",
+)
+_SLUG = re.compile(r"[a-z][a-z0-9_]*")  # a question reference: what Liquid's booking.<reference> names
+
 FIRST_BOOKING_ID = 100001
 FIRST_SLOT_ID = 900001  # a different range from bookings, so a client mixing the two ids gets a 404
+FIRST_ADDRESS_ID = 52001
+FIRST_ANSWER_ID = 700001
 
 
 class JrniError(Exception):
@@ -100,11 +129,39 @@ class App:
 
 
 @dataclass
+class Address:
+    """A postal address (BBDOC company.md): a company's, shown in the company JSON and at ``/{c}/addresses/{id}``."""
+
+    id: int
+    company_id: int
+    name: str | None = None
+    address1: str | None = None
+    address2: str | None = None
+    address3: str | None = None
+    address4: str | None = None
+    address5: str | None = None
+    postcode: str | None = None
+    country: str | None = None
+    map_url: str | None = None
+    phone: str | None = None
+    lat: float | None = None
+    long: float | None = None
+
+
+@dataclass
 class Company:
     id: int
     name: str
     timezone: str
     parent_id: int | None = None
+    description: str | None = None
+    reference: str | None = None  # shown as both ``reference`` and ``ref`` (the company drop has both)
+    currency_code: str = "GBP"
+    country_code: str = "gb"
+    locale: str = "en"
+    website: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # the drop's ``extras.*``
+    address: Address | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -131,6 +188,13 @@ class Bookable:
     schedule_id: int | None = None
     disabled: bool = False
     deleted: bool = False
+    description: str | None = None
+    phone: str | None = None
+    mobile: str | None = None
+    reference: str | None = None
+    group_id: int | None = None
+    group_name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -154,6 +218,11 @@ class Service:
     post_time: int = 0
     booking_type_public: str = "booking"  # "reservation": bookings start awaiting confirmation (jrni-gaps §1)
     booking_type_member: str = "booking"
+    description: str | None = None
+    price: int = 0  # in the currency's minor unit (pence), as JRNI's ``prices``
+    reference: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    detail_group_id: int | None = None  # the question group asked when booking it
 
     def starts_as_reservation(self, channel: str) -> bool:
         """Whether a booking made on this service through ``channel`` starts as a reservation (README.md)."""
@@ -185,10 +254,39 @@ class Client:
     address5: str | None = None
     postcode: str | None = None
     country: str | None = None
+    reference: str | None = None
 
     @property
     def name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+
+@dataclass
+class Question:
+    """A custom booking question (BBDOC admin-bookings.md ``_embedded.answers[]._embedded.question``).
+
+    ``reference`` is its slug: the Liquid booking drop shows the answer as ``booking.<reference>``.
+    """
+
+    id: int
+    company_id: int
+    name: str
+    reference: str
+    detail_type: str = "text_field"
+    required: bool = False
+    admin_only: bool = False
+    help_text: str | None = None
+    options: list[str] = field(default_factory=list)
+    detail_group_id: int | None = None
+
+
+@dataclass
+class Answer:
+    """A booking's answer to one question, kept as text."""
+
+    id: int
+    question_id: int
+    value: str
 
 
 @dataclass
@@ -231,6 +329,7 @@ class Booking:
     slot_id: int | None = None
     purchase_id: int = 0
     price: int = 0
+    answers: list[Answer] = field(default_factory=list)  # by question id
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -357,19 +456,101 @@ def _parse_range(part: str, name: str) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------------------- seed
 
 
+_STAFF_DETAILS = {"description", "phone", "mobile", "reference", "group_id", "group_name", "extra"}
+_COMPANY_DETAILS = {"description", "reference", "currency_code", "country_code", "locale", "website", "extra"}
+
 _SEED_SCHEMA: dict[str, tuple[set[str], set[str]]] = {
     # section: (required keys, optional keys)
     "apps": ({"app_id", "app_key"}, set()),
-    "companies": ({"id", "name", "timezone"}, {"parent_id"}),
+    "companies": ({"id", "name", "timezone"}, {"parent_id", "address"} | _COMPANY_DETAILS),
     "admins": ({"email", "password", "company_id"}, {"name"}),
-    "people": ({"id", "company_id", "name", "email"}, {"ews_email", "schedule_id", "disabled", "deleted"}),
-    "resources": ({"id", "company_id", "name"}, {"email", "ews_email", "schedule_id", "disabled", "deleted"}),
+    "people": (
+        {"id", "company_id", "name", "email"},
+        {"ews_email", "schedule_id", "disabled", "deleted"} | _STAFF_DETAILS,
+    ),
+    "resources": (
+        {"id", "company_id", "name"},
+        {"email", "ews_email", "schedule_id", "disabled", "deleted"} | _STAFF_DETAILS,
+    ),
     "services": (
         {"id", "company_id", "name", "duration"},
-        {"pre_time", "post_time", "booking_type_public", "booking_type_member"},
+        {
+            "pre_time",
+            "post_time",
+            "booking_type_public",
+            "booking_type_member",
+            "description",
+            "price",
+            "reference",
+            "extra",
+            "detail_group_id",
+        },
     ),
     "schedules": ({"id", "company_id", "name", "rules"}, set()),
+    "questions": (
+        {"id", "company_id", "name", "reference"},
+        {"detail_type", "required", "admin_only", "help_text", "options", "detail_group_id"},
+    ),
+    "clients": ({"id", "company_id", "first_name", "last_name"}, set(CLIENT_DETAILS) | {"reference"}),
 }
+
+
+def _text(row: dict[str, Any], key: str, where: str) -> str | None:
+    """An optional string field of a seed row (absent or null: None)."""
+    value = row.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadRequestError(f"{where}.{key} must be a string")
+    return value
+
+
+def parse_extra(value: Any, name: str) -> dict[str, Any]:
+    """Custom fields (``extra``, the drops' ``extras.*``): an object of strings, numbers, booleans or nulls."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequestError(f"{name} must be an object")
+    for key, item in value.items():
+        if not (item is None or isinstance(item, str | int | float | bool)):
+            raise BadRequestError(f"{name}.{key} must be a string, number, boolean or null")
+    return dict(value)
+
+
+def _parse_address(value: Any, where: str, company_id: int) -> Address | None:
+    """A company's ``address`` object from the seed (id 0 until stored)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequestError(f"{where} must be an object")
+    unknown = set(value) - set(ADDRESS_TEXT) - {"lat", "long"}
+    if unknown:
+        raise BadRequestError(f"{where} has unknown key(s): {', '.join(sorted(unknown))}")
+    coordinates: dict[str, float | None] = {}
+    for key, bound in (("lat", 90), ("long", 180)):
+        number = value.get(key)
+        if number is not None and (
+            isinstance(number, bool)
+            or not isinstance(number, int | float)
+            or not math.isfinite(number)
+            or not -bound <= number <= bound
+        ):
+            raise BadRequestError(f"{where}.{key} must be a number from -{bound} to {bound}")
+        coordinates[key] = None if number is None else float(number)
+    address = Address(id=0, company_id=company_id, lat=coordinates["lat"], long=coordinates["long"])
+    for key in ADDRESS_TEXT:
+        setattr(address, key, _text(value, key, where))
+    return address
+
+
+def answer_text(value: Any, name: str) -> str:
+    """An answer as JRNI keeps it, text: a string as given, a number or boolean written out (``true``/``false``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return str(value)
+    raise BadRequestError(f"{name} must be a string, number or boolean")
+
 
 T = TypeVar("T")
 Change = tuple[str, Booking]  # a webhook trigger and the booking as it was right after that change
@@ -393,6 +574,7 @@ class State:
         self.services: dict[int, Service] = {}
         self.schedules: dict[int, Schedule] = {}
         self.clients: dict[int, Client] = {}
+        self.questions: dict[int, Question] = {}
         self.bookings: dict[int, Booking] = {}
         self.slots: dict[int, int] = {}  # slot id -> id of its status-3 booking
         self.tokens: dict[str, Token] = {}
@@ -400,6 +582,8 @@ class State:
         self._next_slot_id = FIRST_SLOT_ID
         self._next_client_id = 1
         self._next_purchase_id = 500001
+        self._next_address_id = FIRST_ADDRESS_ID
+        self._next_answer_id = FIRST_ANSWER_ID
 
     # ------------------------------------------------------------------------------------------ seeding
 
@@ -437,12 +621,17 @@ class State:
                     f"{where}.timezone is not an IANA time zone: {r['timezone']!r}"
                 ) from None
             parent = r.get("parent_id")
+            company_id = parse_int(r["id"], f"{where}.id", 1)
+            details = {key: _text(r, key, where) for key in _COMPANY_DETAILS - {"extra"}}
             companies.append(
                 Company(
-                    parse_int(r["id"], f"{where}.id", 1),
+                    company_id,
                     str(r["name"]),
                     str(r["timezone"]),
                     None if parent is None else parse_int(parent, f"{where}.parent_id"),
+                    extra=parse_extra(r.get("extra"), f"{where}.extra"),
+                    address=_parse_address(r.get("address"), f"{where}.address", company_id),
+                    **{key: value for key, value in details.items() if value is not None},
                 )
             )
         company_ids = set(self.companies) | {c.id for c in companies}
@@ -493,6 +682,12 @@ class State:
                 "schedule_id": schedule_id,
                 "disabled": parse_bool(row.get("disabled", False), f"{where}.disabled"),
                 "deleted": parse_bool(row.get("deleted", False), f"{where}.deleted"),
+                **{key: _text(row, key, where) for key in ("description", "phone", "mobile", "reference")},
+                "group_id": None
+                if row.get("group_id") is None
+                else parse_int(row["group_id"], f"{where}.group_id", 1),
+                "group_name": _text(row, "group_name", where),
+                "extra": parse_extra(row.get("extra"), f"{where}.extra"),
                 "created_at": now,
             }
 
@@ -520,6 +715,42 @@ class State:
                     parse_minutes(r.get("pre_time", 0), f"{where}.pre_time", 0, MAX_BUFFER_MINUTES),
                     parse_minutes(r.get("post_time", 0), f"{where}.post_time", 0, MAX_BUFFER_MINUTES),
                     **types,
+                    description=_text(r, "description", where),
+                    price=parse_int(r.get("price", 0), f"{where}.price", 0),
+                    reference=_text(r, "reference", where),
+                    extra=parse_extra(r.get("extra"), f"{where}.extra"),
+                    detail_group_id=None
+                    if r.get("detail_group_id") is None
+                    else parse_int(r["detail_group_id"], f"{where}.detail_group_id", 1),
+                )
+            )
+        questions = [
+            self._seed_question(r, f"seed.questions[{i}]") for i, r in enumerate(data.get("questions", []))
+        ]
+        for question in questions:
+            if question.company_id not in company_ids:
+                raise BadRequestError(
+                    f"question {question.id}: company_id {question.company_id} is not a known company"
+                )
+        references = {(q.company_id, q.reference): q.id for q in self.questions.values()}
+        for question in questions:
+            taken = references.setdefault((question.company_id, question.reference), question.id)
+            if taken != question.id:
+                raise BadRequestError(
+                    f"question {question.id}: reference {question.reference!r} is already question {taken}'s "
+                    "in that company (a reference names one answer in Liquid)"
+                )
+        clients = []
+        for i, r in enumerate(data.get("clients", [])):
+            where = f"seed.clients[{i}]"
+            clients.append(
+                Client(
+                    id=parse_int(r["id"], f"{where}.id", 1),
+                    company_id=company_of(r, where),
+                    first_name=_text(r, "first_name", where) or "",
+                    last_name=_text(r, "last_name", where) or "",
+                    reference=_text(r, "reference", where),
+                    **{key: _text(r, key, where) for key in CLIENT_DETAILS},
                 )
             )
         self._check_unique("people", [p.id for p in people], self.people)
@@ -527,15 +758,53 @@ class State:
         self._check_unique("services", [s.id for s in services], self.services)
         self._check_unique("admins", [a.email for a in admins], self.admins)
         self._check_unique("apps", [a.app_id for a in apps], self.apps)
+        self._check_unique("questions", [q.id for q in questions], self.questions)
+        self._check_unique("clients", [c.id for c in clients], self.clients)
 
         # Everything is valid: apply.
         self.apps.update({a.app_id: a for a in apps})
+        for company in companies:
+            if company.address is not None:
+                company.address.id = self._next_address_id
+                self._next_address_id += 1
         self.companies.update({c.id: c for c in companies})
+        self.questions.update({q.id: q for q in questions})
+        self.clients.update({c.id: c for c in clients})
+        self._next_client_id = max([self._next_client_id, *(c.id + 1 for c in clients)])
         self.admins.update({a.email: a for a in admins})
         self.schedules.update({s.id: s for s in schedules})
         self.people.update({p.id: p for p in people})
         self.resources.update({r.id: r for r in resources})
         self.services.update({s.id: s for s in services})
+
+    @staticmethod
+    def _seed_question(row: dict[str, Any], where: str) -> Question:
+        reference = row["reference"]
+        if not isinstance(reference, str) or not _SLUG.fullmatch(reference):
+            raise BadRequestError(
+                f"{where}.reference must be a slug of lower-case letters, digits and _ starting with a letter "
+                f"(like reason_for_visit): {reference!r}"
+            )
+        detail_type = row.get("detail_type", "text_field")
+        if detail_type not in DETAIL_TYPES:
+            raise BadRequestError(f"{where}.detail_type must be one of {', '.join(DETAIL_TYPES)}")
+        options = row.get("options", [])
+        if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+            raise BadRequestError(f"{where}.options must be a list of strings")
+        return Question(
+            id=parse_int(row["id"], f"{where}.id", 1),
+            company_id=parse_int(row["company_id"], f"{where}.company_id"),
+            name=_text(row, "name", where) or "",
+            reference=reference,
+            detail_type=detail_type,
+            required=parse_bool(row.get("required", False), f"{where}.required"),
+            admin_only=parse_bool(row.get("admin_only", False), f"{where}.admin_only"),
+            help_text=_text(row, "help_text", where),
+            options=list(options),
+            detail_group_id=None
+            if row.get("detail_group_id") is None
+            else parse_int(row["detail_group_id"], f"{where}.detail_group_id", 1),
+        )
 
     @staticmethod
     def _check_unique(section: str, ids: list[Any], existing: dict[Any, Any]) -> None:
@@ -669,6 +938,33 @@ class State:
         if booking_id is None:
             raise NotFoundError(f"slot {slot_id} not found")
         return self._owned(self.bookings, booking_id, company_id, "slot")
+
+    def question(self, company_id: int, question_id: int) -> Question:
+        """A question a booking of this company can answer: the company's own or one of its ancestors' (a parent
+        company's questions serve its branches, as in BBDOC's sample), else 404 unknown / 403 another company's."""
+        question = self.questions.get(question_id)
+        if question is None:
+            raise NotFoundError(f"question {question_id} not found")
+        if not self.is_within(company_id, question.company_id):
+            raise ForbiddenError(f"question {question_id} belongs to another company")
+        return question
+
+    def company_questions(self, company_id: int, detail_group_id: int | None = None) -> list[Question]:
+        """The questions this company's bookings can answer, by id; only one question group's when asked."""
+        self.company(company_id)
+        return [
+            q
+            for _, q in sorted(self.questions.items())
+            if self.is_within(company_id, q.company_id)
+            and (detail_group_id is None or q.detail_group_id == detail_group_id)
+        ]
+
+    def address(self, company_id: int, address_id: int) -> Address:
+        """The company's address with this id, or 404."""
+        address = self.company(company_id).address
+        if address is None or address.id != address_id:
+            raise NotFoundError(f"address {address_id} not found in company {company_id}")
+        return address
 
     def of_company(self, table: dict[int, T], company_id: int) -> list[T]:
         """The rows of one company, by id."""
@@ -892,6 +1188,7 @@ class State:
         external_cal_id = _opt_str(body, "external_cal_id")
         private_note = _opt_str(body, "private_note")
         price = parse_int(body.get("price", 0), "price", 0)
+        answers = self._answers_for(company_id, body.get("questions"))
         client = self._client_for(company_id, body)
         end = self._end_of(start, duration, pre_time, post_time)
         self._check_free(
@@ -925,11 +1222,38 @@ class State:
             booked_by_email=booked_by_email,
             purchase_id=self._new_purchase_id(),
             price=price,
+            answers=self._merge_answers([], answers),
             created_at=now,
             updated_at=now,
         )
         self.bookings[booking.id] = booking
         return booking
+
+    def _answers_for(self, company_id: int, value: Any) -> dict[int, str | None]:
+        """``questions {"<question id>": answer}`` (BBNG's getPostData) checked: each question one this company's
+        bookings can answer, each answer text (a number or boolean is written out); null clears an answer."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise BadRequestError('questions must be an object of question id to answer, like {"12": "yes"}')
+        answers: dict[int, str | None] = {}
+        for key, answer in value.items():
+            question = self.question(company_id, parse_int(key, "questions key (a question id)", 1))
+            answers[question.id] = None if answer is None else answer_text(answer, f"questions[{key!r}]")
+        return answers
+
+    def _merge_answers(self, current: list[Answer], changes: dict[int, str | None]) -> list[Answer]:
+        """The answers after ``changes``: new ones get an id, changed ones keep theirs, null removes; by question id."""
+        by_question = {a.question_id: a for a in current}
+        for question_id, value in changes.items():
+            if value is None:
+                by_question.pop(question_id, None)
+            elif question_id in by_question:
+                by_question[question_id] = Answer(by_question[question_id].id, question_id, value)
+            else:
+                by_question[question_id] = Answer(self._next_answer_id, question_id, value)
+                self._next_answer_id += 1
+        return [by_question[q] for q in sorted(by_question)]
 
     def _staff_ref(self, company_id: int, body: dict[str, Any], key: str) -> int | None:
         value = body.get(key)
@@ -1007,6 +1331,7 @@ class State:
         )
         multi_status = _opt_str(body, "current_multi_status") if "current_multi_status" in body else None
         private_note = _opt_str(body, "private_note") if "private_note" in body else booking.private_note
+        answer_changes = self._answers_for(company_id, body.get("questions"))
         end = self._end_of(start, duration, pre_time, post_time)
 
         if booking.is_block:
@@ -1041,8 +1366,12 @@ class State:
             )
 
         merged_settings = {**booking.settings, **(settings or {})}
+        current_answers = {a.question_id: a.value for a in booking.answers}
+        new_answers = {**current_answers, **answer_changes}
+        answers_change = {q: v for q, v in new_answers.items() if v is not None} != current_answers
         modified = (
-            reschedules
+            answers_change
+            or reschedules
             or (pre_time, post_time) != (booking.pre_time, booking.post_time)
             or external_cal_id != booking.external_cal_id
             or merged_settings != booking.settings
@@ -1058,6 +1387,8 @@ class State:
             booking.external_cal_id = external_cal_id
             booking.settings = merged_settings
             booking.private_note = private_note
+            if answers_change:
+                booking.answers = self._merge_answers(booking.answers, answer_changes)
             if multi_status is not None:
                 booking.current_multi_status = multi_status
             booking.updated_at = now

@@ -145,7 +145,9 @@ def data_payload(state: State, api: str, booking: Booking, trigger: str, trigger
             "joinVideoURL": None,
             "customerModifyURL": None,
             "adminModifyURL": f"{api}/admin/{booking.company_id}/bookings/{booking.id}",
-            "customBookingFields": [],
+            "customBookingFields": [
+                {"ref": state.questions[a.question_id].reference, "value": a.value} for a in booking.answers
+            ],
             "extCalendarId": booking.external_cal_id,
         },
         "queuing": None,  # the queuing section (jrni-gaps §5); null for an appointment

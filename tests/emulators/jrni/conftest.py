@@ -32,12 +32,42 @@ ALICE, BOB, CAROL, DAVE = 101, 102, 103, 201
 ROOM_1, ROOM_2, OTHER_ROOM = 151, 152, 251
 CONSULTATION, LONG_MEETING, OTHER_SERVICE = 401, 402, 501
 WEEKDAYS = 301
+REASON, VISITED, ACCOUNT_NO, OTHER_QUESTION = 1001, 1002, 1003, 2001  # custom booking questions
+ADVICE_QUESTIONS = 31  # the question group (detail_group_id) of CONSULTATION
+PRIYA = 1  # a client with a full address
+NORTH_ADDRESS = {
+    "name": "Branch North",
+    "address1": "Unit 4",
+    "address2": "22 Specimen Row",
+    "address3": "City Centre",
+    "address4": "Leeds",
+    "address5": "West Yorkshire",
+    "postcode": "ZZ2 2BB",
+    "country": "United Kingdom",
+    "lat": 53.7997,
+    "long": -1.5492,
+    "map_url": "https://maps.example.test/?q=53.7997,-1.5492",
+    "phone": "0113 496 0123",
+}
 
 SEED: dict[str, Any] = {
     "apps": [{"app_id": APP_ID, "app_key": APP_KEY}],
     "companies": [
         {"id": PARENT, "name": "Head Office", "timezone": "Europe/London", "parent_id": None},
-        {"id": NORTH, "name": "Branch North", "timezone": "Europe/London", "parent_id": PARENT},
+        {
+            "id": NORTH,
+            "name": "Branch North",
+            "timezone": "Europe/London",
+            "parent_id": PARENT,
+            "description": "Walk-in branch for advice and mortgage appointments.",
+            "reference": "BR-0011",
+            "currency_code": "GBP",
+            "country_code": "gb",
+            "locale": "en",
+            "website": "https://north.example.test",
+            "extra": {"region": "North"},
+            "address": NORTH_ADDRESS,
+        },
         {"id": SOUTH, "name": "Branch South", "timezone": "Europe/Paris", "parent_id": PARENT},
         {"id": OTHER, "name": "Other Company", "timezone": "America/New_York"},
     ],
@@ -62,6 +92,13 @@ SEED: dict[str, Any] = {
             "email": "alice@example.test",
             "ews_email": "alice@exchange.example.test",
             "schedule_id": WEEKDAYS,
+            "description": "Senior mortgage adviser",
+            "phone": "0113 496 0124",
+            "mobile": "07700 900123",
+            "reference": "STAFF-101",
+            "group_id": 61,
+            "group_name": "Mortgage advisers",
+            "extra": {"languages": "English, Urdu"},
         },
         {"id": BOB, "company_id": NORTH, "name": "Bob Banker", "email": "bob@example.test"},
         {
@@ -74,7 +111,17 @@ SEED: dict[str, Any] = {
         {"id": DAVE, "company_id": OTHER, "name": "Dave Elsewhere", "email": "dave@example.test"},
     ],
     "resources": [
-        {"id": ROOM_1, "company_id": NORTH, "name": "Room 1", "ews_email": "room1@exchange.example.test"},
+        {
+            "id": ROOM_1,
+            "company_id": NORTH,
+            "name": "Room 1",
+            "ews_email": "room1@exchange.example.test",
+            "description": "Ground floor, step-free access, seats 4",
+            "phone": "0113 496 0130",
+            "reference": "ROOM-1",
+            "group_name": "Meeting rooms",
+            "extra": {"floor": "Ground", "capacity": 4},
+        },
         {"id": ROOM_2, "company_id": NORTH, "name": "Room 2"},
         {"id": OTHER_ROOM, "company_id": OTHER, "name": "Other Room"},
     ],
@@ -86,9 +133,54 @@ SEED: dict[str, Any] = {
             "duration": 30,
             "pre_time": 5,
             "post_time": 10,
+            "description": "A first conversation with an adviser about your plans.",
+            "price": 2500,
+            "reference": "SVC-CONSULT",
+            "detail_group_id": ADVICE_QUESTIONS,
+            "extra": {"bring": "Photo ID"},
         },
         {"id": LONG_MEETING, "company_id": NORTH, "name": "Long Meeting", "duration": 60},
         {"id": OTHER_SERVICE, "company_id": OTHER, "name": "Other Service", "duration": 45},
+    ],
+    "questions": [
+        {
+            "id": REASON,
+            "company_id": PARENT,  # a parent company's question, asked in its branches
+            "name": "Reason for visit",
+            "reference": "reason_for_visit",
+            "detail_type": "text_area",
+            "required": True,
+            "detail_group_id": ADVICE_QUESTIONS,
+        },
+        {
+            "id": VISITED,
+            "company_id": NORTH,
+            "name": "Have you visited us before?",
+            "reference": "visited_before",
+            "detail_type": "select",
+            "options": ["Yes", "No"],
+            "detail_group_id": ADVICE_QUESTIONS,
+        },
+        {"id": ACCOUNT_NO, "company_id": NORTH, "name": "Account number", "reference": "account_number"},
+        {"id": OTHER_QUESTION, "company_id": OTHER, "name": "Preferred language", "reference": "language"},
+    ],
+    "clients": [
+        {
+            "id": PRIYA,
+            "company_id": NORTH,
+            "first_name": "Priya",
+            "last_name": "Patel",
+            "email": "priya.patel@example.test",
+            "mobile": "07700 900456",
+            "address1": "Flat 2",
+            "address2": "10 Example Road",
+            "address3": "Hyde Park",
+            "address4": "Leeds",
+            "address5": "West Yorkshire",
+            "postcode": "ZZ6 1AB",
+            "country": "United Kingdom",
+            "reference": "CUST-0001",
+        }
     ],
 }
 
