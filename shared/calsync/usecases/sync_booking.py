@@ -136,7 +136,14 @@ def content_of(integration: Integration, booking: Booking) -> EventContent:
     """How the booking should look in Outlook, templates rendered."""
     company = str(booking.details.get("company_name", ""))
     subject, body = templates_of(integration).render(booking_context(booking, company))
-    return desired_content(booking, integration.id, subject, body, integration.options)
+    return desired_content(
+        booking,
+        integration.id,
+        subject,
+        body,
+        integration.options,
+        templates=templates_of(integration).fingerprint,
+    )
 
 
 def is_our_block(deps: BookingDeps, integration: Integration, booking: Booking) -> bool:
