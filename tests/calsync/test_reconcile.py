@@ -12,7 +12,7 @@ from calsync.domain import BookingStatus, JrniKey, PermanentError, ResourceKind,
 from calsync.domain.messages import ReconcileMessage, ReconcileStep
 from calsync.domain.reconcile import Repairs
 from calsync.engine.reconcile import MASS_DELETE_MIN, held_back
-from calsync.ports import JrniCalendar
+from calsync.ports import JrniCalendar, Metric
 from calsync.usecases.admin import AdminDeps, update_integration
 from calsync.usecases.reconcile import RECONCILE, ReconcileDeps, reconcile
 from calsync.usecases.sync_booking import content_of
@@ -172,13 +172,27 @@ class Clock:
         return self.now
 
 
+class Counts:
+    """Telemetry that keeps its counts."""
+
+    def __init__(self) -> None:
+        self.counts: dict[Metric, int] = {}
+
+    def count(self, name: Metric, value: int = 1, *, integration_id: str = "") -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
+
+    def lag(self, name: Metric, seconds: float, *, integration_id: str = "") -> None:
+        return None
+
+
 def test_after_a_template_change_the_next_scheduled_run_re_renders_the_items_still_to_come_and_counts_them() -> (
     None
 ):
     # Given items written two days ago, for bookings then all to come (one has ended since, one is under way)
     world = World()
     clock = Clock(NOW - timedelta(days=2))
-    booking_deps = replace(world.services.booking, clock=clock)
+    telemetry = Counts()
+    booking_deps = replace(world.services.booking, clock=clock, telemetry=telemetry)
     world.services = replace(world.services, booking=booking_deps)
     ended = booking("951", start=NOW - timedelta(days=1))
     ongoing = booking("952", start=NOW - timedelta(minutes=30))
@@ -209,6 +223,7 @@ def test_after_a_template_change_the_next_scheduled_run_re_renders_the_items_sti
     assert changed.templates_changed_at == NOW
     clock.now = NOW + timedelta(minutes=5)
     writes = world.exchange.writes
+    telemetry.counts.clear()
 
     run_all(deps, deep=False)
 
@@ -236,6 +251,7 @@ def test_after_a_template_change_the_next_scheduled_run_re_renders_the_items_sti
         s for s in booking_deps.mappings.statuses(INTEGRATION) if s.jrni_id == "11" and s.subject == RECONCILE
     ]
     assert status.detail == "deep reconcile repaired: 7 rerendered"
+    assert Metric.REPAIRED_BY_RECONCILE not in telemetry.counts  # no drift: the operator's own change
     # And the run after that is an ordinary one again, writing nothing
     clock.now = NOW + timedelta(minutes=10)
     run_all(deps, deep=False, run_id="run-2")

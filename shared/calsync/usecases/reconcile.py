@@ -244,12 +244,13 @@ def reconcile_mapping(deps: ReconcileDeps, message: ReconcileMessage) -> Repairs
     _record(deps, mapping, SyncState.OK, _described(repairs, message.deep))
     deps.runs.reconciled(integration.id, mailbox, booking_deps.clock(), repairs)
     deps.runs.mapping_done(integration.id, message.run_id, repairs)
+    # Drift is what a missed signal left wrong; a re-render follows the operator's own template change.
+    drift = repairs.total - repairs.rerendered
+    if drift:
+        booking_deps.telemetry.count(Metric.REPAIRED_BY_RECONCILE, drift, integration_id=integration.id)
     if repairs.total:
-        booking_deps.telemetry.count(
-            Metric.REPAIRED_BY_RECONCILE, repairs.total, integration_id=integration.id
-        )
         logger.info(
-            "reconcile repaired drift",
+            "reconcile repaired drift" if drift else "reconcile re-rendered items",
             extra={"mailbox": mailbox, "run_id": message.run_id, "repaired": repairs.as_dict()},
         )
     return repairs
