@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from calsync.domain import Booking, EventContent, Link, LinkState, TimeWindow
+from calsync.domain import Booking, BookingKind, EventContent, Link, LinkState, TimeWindow
 from calsync.engine import UpdateEvent
 from calsync.engine.reconcile import Listed, MailboxPlan, plan_mailbox
 from calsync.rendering import templates_of
@@ -109,3 +109,17 @@ def test_a_link_written_before_templates_were_recorded_is_updated_as_before() ->
     [update] = plan(ended, old, item).actions
 
     assert isinstance(update, UpdateEvent) and not update.rerender
+
+
+def test_an_item_from_other_templates_that_shows_the_same_words_is_not_rewritten() -> None:
+    coming = booking("608", start=at(9, 10))
+    link, item = written(content_of(AFTER, coming))
+    other = replace(link, templates="0123456789abcdef")  # other templates, which rendered the very same words
+
+    assert plan(coming, other, item).actions == []
+
+
+def test_a_jrni_block_shows_no_template_so_it_is_never_re_rendered() -> None:
+    block = booking("609", start=at(9, 10), kind=BookingKind.BLOCK)
+
+    assert content_of(BEFORE, block).templates == content_of(AFTER, block).templates == ""
