@@ -532,6 +532,19 @@ def test_a_template_change_is_dated_and_shown_and_other_changes_keep_the_date(
     assert services.integrations.get(INTEGRATION).templates_changed_at == later  # type: ignore[union-attr]
 
 
+def test_a_stored_template_that_no_longer_checks_can_be_mended_by_a_patch(services: AdminDeps) -> None:
+    # Given a subject template stored when it still checked (a name the templates may no longer use)
+    stored = services.integrations.get(INTEGRATION)
+    assert stored is not None
+    services.integrations.items[INTEGRATION] = replace(stored, subject_template="{{ no_such_name }}")  # type: ignore[attr-defined]
+    etag = one(services, "GET")[2]["ETag"]
+    # When the operator replaces it
+    status, changed, _ = patch(services, {"subject_template": "Bank appointment"}, etag)
+    # Then it is stored and dated
+    assert status == 200, changed
+    assert changed["subject_template"] == "Bank appointment" and changed["templates_changed_at"] is not None
+
+
 def test_two_patches_from_the_same_etag_the_second_loses_with_412(services: AdminDeps) -> None:
     # Given two operators who read the same version
     etag = one(services, "GET")[2]["ETag"]

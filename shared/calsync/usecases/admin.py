@@ -21,6 +21,7 @@ from calsync.domain import (
     PreconditionFailedError,
     ResourceKind,
     SyncState,
+    TemplateError,
     validation,
 )
 from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
@@ -133,8 +134,12 @@ def update_integration(deps: AdminDeps, integration: Integration, expected_versi
     still to come with the new templates."""
     templates = templates_of(integration)
     stored = find_integration(deps.integrations, integration.id)
+    try:
+        before: str | None = templates_of(stored).fingerprint
+    except TemplateError:
+        before = None  # the stored templates no longer check (this change mends them): other templates
     changed_at = stored.templates_changed_at
-    if templates.fingerprint != templates_of(stored).fingerprint:
+    if templates.fingerprint != before:
         changed_at = deps.clock()
     return deps.integrations.update(replace(integration, templates_changed_at=changed_at), expected_version)
 
