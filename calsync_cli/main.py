@@ -711,7 +711,7 @@ def _follow(cli: Cli, followed: list[Followed], answer: Any = None) -> None:
             if item.finished:
                 if item.total is None:  # ended between two looks: its writes are what it repaired in Outlook
                     repaired = (run or {}).get("repaired") or {}
-                    item.total = int(repaired.get("created", 0)) + int(repaired.get("updated", 0))
+                    item.total = sum(int(repaired.get(n, 0)) for n in ("created", "updated", "rerendered"))
                 item.done = item.total
 
     progress = cli.err if cli.json else cli.out

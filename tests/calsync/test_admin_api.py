@@ -499,6 +499,52 @@ def test_null_in_a_patch_puts_a_field_back_to_its_default(services: AdminDeps) -
     assert status == 200 and changed["subject_template"] is None
 
 
+def test_a_template_change_is_dated_and_shown_and_other_changes_keep_the_date(
+    services: AdminDeps,
+) -> None:
+    first, later = datetime(2025, 7, 2, 9, 30, tzinfo=UTC), datetime(2025, 7, 3, 10, 0, tzinfo=UTC)
+    status, shown, headers = one(services, "GET")
+    assert shown["templates_changed_at"] is None  # not changed since the integration was made
+    # When the subject template changes
+    status, changed, headers = patch(
+        replace(services, clock=lambda: first), {"subject_template": "Bank appointment"}, headers["ETag"]
+    )
+    # Then the change is dated, and shown
+    assert status == 200, changed
+    assert changed["templates_changed_at"] == first.isoformat()
+    stored = services.integrations.get(INTEGRATION)
+    assert stored is not None and stored.templates_changed_at == first
+    # When something else changes later, the date stays
+    status, changed, headers = patch(
+        replace(services, clock=lambda: later), {"name": "Renamed"}, headers["ETag"]
+    )
+    assert status == 200 and changed["templates_changed_at"] == first.isoformat(), changed
+    # And a body template change is dated too
+    status, changed, headers = patch(
+        replace(services, clock=lambda: later), {"body_template": "<p>See you soon</p>"}, headers["ETag"]
+    )
+    assert status == 200 and changed["templates_changed_at"] == later.isoformat(), changed
+    # And the date is calsync's to set, not the operator's
+    status, refused, _ = patch(
+        services, {"templates_changed_at": "2020-01-01T00:00:00+00:00"}, headers["ETag"]
+    )
+    assert status == 422 and "templates_changed_at" in json.dumps(refused), refused
+    assert services.integrations.get(INTEGRATION).templates_changed_at == later  # type: ignore[union-attr]
+
+
+def test_a_stored_template_that_no_longer_checks_can_be_mended_by_a_patch(services: AdminDeps) -> None:
+    # Given a subject template stored when it still checked (a name the templates may no longer use)
+    stored = services.integrations.get(INTEGRATION)
+    assert stored is not None
+    services.integrations.items[INTEGRATION] = replace(stored, subject_template="{{ no_such_name }}")  # type: ignore[attr-defined]
+    etag = one(services, "GET")[2]["ETag"]
+    # When the operator replaces it
+    status, changed, _ = patch(services, {"subject_template": "Bank appointment"}, etag)
+    # Then it is stored and dated
+    assert status == 200, changed
+    assert changed["subject_template"] == "Bank appointment" and changed["templates_changed_at"] is not None
+
+
 def test_two_patches_from_the_same_etag_the_second_loses_with_412(services: AdminDeps) -> None:
     # Given two operators who read the same version
     etag = one(services, "GET")[2]["ETag"]

@@ -4,14 +4,16 @@ mass-delete guard."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from calsync.domain import BookingStatus, JrniKey, PermanentError, ResourceKind, SyncState
 from calsync.domain.messages import ReconcileMessage, ReconcileStep
+from calsync.domain.reconcile import Repairs
 from calsync.engine.reconcile import MASS_DELETE_MIN, held_back
-from calsync.ports import JrniCalendar
+from calsync.ports import JrniCalendar, Metric
+from calsync.usecases.admin import AdminDeps, update_integration
 from calsync.usecases.reconcile import RECONCILE, ReconcileDeps, reconcile
 from calsync.usecases.sync_booking import content_of
 from tests.calsync.builders import ALICE, BOB, INTEGRATION, ROOM, at, booking
@@ -160,3 +162,98 @@ def test_the_guard_refuses_most_of_a_calendar_at_once_not_a_few_cancellations(
     removals: int, held: int, refused: bool
 ) -> None:
     assert held_back(removals, held) is refused
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Counts:
+    """Telemetry that keeps its counts."""
+
+    def __init__(self) -> None:
+        self.counts: dict[Metric, int] = {}
+
+    def count(self, name: Metric, value: int = 1, *, integration_id: str = "") -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
+
+    def lag(self, name: Metric, seconds: float, *, integration_id: str = "") -> None:
+        return None
+
+
+def test_after_a_template_change_the_next_scheduled_run_re_renders_the_items_still_to_come_and_counts_them() -> (
+    None
+):
+    # Given items written two days ago, for bookings then all to come (one has ended since, one is under way)
+    world = World()
+    clock = Clock(NOW - timedelta(days=2))
+    telemetry = Counts()
+    booking_deps = replace(world.services.booking, clock=clock, telemetry=telemetry)
+    world.services = replace(world.services, booking=booking_deps)
+    ended = booking("951", start=NOW - timedelta(days=1))
+    ongoing = booking("952", start=NOW - timedelta(minutes=30))
+    coming = [booking(str(960 + n), start=at(2 + n, 9)) for n in range(6)]
+    put_in_jrni(world, ended, ongoing, *coming)
+    deps = deps_of(world)
+    run_all(
+        deps, deep=False, run_id="run-0"
+    )  # the first run: deep, and sets where JRNI's changes are read from
+    before = {i.content.stamp.jrni_key: i.content for i in world.exchange.mailboxes[ALICE].values()}
+    assert len(before) == 8
+    # When the operator changes the subject template (as the admin API does), and the schedule's run comes
+    clock.now = NOW
+    admin = AdminDeps(
+        integrations=world.integrations,
+        mappings=booking_deps.mappings,
+        bookings_for=lambda _: world.source,
+        clock=clock,
+        runs=deps.runs,
+        reconcile_queue=deps.queue,
+        streaming=None,
+        integration_state=(),
+    )
+    current = world.integrations.items[INTEGRATION]
+    changed = update_integration(
+        admin, replace(current, subject_template="Bank appointment"), current.version
+    )
+    assert changed.templates_changed_at == NOW
+    clock.now = NOW + timedelta(minutes=5)
+    writes = world.exchange.writes
+    telemetry.counts.clear()
+
+    run_all(deps, deep=False)
+
+    # Then the run was deep, and every item still to come shows the new subject, at the same time
+    run = deps.runs.get(INTEGRATION, "run-1")
+    assert run is not None and run.deep and run.state.value == "done"
+    after = {i.content.stamp.jrni_key: i.content for i in world.exchange.mailboxes[ALICE].values()}
+    for b in (ongoing, *coming):
+        assert after[b.key].subject == "Bank appointment" != before[b.key].subject
+        assert after[b.key].body == before[b.key].body
+        assert (after[b.key].window, after[b.key].free_busy) == (
+            before[b.key].window,
+            before[b.key].free_busy,
+        )
+    assert after[ended.key] == before[ended.key]  # what a past booking showed stays
+    assert world.exchange.writes == writes + 7  # one update each, nothing else written
+    assert run.repaired == Repairs(rerendered=7)
+    # In batches, with the progress shown as they go
+    assert [(done, total) for m, total, done in deps.runs.progress_seen if m == ALICE][-3:] == [
+        (0, 7),
+        (4, 7),
+        (7, 7),
+    ]
+    [status] = [
+        s for s in booking_deps.mappings.statuses(INTEGRATION) if s.jrni_id == "11" and s.subject == RECONCILE
+    ]
+    assert status.detail == "deep reconcile repaired: 7 rerendered"
+    assert Metric.REPAIRED_BY_RECONCILE not in telemetry.counts  # no drift: the operator's own change
+    # And the run after that is an ordinary one again, writing nothing
+    clock.now = NOW + timedelta(minutes=10)
+    run_all(deps, deep=False, run_id="run-2")
+    second = deps.runs.get(INTEGRATION, "run-2")
+    assert second is not None and not second.deep and world.exchange.writes == writes + 7

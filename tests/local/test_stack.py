@@ -465,3 +465,87 @@ def test_the_streaming_task_runs_as_a_process_subscribed_to_the_mapped_mailboxes
             stack.stop()
     assert process.returncode == 0  # SIGTERM: ended its subscriptions and connections, exited normally
     assert stack.streaming is None
+
+
+# ------------------------------------------------------------------------------ templates changed on the stack
+
+
+def test_a_subject_template_patched_through_the_api_re_renders_the_items_to_come_at_the_next_reconcile() -> (
+    None
+):
+    with (
+        open(os.devnull, "w") as logs,
+        LocalStack(
+            StackOptions(api_port=0, ews_port=0, jrni_port=0, log_stream=logs, streaming=False)
+        ) as stack,
+    ):
+        assert stack.urls is not None and stack.seeded is not None
+        api, integration = stack.urls.api, stack.seeded.integration_id
+        hour = datetime.now(UTC).replace(microsecond=0, second=0, minute=0)
+        alice = "alice@bank.example.test"
+        # Given two bookings to come and one that has ended, in Alice's calendar
+        for start in (hour - timedelta(days=1), hour + timedelta(days=2), hour + timedelta(days=3)):
+            made = requests.post(
+                f"{stack.urls.jrni}/_emulator/bookings",
+                json={
+                    "company_id": 37001,
+                    "service_id": 21,
+                    "person_id": 1,
+                    "datetime": start.isoformat(),
+                    "client": {
+                        "first_name": "Pat",
+                        "last_name": "Jones",
+                        "email": "pat@customer.example.test",
+                    },
+                },
+                timeout=5,
+            )
+            assert made.status_code == 201, made.text
+        listed = _wait(lambda: len(_items(stack, alice)) == 3 and _items(stack, alice))
+        before = {item["id"]: item for item in listed}
+        past = {k for k, i in before.items() if i["end"] < hour.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        assert len(past) == 1
+        # And a first run done, so that the next one reads only JRNI's changes (it is not deep of itself)
+        assert _reconciled(api, integration)["deep"] is True
+        # When the operator changes the subject template
+        url = f"{api}/admin/integrations/{integration}"
+        etag = requests.get(url, timeout=5).headers["ETag"]
+        changed = requests.patch(
+            url,
+            json={"subject_template": "Bank appointment"},
+            headers={"If-Match": etag, "Content-Type": "application/merge-patch+json"},
+            timeout=10,
+        )
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["templates_changed_at"] is not None
+        # Then the next reconcile re-renders the items to come, and says so
+        run = _reconciled(api, integration)
+        assert run["deep"] is True and run["repaired"]["rerendered"] == 2, run
+        assert run["repaired"]["updated"] == run["repaired"]["created"] == 0
+        after = {i["id"]: i for i in _items(stack, alice)}
+        assert set(after) == set(before)  # the same items, none made anew
+        for item_id, item in after.items():
+            was = before[item_id]
+            assert (item["start"], item["end"]) == (was["start"], was["end"])  # not moved
+            if item_id in past:
+                assert item["subject"] == was["subject"] != "Bank appointment"  # history stays
+            else:
+                assert item["subject"] == "Bank appointment"
+        rows = requests.get(f"{url}/mappings", timeout=10).json()["mappings"]
+        [row] = [r for r in rows if r["mailbox"] == alice]
+        assert row["repaired"]["rerendered"] == 2
+        assert row["status"]["detail"] == "deep reconcile repaired: 2 rerendered"
+
+
+def _reconciled(api: str, integration: str) -> dict[str, Any]:
+    """A reconcile asked for through the admin API (not deep), once it is done."""
+    asked = requests.post(
+        f"{api}/admin/integrations/{integration}/reconcile", json={"deep": False}, timeout=10
+    )
+    assert asked.status_code == 202, asked.text
+    path = f"{api}/admin/integrations/{integration}/reconcile/{asked.json()['run_id']}"
+    run: dict[str, Any] = _wait(
+        lambda: (r := requests.get(path, timeout=5).json())["state"] != "running" and r
+    )
+    assert run["state"] == "done", run
+    return run

@@ -76,6 +76,9 @@ class Integration:
     created_at: datetime | None = None
     # A test integration (an emulator, a staging server): its endpoints may be plain http and on loopback.
     test_endpoints: bool = False
+    # When the subject or body template last changed (None: not since the integration was made): the next reconcile
+    # brings the items of bookings still to come to the new templates.
+    templates_changed_at: datetime | None = None
     # Counts the stored changes (0: not stored yet): a change is written only over the version it was made from.
     version: int = 0
 

@@ -153,7 +153,11 @@ class Stamp:
 
 @dataclass(frozen=True)
 class EventContent:
-    """A calendar item as it should look in one mailbox; ``fingerprint`` identifies the content."""
+    """A calendar item as it should look in one mailbox; ``fingerprint`` identifies the content.
+
+    ``templates``: the fingerprint of the integration's templates that rendered the subject and body ("" for what no
+    template renders, a JRNI block); not part of ``fingerprint``: an item rendered with other templates but showing
+    the same words is not rewritten."""
 
     stamp: Stamp
     subject: str
@@ -161,6 +165,7 @@ class EventContent:
     window: TimeWindow
     free_busy: FreeBusy
     is_html: bool = True
+    templates: str = ""
 
     @property
     def fingerprint(self) -> str:
@@ -177,6 +182,16 @@ class EventContent:
             separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+    @property
+    def placement(self) -> str:
+        """Identifies when and how the item shows (its window and free/busy), whatever its words: two contents with
+        the same placement differ at most in subject and body."""
+        window = self.window.utc()
+        canonical = json.dumps(
+            [window.start.isoformat(), window.end.isoformat(), self.free_busy.value], separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 class LinkState(enum.StrEnum):
@@ -201,6 +216,10 @@ class Link:
     # When the last remote write for this link was sent. While the link is pending, that write may still land:
     # Exchange finishes a request it has started even after the client gave up waiting.
     written_at: datetime | None = None
+    # The content written, beyond its fingerprint: which templates rendered it (``EventContent.templates``) and when
+    # and how it shows (``EventContent.placement``). "" on links written before they were recorded: unknown.
+    templates: str = ""
+    placement: str = ""
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,12 @@ from datetime import datetime
 @dataclass(frozen=True)
 class Repairs:
     """What a reconcile changed because a signal had been missed: Outlook items created, updated (or put back) and
-    removed; JRNI blocks made, moved and released, and JRNI bookings moved, cancelled or confirmed from Outlook."""
+    removed, and items of bookings still to come rewritten with the integration's new templates (rerendered); JRNI
+    blocks made, moved and released, and JRNI bookings moved, cancelled or confirmed from Outlook."""
 
     created: int = 0
     updated: int = 0
+    rerendered: int = 0
     removed: int = 0
     blocked: int = 0
     moved: int = 0

@@ -74,7 +74,10 @@ class UpdateEvent:
 
     ``recreate_if_gone``: when the item turns out to be deleted in Outlook, write it again (a revert, or the
     appointment lock on). Otherwise the deletion is the adviser's word: inbound cancels the booking when it reads
-    it, and the link keeps naming the deleted item so that inbound knows it for ours."""
+    it, and the link keeps naming the deleted item so that inbound knows it for ours.
+
+    ``rerender``: only the subject and body change, because the integration's templates did (a reconcile after a
+    template change); the item keeps its time and free/busy."""
 
     mailbox: str
     content: EventContent
@@ -82,6 +85,7 @@ class UpdateEvent:
     revert: bool = False
     if_version: str | None = None
     recreate_if_gone: bool = False
+    rerender: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,9 +115,10 @@ def desired_content(
     options: SyncOptions,
     *,
     is_html: bool = True,
+    templates: str = "",
 ) -> EventContent:
     """How ``booking`` should look in Outlook: buffers when the integration includes them, Tentative for reservations,
-    Busy for a JRNI block."""
+    Busy for a JRNI block. ``templates``: the fingerprint of the templates that rendered ``subject`` and ``body``."""
     window = booking.window
     if options.include_buffers:
         window = window.widened(booking.pre_time, booking.post_time)
@@ -121,7 +126,9 @@ def desired_content(
         free_busy = FreeBusy.BUSY
     else:
         free_busy = FreeBusy.TENTATIVE if booking.status is BookingStatus.RESERVATION else FreeBusy.BUSY
-    return EventContent(Stamp(integration_id, booking.key), subject, body, window, free_busy, is_html)
+    return EventContent(
+        Stamp(integration_id, booking.key), subject, body, window, free_busy, is_html, templates=templates
+    )
 
 
 def plan_outbound(

@@ -9,6 +9,7 @@ and every item carrying our stamp that a listing of the mailbox shows. Per booki
 | none    | one or more                   | RecoverEvent: found again by its stamp, never written a second time |
 | pending | any                           | RecoverEvent (as the event path decides it)                       |
 | synced  | the linked one is not there   | UpdateEvent, written again if gone (deleted behind calsync's back) |
+| synced  | the linked one, to re-render  | UpdateEvent (rerender) if the booking has not ended, else nothing |
 | synced  | the linked one, other print   | UpdateEvent                                                       |
 | synced  | the linked one, same print    | nothing                                                           |
 | any     | others beside the linked one  | RemoveStrayItem for each other: one item per booking and mailbox  |
@@ -17,12 +18,18 @@ What JRNI's list does not explain is looked at again, one booking at a time, bef
 (``recheck``): a link or a stamped item inside the window whose booking the list lacks (cancelled, moved to another
 calendar or out of the window, or JRNI answering with an empty list by mistake). The mass-delete guard counts them.
 Items and links outside the window are left alone: history is not reconciled.
+
+"To re-render": the item was written from other templates than the integration's (they changed since) and differs
+from what it should show in its subject and body alone, its time and free/busy the same (``EventContent.placement``).
+It is rewritten in place, never moved; the item of a booking that has ended keeps what it showed. A link written
+before links recorded templates and placement is updated as any other (other print).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from calsync.domain import Booking, EventContent, JrniKey, Link, LinkState, Mapping, TimeWindow
 from calsync.engine.inbound import RemoveStrayItem
@@ -62,6 +69,15 @@ class MailboxPlan:
     linked_in_window: int = 0
 
 
+def _rerender(link: Link, content: EventContent) -> bool:
+    """Whether ``link`` differs from ``content`` only because other templates rendered its subject and body."""
+    return (
+        bool(link.templates and link.placement)
+        and link.templates != content.templates
+        and link.placement == content.placement
+    )
+
+
 def plan_mailbox(
     mapping: Mapping,
     wanted: dict[JrniKey, tuple[Booking, EventContent]],
@@ -69,10 +85,12 @@ def plan_mailbox(
     listed: Iterable[Listed],
     window: TimeWindow,
     *,
+    now: datetime,
     appointment_lock: bool = True,
 ) -> MailboxPlan:
     """What makes ``mapping.mailbox`` show exactly the bookings of ``wanted`` (each as its content), in a stable
-    order. ``wanted``: the bookings JRNI lists for the mapping inside ``window`` that should show here."""
+    order. ``wanted``: the bookings JRNI lists for the mapping inside ``window`` that should show here. ``now``: an
+    item whose booking has ended by then keeps the words it was written with when only the templates changed."""
     mailbox = mapping.mailbox
     by_key = {link.jrni_key: link for link in links if link.mailbox == mailbox}
     found: dict[JrniKey, list[Listed]] = {}
@@ -101,7 +119,12 @@ def plan_mailbox(
                 # mailbox's change feed): the booking is still on, so its item is written again.
                 actions.append(UpdateEvent(mailbox, content, link, recreate_if_gone=True))
             elif link.fingerprint != content.fingerprint:
-                actions.append(UpdateEvent(mailbox, content, link, recreate_if_gone=appointment_lock))
+                if not _rerender(link, content):
+                    actions.append(UpdateEvent(mailbox, content, link, recreate_if_gone=appointment_lock))
+                elif content.window.end > now:
+                    actions.append(
+                        UpdateEvent(mailbox, content, link, recreate_if_gone=appointment_lock, rerender=True)
+                    )
         actions.extend(
             RemoveStrayItem(mailbox, item.remote_id, key) for item in items if item.remote_id != keep
         )

@@ -21,6 +21,7 @@ from calsync.domain import (
     PreconditionFailedError,
     ResourceKind,
     SyncState,
+    TemplateError,
     validation,
 )
 from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
@@ -103,8 +104,15 @@ def create_integration(deps: AdminDeps, integration: Integration) -> Integration
 
 
 def _same_configuration(stored: Integration, given: Integration) -> bool:
-    """Whether ``given`` is what was stored, apart from what the store adds (its version, when it was made)."""
-    return replace(stored, version=given.version, created_at=given.created_at) == given
+    """Whether ``given`` is what was stored, apart from what the store adds (its version, when it was made, when its
+    templates last changed)."""
+    same = replace(
+        stored,
+        version=given.version,
+        created_at=given.created_at,
+        templates_changed_at=given.templates_changed_at,
+    )
+    return same == given
 
 
 def integration_at(deps: AdminDeps, integration_id: str, version: int) -> Integration:
@@ -121,9 +129,20 @@ def integration_at(deps: AdminDeps, integration_id: str, version: int) -> Integr
 
 def update_integration(deps: AdminDeps, integration: Integration, expected_version: int) -> Integration:
     """Store a changed integration over ``expected_version``, as stored (its new version); its templates are checked
-    as at creation (TemplateError), a version that moved meanwhile is a PreconditionFailedError."""
-    templates_of(integration).check()
-    return deps.integrations.update(integration, expected_version)
+    as at creation (TemplateError), a version that moved meanwhile is a PreconditionFailedError. A change of the
+    subject or body template is dated (``templates_changed_at``): the next reconcile rewrites the items of bookings
+    still to come with the new templates."""
+    templates = templates_of(integration)
+    templates.check()
+    stored = find_integration(deps.integrations, integration.id)
+    try:
+        before: str | None = templates_of(stored).fingerprint
+    except TemplateError:
+        before = None  # the stored templates no longer check (this change mends them): other templates
+    changed_at = stored.templates_changed_at
+    if templates.fingerprint != before:
+        changed_at = deps.clock()
+    return deps.integrations.update(replace(integration, templates_changed_at=changed_at), expected_version)
 
 
 # A run that has not finished a day after it started will not (a mapping's step was dead-lettered): it no longer

@@ -158,6 +158,8 @@ class Executor:
                         fingerprint=action.content.fingerprint,
                         provider=self.calendar.name,
                         written_at=now,
+                        templates=action.content.templates,
+                        placement=action.content.placement,
                     )
                     for action in chunk
                 ]
@@ -227,6 +229,8 @@ class Executor:
             provider=self.calendar.name,
             version_number=previous.version_number if previous else 0,
             written_at=self.clock(),
+            templates=content.templates,
+            placement=content.placement,
         )
         return self.links.save(link)
 
@@ -300,6 +304,8 @@ class Executor:
             replace(
                 link,
                 fingerprint=action.content.fingerprint,
+                templates=action.content.templates,
+                placement=action.content.placement,
                 remote_id=ref.remote_id,
                 version=ref.version,
                 state=LinkState.SYNCED,

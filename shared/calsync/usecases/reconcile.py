@@ -14,6 +14,10 @@ A run of one integration, in three steps, each a message on the reconcile queue:
    against JRNI's bookings for that calendar in the window (``engine.reconcile``): a missing item created (found
    again by its stamp first), a wrong one updated, an orphan removed, one item per booking.
 
+A run is deep when asked for, when JRNI's changes were never read, and when the integration's templates changed
+since they last were (``Integration.templates_changed_at``): the items of bookings still to come are then rewritten
+with the new subject and body (rerendered), in the batches of any update, never moved.
+
 An idle mapping costs one feed request and its share of the one JRNI query; nothing is written when nothing drifted.
 """
 
@@ -140,7 +144,10 @@ def start_run(deps: ReconcileDeps, message: ReconcileMessage) -> ReconcileRun:
     )
     mappings = booking_deps.mappings.mappings(integration.id)
     cursor = deps.runs.jrni_cursor(integration.id)
-    deep = message.deep or cursor is None  # never read: every mapping reads its whole window
+    # Never read, or the templates changed since: every mapping reads its whole window (and rewrites the items of
+    # bookings still to come with the new templates).
+    changed_at = integration.templates_changed_at
+    deep = message.deep or cursor is None or (changed_at is not None and changed_at > cursor)
     queued = 0
     jrni = booking_deps.bookings_for(integration)
     if deps.directory is not None:
@@ -237,12 +244,13 @@ def reconcile_mapping(deps: ReconcileDeps, message: ReconcileMessage) -> Repairs
     _record(deps, mapping, SyncState.OK, _described(repairs, message.deep))
     deps.runs.reconciled(integration.id, mailbox, booking_deps.clock(), repairs)
     deps.runs.mapping_done(integration.id, message.run_id, repairs)
+    # Drift is what a missed signal left wrong; a re-render follows the operator's own template change.
+    drift = repairs.total - repairs.rerendered
+    if drift:
+        booking_deps.telemetry.count(Metric.REPAIRED_BY_RECONCILE, drift, integration_id=integration.id)
     if repairs.total:
-        booking_deps.telemetry.count(
-            Metric.REPAIRED_BY_RECONCILE, repairs.total, integration_id=integration.id
-        )
         logger.info(
-            "reconcile repaired drift",
+            "reconcile repaired drift" if drift else "reconcile re-rendered items",
             extra={"mailbox": mailbox, "run_id": message.run_id, "repaired": repairs.as_dict()},
         )
     return repairs
@@ -258,7 +266,8 @@ def _reconcile_items(
 ) -> Repairs:
     """The mailbox against JRNI's bookings for the mapped calendar in the window (the deep half)."""
     booking_deps = deps.mailbox.booking
-    window = InboundOptions(now=booking_deps.clock()).window
+    now = booking_deps.clock()
+    window = InboundOptions(now=now).window
     source = booking_deps.bookings_for(integration)
     calendar = booking_deps.calendar_for(integration)
     company = company_of(deps.mailbox, integration, mapping)
@@ -280,6 +289,7 @@ def _reconcile_items(
         links_read.result(),
         listed,
         window,
+        now=now,
         appointment_lock=integration.appointment_lock,
     )
     if not force and held_back(plan.linked_recheck, plan.linked_in_window):
@@ -336,9 +346,10 @@ def _reconcile_items(
                 calendar.delete_event(mapping.mailbox, item.remote_id)
                 removed += 1
     created = sum(isinstance(a, CreateEvent) for a in writes)
-    updated = sum(isinstance(a, UpdateEvent | RecoverEvent) for a in writes)
+    rerendered = sum(isinstance(a, UpdateEvent) and a.rerender for a in writes)
+    updated = sum(isinstance(a, UpdateEvent | RecoverEvent) for a in writes) - rerendered
     blocked = _reblock(deps, integration, mapping, company, {b.key for b in bookings}, window)
-    return Repairs(created=created, updated=updated, removed=removed, blocked=blocked)
+    return Repairs(created=created, updated=updated, rerendered=rerendered, removed=removed, blocked=blocked)
 
 
 def _reblock(

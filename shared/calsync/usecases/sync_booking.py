@@ -143,7 +143,13 @@ def content_of(integration: Integration, booking: Booking, source: BookingSource
     )
     subject, body = templates.render(context)
     return desired_content(
-        booking, integration.id, subject, body, integration.options, is_html=not templates.plain_text_body
+        booking,
+        integration.id,
+        subject,
+        body,
+        integration.options,
+        is_html=not templates.plain_text_body,
+        templates=templates.fingerprint,
     )
 
 

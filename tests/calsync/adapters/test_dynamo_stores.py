@@ -152,6 +152,7 @@ FULL_INTEGRATION = Integration(
     inbound_free_busy=(FreeBusy.OOF,),
     created_at=datetime(2025, 7, 1, 9, 30, tzinfo=timezone(timedelta(hours=2))),
     test_endpoints=True,  # plain http on loopback: the emulators
+    templates_changed_at=datetime(2025, 7, 2, 14, 5, tzinfo=UTC),
     version=1,  # as created: the first version
 )
 
@@ -223,6 +224,7 @@ def test_defaults_and_empty_values_read_back_too(integrations: DynamoIntegration
         created_at=None,
         exchange=ExchangeConnection("https://mail.example.com/EWS", "s"),
         test_endpoints=False,
+        templates_changed_at=None,
     )
     integrations.create(plain)
     assert integrations.get("int-8") == plain
@@ -615,12 +617,33 @@ def test_a_link_reads_back_exactly_with_its_version_counted(links: DynamoLinkSto
     pending = links.save(link())
     synced = links.save(
         dataclasses.replace(
-            pending, state=LinkState.SYNCED, remote_id="AAMk=", version="CK1", provider="graph"
+            pending,
+            state=LinkState.SYNCED,
+            remote_id="AAMk=",
+            version="CK1",
+            provider="graph",
+            templates="3f1c0a9e2b7d4c65",
+            placement="9a0b1c2d3e4f5061",
         )
     )
     # Then each save bumps the version, and the last one reads back field for field
     assert (pending.version_number, synced.version_number) == (1, 2)
     assert links.links_for(INTEGRATION, BOOKING) == [synced]
+
+
+def test_a_link_written_before_templates_were_recorded_reads_back_with_them_unknown(
+    links: DynamoLinkStore, tables: dict[str, str]
+) -> None:
+    # Given a link stored by a version of calsync that recorded neither templates nor placement
+    links.save(link(templates="3f1c0a9e2b7d4c65", placement="9a0b1c2d3e4f5061"))
+    boto3.client("dynamodb", region_name=REGION).update_item(
+        TableName=tables["LinksTable"],
+        Key={"pk": {"S": f"{INTEGRATION}#{BOOKING}"}, "sk": {"S": ALICE}},
+        UpdateExpression="REMOVE templates, placement",
+    )
+    # Then it reads back with both unknown (""), as the engine takes an old link
+    [found] = links.links_for(INTEGRATION, BOOKING)
+    assert (found.templates, found.placement) == ("", "")
 
 
 def test_links_for_lists_every_mailbox_of_one_booking_only(links: DynamoLinkStore) -> None:

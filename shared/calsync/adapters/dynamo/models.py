@@ -89,6 +89,7 @@ class IntegrationRecord(Model):
     test_endpoints = BooleanAttribute(
         null=True
     )  # absent on integrations stored before the choice existed: False
+    templates_changed_at = UTCDateTimeAttribute(null=True)
     # Counts the stored changes; every save is conditional on it (absent on items stored before versions existed).
     version = VersionAttribute()
 
@@ -169,6 +170,9 @@ class LinkRecord(Model):
     remote_ref = UnicodeAttribute(null=True)
     provider = UnicodeAttribute()
     written_at = UTCDateTimeAttribute(null=True)
+    # Absent on links written before they were recorded: unknown ("").
+    templates = UnicodeAttribute(null=True)
+    placement = UnicodeAttribute(null=True)
     version_number = VersionAttribute()
 
 
@@ -269,6 +273,7 @@ class RunRecord(Model):
     # What the run repaired, one counter per kind of repair (Repairs' fields), added to as each mapping finishes.
     repaired_created = NumberAttribute(null=True)
     repaired_updated = NumberAttribute(null=True)
+    repaired_rerendered = NumberAttribute(null=True)
     repaired_removed = NumberAttribute(null=True)
     repaired_blocked = NumberAttribute(null=True)
     repaired_moved = NumberAttribute(null=True)

@@ -165,6 +165,7 @@ def _integration_record(model: type[IntegrationRecord], integration: Integration
         inbound_free_busy=[value.value for value in integration.inbound_free_busy],
         created_at=integration.created_at,
         test_endpoints=integration.test_endpoints,
+        templates_changed_at=integration.templates_changed_at,
     )
 
 
@@ -198,6 +199,7 @@ def _integration(record: IntegrationRecord) -> Integration:
         inbound_free_busy=tuple(FreeBusy(str(value)) for value in record.inbound_free_busy or []),
         created_at=record.created_at,
         test_endpoints=bool(record.test_endpoints),
+        templates_changed_at=record.templates_changed_at,
         version=int(record.version or 0),
     )
 
@@ -522,6 +524,8 @@ def _link(record: LinkRecord) -> Link:
         provider=record.provider,
         version_number=record.version_number or 0,
         written_at=record.written_at,
+        templates=record.templates or "",
+        placement=record.placement or "",
     )
 
 
@@ -632,6 +636,8 @@ class DynamoLinkStore:
             else None,
             provider=link.provider,
             written_at=link.written_at,
+            templates=link.templates or None,
+            placement=link.placement or None,
         )
 
     def delete(self, link: Link) -> None:

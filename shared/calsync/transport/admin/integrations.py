@@ -180,6 +180,7 @@ def routes(deps: Callable[[], AdminDeps], idempotency: Callable[[], BasePersiste
             # What the creation body does not carry stays as it is.
             created_at=current.created_at,
             inbound_free_busy=current.inbound_free_busy,
+            templates_changed_at=current.templates_changed_at,
             version=current.version,
         )
         if changed == current:

@@ -192,6 +192,7 @@ def _integration_of(body: IntegrationIn, integration_id: str, secrets_prefix: st
 
 def integration_json(integration: Integration) -> dict[str, Any]:
     """An integration as the API shows it: names of secrets only, never their values."""
+    changed = integration.templates_changed_at
     return {
         "id": integration.id,
         "name": integration.name,
@@ -223,6 +224,7 @@ def integration_json(integration: Integration) -> dict[str, Any]:
         "appointment_lock": integration.appointment_lock,
         "auto_confirm": integration.auto_confirm,
         "test_endpoints": integration.test_endpoints,
+        "templates_changed_at": changed.isoformat() if changed else None,
     }
 
 

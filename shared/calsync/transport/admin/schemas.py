@@ -72,6 +72,12 @@ class IntegrationOut(Out):
     test_endpoints: bool = Field(
         description="a test integration: its endpoints may be plain http and on loopback"
     )
+    # A default: an answer kept under an Idempotency-Key by an earlier version has no such field.
+    templates_changed_at: str | None = Field(
+        None,
+        description="when the subject or body template last changed (ISO 8601; null: not since the integration was "
+        "made): the next reconcile rewrites the items of bookings still to come with the new templates",
+    )
 
 
 class IntegrationsOut(Out):
@@ -116,6 +122,9 @@ class BackfillOut(Out):
 class RepairedOut(Out):
     created: int = 0
     updated: int = 0
+    rerendered: int = Field(
+        0, description="items of bookings still to come rewritten with the integration's new templates"
+    )
     removed: int = 0
     blocked: int = 0
     moved: int = 0
