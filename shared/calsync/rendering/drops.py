@@ -36,134 +36,44 @@ class ListOf:
     item: Mapping[str, Any]
 
 
+def _fields(names: str) -> dict[str, None]:
+    """Plain fields, named in one string."""
+    return dict.fromkeys(names.split())
+
+
 OPEN: Final = Open()
 PRIVATE: Final = Private()
 
-_ADDRESS = dict.fromkeys(
-    (
-        "id",
-        "address1",
-        "address2",
-        "address3",
-        "address4",
-        "address5",
-        "postcode",
-        "country",
-        "lat",
-        "long",
-        "map_url",
-        "phone",
-    ),
-)
+_ADDRESS = _fields("id address1 address2 address3 address4 address5 postcode country lat long map_url phone")
 _STAFF = {
-    **dict.fromkeys(
-        (
-            "id",
-            "name",
-            "description",
-            "email",
-            "ews_email",
-            "phone",
-            "phone_prefix",
-            "mobile",
-            "ical_link",
-            "reference",
-            "company_id",
-            "company_ids",
-            "group_id",
-            "group_name",
-            "schedule_id",
-            "service_ids",
-            "resource_ids",
-            "never_booked",
-            "disabled",
-            "deleted",
-            "order",
-            "origin",
-            "type",
-            "attendance_status",
-            "attendance_estimate",
-            "attendance_started",
-            "live_status",
-            "queuing_disabled",
-            "created_at",
-            "updated_at",
-        ),
+    **_fields(
+        "id name description email ews_email phone phone_prefix mobile ical_link reference company_id "
+        "company_ids group_id group_name schedule_id service_ids resource_ids never_booked disabled "
+        "deleted order origin type attendance_status attendance_estimate attendance_started live_status "
+        "queuing_disabled created_at updated_at"
     ),
     "extra": OPEN,
     "extras": OPEN,
     "app": OPEN,
 }
-CLIENT = dict.fromkeys(
-    (
-        "id",
-        "first_name",
-        "last_name",
-        "name",
-        "email",
-        "mobile",
-        "mobile_prefix",
-        "phone",
-        "phone_prefix",
-        "address1",
-        "address2",
-        "address3",
-        "address4",
-        "address5",
-        "postcode",
-        "country",
-        "reference",
-    ),
+CLIENT = _fields(
+    "id first_name last_name name email mobile mobile_prefix phone phone_prefix address1 address2 "
+    "address3 address4 address5 postcode country reference"
 )
 SERVICE = {
-    **dict.fromkeys(
-        (
-            "id",
-            "name",
-            "description",
-            "duration",
-            "durations",
-            "price",
-            "prices",
-            "pre_time",
-            "post_time",
-            "company_id",
-            "reference",
-            "category_id",
-            "booking_type_public",
-            "booking_type_member",
-        ),
+    **_fields(
+        "id name description duration durations price prices pre_time post_time company_id reference "
+        "category_id booking_type_public booking_type_member"
     ),
     "extra": OPEN,
     "extras": OPEN,
     "app": OPEN,
 }
 COMPANY = {
-    **dict.fromkeys(
-        (
-            "id",
-            "name",
-            "description",
-            "reference",
-            "ref",
-            "address_id",
-            "timezone",
-            "currency_code",
-            "country_code",
-            "locale",
-            "available_locales",
-            "website",
-            "host",
-            "live",
-            "disabled",
-            "logo_url",
-            "children_count",
-            "membership_id",
-            "numeric_widget_id",
-            "origin",
-            "created_at",
-            "updated_at",
-        ),
+    **_fields(
+        "id name description reference ref address_id timezone currency_code country_code locale "
+        "available_locales website host live disabled logo_url children_count membership_id "
+        "numeric_widget_id origin created_at updated_at"
     ),
     "address": _ADDRESS,
     "settings": OPEN,
@@ -173,67 +83,19 @@ COMPANY = {
     "multi_status": OPEN,
     "app": OPEN,
 }
-ANSWER = dict.fromkeys(("question_id", "name", "answer", "reference"))
+ANSWER = _fields("question_id name answer reference")
 BOOKING = {
-    **dict.fromkeys(
-        (
-            "id",
-            "full_describe",
-            "resource_name",
-            "person_name",
-            "service_name",
-            "resource_id",
-            "person_id",
-            "people_ids",
-            "service_id",
-            "member_id",
-            "client_id",
-            "client_name",
-            "client_email",
-            "client_phone",
-            "client_mobile",
-            "datetime",
-            "end_datetime",
-            "duration",
-            "duration_span",
-            "listed_duration",
-            "pre_time",
-            "post_time",
-            "on_waitlist",
-            "company_id",
-            "company_name",
-            "attended",
-            "booking_updated",
-            "updated_at",
-            "created_at",
-            "price",
-            "paid",
-            "quantity",
-            "is_cancelled",
-            "cancelled_by",
-            "cancellation_date",
-            "cancel_reason",
-            "current_multi_status",
-            "purchase_id",
-            "purchase_ref",
-            "event_chain_id",
-            "notes",
-            "channel",
-            "user_id",
-            "status",
-            "ticket_name",
-            "slot_id",
-            "booked_by",
-            "booked_by_email",
-            "customer_count",
-            "external_cal_id",
-            "answers_summary_text",
-            # calsync's own, kept for the templates written before JRNI's names were all there
-            "start_local",
-            "end_local",
-            "is_reservation",
-        ),
+    **_fields(
+        "id full_describe resource_name person_name service_name resource_id person_id people_ids "
+        "service_id member_id client_id client_name client_email client_phone client_mobile datetime "
+        "end_datetime duration duration_span listed_duration pre_time post_time on_waitlist "
+        "company_id company_name attended booking_updated updated_at created_at price paid quantity "
+        "is_cancelled cancelled_by cancellation_date cancel_reason current_multi_status purchase_id "
+        "purchase_ref event_chain_id notes channel user_id status ticket_name slot_id booked_by "
+        "booked_by_email customer_count external_cal_id answers_summary_text"
     ),
+    # calsync's own, kept for the templates written before JRNI's names were all there
+    **_fields("start_local end_local is_reservation"),
     "multi_status": OPEN,
     "settings": OPEN,
     "slot_settings": OPEN,
@@ -249,9 +111,7 @@ BOOKING = {
     "resource": _STAFF,
     "company": COMPANY,
 }
-CALSYNC = dict.fromkeys(
-    ("admin_url", "block_subject", "integration", "integration_id", "is_reservation", "kind")
-)
+CALSYNC = _fields("admin_url block_subject integration integration_id is_reservation kind")
 DROPS: Final[Mapping[str, Mapping[str, Any]]] = {
     "booking": BOOKING,
     "client": CLIENT,
@@ -295,9 +155,6 @@ class _Booking(dict[str, Any]):
         raise KeyError(key)
 
 
-Records = BookingRecords
-
-
 @dataclass(frozen=True)
 class About:
     """calsync's own facts about the booking."""
@@ -309,7 +166,7 @@ class About:
     admin_url: str = ""
 
 
-def context(booking: Json, records: Records, about: About, zone: tzinfo | None) -> dict[str, Any]:
+def context(booking: Json, records: BookingRecords, about: About, zone: tzinfo | None) -> dict[str, Any]:
     """The Liquid context for one booking: JRNI's drops, every declared field present, values as JRNI gave them and
     date-times in the company's zone. The private note is in it, and taken out for a template that does not name it
     (``without_private_note``)."""
@@ -368,7 +225,7 @@ def without_private_note(booking: Mapping[str, Any]) -> dict[str, Any]:
     return _Booking({k: v for k, v in booking.items() if k != "private_note"})
 
 
-def for_booking(booking: Booking, records: Records, about: About) -> dict[str, Any]:
+def for_booking(booking: Booking, records: BookingRecords, about: About) -> dict[str, Any]:
     """The context for a domain ``Booking``: from the JSON JRNI gave for it (``details["json"]``) when there is,
     else from what the booking holds."""
     row = booking.details.get("json")
@@ -462,7 +319,7 @@ SAMPLE_BOOKING: Final[Json] = {
         "answers": [],
     },
 }
-SAMPLE_RECORDS: Final = Records(
+SAMPLE_RECORDS: Final = BookingRecords(
     company={
         "id": 10,
         "name": "Example Bank, High Street",

@@ -19,7 +19,7 @@ from typing import Any, Final
 from liquid import BoundTemplate, Environment, RenderContext, StrictUndefined
 from liquid.exceptions import FilterArgumentError, LiquidError, LoopIterationLimitError
 
-from calsync.domain import TemplateError
+from calsync.domain import Integration, TemplateError
 from calsync.rendering import drops
 from calsync.rendering.drops import DROPS, QUESTION_REFERENCE, ListOf, Open
 
@@ -337,10 +337,10 @@ class Templates:
         return " ".join(subject.split())[: LIMITS.subject], body
 
 
-def templates_of(integration: Any) -> Templates:
+def templates_of(integration: Integration) -> Templates:
     """The integration's templates, or the defaults for those it leaves empty."""
     return Templates(
         integration.subject_template or DEFAULT_SUBJECT,
         integration.body_template or DEFAULT_BODY,
-        bool(getattr(integration.options, "plain_text_body", False)),
+        integration.options.plain_text_body,
     )

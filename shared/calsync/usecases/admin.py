@@ -21,7 +21,6 @@ from calsync.domain import (
     PreconditionFailedError,
     ResourceKind,
     SyncState,
-    TemplateError,
     validation,
 )
 from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
@@ -135,12 +134,8 @@ def update_integration(deps: AdminDeps, integration: Integration, expected_versi
     templates = templates_of(integration)
     templates.check()
     stored = find_integration(deps.integrations, integration.id)
-    try:
-        before: str | None = templates_of(stored).fingerprint
-    except TemplateError:
-        before = None  # the stored templates no longer check (this change mends them): other templates
     changed_at = stored.templates_changed_at
-    if templates.fingerprint != before:
+    if templates.fingerprint != templates_of(stored).fingerprint:
         changed_at = deps.clock()
     return deps.integrations.update(replace(integration, templates_changed_at=changed_at), expected_version)
 
