@@ -54,7 +54,7 @@ from calsync.domain.reconcile import ReconcileRun, Repairs
 from calsync.engine import CreateEvent, DeleteEvent, RecoverEvent, SkipUnmapped, UpdateEvent, plan_outbound
 from calsync.engine.inbound import SYNC_WINDOW_DAYS, InboundOptions, RemoveStrayItem
 from calsync.engine.reconcile import Listed, held_back, plan_mailbox
-from calsync.ports import DirectoryStore, Metric, OutboundQueue, ReconcileQueue, RunStore
+from calsync.ports import BookingSource, DirectoryStore, Metric, OutboundQueue, ReconcileQueue, RunStore
 from calsync.usecases.booking_executor import ExecutionReport, Executor
 from calsync.usecases.sync_booking import content_of, is_our_block, sync_booking
 from calsync.usecases.sync_mailbox import MailboxDeps, company_of, sync_mailbox
@@ -279,7 +279,7 @@ def _reconcile_items(
         booking.key: (booking, content)
         for booking in bookings
         if booking.window.overlaps(window)
-        for content in [_wanted_content(deps, integration, mapping, booking)]
+        for content in [_wanted_content(deps, integration, mapping, booking, source)]
         if content is not None
     }
     listed = [Listed(item.jrni_key, item.ref.remote_id, item.window) for item in listing.result()]
@@ -391,14 +391,11 @@ def _reblock(
 
 
 def _wanted_content(
-    deps: ReconcileDeps, integration: Integration, mapping: Mapping, booking: Booking
+    deps: ReconcileDeps, integration: Integration, mapping: Mapping, booking: Booking, source: BookingSource
 ) -> EventContent | None:
-    """How ``booking`` should show in this mailbox, or None when it should not (the event path's rules)."""
-    content = (
-        content_of(integration, booking, deps.mailbox.booking.bookings_for(integration))
-        if booking.is_active
-        else None
-    )
+    """How ``booking`` should show in this mailbox, or None when it should not (the event path's rules); ``source``
+    is the JRNI the booking was read from (its company, service and staff for the templates)."""
+    content = content_of(integration, booking, source) if booking.is_active else None
     actions = plan_outbound(
         content,
         booking,
