@@ -249,3 +249,15 @@ def test_one_instant_prints_in_each_companys_own_zone() -> None:
         None,
     )
     assert [templates.render(c)[0] for c in (utc, london, utc)] == ["09:00", "10:00", "09:00"]
+
+
+def test_a_template_of_calsyncs_earlier_names_still_renders_a_real_bookings_times() -> None:
+    # Templates saved before JRNI's names were there use booking.start_local / end_local: JRNI's JSON has neither.
+    from zoneinfo import ZoneInfo
+
+    from calsync.adapters.jrni.bookings import booking_from_json
+
+    item = booking_from_json(dict(SAMPLE_BOOKING), "10", ZoneInfo("Europe/London"))
+    templates = Templates("{{ booking.start_local }} - {{ booking.end_local }}", "")
+    subject, _ = templates.render(for_booking(item, SAMPLE_RECORDS, About("E", "e", "booking")))
+    assert subject == "Mon 07 Jul 2025 10:00 - 11:00"

@@ -228,9 +228,9 @@ def without_private_note(booking: Mapping[str, Any]) -> dict[str, Any]:
 def for_booking(booking: Booking, records: BookingRecords, about: About) -> dict[str, Any]:
     """The context for a domain ``Booking``: from the JSON JRNI gave for it (``details["json"]``) when there is,
     else from what the booking holds."""
-    row = booking.details.get("json")
-    if not isinstance(row, Mapping):
-        row = _json_of(booking)
+    given = booking.details.get("json")
+    # calsync's own local-time strings (``booking.start_local``) are in the details, not in JRNI's JSON.
+    row = {**_json_of(booking), **given} if isinstance(given, Mapping) else _json_of(booking)
     zone = booking.window.start.tzinfo
     named = (records.company or {}).get("timezone") or row.get("time_zone")
     if isinstance(named, str) and named:
