@@ -134,6 +134,10 @@ class BookingSource(Protocol):
         """The booking as JRNI has it now; None when JRNI no longer knows it."""
         ...
 
+    def find_booking(self, booking_id: str) -> Booking | None:
+        """The booking of that id in the parent company or any of its child companies; None when none has it."""
+        ...
+
     def calendars(self) -> list[JrniCalendar]:
         """Every staff member and resource of the parent company and its child companies."""
         ...

@@ -294,6 +294,10 @@ class FakeBookingSource:
         self.reads += 1
         return self.bookings.get(JrniKey(company_id, booking_id))
 
+    def find_booking(self, booking_id: str) -> Booking | None:
+        self.reads += 1
+        return next((b for k, b in self.bookings.items() if k.booking_id == booking_id), None)
+
     def calendars(self) -> list[JrniCalendar]:
         return list(self.listed)
 

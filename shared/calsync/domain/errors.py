@@ -33,6 +33,10 @@ class PermanentError(CalsyncError):
     """Will fail the same way every time until someone changes something (bad credentials, unknown mailbox)."""
 
 
+class ForbiddenError(PermanentError):
+    """The other side refused what is not ours to do or see there (JRNI 403: an object of another company)."""
+
+
 class HeldBackError(CalsyncError):
     """calsync would remove too much at once to trust (a mass delete): nothing was applied, and nothing will be until
     an operator forces it. The message says what was seen and what to do."""

@@ -343,9 +343,9 @@ SAMPLE_RECORDS: Final = BookingRecords(
 SAMPLE_ABOUT: Final = About(integration="Example integration", integration_id="example", kind="booking")
 
 
-def sample() -> dict[str, Any]:
-    """The sample booking's context."""
-    return context(SAMPLE_BOOKING, SAMPLE_RECORDS, SAMPLE_ABOUT, ZoneInfo("Europe/London"))
+def sample(about: About = SAMPLE_ABOUT) -> dict[str, Any]:
+    """The sample booking's context (as an integration's, with its ``about``)."""
+    return context(SAMPLE_BOOKING, SAMPLE_RECORDS, about, ZoneInfo("Europe/London"))
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
@@ -442,7 +442,7 @@ def _answers(booking: Json, questions: Iterable[Json]) -> list[dict[str, Any]]:
                 row.get("question_id"),
                 row.get("question_text") or row.get("name"),
                 row.get("value", row.get("answer")),
-                row.get("reference") or row.get("question_reference"),
+                row.get("reference") or row.get("question_reference") or _embedded_reference(row),
             )
     for row in booking.get("answers_summary") or []:
         if isinstance(row, Mapping):
@@ -453,6 +453,13 @@ def _answers(booking: Json, questions: Iterable[Json]) -> list[dict[str, Any]]:
             if isinstance(row, Mapping):
                 add(question_id, row.get("name"), row.get("answer"), row.get("reference"))
     return list(found.values())
+
+
+def _embedded_reference(answer: Json) -> Any:
+    """The reference of the question an answer embeds (``_embedded.question.reference``), as JRNI gives it."""
+    embedded = answer.get("_embedded")
+    question = embedded.get("question") if isinstance(embedded, Mapping) else None
+    return question.get("reference") if isinstance(question, Mapping) else None
 
 
 def _reference(value: Any) -> str | None:

@@ -182,7 +182,7 @@ def _compiled(kind: str, source: str) -> _Compiled:
         template = _ENVIRONMENTS[kind].from_string(source)
         analysis = template.analyze(include_partials=False)
     except LiquidError as exc:
-        raise _Refused(_where(exc)) from exc
+        raise _Refused(_where(exc, kind, source)) from exc
     except RecursionError as exc:
         raise _Refused(f"the template nests too deeply (at most {LIMITS.nesting} levels)") from exc
     problems = [
@@ -273,9 +273,59 @@ def _caret(source: str, index: int, length: int, why: str) -> str:
 _LIQUID_WHERE = re.compile(r"^(  -> '.*' )(\d+):(\d+)$", re.MULTILINE)
 
 
-def _where(exc: LiquidError) -> str:
-    """The Liquid parser's message, its column counted from 1 as ours and editors' are."""
-    return _LIQUID_WHERE.sub(lambda m: f"{m[1]}{m[2]}:{int(m[3]) + 1}", str(exc))
+def _where(exc: LiquidError, kind: str, source: str) -> str:
+    """The Liquid parser's message, its column counted from 1 as ours and editors' are; where the parser does not
+    say where (an expression it could not finish, a block never closed), found here."""
+    message = str(exc)
+    if _LIQUID_WHERE.search(message):
+        return _LIQUID_WHERE.sub(lambda m: f"{m[1]}{m[2]}:{int(m[3]) + 1}", message)
+    unclosed = re.match(r"expected tag end(\w+)", message)
+    if unclosed:
+        opened = _unclosed(source, unclosed[1])
+        if opened is not None:
+            return _caret(
+                source,
+                opened.start(),
+                len(opened[0]),
+                f"{{% {unclosed[1]} %}} is never closed: add {{% end{unclosed[1]} %}}",
+            )
+    for markup in _MARKUP.finditer(source):
+        if not _parses(kind, markup[0]):
+            return _caret(source, markup.start(), len(markup[0]), message)
+    return _caret(source, len(source), 1, f"{message} (at the end of the template)")
+
+
+_MARKUP = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_TAG_NAME = re.compile(r"\{%-?\s*(\w+)")
+# A tag parsed on its own needs what encloses or closes it.
+_ALONE = {"else": ("{% if true %}", "{% endif %}"), "elsif": ("{% if true %}", "{% endif %}")}
+_ALONE["when"] = ("{% case 1 %}", "{% endcase %}")
+
+
+def _parses(kind: str, markup: str) -> bool:
+    name = _TAG_NAME.match(markup)
+    before, after = _ALONE.get(name[1], ("", "")) if name else ("", "")
+    if name and name[1] in ("if", "unless", "for", "case", "capture", "tablerow", "comment", "raw"):
+        after = f"{{% end{name[1]} %}}"
+    if name and name[1].startswith("end"):
+        return True  # a closing tag alone says nothing
+    try:
+        _ENVIRONMENTS[kind].from_string(before + markup + after)
+    except LiquidError:
+        return False
+    return True
+
+
+def _unclosed(source: str, block: str) -> re.Match[str] | None:
+    """The last ``{% block %}`` that no ``{% endblock %}`` closes."""
+    opened: list[re.Match[str]] = []
+    for tag in re.finditer(r"\{%-?\s*(end)?" + re.escape(block) + r"\b[^%]*%\}", source):
+        if tag[1]:
+            if opened:
+                opened.pop()
+        else:
+            opened.append(tag)
+    return opened[-1] if opened else None
 
 
 def _render(kind: str, which: str, source: str, context: Mapping[str, Any]) -> str:
@@ -288,7 +338,7 @@ def _render(kind: str, which: str, source: str, context: Mapping[str, Any]) -> s
     try:
         return compiled.template.render(**context)
     except LiquidError as exc:
-        raise TemplateError(which, _where(exc)) from exc
+        raise TemplateError(which, _where(exc, kind, source)) from exc
     except RecursionError as exc:
         raise TemplateError(which, "the template nests too deeply") from exc
 
@@ -315,15 +365,25 @@ class Templates:
 
     def check(self) -> None:
         """Raise TemplateError unless both templates are short enough, use only known names and tags, and render the
-        sample booking."""
+        sample booking (the first of ``problems``)."""
+        for problem in self.problems():
+            raise problem
+
+    def problems(self) -> list[TemplateError]:
+        """What is wrong with each template, the subject's first: too long, an unknown name or tag, a syntax error
+        (each with line and column), or failing on the sample booking."""
+        found = []
         for which, kind, source, limit in self._parts():
             if len(source) > limit:
-                raise TemplateError(which, f"the template is {len(source)} characters long; at most {limit}")
+                found.append(
+                    TemplateError(which, f"the template is {len(source)} characters long; at most {limit}")
+                )
+                continue
             try:
-                _compiled(kind, source)
-            except _Refused as exc:
-                raise TemplateError(which, str(exc)) from exc
-        self.render(drops.sample())
+                _render(kind, which, source, drops.sample())
+            except TemplateError as exc:
+                found.append(exc)
+        return found
 
     def _parts(self) -> Iterator[tuple[str, str, str, int]]:
         yield "subject", "text", self.subject_source, LIMITS.subject_source

@@ -462,12 +462,20 @@ def test_tokens_and_passwords_never_reach_the_logs(
     client: JrniClient, jrni_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    made = book(jrni_url)
-    source = JrniBookingSource(client)
-    source.get_booking(str(PARIS), str(made["id"]))
-    first_token = client._token  # read only to check it is not logged
-    control(jrni_url, "POST", "faults", json={"kind": "token_expiry"})
-    source.get_booking(str(PARIS), str(made["id"]))
+    # Heard at the client's own logger: a Lambda's Powertools logger loaded earlier in the run may have set another
+    # level for calsync's loggers, and not propagate.
+    caplog.set_level(logging.DEBUG, logger="calsync.adapters.jrni.client")
+    heard = logging.getLogger("calsync.adapters.jrni.client")
+    heard.addHandler(caplog.handler)
+    try:
+        made = book(jrni_url)
+        source = JrniBookingSource(client)
+        source.get_booking(str(PARIS), str(made["id"]))
+        first_token = client._token  # read only to check it is not logged
+        control(jrni_url, "POST", "faults", json={"kind": "token_expiry"})
+        source.get_booking(str(PARIS), str(made["id"]))
+    finally:
+        heard.removeHandler(caplog.handler)
 
     assert first_token and client._token and first_token != client._token
     assert "logging in again" in caplog.text  # the renewal itself is visible to the operator

@@ -18,6 +18,7 @@ from calsync.domain import (
     BookingKind,
     BookingRecords,
     BookingStatus,
+    ForbiddenError,
     JrniKey,
     PermanentError,
     ResourceKind,
@@ -47,6 +48,18 @@ class JrniBookingSource:
             return None
         return booking_from_json(found, company_id, self._zone(company_id, found))
 
+    def find_booking(self, booking_id: str) -> Booking | None:
+        """The booking of that id wherever it is in the company tree (parent first): a booking is read through
+        its own company, and an operator naming one seldom knows which branch's it is."""
+        for company_id in self._company_tree():
+            try:
+                found = self.get_booking(company_id, booking_id)
+            except ForbiddenError:
+                continue  # another company's: JRNI says so rather than 404
+            if found is not None:
+                return found
+        return None
+
     def records(self, booking: Booking) -> BookingRecords:
         """The company, service, staff member and resource of ``booking``, for its subject and body: each read at
         most once in a few minutes (``JrniClient.find_recent``); one JRNI cannot give is left out, not an error."""
@@ -70,7 +83,15 @@ class JrniBookingSource:
             service=read("service", "services", service_id),
             person=read("person", "people", booking.person_id),
             resource=read("resource", "resources", booking.resource_id),
+            questions=self._questions(company_id),
         )
+
+    def _questions(self, company_id: str) -> tuple[Json, ...]:
+        """The company's custom booking questions (first page: JRNI serves a hundred a page), for the references a
+        template names answers by; none when JRNI cannot say."""
+        found = self.client.find_recent(f"/api/v1/admin/{company_id}/questions")
+        rows = found.get("_embedded", {}).get("questions") if isinstance(found, dict) else None
+        return tuple(row for row in rows if isinstance(row, dict)) if isinstance(rows, list) else ()
 
     def changed_since(self, since: datetime) -> list[Booking]:
         """Every booking and block of the company tree JRNI changed at or after ``since``, cancelled ones included: one
@@ -147,7 +168,7 @@ class JrniBookingSource:
         if named is not None:
             return named
         if company_id not in self._zones:
-            company = self.client.find(f"/api/v1/admin/{company_id}/company")
+            company = self.client.find_recent(f"/api/v1/admin/{company_id}/company")
             self._zones[company_id] = _zone_named(company.get("timezone")) if company else None
         return self._zones[company_id]
 

@@ -24,6 +24,7 @@ from calsync import deadline
 from calsync.domain import (
     ConflictError,
     DeadlineExceededError,
+    ForbiddenError,
     JrniConnection,
     PermanentError,
     RetryableError,
@@ -332,7 +333,7 @@ def _raise_for_status(response: Answer, method: str, url: str) -> None:
     if status == 409:
         raise ConflictError(detail)
     if status == 403:
-        raise PermanentError(
+        raise ForbiddenError(
             f"{detail} (the integration's administrator may not do this: is the object in the parent company's "
             "tree, and not cancelled or made externally?)"
         )

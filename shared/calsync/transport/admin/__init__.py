@@ -27,7 +27,7 @@ from calsync.domain import (
     RetryableError,
     TemplateError,
 )
-from calsync.transport.admin import dead_letters, diagnosis, integrations, mappings, runs
+from calsync.transport.admin import dead_letters, diagnosis, integrations, mappings, previews, runs
 from calsync.transport.admin.answers import Refused, error
 from calsync.transport.admin.models import InvalidIntegrationError, integration_json
 from calsync.transport.admin.paths import check_path_parameters
@@ -143,6 +143,6 @@ def build_admin_api(
     # Every route's ids checked before it runs; every request within its deadline.
     app.use(middlewares=[check_path_parameters, within_deadline])
     app.include_router(integrations.routes(deps, idempotency))
-    for module in (mappings, runs, diagnosis, dead_letters):
+    for module in (mappings, runs, diagnosis, dead_letters, previews):
         app.include_router(module.routes(deps))
     return app

@@ -128,6 +128,21 @@ class ConnectionTestIn(_Strict):
     )
 
 
+class PreviewIn(_Strict):
+    subject_template: str | None = Field(
+        default=None, max_length=2_000, description="Liquid to try; none: the integration's subject template"
+    )
+    body_template: str | None = Field(
+        default=None, max_length=16_000, description="Liquid to try; none: the integration's body template"
+    )
+    plain_text_body: bool | None = Field(default=None, description="none: as the integration's options say")
+    booking_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,18}$",
+        description="a JRNI booking of the integration's company or a child company; none: the sample booking",
+    )
+
+
 class AutomapIn(_Strict):
     pass
 

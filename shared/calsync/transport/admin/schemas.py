@@ -230,6 +230,26 @@ class ConnectionTestOut(Out):
     checks: list[CheckOut]
 
 
+class PreviewOut(Out):
+    subject: str = Field(description="the subject as Outlook would show it: one line, at most 255 characters")
+    body: str
+    body_type: Literal["html", "text"]
+    booking: str = Field(
+        description='what was rendered: "the sample booking" or "JRNI booking <company>/<id>"'
+    )
+
+
+class TemplateProblemOut(Out):
+    template: Literal["subject", "body"]
+    detail: str = Field(description="what is wrong, with line:col and the line with a caret under the fault")
+
+
+class TemplatesRefusedOut(ErrorOut):
+    template: Literal["subject", "body"] = Field(description="the first template that cannot be used")
+    detail: str
+    errors: list[TemplateProblemOut] = Field(description="every problem, the subject's first")
+
+
 class AutomappedOut(Out):
     kind: ResourceKind
     jrni_id: str
