@@ -213,11 +213,28 @@ def _invalid(body: Any) -> str | None:
     return "the API refused the input: " + "; ".join(said) if said else None
 
 
+def _template_problems(body: Any) -> str | None:
+    """A refused template's problems (``errors`` of the preview, or ``template`` and ``detail``), each with its line
+    and column and the line with a caret, as the API gives them."""
+    if not isinstance(body, dict) or not isinstance(body.get("template"), str):
+        return None
+    errors = body.get("errors")
+    rows = errors if isinstance(errors, list) else [body]
+    said = [
+        f"{row.get('template')} template: {row.get('detail')}"
+        for row in rows
+        if isinstance(row, dict) and isinstance(row.get("detail"), str)
+    ]
+    return "\n".join(said) or None
+
+
 def refused(method: str, path: str, answer: Answer) -> ApiError:
     """The error, exit code and what to do for an answer of 400 or more."""
     body = answer.body
     said = body.get("message") if isinstance(body, dict) else None
     message = str(said or _invalid(body) or body or f"{method} {path} answered {answer.status}")
+    if template_problems := _template_problems(body):
+        message = f"{message}\n{template_problems}"
     status = answer.status
     if status == 404:
         return ApiError(

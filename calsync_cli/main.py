@@ -347,6 +347,44 @@ def test_integration(
         raise typer.Exit(client.FAILED)
 
 
+# ---- preview ---------------------------------------------------------------------------------------------------------
+
+
+@app.command("preview")
+@handled
+def preview(
+    booking: Annotated[
+        str | None,
+        typer.Option("--booking", "-b", help="a JRNI booking's id (default: the built-in sample booking)"),
+    ] = None,
+    subject: Annotated[
+        Path | None, typer.Option("--subject", help="a subject template to try instead of the integration's")
+    ] = None,
+    body: Annotated[
+        Path | None, typer.Option("--body", help="a body template to try instead of the integration's")
+    ] = None,
+) -> None:
+    """Show the subject and body a booking gets in Outlook, with the integration's templates or with the files given
+    (nothing is saved); exit 1 with each problem and where it is when a template cannot be used."""
+    cli = _cli()
+    if booking is not None and not booking.isdigit():
+        raise typer.BadParameter(f"{booking!r} is not a JRNI booking id (digits)", param_hint="--booking")
+    request: dict[str, Any] = {"booking_id": booking}
+    if subject is not None:
+        request["subject_template"] = _read(subject)
+    if body is not None:
+        request["body_template"] = _read(body)
+    answer = cli.api().call("POST", cli.path("/templates/preview"), body=request).body
+
+    def show() -> None:
+        cli.out.print(f"{answer['booking']}, as Outlook shows it", markup=False)
+        cli.out.print(f"subject: {answer['subject']}", markup=False, soft_wrap=True)
+        cli.out.print(f"body ({answer['body_type']}):", markup=False)
+        cli.out.print(answer["body"], markup=False, soft_wrap=True, highlight=False)
+
+    cli.emit(answer, show)
+
+
 # ---- mappings --------------------------------------------------------------------------------------------------------
 
 

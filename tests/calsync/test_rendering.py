@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import tracemalloc
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.templates import HOSTILE
 from calsync.domain import BookingKind, BookingStatus
 from calsync.rendering import (
     LIMITS,
@@ -22,7 +24,7 @@ from calsync.rendering import (
     for_booking,
     sample,
 )
-from calsync.rendering.drops import context
+from calsync.rendering.drops import DROPS, context
 from tests.calsync.builders import booking
 
 LONDON = SAMPLE_RECORDS.company
@@ -160,28 +162,8 @@ def test_a_bad_template_is_refused_with_where_and_why(case: Refused) -> None:
         assert case.where in caught.value.detail and "^" in caught.value.detail
 
 
-# Each of these would stall a function or fill an item without the limits: each is refused when saved, within a
-# bounded amount of memory (the time each takes is measured by `python -m bench.templates`).
-HOSTILE = {
-    "a loop of a hundred million": "{% for i in (1..100000000) %}x{% endfor %}",
-    "nested loops": "{% for a in (1..500) %}{% for b in (1..500) %}x{% endfor %}{% endfor %}",
-    "many loops one after another": "{% for i in (1..500) %}{% endfor %}" * 100,
-    "10 MB of output": "{% for i in (1..500) %}{{ 'x' | append: '" + "x" * 4000 + "' }}{% endfor %}",
-    "10 MB captured": "{% capture c %}{% for i in (1..500) %}{{ '"
-    + "y" * 4000
-    + "' }}{% endfor %}{% endcapture %}",
-    "assign/append doubling": (
-        "{% assign s = 'x' %}{% for i in (1..28) %}{% assign s = s | append: s %}{% endfor %}{{ s.size }}"
-    ),
-    "join of ten million": "{{ (1..10000000) | join: ',' | size }}",
-    "a number squared again and again": (
-        "{% assign n = 99 %}{% for i in (1..60) %}{% assign n = n | times: n %}{% endfor %}{{ n }}"
-    ),
-    "deep nesting": "{% if true %}" * 200 + "x" + "{% endif %}" * 200,
-    "include of a file": "{% include '/etc/passwd' %}",
-}
-
-
+# Each of bench/templates.py's hostile templates would stall a function or fill an item without the limits: each is
+# refused when saved, within a bounded amount of memory (the time each takes is what that benchmark measures).
 @pytest.mark.parametrize("source", HOSTILE.values(), ids=list(HOSTILE))
 def test_a_hostile_template_is_refused_with_memory_bounded(source: str) -> None:
     tracemalloc.start()
@@ -263,3 +245,33 @@ def test_a_template_of_calsyncs_earlier_names_still_renders_a_real_bookings_time
     templates = Templates("{{ booking.start_local }} - {{ booking.end_local }}", "")
     subject, _ = templates.render(for_booking(item, SAMPLE_RECORDS, About("E", "e", "booking")))
     assert subject == "Mon 07 Jul 2025 10:00 - 11:00"
+
+
+def test_the_readme_documents_every_drop_and_field_and_every_limit() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Subject and body templates", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip(" `"): line for line in section.splitlines() if line.startswith("| `")}
+    for drop, fields in DROPS.items():
+        assert drop in rows, f"no row for the {drop} drop"
+        for field, spec in fields.items():
+            if isinstance(spec, dict) and drop == "booking":
+                continue  # the linked drops: their own rows
+            assert f"`{field}" in rows[drop], f"{drop}.{field} is not in the README"
+            if isinstance(spec, dict):
+                for inner in spec:
+                    assert f"`{inner}`" in rows[drop], f"{drop}.{field}.{inner} is not in the README"
+    for figure in (
+        "2,000 / 16,000",
+        "64 KiB",
+        "255",
+        "| 500 |",
+        "2,000 |",
+        "16,384",
+        "128 bits",
+        "256 KiB",
+        "| 20 |",
+    ):
+        assert figure in section, figure
+    assert LIMITS.loop == 500 and LIMITS.iterations == 2_000 and LIMITS.value == 16_384
+    assert (LIMITS.subject_source, LIMITS.body_source, LIMITS.output) == (2_000, 16_000, 64 * 1024)
+    assert (LIMITS.number_bits, LIMITS.assigned, LIMITS.nesting, LIMITS.subject) == (128, 256 * 1024, 20, 255)

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -19,10 +20,10 @@ def cli(demo_stack: LocalStack) -> Iterator[Cli]:
     yield Cli(demo_stack)
 
 
-def _booking_for_chloe(stack: LocalStack) -> None:
-    """A Savings review with Chloe (person 3, not mapped) in three days, made in JRNI."""
+def _booking_for_chloe(stack: LocalStack, days: int = 3, first: str = "Sam", last: str = "Lee") -> int:
+    """A Savings review with Chloe (person 3, not mapped) in ``days`` days, made in JRNI: its id."""
     assert stack.urls is not None
-    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=3)
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=days)
     made = requests.post(
         f"{stack.urls.jrni}/_emulator/bookings",
         json={
@@ -30,11 +31,12 @@ def _booking_for_chloe(stack: LocalStack) -> None:
             "service_id": 22,
             "person_id": 3,
             "datetime": start.isoformat(),
-            "client": {"first_name": "Sam", "last_name": "Lee", "email": "sam@customer.example.test"},
+            "client": {"first_name": first, "last_name": last, "email": "sam@customer.example.test"},
         },
         timeout=5,
     )
     assert made.status_code == 201, made.text
+    return int(made.json()["id"])
 
 
 def test_integrations_list_shows_the_demo_bank_as_a_table_and_as_json(cli: Cli) -> None:
@@ -177,3 +179,35 @@ def test_integrations_show_lists_every_setting_by_its_key(cli: Cli) -> None:
     assert shown.exit_code == 0, shown.stderr
     assert re.search(r"│ exchange\.verify_tls\s+│ true\s+│", shown.stdout), shown.stdout
     assert "version " in shown.stdout.splitlines()[0]
+
+
+def test_preview_shows_the_sample_a_real_booking_and_each_problem_of_a_template_file(
+    cli: Cli, tmp_path: Path
+) -> None:
+    sample = cli("preview")
+    assert sample.exit_code == 0, sample.stderr
+    assert "the sample booking, as Outlook shows it" in sample.stdout
+    assert "subject: Mortgage advice: Sam Sample" in sample.stdout  # the default subject
+
+    booking = _booking_for_chloe(cli.stack, days=4, first="Kim", last="Park")
+    subject = tmp_path / "subject.liquid"
+    subject.write_text("{{ service.name }} with {{ client.first_name }} {{ client.last_name }}")
+    real = cli("preview", "--booking", str(booking), "--subject", str(subject))
+    assert real.exit_code == 0, real.stderr
+    assert f"JRNI booking 37001/{booking}" in real.stdout
+    assert "subject: Savings review with Kim Park" in real.stdout
+
+    subject.write_text("{{ client.frist_name }}")
+    body = tmp_path / "body.liquid"
+    body.write_text("<p>\n{% for a in booking.answers %}</p>")
+    refused = cli("preview", "--subject", str(subject), "--body", str(body))
+    assert refused.exit_code == 1
+    assert (
+        "subject template: unknown name 'client.frist_name' (did you mean 'client.first_name'?)"
+        in refused.stderr
+    )
+    assert "-> 1:4" in refused.stderr
+    assert "body template: {% for %} is never closed" in refused.stderr and "-> 2:1" in refused.stderr
+
+    assert cli("preview", "--booking", "99999999").exit_code == 3
+    assert cli("preview", "--booking", "../x").exit_code == 2

@@ -218,3 +218,33 @@ def test_a_mailbox_that_is_no_address_is_never_sent_to_exchange_and_the_status_s
     [alice] = [s for s in mappings.statuses("example-bank") if s.jrni_id == str(ALICE_ID)]
     assert alice.state is SyncState.ERROR
     assert "'alice@example.com\\x00'" in alice.detail and "fix the mapping" in alice.detail
+
+
+def test_a_template_failing_on_one_bookings_data_dead_letters_it_at_once_with_the_reason(
+    aws: Aws, jrni: str, ews: EwsEmulator
+) -> None:
+    # Given a subject template that renders the sample booking (it is checked so when saved) but not a client whose
+    # first name is a number
+    handler = configure_integration(
+        aws,
+        jrni,
+        ews,
+        "outbound",
+        subject_template="{{ client.first_name | upcase | split: 'x' | first | divided_by: 0 }}",
+    )
+    booking = book(jrni, client={"first_name": "4", "last_name": "Sample", "email": "four@example.com"})
+
+    # When its message is handled
+    answer = handler(enqueue_and_receive(aws, [booking["id"]]), LambdaContext())
+
+    # Then it is not retried: it is in the dead-letter queue now, saying which template failed and why
+    assert answer == {"batchItemFailures": []}
+    [dead] = aws.drain(aws.dead_letter_url)
+    assert json.loads(dead["Body"])["booking_id"] == str(booking["id"])
+    reason = dead["MessageAttributes"]["reason"]["StringValue"]
+    assert "subject template" in reason and "divided_by" in reason, reason
+    # And the staff member's status says so; nothing was written to Outlook
+    statuses = DynamoMappingStore(aws.tables["MappingsTable"], region=REGION).statuses("example-bank")
+    [alice] = [s for s in statuses if s.jrni_id == str(ALICE_ID)]
+    assert alice.state is SyncState.ERROR and "subject template" in alice.detail, alice
+    assert ews.items(ALICE) == []

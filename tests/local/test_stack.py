@@ -470,9 +470,14 @@ def test_the_streaming_task_runs_as_a_process_subscribed_to_the_mapped_mailboxes
 # ------------------------------------------------------------------------------ templates changed on the stack
 
 
-def test_a_subject_template_patched_through_the_api_re_renders_the_items_to_come_at_the_next_reconcile() -> (
-    None
-):
+SUBJECT = "{{ service.name }} with {{ client.first_name }} {{ client.last_name }}"
+BODY = (
+    "<p>{{ company.address.address1 }}, {{ company.address.address4 }} {{ company.address.postcode }}</p>"
+    "<p>Reason: {{ booking.reason_for_visit }}</p>"
+)
+
+
+def test_templates_patched_through_the_api_show_on_new_bookings_and_re_render_the_items_to_come() -> None:
     with (
         open(os.devnull, "w") as logs,
         LocalStack(
@@ -483,54 +488,78 @@ def test_a_subject_template_patched_through_the_api_re_renders_the_items_to_come
         api, integration = stack.urls.api, stack.seeded.integration_id
         hour = datetime.now(UTC).replace(microsecond=0, second=0, minute=0)
         alice = "alice@bank.example.test"
-        # Given two bookings to come and one that has ended, in Alice's calendar
-        for start in (hour - timedelta(days=1), hour + timedelta(days=2), hour + timedelta(days=3)):
+
+        def book(start: datetime) -> None:
             made = requests.post(
-                f"{stack.urls.jrni}/_emulator/bookings",
+                f"{stack.urls.jrni}/_emulator/bookings",  # type: ignore[union-attr]
                 json={
                     "company_id": 37001,
                     "service_id": 21,
                     "person_id": 1,
+                    "client_id": 1,  # Pat Jones, of the demo seed
                     "datetime": start.isoformat(),
-                    "client": {
-                        "first_name": "Pat",
-                        "last_name": "Jones",
-                        "email": "pat@customer.example.test",
-                    },
+                    "questions": {"501": "Remortgage"},
                 },
                 timeout=5,
             )
             assert made.status_code == 201, made.text
+
+        # Given two bookings to come and one that has ended, in Alice's calendar
+        for start in (hour - timedelta(days=1), hour + timedelta(days=2), hour + timedelta(days=3)):
+            book(start)
         listed = _wait(lambda: len(_items(stack, alice)) == 3 and _items(stack, alice))
         before = {item["id"]: item for item in listed}
         past = {k for k, i in before.items() if i["end"] < hour.strftime("%Y-%m-%dT%H:%M:%SZ")}
         assert len(past) == 1
         # And a first run done, so that the next one reads only JRNI's changes (it is not deep of itself)
         assert _reconciled(api, integration)["deep"] is True
-        # When the operator changes the subject template
         url = f"{api}/admin/integrations/{integration}"
-        etag = requests.get(url, timeout=5).headers["ETag"]
+        stored = requests.get(url, timeout=5)
+
+        # When the operator sends a template with an unknown name, or one that does not parse
+        for bad, where in (
+            ({"subject_template": "{{ service.name }} with {{ client.frist_name }}"}, "-> 1:28"),
+            ({"body_template": "<p>ok</p>\n<p>{% if client.name %}open</p>"}, "-> 2:4"),
+        ):
+            refused = requests.patch(
+                url,
+                json=bad,
+                headers={"If-Match": stored.headers["ETag"], "Content-Type": "application/merge-patch+json"},
+                timeout=10,
+            )
+            # Then it is refused with where, and nothing changed
+            assert refused.status_code == 422, refused.text
+            assert where in refused.json()["detail"], refused.json()
+        assert requests.get(url, timeout=5).json() == stored.json()
+
+        # When the operator changes the subject and the body templates
         changed = requests.patch(
             url,
-            json={"subject_template": "Bank appointment"},
-            headers={"If-Match": etag, "Content-Type": "application/merge-patch+json"},
+            json={"subject_template": SUBJECT, "body_template": BODY},
+            headers={"If-Match": stored.headers["ETag"], "Content-Type": "application/merge-patch+json"},
             timeout=10,
         )
         assert changed.status_code == 200, changed.text
         assert changed.json()["templates_changed_at"] is not None
-        # Then the next reconcile re-renders the items to come, and says so
+        subject = "Mortgage appointment with Pat Jones"
+        body = "<p>12 Sample Street, Manchester ZZ4 4DD</p><p>Reason: Remortgage</p>"
+        # Then a new booking shows them in Outlook at once
+        book(hour + timedelta(days=4))
+        newest = _wait(lambda: [i for i in _items(stack, alice) if i["id"] not in before])
+        assert [(i["subject"], i["body"]) for i in newest] == [(subject, body)]
+        # And the next reconcile re-renders the items to come, and says so
         run = _reconciled(api, integration)
         assert run["deep"] is True and run["repaired"]["rerendered"] == 2, run
         assert run["repaired"]["updated"] == run["repaired"]["created"] == 0
-        after = {i["id"]: i for i in _items(stack, alice)}
+        after = {i["id"]: i for i in _items(stack, alice) if i["id"] in before}
         assert set(after) == set(before)  # the same items, none made anew
         for item_id, item in after.items():
             was = before[item_id]
             assert (item["start"], item["end"]) == (was["start"], was["end"])  # not moved
             if item_id in past:
-                assert item["subject"] == was["subject"] != "Bank appointment"  # history stays
+                assert (item["subject"], item["body"]) == (was["subject"], was["body"])  # history stays
             else:
-                assert item["subject"] == "Bank appointment"
+                assert (item["subject"], item["body"]) == (subject, body)
         rows = requests.get(f"{url}/mappings", timeout=10).json()["mappings"]
         [row] = [r for r in rows if r["mailbox"] == alice]
         assert row["repaired"]["rerendered"] == 2

@@ -6,7 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from calsync.domain import Integration, NotFoundError, TemplateError
-from calsync.rendering import About, Templates, for_booking, kind_of, sample, templates_of
+from calsync.rendering import (
+    DEFAULT_BODY,
+    DEFAULT_SUBJECT,
+    About,
+    Templates,
+    for_booking,
+    kind_of,
+    sample,
+    templates_of,
+)
 from calsync.usecases.admin import AdminDeps, find_integration
 
 
@@ -36,8 +45,9 @@ def preview(
     integration = find_integration(deps.integrations, integration_id)
     current = templates_of(integration)
     templates = Templates(
-        current.subject_source if subject_template is None else subject_template or Templates.subject_source,
-        current.body_source if body_template is None else body_template or Templates.body_source,
+        # None: the integration's; empty: the default (as a PATCH of "" or null gives)
+        current.subject_source if subject_template is None else subject_template or DEFAULT_SUBJECT,
+        current.body_source if body_template is None else body_template or DEFAULT_BODY,
         current.plain_text_body if plain_text_body is None else plain_text_body,
     )
     if problems := templates.problems():
