@@ -223,6 +223,16 @@ class Link:
 
 
 @dataclass(frozen=True)
+class ScheduleBusy:
+    """Whether the time outside a mapped staff member's or resource's JRNI working schedule shows as busy items in
+    their calendar, with which subject and free/busy."""
+
+    enabled: bool = False
+    subject: str = "Outside working hours"
+    free_busy: FreeBusy = FreeBusy.BUSY  # Busy or OOF
+
+
+@dataclass(frozen=True)
 class SyncOptions:
     """The integration's choices that change what calendars should show."""
 
@@ -230,3 +240,4 @@ class SyncOptions:
     sync_jrni_blocks: bool = True
     block_subject: str = "Unavailable"
     plain_text_body: bool = False  # the body template writes plain text, not HTML
+    schedule_busy: ScheduleBusy = field(default_factory=ScheduleBusy)

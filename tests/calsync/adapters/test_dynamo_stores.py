@@ -46,6 +46,7 @@ from calsync.domain import (
     PermanentError,
     PreconditionFailedError,
     ResourceKind,
+    ScheduleBusy,
     StaleStateError,
     SyncOptions,
     SyncState,
@@ -143,7 +144,11 @@ FULL_INTEGRATION = Integration(
     ),
     webhook_secret_name="calsync/int-7/webhook",
     options=SyncOptions(
-        include_buffers=False, sync_jrni_blocks=False, block_subject="Busy elsewhere", plain_text_body=True
+        include_buffers=False,
+        sync_jrni_blocks=False,
+        block_subject="Busy elsewhere",
+        plain_text_body=True,
+        schedule_busy=ScheduleBusy(enabled=True, subject="Not working", free_busy=FreeBusy.OOF),
     ),
     subject_template="{{ service.name }}",
     body_template="<p>{{ client.name }}</p>",

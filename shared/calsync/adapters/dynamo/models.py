@@ -64,11 +64,18 @@ class ExchangeConnectionMap(_Map):
     api = UnicodeAttribute(null=True)  # absent on integrations stored before the choice existed: EWS
 
 
+class ScheduleBusyMap(_Map):
+    enabled = BooleanAttribute()
+    subject = UnicodeAttribute()
+    free_busy = UnicodeAttribute()
+
+
 class SyncOptionsMap(_Map):
     include_buffers = BooleanAttribute()
     sync_jrni_blocks = BooleanAttribute()
     block_subject = UnicodeAttribute()
     plain_text_body = BooleanAttribute(null=True)  # absent on integrations stored before the choice existed
+    schedule_busy = ScheduleBusyMap(null=True)  # absent on integrations stored before the choice existed: off
 
 
 class IntegrationRecord(Model):

@@ -19,6 +19,7 @@ from calsync.adapters.dynamo.models import (
     IntegrationRecord,
     JrniConnectionMap,
     LinkRecord,
+    ScheduleBusyMap,
     StatusRecord,
     SyncOptionsMap,
     TableSettings,
@@ -48,6 +49,7 @@ from calsync.domain import (
     PreconditionFailedError,
     ResourceKind,
     RetryableError,
+    ScheduleBusy,
     StaleStateError,
     SyncOptions,
     SyncState,
@@ -157,6 +159,11 @@ def _integration_record(model: type[IntegrationRecord], integration: Integration
             sync_jrni_blocks=options.sync_jrni_blocks,
             block_subject=options.block_subject,
             plain_text_body=options.plain_text_body,
+            schedule_busy=ScheduleBusyMap(
+                enabled=options.schedule_busy.enabled,
+                subject=options.schedule_busy.subject,
+                free_busy=options.schedule_busy.free_busy.value,
+            ),
         ),
         subject_template=integration.subject_template,
         body_template=integration.body_template,
@@ -167,6 +174,12 @@ def _integration_record(model: type[IntegrationRecord], integration: Integration
         test_endpoints=integration.test_endpoints,
         templates_changed_at=integration.templates_changed_at,
     )
+
+
+def _schedule_busy(stored: ScheduleBusyMap | None) -> ScheduleBusy:
+    if stored is None:
+        return ScheduleBusy()
+    return ScheduleBusy(enabled=stored.enabled, subject=stored.subject, free_busy=FreeBusy(stored.free_busy))
 
 
 def _integration(record: IntegrationRecord) -> Integration:
@@ -191,6 +204,7 @@ def _integration(record: IntegrationRecord) -> Integration:
             sync_jrni_blocks=options.sync_jrni_blocks,
             block_subject=options.block_subject,
             plain_text_body=bool(options.plain_text_body),
+            schedule_busy=_schedule_busy(options.schedule_busy),
         ),
         subject_template=record.subject_template,
         body_template=record.body_template,

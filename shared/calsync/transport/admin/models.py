@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,9 +11,11 @@ from calsync.domain import (
     ExchangeApi,
     ExchangeAuth,
     ExchangeConnection,
+    FreeBusy,
     Integration,
     InvalidInputError,
     JrniConnection,
+    ScheduleBusy,
     SyncOptions,
     validation,
 )
@@ -63,11 +65,22 @@ class ExchangeIn(_Strict):
     api: ExchangeApi = ExchangeApi.EWS
 
 
+class ScheduleBusyIn(_Strict):
+    enabled: bool = Field(
+        default=False,
+        description="show the time outside each mapped staff member's or resource's JRNI working schedule as busy "
+        "items in their calendar",
+    )
+    subject: str = Field(default="Outside working hours", min_length=1, max_length=255)
+    free_busy: Literal["Busy", "OOF"] = "Busy"
+
+
 class OptionsIn(_Strict):
     include_buffers: bool = True
     sync_jrni_blocks: bool = True
     block_subject: str = Field(default="Unavailable", min_length=1, max_length=255)
     plain_text_body: bool = Field(default=False, description="the body template writes plain text, not HTML")
+    schedule_busy: ScheduleBusyIn = ScheduleBusyIn()
 
 
 class IntegrationIn(_Strict):
@@ -196,7 +209,14 @@ def _integration_of(body: IntegrationIn, integration_id: str, secrets_prefix: st
             }
         ),
         webhook_secret_name=validation.secret_name(own, "webhook", body.webhook_secret_name, secrets_prefix),
-        options=SyncOptions(**body.options.model_dump()),
+        options=SyncOptions(
+            **body.options.model_dump(exclude={"schedule_busy"}),
+            schedule_busy=ScheduleBusy(
+                enabled=body.options.schedule_busy.enabled,
+                subject=body.options.schedule_busy.subject,
+                free_busy=FreeBusy(body.options.schedule_busy.free_busy),
+            ),
+        ),
         subject_template=body.subject_template,
         body_template=body.body_template,
         appointment_lock=body.appointment_lock,
@@ -233,6 +253,11 @@ def integration_json(integration: Integration) -> dict[str, Any]:
             "sync_jrni_blocks": integration.options.sync_jrni_blocks,
             "block_subject": integration.options.block_subject,
             "plain_text_body": integration.options.plain_text_body,
+            "schedule_busy": {
+                "enabled": integration.options.schedule_busy.enabled,
+                "subject": integration.options.schedule_busy.subject,
+                "free_busy": integration.options.schedule_busy.free_busy.value,
+            },
         },
         "subject_template": integration.subject_template,
         "body_template": integration.body_template,

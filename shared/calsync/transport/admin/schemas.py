@@ -48,11 +48,18 @@ class ExchangeOut(Out):
     api: str
 
 
+class ScheduleBusyOut(Out):
+    enabled: bool
+    subject: str
+    free_busy: Literal["Busy", "OOF"]
+
+
 class OptionsOut(Out):
     include_buffers: bool
     sync_jrni_blocks: bool
     block_subject: str
     plain_text_body: bool
+    schedule_busy: ScheduleBusyOut
 
 
 class IntegrationOut(Out):
