@@ -431,3 +431,44 @@ def test_arguments_no_series_can_have_are_refused_before_anything_is_sent(
         )
 
     assert operations(ews) == {}
+
+
+def test_an_occurrence_moved_onto_the_next_one_is_refused_by_exchange_and_nothing_changes(
+    ews: EwsEmulator, writer: EwsScheduleWriter
+) -> None:
+    master_id = evenings(writer)
+    tuesday = FIRST_DAY + timedelta(days=1)
+    before = ews.items(ALICE)
+
+    with pytest.raises(PermanentError, match="ErrorOccurrenceCrossingBoundary"):
+        writer.change_occurrence(
+            ALICE, master_id, london(FIRST_DAY, 17), TimeWindow(london(tuesday, 17), london(tuesday, 20))
+        )
+
+    assert ews.items(ALICE) == before
+
+
+def test_an_occurrence_in_the_spring_forward_gap_is_found_where_exchange_puts_it(
+    ews: EwsEmulator, writer: EwsScheduleWriter
+) -> None:
+    sunday = date(2027, 3, 28)  # 01:00 to 02:00 London time does not exist that day
+    master_id = writer.create_series(
+        ALICE,
+        integration_id=INTEGRATION,
+        key="w:90+60:6",
+        zone="Europe/London",
+        weekdays=(6,),
+        start=time(1, 30),
+        minutes=60,
+        first_day=FIRST_DAY,
+        subject=SUBJECT,
+        free_busy="Busy",
+    )
+    [shown] = view(ews, sunday, sunday + timedelta(days=1))
+    gap_start = datetime.fromisoformat(shown["start"].replace("Z", "+00:00"))
+
+    writer.change_occurrence(ALICE, master_id, gap_start, None)
+
+    assert view(ews, sunday, sunday + timedelta(days=1)) == []
+    [series] = writer.written(ALICE, INTEGRATION)
+    assert series.deleted == (gap_start,)

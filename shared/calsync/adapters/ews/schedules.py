@@ -388,23 +388,20 @@ def _occurrence(account: Any, master: Any, original_start: datetime) -> _Occurre
     pattern = master.recurrence.pattern
     weekdays = {int(day) - _MONDAY for day in pattern.weekdays}
     first_day = _as_date(master.recurrence.boundary.start)
-    wall_start = master.start.astimezone(zone)
-    local = original_start.astimezone(zone)
+    wall_time = master.start.astimezone(zone).replace(tzinfo=None).time()
     when = original_start.astimezone(UTC)
-    if (
-        local.date() < first_day
-        or local.weekday() not in weekdays
-        or local.time().replace(tzinfo=None) != wall_start.time().replace(tzinfo=None)
-    ):
+    day = when.astimezone(zone).date()
+    # Compared as Exchange puts the pattern's wall-clock start in the zone (a start in a spring-forward gap keeps the
+    # offset from before it), not as the local reading of ``when``.
+    wall = datetime.combine(day, wall_time)
+    if day < first_day or day.weekday() not in weekdays or _utc(_local(wall, zone)) != when:
         raise PermanentError(
             f"series {master.id} has no occurrence at {when.isoformat()} (it repeats at "
-            f"{wall_start.strftime('%H:%M')} {zone.key} on weekdays {sorted(weekdays)} from {first_day})"
+            f"{wall_time.strftime('%H:%M')} {zone.key} on weekdays {sorted(weekdays)} from {first_day})"
         )
-    index = _instance_index(first_day, local.date(), weekdays)
+    index = _instance_index(first_day, day, weekdays)
     minutes = _local_minutes(master, zone)
-    pattern_window = TimeWindow(
-        when, _utc(_local(local.replace(tzinfo=None) + timedelta(minutes=minutes), zone))
-    )
+    pattern_window = TimeWindow(when, _utc(_local(wall + timedelta(minutes=minutes), zone)))
     window: TimeWindow | None = pattern_window
     if any(_utc(deleted.start) == when for deleted in master.deleted_occurrences or ()):
         window = None
