@@ -29,7 +29,7 @@ from calsync.domain import (
     ThrottledError,
     TimeWindow,
 )
-from calsync.engine.inbound import CreateBlock, InboundOptions, MoveBlock, plan_inbound
+from calsync.engine.inbound import CreateBlock, InboundOptions, plan_inbound
 from emulators.ews.testing import EwsEmulator
 
 PASSWORD = "pass-for-tests"
@@ -366,7 +366,7 @@ def test_what_was_written_is_only_this_integrations_schedule_in_one_find_and_one
 # ---- what the inbound path makes of them -------------------------------------------------------------------------
 
 
-def test_the_change_feed_sees_schedule_items_as_calsyncs_own_and_inbound_makes_no_block_of_them(
+def test_the_change_feed_and_the_booking_listing_leave_schedule_items_out_so_inbound_never_touches_them(
     ews: EwsEmulator, writer: EwsScheduleWriter
 ) -> None:
     evenings(writer)
@@ -378,18 +378,26 @@ def test_the_change_feed_sees_schedule_items_as_calsyncs_own_and_inbound_makes_n
         subject=SUBJECT,
         free_busy="OOF",
     )
+    # An adviser's own meeting beside them
+    ews.control(
+        "POST",
+        f"mailboxes/{ALICE}/items",
+        {"subject": "Team lunch", "start": "2027-03-24T12:00:00Z", "end": "2027-03-24T13:00:00Z"},
+    )
     now = london(FIRST_DAY, 8)
     options = InboundOptions(now=now, window_days=14)
 
     changes = EwsFeed(connection(ews), SECRET).changes(ALICE, None, options.window)
 
-    assert len(changes.upserts) == 1 + 6  # the single, and the series' evenings in the two weeks
-    for event in changes.upserts:
-        assert event.stamp is not None
-        assert event.stamp.integration_id == INTEGRATION
+    # Only the adviser's meeting: the single and the series' evenings are calsync's own, and no booking's
+    assert [event.subject for event in changes.upserts] == ["Team lunch"]
     mapping = Mapping(INTEGRATION, ResourceKind.PERSON, "staff-1", ALICE)
     actions = plan_inbound(changes, mapping, [], {}, options)
-    assert not [action for action in actions if isinstance(action, CreateBlock | MoveBlock)]
+    assert [type(action) for action in actions] == [
+        CreateBlock
+    ]  # the lunch blocks JRNI; nothing else happens
+    # And the listing a deep reconcile compares with JRNI's bookings does not show them (no stray to remove)
+    assert EwsCalendar(connection(ews), SECRET).our_items(ALICE, INTEGRATION) == []
 
 
 # ---- errors --------------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from calsync.adapters.ews.connection import (
     AccountCache,
 )
 from calsync.adapters.ews.session import MailboxSession, calendar_of, ews_utc
-from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD
+from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD, is_schedule_item
 from calsync.domain import ExchangeConnection, FreeBusy, JrniKey, ResyncRequiredError, Stamp, TimeWindow
 from calsync.domain.inbound import CalendarEvent, MailboxChanges
 
@@ -149,6 +149,8 @@ class EwsFeed(MailboxSession):
         masters: dict[str, CalendarItem] = {}  # by UID: occurrences carry their master's
         complete: list[str] = []
         for item in latest.values():
+            if is_schedule_item(item):
+                continue  # time outside working hours, calsync's own: nothing an adviser booked
             if item.type == "RecurringMaster":
                 if item.uid:
                     masters[item.uid] = item

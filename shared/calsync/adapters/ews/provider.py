@@ -33,7 +33,7 @@ from calsync.adapters.ews.session import (
     delete_item,
     ews_utc,
 )
-from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD, stamp_values
+from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD, is_schedule_item, stamp_values
 from calsync.domain import CalsyncError, FreeBusy, JrniKey, PermanentError, ThrottledError, TimeWindow
 from calsync.domain.model import EventContent, Stamp
 from calsync.ports import RemoteRef, StampedItem
@@ -136,6 +136,8 @@ class EwsCalendar(MailboxSession):
             query.page_size = OUR_ITEMS_PAGE
             items = []
             for item in query:
+                if is_schedule_item(item):
+                    continue  # time outside working hours: no booking's item
                 try:
                     key = JrniKey.parse(str(getattr(item, JRNI_KEY_FIELD, "") or ""))
                 except ValueError:

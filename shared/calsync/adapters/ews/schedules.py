@@ -49,10 +49,9 @@ from exchangelib.services import FindItem
 
 from calsync.adapters.ews.connection import DEFAULT_TIMEOUT_SECONDS, AccountCache
 from calsync.adapters.ews.session import MailboxSession, calendar_of, create_item, delete_item
-from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD, PROPERTY_SET_ID
+from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD, PROPERTY_SET_ID, SCHEDULE_KIND
 from calsync.domain import ExchangeConnection, PermanentError, TimeWindow
 
-SCHEDULE_KIND = "schedule"
 KIND_FIELD = "calsync_kind"
 SCHEDULE_KEY_FIELD = "calsync_schedule_key"
 SCHEDULE_ZONE_FIELD = "calsync_schedule_zone"

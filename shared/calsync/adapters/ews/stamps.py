@@ -18,6 +18,15 @@ from calsync.domain import Stamp
 PROPERTY_SET_ID = "4f0c2b9e-6d1a-4c3e-9b57-2a8e61c0d7f3"
 INTEGRATION_FIELD = "calsync_integration_id"
 JRNI_KEY_FIELD = "calsync_jrni_key"
+# The kind of the items that show time outside working hours (``schedules.py``): their JRNI key is
+# ``schedule/<key>``. They are calsync's, and show no JRNI booking: the change feed and the listing of booking items
+# leave them out, so that inbound never makes a JRNI block of one nor removes one as a stray.
+SCHEDULE_KIND = "schedule"
+
+
+def is_schedule_item(item: object) -> bool:
+    """Whether an item read with its stamp fields is one of calsync's time-outside-working-hours items."""
+    return str(getattr(item, JRNI_KEY_FIELD, "") or "").startswith(f"{SCHEDULE_KIND}/")
 
 
 class IntegrationIdProperty(ExtendedProperty):  # type: ignore[misc]
