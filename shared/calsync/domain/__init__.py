@@ -52,6 +52,15 @@ from calsync.domain.model import (
     SyncOptions,
     TimeWindow,
 )
+from calsync.domain.schedules import (
+    BusyPlan,
+    OccurrenceChange,
+    WeeklySeries,
+    WorkingDay,
+    WrittenSchedule,
+    WrittenSeries,
+    WrittenSingle,
+)
 
 __all__ = [
     "BLOCKING_FREE_BUSY",
@@ -63,6 +72,7 @@ __all__ = [
     "BookingKind",
     "BookingRecords",
     "BookingStatus",
+    "BusyPlan",
     "CalsyncError",
     "ConflictError",
     "DeadlineExceededError",
@@ -83,6 +93,7 @@ __all__ = [
     "Mapping",
     "MappingStatus",
     "NotFoundError",
+    "OccurrenceChange",
     "PermanentError",
     "PreconditionFailedError",
     "RequestError",
@@ -98,6 +109,11 @@ __all__ = [
     "TimeWindow",
     "TooLargeError",
     "UnknownOutcomeError",
+    "WeeklySeries",
+    "WorkingDay",
+    "WrittenSchedule",
+    "WrittenSeries",
+    "WrittenSingle",
     "booking_subject",
     "outlook_change_subject",
 ]
