@@ -53,6 +53,15 @@ from calsync.domain.model import (
     SyncOptions,
     TimeWindow,
 )
+from calsync.domain.schedules import (
+    BusyPlan,
+    OccurrenceChange,
+    WeeklySeries,
+    WorkingDay,
+    WrittenSchedule,
+    WrittenSeries,
+    WrittenSingle,
+)
 
 __all__ = [
     "BLOCKING_FREE_BUSY",
@@ -64,6 +73,7 @@ __all__ = [
     "BookingKind",
     "BookingRecords",
     "BookingStatus",
+    "BusyPlan",
     "CalsyncError",
     "ConflictError",
     "DeadlineExceededError",
@@ -84,6 +94,7 @@ __all__ = [
     "Mapping",
     "MappingStatus",
     "NotFoundError",
+    "OccurrenceChange",
     "PermanentError",
     "PreconditionFailedError",
     "RequestError",
@@ -100,6 +111,11 @@ __all__ = [
     "TimeWindow",
     "TooLargeError",
     "UnknownOutcomeError",
+    "WeeklySeries",
+    "WorkingDay",
+    "WrittenSchedule",
+    "WrittenSeries",
+    "WrittenSingle",
     "booking_subject",
     "outlook_change_subject",
 ]

@@ -14,14 +14,34 @@ from calsync.engine.outbound import (
     desired_content,
     plan_outbound,
 )
+from calsync.engine.schedules import (
+    ChangeOccurrence,
+    CreateSeries,
+    CreateSingle,
+    RemoveSeries,
+    RemoveSingle,
+    RestoreOccurrence,
+    ScheduleAction,
+    busy_plan,
+    plan_schedule,
+)
 
 __all__ = [
     "Action",
+    "ChangeOccurrence",
     "CreateEvent",
+    "CreateSeries",
+    "CreateSingle",
     "DeleteEvent",
     "RecoverEvent",
+    "RemoveSeries",
+    "RemoveSingle",
+    "RestoreOccurrence",
+    "ScheduleAction",
     "SkipUnmapped",
     "UpdateEvent",
+    "busy_plan",
     "desired_content",
     "plan_outbound",
+    "plan_schedule",
 ]
