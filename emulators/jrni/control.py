@@ -13,7 +13,7 @@ from . import hal
 from .api import emulator, read_json
 from .context import api_base
 from .faults import parse_fault
-from .state import MAX_YEAR, BadRequestError, Booking, NotFoundError, State, parse_bool, parse_int
+from .state import MAX_YEAR, BadRequestError, Booking, NotFoundError, State, parse_bool, parse_int, parse_rules
 from .webhooks import parse_endpoint
 
 STUDIO_USER = "JRNI user"  # who a control-plane change is recorded as (booked_by, cancelled_by, who_updated)
@@ -188,6 +188,17 @@ async def user_cancel_booking(request: web.Request) -> web.Response:
     return web.json_response(hal.booking_json(emu.state, api_base(request), booking))
 
 
+async def set_schedule_rules(request: web.Request) -> web.Response:
+    """PUT /_emulator/schedules/{id} {rules}: a schedule's rules changed in JRNI's screens (JRNI sends no webhook)."""
+    emu = emulator(request)
+    body = await read_json(request)
+    schedule = emu.state.schedules.get(int(request.match_info["id"]))
+    if schedule is None:
+        raise NotFoundError(f"schedule {request.match_info['id']} not found")
+    schedule.rules = parse_rules(body.get("rules"), "rules")  # checked whole before it replaces the old rules
+    return web.json_response(hal.schedule_json(api_base(request), schedule))
+
+
 async def user_block(request: web.Request) -> web.Response:
     """POST /_emulator/blocks {company_id, person_id | resource_id, start_time, end_time}: answers the slot."""
     emu = emulator(request)
@@ -237,3 +248,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(c + r"/bookings/{id:\d+}/confirm", user_confirm_booking)
     app.router.add_post(c + r"/bookings/{id:\d+}/cancel", user_cancel_booking)
     app.router.add_post(f"{c}/blocks", user_block)
+    app.router.add_put(c + r"/schedules/{id:\d+}", set_schedule_rules)

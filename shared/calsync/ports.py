@@ -6,7 +6,7 @@ import enum
 from collections.abc import Collection, Iterator, Sequence
 from collections.abc import Mapping as ReadOnlyMap
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Protocol
 
 from calsync.domain import (
@@ -28,6 +28,7 @@ from calsync.domain.diagnosis import Check
 from calsync.domain.inbound import BlockLink, MailboxChanges, MailboxStreamState, TaskHeartbeat
 from calsync.domain.messages import OutboundMessage, ReconcileMessage
 from calsync.domain.reconcile import MappingReconcile, ReconcileRun, Repairs
+from calsync.domain.schedules import WorkingSchedule, WrittenItem
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,59 @@ class BookingSource(Protocol):
         self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow
     ) -> list[Booking]:
         """The live bookings and blocks of one staff member or resource around ``window`` (a deep reconcile)."""
+        ...
+
+    def schedule_of(
+        self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow
+    ) -> WorkingSchedule | None:
+        """What the staff member or resource works on each of the company's dates ``window`` touches; None when they
+        have no schedule in JRNI."""
+        ...
+
+
+class ScheduleWriter(Protocol):
+    """The items that show time outside working hours in a mailbox: weekly series (no end) with their modified and
+    deleted occurrences, and single items; each stamped with the integration and its key."""
+
+    def written(self, mailbox: str, integration_id: str) -> list[WrittenItem]:
+        """Every schedule item of the integration in the mailbox, as Exchange holds it now."""
+        ...
+
+    def create_series(
+        self,
+        mailbox: str,
+        *,
+        integration_id: str,
+        key: str,
+        zone: str,
+        weekdays: tuple[int, ...],
+        start: time,
+        minutes: int,
+        first_day: date,
+        subject: str,
+        free_busy: str,
+    ) -> str:
+        """A weekly series from ``first_day``, each occurrence ``minutes`` of local time from ``start``: its id."""
+        ...
+
+    def change_occurrence(
+        self, mailbox: str, master_id: str, original_start: datetime, window: TimeWindow | None
+    ) -> None:
+        """The occurrence the pattern puts at ``original_start`` shows ``window`` instead (None: deleted)."""
+        ...
+
+    def restore_occurrence(self, mailbox: str, master_id: str, original_start: datetime) -> None:
+        """A modified occurrence back to the pattern's times; OccurrenceDeletedError for a deleted one."""
+        ...
+
+    def create_single(
+        self, mailbox: str, *, integration_id: str, key: str, window: TimeWindow, subject: str, free_busy: str
+    ) -> str:
+        """A single busy item: its id."""
+        ...
+
+    def remove(self, mailbox: str, item_id: str) -> None:
+        """A series (with its exceptions) or a single item; one already gone is not an error."""
         ...
 
 

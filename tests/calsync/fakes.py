@@ -34,6 +34,7 @@ from calsync.domain.dead_letters import DeadLetter
 from calsync.domain.inbound import BlockLink, CalendarEvent, MailboxChanges
 from calsync.domain.messages import OutboundMessage, ReconcileMessage
 from calsync.domain.reconcile import MappingReconcile, ReconcileRun, Repairs
+from calsync.domain.schedules import WorkingSchedule
 from calsync.ports import CreatedBlock, JrniCalendar, RemoteRef, ReplayOutcome, StampedItem
 from calsync.usecases.admin import AdminDeps
 
@@ -288,11 +289,17 @@ class FakeBookingSource:
         self.bookings = {b.key: b for b in bookings}
         self.listed = calendars or []
         self.linked: dict[JrniKey, BookingRecords] = {}  # what ``records`` answers for a booking
+        self.schedules: dict[tuple[ResourceKind, str], WorkingSchedule] = {}  # what ``schedule_of`` answers
         self.reads = 0
 
     def get_booking(self, company_id: str, booking_id: str) -> Booking | None:
         self.reads += 1
         return self.bookings.get(JrniKey(company_id, booking_id))
+
+    def schedule_of(
+        self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow
+    ) -> WorkingSchedule | None:
+        return self.schedules.get((kind, jrni_id))
 
     def find_booking(self, booking_id: str) -> Booking | None:
         self.reads += 1

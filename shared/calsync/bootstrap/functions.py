@@ -30,6 +30,7 @@ from calsync.ports import (
     EventPublisher,
     IntegrationState,
     RunStore,
+    ScheduleWriter,
     SecretStore,
     StreamingStates,
     Telemetry,
@@ -350,7 +351,17 @@ def reconcile_deps() -> ReconcileDeps:
         queue=reconcile_queue(),
         outbound_queue=outbound_queue(),
         directory=_directory(),
+        schedules_for=schedules_for,
     )
+
+
+def schedules_for(integration: Integration) -> ScheduleWriter:
+    """The integration's writer of time outside working hours, for the Exchange API it speaks."""
+    if integration.exchange.api is ExchangeApi.EWS:
+        from calsync.adapters.ews.schedules import EwsScheduleWriter
+
+        return EwsScheduleWriter(integration.exchange, secrets().get(integration.exchange.secret_name))
+    raise _unsupported(integration)
 
 
 def checks_for(integration: Integration) -> ConnectionChecks:

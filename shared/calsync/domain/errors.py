@@ -37,6 +37,15 @@ class ForbiddenError(PermanentError):
     """The other side refused what is not ours to do or see there (JRNI 403: an object of another company)."""
 
 
+class OccurrenceDeletedError(PermanentError):
+    """An occurrence of a recurring series was deleted, and Exchange cannot bring a deleted occurrence back: remove
+    the series and create it again (with the changes still wanted)."""
+
+
+class SeriesGoneError(PermanentError):
+    """The recurring series named is no longer in the mailbox (deleted in Outlook, or by an earlier removal)."""
+
+
 class HeldBackError(CalsyncError):
     """calsync would remove too much at once to trust (a mass delete): nothing was applied, and nothing will be until
     an operator forces it. The message says what was seen and what to do."""

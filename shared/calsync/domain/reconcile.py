@@ -21,6 +21,9 @@ class Repairs:
     moved: int = 0
     released: int = 0
     bookings_changed: int = 0
+    # Writes that brought the time outside working hours in line with the JRNI schedule (series, their exceptions,
+    # single items): a schedule change or an item deleted in Outlook.
+    schedule: int = 0
 
     def __add__(self, other: Repairs) -> Repairs:
         return Repairs(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})

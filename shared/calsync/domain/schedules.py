@@ -176,3 +176,26 @@ class WrittenSchedule:
     zone: str
     series: tuple[WrittenSeries, ...] = ()
     singles: tuple[WrittenSingle, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkingSchedule:
+    """A staff member's or resource's JRNI schedule over a range of dates: which, in which zone, each date's spans."""
+
+    schedule_id: str
+    zone: str  # the company's IANA zone, that the dates and times are in
+    days: tuple[WorkingDay, ...]
+
+
+@dataclass(frozen=True)
+class WrittenItem:
+    """A schedule item read back from the mailbox: a series (with the exceptions it has) or a single item."""
+
+    item_id: str
+    key: str
+    is_series: bool
+    window: TimeWindow | None = None  # a single's
+    modified: tuple[tuple[datetime, TimeWindow], ...] = ()  # a series': (original start, what it shows), UTC
+    deleted: tuple[datetime, ...] = ()  # a series': original starts of deleted occurrences, UTC
+    zone: str | None = None  # a series': the IANA zone it repeats in
+    first_day: date | None = None  # a series': the first date of its pattern

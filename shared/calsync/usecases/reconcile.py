@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -54,8 +55,17 @@ from calsync.domain.reconcile import ReconcileRun, Repairs
 from calsync.engine import CreateEvent, DeleteEvent, RecoverEvent, SkipUnmapped, UpdateEvent, plan_outbound
 from calsync.engine.inbound import SYNC_WINDOW_DAYS, InboundOptions, RemoveStrayItem
 from calsync.engine.reconcile import Listed, held_back, plan_mailbox
-from calsync.ports import BookingSource, DirectoryStore, Metric, OutboundQueue, ReconcileQueue, RunStore
+from calsync.ports import (
+    BookingSource,
+    DirectoryStore,
+    Metric,
+    OutboundQueue,
+    ReconcileQueue,
+    RunStore,
+    ScheduleWriter,
+)
 from calsync.usecases.booking_executor import ExecutionReport, Executor
+from calsync.usecases.schedule_busy import sync_schedule
 from calsync.usecases.sync_booking import content_of, is_our_block, sync_booking
 from calsync.usecases.sync_mailbox import MailboxDeps, company_of, sync_mailbox
 
@@ -81,6 +91,8 @@ class ReconcileDeps:
     outbound_queue: OutboundQueue
     # The copy of JRNI's staff and resources the admin API pages over: refreshed by every run. None: not kept.
     directory: DirectoryStore | None = None
+    # Writes the time outside working hours into a mailbox (the integration's schedule_busy option). None: never.
+    schedules_for: Callable[[Integration], ScheduleWriter] | None = None
 
 
 def reconcile(deps: ReconcileDeps, message: ReconcileMessage) -> dict[str, object]:
@@ -245,7 +257,7 @@ def reconcile_mapping(deps: ReconcileDeps, message: ReconcileMessage) -> Repairs
     deps.runs.reconciled(integration.id, mailbox, booking_deps.clock(), repairs)
     deps.runs.mapping_done(integration.id, message.run_id, repairs)
     # Drift is what a missed signal left wrong; a re-render follows the operator's own template change.
-    drift = repairs.total - repairs.rerendered
+    drift = repairs.total - repairs.rerendered - repairs.schedule
     if drift:
         booking_deps.telemetry.count(Metric.REPAIRED_BY_RECONCILE, drift, integration_id=integration.id)
     if repairs.total:
@@ -349,7 +361,18 @@ def _reconcile_items(
     rerendered = sum(isinstance(a, UpdateEvent) and a.rerender for a in writes)
     updated = sum(isinstance(a, UpdateEvent | RecoverEvent) for a in writes) - rerendered
     blocked = _reblock(deps, integration, mapping, company, {b.key for b in bookings}, window)
-    return Repairs(created=created, updated=updated, rerendered=rerendered, removed=removed, blocked=blocked)
+    schedule = 0
+    if deps.schedules_for is not None:
+        writer = deps.schedules_for(integration)
+        schedule = sync_schedule(writer, source, integration, mapping, company, bookings, window)
+    return Repairs(
+        created=created,
+        updated=updated,
+        rerendered=rerendered,
+        removed=removed,
+        blocked=blocked,
+        schedule=schedule,
+    )
 
 
 def _reblock(

@@ -11,24 +11,22 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calsync.adapters.ews import PROPERTY_SET_ID, EwsCalendar, EwsFeed
-from calsync.adapters.ews.schedules import (
-    EwsScheduleWriter,
-    OccurrenceDeletedError,
-    SeriesGoneError,
-    WrittenItem,
-)
+from calsync.adapters.ews.schedules import EwsScheduleWriter
 from calsync.domain import (
     EventContent,
     ExchangeConnection,
     FreeBusy,
     JrniKey,
     Mapping,
+    OccurrenceDeletedError,
     PermanentError,
     ResourceKind,
+    SeriesGoneError,
     Stamp,
     ThrottledError,
     TimeWindow,
 )
+from calsync.domain.schedules import WrittenItem
 from calsync.engine.inbound import CreateBlock, InboundOptions, plan_inbound
 from emulators.ews.testing import EwsEmulator
 

@@ -286,6 +286,7 @@ class RunRecord(Model):
     repaired_moved = NumberAttribute(null=True)
     repaired_released = NumberAttribute(null=True)
     repaired_bookings_changed = NumberAttribute(null=True)
+    repaired_schedule = NumberAttribute(null=True)
     cursor = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute(null=True)
     # sk "mapping#<mailbox>": the mapping's last reconcile and a running backfill's progress.

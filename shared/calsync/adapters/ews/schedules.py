@@ -50,7 +50,14 @@ from exchangelib.services import FindItem
 from calsync.adapters.ews.connection import DEFAULT_TIMEOUT_SECONDS, AccountCache
 from calsync.adapters.ews.session import MailboxSession, calendar_of, create_item, delete_item
 from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD, PROPERTY_SET_ID, SCHEDULE_KIND
-from calsync.domain import ExchangeConnection, PermanentError, TimeWindow
+from calsync.domain import (
+    ExchangeConnection,
+    OccurrenceDeletedError,
+    PermanentError,
+    SeriesGoneError,
+    TimeWindow,
+)
+from calsync.domain.schedules import WrittenItem
 
 KIND_FIELD = "calsync_kind"
 SCHEDULE_KEY_FIELD = "calsync_schedule_key"
@@ -133,34 +140,6 @@ def schedule_stamp(integration_id: str, key: str, zone: str | None = None) -> di
     if zone is not None:
         values[SCHEDULE_ZONE_FIELD] = zone
     return values
-
-
-class OccurrenceDeletedError(PermanentError):
-    """The occurrence was deleted from its series, and Exchange cannot bring a deleted occurrence back: remove the
-    series and create it again (with the changes still wanted)."""
-
-
-class SeriesGoneError(PermanentError):
-    """The series named is no longer in the mailbox (deleted in Outlook, or by an earlier removal)."""
-
-
-@dataclass(frozen=True)
-class WrittenItem:
-    """A schedule item of one integration as Exchange holds it.
-
-    A series (``is_series``) has no ``window``; ``modified``: its occurrences showing other times than the pattern's,
-    as (original start, what it shows), and ``deleted``: the original starts of its deleted occurrences, both in UTC
-    and sorted; ``zone`` and ``first_day``: where and from when it repeats. A single has its ``window`` and nothing
-    else."""
-
-    item_id: str
-    key: str
-    is_series: bool
-    window: TimeWindow | None = None
-    modified: tuple[tuple[datetime, TimeWindow], ...] = ()
-    deleted: tuple[datetime, ...] = ()
-    zone: str | None = None
-    first_day: date | None = None
 
 
 class EwsScheduleWriter(MailboxSession):

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from calsync.adapters.jrni.client import JrniClient
+from calsync.adapters.jrni.schedules import covering, schedule_id_of, working_days
 from calsync.domain import (
     Booking,
     BookingKind,
@@ -24,6 +25,7 @@ from calsync.domain import (
     ResourceKind,
     TimeWindow,
 )
+from calsync.domain.schedules import WorkingSchedule
 from calsync.ports import JrniCalendar
 
 Json = dict[str, Any]
@@ -126,6 +128,24 @@ class JrniBookingSource:
             owner = str(row.get("company_id") or company_id)
             found.append(booking_from_json(row, owner, self._zone(owner, row)))
         return found
+
+    def schedule_of(
+        self, company_id: str, kind: ResourceKind, jrni_id: str, window: TimeWindow
+    ) -> WorkingSchedule | None:
+        """The staff member's or resource's schedule over the company's dates ``window`` touches (read fresh: a
+        schedule change shows at the next reconcile); None when they have none. Dates in the company's zone."""
+        schedule_id = schedule_id_of(self.client, company_id, kind, jrni_id)
+        if schedule_id is None:
+            return None
+        zone = self._zone(company_id, {})
+        if not isinstance(zone, ZoneInfo):
+            raise PermanentError(
+                f"JRNI company {company_id} names no time zone calsync knows: its schedule cannot be placed in time"
+            )
+        first, last = covering(window, zone)
+        return WorkingSchedule(
+            schedule_id, zone.key, working_days(self.client, company_id, schedule_id, first, last)
+        )
 
     def calendars(self) -> list[JrniCalendar]:
         """Every staff member and resource of the parent company and its descendants, deleted ones left out."""

@@ -137,6 +137,11 @@ class RepairedOut(Out):
     moved: int = 0
     released: int = 0
     bookings_changed: int = 0
+    schedule: int = Field(
+        0,
+        description="writes that brought the time outside working hours in line with the JRNI schedule (series, "
+        "their exceptions, single items)",
+    )
 
 
 class MappingRowOut(Out):
