@@ -9,7 +9,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from calsync.domain import TimeWindow
@@ -424,7 +424,22 @@ def minutes_of(item: TimeWindow, window: TimeWindow) -> range:
     )
 
 
-HOURS = st.integers(min_value=6, max_value=22)
+def busy_minutes(
+    days: list[WorkingDay], zone: ZoneInfo, window: TimeWindow, bookings: list[TimeWindow]
+) -> set[int]:
+    """The minutes of the window (counted from its start) outside working time and bookings."""
+    expected = set(range(int((window.end - window.start).total_seconds()) // 60))
+    for d in days:
+        for begin, end in d.spans:
+            working = TimeWindow(
+                datetime.combine(d.day, begin).replace(tzinfo=zone).astimezone(UTC),
+                datetime.combine(d.day, end or time()).replace(tzinfo=zone).astimezone(UTC)
+                + (timedelta(days=1) if end is None else timedelta(0)),
+            )
+            expected -= set(minutes_of(working, window))
+    for booking in bookings:
+        expected -= set(minutes_of(booking, window))
+    return expected
 
 
 @st.composite
@@ -472,17 +487,7 @@ def test_the_plan_shows_exactly_the_busy_time_and_occurrences_never_collide(
 
     plan = busy_plan(days, zone, window, bookings)
 
-    expected = set(range(int((window.end - window.start).total_seconds()) // 60))
-    for d in days:
-        for begin, end in d.spans:
-            working = TimeWindow(
-                datetime.combine(d.day, begin).replace(tzinfo=zone).astimezone(UTC),
-                datetime.combine(d.day, end or time()).replace(tzinfo=zone).astimezone(UTC)
-                + (timedelta(days=1) if end is None else timedelta(0)),
-            )
-            expected -= set(minutes_of(working, window))
-    for booking in bookings:
-        expected -= set(minutes_of(booking, window))
+    expected = busy_minutes(days, zone, window, bookings)
     shown: list[int] = []
     for series in plan.series:
         items = expand(series, zone, window, plan.changes[series.key])
@@ -498,3 +503,200 @@ def test_the_plan_shows_exactly_the_busy_time_and_occurrences_never_collide(
     assert all(
         window.start <= c.original_start < window.end for found in plan.changes.values() for c in found
     )
+
+
+def exchange_accepts(series: WeeklySeries, zone: ZoneInfo, window: TimeWindow, plan: BusyPlan) -> bool:
+    """Exchange's rule for a modified occurrence: it starts after the previous occurrence shown and before the next
+    one (deleted ones skipped), as the EWS emulator checks it (ErrorOccurrenceCrossingBoundary)."""
+    changes = {c.original_start: c.window for c in plan.changes[series.key]}
+    originals = expand(series, zone, window, ())
+    shown = [(o.start, changes.get(o.start, o)) for o in originals]
+    kept = [(original, item.start) for original, item in shown if item is not None]
+    return all(
+        before[1] < current[1] < after[1]
+        for before, current, after in zip(kept, kept[1:], kept[2:], strict=False)
+        if current[0] in changes
+    )
+
+
+@st.composite
+def schedules(draw: st.DrawFn) -> tuple[ZoneInfo, date, int, list[WorkingDay], list[TimeWindow]]:
+    """A zone, a first date, a window length in days, working days (a weekly pattern and date rules), bookings."""
+    zone = draw(st.sampled_from([LONDON, ZoneInfo("America/New_York"), ZoneInfo("UTC")]))
+    first = draw(st.dates(min_value=date(2026, 1, 1), max_value=date(2027, 12, 31)))
+    length = draw(st.integers(min_value=1, max_value=35))
+    week = draw(st.lists(day_spans(), min_size=7, max_size=7))
+    rules = draw(st.dictionaries(st.integers(min_value=0, max_value=42), day_spans(), max_size=6))
+    dates = [first + timedelta(days=n) for n in range(length + 8)]
+    days = [WorkingDay(d, rules.get(n, week[d.weekday()])) for n, d in enumerate(dates)]
+    midnight = datetime.combine(first, time()).replace(tzinfo=zone)
+    booked = draw(
+        st.lists(
+            st.tuples(st.integers(min_value=0, max_value=35 * 48), st.integers(min_value=1, max_value=16)),
+            max_size=4,
+        )
+    )
+    bookings = [
+        TimeWindow(midnight + timedelta(minutes=30 * a), midnight + timedelta(minutes=30 * (a + b)))
+        for a, b in booked
+    ]
+    return zone, first, length, days, bookings
+
+
+def window_of(zone: ZoneInfo, first: date, length: int) -> TimeWindow:
+    return TimeWindow(
+        datetime.combine(first, time()).replace(tzinfo=zone).astimezone(UTC),
+        datetime.combine(first + timedelta(days=length), time()).replace(tzinfo=zone).astimezone(UTC),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(schedule=schedules())
+def test_every_exception_planned_is_one_exchange_accepts(
+    schedule: tuple[ZoneInfo, date, int, list[WorkingDay], list[TimeWindow]],
+) -> None:
+    zone, first, length, days, bookings = schedule
+    window = window_of(zone, first, length)
+
+    plan = busy_plan(days, zone, window, bookings)
+
+    assert all(exchange_accepts(series, zone, window, plan) for series in plan.series)
+
+
+def edited(
+    target: WrittenSeries, remote_id: str | None, moment: datetime, change: OccurrenceChange | None
+) -> WrittenSeries:
+    """``target`` with its exception at ``moment`` replaced by ``change`` (None: the occurrence restored)."""
+    # An exception names the series it edits; None only for a series this same plan creates.
+    assert remote_id == target.remote_id or (remote_id is None and target.remote_id.startswith("new-"))
+    changes = {c.original_start: c for c in target.changes if c.original_start != moment}
+    if change is not None:
+        changes[moment] = change
+    return WrittenSeries(target.key, target.remote_id, tuple(changes[t] for t in sorted(changes)))
+
+
+def applied(written: WrittenSchedule, actions: list[ScheduleAction]) -> WrittenSchedule:
+    """What the mailbox holds after an executor applied ``actions`` (each remote id one of what it names)."""
+    zone = written.zone
+    series = {s.key: s for s in written.series}
+    singles = {s.remote_id: s for s in written.singles}
+    for n, action in enumerate(actions):
+        match action:
+            case RemoveSeries(key, remote_id):
+                assert series.pop(key).remote_id == remote_id
+            case RemoveSingle(remote_id, window):
+                assert singles.pop(remote_id).window == window
+            case CreateSeries(new, new_zone):
+                assert new.key not in series
+                series[new.key], zone = WrittenSeries(new.key, f"new-{new.key}"), new_zone
+            case ChangeOccurrence(key, change, remote_id):
+                series[key] = edited(series[key], remote_id, change.original_start, change)
+            case RestoreOccurrence(key, original_start, remote_id):
+                series[key] = edited(series[key], remote_id, original_start, None)
+            case CreateSingle(window):
+                singles[f"new-single-{n}"] = WrittenSingle(window, f"new-single-{n}")
+    return WrittenSchedule(zone, tuple(series.values()), tuple(singles.values()))
+
+
+def shown_minutes(plan: BusyPlan, written: WrittenSchedule, zone: ZoneInfo) -> list[int]:
+    """The minutes of the plan's window the mailbox shows busy, each as often as an item shows it."""
+    assert plan.window is not None
+    by_key = {s.key: s for s in plan.series}
+    found: list[int] = []
+    for series in written.series:
+        for item in expand(by_key[series.key], zone, plan.window, series.changes):
+            found.extend(minutes_of(item, plan.window))
+    for single in written.singles:
+        found.extend(minutes_of(single.window, plan.window))
+    return sorted(found)
+
+
+@settings(max_examples=60, deadline=None)
+@given(before=schedules(), after=schedules(), rolled=st.integers(min_value=0, max_value=8))
+def test_what_plan_schedule_writes_shows_the_plan_and_then_nothing_is_left_to_write(
+    before: tuple[ZoneInfo, date, int, list[WorkingDay], list[TimeWindow]],
+    after: tuple[ZoneInfo, date, int, list[WorkingDay], list[TimeWindow]],
+    rolled: int,
+) -> None:
+    zone, first, length, days, bookings = before
+    old = busy_plan(days, zone, window_of(zone, first, length), bookings)
+    # the same mailbox later: the window rolled forward, the schedule and bookings replaced by others
+    later = first + timedelta(days=rolled)
+    shift = later - after[1]
+    new_days = [WorkingDay(d.day + shift, d.spans) for d in after[3]]
+    new_bookings = [TimeWindow(b.start + shift, b.end + shift) for b in after[4]]
+    new = busy_plan(new_days, zone, window_of(zone, later, length), new_bookings, existing=old.series)
+    written = written_as(old)
+
+    mailbox = applied(written, plan_schedule(new, written))
+
+    assert plan_schedule(new, mailbox) == []
+    assert shown_minutes(new, mailbox, zone) == shown_minutes(new, written_as(new), zone)
+    # and, the window rolled over series already written, the plan still shows exactly the busy time
+    assert new.window is not None
+    assert shown_minutes(new, written_as(new), zone) == sorted(
+        busy_minutes(new_days, zone, new.window, new_bookings)
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    week=st.lists(day_spans().filter(lambda spans: len(spans) <= 1), min_size=7, max_size=7),
+    changed=st.integers(min_value=7, max_value=80),
+    rule=day_spans().filter(lambda spans: len(spans) <= 1),
+)
+def test_a_one_day_change_of_a_one_range_schedule_costs_at_most_two_writes(
+    week: list[tuple[tuple[time, time | None], ...]], changed: int, rule: tuple[tuple[time, time | None], ...]
+) -> None:
+    # A week without working time is all single items: a day worked splits one, which costs a removal and two new.
+    assume(any(week))
+    window = window_of(LONDON, MONDAY, 90)
+    dates = [MONDAY + timedelta(days=n) for n in range(91)]
+    pattern = [WorkingDay(d, week[d.weekday()]) for d in dates]
+    written = written_as(busy_plan(pattern, LONDON, window, []))
+    days = [WorkingDay(d, rule if n == changed else week[d.weekday()]) for n, d in enumerate(dates)]
+
+    assert len(plan_schedule(busy_plan(days, LONDON, window, []), written)) <= 2
+
+
+def test_a_working_day_is_given_sorted_and_merged_or_built_so() -> None:
+    with pytest.raises(ValueError, match="sorted and merged"):
+        WorkingDay(MONDAY, ((time(13), time(17)), (time(9), time(13))))
+    with pytest.raises(ValueError, match="end after"):
+        WorkingDay(MONDAY, ((time(17), time(9)),))
+
+    day = WorkingDay.of(
+        MONDAY, [(time(13), None), (time(9), time(13)), (time(10), time(11)), (time(8), time(8))]
+    )
+
+    assert day == WorkingDay(MONDAY, ((time(9), None),))
+
+
+def test_an_occurrence_begun_before_the_window_is_planned_by_its_part_inside_it() -> None:
+    # Written a week ago; the window now starts on Tuesday at midnight, inside Monday's evening occurrence. This
+    # Tuesday starts at 07:00: the occurrence ends then, its start (in the past) as the pattern has it.
+    first = busy_plan(mon_to_thu(MONDAY, 90, {}), LONDON, window_from(MONDAY, 90), [])
+    tuesday = MONDAY + timedelta(days=8)
+    window = span(local(tuesday, 0), local(tuesday + timedelta(days=83), 0))
+    early = {tuesday: ((time(7), time(17)),)}
+
+    plan = busy_plan(mon_to_thu(MONDAY, 91, early), LONDON, window, [], existing=first.series)
+
+    monday_evening = local(tuesday - timedelta(days=1), 17)
+    assert plan.changes[EVENINGS] == (
+        OccurrenceChange(monday_evening, span(monday_evening, local(tuesday, 7))),
+    )
+    assert plan.singles == ()
+    assert plan_schedule(plan, written_as(first)) == [
+        ChangeOccurrence(EVENINGS, plan.changes[EVENINGS][0], f"series-{EVENINGS}")
+    ]
+    # written otherwise before the window (it began at 18:00), the same inside it: nothing to write
+    otherwise = OccurrenceChange(monday_evening, span(monday_evening + timedelta(hours=1), local(tuesday, 7)))
+    written = WrittenSchedule(
+        "Europe/London",
+        (
+            WrittenSeries(EVENINGS, f"series-{EVENINGS}", (otherwise,)),
+            WrittenSeries(WEEKEND, f"series-{WEEKEND}"),
+        ),
+    )
+    assert plan_schedule(plan, written) == []

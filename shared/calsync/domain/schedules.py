@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from types import MappingProxyType
@@ -21,6 +21,10 @@ MINUTES_PER_DAY = 24 * 60
 def minute_of_day(value: time | None) -> int:
     """Minutes since midnight; None stands for the midnight that ends the day (24:00)."""
     return MINUTES_PER_DAY if value is None else value.hour * 60 + value.minute
+
+
+def _time_of(minute: int) -> time:
+    return time(minute // 60, minute % 60)
 
 
 def _whole_minute(value: time, name: str) -> None:
@@ -50,6 +54,21 @@ class WorkingDay:
             if minute_of_day(start) <= previous_end:
                 raise ValueError("working spans must be sorted and merged")
             previous_end = minute_of_day(end)
+
+    @classmethod
+    def of(cls, day: date, spans: Iterable[tuple[time, time | None]]) -> WorkingDay:
+        """The working day of ``spans`` in any order, overlapping or touching ones joined, empty ones dropped."""
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted((minute_of_day(a), minute_of_day(b)) for a, b in spans):
+            if start >= end:
+                continue
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return cls(
+            day, tuple((_time_of(a), None if b == MINUTES_PER_DAY else _time_of(b)) for a, b in merged)
+        )
 
 
 @dataclass(frozen=True)

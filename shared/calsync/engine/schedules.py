@@ -4,9 +4,11 @@ what must be written for it to show that (``plan_schedule``).
 **What the mailbox should show.** The weekly pattern (per weekday, what most of its dates in the window work) leaves
 busy spans in the week; each distinct (local start, length) becomes one weekly series on the weekdays it starts on
 ("weekday evenings" Mon 17:00 → Tue 09:00 on Mon, Tue, Wed; "the long weekend" Thu 17:00 → Mon 09:00 on Thu).
-The actual busy time, date by date and cut around JRNI bookings, is then matched with the series' occurrences:
+A week without any working time has no series: all its busy time is single items (one occurrence a day cannot be
+weekly, and a daily series of 24 hours would have occurrences touching). The actual busy time, date by date, cut
+around JRNI bookings (pieces under a minute dropped), is then matched with the series' occurrences:
 
-| an occurrence inside the window                                 | becomes                                           |
+| an occurrence overlapping the window                            | becomes                                           |
 |-----------------------------------------------------------------|---------------------------------------------------|
 | covers exactly its part of an actual busy span                  | nothing (as the pattern predicts)                 |
 | overlaps busy spans                                             | assigned to the one it overlaps most (ties: the   |
@@ -24,8 +26,9 @@ again without it.
 
 Occurrences are Exchange's expansion of a weekly series: the local wall-clock start on each weekday date, lasting the
 local wall-clock length, each end put in the zone (zoneinfo, fold 0), so no exception is needed across DST.
-An occurrence that started before the window is left as the pattern predicts (its busy time is taken as shown);
-beyond the window's end an occurrence keeps the pattern's end.
+Outside the window an occurrence keeps the pattern's shape: one reaching into the window from before it keeps its
+original start, one reaching past the window's end keeps the pattern's end; only its part inside the window is
+planned.
 
 **What must be written** (``plan_schedule``), desired plan against what calsync wrote:
 
@@ -40,9 +43,9 @@ beyond the window's end an occurrence keeps the pattern's end.
 | -                           | single wanted, not written / written, not wanted           | CreateSingle / RemoveSingle |
 | -                           | written twice                                              | RemoveSingle of the extra  |
 
-What was written outside the plan's window (exceptions of occurrences starting outside it, singles not overlapping
-it) is history or not yet planned, and left alone: rolling the window forward rewrites nothing already right. A
-written single reaching into the window is compared by its part inside the window.
+What was written outside the plan's window (exceptions of occurrences starting after it or ending before it, singles
+not overlapping it) is history or not yet planned, and left alone: rolling the window forward rewrites nothing already
+right. An occurrence begun before the window and a single reaching into it are compared by their part inside it.
 Order: removals (by key, then singles by time), then new series, then exceptions (in the plan's order of series, by
 original start), then new singles (by time).
 """
@@ -64,6 +67,7 @@ from calsync.domain.schedules import (
     WeeklySeries,
     WorkingDay,
     WrittenSchedule,
+    WrittenSeries,
     minute_of_day,
     series_key,
 )
@@ -303,11 +307,13 @@ def actual_busy(
 
 
 def _shown(occurrence: Occurrence, piece: Span, window: TimeWindow) -> Span | None:
-    """What ``occurrence`` shows when it takes ``piece`` (None: it may not): beyond the window's end it keeps the
-    pattern's end; it may not start on or before its previous occurrence nor end after its next one."""
+    """What ``occurrence`` shows when it takes ``piece`` (None: it may not): outside the window it keeps the
+    pattern's start and end; it may not start on or before its previous occurrence nor end after its next one."""
     start, end = piece
     if start >= end:
         return None
+    if start <= window.start and occurrence.start < start:
+        start = occurrence.start
     if end >= window.end and occurrence.end > end:
         end = occurrence.end
     if occurrence.previous_start is not None and start <= occurrence.previous_start:
@@ -345,11 +351,11 @@ def _share(span: Span, chain: list[Occurrence], window: TimeWindow) -> list[Span
 
 
 def _match(
-    busy: list[Span], changeable: list[Occurrence], window: TimeWindow
+    busy: list[Span], expanded: list[Occurrence], window: TimeWindow
 ) -> tuple[dict[Occurrence, Span], list[Span]]:
     """What each occurrence shows (those missing: deleted), and the busy spans left for single items."""
     chains: dict[int, list[Occurrence]] = {}
-    for occurrence in changeable:
+    for occurrence in expanded:
         overlaps = [(_overlap(occurrence.span, s), -n) for n, s in enumerate(busy)]
         if overlaps and max(overlaps)[0] > timedelta(0):
             chains.setdefault(-max(overlaps)[1], []).append(occurrence)
@@ -391,14 +397,9 @@ def busy_plan(
         weekly_pattern(schedule, dates), dates[0] if dates else window.start.date(), existing
     )
     expanded = [o for s in series for o in occurrences(s, zone, window)]
-    fixed = [o for o in expanded if o.start < window.start]
-    changeable = [o for o in expanded if o.start >= window.start]
-    # An occurrence that started before the window is left as the pattern predicts: the busy time it shows is shown.
-    busy = _without(actual_busy(schedule, zone, window, bookings), _merged(o.span for o in fixed))
-    busy = [s for s in busy if s[1] - s[0] >= SHORTEST_BUSY]
-    shown, singles = _match(busy, changeable, window)
+    shown, singles = _match(actual_busy(schedule, zone, window, bookings), expanded, window)
     changes: dict[str, tuple[OccurrenceChange, ...]] = {s.key: () for s in series}
-    for occurrence in changeable:
+    for occurrence in expanded:
         piece = shown.get(occurrence)
         if piece == occurrence.span:
             continue
@@ -416,13 +417,51 @@ def busy_plan(
 # ---- what to write ---------------------------------------------------------------------------------------------------
 
 
+def _inside(shown: TimeWindow | None, window: TimeWindow) -> Span | None:
+    """The part of ``shown`` inside ``window``; None when there is none."""
+    if shown is None or not shown.overlaps(window):
+        return None
+    return (max(shown.start, window.start), min(shown.end, window.end))
+
+
+def _as_pattern(series: WeeklySeries, zone: ZoneInfo, original_start: datetime) -> TimeWindow:
+    """The occurrence of ``series`` starting at ``original_start`` as the pattern alone shows it."""
+    wall = original_start.astimezone(zone).replace(tzinfo=None) + timedelta(minutes=series.minutes)
+    return TimeWindow(original_start, wall.replace(tzinfo=zone).astimezone(UTC))
+
+
+def _exceptions(
+    series: WeeklySeries,
+    zone: ZoneInfo,
+    wanted: dict[datetime, OccurrenceChange],
+    written: WrittenSeries,
+    window: TimeWindow | None,
+) -> list[ScheduleAction]:
+    """The exception writes for a series already written."""
+    applied = {c.original_start: c for c in written.changes}
+    found: list[ScheduleAction] = []
+    for moment in sorted(wanted.keys() | applied.keys()):
+        if window is not None and moment >= window.end:
+            continue  # not planned yet
+        if window is not None and moment < window.start:
+            # Begun before the window: only its part inside the window counts (the rest is history).
+            pattern = _as_pattern(series, zone, moment)
+            should = wanted[moment].window if moment in wanted else pattern
+            shows = applied[moment].window if moment in applied else pattern
+            if _inside(should, window) == _inside(shows, window):
+                continue
+        elif moment in wanted and applied.get(moment) == wanted[moment]:
+            continue
+        if moment in wanted:
+            found.append(ChangeOccurrence(series.key, wanted[moment], written.remote_id))
+        elif moment in applied:
+            found.append(RestoreOccurrence(series.key, moment, written.remote_id))
+    return found
+
+
 def plan_schedule(desired: BusyPlan, written: WrittenSchedule) -> list[ScheduleAction]:
     """The writes that make the mailbox show ``desired``, given what calsync wrote (see the table above)."""
     window = desired.window
-
-    def planned(moment: datetime) -> bool:
-        return window is None or window.start <= moment < window.end
-
     zone_changed = desired.zone != written.zone
     wanted_keys = {s.key for s in desired.series}
     kept = {s.key: s for s in written.series if s.key in wanted_keys and not zone_changed}
@@ -440,13 +479,8 @@ def plan_schedule(desired: BusyPlan, written: WrittenSchedule) -> list[ScheduleA
         if already is None:
             creations.append(CreateSeries(series, desired.zone))
             exceptions.extend(ChangeOccurrence(series.key, wanted[t], None) for t in sorted(wanted))
-            continue
-        applied = {c.original_start: c for c in already.changes if planned(c.original_start)}
-        for moment in sorted(wanted.keys() | applied.keys()):
-            if moment not in wanted:
-                exceptions.append(RestoreOccurrence(series.key, moment, already.remote_id))
-            elif applied.get(moment) != wanted[moment]:
-                exceptions.append(ChangeOccurrence(series.key, wanted[moment], already.remote_id))
+        else:
+            exceptions.extend(_exceptions(series, ZoneInfo(desired.zone), wanted, already, window))
 
     missing = Counter(w.utc() for w in desired.singles)
     for single in sorted(written.singles, key=lambda s: (s.window.start, s.window.end, s.remote_id)):
