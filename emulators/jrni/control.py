@@ -13,7 +13,16 @@ from . import hal
 from .api import emulator, read_json
 from .context import api_base
 from .faults import parse_fault
-from .state import MAX_YEAR, BadRequestError, Booking, NotFoundError, State, parse_bool, parse_int, parse_rules
+from .state import (
+    MAX_YEAR,
+    BadRequestError,
+    Booking,
+    NotFoundError,
+    State,
+    parse_bool,
+    parse_int,
+    parse_rules,
+)
 from .webhooks import parse_endpoint
 
 STUDIO_USER = "JRNI user"  # who a control-plane change is recorded as (booked_by, cancelled_by, who_updated)
