@@ -209,3 +209,14 @@ def test_a_schedule_change_rewrites_only_what_changed_and_a_deleted_item_comes_b
     assert _busy(stack, first, last) == _expected(first, last, rules)
     state = requests.get(f"{stack.urls.jrni}/_emulator/state", timeout=5).json()
     assert [b for b in state["blocks"] if b.get("person_id") == 1] == []
+
+
+def test_unmapping_the_adviser_removes_the_busy_time_from_their_calendar(stack: LocalStack) -> None:
+    assert stack.urls is not None and stack.seeded is not None
+    assert _items(stack)
+    url = f"{stack.urls.api}/admin/integrations/{stack.seeded.integration_id}/mappings/person/1"
+    assert requests.delete(url, timeout=10).status_code == 204
+    deadline = time.monotonic() + 30
+    while _items(stack) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _items(stack) == []

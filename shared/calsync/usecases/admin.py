@@ -6,6 +6,7 @@ in its own terms.
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from calsync.domain import (
     validation,
 )
 from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
+from calsync.domain.messages import ReconcileMessage, ReconcileStep
 from calsync.domain.reconcile import MappingReconcile, ReconcileRun, RunState
 from calsync.ports import (
     BookingSource,
@@ -318,8 +320,21 @@ def backfill(deps: AdminDeps, mapping: Mapping) -> ReconcileRun:
 def unmap(deps: AdminDeps, integration_id: str, kind: ResourceKind, jrni_id: str) -> None:
     """Remove a mapping; NotFoundError when there is none."""
     integration = find_integration(deps.integrations, integration_id)
-    if not deps.mappings.remove(integration.id, kind, jrni_id):
+    mailbox = next(
+        (m.mailbox for m in deps.mappings.mappings(integration.id) if (m.kind, m.jrni_id) == (kind, jrni_id)),
+        None,
+    )
+    if not deps.mappings.remove(integration.id, kind, jrni_id) or mailbox is None:
         raise NotFoundError(f"{kind.value} {jrni_id} is not mapped")
+    # The mailbox's time-outside-working-hours items go with the mapping (the reconcile function removes them).
+    step = ReconcileMessage(
+        ReconcileStep.MAPPING,
+        deep=True,
+        integration_id=integration.id,
+        run_id=f"unmap-{uuid.uuid4().hex[:12]}",  # a step of no run: counted in none
+        mailbox=mailbox,
+    )
+    deps.reconcile_queue.send([step])
 
 
 def integration_status(deps: AdminDeps, integration_id: str) -> dict[str, Any]:

@@ -226,9 +226,11 @@ def reconcile_mapping(deps: ReconcileDeps, message: ReconcileMessage) -> Repairs
         raise PermanentError(f"no integration {message.integration_id!r}: the mapping cannot be reconciled")
     mailbox = message.mailbox.strip().lower()
     mapping = booking_deps.mappings.mapping_of(integration.id, mailbox)
-    if mapping is None:  # unmapped since the run started: nothing left to reconcile
-        deps.runs.mapping_done(integration.id, message.run_id, Repairs())
-        return Repairs()
+    if mapping is None:  # unmapped (since the run started, or just now): nothing left to reconcile
+        removed = _forget_schedule(deps, integration, mailbox)
+        if deps.runs.get(integration.id, message.run_id) is not None:  # not an unmapping's own step
+            deps.runs.mapping_done(integration.id, message.run_id, Repairs())
+        return Repairs(schedule=removed)
     try:
         # Outlook → JRNI first: an Outlook deletion read here is the adviser's word (the lock decides what it means),
         # and must not be taken below for an item lost behind calsync's back.
@@ -266,6 +268,24 @@ def reconcile_mapping(deps: ReconcileDeps, message: ReconcileMessage) -> Repairs
             extra={"mailbox": mailbox, "run_id": message.run_id, "repaired": repairs.as_dict()},
         )
     return repairs
+
+
+def _forget_schedule(deps: ReconcileDeps, integration: Integration, mailbox: str) -> int:
+    """Remove the time-outside-working-hours items of the integration from a mailbox no longer mapped; how many."""
+    if deps.schedules_for is None:
+        return 0
+    writer = deps.schedules_for(integration)
+    try:
+        items = writer.written(mailbox, integration.id)
+        for item in items:
+            writer.remove(mailbox, item.item_id)
+    except PermanentError as exc:  # the mailbox cannot be opened any more: nothing of ours to reach there
+        logger.warning(
+            "schedule items of an unmapped mailbox not removed",
+            extra={"mailbox": mailbox, "reason": str(exc)},
+        )
+        return 0
+    return len(items)
 
 
 # Updates applied side by side in a deep reconcile (each is one EWS request; Microsoft advises at most 10 at once per
