@@ -23,6 +23,7 @@ from calsync.domain import (
     Stamp,
     TimeWindow,
 )
+from calsync.domain.availability import BusyTime
 from calsync.domain.dead_letters import DeadLetter
 from calsync.domain.diagnosis import Check
 from calsync.domain.inbound import BlockLink, MailboxChanges, MailboxStreamState, TaskHeartbeat
@@ -164,6 +165,16 @@ class BookingSource(Protocol):
     ) -> WorkingSchedule | None:
         """What the staff member or resource works on each of the company's dates ``window`` touches; None when they
         have no schedule in JRNI."""
+        ...
+
+
+class AvailabilityReader(Protocol):
+    """A mailbox's busy time as its calendar publishes it (Exchange's free/busy): what customers of JRNI compete
+    with, read for the operator's merged view."""
+
+    def busy_times(self, mailbox: str, window: TimeWindow) -> list[BusyTime]:
+        """Every item of the mailbox that is not free and overlaps ``window``, sorted by start; its subject only
+        where Exchange gives details and the item is not private."""
         ...
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from calsync.bootstrap.settings import ConfigurationError, Settings, secret_fingerprint
 from calsync.domain import ExchangeApi, Integration, PermanentError
 from calsync.ports import (
+    AvailabilityReader,
     BlockLinkStore,
     BookingSource,
     BookingWriter,
@@ -364,6 +365,15 @@ def schedules_for(integration: Integration) -> ScheduleWriter:
     raise _unsupported(integration)
 
 
+def availability_for(integration: Integration) -> AvailabilityReader:
+    """A mailbox's free/busy, for the integration's Exchange API (the admin API's merged availability view)."""
+    if integration.exchange.api is ExchangeApi.EWS:
+        from calsync.adapters.ews.availability import EwsAvailability
+
+        return EwsAvailability(integration.exchange, secrets().get(integration.exchange.secret_name))
+    raise _unsupported(integration)
+
+
 def checks_for(integration: Integration) -> ConnectionChecks:
     """The connection test's checks of the integration's JRNI and Exchange; secrets are read when the test runs."""
     from calsync.adapters.jrni.diagnosis import JrniDiagnosis
@@ -423,6 +433,7 @@ def admin_deps() -> AdminDeps:
         directory=_directory(),
         dead_letters=_dead_letters(),
         dead_letter_queues=_dead_letter_queues(),
+        availability_for=availability_for,
     )
 
 

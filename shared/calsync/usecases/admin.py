@@ -28,6 +28,7 @@ from calsync.domain.inbound import MailboxStreamState, TaskHeartbeat
 from calsync.domain.messages import ReconcileMessage, ReconcileStep
 from calsync.domain.reconcile import MappingReconcile, ReconcileRun, RunState
 from calsync.ports import (
+    AvailabilityReader,
     BookingSource,
     ConnectionChecks,
     DeadLetterQueues,
@@ -72,6 +73,8 @@ class AdminDeps:
     # The dead letters: their records, and the dead-letter queues to find and replay them in.
     dead_letters: DeadLetterStore | None = None
     dead_letter_queues: DeadLetterQueues | None = None
+    # A mailbox's busy time as Exchange publishes it, for the merged availability view; None: not available here.
+    availability_for: Callable[[Integration], AvailabilityReader] | None = None
 
 
 def find_integration(integrations: IntegrationStore, integration_id: str) -> Integration:

@@ -2,8 +2,8 @@
 
 Built on Powertools' ``APIGatewayRestResolver`` with validation on, so the OpenAPI document is generated from the
 routes (``resolver.get_openapi_json_schema()``). One router per resource (``integrations``, ``mappings``, ``runs``,
-``dead_letters``; ``diagnosis``: the connection test and automap); domain errors become HTTP statuses here, in one
-place.
+``dead_letters``, ``availability``; ``diagnosis``: the connection test and automap); domain errors become HTTP
+statuses here, in one place.
 """
 
 from __future__ import annotations
@@ -27,7 +27,15 @@ from calsync.domain import (
     RetryableError,
     TemplateError,
 )
-from calsync.transport.admin import dead_letters, diagnosis, integrations, mappings, previews, runs
+from calsync.transport.admin import (
+    availability,
+    dead_letters,
+    diagnosis,
+    integrations,
+    mappings,
+    previews,
+    runs,
+)
 from calsync.transport.admin.answers import Refused, error
 from calsync.transport.admin.models import InvalidIntegrationError, integration_json
 from calsync.transport.admin.paths import check_path_parameters
@@ -143,6 +151,6 @@ def build_admin_api(
     # Every route's ids checked before it runs; every request within its deadline.
     app.use(middlewares=[check_path_parameters, within_deadline])
     app.include_router(integrations.routes(deps, idempotency))
-    for module in (mappings, runs, diagnosis, dead_letters, previews):
+    for module in (mappings, runs, diagnosis, dead_letters, previews, availability):
         app.include_router(module.routes(deps))
     return app

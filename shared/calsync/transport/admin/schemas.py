@@ -329,3 +329,28 @@ class ReplayOut(Out):
     replayed: int
     ids: list[str] = Field(description="the dead letters sent back to their queues, to be processed again")
     not_replayed: list[NotReplayedOut] = Field(description="listed, but not in their queue at this moment")
+
+
+class AvailabilityIntervalOut(Out):
+    start: str = Field(description="ISO 8601 with its offset (UTC)")
+    end: str = Field(description="ISO 8601 with its offset (UTC)")
+    source: Literal["jrni_booking", "jrni_block", "outlook", "working_hours"]
+    label: str = Field(
+        description='what it is: a booking\'s service and client, "Blocked", an Outlook subject (or "Busy", '
+        '"Tentative", "Out of office" without details, "Private appointment"), "Working hours"'
+    )
+    detail: str | None = Field(
+        description='what else is known: the JRNI id, "written by calsync …", why no subject is shown'
+    )
+
+
+class AvailabilityOut(Out):
+    kind: ResourceKind
+    jrni_id: str
+    mailbox: str
+    zone: str | None = Field(
+        description="the JRNI company's IANA time zone (the schedule's, else a booking's); null when neither says"
+    )
+    start: str
+    end: str
+    intervals: list[AvailabilityIntervalOut] = Field(description="sorted by start")
