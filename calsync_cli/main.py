@@ -14,9 +14,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.console import Console
@@ -663,6 +665,80 @@ def resync(
         _follow(cli, [_backfill(kind.value, jrni_id, None, run["run_id"], what="resync")], run)
         return
     cli.emit(run, lambda: cli.out.print(f"resync {run['run_id']} of {kind.value} {jrni_id} started"))
+
+
+# ---- availability ----------------------------------------------------------------------------------------------------
+
+
+@app.command("availability")
+@handled
+def availability(
+    kind: Annotated[Kind, typer.Argument(help="person or resource")],
+    jrni_id: Annotated[str, typer.Argument(help="the JRNI id")],
+    day: Annotated[
+        str | None,
+        typer.Option("--day", help="the day to show, YYYY-MM-DD in the company's zone (default: today)"),
+    ] = None,
+) -> None:
+    """Why a time cannot be booked: one day of JRNI bookings and blocks, Outlook's busy time and the working hours,
+    one line per interval in the company's time zone; exit 3 when the staff member or resource is not mapped."""
+    cli = _cli()
+    jrni_id = _checked(validation.jrni_id, jrni_id)
+    try:
+        shown_day = date.fromisoformat(day) if day is not None else date.today()
+    except ValueError:
+        raise typer.BadParameter(f"{day!r} is not a day (YYYY-MM-DD)", param_hint="--day") from None
+    path = cli.path("/availability")
+    # The company's zone comes with the answer: asked for the UTC day first, then again for the local day when the
+    # zone's midnights are not UTC's.
+    answer = cli.api().call("GET", path, params=_day_query(kind, jrni_id, shown_day, UTC)).body
+    zone = _zone_of(answer.get("zone"))
+    if any(_day_bounds(shown_day, zone)[n].utcoffset() for n in (0, 1)):
+        answer = cli.api().call("GET", path, params=_day_query(kind, jrni_id, shown_day, zone)).body
+
+    def show() -> None:
+        cli.out.print(
+            f"{kind.value} {jrni_id} → {answer['mailbox']}, {shown_day.isoformat()} ({zone.key})",
+            markup=False,
+        )
+        if not answer["intervals"]:
+            cli.out.print("nothing booked, busy or working that day", markup=False)
+        for interval in answer["intervals"]:
+            begins = _local_time(interval["start"], shown_day, zone)
+            ends = _local_time(interval["end"], shown_day, zone, end=True)
+            detail = f" ({interval['detail']})" if interval.get("detail") else ""
+            line = f"{begins}-{ends} {interval['source']} {interval['label']}{detail}"
+            cli.out.print(line, markup=False, soft_wrap=True, highlight=False)
+
+    cli.emit(answer, show)
+
+
+def _zone_of(name: Any) -> ZoneInfo:
+    """The company's zone as the API names it; UTC when it names none (or one this machine does not know)."""
+    try:
+        return ZoneInfo(str(name)) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _day_bounds(day: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    return (
+        datetime.combine(day, datetime.min.time(), zone),
+        datetime.combine(day + timedelta(days=1), datetime.min.time(), zone),
+    )
+
+
+def _day_query(kind: Kind, jrni_id: str, day: date, zone: tzinfo) -> dict[str, str]:
+    start, end = _day_bounds(day, zone)
+    return {"kind": kind.value, "jrni_id": jrni_id, "start": start.isoformat(), "end": end.isoformat()}
+
+
+def _local_time(instant: str, day: date, zone: ZoneInfo, *, end: bool = False) -> str:
+    """``HH:MM`` in ``zone`` on ``day`` (``24:00`` for the midnight ending it); with its date on another day."""
+    local = datetime.fromisoformat(instant).astimezone(zone)
+    if end and local.date() == day + timedelta(days=1) and local.time() == datetime.min.time():
+        return "24:00"
+    return local.strftime("%H:%M") if local.date() == day else local.strftime("%Y-%m-%d %H:%M")
 
 
 # ---- dead letters ----------------------------------------------------------------------------------------------------

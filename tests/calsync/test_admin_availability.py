@@ -73,7 +73,14 @@ def jrni() -> FakeBookingSource:
     for b in (mortgage, block, cancelled, other_day):
         source.bookings[b.key] = b
     source.schedules[(ResourceKind.PERSON, "11")] = WorkingSchedule(
-        "901", LONDON, (WorkingDay(DAY, ((time(9), time(13)), (time(14), time(17, 30)))),)
+        "901",
+        LONDON,
+        (
+            # JRNI answers the company's whole dates the window touches: the day before starts at 23:00 UTC
+            WorkingDay(DAY - timedelta(days=1), ((time(9), time(17)),)),
+            WorkingDay(DAY, ((time(9), time(13)), (time(14), time(17, 30)))),
+            WorkingDay(DAY + timedelta(days=1), ((time(0, 30), None),)),
+        ),
     )
     return source
 
@@ -153,6 +160,8 @@ def test_the_day_merges_jrni_outlook_and_working_hours_sorted_by_start(
         ("13:00", "16:30", "working_hours", "Working hours", None),
         ("14:00", "14:30", "jrni_block", "Blocked", "JRNI block 502, made by calsync from an Outlook item"),
         ("16:30", "23:59", "outlook", "Outside working hours", "written by calsync (outside working hours)"),
+        # the next day's span from 00:30 London, cut at the window's end
+        ("23:30", "00:00", "working_hours", "Working hours", None),
     ]
     # The cancelled booking and the next day's are left out; Exchange was asked about the mapped mailbox only
     assert [m for m, _ in outlook.asked] == [ALICE]

@@ -216,8 +216,9 @@ def _working_hours(schedule: WorkingSchedule, window: TimeWindow) -> list[Availa
                 if end is None
                 else datetime.combine(day.day, end, zone)
             )
-            span = TimeWindow(max(begins, window.start), min(ends, window.end))
-            if span.start < span.end:
+            # JRNI answers whole dates in the company's zone: the window may start or end inside them.
+            if begins < window.end and window.start < ends:
+                span = TimeWindow(max(begins, window.start), min(ends, window.end))
                 found.append(AvailabilityInterval(span, IntervalSource.WORKING_HOURS, "Working hours"))
     return found
 
