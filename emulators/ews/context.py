@@ -9,7 +9,7 @@ from typing import Any
 from lxml import etree
 
 from emulators.ews.errors import EwsError, SoapFault
-from emulators.ews.model import Mailbox, Store, normalize_address
+from emulators.ews.model import FOLDER_PREFIX, Mailbox, Store, normalize_address
 from emulators.ews.settings import EmulatorSettings
 from emulators.ews.xml import T_NS, child, children, local, parse_naive_or_aware, text_of
 
@@ -193,20 +193,25 @@ class RequestContext:
             if decoded is None or decoded.kind != "folder":
                 raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
             owner = self.store.mailboxes.get(decoded.mailbox_num)
-            if owner is None:
+            if owner is None or not _folder_exists(owner, decoded.folder):
                 raise EwsError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
             return owner, decoded.folder
         raise EwsError("ErrorInvalidRequest", f"Unsupported folder id element {name}.")
 
-    def calendar_of(self, folder_el: etree._Element, need: str = "read") -> Mailbox:
-        """Resolve a folder id that must be a calendar this caller may use; the mailbox it belongs to."""
+    def calendar_folder_of(self, folder_el: etree._Element, need: str = "read") -> tuple[Mailbox, str]:
+        """Resolve a folder id that must be a calendar folder this caller may use: its mailbox and folder name."""
         mailbox, folder = self.resolve_folder(folder_el)
         self.check_access(mailbox, need)
-        if folder != "calendar":
+        if not mailbox.is_calendar(folder):
             raise EwsError(
                 "ErrorFolderNotFound", f"The emulator keeps calendars only; folder '{folder}' holds no items."
             )
-        return mailbox
+        return mailbox, folder
+
+
+def _folder_exists(mailbox: Mailbox, name: str) -> bool:
+    """A folder id names a well-known folder, or a calendar folder made in that mailbox (and still there)."""
+    return not name.startswith(FOLDER_PREFIX) or mailbox.is_calendar(name)
 
 
 def folder_ids(parent: etree._Element | None) -> list[etree._Element]:

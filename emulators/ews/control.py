@@ -18,11 +18,13 @@ from emulators.ews.model import (
     FREE_BUSY_VALUES,
     SENSITIVITY_VALUES,
     Attendee,
+    CalendarFolder,
     CalendarItem,
     ExtKey,
     Mailbox,
     OAuthApp,
     Occurrence,
+    decode_id,
     normalize_address,
 )
 from emulators.ews.xml import format_datetime, parse_datetime
@@ -146,6 +148,7 @@ def item_to_json(view: CalendarItem | Occurrence) -> dict[str, Any]:
         "uid": item.uid,
         "required_attendees": [a.email for a in item.required_attendees],
         "optional_attendees": [a.email for a in item.optional_attendees],
+        "folder": item.mailbox.folder_id(item.folder),
     }
     if item.master is not None or isinstance(view, Occurrence):
         data["original_start"] = format_datetime(view.original_start)  # type: ignore[arg-type]
@@ -179,7 +182,7 @@ _JSON_FIELDS = {
 
 def fields_from_json(data: dict[str, Any], mailbox: Mailbox, creating: bool) -> dict[str, Any]:
     """Validate control-plane item JSON into CalendarItem field values."""
-    unknown = set(data) - _JSON_FIELDS - {"id", "change_key", "calendar_item_type"}
+    unknown = set(data) - _JSON_FIELDS - {"id", "change_key", "calendar_item_type", "folder"}
     if unknown:
         raise ControlError(400, f"unknown item fields: {sorted(unknown)}")
     fields: dict[str, Any] = {}
@@ -359,9 +362,63 @@ async def clear_faults(request: web.Request) -> web.Response:
     return _json({"cleared": True})
 
 
+def _folder_name(mailbox: Mailbox, given: Any) -> str:
+    """The calendar folder a control-plane ``folder`` / ``parent`` names: its FolderId, or ``calendar`` (the default,
+    also when none is given) or ``msgfolderroot`` where a parent is meant."""
+    if given in (None, "", "calendar"):
+        return "calendar"
+    if given == "msgfolderroot":
+        return "msgfolderroot"
+    decoded = decode_id(str(given))
+    if decoded is None or decoded.kind != "folder" or decoded.mailbox_num != mailbox.num:
+        raise ControlError(404, f"no folder {given} in {mailbox.address}")
+    if not mailbox.is_calendar(decoded.folder):
+        raise ControlError(404, f"no calendar folder {given} in {mailbox.address}")
+    return decoded.folder
+
+
+def folder_to_json(mailbox: Mailbox, folder: CalendarFolder) -> dict[str, Any]:
+    """A calendar folder as the control plane shows it."""
+    return {
+        "id": mailbox.folder_id(folder.name),
+        "display_name": folder.display_name,
+        "parent": mailbox.folder_id(folder.parent),
+        "folder_class": "IPF.Appointment",
+        "total_count": len(mailbox.items_in(folder.name)),
+        "child_folder_count": sum(1 for f in mailbox.folders.values() if f.parent == folder.name),
+    }
+
+
+@_route
+async def list_folders(request: web.Request) -> web.Response:
+    mailbox = _mailbox(request)
+    return _json([folder_to_json(mailbox, f) for f in mailbox.folders.values()])
+
+
+@_route
+async def create_folder(request: web.Request) -> web.Response:
+    mailbox = _mailbox(request)
+    data = await _body(request)
+    _require(data, "display_name")
+    unknown = set(data) - {"display_name", "parent"}
+    if unknown:
+        raise ControlError(400, f"unknown folder fields: {sorted(unknown)}")
+    name = str(data["display_name"]).strip()
+    if not name:
+        raise ControlError(400, "display_name must not be empty")
+    parent = _folder_name(mailbox, data.get("parent"))
+    try:
+        folder = _emulator(request).store.add_folder(mailbox, name, parent)
+    except EwsError as exc:
+        status = 409 if exc.code == "ErrorFolderExists" else 400
+        raise ControlError(status, exc.message) from exc
+    return _json(folder_to_json(mailbox, folder), 201)
+
+
 @_route
 async def list_items(request: web.Request) -> web.Response:
     mailbox = _mailbox(request)
+    folder = _folder_name(mailbox, request.query.get("folder"))
     start, end = request.query.get("start"), request.query.get("end")
     if start or end:
         from emulators.ews.operations.find_item import calendar_view
@@ -373,9 +430,9 @@ async def list_items(request: web.Request) -> web.Response:
             window_end = parse_datetime(end) if end else window_start + timedelta(days=730)
         except ValueError as exc:
             raise ControlError(400, f"start and end must be ISO 8601 date-times: {exc}") from exc
-        views = calendar_view(mailbox, window_start, window_end)
+        views = calendar_view(mailbox, window_start, window_end, folder)
         return _json([item_to_json(v) for v in views])
-    items = sorted(mailbox.items.values(), key=lambda i: (i.start, i.num))
+    items = sorted(mailbox.items_in(folder), key=lambda i: (i.start, i.num))
     return _json([item_to_json(i) for i in items])
 
 
@@ -383,11 +440,12 @@ async def list_items(request: web.Request) -> web.Response:
 async def create_item(request: web.Request) -> web.Response:
     mailbox = _mailbox(request)
     data = await _body(request)
+    folder = _folder_name(mailbox, data.get("folder"))
     fields = fields_from_json(data, mailbox, creating=True)
     if fields["end"] < fields["start"]:
         raise ControlError(400, "end is before start")
     fields.setdefault("organizer", mailbox.address)
-    item = _emulator(request).store.create_item(mailbox, fields)
+    item = _emulator(request).store.create_item(mailbox, fields, folder)
     return _json(item_to_json(item), 201)
 
 
@@ -410,6 +468,9 @@ async def patch_item(request: web.Request) -> web.Response:
     mailbox = _mailbox(request)
     item = _owned(request, mailbox)
     data = await _body(request)
+    owner = item.master if isinstance(item, Occurrence) else item
+    if "folder" in data and _folder_name(mailbox, data["folder"]) != owner.folder:
+        raise ControlError(400, "items are not moved between folders; delete and create instead")
     fields = fields_from_json(data, mailbox, creating=False)
     start, end = fields.get("start", item.start), fields.get("end", item.end)
     if end < start:
@@ -488,6 +549,8 @@ def register(app: web.Application) -> None:
     r.add_post("/_emulator/oauth-apps", add_oauth_app)
     r.add_post("/_emulator/faults", add_fault)
     r.add_delete("/_emulator/faults", clear_faults)
+    r.add_get("/_emulator/mailboxes/{address}/folders", list_folders)
+    r.add_post("/_emulator/mailboxes/{address}/folders", create_folder)
     r.add_get("/_emulator/mailboxes/{address}/items", list_items)
     r.add_post("/_emulator/mailboxes/{address}/items", create_item)
     r.add_get("/_emulator/mailboxes/{address}/items/{item_id}", get_item)

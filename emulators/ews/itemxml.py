@@ -562,8 +562,13 @@ def _write_item_id(parent: etree._Element, view: ItemView, ctx: WriteContext) ->
 
 
 def _write_parent(parent: etree._Element, view: ItemView, ctx: WriteContext) -> None:
-    mailbox = _master(view).mailbox
-    sub(parent, t("ParentFolderId"), Id=mailbox.calendar_folder_id, ChangeKey=mailbox.folder_change_key)
+    master = _master(view)
+    sub(
+        parent,
+        t("ParentFolderId"),
+        Id=master.mailbox.folder_id(master.folder),
+        ChangeKey=master.mailbox.folder_change_key,
+    )
 
 
 def _write_body(parent: etree._Element, view: ItemView, ctx: WriteContext) -> None:

@@ -77,6 +77,8 @@ class CalendarItem:
     original_start: datetime | None = None
     created_seq: int = 0
     modified_seq: int = 0
+    # The calendar folder holding it: "calendar" (the default Calendar) or a folder made with Store.add_folder.
+    folder: str = "calendar"
 
     @property
     def item_id(self) -> str:
@@ -119,6 +121,19 @@ class Occurrence:
         return recurrence.occurrence_end(self.master, self.original_start)
 
 
+# Names of the calendar folders a mailbox makes beside the well-known ones; no distinguished folder id looks so.
+FOLDER_PREFIX = "cal:"
+
+
+@dataclass
+class CalendarFolder:
+    """A calendar folder other than the default Calendar (class IPF.Appointment), such as a "Branch rota"."""
+
+    name: str  # the key inside the mailbox, carried in the folder id
+    display_name: str
+    parent: str  # "calendar", "msgfolderroot" or another such folder's name
+
+
 @dataclass
 class Mailbox:
     num: int
@@ -127,12 +142,24 @@ class Mailbox:
     time_zone: str
     items: dict[int, CalendarItem] = field(default_factory=dict)
     seq: int = 0
-    # item number → change sequence at which it was deleted (lets SyncFolderItems report the delete)
-    tombstones: dict[int, int] = field(default_factory=dict)
+    # item number → (change sequence at which it was deleted, its folder): lets SyncFolderItems report the delete
+    tombstones: dict[int, tuple[int, str]] = field(default_factory=dict)
+    # The calendar folders besides the default one, by name, in the order they were made.
+    folders: dict[str, CalendarFolder] = field(default_factory=dict)
 
     @property
     def calendar_folder_id(self) -> str:
         return encode_folder_id(self.num, "calendar")
+
+    def folder_id(self, name: str) -> str:
+        return encode_folder_id(self.num, name)
+
+    def is_calendar(self, name: str) -> bool:
+        """Whether ``name`` is one of this mailbox's calendar folders (the default Calendar or one made beside it)."""
+        return name == "calendar" or name in self.folders
+
+    def items_in(self, folder: str) -> list[CalendarItem]:
+        return [item for item in self.items.values() if item.folder == folder]
 
     @property
     def root_folder_id(self) -> str:
@@ -170,6 +197,7 @@ class ChangeEvent:
     change_key: str
     timestamp: datetime
     old_item_id: str | None = None
+    folder: str = "calendar"  # the calendar folder the item is in (was in, for a delete or move)
 
 
 # ---- ids -----------------------------------------------------------------------------------------------------------
@@ -267,6 +295,7 @@ class Store:
         self.listeners: list[Callable[[ChangeEvent], None]] = []
         self._mailbox_nums = itertools.count(1)
         self._item_nums = itertools.count(1)
+        self._folder_nums = itertools.count(1)
 
     # -- accounts and permissions --
 
@@ -329,14 +358,30 @@ class Store:
             raise EwsError("ErrorItemNotFound", ITEM_NOT_FOUND)
         return Occurrence(master, original_start, index)
 
-    def create_item(self, mailbox: Mailbox, fields: dict[str, Any]) -> CalendarItem:
-        """Store a new item and raise CreatedEvent; EwsError (nothing stored) when Exchange would refuse it."""
+    def add_folder(self, mailbox: Mailbox, display_name: str, parent: str = "calendar") -> CalendarFolder:
+        """Make a calendar folder under ``parent``; ErrorFolderExists when that parent has one of that name already
+        (Exchange compares display names without regard to case)."""
+        if parent not in ("calendar", "msgfolderroot") and parent not in mailbox.folders:
+            raise EwsError("ErrorParentFolderNotFound", "The parent folder could not be found.")
+        for existing in mailbox.folders.values():
+            if existing.parent == parent and existing.display_name.lower() == display_name.lower():
+                raise EwsError("ErrorFolderExists", "A folder with the specified name already exists.")
+        folder = CalendarFolder(f"{FOLDER_PREFIX}{next(self._folder_nums)}", display_name, parent)
+        mailbox.folders[folder.name] = folder
+        return folder
+
+    def create_item(self, mailbox: Mailbox, fields: dict[str, Any], folder: str = "calendar") -> CalendarItem:
+        """Store a new item in ``folder`` and raise CreatedEvent; EwsError (nothing stored) when Exchange would refuse
+        it."""
+        if not mailbox.is_calendar(folder):
+            raise EwsError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
         item = CalendarItem(
             num=0,
             mailbox=mailbox,
             change_key=new_change_key(),
             start=fields.pop("start"),
             end=fields.pop("end"),
+            folder=folder,
         )
         apply_fields(item, fields)
         settle(item)
@@ -412,7 +457,7 @@ class Store:
         mailbox = item.mailbox
         mailbox.items.pop(item.num, None)
         event = self._record(mailbox, kind, item)
-        mailbox.tombstones[item.num] = event.seq
+        mailbox.tombstones[item.num] = (event.seq, item.folder)
 
     def _record(self, mailbox: Mailbox, kind: str, item: CalendarItem) -> ChangeEvent:
         mailbox.seq += 1
@@ -421,7 +466,15 @@ class Store:
             item.master.modified_seq = mailbox.seq
         # Exceptions live inside their master: Exchange reports a change of one as a change of the master.
         reported = item.master or item
-        event = ChangeEvent(mailbox, mailbox.seq, kind, reported.item_id, reported.change_key, utcnow())
+        event = ChangeEvent(
+            mailbox,
+            mailbox.seq,
+            kind,
+            reported.item_id,
+            reported.change_key,
+            utcnow(),
+            folder=reported.folder,
+        )
         for listener in list(self.listeners):
             listener(event)
         return event

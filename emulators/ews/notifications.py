@@ -87,10 +87,10 @@ class Subscription:
         """Whether ``event`` is one this subscription reports (same mailbox, a subscribed event type)."""
         if event.mailbox is not self.mailbox or event.kind not in self.event_types:
             return False
-        # Calendar items live in the calendar; a move out of it is seen by the calendar and Deleted Items alike.
+        # Calendar items live in their calendar folder; a move out of it is seen by that folder and Deleted Items alike.
         return (
             "*" in self.folders
-            or "calendar" in self.folders
+            or event.folder in self.folders
             or (event.kind == "MovedEvent" and "deleteditems" in self.folders)
         )
 

@@ -76,3 +76,12 @@ class EwsEmulator:
         )
         response.raise_for_status()
         return list(response.json())
+
+    def add_folder(self, address: str, display_name: str, parent: str = "calendar") -> Any:
+        """Make a calendar folder in ``address``'s mailbox (under its Calendar unless ``parent`` says otherwise)."""
+        return self.control(
+            "POST",
+            f"mailboxes/{address}/folders",
+            {"display_name": display_name, "parent": parent},
+            expect=201,
+        )

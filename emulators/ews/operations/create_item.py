@@ -38,8 +38,10 @@ def create_item(ctx: RequestContext, request: etree._Element, body: etree._Eleme
                 "ErrorSendMeetingInvitationsRequired",
                 "SendMeetingInvitations attribute is required for Calendar items.",
             )
-        mailbox = ctx.calendar_of(saved[0], "create") if saved else ctx.default_mailbox()
-        if not saved:
+        if saved:
+            mailbox, folder = ctx.calendar_folder_of(saved[0], "create")
+        else:
+            mailbox, folder = ctx.default_mailbox(), "calendar"
             ctx.check_access(mailbox, "create")
         fields = parse_calendar_item(item_el)
         if ctx.time_zone and "start_timezone" not in fields and not ctx.uses_meeting_time_zone:
@@ -51,7 +53,7 @@ def create_item(ctx: RequestContext, request: etree._Element, body: etree._Eleme
         check_times(start, end)
         finish_recurrence(fields, start)
         fields.setdefault("organizer", mailbox.address)
-        item = ctx.store.create_item(mailbox, fields)
+        item = ctx.store.create_item(mailbox, fields, folder)
         container = sub(message, m("Items"))
         calendar_item = sub(container, t("CalendarItem"))
         sub(calendar_item, t("ItemId"), Id=item.item_id, ChangeKey=item.change_key)

@@ -26,10 +26,13 @@ from emulators.ews.xml import M_NS, T_NS, child, local, m, parse_datetime, sub, 
 MAX_VIEW_SPAN = timedelta(days=2 * 365 + 2)
 
 
-def calendar_view(mailbox: Mailbox, start: datetime, end: datetime) -> list[ItemView]:
-    """Singles, occurrences and exceptions overlapping [start, end), series expanded, sorted by start."""
+def calendar_view(
+    mailbox: Mailbox, start: datetime, end: datetime, folder: str = "calendar"
+) -> list[ItemView]:
+    """Singles, occurrences and exceptions of one calendar folder overlapping [start, end), series expanded, sorted
+    by start."""
     found: list[ItemView] = []
-    for item in list(mailbox.items.values()):
+    for item in mailbox.items_in(folder):
         if item.recurrence is None:
             if item.end > start and item.start < end:
                 found.append(item)
@@ -222,7 +225,7 @@ def find_item(ctx: RequestContext, request: etree._Element, body: etree._Element
 
     def handle(folder_el: etree._Element, message: etree._Element) -> None:
         shape = Shape.parse(shape_el, find_item=True)
-        mailbox = ctx.calendar_of(folder_el, "read")
+        mailbox, folder = ctx.calendar_folder_of(folder_el, "read")
         offset = 0
         if calendar is not None:
             if expression is not None:
@@ -239,7 +242,7 @@ def find_item(ctx: RequestContext, request: etree._Element, body: etree._Element
                 raise EwsError(
                     "ErrorCalendarViewRangeTooBig", "The time span between StartDate and EndDate is too big."
                 )
-            views = calendar_view(mailbox, start, end)
+            views = calendar_view(mailbox, start, end, folder)
             total = len(views)
             asked = int(calendar.get("MaxEntriesReturned", "0") or 0)
             limit = min(asked, ctx.settings.find_count_limit) if asked else ctx.settings.find_count_limit
@@ -249,7 +252,7 @@ def find_item(ctx: RequestContext, request: etree._Element, body: etree._Element
             includes_last = len(page) >= total
         else:
             items: list[ItemView] = [
-                i for i in mailbox.items.values() if expression is None or matches(i, expression)
+                i for i in mailbox.items_in(folder) if expression is None or matches(i, expression)
             ]
             items.sort(key=lambda i: i.num if isinstance(i, CalendarItem) else 0)
             total = len(items)

@@ -1,4 +1,4 @@
-"""GetFolder: the root and calendar folders of a mailbox.
+"""GetFolder and FindFolder: the root, the calendar and the calendar folders made beside it.
 
 https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/getfolder-operation
 """
@@ -15,7 +15,7 @@ from emulators.ews.operations._common import each_message
 from emulators.ews.soap import response
 from emulators.ews.xml import M_NS, T_NS, child, children, m, sub, t, text_of
 
-# The well-known folders a mailbox answers for; only the calendar holds items here.
+# The well-known folders a mailbox answers for; only calendar folders hold items here.
 FOLDERS = {
     "root": ("Folder", "", "Root", None),
     "msgfolderroot": ("Folder", "IPF.Note", "Top of Information Store", "root"),
@@ -23,11 +23,25 @@ FOLDERS = {
 }
 
 
+def folder_spec(mailbox: Mailbox, name: str) -> tuple[str, str, str, str | None]:
+    """(element, FolderClass, DisplayName, parent name) of a well-known folder or a calendar folder made beside one."""
+    if name in FOLDERS:
+        return FOLDERS[name]
+    folder = mailbox.folders[name]
+    return "CalendarFolder", "IPF.Appointment", folder.display_name, folder.parent
+
+
+def child_folders(mailbox: Mailbox, name: str) -> list[str]:
+    """The folders directly under ``name``, well-known ones first, then the made ones in the order they were made."""
+    known = [n for n, spec in FOLDERS.items() if spec[3] == name]
+    return known + [f.name for f in mailbox.folders.values() if f.parent == name]
+
+
 def write_folder(
     parent: etree._Element, mailbox: Mailbox, name: str, with_rights: bool, rights: set[str] | None = None
 ) -> None:
     """Append the folder element (``t:CalendarFolder`` or ``t:Folder``) in schema order."""
-    kind, folder_class, display_name, parent_name = FOLDERS[name]
+    kind, folder_class, display_name, parent_name = folder_spec(mailbox, name)
     el = sub(parent, t(kind))
     sub(el, t("FolderId"), Id=encode_folder_id(mailbox.num, name), ChangeKey=mailbox.folder_change_key)
     if parent_name:
@@ -40,8 +54,8 @@ def write_folder(
     if folder_class:
         sub(el, t("FolderClass"), folder_class)
     sub(el, t("DisplayName"), display_name)
-    sub(el, t("TotalCount"), len(mailbox.items) if name == "calendar" else 0)
-    sub(el, t("ChildFolderCount"), {"root": 1, "msgfolderroot": 1}.get(name, 0))
+    sub(el, t("TotalCount"), len(mailbox.items_in(name)) if mailbox.is_calendar(name) else 0)
+    sub(el, t("ChildFolderCount"), len(child_folders(mailbox, name)))
     if with_rights:
         # The acting user's own rights (all of them when the caller passes none).
         container = sub(el, t("EffectiveRights"))
@@ -54,7 +68,7 @@ def write_folder(
 def resolve_known_folder(ctx: RequestContext, folder_el: etree._Element) -> tuple[Mailbox, str]:
     mailbox, name = ctx.resolve_folder(folder_el)
     ctx.check_access(mailbox, "read")
-    if name not in FOLDERS:
+    if name not in FOLDERS and name not in mailbox.folders:
         raise EwsError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
     return mailbox, name
 
@@ -88,13 +102,15 @@ def find_folder(ctx: RequestContext, request: etree._Element, body: etree._Eleme
 
     def handle(folder_el: etree._Element, message: etree._Element) -> None:
         mailbox, name = resolve_known_folder(ctx, folder_el)
-        below = [n for n, spec in FOLDERS.items() if spec[3] == name]
+        below = child_folders(mailbox, name)
         if deep:
-            frontier = list(below)
-            while frontier:
-                nxt = [n for n, spec in FOLDERS.items() if spec[3] in frontier]
-                below.extend(nxt)
-                frontier = nxt
+            # Depth first, as Exchange lists a hierarchy: each folder followed by the folders under it.
+            below = []
+            pending = list(reversed(child_folders(mailbox, name)))
+            while pending:
+                found = pending.pop()
+                below.append(found)
+                pending.extend(reversed(child_folders(mailbox, found)))
         root = sub(
             message,
             m("RootFolder"),

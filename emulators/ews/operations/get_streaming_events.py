@@ -42,7 +42,7 @@ _NOT_FOUND = "The specified subscription was not found."
 def write_event(notification: etree._Element, event: ChangeEvent, watermark: str | None = None) -> None:
     """One ``t:{Kind}`` event in schema order: Watermark?, TimeStamp, ItemId, ParentFolderId (Old* for moves)."""
     mailbox = event.mailbox
-    calendar = (mailbox.calendar_folder_id, mailbox.folder_change_key)
+    calendar = (mailbox.folder_id(event.folder), mailbox.folder_change_key)
     el = sub(notification, t(event.kind))
     if watermark is not None:
         sub(el, t("Watermark"), watermark)

@@ -37,6 +37,7 @@ class SyncState:
 
     mailbox: int
     address: str
+    folder: str = "calendar"
     seq: int = 0
     known: set[int] = field(default_factory=set)
 
@@ -44,24 +45,29 @@ class SyncState:
         # Item numbers as deltas: a calendar of thousands of items keeps a state of a few kilobytes.
         nums = sorted(self.known)
         deltas = [b - a for a, b in zip([0, *nums], nums, strict=False)]
-        payload = {"v": 1, "m": self.mailbox, "a": self.address, "s": self.seq, "k": deltas}
+        payload = {"v": 1, "m": self.mailbox, "a": self.address, "f": self.folder, "s": self.seq, "k": deltas}
         return base64.b64encode(
             gzip.compress(json.dumps(payload, separators=(",", ":")).encode(), mtime=0)
         ).decode()
 
     @classmethod
-    def decode(cls, value: str, mailbox: Mailbox) -> SyncState:
-        """Parse a SyncState for ``mailbox``; ErrorInvalidSyncStateData when it is corrupt, foreign or from the future."""
+    def decode(cls, value: str, mailbox: Mailbox, folder: str) -> SyncState:
+        """Parse a SyncState for ``folder`` of ``mailbox``; ErrorInvalidSyncStateData when it is corrupt, foreign (another
+        mailbox's or folder's) or from the future."""
         try:
             data = json.loads(gzip.decompress(base64.b64decode(value.encode(), validate=True)))
             nums, total = set(), 0
             for delta in data["k"]:
                 total += int(delta)
                 nums.add(total)
-            state = cls(int(data["m"]), str(data["a"]), int(data["s"]), nums)
+            state = cls(int(data["m"]), str(data["a"]), str(data.get("f", "calendar")), int(data["s"]), nums)
         except (ValueError, KeyError, TypeError, OSError, EOFError, zlib.error, UnicodeError):
             raise EwsError("ErrorInvalidSyncStateData", _INVALID) from None
-        if data.get("v") != 1 or state.mailbox != mailbox.num or state.address != mailbox.address:
+        if data.get("v") != 1 or (state.mailbox, state.address, state.folder) != (
+            mailbox.num,
+            mailbox.address,
+            folder,
+        ):
             raise EwsError("ErrorInvalidSyncStateData", _INVALID)
         if state.seq > mailbox.seq:
             raise EwsError("ErrorInvalidSyncStateData", _INVALID)
@@ -69,15 +75,16 @@ class SyncState:
 
 
 def _changes(mailbox: Mailbox, state: SyncState) -> list[tuple[int, str, int, CalendarItem | None]]:
-    """Every unreported change, oldest first: (seq, Create | Update | Delete, item number, item)."""
+    """Every unreported change in the state's folder, oldest first: (seq, Create | Update | Delete, item number,
+    item)."""
     changes: list[tuple[int, str, int, CalendarItem | None]] = []
-    for item in mailbox.items.values():
+    for item in mailbox.items_in(state.folder):
         if item.modified_seq > state.seq:
             changes.append(
                 (item.modified_seq, "Update" if item.num in state.known else "Create", item.num, item)
             )
-    for num, seq in mailbox.tombstones.items():
-        if seq > state.seq and num in state.known:
+    for num, (seq, folder) in mailbox.tombstones.items():
+        if seq > state.seq and folder == state.folder and num in state.known:
             changes.append((seq, "Delete", num, None))
     changes.sort(key=lambda change: change[0])
     return changes
@@ -103,9 +110,11 @@ def _sync(ctx: RequestContext, request: etree._Element) -> tuple[SyncState, bool
     found = folder_ids(child(request, M_NS, "SyncFolderId"))
     if not found:
         raise EwsError("ErrorSyncFolderNotFound", "The folder to synchronize was not found.")
-    mailbox = ctx.calendar_of(found[0], "read")
+    mailbox, folder = ctx.calendar_folder_of(found[0], "read")
     given = text_of(request, M_NS, "SyncState")
-    state = SyncState.decode(given, mailbox) if given else SyncState(mailbox.num, mailbox.address)
+    state = (
+        SyncState.decode(given, mailbox, folder) if given else SyncState(mailbox.num, mailbox.address, folder)
+    )
     limit = int(text_of(request, M_NS, "MaxChangesReturned", "100") or 100)
     ignored = _ignored(request, mailbox)
     pending = _changes(mailbox, state)
