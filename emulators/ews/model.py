@@ -125,7 +125,7 @@ class Occurrence:
 FOLDER_PREFIX = "cal:"
 
 
-@dataclass
+@dataclass(frozen=True)
 class CalendarFolder:
     """A calendar folder other than the default Calendar (class IPF.Appointment), such as a "Branch rota"."""
 
