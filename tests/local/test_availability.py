@@ -5,35 +5,22 @@ Monday to Thursday, the time outside it written into Outlook as busy); through t
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
-from local.seed import DEMO_SEED
-from local.stack import LocalStack, StackOptions
+from local.stack import LocalStack
 from tests.cli.conftest import calsync
+from tests.local.scheduled import OUTSIDE, WEEK, scheduled_stack
 
 LONDON = ZoneInfo("Europe/London")
 ALICE = "alice@bank.example.test"
 SERVICE = "calsync-svc@bank.example.test"
-OUTSIDE = "Outside working hours"
-SCHEDULE = 901
-WEEK = {
-    "1": "0900-1700",
-    "2": "0900-1700",
-    "3": "0900-1700",
-    "4": "0900-1700",
-    "5": "None",
-    "6": "None",
-    "0": "None",
-}
 # A Monday at least three days ahead.
 DAY = date.today() + timedelta(days=3 + (0 - (date.today() + timedelta(days=3)).weekday()) % 7)
 
@@ -44,22 +31,7 @@ def local(hour: int, minute: int = 0) -> datetime:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    seed = json.loads(Path(DEMO_SEED).read_text())
-    seed["jrni"]["schedules"] = [{"id": SCHEDULE, "company_id": 37001, "name": "Mon-Thu", "rules": WEEK}]
-    seed["jrni"]["people"][0]["schedule_id"] = SCHEDULE  # Alice
-    seed["integration"]["options"]["schedule_busy"] = {
-        "enabled": True,
-        "subject": OUTSIDE,
-        "free_busy": "Busy",
-    }
-    path = tmp_path_factory.mktemp("seed") / "seed.json"
-    path.write_text(json.dumps(seed))
-    with (
-        open(os.devnull, "w") as logs,
-        LocalStack(
-            StackOptions(api_port=0, ews_port=0, jrni_port=0, log_stream=logs, seed=path, streaming=False)
-        ) as running,
-    ):
+    for running in scheduled_stack(tmp_path_factory, WEEK):
         _alices_day(running)
         yield running
 

@@ -3,34 +3,21 @@ both emulators): Alice of the demo bank works 09:00-17:00 Monday to Thursday, an
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
-from local.seed import DEMO_SEED
-from local.stack import LocalStack, StackOptions
+from local.stack import LocalStack
+from tests.local.scheduled import OUTSIDE as SUBJECT
+from tests.local.scheduled import SCHEDULE, WEEK, scheduled_stack
 
 LONDON = ZoneInfo("Europe/London")
 ALICE = "alice@bank.example.test"
-SUBJECT = "Outside working hours"
-SCHEDULE = 901
-WEEK = {
-    "1": "0900-1700",
-    "2": "0900-1700",
-    "3": "0900-1700",
-    "4": "0900-1700",
-    "5": "None",
-    "6": "None",
-    "0": "None",
-}
 
 
 def _next(weekday: int, after: date) -> date:
@@ -43,30 +30,7 @@ SHORT_DAY = _next(3, date.today() + timedelta(days=14))
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    seed = json.loads(Path(DEMO_SEED).read_text())
-    seed["jrni"]["schedules"] = [
-        {
-            "id": SCHEDULE,
-            "company_id": 37001,
-            "name": "Mon-Thu",
-            "rules": {**WEEK, SHORT_DAY.isoformat(): "0900-1300"},
-        }
-    ]
-    seed["jrni"]["people"][0]["schedule_id"] = SCHEDULE  # Alice
-    seed["integration"]["options"]["schedule_busy"] = {
-        "enabled": True,
-        "subject": SUBJECT,
-        "free_busy": "Busy",
-    }
-    path = tmp_path_factory.mktemp("seed") / "seed.json"
-    path.write_text(json.dumps(seed))
-    with (
-        open(os.devnull, "w") as logs,
-        LocalStack(
-            StackOptions(api_port=0, ews_port=0, jrni_port=0, log_stream=logs, seed=path, streaming=False)
-        ) as running,
-    ):
-        yield running
+    yield from scheduled_stack(tmp_path_factory, {**WEEK, SHORT_DAY.isoformat(): "0900-1300"})
 
 
 def _items(
