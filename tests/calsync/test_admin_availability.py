@@ -205,6 +205,8 @@ def test_without_a_schedule_there_are_no_working_hours(
         (day(kind="room"), "is not person or resource"),
         (day(jrni_id="1 1"), "is not a JRNI id"),
         ({"kind": "person", "jrni_id": "11"}, "start and end are both required"),
+        ({}, "jrni_id is required"),  # no query at all: no id to check, not a server error
+        ({k: v for k, v in day().items() if k != "jrni_id"}, "jrni_id"),
     ],
 )
 def test_a_malformed_request_is_a_400_saying_what_is_wrong(

@@ -9,6 +9,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
+from calsync.domain import InvalidInputError
 from calsync.domain.availability import Availability
 from calsync.transport.admin.answers import answers, new_router
 from calsync.transport.admin.schemas import AvailabilityIntervalOut, AvailabilityOut
@@ -52,9 +53,11 @@ def routes(deps: Callable[[], AdminDeps]) -> Router:
             str | None, Query(description="ISO 8601 with an offset; at most 7 days after start")
         ] = None,
     ) -> AvailabilityOut:
+        if not jrni_id:
+            raise InvalidInputError("jrni_id is required: the JRNI id of the staff member or resource")
         window = availability.availability_window(start or "", end or "")
         found = availability.availability(
-            deps(), integration_id, availability.resource_kind(kind or ""), jrni_id or "", window
+            deps(), integration_id, availability.resource_kind(kind or ""), jrni_id, window
         )
         return availability_out(found)
 

@@ -24,6 +24,7 @@ def check_path_parameters(app: APIGatewayRestResolver, next_middleware: NextMidd
     """Refuse a request whose path names an id calsync cannot have (InvalidInputError → 400)."""
     for name, value in app.request.path_parameters.items():
         check = CHECKS.get(name)
-        if check is not None:
+        # A query parameter of the same name comes here too, None when absent: the route says what is missing.
+        if check is not None and value is not None:
             check(value)
     return next_middleware(app)
