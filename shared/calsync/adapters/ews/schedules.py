@@ -22,7 +22,6 @@ https://learn.microsoft.com/exchange/client-developer/web-service-reference/occu
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -49,7 +48,13 @@ from exchangelib.services import FindItem
 
 from calsync.adapters.ews.connection import DEFAULT_TIMEOUT_SECONDS, AccountCache
 from calsync.adapters.ews.session import MailboxSession, calendar_of, create_item, delete_item
-from calsync.adapters.ews.stamps import INTEGRATION_FIELD, JRNI_KEY_FIELD, PROPERTY_SET_ID, SCHEDULE_KIND
+from calsync.adapters.ews.stamps import (
+    INTEGRATION_FIELD,
+    JRNI_KEY_FIELD,
+    PROPERTY_SET_ID,
+    SCHEDULE_KIND,
+    register_fields,
+)
 from calsync.domain import (
     ExchangeConnection,
     OccurrenceDeletedError,
@@ -105,20 +110,15 @@ class ScheduleZoneProperty(ExtendedProperty):  # type: ignore[misc]
     property_type = "String"
 
 
-_lock = threading.Lock()
-
-
 def register_schedule_fields() -> None:
     """Make the schedule properties ordinary CalendarItem fields; safe to call any number of times."""
-    with _lock:
-        registered = {field.name for field in CalendarItem.FIELDS}
-        for name, prop in (
+    register_fields(
+        (
             (KIND_FIELD, KindProperty),
             (SCHEDULE_KEY_FIELD, ScheduleKeyProperty),
             (SCHEDULE_ZONE_FIELD, ScheduleZoneProperty),
-        ):
-            if name not in registered:
-                CalendarItem.register(name, prop)
+        )
+    )
 
 
 def _find_paths() -> set[Any]:

@@ -48,14 +48,18 @@ class JrniKeyProperty(ExtendedProperty):  # type: ignore[misc]
 _lock = threading.Lock()
 
 
-def register_stamp_fields() -> None:
-    """Make both properties ordinary CalendarItem fields; safe to call any number of times."""
+def register_fields(fields: tuple[tuple[str, type[ExtendedProperty]], ...]) -> None:
+    """Make extended properties ordinary CalendarItem fields, by name; safe to call any number of times."""
     with _lock:
         registered = {field.name for field in CalendarItem.FIELDS}
-        if INTEGRATION_FIELD not in registered:
-            CalendarItem.register(INTEGRATION_FIELD, IntegrationIdProperty)
-        if JRNI_KEY_FIELD not in registered:
-            CalendarItem.register(JRNI_KEY_FIELD, JrniKeyProperty)
+        for name, prop in fields:
+            if name not in registered:
+                CalendarItem.register(name, prop)
+
+
+def register_stamp_fields() -> None:
+    """Make both properties ordinary CalendarItem fields; safe to call any number of times."""
+    register_fields(((INTEGRATION_FIELD, IntegrationIdProperty), (JRNI_KEY_FIELD, JrniKeyProperty)))
 
 
 def stamp_values(stamp: Stamp) -> dict[str, str]:
