@@ -97,6 +97,20 @@ def series_key(weekdays: tuple[int, ...], start: time, minutes: int) -> str:
     return f"w:{minute_of_day(start)}+{minutes}:{','.join(str(day) for day in weekdays)}"
 
 
+def series_of_key(key: str, first_day: date | None) -> WeeklySeries | None:
+    """The series ``series_key`` names, from ``first_day`` on; None for a key it does not make (or no first day)."""
+    try:
+        kind, rest = key.split(":", 1)
+        span, days = rest.split(":", 1)
+        start, minutes = (int(part) for part in span.split("+", 1))
+        weekdays = tuple(int(day) for day in days.split(","))
+        if kind != "w" or first_day is None:
+            return None
+        return WeeklySeries(key, weekdays, time(start // 60, start % 60), minutes, first_day)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class OccurrenceChange:
     """An exception of a series: the occurrence the pattern puts at ``original_start`` shows ``window`` instead, or

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date, time
 from zoneinfo import ZoneInfo
 
 from calsync.domain import (
@@ -29,6 +28,7 @@ from calsync.domain.schedules import (
     WrittenSchedule,
     WrittenSeries,
     WrittenSingle,
+    series_of_key,
 )
 from calsync.engine.schedules import (
     ChangeOccurrence,
@@ -166,7 +166,7 @@ def _written(items: Sequence[WrittenItem]) -> tuple[WrittenSchedule, list[Weekly
             series.append(
                 WrittenSeries(item.key, item.item_id, tuple(sorted(changes, key=lambda c: c.original_start)))
             )
-            parsed = _series_of(item.key, item.first_day)
+            parsed = series_of_key(item.key, item.first_day)
             if parsed is not None:
                 existing.append(parsed)
         elif item.window is not None:
@@ -174,17 +174,3 @@ def _written(items: Sequence[WrittenItem]) -> tuple[WrittenSchedule, list[Weekly
     # Series in two zones (the company's zone changed mid-way): none is the zone, so every series is rewritten.
     zone = zones.pop() if len(zones) == 1 else ""
     return WrittenSchedule(zone, tuple(series), tuple(singles)), existing
-
-
-def _series_of(key: str, first_day: date | None) -> WeeklySeries | None:
-    """The series a key names (``w:<start minute>+<minutes>:<weekdays>``, ``domain.schedules.series_key``)."""
-    try:
-        kind, rest = key.split(":", 1)
-        span, days = rest.split(":", 1)
-        start, minutes = (int(part) for part in span.split("+", 1))
-        weekdays = tuple(int(day) for day in days.split(","))
-        if kind != "w" or first_day is None:
-            return None
-        return WeeklySeries(key, weekdays, time(start // 60, start % 60), minutes, first_day)
-    except ValueError:
-        return None  # not a key calsync writes: it will be removed as unwanted
