@@ -50,14 +50,14 @@ def working_days(
     days = []
     day = first
     while day <= last:
-        days.append(WorkingDay(day, _spans(dates.get(day.isoformat()), schedule_id, day)))
+        days.append(WorkingDay.of(day, _spans(dates.get(day.isoformat()), schedule_id, day)))
         day += timedelta(days=1)
     return tuple(days)
 
 
-def _spans(value: Any, schedule_id: str, day: date) -> tuple[tuple[time, time | None], ...]:
+def _spans(value: Any, schedule_id: str, day: date) -> list[tuple[time, time | None]]:
     if value is None or value == "None" or value == "" or value == []:
-        return ()
+        return []
     parts = value.split(",") if isinstance(value, str) else value
     if not isinstance(parts, list):
         raise PermanentError(f"JRNI schedule {schedule_id} gave {day} as {value!r}, not a list of ranges")
@@ -73,7 +73,7 @@ def _spans(value: Any, schedule_id: str, day: date) -> tuple[tuple[time, time | 
         if start is None or (end is not None and end <= start):
             raise PermanentError(f"JRNI schedule {schedule_id} gave {day} the empty range {part!r}")
         spans.append((start, end))
-    return _merged(spans)
+    return spans
 
 
 def _clock(hours: str, minutes: str, part: Any, schedule_id: str, day: date) -> time | None:
@@ -83,20 +83,6 @@ def _clock(hours: str, minutes: str, part: Any, schedule_id: str, day: date) -> 
     if h > 23 or m > 59:
         raise PermanentError(f"JRNI schedule {schedule_id} gave {day} the range {part!r}: no such time")
     return time(h, m)
-
-
-def _merged(spans: list[tuple[time, time | None]]) -> tuple[tuple[time, time | None], ...]:
-    def end_key(end: time | None) -> tuple[int, time]:
-        return (1, time(0)) if end is None else (0, end)
-
-    out: list[tuple[time, time | None]] = []
-    for start, end in sorted(spans, key=lambda s: (s[0], end_key(s[1]))):
-        if out and (out[-1][1] is None or start <= out[-1][1]):
-            last_start, last_end = out[-1]
-            out[-1] = (last_start, max(last_end, end, key=end_key) if last_end is not None else None)
-        else:
-            out.append((start, end))
-    return tuple(out)
 
 
 def covering(window: TimeWindow, zone: Any) -> tuple[date, date]:
